@@ -1,0 +1,451 @@
+//! The lake: one Delta Lake table per [`Table`] under a root URL on `object_store`.
+//!
+//! [`Lake`] turns a location (`./lake`, `file:///…`, `s3://bucket/prefix`) into table URLs,
+//! creates missing tables from the canonical schema, appends record batches as single atomic
+//! Delta commits (a reader sees a whole append or none of it), and runs maintenance: compaction
+//! ([`Lake::optimize`]), safe file removal ([`Lake::vacuum`]) and per-table statistics
+//! ([`Lake::stats`]). The query layer (`crate::query`) reads the same tables through
+//! [`Lake::open_table`].
+//!
+//! S3-compatible storage takes the usual settings (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`) from the environment or from
+//! [`Lake::with_storage_options`]. Commits use the store's conditional put, so no external lock
+//! service is needed.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Once;
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatch;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+use deltalake::kernel::{StructField, StructType};
+use deltalake::operations::optimize::OptimizeType;
+use deltalake::operations::vacuum::VacuumMode;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use tracing::{debug, info};
+use url::Url;
+
+use crate::schema::Table;
+
+/// Errors from the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// The location is neither a path nor a URL we can store tables under.
+    #[error("invalid lake location '{location}': {reason}")]
+    InvalidLocation {
+        /// What was given.
+        location: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// Creating the local lake folder failed.
+    #[error("cannot create lake folder '{path}': {source}")]
+    CreateFolder {
+        /// The folder.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A batch does not have the table's registered schema.
+    #[error("batch for table '{table}' does not match its schema: {detail}")]
+    SchemaMismatch {
+        /// The table written to.
+        table: Table,
+        /// The first difference found.
+        detail: String,
+    },
+    /// The table does not exist yet (nothing has been written to this lake).
+    #[error("table '{table}' does not exist in the lake at {root}")]
+    MissingTable {
+        /// The table asked for.
+        table: Table,
+        /// The lake root.
+        root: Url,
+    },
+    /// Delta Lake (log, commit or object store) failed.
+    #[error(transparent)]
+    Delta(#[from] DeltaTableError),
+    /// Turning the canonical Arrow schema into a Delta schema failed.
+    #[error("schema of '{table}' cannot be stored in Delta: {source}")]
+    Kernel {
+        /// The table.
+        table: Table,
+        /// Why.
+        source: arrow::error::ArrowError,
+    },
+}
+
+/// Row and file counts of one table (from the Delta log, without reading data files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStats {
+    /// The table.
+    pub table: Table,
+    /// Delta version (number of commits − 1).
+    pub version: u64,
+    /// Rows in the live files.
+    pub rows: u64,
+    /// Live data files.
+    pub files: u64,
+    /// Bytes in live data files.
+    pub bytes: u64,
+}
+
+/// What a compaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptimizeReport {
+    /// The table.
+    pub table: Table,
+    /// Small files replaced.
+    pub files_removed: u64,
+    /// Compacted files written.
+    pub files_added: u64,
+}
+
+/// What a vacuum removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VacuumReport {
+    /// The table.
+    pub table: Table,
+    /// Files deleted from storage.
+    pub files_deleted: u64,
+}
+
+/// How long files a commit replaced stay readable before `vacuum` may delete them, unless asked
+/// otherwise. Queries and external readers holding an older snapshot finish well inside it.
+pub const DEFAULT_VACUUM_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// A lake root and the storage settings to reach it.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Url,
+    storage_options: HashMap<String, String>,
+}
+
+fn register_cloud_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+}
+
+impl Lake {
+    /// Opens the lake at `location`: a local path (created if missing) or a `file://` or `s3://`
+    /// URL. Nothing is read yet.
+    pub fn open(location: &str) -> Result<Self, LakeError> {
+        register_cloud_handlers();
+        let root = parse_location(location)?;
+        Ok(Lake {
+            root,
+            storage_options: HashMap::new(),
+        })
+    }
+
+    /// Adds object-store settings (e.g. `aws_endpoint`, `aws_access_key_id`), overriding the
+    /// environment.
+    pub fn with_storage_options(mut self, options: HashMap<String, String>) -> Self {
+        self.storage_options.extend(options);
+        self
+    }
+
+    /// The lake's root URL (always ending in `/`).
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// Where `table` lives.
+    pub fn table_url(&self, table: Table) -> Url {
+        // The root ends in '/', so join appends rather than replacing the last segment.
+        self.root
+            .join(&format!("{}/", table.name()))
+            .expect("table names are valid URL segments")
+    }
+
+    fn builder(&self, table: Table) -> Result<DeltaTableBuilder, LakeError> {
+        Ok(DeltaTableBuilder::from_url(self.table_url(table))?
+            .with_storage_options(self.storage_options.clone()))
+    }
+
+    /// Loads the latest snapshot of `table`; [`LakeError::MissingTable`] if it was never created.
+    pub async fn open_table(&self, table: Table) -> Result<DeltaTable, LakeError> {
+        let missing = || LakeError::MissingTable {
+            table,
+            root: self.root.clone(),
+        };
+        // A local table that was never created has no folder, which the kernel reports as a
+        // bad location rather than "not a table"; tell the two apart up front.
+        if let Ok(dir) = self.table_url(table).to_file_path()
+            && !dir.join("_delta_log").is_dir()
+        {
+            return Err(missing());
+        }
+        match self.builder(table)?.load().await {
+            Ok(t) => Ok(t),
+            Err(DeltaTableError::NotATable(_)) => Err(missing()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `table` exists.
+    pub async fn has_table(&self, table: Table) -> Result<bool, LakeError> {
+        match self.open_table(table).await {
+            Ok(_) => Ok(true),
+            Err(LakeError::MissingTable { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Loads `table`, creating it empty from the canonical schema if it does not exist.
+    pub async fn open_or_create(&self, table: Table) -> Result<DeltaTable, LakeError> {
+        match self.open_table(table).await {
+            Err(LakeError::MissingTable { .. }) => self.create(table).await,
+            other => other,
+        }
+    }
+
+    async fn create(&self, table: Table) -> Result<DeltaTable, LakeError> {
+        let schema: StructType = table
+            .schema()
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|source| LakeError::Kernel { table, source })?;
+        let columns: Vec<StructField> = schema.fields().cloned().collect();
+        let handle = self.builder(table)?.build()?;
+        let created = handle
+            .create()
+            .with_table_name(table.name())
+            .with_columns(columns)
+            .with_partition_columns([table.partition_column()])
+            // A concurrent creator may win the race; its table is the same, so keep it.
+            .with_save_mode(SaveMode::Ignore)
+            .with_configuration_property(
+                deltalake::TableProperty::DeletedFileRetentionDuration,
+                Some(format!(
+                    "interval {} seconds",
+                    DEFAULT_VACUUM_RETENTION.as_secs()
+                )),
+            )
+            .await;
+        match created {
+            Ok(t) => {
+                info!(table = %table, root = %self.root, "Created table.");
+                Ok(t)
+            }
+            // SaveMode::Ignore still fails if the racing commit landed between our check and
+            // our commit; the table exists either way.
+            Err(DeltaTableError::VersionAlreadyExists(_)) => self.open_table(table).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates every missing table, so readers find the whole model even before data arrives.
+    pub async fn ensure_tables(&self) -> Result<(), LakeError> {
+        for table in Table::ALL {
+            self.open_or_create(table).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends `batches` to `table` in one atomic commit and returns the new table version.
+    ///
+    /// Every batch must carry exactly the registered schema; an empty list commits nothing.
+    pub async fn append(
+        &self,
+        table: Table,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Option<u64>, LakeError> {
+        let expected = table.schema();
+        for batch in &batches {
+            if batch.schema().as_ref() != expected.as_ref() {
+                return Err(LakeError::SchemaMismatch {
+                    table,
+                    detail: first_difference(&expected, &batch.schema()),
+                });
+            }
+        }
+        let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+        if batches.is_empty() {
+            return Ok(None);
+        }
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let delta = self.open_or_create(table).await?;
+        let written = delta
+            .write(batches)
+            .with_save_mode(SaveMode::Append)
+            .with_partition_columns([table.partition_column()])
+            .await?;
+        let version = written.version();
+        debug!(table = %table, rows, version, "Appended batch.");
+        Ok(version)
+    }
+
+    /// Row, file and byte counts of `table`, read from the log.
+    pub async fn stats(&self, table: Table) -> Result<TableStats, LakeError> {
+        let delta = self.open_table(table).await?;
+        let snapshot = delta.snapshot()?;
+        let (mut rows, mut files, mut bytes) = (0u64, 0u64, 0u64);
+        for file in snapshot.log_data().iter() {
+            files += 1;
+            rows += file.num_records().unwrap_or(0) as u64;
+            bytes += u64::try_from(file.size()).unwrap_or(0);
+        }
+        Ok(TableStats {
+            table,
+            version: snapshot.version(),
+            rows,
+            files,
+            bytes,
+        })
+    }
+
+    /// Rewrites each partition's small files into fewer large ones (one commit per table).
+    ///
+    /// Readers keep seeing the same rows throughout; the replaced files stay on storage until a
+    /// [`Lake::vacuum`] after the retention period.
+    pub async fn optimize(&self, table: Table) -> Result<OptimizeReport, LakeError> {
+        let delta = self.open_table(table).await?;
+        let (_, metrics) = delta.optimize().with_type(OptimizeType::Compact).await?;
+        info!(
+            table = %table,
+            files_removed = metrics.num_files_removed,
+            files_added = metrics.num_files_added,
+            "Optimized table."
+        );
+        Ok(OptimizeReport {
+            table,
+            files_removed: metrics.num_files_removed,
+            files_added: metrics.num_files_added,
+        })
+    }
+
+    /// Deletes data files that a commit replaced more than `retention` ago.
+    ///
+    /// Only files the log marks as removed are candidates (Delta's "lite" vacuum). Files of an
+    /// append still in flight are not in the log at all, so a vacuum can never delete them
+    /// from under a writer; files replaced within `retention` stay for readers still holding an
+    /// older snapshot.
+    pub async fn vacuum(
+        &self,
+        table: Table,
+        retention: Duration,
+    ) -> Result<VacuumReport, LakeError> {
+        let delta = self.open_table(table).await?;
+        let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+        let (_, metrics) = delta
+            .vacuum()
+            .with_mode(VacuumMode::Lite)
+            .with_retention_period(retention)
+            // The retention is ours to choose (the CLI enforces a floor); the table default is
+            // only the default.
+            .with_enforce_retention_duration(false)
+            .await?;
+        let files_deleted = metrics.files_deleted.len() as u64;
+        info!(table = %table, files_deleted, "Vacuumed table.");
+        Ok(VacuumReport {
+            table,
+            files_deleted,
+        })
+    }
+}
+
+fn parse_location(location: &str) -> Result<Url, LakeError> {
+    let invalid = |reason| LakeError::InvalidLocation {
+        location: location.to_string(),
+        reason,
+    };
+    if location.is_empty() {
+        return Err(invalid("empty"));
+    }
+    let mut url = match Url::parse(location) {
+        // One-letter schemes are Windows drive letters, not URLs.
+        Ok(url) if url.scheme().len() > 1 => {
+            if url.scheme() == "file" {
+                let path = url
+                    .to_file_path()
+                    .map_err(|()| invalid("not a local file URL"))?;
+                ensure_dir(&path)?;
+            } else if url.host_str().is_none_or(str::is_empty) {
+                return Err(invalid("the URL names no bucket or host"));
+            }
+            url
+        }
+        _ => {
+            let path = Path::new(location);
+            ensure_dir(path)?;
+            let absolute =
+                std::fs::canonicalize(path).map_err(|source| LakeError::CreateFolder {
+                    path: location.to_string(),
+                    source,
+                })?;
+            Url::from_directory_path(&absolute).map_err(|()| invalid("not an absolute path"))?
+        }
+    };
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+fn ensure_dir(path: &Path) -> Result<(), LakeError> {
+    std::fs::create_dir_all(path).map_err(|source| LakeError::CreateFolder {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn first_difference(expected: &arrow::datatypes::Schema, got: &arrow::datatypes::Schema) -> String {
+    if expected.fields().len() != got.fields().len() {
+        return format!(
+            "expected {} columns, got {}",
+            expected.fields().len(),
+            got.fields().len()
+        );
+    }
+    for (e, g) in expected.fields().iter().zip(got.fields()) {
+        if e != g {
+            return format!(
+                "column '{}' {:?} nullable={} expected, got '{}' {:?} nullable={}",
+                e.name(),
+                e.data_type(),
+                e.is_nullable(),
+                g.name(),
+                g.data_type(),
+                g.is_nullable()
+            );
+        }
+    }
+    "schema metadata differs".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_become_directory_urls() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+        assert_eq!(lake.root().scheme(), "file");
+        assert!(lake.root().path().ends_with("/lake/"));
+        assert!(
+            lake.table_url(Table::AdtEvents)
+                .path()
+                .ends_with("/lake/adt_events/")
+        );
+    }
+
+    #[test]
+    fn s3_urls_keep_their_prefix() {
+        let lake = Lake::open("s3://bucket/trusts/north").unwrap();
+        assert_eq!(
+            lake.table_url(Table::Beds).as_str(),
+            "s3://bucket/trusts/north/beds/"
+        );
+    }
+
+    #[test]
+    fn urls_without_a_bucket_are_refused() {
+        let err = Lake::open("s3:///prefix").unwrap_err();
+        assert!(err.to_string().contains("no bucket"), "{err}");
+    }
+}

@@ -1,0 +1,306 @@
+//! The query layer: one configured DataFusion session over every lake table.
+//!
+//! [`QueryEngine`] registers each [`Table`] that exists in the [`Lake`] under its canonical
+//! name, bounds every query by a memory pool, and runs read-only SQL (no DDL, no DML, no
+//! `COPY`, no `CREATE EXTERNAL TABLE`, so SQL cannot touch files outside the lake). Results come
+//! back as Arrow record batches in a [`QueryOutput`], which prints as a table, CSV or JSON.
+//!
+//! Tables are registered behind a [`LiveTable`] whose Delta snapshot [`QueryEngine::refresh`]
+//! swaps atomically: a query running during a refresh finishes on the snapshot it started
+//! with, and a query never sees a half-written commit. DataFusion types stay in this module;
+//! callers talk in SQL strings, Arrow batches and [`QueryError`].
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::{Arc, RwLock};
+
+use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{LogicalPlan, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{Expr, SQLOptions, SessionConfig, SessionContext};
+use tracing::debug;
+
+use crate::lake::{Lake, LakeError};
+use crate::schema::Table;
+
+/// Errors from planning or running a query.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The SQL failed to parse, plan or run; DataFusion's message says why.
+    #[error("{0}")]
+    DataFusion(#[from] DataFusionError),
+    /// Reading the lake failed.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    /// Formatting results failed.
+    #[error("cannot format results: {0}")]
+    Format(#[from] ArrowError),
+    /// Writing formatted results failed.
+    #[error("cannot write results: {0}")]
+    Io(#[from] std::io::Error),
+    /// Nothing has been written to this lake: there are no tables to query.
+    #[error("no lake tables at {root}; write some first (bright generate, bright demo)")]
+    EmptyLake {
+        /// The lake root.
+        root: url::Url,
+    },
+}
+
+/// Settings of the query session.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// Upper bound on memory held by operators of all running queries together (bytes). A
+    /// query that needs more fails on its own with a resources error.
+    pub memory_limit: usize,
+    /// Parallelism of each query (DataFusion's target partitions); 0 = number of cores.
+    pub target_partitions: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            memory_limit: 2 << 30,
+            target_partitions: 0,
+        }
+    }
+}
+
+/// Output formats for query results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// An aligned text table for people.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// A JSON array of objects, one per row.
+    Json,
+}
+
+/// The collected result of a query.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Column names and types.
+    pub schema: SchemaRef,
+    /// The rows.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryOutput {
+    /// Number of rows.
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Writes the result in `format`, followed by a newline.
+    pub fn write(&self, format: OutputFormat, out: &mut dyn Write) -> Result<(), QueryError> {
+        match format {
+            OutputFormat::Table => {
+                let table = arrow::util::pretty::pretty_format_batches_with_schema(
+                    self.schema.clone(),
+                    &self.batches,
+                )?;
+                writeln!(out, "{table}")?;
+            }
+            OutputFormat::Csv => {
+                let mut writer = arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut *out);
+                if self.batches.is_empty() {
+                    // The header still tells a script which columns came back.
+                    writer.write(&RecordBatch::new_empty(self.schema.clone()))?;
+                }
+                for batch in &self.batches {
+                    writer.write(batch)?;
+                }
+            }
+            OutputFormat::Json => {
+                let mut writer = arrow::json::ArrayWriter::new(&mut *out);
+                for batch in &self.batches {
+                    writer.write(batch)?;
+                }
+                // Writes `[]` when there were no rows.
+                writer.finish()?;
+                writeln!(out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A lake table as DataFusion sees it: the current Delta snapshot, swapped on refresh.
+#[derive(Debug)]
+struct LiveTable {
+    schema: SchemaRef,
+    current: RwLock<Arc<dyn TableProvider>>,
+}
+
+impl LiveTable {
+    fn current(&self) -> Arc<dyn TableProvider> {
+        // A poisoned lock only means a refresh panicked; the provider it holds is still whole.
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn replace(&self, provider: Arc<dyn TableProvider>) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = provider;
+    }
+}
+
+#[async_trait]
+impl TableProvider for LiveTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
+        None
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        self.current().scan(state, projection, filters, limit).await
+    }
+
+    async fn scan_with_args<'a>(
+        &self,
+        state: &dyn Session,
+        args: ScanArgs<'a>,
+    ) -> datafusion::error::Result<ScanResult> {
+        self.current().scan_with_args(state, args).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        self.current().supports_filters_pushdown(filters)
+    }
+}
+
+/// One DataFusion session with every lake table registered.
+pub struct QueryEngine {
+    lake: Lake,
+    ctx: SessionContext,
+    tables: BTreeMap<Table, Arc<LiveTable>>,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine")
+            .field("lake", self.lake.root())
+            .field("tables", &self.tables.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl QueryEngine {
+    /// Opens a session over every table that exists in `lake`.
+    ///
+    /// Fails with [`QueryError::EmptyLake`] when the lake holds no table at all, which almost
+    /// always means a wrong `--lake`.
+    pub async fn open(lake: &Lake, config: &QueryConfig) -> Result<Self, QueryError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(config.memory_limit, 1.0)
+            .build_arc()?;
+        let mut session_config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("bright", "lake");
+        if config.target_partitions > 0 {
+            session_config = session_config.with_target_partitions(config.target_partitions);
+        }
+        let ctx = SessionContext::new_with_config_rt(session_config, runtime);
+        let mut engine = QueryEngine {
+            lake: lake.clone(),
+            ctx,
+            tables: BTreeMap::new(),
+        };
+        for table in Table::ALL {
+            let delta = match lake.open_table(table).await {
+                Ok(delta) => delta,
+                Err(LakeError::MissingTable { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let provider = engine.provider(&delta).await?;
+            let live = Arc::new(LiveTable {
+                schema: provider.schema(),
+                current: RwLock::new(provider),
+            });
+            engine.ctx.register_table(table.name(), live.clone())?;
+            engine.tables.insert(table, live);
+        }
+        if engine.tables.is_empty() {
+            return Err(QueryError::EmptyLake {
+                root: lake.root().clone(),
+            });
+        }
+        Ok(engine)
+    }
+
+    async fn provider(
+        &self,
+        delta: &deltalake::DeltaTable,
+    ) -> Result<Arc<dyn TableProvider>, QueryError> {
+        delta
+            .update_datafusion_session(&self.ctx.state())
+            .map_err(LakeError::from)?;
+        Ok(delta.table_provider().await?)
+    }
+
+    /// The tables this session can query.
+    pub fn tables(&self) -> impl Iterator<Item = Table> + '_ {
+        self.tables.keys().copied()
+    }
+
+    /// The schema of `table` as queries see it.
+    pub fn table_schema(&self, table: Table) -> Option<SchemaRef> {
+        self.tables.get(&table).map(|t| t.schema.clone())
+    }
+
+    /// Moves every table to its latest committed snapshot. Queries already running keep the
+    /// snapshot they planned against.
+    pub async fn refresh(&self) -> Result<(), QueryError> {
+        for (table, live) in &self.tables {
+            let delta = self.lake.open_table(*table).await?;
+            let provider = self.provider(&delta).await?;
+            live.replace(provider);
+        }
+        Ok(())
+    }
+
+    /// Plans and runs one read-only SQL statement and collects its result.
+    pub async fn sql(&self, sql: &str) -> Result<QueryOutput, QueryError> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let frame = self.ctx.sql_with_options(sql, options).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        debug!(
+            rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            "Ran query."
+        );
+        Ok(QueryOutput { schema, batches })
+    }
+}

@@ -1,0 +1,526 @@
+//! The canonical data model: every lake table, its columns, types, time column and partition
+//! column, defined once.
+//!
+//! Everything that reads or writes the lake goes through [`Table`]: the lake creates Delta
+//! tables from [`Table::schema`], the query layer registers them under [`Table::name`], the
+//! simulator and (later) ingest build record batches against the same schema. Column names are
+//! constants in one module per table so a typo is a compile error, not an empty dashboard.
+//!
+//! Conventions other tools rely on: snake_case names; timestamps are
+//! `Timestamp(Microsecond, "UTC")`; every table carries `org_code` (the trust's ODS code) beside
+//! `site`; each table's partition column (a `Date32` day, or the month for finance) is its last
+//! column, because Delta stores partition values in the path and readers append them after the
+//! file's columns.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// The time zone every timestamp column carries.
+pub const UTC: &str = "UTC";
+
+/// Money columns: pounds with pence, wide enough for a national ledger.
+pub const MONEY_PRECISION: u8 = 18;
+/// Scale of money columns (pence).
+pub const MONEY_SCALE: i8 = 2;
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
+}
+
+fn money() -> DataType {
+    DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE)
+}
+
+fn required(name: &str, data_type: DataType) -> Field {
+    Field::new(name, data_type, false)
+}
+
+fn optional(name: &str, data_type: DataType) -> Field {
+    Field::new(name, data_type, true)
+}
+
+/// Column names shared by every table.
+pub mod common {
+    /// The trust's ODS code (e.g. `X01`), so one lake can hold a region or the country.
+    pub const ORG_CODE: &str = "org_code";
+    /// The hospital site within the trust.
+    pub const SITE: &str = "site";
+}
+
+/// `adt_events`: HL7 v2 ADT events, one row per message, corrections kept as their own events.
+pub mod adt_events {
+    /// Sender + message control id; unique (see [`event_id`]).
+    pub const EVENT_ID: &str = "event_id";
+    /// A01, A02, A03 … A13, A28, A31, A40.
+    pub const EVENT_TYPE: &str = "event_type";
+    /// When the event happened (EVN-6, else EVN-2).
+    pub const EVENT_TIME: &str = "event_time";
+    /// When the sending system recorded it (EVN-2).
+    pub const RECORDED_AT: &str = "recorded_at";
+    /// Keyed pseudonym of the NHS number (never the number itself).
+    pub const PATIENT_KEY: &str = "patient_key";
+    /// Visit number (PV1-19); cancellations match on it.
+    pub const ENCOUNTER_ID: &str = "encounter_id";
+    /// inpatient, outpatient, emergency or day_case.
+    pub const PATIENT_CLASS: &str = "patient_class";
+    /// Ward (PV1-3.1).
+    pub const WARD: &str = "ward";
+    /// Bed (PV1-3.3).
+    pub const BED: &str = "bed";
+    /// Treatment function code (PV1-10), e.g. `300` general medicine.
+    pub const SPECIALTY: &str = "specialty";
+    /// NHS Data Dictionary admission method code, e.g. `21` emergency via A&E.
+    pub const ADMISSION_METHOD: &str = "admission_method";
+    /// NHS Data Dictionary discharge destination code, e.g. `19` usual place of residence.
+    pub const DISCHARGE_DESTINATION: &str = "discharge_destination";
+    /// The feed the event arrived on.
+    pub const SOURCE: &str = "source";
+    /// Partition column: UTC day of `event_time`.
+    pub const EVENT_DATE: &str = "event_date";
+
+    /// The unique id of an ADT event: sending facility, sending application, control id.
+    pub fn event_id(sending_facility: &str, sending_application: &str, control_id: &str) -> String {
+        format!("{sending_facility}/{sending_application}/{control_id}")
+    }
+}
+
+/// `ed_attendances`: one row per emergency department attendance.
+pub mod ed_attendances {
+    pub const ATTENDANCE_ID: &str = "attendance_id";
+    pub const PATIENT_KEY: &str = "patient_key";
+    pub const ARRIVAL_TIME: &str = "arrival_time";
+    /// ambulance, walk_in or other.
+    pub const ARRIVAL_MODE: &str = "arrival_mode";
+    pub const AMBULANCE_ARRIVAL_TIME: &str = "ambulance_arrival_time";
+    pub const HANDOVER_TIME: &str = "handover_time";
+    /// 1 (immediate resuscitation) … 5 (non-urgent).
+    pub const ACUITY: &str = "acuity";
+    pub const INITIAL_ASSESSMENT_TIME: &str = "initial_assessment_time";
+    pub const SEEN_TIME: &str = "seen_time";
+    pub const DECISION_TO_ADMIT_TIME: &str = "decision_to_admit_time";
+    /// Empty while the patient is still in the department.
+    pub const DEPARTURE_TIME: &str = "departure_time";
+    /// admitted, discharged, transferred, left or died; empty while in the department.
+    pub const DISPOSAL: &str = "disposal";
+    pub const AGE_BAND: &str = "age_band";
+    pub const CHIEF_COMPLAINT: &str = "chief_complaint";
+    /// Partition column: UTC day of `arrival_time`.
+    pub const ARRIVAL_DATE: &str = "arrival_date";
+}
+
+/// `theatre_sessions`: planned operating lists.
+pub mod theatre_sessions {
+    pub const SESSION_ID: &str = "session_id";
+    pub const THEATRE: &str = "theatre";
+    pub const PLANNED_START: &str = "planned_start";
+    pub const PLANNED_END: &str = "planned_end";
+    pub const SPECIALTY: &str = "specialty";
+    /// The whole list was cancelled before the day.
+    pub const CANCELLED: &str = "cancelled";
+    /// Partition column: the list's (local) calendar day.
+    pub const SESSION_DATE: &str = "session_date";
+}
+
+/// `theatre_events`: case milestones as the theatre system records them.
+pub mod theatre_events {
+    pub const EVENT_ID: &str = "event_id";
+    pub const CASE_ID: &str = "case_id";
+    pub const SESSION_ID: &str = "session_id";
+    pub const THEATRE: &str = "theatre";
+    pub const SPECIALTY: &str = "specialty";
+    /// OPCS-4 code of the planned procedure.
+    pub const PROCEDURE_CODE: &str = "procedure_code";
+    pub const PROCEDURE_NAME: &str = "procedure_name";
+    /// One of [`MILESTONES`](super::theatre_events::MILESTONES).
+    pub const MILESTONE: &str = "milestone";
+    pub const EVENT_TIME: &str = "event_time";
+    /// Position of the case on the list (1-based).
+    pub const PLANNED_ORDER: &str = "planned_order";
+    pub const PLANNED_DURATION_MIN: &str = "planned_duration_min";
+    /// Only on `cancelled` events.
+    pub const CANCEL_REASON: &str = "cancel_reason";
+    /// Partition column: UTC day of `event_time`.
+    pub const EVENT_DATE: &str = "event_date";
+
+    /// Milestones in the order a completed case passes them.
+    pub const MILESTONES: [&str; 10] = [
+        "sent_for",
+        "in_anaesthetic_room",
+        "anaesthesia_start",
+        "knife_to_skin",
+        "surgery_end",
+        "anaesthesia_end",
+        "out_of_theatre",
+        "in_recovery",
+        "cleaning_start",
+        "cleaning_end",
+    ];
+    /// The milestone of a case cancelled on the day.
+    pub const CANCELLED: &str = "cancelled";
+}
+
+/// `beds`: bed base per ward over time (a new row when capacity changes).
+pub mod beds {
+    pub const WARD: &str = "ward";
+    /// general_acute, critical_care, maternity, paediatric, …
+    pub const WARD_TYPE: &str = "ward_type";
+    pub const BEDS: &str = "beds";
+    /// Partition column (and first day the row holds).
+    pub const VALID_FROM: &str = "valid_from";
+    /// Last day the row holds; empty while current.
+    pub const VALID_TO: &str = "valid_to";
+}
+
+/// `workforce_shifts`: one row per rostered shift.
+pub mod workforce_shifts {
+    pub const SHIFT_ID: &str = "shift_id";
+    pub const WARD: &str = "ward";
+    /// nursing, hca, medical, ahp.
+    pub const STAFF_GROUP: &str = "staff_group";
+    pub const PLANNED_HOURS: &str = "planned_hours";
+    /// Zero when the shift went unfilled.
+    pub const WORKED_HOURS: &str = "worked_hours";
+    /// substantive, bank or agency.
+    pub const CONTRACT: &str = "contract";
+    /// Partition column.
+    pub const SHIFT_DATE: &str = "shift_date";
+}
+
+/// `finance_ledger`: monthly budget and actual per cost centre.
+pub mod finance_ledger {
+    pub const COST_CENTRE: &str = "cost_centre";
+    pub const SPECIALTY: &str = "specialty";
+    /// pay, non_pay or income.
+    pub const CATEGORY: &str = "category";
+    pub const BUDGET: &str = "budget";
+    pub const ACTUAL: &str = "actual";
+    /// Partition column: first day of the month.
+    pub const MONTH: &str = "month";
+}
+
+/// `dq_issues`: records ingest flagged or rejected, with the team that owns the fix.
+pub mod dq_issues {
+    pub const FEED: &str = "feed";
+    pub const RECEIVED_AT: &str = "received_at";
+    pub const RECORD_REF: &str = "record_ref";
+    pub const REASON: &str = "reason";
+    pub const OWNER: &str = "owner";
+    /// Partition column: UTC day of `received_at`.
+    pub const RECEIVED_DATE: &str = "received_date";
+}
+
+/// How a table is partitioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    /// One partition per day.
+    Day,
+    /// One partition per month (the partition value is the month's first day).
+    Month,
+}
+
+/// Every table in the lake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    AdtEvents,
+    EdAttendances,
+    TheatreSessions,
+    TheatreEvents,
+    Beds,
+    WorkforceShifts,
+    FinanceLedger,
+    DqIssues,
+}
+
+impl Table {
+    /// All tables, in a stable order.
+    pub const ALL: [Table; 8] = [
+        Table::AdtEvents,
+        Table::EdAttendances,
+        Table::TheatreSessions,
+        Table::TheatreEvents,
+        Table::Beds,
+        Table::WorkforceShifts,
+        Table::FinanceLedger,
+        Table::DqIssues,
+    ];
+
+    /// The table's name in the lake and in SQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::AdtEvents => "adt_events",
+            Table::EdAttendances => "ed_attendances",
+            Table::TheatreSessions => "theatre_sessions",
+            Table::TheatreEvents => "theatre_events",
+            Table::Beds => "beds",
+            Table::WorkforceShifts => "workforce_shifts",
+            Table::FinanceLedger => "finance_ledger",
+            Table::DqIssues => "dq_issues",
+        }
+    }
+
+    /// The registered Arrow schema; written files and query results match it exactly.
+    pub fn schema(self) -> SchemaRef {
+        static SCHEMAS: LazyLock<Vec<SchemaRef>> = LazyLock::new(|| {
+            Table::ALL
+                .iter()
+                .map(|t| Arc::new(t.build_schema()))
+                .collect()
+        });
+        SCHEMAS[self as usize].clone()
+    }
+
+    /// The column that says when a row happened (used for freshness and time filters).
+    pub fn time_column(self) -> &'static str {
+        match self {
+            Table::AdtEvents => adt_events::EVENT_TIME,
+            Table::EdAttendances => ed_attendances::ARRIVAL_TIME,
+            Table::TheatreSessions => theatre_sessions::PLANNED_START,
+            Table::TheatreEvents => theatre_events::EVENT_TIME,
+            Table::Beds => beds::VALID_FROM,
+            Table::WorkforceShifts => workforce_shifts::SHIFT_DATE,
+            Table::FinanceLedger => finance_ledger::MONTH,
+            Table::DqIssues => dq_issues::RECEIVED_AT,
+        }
+    }
+
+    /// The partition column: always the schema's last column, a `Date32`.
+    pub fn partition_column(self) -> &'static str {
+        match self {
+            Table::AdtEvents => adt_events::EVENT_DATE,
+            Table::EdAttendances => ed_attendances::ARRIVAL_DATE,
+            Table::TheatreSessions => theatre_sessions::SESSION_DATE,
+            Table::TheatreEvents => theatre_events::EVENT_DATE,
+            Table::Beds => beds::VALID_FROM,
+            Table::WorkforceShifts => workforce_shifts::SHIFT_DATE,
+            Table::FinanceLedger => finance_ledger::MONTH,
+            Table::DqIssues => dq_issues::RECEIVED_DATE,
+        }
+    }
+
+    /// Day or month partitions.
+    pub fn grain(self) -> Grain {
+        match self {
+            Table::FinanceLedger => Grain::Month,
+            _ => Grain::Day,
+        }
+    }
+
+    fn build_schema(self) -> Schema {
+        use DataType::{Boolean, Date32, Float64, Int8, Int32, Utf8};
+        let org = || required(common::ORG_CODE, Utf8);
+        let site = || required(common::SITE, Utf8);
+        let fields = match self {
+            Table::AdtEvents => {
+                use adt_events::*;
+                vec![
+                    required(EVENT_ID, Utf8),
+                    required(EVENT_TYPE, Utf8),
+                    required(EVENT_TIME, ts()),
+                    required(RECORDED_AT, ts()),
+                    optional(PATIENT_KEY, Utf8),
+                    optional(ENCOUNTER_ID, Utf8),
+                    optional(PATIENT_CLASS, Utf8),
+                    org(),
+                    optional(common::SITE, Utf8),
+                    optional(WARD, Utf8),
+                    optional(BED, Utf8),
+                    optional(SPECIALTY, Utf8),
+                    optional(ADMISSION_METHOD, Utf8),
+                    optional(DISCHARGE_DESTINATION, Utf8),
+                    required(SOURCE, Utf8),
+                    required(EVENT_DATE, Date32),
+                ]
+            }
+            Table::EdAttendances => {
+                use ed_attendances::*;
+                vec![
+                    required(ATTENDANCE_ID, Utf8),
+                    org(),
+                    site(),
+                    optional(PATIENT_KEY, Utf8),
+                    required(ARRIVAL_TIME, ts()),
+                    required(ARRIVAL_MODE, Utf8),
+                    optional(AMBULANCE_ARRIVAL_TIME, ts()),
+                    optional(HANDOVER_TIME, ts()),
+                    optional(ACUITY, Int8),
+                    optional(INITIAL_ASSESSMENT_TIME, ts()),
+                    optional(SEEN_TIME, ts()),
+                    optional(DECISION_TO_ADMIT_TIME, ts()),
+                    optional(DEPARTURE_TIME, ts()),
+                    optional(DISPOSAL, Utf8),
+                    optional(AGE_BAND, Utf8),
+                    optional(CHIEF_COMPLAINT, Utf8),
+                    required(ARRIVAL_DATE, Date32),
+                ]
+            }
+            Table::TheatreSessions => {
+                use theatre_sessions::*;
+                vec![
+                    required(SESSION_ID, Utf8),
+                    org(),
+                    site(),
+                    required(THEATRE, Utf8),
+                    required(PLANNED_START, ts()),
+                    required(PLANNED_END, ts()),
+                    optional(SPECIALTY, Utf8),
+                    required(CANCELLED, Boolean),
+                    required(SESSION_DATE, Date32),
+                ]
+            }
+            Table::TheatreEvents => {
+                use theatre_events::*;
+                vec![
+                    required(EVENT_ID, Utf8),
+                    required(CASE_ID, Utf8),
+                    optional(SESSION_ID, Utf8),
+                    org(),
+                    site(),
+                    required(THEATRE, Utf8),
+                    optional(SPECIALTY, Utf8),
+                    optional(PROCEDURE_CODE, Utf8),
+                    optional(PROCEDURE_NAME, Utf8),
+                    required(MILESTONE, Utf8),
+                    required(EVENT_TIME, ts()),
+                    optional(PLANNED_ORDER, Int32),
+                    optional(PLANNED_DURATION_MIN, Int32),
+                    optional(CANCEL_REASON, Utf8),
+                    required(EVENT_DATE, Date32),
+                ]
+            }
+            Table::Beds => {
+                use beds::*;
+                vec![
+                    org(),
+                    site(),
+                    required(WARD, Utf8),
+                    required(WARD_TYPE, Utf8),
+                    required(BEDS, Int32),
+                    optional(VALID_TO, Date32),
+                    required(VALID_FROM, Date32),
+                ]
+            }
+            Table::WorkforceShifts => {
+                use workforce_shifts::*;
+                vec![
+                    required(SHIFT_ID, Utf8),
+                    org(),
+                    site(),
+                    optional(WARD, Utf8),
+                    required(STAFF_GROUP, Utf8),
+                    required(PLANNED_HOURS, Float64),
+                    required(WORKED_HOURS, Float64),
+                    required(CONTRACT, Utf8),
+                    required(SHIFT_DATE, Date32),
+                ]
+            }
+            Table::FinanceLedger => {
+                use finance_ledger::*;
+                vec![
+                    required(COST_CENTRE, Utf8),
+                    org(),
+                    site(),
+                    optional(SPECIALTY, Utf8),
+                    required(CATEGORY, Utf8),
+                    required(BUDGET, money()),
+                    required(ACTUAL, money()),
+                    required(MONTH, Date32),
+                ]
+            }
+            Table::DqIssues => {
+                use dq_issues::*;
+                vec![
+                    required(FEED, Utf8),
+                    required(RECEIVED_AT, ts()),
+                    org(),
+                    optional(RECORD_REF, Utf8),
+                    required(REASON, Utf8),
+                    optional(OWNER, Utf8),
+                    required(RECEIVED_DATE, Date32),
+                ]
+            }
+        };
+        Schema::new(fields)
+    }
+}
+
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A table name that is not in the canonical model.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown table '{name}' (known: {known})")]
+pub struct UnknownTable {
+    /// What was asked for.
+    pub name: String,
+    /// The known names, comma separated, for the message.
+    pub known: String,
+}
+
+impl FromStr for Table {
+    type Err = UnknownTable;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Table::ALL
+            .into_iter()
+            .find(|t| t.name() == s)
+            .ok_or_else(|| UnknownTable {
+                name: s.to_string(),
+                known: Table::ALL.map(Table::name).join(", "),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_column_is_last_and_a_date() {
+        for table in Table::ALL {
+            let schema = table.schema();
+            let last = schema.fields().last().expect("tables have columns");
+            assert_eq!(last.name(), table.partition_column(), "{table}");
+            assert_eq!(last.data_type(), &DataType::Date32, "{table}");
+            assert!(!last.is_nullable(), "{table}: partition values must exist");
+        }
+    }
+
+    #[test]
+    fn every_table_carries_org_code_and_its_time_column() {
+        for table in Table::ALL {
+            let schema = table.schema();
+            assert!(schema.field_with_name(common::ORG_CODE).is_ok(), "{table}");
+            assert!(
+                schema.field_with_name(table.time_column()).is_ok(),
+                "{table}"
+            );
+        }
+    }
+
+    #[test]
+    fn timestamps_are_utc_microseconds() {
+        for table in Table::ALL {
+            for field in table.schema().fields() {
+                if let DataType::Timestamp(unit, tz) = field.data_type() {
+                    assert_eq!(*unit, TimeUnit::Microsecond, "{table}.{}", field.name());
+                    assert_eq!(tz.as_deref(), Some(UTC), "{table}.{}", field.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_known_ones() {
+        for table in Table::ALL {
+            assert_eq!(table.name().parse::<Table>(), Ok(table));
+        }
+        let err = "admissions".parse::<Table>().unwrap_err();
+        assert!(err.to_string().contains("adt_events"), "{err}");
+    }
+}

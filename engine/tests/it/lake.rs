@@ -1,0 +1,226 @@
+//! The lake on a local folder: schema round trip, atomic visibility, compaction, vacuum.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bright_engine::arrow::datatypes::{DataType, Field, Schema};
+use bright_engine::lake::{Lake, LakeError};
+use bright_engine::query::{QueryConfig, QueryEngine};
+use bright_engine::schema::Table;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::fixtures::{int, rows};
+
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if !path.ends_with("_delta_log") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn local_lake() -> (tempfile::TempDir, Lake) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+    (dir, lake)
+}
+
+fn table_dir(dir: &tempfile::TempDir, table: Table) -> PathBuf {
+    dir.path().join("lake").join(table.name())
+}
+
+#[tokio::test]
+async fn every_table_writes_parquet_with_its_registered_schema() {
+    let (dir, lake) = local_lake();
+    for table in Table::ALL {
+        lake.append(table, vec![rows(table, 6, 3, "r")])
+            .await
+            .unwrap();
+        let files = parquet_files(&table_dir(&dir, table));
+        assert_eq!(files.len(), 3, "{table}: one file per day partition");
+        // Delta keeps partition values in the path, so a file holds every column but the
+        // partition column, which is the schema's last.
+        let registered = table.schema();
+        let expected = Schema::new(registered.fields()[..registered.fields().len() - 1].to_vec());
+        for file in files {
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+                    .unwrap();
+            let written = reader.schema();
+            let written = Schema::new(written.fields().clone());
+            assert_eq!(written, expected, "{table}: {}", file.display());
+        }
+    }
+    // Queries see the same columns, types and nullability; DataFusion reads text as its
+    // view type (`Utf8View`), the same strings in a faster layout.
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    for table in Table::ALL {
+        let seen = engine.table_schema(table).expect("registered");
+        let seen: Vec<Field> = seen
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8View => f.as_ref().clone().with_data_type(DataType::Utf8),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let registered: Vec<Field> = table
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        assert_eq!(seen, registered, "{table}: as queried");
+    }
+}
+
+#[tokio::test]
+async fn appends_with_the_wrong_schema_are_refused_and_write_nothing() {
+    let (_dir, lake) = local_lake();
+    let wrong = rows(Table::Beds, 2, 1, "x");
+    let err = lake
+        .append(Table::AdtEvents, vec![wrong])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LakeError::SchemaMismatch { .. }), "{err}");
+    assert!(!lake.has_table(Table::AdtEvents).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_reader_during_appends_sees_whole_commits_only() {
+    let (_dir, lake) = local_lake();
+    lake.ensure_tables().await.unwrap();
+    const BATCHES: usize = 25;
+    const ROWS: usize = 400;
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let lake = lake.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            for b in 0..BATCHES {
+                // Each commit spans 8 day partitions, so 8 files that must appear together.
+                let batch = rows(Table::DqIssues, ROWS, 8, &format!("batch{b:02}"));
+                lake.append(Table::DqIssues, vec![batch]).await.unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    let mut observed = BTreeSet::new();
+    loop {
+        let finished = done.load(Ordering::SeqCst);
+        engine.refresh().await.unwrap();
+        let out = engine
+            .sql("SELECT count(*) AS n, count(DISTINCT split_part(feed, '-', 1)) AS b FROM dq_issues")
+            .await
+            .unwrap();
+        let (n, b) = (int(&out, 0, 0), int(&out, 1, 0));
+        assert_eq!(
+            n,
+            b * ROWS as i64,
+            "a reader saw part of a commit: {n} rows in {b} batches"
+        );
+        observed.insert(b);
+        if finished {
+            assert_eq!(b, BATCHES as i64);
+            break;
+        }
+    }
+    writer.await.unwrap();
+    // The reader really ran during the writes, not only before or after them.
+    assert!(
+        observed.len() > 2,
+        "reads interleaved with writes: {observed:?}"
+    );
+}
+
+#[tokio::test]
+async fn optimize_compacts_and_vacuum_removes_only_replaced_files() {
+    let (dir, lake) = local_lake();
+    for b in 0..5 {
+        lake.append(
+            Table::Beds,
+            vec![rows(Table::Beds, 10, 1, &format!("b{b}"))],
+        )
+        .await
+        .unwrap();
+    }
+    let before = lake.stats(Table::Beds).await.unwrap();
+    assert_eq!((before.rows, before.files), (50, 5));
+
+    let report = lake.optimize(Table::Beds).await.unwrap();
+    assert_eq!((report.files_removed, report.files_added), (5, 1));
+    let after = lake.stats(Table::Beds).await.unwrap();
+    assert_eq!((after.rows, after.files), (50, 1));
+    assert_eq!(
+        parquet_files(&table_dir(&dir, Table::Beds)).len(),
+        6,
+        "old files kept for readers"
+    );
+
+    // A file an append has written but not yet committed: vacuum must leave it alone.
+    let partition = parquet_files(&table_dir(&dir, Table::Beds))[0]
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let in_flight = partition.join("part-in-flight-append.parquet");
+    std::fs::copy(&parquet_files(&table_dir(&dir, Table::Beds))[0], &in_flight).unwrap();
+
+    // With the default retention nothing is old enough yet.
+    let kept = lake
+        .vacuum(Table::Beds, bright_engine::lake::DEFAULT_VACUUM_RETENTION)
+        .await
+        .unwrap();
+    assert_eq!(kept.files_deleted, 0);
+    let swept = lake.vacuum(Table::Beds, Duration::ZERO).await.unwrap();
+    assert_eq!(swept.files_deleted, 5);
+    assert!(
+        in_flight.exists(),
+        "vacuum deleted an uncommitted append's file"
+    );
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    let out = engine.sql("SELECT count(*) FROM beds").await.unwrap();
+    assert_eq!(int(&out, 0, 0), 50);
+}
+
+#[tokio::test]
+async fn concurrent_appends_to_one_table_all_land() {
+    let (_dir, lake) = local_lake();
+    lake.ensure_tables().await.unwrap();
+    let tasks: Vec<_> = (0..4)
+        .map(|w| {
+            let lake = lake.clone();
+            tokio::spawn(async move {
+                for b in 0..3 {
+                    let batch = rows(Table::AdtEvents, 50, 2, &format!("w{w}b{b}"));
+                    lake.append(Table::AdtEvents, vec![batch]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = lake.stats(Table::AdtEvents).await.unwrap();
+    assert_eq!(stats.rows, 4 * 3 * 50);
+}

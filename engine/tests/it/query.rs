@@ -1,0 +1,139 @@
+//! The query layer: read-only SQL, bounded memory, output formats.
+
+use bright_engine::lake::Lake;
+use bright_engine::query::{OutputFormat, QueryConfig, QueryEngine, QueryError};
+use bright_engine::schema::Table;
+
+use crate::fixtures::{int, rows};
+
+async fn lake_with_rows() -> (tempfile::TempDir, Lake) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+    lake.append(Table::Beds, vec![rows(Table::Beds, 4, 2, "w")])
+        .await
+        .unwrap();
+    (dir, lake)
+}
+
+#[tokio::test]
+async fn an_empty_lake_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let err = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueryError::EmptyLake { .. }));
+    assert!(err.to_string().contains("no lake tables"), "{err}");
+}
+
+#[tokio::test]
+async fn sql_cannot_change_the_lake_or_touch_files() {
+    let (dir, lake) = lake_with_rows().await;
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    let secret = dir.path().join("secret.csv");
+    std::fs::write(&secret, "a\n1\n").unwrap();
+    let refused = [
+        "CREATE TABLE t AS SELECT 1".to_string(),
+        "INSERT INTO beds SELECT * FROM beds".to_string(),
+        "DROP TABLE beds".to_string(),
+        format!(
+            "CREATE EXTERNAL TABLE s STORED AS CSV LOCATION '{}'",
+            secret.display()
+        ),
+        format!(
+            "COPY (SELECT * FROM beds) TO '{}/out.csv'",
+            dir.path().display()
+        ),
+        "SET datafusion.execution.batch_size = 1".to_string(),
+    ];
+    for sql in &refused {
+        let err = engine.sql(sql).await.unwrap_err();
+        assert!(matches!(err, QueryError::DataFusion(_)), "{sql}: {err}");
+    }
+    assert!(!dir.path().join("out.csv").exists());
+    let out = engine.sql("SELECT count(*) FROM beds").await.unwrap();
+    assert_eq!(int(&out, 0, 0), 4);
+}
+
+#[tokio::test]
+async fn a_query_over_its_memory_limit_fails_alone() {
+    let (_dir, lake) = lake_with_rows().await;
+    let small = QueryConfig {
+        memory_limit: 256 * 1024,
+        target_partitions: 1,
+    };
+    let engine = QueryEngine::open(&lake, &small).await.unwrap();
+    // The build side of a hash join (two million keys) must fit in memory; in 256 KiB it
+    // cannot, and the pool refuses it.
+    let err = engine
+        .sql(
+            "SELECT count(*) FROM generate_series(1, 2000000) AS a(v) \
+             JOIN generate_series(1, 2000000) AS b(w) ON v = w",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("resources"),
+        "{err}"
+    );
+    // The session is still usable.
+    let out = engine.sql("SELECT count(*) FROM beds").await.unwrap();
+    assert_eq!(int(&out, 0, 0), 4);
+}
+
+#[tokio::test]
+async fn results_print_as_table_csv_and_json() {
+    let (_dir, lake) = lake_with_rows().await;
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    let out = engine
+        .sql("SELECT ward, beds, valid_from FROM beds ORDER BY beds LIMIT 2")
+        .await
+        .unwrap();
+    let render = |format| {
+        let mut buf = Vec::new();
+        out.write(format, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    };
+    assert_eq!(
+        render(OutputFormat::Csv),
+        "ward,beds,valid_from\nw-0,0,2025-01-01\nw-1,1,2025-01-02\n"
+    );
+    assert_eq!(
+        render(OutputFormat::Json),
+        "[{\"ward\":\"w-0\",\"beds\":0,\"valid_from\":\"2025-01-01\"},{\"ward\":\"w-1\",\"beds\":1,\"valid_from\":\"2025-01-02\"}]\n"
+    );
+    let table = render(OutputFormat::Table);
+    assert!(table.contains("| ward | beds | valid_from |"), "{table}");
+    assert!(table.contains("| w-1  | 1    | 2025-01-02 |"), "{table}");
+
+    let empty = engine
+        .sql("SELECT ward FROM beds WHERE beds < 0")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    empty.write(OutputFormat::Csv, &mut buf).unwrap();
+    assert_eq!(String::from_utf8(buf).unwrap(), "ward\n");
+    let mut buf = Vec::new();
+    empty.write(OutputFormat::Json, &mut buf).unwrap();
+    assert_eq!(String::from_utf8(buf).unwrap(), "[]\n");
+}
+
+#[tokio::test]
+async fn refresh_shows_new_commits() {
+    let (_dir, lake) = lake_with_rows().await;
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    lake.append(Table::Beds, vec![rows(Table::Beds, 3, 1, "n")])
+        .await
+        .unwrap();
+    let stale = engine.sql("SELECT count(*) FROM beds").await.unwrap();
+    assert_eq!(int(&stale, 0, 0), 4, "a session reads the snapshot it has");
+    engine.refresh().await.unwrap();
+    let fresh = engine.sql("SELECT count(*) FROM beds").await.unwrap();
+    assert_eq!(int(&fresh, 0, 0), 7);
+}
