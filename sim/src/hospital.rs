@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use chrono::{Datelike, Weekday};
-use rand::{RngExt, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Poisson};
 
@@ -187,6 +187,9 @@ struct Encounter {
     next: Option<NextMove>,
     moving: Option<u64>,
     cancel_discharge_done: bool,
+    /// Until then the PAS record is mid-correction (a discharge or transfer in error not yet
+    /// cancelled): no other event may be recorded for the patient.
+    paused_until: SimTime,
     age: u32,
 }
 
@@ -446,7 +449,11 @@ impl Hospital {
             Ev::Discharge(encounter) => self.discharge(t, encounter, out),
             Ev::MoveOn(encounter) => self.move_on(t, encounter),
             Ev::Update(encounter) => {
-                if self.encounters.contains_key(&encounter) {
+                if self
+                    .encounters
+                    .get(&encounter)
+                    .is_some_and(|e| e.paused_until <= t)
+                {
                     self.adt(AdtType::A08, t, encounter, None, None, out);
                 }
             }
@@ -987,11 +994,19 @@ impl Hospital {
             return;
         };
         // A patient waiting to move on who has been discharged meanwhile no longer needs a bed.
-        if let Need::Move { encounter } = request.need
-            && !self.encounters.contains_key(&encounter)
-        {
-            self.requests.remove(&id);
-            return;
+        if let Need::Move { encounter } = request.need {
+            match self.encounters.get(&encounter) {
+                None => {
+                    self.requests.remove(&id);
+                    return;
+                }
+                Some(enc) if enc.paused_until > t => {
+                    let resume = enc.paused_until;
+                    self.at(resume, Ev::TryPlace(id));
+                    return;
+                }
+                Some(_) => {}
+            }
         }
         let escalate = t >= request.escalate_at;
         let Some((ward, slot, escalation)) =
@@ -1075,6 +1090,7 @@ impl Hospital {
                 next: None,
                 moving: None,
                 cancel_discharge_done: false,
+                paused_until: 0,
                 age,
             },
         );
@@ -1215,6 +1231,9 @@ impl Hospital {
                 },
             );
             self.at(t + 20 * MINUTE, Ev::CompleteTransfer { encounter, from });
+            if let Some(enc) = self.encounters.get_mut(&encounter) {
+                enc.paused_until = t + 20 * MINUTE;
+            }
         } else {
             self.beds[from.0][from.1] = None;
             let prior = Some(self.location(from));
@@ -1276,6 +1295,14 @@ impl Hospital {
         if enc.discharge_at != t {
             return;
         }
+        if enc.paused_until > t {
+            let resume = enc.paused_until;
+            if let Some(enc) = self.encounters.get_mut(&encounter) {
+                enc.discharge_at = resume;
+            }
+            self.at(resume, Ev::Discharge(encounter));
+            return;
+        }
         if enc.class == PatientClass::Inpatient
             && !enc.cancel_discharge_done
             && self.rng.random_bool(0.005)
@@ -1288,6 +1315,7 @@ impl Hospital {
             if let Some(enc) = self.encounters.get_mut(&encounter) {
                 enc.cancel_discharge_done = true;
                 enc.discharge_at = later;
+                enc.paused_until = t + 20 * MINUTE;
             }
             self.at(later, Ev::Discharge(encounter));
             return;

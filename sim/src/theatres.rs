@@ -7,7 +7,7 @@
 //! no bed, list overrun…). The planted scheduling change shortens late starts from its date.
 
 use chrono::{Datelike, Weekday};
-use rand::{RngExt, SeedableRng};
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
 

@@ -2,3 +2,4 @@
 //! realism of what it writes to a real lake.
 
 mod determinism;
+mod lake;

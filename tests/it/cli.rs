@@ -1,0 +1,118 @@
+//! `bright sql`, `bright lake` and `bright generate` as a user runs them.
+
+use crate::support::{ok, run, small_lake};
+
+#[test]
+fn sql_prints_csv_json_and_tables() {
+    let lake = small_lake().to_str().unwrap();
+    let query = "SELECT ward_type, count(*) AS wards, sum(beds) AS beds FROM beds GROUP BY ward_type ORDER BY ward_type";
+    let csv = ok(&["sql", query, "--lake", lake, "--format", "csv"]);
+    assert_eq!(
+        csv,
+        "ward_type,wards,beds\n\
+         critical_care,1,16\n\
+         day_case,2,30\n\
+         general_acute,32,736\n\
+         maternity,2,52\n\
+         paediatric,1,22\n"
+    );
+    let json = ok(&["sql", query, "--lake", lake, "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows[2]["ward_type"], "general_acute");
+    assert_eq!(rows[2]["beds"], 736);
+    let table = ok(&["sql", query, "--lake", lake]);
+    assert!(
+        table.contains("| general_acute | 32    | 736  |"),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_bad_query_fails_with_one_line_naming_the_problem() {
+    let lake = small_lake().to_str().unwrap();
+    let out = run(&["sql", "SELECT nonsense FROM beds", "--lake", lake]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains("nonsense"), "{stderr}");
+    assert!(out.stdout.is_empty());
+
+    let out = run(&["sql", "DELETE FROM beds", "--lake", lake]);
+    assert!(!out.status.success(), "SQL is read-only");
+}
+
+#[test]
+fn sql_on_a_missing_lake_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "sql",
+        "SELECT 1",
+        "--lake",
+        dir.path().join("nowhere").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("no lake tables"), "{stderr}");
+}
+
+#[test]
+fn lake_tables_lists_every_table_with_rows_and_files() {
+    let lake = small_lake().to_str().unwrap();
+    let listing = ok(&["lake", "tables", "--lake", lake]);
+    let rows: Vec<Vec<&str>> = listing
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(
+        names,
+        [
+            "adt_events",
+            "ed_attendances",
+            "theatre_sessions",
+            "theatre_events",
+            "beds",
+            "workforce_shifts",
+            "finance_ledger",
+            "dq_issues"
+        ]
+    );
+    let count = |table: &str| -> u64 {
+        let sql = format!("SELECT count(*) FROM {table}");
+        ok(&["sql", &sql, "--lake", lake, "--format", "csv"])
+            .lines()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for row in &rows {
+        let rows_listed: u64 = row[2].parse().unwrap();
+        assert_eq!(rows_listed, count(row[0]), "{}", row[0]);
+    }
+    assert_eq!(rows[7][2], "0", "dq_issues exists, empty");
+}
+
+#[test]
+fn generate_refuses_to_mix_lake_and_files_and_checks_its_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "generate",
+        "--out",
+        dir.path().join("feeds").to_str().unwrap(),
+        "--lake",
+        dir.path().join("lake").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let out = run(&[
+        "generate",
+        "--days",
+        "0",
+        "--lake",
+        dir.path().join("l").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("days must be at least 1"));
+}

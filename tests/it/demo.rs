@@ -1,0 +1,88 @@
+//! `bright demo` on an empty lake: builds it, serves `/health`, stops cleanly on Ctrl-C.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use crate::support::{bright, ok};
+
+fn get(address: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).expect("server listening");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let mut child = bright()
+        .args([
+            "demo",
+            "--port",
+            "0",
+            "--days",
+            "20",
+            "--lake",
+            lake.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    // Ready when it prints where to look.
+    let mut printed = Vec::new();
+    let address = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("demo exited early: {printed:?}"))
+            .unwrap();
+        printed.push(line.clone());
+        if let Some(url) = line.trim().strip_prefix("Health:") {
+            break url
+                .trim()
+                .trim_start_matches("http://")
+                .trim_end_matches("/health")
+                .to_string();
+        }
+    };
+    assert!(
+        printed
+            .iter()
+            .any(|l| l.contains("Planted process changes")),
+        "{printed:?}"
+    );
+
+    let response = get(&address, "/health");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"status\":\"ok\""), "{response}");
+
+    // The lake it made is queryable while it runs.
+    let count = ok(&[
+        "sql",
+        "SELECT count(*) > 5000 AS plenty FROM ed_attendances",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(count, "plenty\ntrue\n");
+
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "Ctrl-C ends the demo cleanly: {exit:?}");
+    assert!(rest.iter().any(|l| l == "Stopped."), "{rest:?}");
+}
