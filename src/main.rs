@@ -25,7 +25,7 @@ use indicatif::{ProgressBar, ProgressStyle};
     about = "Real-time operational analytics for hospitals."
 )]
 struct Cli {
-    /// Log format on stderr (levels from RUST_LOG, default warn).
+    /// Log format on stderr (levels from RUST_LOG; default: bright's warnings only).
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -163,9 +163,14 @@ fn main() {
     }
 }
 
+/// Without `RUST_LOG`, only bright's own warnings and errors: libraries log failures that
+/// bright then reports itself as the command's one-line error.
+const DEFAULT_LOG: &str =
+    "off,bright=warn,bright_engine=warn,bright_sim=warn,bright_ingest=warn,bright_dashboards=warn";
+
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

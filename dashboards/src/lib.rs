@@ -41,21 +41,20 @@ impl AppState {
 
 /// What `/health` answers.
 #[derive(Debug, Serialize)]
-struct Health<'a> {
+struct Health {
     status: &'static str,
     version: &'static str,
     uptime_seconds: u64,
-    lake: &'a str,
+    lake: String,
 }
 
-async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let body = Health {
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
         status: "ok",
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.inner.started.elapsed().as_secs(),
-        lake: &state.inner.lake,
-    };
-    Json(serde_json::to_value(body).unwrap_or_default())
+        lake: state.inner.lake.clone(),
+    })
 }
 
 /// All routes.

@@ -481,6 +481,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn all_lists_every_table_in_declaration_order() {
+        // `Table::schema` indexes its cache by discriminant.
+        for (i, table) in Table::ALL.iter().enumerate() {
+            assert_eq!(*table as usize, i);
+        }
+    }
+
+    #[test]
     fn partition_column_is_last_and_a_date() {
         for table in Table::ALL {
             let schema = table.schema();

@@ -243,12 +243,16 @@ impl FileSink {
         pv1[6] = prior;
         pv1[10] = r.specialty.into();
         pv1[19] = visit_number(trust, r.encounter);
+        // PV1-36 discharge method (1: on clinical advice, 4: died), PV1-37 destination.
+        if let Some(destination) = r.discharge_destination {
+            pv1[36] = if destination == "79" { "4" } else { "1" }.into();
+        }
         pv1[37] = disposition.into();
         pv1[44] = clock.hl7(r.admit_time);
         pv1[45] = discharge;
         let segments = [
             format!(
-                "MSH|^~\\&|{SENDING_APPLICATION}|{org}|BRIGHT|{org}|{recorded}||ADT^{code}^{structure}|{control}|P|2.4|||AL|NE||8859/1|EN|GB",
+                "MSH|^~\\&|{SENDING_APPLICATION}|{org}|BRIGHT|{org}|{recorded}||ADT^{code}^{structure}|{control}|P|2.4|||AL|NE|GBR|8859/1|EN",
                 org = trust.org_code,
                 code = r.event_type.code(),
                 structure = r.event_type.structure(),

@@ -33,7 +33,7 @@ use crate::{Changes, winter};
 
 /// ED arrivals per day at the reference trust, before weekday, season and trend.
 const ED_ARRIVALS_PER_DAY: f64 = 395.0;
-/// Relative ED arrival rate by local hour (mean 1).
+/// Relative ED arrival rate by local hour (normalised by its sum when used).
 const ED_HOURLY: [f64; 24] = [
     0.55, 0.45, 0.38, 0.33, 0.30, 0.33, 0.45, 0.70, 1.00, 1.30, 1.45, 1.45, 1.40, 1.35, 1.30, 1.30,
     1.30, 1.30, 1.25, 1.20, 1.10, 1.00, 0.85, 0.70,
@@ -383,8 +383,9 @@ impl Hospital {
         let trend =
             1.0 + 0.02 * (f64::from(date.year() - 2024) + f64::from(date.ordinal()) / 365.0);
         let daily = ED_ARRIVALS_PER_DAY * model.scale * week_factor * season * trend;
+        let total: f64 = ED_HOURLY.iter().sum();
         for (hour, rate) in ED_HOURLY.iter().enumerate() {
-            let n = poisson(&mut self.ed_rng, daily * rate / 24.0);
+            let n = poisson(&mut self.ed_rng, daily * rate / total);
             for _ in 0..n {
                 let t = start + hour as SimTime * HOUR + self.ed_rng.random_range(0..HOUR);
                 self.at(t, Ev::EdArrive);

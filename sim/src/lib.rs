@@ -82,7 +82,8 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// Two years of one trust ending yesterday, as the demo uses.
+    /// One trust for `days` days up to `end`, two escalation beds per ward and a 45-day
+    /// warm-up.
     pub fn new(seed: u64, days: u32, end: NaiveDate) -> Self {
         SimConfig {
             seed,

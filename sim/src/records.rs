@@ -38,12 +38,12 @@ impl AdtType {
         }
     }
 
-    /// The HL7 v2.4 message structure the trigger uses.
+    /// The message structure the trigger uses in the HL7 v2.4 UK profile.
     pub fn structure(self) -> &'static str {
         match self {
             AdtType::A01 | AdtType::A08 | AdtType::A13 => "ADT_A01",
             AdtType::A02 | AdtType::A03 => "ADT_A02",
-            AdtType::A11 | AdtType::A12 => "ADT_A09",
+            AdtType::A11 | AdtType::A12 => "ADT_A11",
         }
     }
 }

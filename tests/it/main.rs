@@ -1,7 +1,11 @@
 //! End-to-end tests of the `bright` command: the CLI over a generated lake, an independent
-//! reader (Python deltalake + DuckDB) agreeing with it, and `bright demo` serving `/health`.
+//! reader (Python deltalake + DuckDB) agreeing with it, the CLI on S3-compatible storage
+//! configured the usual way (environment), and `bright demo` serving `/health`.
 
 mod cli;
 mod demo;
+#[path = "../../engine/tests/it/moto.rs"]
+mod moto;
 mod reader;
+mod s3;
 mod support;

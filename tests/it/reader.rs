@@ -3,7 +3,8 @@
 
 use std::process::Command;
 
-use crate::support::{ok, python, small_lake};
+use crate::moto::python;
+use crate::support::{ok, small_lake};
 
 #[test]
 fn python_deltalake_and_duckdb_agree_with_bright() {

@@ -47,8 +47,3 @@ pub fn small_lake() -> &'static Path {
     });
     path
 }
-
-/// The Python with the test tools (set by scripts/test).
-pub fn python() -> String {
-    std::env::var("BRIGHT_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}

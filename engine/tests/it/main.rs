@@ -3,5 +3,6 @@
 
 mod fixtures;
 mod lake;
+mod moto;
 mod query;
 mod s3;
