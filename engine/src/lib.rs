@@ -1,6 +1,7 @@
 //! bright-engine: the core every other bright crate stands on.
 //!
 //! - [`schema`]: the canonical data model (tables, columns, types, partitioning), defined once.
+//! - [`batch`]: record batches of a table built row by row in schema order.
 //! - [`lake`]: Delta Lake tables on `object_store` (local folder or S3), atomic appends,
 //!   compaction, vacuum and statistics.
 //! - [`query`]: the DataFusion session over the lake; read-only SQL in, Arrow batches out.
@@ -9,6 +10,7 @@
 //! Ingest and dashboards depend on this crate only and meet here. It re-exports the `arrow`
 //! it was built with so no other crate pulls a second copy.
 
+pub mod batch;
 pub mod lake;
 pub mod pseudonym;
 pub mod query;

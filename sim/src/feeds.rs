@@ -210,14 +210,7 @@ impl FileSink {
         let seed = self.seed;
         self.populations
             .entry(trust.index)
-            .or_insert_with(|| {
-                Population::new(
-                    seed,
-                    trust.index,
-                    trust.population,
-                    u64::from(trust.index) * 400_000,
-                )
-            })
+            .or_insert_with(|| trust.population_of(seed))
             .person(index)
     }
 

@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use chrono::{Datelike, Weekday};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Poisson};
 
@@ -29,7 +29,7 @@ use crate::records::{
     AdtRecord, AdtType, ArrivalMode, Disposal, EdRecord, Location, PatientClass, Record,
 };
 use crate::trust::{TrustModel, WardRole, specialty as sp};
-use crate::{Changes, winter};
+use crate::{Changes, rng_stream, winter};
 
 /// ED arrivals per day at the reference trust, before weekday, season and trend.
 const ED_ARRIVALS_PER_DAY: f64 = 395.0;
@@ -272,7 +272,7 @@ impl Hospital {
         escalation: usize,
         live_from: SimTime,
     ) -> Self {
-        let stream = |k: u64| ChaCha8Rng::seed_from_u64(seed ^ (u64::from(model.index) << 20) ^ k);
+        let stream = |purpose| rng_stream(seed, model, purpose);
         let beds = model
             .wards
             .iter()
@@ -281,12 +281,7 @@ impl Hospital {
         Hospital {
             rng: stream(0x1001),
             ed_rng: stream(0x1002),
-            population: Population::new(
-                seed,
-                model.index,
-                model.population,
-                u64::from(model.index) * 400_000,
-            ),
+            population: model.population_of(seed),
             beds,
             regular: model.wards.iter().map(|w| w.beds as usize).collect(),
             queue: BinaryHeap::new(),

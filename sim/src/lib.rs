@@ -144,6 +144,13 @@ impl Changes {
     }
 }
 
+/// The random stream of one purpose (ED, flow, theatres, rosters) of one trust, so a change
+/// to one part of the model does not shift the random numbers of another.
+pub(crate) fn rng_stream(seed: u64, trust: &TrustModel, purpose: u64) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ (u64::from(trust.index) << 20) ^ purpose)
+}
+
 /// How wintry a date is: 1 in mid-January, 0 from spring to autumn.
 pub(crate) fn winter(date: NaiveDate) -> f64 {
     let angle = (f64::from(date.ordinal()) - 15.0) / 365.25 * std::f64::consts::TAU;

@@ -7,14 +7,14 @@
 //! no bed, list overrun…). The planted scheduling change shortens late starts from its date.
 
 use chrono::{Datelike, Weekday};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Poisson};
 
-use crate::Changes;
 use crate::clock::{Clock, HOUR, MINUTE, SimTime};
 use crate::records::{Record, SessionRecord, TheatreEventRecord};
 use crate::trust::{Procedure, TheatreUse, TrustModel};
+use crate::{Changes, rng_stream};
 use bright_engine::schema::theatre_events::{CANCELLED, MILESTONES};
 
 const CANCEL_REASONS: [&str; 5] = [
@@ -50,7 +50,7 @@ struct Booked {
 impl Theatres {
     pub(crate) fn new(model: &TrustModel, seed: u64) -> Self {
         Theatres {
-            rng: ChaCha8Rng::seed_from_u64(seed ^ (u64::from(model.index) << 20) ^ 0x7468),
+            rng: rng_stream(seed, model, 0x7468),
             next_case: 1,
             cases: 0,
             cancelled_cases: 0,

@@ -6,7 +6,7 @@
 //! the same design scaled between 0.5 and 1.6 (fewer or more wards and theatres, smaller or
 //! larger population and ED).
 
-use crate::patients::mix;
+use crate::patients::{Population, mix};
 
 /// Specialty (treatment function) codes used by the simulator.
 pub mod specialty {
@@ -402,6 +402,16 @@ impl TrustModel {
             ed_site: 0,
             population,
         }
+    }
+
+    /// The trust's catchment population; NHS numbers stay distinct across trusts.
+    pub fn population_of(&self, seed: u64) -> Population {
+        Population::new(
+            seed,
+            self.index,
+            self.population,
+            u64::from(self.index) * 400_000,
+        )
     }
 
     /// Total beds over all wards.

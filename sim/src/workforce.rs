@@ -8,13 +8,13 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate, Weekday};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::clock::Clock;
 use crate::records::{FinanceRecord, Record, ShiftRecord};
 use crate::trust::{TrustModel, WardRole};
-use crate::winter;
+use crate::{rng_stream, winter};
 
 /// Hourly cost in pence by staff group and contract.
 fn rate_pence(group: &str, contract: &str) -> i128 {
@@ -56,7 +56,7 @@ pub(crate) struct Workforce {
 impl Workforce {
     pub(crate) fn new(model: &TrustModel, seed: u64) -> Self {
         Workforce {
-            rng: ChaCha8Rng::seed_from_u64(seed ^ (u64::from(model.index) << 20) ^ 0x776f),
+            rng: rng_stream(seed, model, 0x776f),
             next_shift: 1,
             month: BTreeMap::new(),
             whole_month: None,
