@@ -413,8 +413,12 @@ async fn demo(location: &str, port: u16, days: u32, seed: u64) -> Result<()> {
         "  Lake:    {} (Delta Lake tables: DuckDB, Polars and Python deltalake read them)",
         lake.root()
     );
+    // The binary is usually not on PATH yet (it sits in the build folder), so show its path.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "bright".to_string());
     println!(
-        "  Query:   bright sql \"SELECT ward, count(*) FROM adt_events WHERE event_type = 'A01' GROUP BY ward ORDER BY 2 DESC\""
+        "  Query:   {exe} sql --lake {location} \"SELECT ward, count(*) AS admissions FROM adt_events WHERE event_type = 'A01' GROUP BY ward ORDER BY 2 DESC\""
     );
     println!("Press Ctrl-C to stop.");
     let state = bright_dashboards::AppState::new(lake.root().as_str());

@@ -13,7 +13,6 @@
 //! service is needed.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -129,8 +128,8 @@ fn register_cloud_handlers() {
 }
 
 impl Lake {
-    /// Opens the lake at `location`: a local path (created if missing) or a `file://` or `s3://`
-    /// URL. Nothing is read yet.
+    /// Opens the lake at `location`: a local path or a `file://` or `s3://` URL. Nothing is
+    /// read or created yet; tables are created by the first write.
     pub fn open(location: &str) -> Result<Self, LakeError> {
         register_cloud_handlers();
         let root = parse_location(location)?;
@@ -203,6 +202,13 @@ impl Lake {
     }
 
     async fn create(&self, table: Table) -> Result<DeltaTable, LakeError> {
+        // Object stores have no folders; a local lake needs the table's folder to exist.
+        if let Ok(dir) = self.table_url(table).to_file_path() {
+            std::fs::create_dir_all(&dir).map_err(|source| LakeError::CreateFolder {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
         let schema: StructType = table
             .schema()
             .as_ref()
@@ -359,20 +365,18 @@ fn parse_location(location: &str) -> Result<Url, LakeError> {
         // One-letter schemes are Windows drive letters, not URLs.
         Ok(url) if url.scheme().len() > 1 => {
             if url.scheme() == "file" {
-                let path = url
-                    .to_file_path()
+                url.to_file_path()
                     .map_err(|()| invalid("not a local file URL"))?;
-                ensure_dir(&path)?;
             } else if url.host_str().is_none_or(str::is_empty) {
                 return Err(invalid("the URL names no bucket or host"));
             }
             url
         }
         _ => {
-            let path = Path::new(location);
-            ensure_dir(path)?;
+            // Not canonicalised: reading a lake must not create its folder, and it may not
+            // exist yet.
             let absolute =
-                std::fs::canonicalize(path).map_err(|source| LakeError::CreateFolder {
+                std::path::absolute(location).map_err(|source| LakeError::CreateFolder {
                     path: location.to_string(),
                     source,
                 })?;
@@ -384,13 +388,6 @@ fn parse_location(location: &str) -> Result<Url, LakeError> {
         url.set_path(&path);
     }
     Ok(url)
-}
-
-fn ensure_dir(path: &Path) -> Result<(), LakeError> {
-    std::fs::create_dir_all(path).map_err(|source| LakeError::CreateFolder {
-        path: path.display().to_string(),
-        source,
-    })
 }
 
 fn first_difference(expected: &arrow::datatypes::Schema, got: &arrow::datatypes::Schema) -> String {
