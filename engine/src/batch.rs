@@ -47,11 +47,6 @@ impl BatchBuilder {
         }
     }
 
-    /// The table being built.
-    pub fn table(&self) -> Table {
-        self.table
-    }
-
     /// Rows appended since the last [`BatchBuilder::finish`].
     pub fn len(&self) -> usize {
         self.rows

@@ -267,11 +267,6 @@ impl QueryEngine {
         Ok(delta.table_provider().await?)
     }
 
-    /// The tables this session can query.
-    pub fn tables(&self) -> impl Iterator<Item = Table> + '_ {
-        self.tables.keys().copied()
-    }
-
     /// The schema of `table` as queries see it.
     pub fn table_schema(&self, table: Table) -> Option<SchemaRef> {
         self.tables.get(&table).map(|t| t.schema.clone())

@@ -212,15 +212,6 @@ pub mod dq_issues {
     pub const RECEIVED_DATE: &str = "received_date";
 }
 
-/// How a table is partitioned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grain {
-    /// One partition per day.
-    Day,
-    /// One partition per month (the partition value is the month's first day).
-    Month,
-}
-
 /// Every table in the lake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
@@ -297,14 +288,6 @@ impl Table {
             Table::WorkforceShifts => workforce_shifts::SHIFT_DATE,
             Table::FinanceLedger => finance_ledger::MONTH,
             Table::DqIssues => dq_issues::RECEIVED_DATE,
-        }
-    }
-
-    /// Day or month partitions.
-    pub fn grain(self) -> Grain {
-        match self {
-            Table::FinanceLedger => Grain::Month,
-            _ => Grain::Day,
         }
     }
 

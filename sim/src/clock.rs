@@ -77,11 +77,6 @@ impl Clock {
         self.first_day
     }
 
-    /// The time zone.
-    pub fn tz(&self) -> Tz {
-        self.tz
-    }
-
     /// Local midnight starting day `day` (0 = first day).
     pub fn day_start(day: i64) -> SimTime {
         day * DAY

@@ -250,21 +250,6 @@ impl Simulation {
         })
     }
 
-    /// The planted changes.
-    pub fn changes(&self) -> &Changes {
-        &self.changes
-    }
-
-    /// The settings.
-    pub fn config(&self) -> &SimConfig {
-        &self.config
-    }
-
-    /// The simulated trusts.
-    pub fn trusts(&self) -> impl Iterator<Item = &TrustModel> {
-        self.trusts.iter().map(|t| &t.model)
-    }
-
     /// Runs every day, sending records to `sink`; `progress` hears the number of reported
     /// days done after each day.
     pub fn run(
