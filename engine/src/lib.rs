@@ -6,6 +6,7 @@
 //!   compaction, vacuum and statistics.
 //! - [`query`]: the DataFusion session over the lake; read-only SQL in, Arrow batches out.
 //! - [`pseudonym`]: keyed pseudonymisation of patient identifiers.
+//! - [`spc`]: statistical process control (Making Data Count XmR), pure functions.
 //!
 //! Ingest and dashboards depend on this crate only and meet here. It re-exports the `arrow`
 //! it was built with so no other crate pulls a second copy.
@@ -15,5 +16,6 @@ pub mod lake;
 pub mod pseudonym;
 pub mod query;
 pub mod schema;
+pub mod spc;
 
 pub use arrow;
