@@ -18,6 +18,8 @@ use bright_sim::{Changes, SimConfig, Simulation, Summary};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod spc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bright",
@@ -64,6 +66,8 @@ enum Command {
     },
     /// Simulate a hospital (or several) into the lake or into feed files.
     Generate(GenerateArgs),
+    /// Making Data Count XmR chart of a date,value CSV file.
+    Spc(spc::SpcArgs),
     /// Create a demo lake if needed and serve bright on localhost.
     Demo {
         #[command(flatten)]
@@ -189,6 +193,7 @@ async fn run(command: Command) -> Result<()> {
         } => sql(&query, &lake.lake, format).await,
         Command::Lake { command } => lake_command(command).await,
         Command::Generate(args) => generate(args).await,
+        Command::Spc(args) => spc::run(args),
         Command::Demo {
             lake,
             port,

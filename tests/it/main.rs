@@ -8,4 +8,5 @@ mod demo;
 mod moto;
 mod reader;
 mod s3;
+mod spc;
 mod support;

@@ -8,6 +8,7 @@
 //! (`bright spc`) and, later, SQL and the dashboards call these functions; nothing else
 //! computes limits.
 
+pub mod output;
 pub mod xmr;
 
 pub use xmr::{

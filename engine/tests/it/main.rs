@@ -1,8 +1,10 @@
 //! Integration tests of bright-engine against real Delta tables, a real DataFusion session and
-//! a real S3-compatible server (moto) on loopback.
+//! a real S3-compatible server (moto) on loopback, and the SPC engine against an independent
+//! implementation over real A&E series.
 
 mod fixtures;
 mod lake;
 mod moto;
 mod query;
 mod s3;
+mod spc_reference;
