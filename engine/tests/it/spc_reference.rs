@@ -50,7 +50,7 @@ fn options_for(k: usize, performance: bool) -> XmrOptions {
             Improvement::Decrease,
             Improvement::Neutral,
         ][k % 3],
-        target: (k % 2 == 0).then_some(if performance { 0.95 } else { 10_000.0 }),
+        target: k.is_multiple_of(2).then_some(if performance { 0.95 } else { 10_000.0 }),
         fix_after_n_points: (k % 5 == 2).then_some(12),
         no_screen_outliers: k % 7 == 3,
         rules: Rules {
@@ -78,7 +78,7 @@ fn nan_null(x: f64) -> Value {
 #[test]
 fn bright_agrees_with_an_independent_implementation_on_real_ae_series() {
     let mut cases = Vec::new();
-    let mut k = 0;
+    let mut k: usize = 0;
     for ((org, kind), months) in read_ae() {
         if months.len() < 12 {
             continue;
@@ -95,7 +95,7 @@ fn bright_agrees_with_an_independent_implementation_on_real_ae_series() {
                     }
                 })
                 .collect();
-            if k % 6 == 0 {
+            if k.is_multiple_of(6) {
                 let gap = k % values.len();
                 values[gap] = None;
             }
