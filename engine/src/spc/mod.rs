@@ -9,6 +9,7 @@
 //! computes limits.
 
 pub mod output;
+mod rules;
 pub mod xmr;
 
 pub use xmr::{

@@ -17,6 +17,7 @@
 //! value, NHSRplotthedots 0.2.2 can stop with an R error; here the missing value breaks the
 //! trend, as the package does whenever it does not fail.
 
+use super::rules::{Band, Flags, classify};
 use super::{SpcError, r_mean};
 
 /// Process limits: mean ± 2.66 × mean moving range (3 / d2, d2 = 1.128, written as the
@@ -464,98 +465,29 @@ fn compute_group(
     let upl = mean + LIMIT * amr;
     let near_lpl = mean - LIMIT_CLOSE * amr;
     let near_upl = mean + LIMIT_CLOSE * amr;
-    let limits_known = !lpl.is_nan() && !upl.is_nan();
 
-    // Per-point flags (None when the value, or what it is compared with, is missing).
-    let outside: Vec<Option<bool>> = y
-        .iter()
-        .map(|v| v.filter(|_| limits_known).map(|v| v > upl || v < lpl))
-        .collect();
-    let relative: Vec<Option<i8>> = y
-        .iter()
-        .map(|v| {
-            v.filter(|_| !mean.is_nan()).map(|v| {
-                if v > mean {
-                    1
-                } else if v < mean {
-                    -1
-                } else {
-                    0
-                }
-            })
-        })
-        .collect();
-    let close: Vec<Option<bool>> = y
-        .iter()
-        .zip(&outside)
-        .map(|(v, out)| match (v, out) {
-            (Some(v), Some(out)) => Some(!out && (*v < near_lpl || *v > near_upl)),
-            _ => None,
-        })
-        .collect();
-
-    let rules = &options.rules;
-    let trend = part_of(&trend_ends(y, rules.trend_points), rules.trend_points);
-    let shift = part_of(
-        &shift_ends(&relative, rules.shift_points),
-        rules.shift_points,
-    );
-    let two_in_three = if rules.two_in_three {
-        two_in_three(&close, &relative)
-    } else {
-        vec![false; n]
+    let band = Band {
+        centre: mean,
+        lcl: lpl,
+        ucl: upl,
+        near_lcl: near_lpl,
+        near_ucl: near_upl,
     };
+    let flags = Flags::of(y, |_| band);
+    let causes = classify(y, &flags, &options.rules);
 
     let short = n < SHORT_GROUP;
     for i in 0..n {
-        let above = relative[i] == Some(1);
-        let cause = if outside[i] == Some(true) {
-            if above {
-                SpecialCause::AboveUcl
-            } else {
-                SpecialCause::BelowLcl
-            }
-        } else if trend[i] {
-            // Labelled by the step to the next trend point, else the step from the previous.
-            let step = match (
-                i + 1 < n && trend[i + 1],
-                y[i],
-                y.get(i + 1),
-                i.checked_sub(1),
-            ) {
-                (true, Some(v), Some(Some(next)), _) => next - v,
-                (_, Some(v), _, Some(p)) => y[p].map_or(0.0, |prev| v - prev),
-                _ => 0.0,
-            };
-            if step > 0.0 {
-                SpecialCause::TrendIncreasing
-            } else {
-                SpecialCause::TrendDecreasing
-            }
-        } else if two_in_three[i] {
-            if relative[i].is_some_and(|r| r > 0) {
-                SpecialCause::TwoInThreeAbove
-            } else {
-                SpecialCause::TwoInThreeBelow
-            }
-        } else if shift[i] {
-            if above {
-                SpecialCause::ShiftAbove
-            } else {
-                SpecialCause::ShiftBelow
-            }
-        } else {
-            SpecialCause::CommonCause
-        };
+        let cause = causes[i];
         out.push(Point {
             value: y[i],
             rebase_group: group,
             mean,
             lpl,
             upl,
-            outside_limits: outside[i],
-            relative_to_mean: relative[i],
-            close_to_limits: close[i],
+            outside_limits: flags.outside[i],
+            relative_to_mean: flags.relative[i],
+            close_to_limits: flags.close[i],
             special_cause: cause,
             point_type: PointType::of(cause, options.improvement),
             short_group_warning: short,
@@ -574,63 +506,6 @@ fn compute_group(
         short_group_warning: short,
         variation,
     }
-}
-
-/// Row `i` ends a trend when the `len − 1` steps into it are all strictly up or all strictly
-/// down; a missing value in the window breaks it.
-fn trend_ends(y: &[Option<f64>], len: usize) -> Vec<bool> {
-    let mut ends = vec![false; y.len()];
-    for (i, end) in ends.iter_mut().enumerate().skip(len - 1) {
-        let window = &y[i + 1 - len..=i];
-        let steps: Option<Vec<f64>> = window.windows(2).map(|w| Some(w[1]? - w[0]?)).collect();
-        if let Some(steps) = steps {
-            *end = steps.iter().all(|s| *s > 0.0) || steps.iter().all(|s| *s < 0.0);
-        }
-    }
-    ends
-}
-
-/// Row `i` ends a shift when it and the `len − 1` rows before it are all strictly on the same
-/// side of the mean; a missing value or a point on the mean breaks it.
-fn shift_ends(relative: &[Option<i8>], len: usize) -> Vec<bool> {
-    let mut ends = vec![false; relative.len()];
-    for (i, end) in ends.iter_mut().enumerate().skip(len - 1) {
-        let window = &relative[i + 1 - len..=i];
-        *end = match window[0] {
-            Some(side) if side != 0 => window.iter().all(|r| *r == Some(side)),
-            _ => false,
-        };
-    }
-    ends
-}
-
-/// A row is part of a run when it, or one of the `len − 1` rows after it, ends one.
-fn part_of(ends: &[bool], len: usize) -> Vec<bool> {
-    (0..ends.len())
-        .map(|i| ends[i..ends.len().min(i + len)].iter().any(|e| *e))
-        .collect()
-}
-
-/// A row is marked when it is close to a limit and belongs to a window of three rows in which
-/// at least two are close and all three lie strictly on one side of the mean.
-fn two_in_three(close: &[Option<bool>], relative: &[Option<i8>]) -> Vec<bool> {
-    let n = close.len();
-    let mut in_firing = vec![false; n];
-    for j in 0..n.saturating_sub(2) {
-        let closes: Option<Vec<bool>> = close[j..j + 3].iter().copied().collect();
-        let sides: Option<Vec<i8>> = relative[j..j + 3].iter().copied().collect();
-        if let (Some(closes), Some(sides)) = (closes, sides) {
-            let side_sum: i8 = sides.iter().sum();
-            if closes.iter().filter(|c| **c).count() >= 2 && side_sum.abs() == 3 {
-                in_firing[j..j + 3].iter_mut().for_each(|f| *f = true);
-            }
-        }
-    }
-    in_firing
-        .iter()
-        .zip(close)
-        .map(|(firing, close)| *firing && *close == Some(true))
-        .collect()
 }
 
 #[cfg(test)]

@@ -50,7 +50,9 @@ fn options_for(k: usize, performance: bool) -> XmrOptions {
             Improvement::Decrease,
             Improvement::Neutral,
         ][k % 3],
-        target: k.is_multiple_of(2).then_some(if performance { 0.95 } else { 10_000.0 }),
+        target: k
+            .is_multiple_of(2)
+            .then_some(if performance { 0.95 } else { 10_000.0 }),
         fix_after_n_points: (k % 5 == 2).then_some(12),
         no_screen_outliers: k % 7 == 3,
         rules: Rules {
