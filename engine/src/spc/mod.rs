@@ -8,8 +8,10 @@
 //! (`bright spc`) and, later, SQL and the dashboards call these functions; nothing else
 //! computes limits.
 
+pub mod attribute;
 pub mod output;
 mod rules;
+pub mod run;
 pub mod xmr;
 
 pub use xmr::{
@@ -39,6 +41,18 @@ pub enum SpcError {
         values: usize,
         /// Number of rebase marks.
         rebase: usize,
+    },
+    /// A p or u chart without denominators.
+    #[error("a {chart} chart needs a denominator for every point")]
+    MissingDenominator {
+        /// The chart type.
+        chart: &'static str,
+    },
+    /// A negative time between events (t chart).
+    #[error("value at position {index} is negative; times between events cannot be")]
+    Negative {
+        /// Position in the series (0-based).
+        index: usize,
     },
     /// A rule length too short to mean anything.
     #[error("{rule} needs at least {min} points, got {points}")]
@@ -78,6 +92,22 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
     let s = a + b;
     let bb = s - a;
     (s, (a - (s - bb)) + (b - bb))
+}
+
+/// The median as R's `median()` computes it (the mean of the middle two for an even count);
+/// NaN for no values.
+pub(crate) fn r_median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
 }
 
 /// Neumaier's compensated sum, and how many values it saw.

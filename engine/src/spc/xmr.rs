@@ -197,7 +197,8 @@ impl PointType {
         }
     }
 
-    fn of(cause: SpecialCause, improvement: Improvement) -> Self {
+    /// The point type of a rule hit given the improvement direction.
+    pub(crate) fn from_cause(cause: SpecialCause, improvement: Improvement) -> Self {
         let raw = cause.sign();
         match (raw, improvement) {
             (0, _) => PointType::CommonCause,
@@ -235,7 +236,8 @@ impl VariationIcon {
         }
     }
 
-    fn of(point_type: PointType, improvement: Improvement) -> Self {
+    /// The icon shown for a series whose latest point has `point_type`.
+    pub(crate) fn from_point(point_type: PointType, improvement: Improvement) -> Self {
         match (point_type, improvement) {
             (PointType::CommonCause, _) => VariationIcon::CommonCause,
             (PointType::SpecialCauseImprovement, Improvement::Decrease) => {
@@ -262,6 +264,27 @@ pub enum AssuranceIcon {
 }
 
 impl AssuranceIcon {
+    /// Where the target lies against the (latest) limits.
+    pub(crate) fn from_limits(target: f64, lpl: f64, upl: f64, improvement: Improvement) -> Self {
+        // NaN limits make both comparisons false: inconsistent, as in the reference.
+        let increase = improvement == Improvement::Increase;
+        if target > upl {
+            if increase {
+                AssuranceIcon::Fail
+            } else {
+                AssuranceIcon::Pass
+            }
+        } else if target < lpl {
+            if increase {
+                AssuranceIcon::Pass
+            } else {
+                AssuranceIcon::Fail
+            }
+        } else {
+            AssuranceIcon::Inconsistent
+        }
+    }
+
     /// `pass`, `fail` or `inconsistent`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -394,11 +417,11 @@ pub fn xmr(
     }
 
     let last = points.last();
-    let variation_icon = last.map(|p| VariationIcon::of(p.point_type, options.improvement));
+    let variation_icon = last.map(|p| VariationIcon::from_point(p.point_type, options.improvement));
     let assurance_icon = match (options.target, options.improvement, last) {
-        (Some(target), improvement, Some(last)) if improvement != Improvement::Neutral => {
-            Some(assurance(target, last.lpl, last.upl, improvement))
-        }
+        (Some(target), improvement, Some(last)) if improvement != Improvement::Neutral => Some(
+            AssuranceIcon::from_limits(target, last.lpl, last.upl, improvement),
+        ),
         _ => None,
     };
     Ok(XmrChart {
@@ -407,26 +430,6 @@ pub fn xmr(
         variation_icon,
         assurance_icon,
     })
-}
-
-fn assurance(target: f64, lpl: f64, upl: f64, improvement: Improvement) -> AssuranceIcon {
-    // NaN limits make both comparisons false: inconsistent, as in the reference.
-    let increase = improvement == Improvement::Increase;
-    if target > upl {
-        if increase {
-            AssuranceIcon::Fail
-        } else {
-            AssuranceIcon::Pass
-        }
-    } else if target < lpl {
-        if increase {
-            AssuranceIcon::Pass
-        } else {
-            AssuranceIcon::Fail
-        }
-    } else {
-        AssuranceIcon::Inconsistent
-    }
 }
 
 /// Limits, flags and rules of one rebase group; pushes its points and returns its summary.
@@ -489,7 +492,7 @@ fn compute_group(
             relative_to_mean: flags.relative[i],
             close_to_limits: flags.close[i],
             special_cause: cause,
-            point_type: PointType::of(cause, options.improvement),
+            point_type: PointType::from_cause(cause, options.improvement),
             short_group_warning: short,
         });
     }
