@@ -6,6 +6,7 @@
 //!   when it is longer than round(log2(n) + 3);
 //! - the number of **crossings** (consecutive useful points on opposite sides) signals when it
 //!   is fewer than the 5th percentile of Binomial(n − 1, 0.5).
+//!
 //! Both limits depend only on n, the number of useful points.
 
 use super::r_median;
