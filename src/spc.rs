@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use bright_engine::arrow::csv::WriterBuilder as CsvWriterBuilder;
 use bright_engine::arrow::json::{WriterBuilder as JsonWriterBuilder, writer::JsonArray};
+use bright_engine::spc::narrate::{Describe, Unit, narrate};
 use bright_engine::spc::output::points_batch;
+use bright_engine::spc::suggest::suggest_rebase;
 use bright_engine::spc::{Improvement, Rules, XmrChart, XmrOptions, xmr};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
@@ -48,6 +50,15 @@ pub struct SpcArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
     format: SpcFormat,
+    /// The measure's name, for the JSON summary's narrative.
+    #[arg(long, default_value = "This measure")]
+    title: String,
+    /// How values are shown in the narrative: %, count, minutes, ratio or £.
+    #[arg(long, default_value = "count")]
+    unit: Unit,
+    /// The series' period, plural, for the narrative.
+    #[arg(long, default_value = "periods")]
+    periods: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -193,10 +204,26 @@ pub fn run(args: SpcArgs) -> Result<()> {
             } else {
                 serde_json::from_slice(&points)?
             };
-            let body = json!({
-                "points": points,
-                "summary": summary(&chart, &dates, &options, &warnings),
+            let mut summary = summary(&chart, &dates, &options, &warnings);
+            let suggestion = suggest_rebase(&values, &rebase, &options)?.map(|s| {
+                json!({
+                    "date": dates[s.index].to_string(),
+                    "points": s.points,
+                    "side": if s.side > 0 { "above" } else { "below" },
+                    "mean": number(s.mean),
+                    "lpl": number(s.lpl),
+                    "upl": number(s.upl),
+                })
             });
+            let about = Describe {
+                title: &args.title,
+                unit: args.unit,
+                periods: &args.periods,
+                target: args.target,
+            };
+            summary["rebase_suggestion"] = suggestion.unwrap_or(Value::Null);
+            summary["narrative"] = json!(narrate(&chart, &about));
+            let body = json!({ "points": points, "summary": summary });
             serde_json::to_writer(&mut out, &body)?;
             writeln!(out)?;
         }

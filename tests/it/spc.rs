@@ -145,6 +145,51 @@ fn json_has_points_and_a_summary_with_icons_segments_and_warnings() {
         points[0].get("outside_limits").is_some(),
         "flags are included"
     );
+    assert!(summary["rebase_suggestion"].is_null());
+    let narrative = summary["narrative"].as_str().unwrap();
+    assert!(
+        narrative.starts_with(
+            "This measure shows special cause concern: the latest value, 50, is above"
+        ),
+        "{narrative}"
+    );
+}
+
+#[test]
+fn json_proposes_a_rebase_for_a_sustained_shift_and_narrates() {
+    // Sixteen months around 10, then ten around 14 up to the latest month.
+    let mut text = String::from("date,value\n");
+    let values = [[9.0, 11.0].repeat(8), [13.0, 15.0].repeat(5)].concat();
+    for (i, v) in values.iter().enumerate() {
+        text.push_str(&format!("{}-{:02}-01,{v}\n", 2023 + i / 12, i % 12 + 1));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "s.csv", &text);
+    let (ok, stdout, stderr) = spc(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--format",
+        "json",
+        "--title",
+        "Discharges before noon",
+        "--periods",
+        "months",
+    ]);
+    assert!(ok, "{stderr}");
+    let body: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let suggestion = &body["summary"]["rebase_suggestion"];
+    // Position 16 is May 2024; the new process has mean 14 and limits 14 ± 5.32.
+    assert_eq!(suggestion["date"], "2024-05-01");
+    assert_eq!(suggestion["points"], 10);
+    assert_eq!(suggestion["side"], "above");
+    assert!((suggestion["upl"].as_f64().unwrap() - 19.32).abs() < 1e-12);
+    let narrative = body["summary"]["narrative"].as_str().unwrap();
+    assert!(
+        narrative.starts_with(
+            "Discharges before noon shows special cause improvement: the last ten points are above the mean of"
+        ),
+        "{narrative}"
+    );
 }
 
 #[test]

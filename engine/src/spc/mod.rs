@@ -9,9 +9,11 @@
 //! computes limits.
 
 pub mod attribute;
+pub mod narrate;
 pub mod output;
 mod rules;
 pub mod run;
+pub mod suggest;
 pub mod xmr;
 
 pub use xmr::{
