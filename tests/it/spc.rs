@@ -239,3 +239,53 @@ fn bad_input_fails_with_one_line_naming_the_row() {
     assert!(!ok);
     assert!(stderr.contains("increase, decrease or neutral"), "{stderr}");
 }
+
+#[test]
+fn sql_spc_xmr_prints_exactly_what_bright_spc_prints() {
+    // One trust's monthly type 1 four-hour performance from the A&E sample (NHS England).
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data-samples/ae_attendances.csv"
+    ))
+    .unwrap();
+    let mut series: Vec<(String, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1] == "RF4" && f[2] == "1").then(|| {
+                let (att, br): (f64, f64) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+                (f[0].to_string(), 1.0 - br / att)
+            })
+        })
+        .collect();
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(series.len(), 36);
+
+    let dir = tempfile::tempdir().unwrap();
+    let csv: String = std::iter::once("date,value\n".to_string())
+        .chain(series.iter().map(|(d, v)| format!("{d},{v}\n")))
+        .collect();
+    let input = write(dir.path(), "rf4.csv", &csv);
+    let (ok, from_cli, stderr) = spc(&[
+        "--input",
+        input.to_str().unwrap(),
+        "--target",
+        "0.95",
+        "--rebase",
+        "2018-04-01",
+    ]);
+    assert!(ok, "{stderr}");
+
+    let rows: Vec<String> = series
+        .iter()
+        .map(|(d, v)| format!("(DATE ''{d}'', {v})"))
+        .collect();
+    let sql = format!(
+        "SELECT * FROM spc_xmr('SELECT d, v FROM (VALUES {}) AS t(d, v)', 'increase', 0.95, '2018-04-01') ORDER BY date",
+        rows.join(", ")
+    );
+    let lake = crate::support::small_lake().to_str().unwrap();
+    let from_sql = crate::support::ok(&["sql", &sql, "--lake", lake, "--format", "csv"]);
+    assert_eq!(from_sql, from_cli);
+    assert!(from_cli.contains(",fail,"), "95% is above this trust's upper limit");
+}

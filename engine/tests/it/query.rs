@@ -137,3 +137,95 @@ async fn refresh_shows_new_commits() {
     let fresh = engine.sql("SELECT count(*) FROM beds").await.unwrap();
     assert_eq!(int(&fresh, 0, 0), 7);
 }
+
+#[tokio::test]
+async fn spc_xmr_charts_a_query_with_the_engines_numbers() {
+    let (_dir, lake) = lake_with_rows().await;
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    // Ten monthly values given out of order; 2024-10 is 50.
+    let values = [10.0, 11.0, 10.0, 11.0, 10.0, 11.0, 10.0, 11.0, 10.0, 50.0];
+    let rows: Vec<String> = values
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, v)| format!("(DATE ''2024-{:02}-01'', {v})", i + 1))
+        .collect();
+    let inner = format!("SELECT d, v FROM (VALUES {}) AS t(d, v)", rows.join(", "));
+    let out = engine
+        .sql(&format!(
+            "SELECT date, value, mean, lpl, upl, point_type, variation_icon, assurance_icon \
+             FROM spc_xmr('{inner}', 'increase', 20) ORDER BY date"
+        ))
+        .await
+        .unwrap();
+    let expected = bright_engine::spc::xmr(
+        &values.map(Some),
+        &[false; 10],
+        &bright_engine::spc::XmrOptions {
+            target: Some(20.0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let mut csv = Vec::new();
+    out.write(OutputFormat::Csv, &mut csv).unwrap();
+    let csv = String::from_utf8(csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 11);
+    for (line, point) in lines[1..].iter().zip(&expected.points) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[2].parse::<f64>().unwrap(), point.mean);
+        assert_eq!(f[3].parse::<f64>().unwrap(), point.lpl);
+        assert_eq!(f[4].parse::<f64>().unwrap(), point.upl);
+        assert_eq!(f[5], point.point_type.as_str());
+        assert_eq!(f[6], "improvement_high");
+        assert_eq!(f[7], "fail");
+    }
+    assert!(lines[1].starts_with("2024-01-01,10.0,"), "{}", lines[1]);
+}
+
+#[tokio::test]
+async fn spc_xmr_refuses_bad_arguments_and_writing_queries() {
+    let (_dir, lake) = lake_with_rows().await;
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    for (sql, expected) in [
+        (
+            "SELECT * FROM spc_xmr(1)",
+            "the query must be a text literal",
+        ),
+        (
+            "SELECT * FROM spc_xmr('SELECT 1, 2', 'up')",
+            "increase, decrease or neutral",
+        ),
+        ("SELECT * FROM spc_xmr('DROP TABLE beds')", "not supported"),
+        (
+            "SELECT * FROM spc_xmr('SELECT DATE ''2024-01-01'', 1 UNION ALL SELECT DATE ''2024-01-01'', 2')",
+            "duplicate date 2024-01-01",
+        ),
+        ("SELECT * FROM spc_xmr('SELECT ''x'', 1')", "not a date"),
+    ] {
+        let err = engine.sql(sql).await.unwrap_err().to_string();
+        assert!(err.contains(expected), "{sql}: {err}");
+    }
+    // Rebase dates split the chart.
+    let out = engine
+        .sql(
+            "SELECT max(rebase_group) FROM spc_xmr(\
+             'SELECT valid_from, beds FROM beds', 'neutral', NULL, '2025-01-02')",
+        )
+        .await;
+    // NULL is not a number literal the target accepts; the error says so.
+    assert!(out.unwrap_err().to_string().contains("target"));
+    let out = engine
+        .sql(
+            "SELECT max(rebase_group) FROM spc_xmr(\
+             'SELECT DATE ''2025-01-01'' + CAST(beds AS INT) AS d, beds FROM beds', 'neutral', 0, '2025-01-03')",
+        )
+        .await
+        .unwrap();
+    assert_eq!(int(&out, 0, 0), 1);
+}

@@ -9,6 +9,9 @@
 //! swaps atomically: a query running during a refresh finishes on the snapshot it started
 //! with, and a query never sees a half-written commit. DataFusion types stay in this module;
 //! callers talk in SQL strings, Arrow batches and [`QueryError`].
+//!
+//! SQL functions bright adds: `spc_xmr(query, …)`, the XmR chart of a query's date and value
+//! columns (see `spc_function`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -28,6 +31,8 @@ use datafusion::prelude::{Expr, SQLOptions, SessionConfig, SessionContext};
 use tracing::debug;
 
 use crate::lake::{Lake, LakeError};
+
+mod spc_function;
 use crate::schema::Table;
 
 /// Errors from planning or running a query.
@@ -230,6 +235,7 @@ impl QueryEngine {
             session_config = session_config.with_target_partitions(config.target_partitions);
         }
         let ctx = SessionContext::new_with_config_rt(session_config, runtime);
+        ctx.register_udtf(spc_function::NAME, Arc::new(spc_function::SpcXmrFunction));
         let mut engine = QueryEngine {
             lake: lake.clone(),
             ctx,
