@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use bright_engine::lake::{DEFAULT_VACUUM_RETENTION, Lake};
 use bright_engine::pseudonym::PseudoKey;
-use bright_engine::query::{OutputFormat, QueryConfig, QueryEngine};
+use bright_engine::query::OutputFormat;
 use bright_engine::schema::Table;
 use bright_sim::feeds::FileSink;
 use bright_sim::lake_sink::{generate_into_lake, simulation_key};
@@ -18,6 +18,7 @@ use bright_sim::{Changes, SimConfig, Simulation, Summary};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod kpi;
 mod spc;
 
 #[derive(Debug, Parser)]
@@ -55,6 +56,8 @@ enum Command {
         query: String,
         #[command(flatten)]
         lake: LakeArg,
+        #[command(flatten)]
+        catalogue: kpi::CatalogueArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -68,6 +71,11 @@ enum Command {
     Generate(GenerateArgs),
     /// Making Data Count XmR chart of a date,value CSV file.
     Spc(spc::SpcArgs),
+    /// The KPI catalogue: list, show, run a series, check that every KPI plans.
+    Kpi {
+        #[command(subcommand)]
+        command: kpi::KpiCommand,
+    },
     /// Create a demo lake if needed and serve bright on localhost.
     Demo {
         #[command(flatten)]
@@ -189,11 +197,13 @@ async fn run(command: Command) -> Result<()> {
         Command::Sql {
             query,
             lake,
+            catalogue,
             format,
-        } => sql(&query, &lake.lake, format).await,
+        } => sql(&query, &lake.lake, &catalogue, format).await,
         Command::Lake { command } => lake_command(command).await,
         Command::Generate(args) => generate(args).await,
         Command::Spc(args) => spc::run(args),
+        Command::Kpi { command } => kpi::run(command).await,
         Command::Demo {
             lake,
             port,
@@ -207,18 +217,26 @@ fn open_lake(location: &str) -> Result<Lake> {
     Lake::open(location).with_context(|| format!("cannot open lake '{location}'"))
 }
 
-async fn sql(query: &str, location: &str, format: Format) -> Result<()> {
-    let lake = open_lake(location)?;
-    let engine = QueryEngine::open(&lake, &QueryConfig::default()).await?;
-    let output = engine.sql(query).await?;
-    let format = match format {
+fn output_format(format: Format) -> OutputFormat {
+    match format {
         Format::Table => OutputFormat::Table,
         Format::Csv => OutputFormat::Csv,
         Format::Json => OutputFormat::Json,
-    };
+    }
+}
+
+/// Runs `query` with the lake's tables and the KPI views (`kpi.<id>`) registered.
+async fn sql(
+    query: &str,
+    location: &str,
+    catalogue: &kpi::CatalogueArgs,
+    format: Format,
+) -> Result<()> {
+    let engine = kpi::engine(location, catalogue).await?;
+    let output = engine.sql(query).await?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    output.write(format, &mut out)?;
+    output.write(output_format(format), &mut out)?;
     out.flush()?;
     Ok(())
 }

@@ -12,7 +12,7 @@
 //! [`Lake::with_storage_options`]. Commits use the store's conditional put, so no external lock
 //! service is needed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Once;
 use std::time::Duration;
 
@@ -301,6 +301,32 @@ impl Lake {
             files,
             bytes,
         })
+    }
+
+    /// Every data file of `table`'s current snapshot with the partition day it holds (from
+    /// the log, without reading data files); empty when the table does not exist yet. Two
+    /// calls compared tell which days changed in between: appended, compacted or rewritten.
+    pub async fn files(
+        &self,
+        table: Table,
+    ) -> Result<BTreeMap<String, Option<chrono::NaiveDate>>, LakeError> {
+        let delta = match self.open_table(table).await {
+            Ok(delta) => delta,
+            Err(LakeError::MissingTable { .. }) => return Ok(BTreeMap::new()),
+            Err(e) => return Err(e),
+        };
+        let snapshot = delta.snapshot()?;
+        Ok(snapshot
+            .log_data()
+            .iter()
+            .map(|file| {
+                let day = file
+                    .partition_values_map()
+                    .get(table.partition_column())
+                    .and_then(|v| v.as_deref()?.parse().ok());
+                (file.path().into_owned(), day)
+            })
+            .collect())
     }
 
     /// Rewrites each partition's small files into fewer large ones (one commit per table).

@@ -7,11 +7,13 @@
 //! - [`query`]: the DataFusion session over the lake; read-only SQL in, Arrow batches out.
 //! - [`pseudonym`]: keyed pseudonymisation of patient identifiers.
 //! - [`spc`]: statistical process control (Making Data Count XmR), pure functions.
+//! - [`kpi`]: the KPI catalogue (manifest + SQL), which [`query`] registers as views.
 //!
 //! Ingest and dashboards depend on this crate only and meet here. It re-exports the `arrow`
 //! it was built with so no other crate pulls a second copy.
 
 pub mod batch;
+pub mod kpi;
 pub mod lake;
 pub mod pseudonym;
 pub mod query;

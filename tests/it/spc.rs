@@ -287,5 +287,8 @@ fn sql_spc_xmr_prints_exactly_what_bright_spc_prints() {
     let lake = crate::support::small_lake().to_str().unwrap();
     let from_sql = crate::support::ok(&["sql", &sql, "--lake", lake, "--format", "csv"]);
     assert_eq!(from_sql, from_cli);
-    assert!(from_cli.contains(",fail,"), "95% is above this trust's upper limit");
+    assert!(
+        from_cli.contains(",fail,"),
+        "95% is above this trust's upper limit"
+    );
 }

@@ -11,7 +11,13 @@
 //! callers talk in SQL strings, Arrow batches and [`QueryError`].
 //!
 //! SQL functions bright adds: `spc_xmr(query, …)`, the XmR chart of a query's date and value
-//! columns (see `spc_function`).
+//! columns (see `spc_function`); `local_date(ts)` and `local_hour(ts)`, a timestamp on the
+//! trust's wall clock (see `time_functions`), and `minutes_between(from, to)`.
+//!
+//! With [`QueryEngine::register_kpis`] the session also holds the KPI catalogue as views in the
+//! `kpi` schema (`kpi.ed_4h_performance`), and [`QueryEngine::kpi_series`] rolls a KPI up into
+//! the series SPC reads (see `kpi_views`). A table the lake does not hold yet is registered
+//! empty, so KPIs plan on any lake and pick the table up at the next refresh.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -32,8 +38,16 @@ use tracing::debug;
 
 use crate::lake::{Lake, LakeError};
 
+mod kpi_views;
 mod spc_function;
+mod time_functions;
+use crate::kpi::{Catalogue, KpiError};
 use crate::schema::Table;
+
+/// The session's catalog; lake tables are in its `lake` schema, KPIs in `kpi`.
+const CATALOG: &str = "bright";
+/// The schema lake tables are registered in (the default).
+const LAKE_SCHEMA: &str = "lake";
 
 /// Errors from planning or running a query.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +64,20 @@ pub enum QueryError {
     /// Writing formatted results failed.
     #[error("cannot write results: {0}")]
     Io(#[from] std::io::Error),
+    /// The KPI catalogue is inconsistent, or a KPI, breakdown or parameter is unknown.
+    #[error(transparent)]
+    Catalogue(#[from] KpiError),
+    /// A KPI or helper view failed to plan.
+    #[error("{file}: {source}")]
+    Kpi {
+        /// The query's file.
+        file: std::path::PathBuf,
+        /// Why it failed.
+        source: Box<QueryError>,
+    },
+    /// [`QueryEngine::kpi_series`] was called before [`QueryEngine::register_kpis`].
+    #[error("no KPI catalogue is registered in this session")]
+    NoCatalogue,
     /// Nothing has been written to this lake: there are no tables to query.
     #[error("no lake tables at {root}; write some first (bright generate, bright demo)")]
     EmptyLake {
@@ -66,6 +94,8 @@ pub struct QueryConfig {
     pub memory_limit: usize,
     /// Parallelism of each query (DataFusion's target partitions); 0 = number of cores.
     pub target_partitions: usize,
+    /// The trust's wall clock, for `local_date` and `local_hour`.
+    pub time_zone: chrono_tz::Tz,
 }
 
 impl Default for QueryConfig {
@@ -73,6 +103,7 @@ impl Default for QueryConfig {
         QueryConfig {
             memory_limit: 2 << 30,
             target_partitions: 0,
+            time_zone: chrono_tz::Europe::London,
         }
     }
 }
@@ -203,11 +234,31 @@ impl TableProvider for LiveTable {
     }
 }
 
+/// A table the lake does not hold yet, as queries see lake tables (text as `Utf8View`).
+fn empty(table: Table) -> Result<Arc<dyn TableProvider>, QueryError> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let fields: Vec<Field> = table
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(fields));
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![]],
+    )?))
+}
+
 /// One DataFusion session with every lake table registered.
 pub struct QueryEngine {
     lake: Lake,
     ctx: SessionContext,
     tables: BTreeMap<Table, Arc<LiveTable>>,
+    kpis: Option<kpi_views::KpiViews>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -230,24 +281,31 @@ impl QueryEngine {
             .build_arc()?;
         let mut session_config = SessionConfig::new()
             .with_information_schema(true)
-            .with_default_catalog_and_schema("bright", "lake");
+            .with_default_catalog_and_schema(CATALOG, LAKE_SCHEMA);
         if config.target_partitions > 0 {
             session_config = session_config.with_target_partitions(config.target_partitions);
         }
         let ctx = SessionContext::new_with_config_rt(session_config, runtime);
         ctx.register_udtf(spc_function::NAME, Arc::new(spc_function::SpcXmrFunction));
+        for function in time_functions::functions(config.time_zone) {
+            ctx.register_udf(function);
+        }
         let mut engine = QueryEngine {
             lake: lake.clone(),
             ctx,
             tables: BTreeMap::new(),
+            kpis: None,
         };
+        let mut found = 0;
         for table in Table::ALL {
-            let delta = match lake.open_table(table).await {
-                Ok(delta) => delta,
-                Err(LakeError::MissingTable { .. }) => continue,
+            let provider = match lake.open_table(table).await {
+                Ok(delta) => {
+                    found += 1;
+                    engine.provider(&delta).await?
+                }
+                Err(LakeError::MissingTable { .. }) => empty(table)?,
                 Err(e) => return Err(e.into()),
             };
-            let provider = engine.provider(&delta).await?;
             let live = Arc::new(LiveTable {
                 schema: provider.schema(),
                 current: RwLock::new(provider),
@@ -255,12 +313,54 @@ impl QueryEngine {
             engine.ctx.register_table(table.name(), live.clone())?;
             engine.tables.insert(table, live);
         }
-        if engine.tables.is_empty() {
+        if found == 0 {
             return Err(QueryError::EmptyLake {
                 root: lake.root().clone(),
             });
         }
         Ok(engine)
+    }
+
+    /// Plans every KPI of `catalogue` and registers it, with its helper views, in the `kpi`
+    /// schema. `params` override the catalogue's parameter defaults. Fails on the first query
+    /// that does not plan or does not return the catalogue's shape, naming its file.
+    pub async fn register_kpis(
+        &mut self,
+        catalogue: Catalogue,
+        params: &BTreeMap<String, f64>,
+    ) -> Result<(), QueryError> {
+        self.kpis = Some(kpi_views::KpiViews::register(&self.ctx, catalogue, params).await?);
+        Ok(())
+    }
+
+    /// The registered KPI catalogue.
+    pub fn kpi_catalogue(&self) -> Option<&Catalogue> {
+        self.kpis.as_ref().map(kpi_views::KpiViews::catalogue)
+    }
+
+    /// The lake tables KPI `id` reads, through its helper views.
+    pub fn kpi_tables(&self, id: &str) -> Result<std::collections::BTreeSet<Table>, QueryError> {
+        let kpis = self.kpis.as_ref().ok_or(QueryError::NoCatalogue)?;
+        kpis.tables(id)
+    }
+
+    /// The lake this engine reads.
+    pub fn lake(&self) -> &Lake {
+        &self.lake
+    }
+
+    /// The series of KPI `id`: one row per period from `since` (every period when `None`) up
+    /// to but excluding `until`, per combination of the `by` columns, with columns `date`,
+    /// the `by` columns, `value`, `numerator`, `denominator`. Only `since`'s window is read.
+    pub async fn kpi_series(
+        &self,
+        id: &str,
+        since: Option<chrono::NaiveDate>,
+        until: Option<chrono::NaiveDate>,
+        by: &[String],
+    ) -> Result<QueryOutput, QueryError> {
+        let kpis = self.kpis.as_ref().ok_or(QueryError::NoCatalogue)?;
+        kpis.series(&self.ctx, id, since, until, by).await
     }
 
     async fn provider(
@@ -282,7 +382,12 @@ impl QueryEngine {
     /// snapshot they planned against.
     pub async fn refresh(&self) -> Result<(), QueryError> {
         for (table, live) in &self.tables {
-            let delta = self.lake.open_table(*table).await?;
+            let delta = match self.lake.open_table(*table).await {
+                Ok(delta) => delta,
+                // Still not written: it stays empty.
+                Err(LakeError::MissingTable { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
             let provider = self.provider(&delta).await?;
             live.replace(provider);
         }

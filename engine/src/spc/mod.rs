@@ -1,12 +1,16 @@
 //! Statistical process control, computed as NHS "Making Data Count" reads it.
 //!
-//! [`xmr`] is the Making Data Count XmR chart, matching the reference R package
-//! NHSRplotthedots 0.2.2 exactly (limits to 1e-12, the same rules, priorities, icons and edge
-//! cases; `docs/spc.md` lists the one place bright differs on purpose). Everything here is a
-//! pure function over slices in time order: no I/O, no dates (callers map dates to positions),
-//! cheap enough to run over every KPI and breakdown on each dashboard tick. The CLI
-//! (`bright spc`) and, later, SQL and the dashboards call these functions; nothing else
-//! computes limits.
+//! - [`xmr`]: the Making Data Count XmR chart, matching the reference R package
+//!   NHSRplotthedots 0.2.2 exactly (limits to 1e-12, the same rules, priorities, icons and
+//!   edge cases; `docs/spc.md` lists where bright differs on purpose).
+//! - [`attribute`]: p, p′, u, u′, c, g, t and mR charts with their standard limits, judged by
+//!   the same rules ([`rules`] holds them once); [`run`]: run charts with Anhøj's rules.
+//! - [`narrate`]: plain-English sentences from a chart; [`suggest`]: rebase proposals;
+//!   [`output`]: the chart as the Arrow batch the CLI prints and SQL returns.
+//!
+//! Everything here is a pure function over slices in time order: no I/O, no dates (callers
+//! map dates to positions), cheap enough to run over every KPI and breakdown on each
+//! dashboard tick.
 
 pub mod attribute;
 pub mod narrate;

@@ -3,6 +3,8 @@
 //! implementation over real A&E series.
 
 mod fixtures;
+mod kpi;
+mod kpi_golden;
 mod lake;
 mod moto;
 mod query;

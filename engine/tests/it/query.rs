@@ -63,6 +63,7 @@ async fn a_query_over_its_memory_limit_fails_alone() {
     let small = QueryConfig {
         memory_limit: 256 * 1024,
         target_partitions: 1,
+        ..QueryConfig::default()
     };
     let engine = QueryEngine::open(&lake, &small).await.unwrap();
     // The build side of a hash join (two million keys) must fit in memory; in 256 KiB it

@@ -1,0 +1,113 @@
+"""The KPI catalogue's SQL run by DuckDB over a bright lake's Parquet files, for side-by-side
+timing with `cargo bench --bench kpi` (benches/kpi.sh runs both).
+
+    kpi_duckdb.py LAKE_DIR QUERIES_DIR RUNS
+    kpi_duckdb.py LAKE_DIR QUERIES_DIR --results
+
+
+Each table becomes a view over its Parquet files (hive partitions); bright's four SQL
+functions become DuckDB macros with the same meaning (the trust's clock is Europe/London);
+helper views are created in a `kpi` schema; each KPI query runs with `$since` and its
+parameters bound, rolled up per period as bright's runner does. Prints one JSON object per KPI
+and mode (median milliseconds), like the bright side; with `--results`, instead, every KPI's
+full series (kpi, period, numerator, denominator), so a test can check that the two engines
+agree.
+"""
+
+import json
+import re
+import statistics
+import sys
+import time
+import tomllib
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+TABLES = [
+    "adt_events", "ed_attendances", "theatre_sessions", "theatre_events", "beds",
+    "workforce_shifts", "finance_ledger", "dq_issues",
+]
+EMPTY = {
+    "dq_issues": "feed VARCHAR, received_at TIMESTAMPTZ, org_code VARCHAR, record_ref VARCHAR, "
+    "reason VARCHAR, owner VARCHAR, received_date DATE",
+}
+MACROS = [
+    "CREATE MACRO local_date(t) AS CAST(timezone('Europe/London', t) AS DATE)",
+    "CREATE MACRO local_hour(t) AS hour(timezone('Europe/London', t))",
+    "CREATE MACRO local_day_start(d) AS timezone('Europe/London', CAST(d AS TIMESTAMP))",
+    "CREATE MACRO minutes_between(a, b) AS date_diff('microsecond', a, b) / 60e6",
+]
+
+
+def main():
+    lake, queries = Path(sys.argv[1]), Path(sys.argv[2])
+    results = sys.argv[3] == "--results"
+    runs = 1 if results else int(sys.argv[3])
+    manifest = tomllib.loads((queries / "kpis.toml").read_text())
+    params = {name: float(p["default"]) for name, p in manifest.get("params", {}).items()}
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    for table in TABLES:
+        files = lake / table
+        if not any(files.rglob("*.parquet")):
+            if table not in EMPTY:
+                raise SystemExit(f"{table}: no Parquet files under {files}")
+            # Nothing written yet (the simulator writes no data-quality records).
+            con.execute(f"CREATE TABLE {table} ({EMPTY[table]})")
+            continue
+        con.execute(
+            f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{files}/**/*.parquet', "
+            "hive_partitioning = true)"
+        )
+    for macro in MACROS:
+        con.execute(macro)
+    con.execute("CREATE SCHEMA kpi")
+    for view in manifest.get("view", []):
+        sql = (queries / "views" / f"{view['name']}.sql").read_text()
+        con.execute(f"CREATE VIEW kpi.{view['name']} AS {sql}")
+    last = con.execute("SELECT max(arrival_date) FROM ed_attendances").fetchone()[0]
+    for mode, since in [("full", date(1900, 1, 1)), ("open_day", last)]:
+        totals = [0.0] * runs
+        for kpi in manifest["kpi"]:
+            sql = (queries / f"{kpi['id']}.sql").read_text()
+            first = period_start(kpi["grain"], since)
+            rollup = "max" if kpi.get("rollup") == "max" else "sum"
+            query = (
+                f"SELECT period, {rollup}(numerator), sum(denominator) FROM ({sql}) AS k "
+                "WHERE period >= $since GROUP BY period ORDER BY period"
+            )
+            used = set(re.findall(r"\$([a-z_][a-z0-9_]*)", query))
+            bound = {name: value for name, value in params.items() if name in used}
+            bound["since"] = first
+            if results:
+                for period, numerator, denominator in con.execute(query, bound).fetchall():
+                    print(json.dumps({"kpi": kpi["id"], "period": period.isoformat(),
+                                      "numerator": numerator, "denominator": denominator}))
+                continue
+            times = []
+            for run in range(runs):
+                started = time.perf_counter()
+                con.execute(query, bound).fetchall()
+                ms = (time.perf_counter() - started) * 1e3
+                times.append(ms)
+                totals[run] += ms
+            print(json.dumps({"engine": "duckdb", "kpi": kpi["id"], "mode": mode,
+                              "ms": round(statistics.median(times), 1)}))
+        if results:
+            return
+        print(json.dumps({"engine": "duckdb", "kpi": "(all)", "mode": mode,
+                          "ms": round(statistics.median(totals), 1)}))
+
+
+def period_start(grain, day):
+    if grain == "week":
+        return date.fromordinal(day.toordinal() - day.weekday())
+    if grain == "month":
+        return day.replace(day=1)
+    return day
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,288 @@
+//! The KPI catalogue inside the session: helper views and one view per KPI in the `kpi`
+//! schema, the parameter values they are bound with, and the runner that rolls a KPI up into
+//! the series SPC and dashboards read.
+//!
+//! Each KPI is planned once, with its placeholders unbound. The view analysts query is that
+//! plan bound to the configured parameters and the earliest `$since`; a windowed run binds a
+//! later `$since`, so the query reads only what it needs (see [`crate::kpi`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{ParamValues, ScalarValue, TableReference};
+use datafusion::functions::expr_fn::nullif;
+use datafusion::functions_aggregate::expr_fn::{max, sum};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{DataFrame, Expr, SQLOptions, SessionContext, col, lit};
+
+use super::{QueryError, QueryOutput};
+use crate::kpi::{
+    Catalogue, DENOMINATOR, Kpi, KpiError, NUMERATOR, PERIOD, Rollup, SCHEMA, SINCE, VALUE,
+};
+use crate::schema::Table;
+use crate::schema::common::ORG_CODE;
+
+/// The earliest `$since`: every period the data holds.
+const ALL_TIME: NaiveDate = NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid date");
+
+/// The catalogue as planned in one session.
+#[derive(Debug)]
+pub(super) struct KpiViews {
+    catalogue: Catalogue,
+    params: HashMap<String, f64>,
+    plans: BTreeMap<String, LogicalPlan>,
+}
+
+fn days(date: NaiveDate) -> i32 {
+    // Dates handled here lie within a few centuries of 1970.
+    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
+}
+
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+fn planning_error(file: &std::path::Path, source: impl Into<QueryError>) -> QueryError {
+    QueryError::Kpi {
+        file: file.to_path_buf(),
+        source: Box::new(source.into()),
+    }
+}
+
+impl KpiViews {
+    /// Plans every helper view and KPI of `catalogue` and registers them in the `kpi`
+    /// schema. `overrides` replace parameter defaults. The first failure names its file.
+    pub(super) async fn register(
+        ctx: &SessionContext,
+        catalogue: Catalogue,
+        overrides: &BTreeMap<String, f64>,
+    ) -> Result<KpiViews, QueryError> {
+        let mut params: HashMap<String, f64> = catalogue
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.default))
+            .collect();
+        for (name, value) in overrides {
+            if !params.contains_key(name) {
+                return Err(KpiError::UnknownParam { name: name.clone() }.into());
+            }
+            params.insert(name.clone(), *value);
+        }
+        let bright = ctx.catalog(super::CATALOG).ok_or_else(|| {
+            QueryError::DataFusion(datafusion::error::DataFusionError::Internal(
+                "the bright catalog is registered at open".into(),
+            ))
+        })?;
+        bright.register_schema(SCHEMA, Arc::new(MemorySchemaProvider::new()))?;
+        let mut views = KpiViews {
+            catalogue,
+            params,
+            plans: BTreeMap::new(),
+        };
+        for view in &views.catalogue.views {
+            let plan = views
+                .plan(ctx, &view.sql, ALL_TIME)
+                .await
+                .map_err(|e| planning_error(&view.file, e))?;
+            ctx.register_table(
+                TableReference::partial(SCHEMA, view.name.as_str()),
+                DataFrame::new(ctx.state(), plan).into_view(),
+            )
+            .map_err(|e| planning_error(&view.file, e))?;
+        }
+        for kpi in &views.catalogue.kpis {
+            let unbound = ctx
+                .sql_with_options(&kpi.sql, read_only())
+                .await
+                .map_err(|e| planning_error(&kpi.file, e))?
+                .into_unoptimized_plan();
+            check_shape(kpi, &unbound)?;
+            let bound = views
+                .bind(&unbound, ALL_TIME)
+                .map_err(|e| planning_error(&kpi.file, e))?;
+            let frame = with_value(kpi, DataFrame::new(ctx.state(), bound))
+                .map_err(|e| planning_error(&kpi.file, e))?;
+            ctx.register_table(
+                TableReference::partial(SCHEMA, kpi.id.as_str()),
+                frame.into_view(),
+            )
+            .map_err(|e| planning_error(&kpi.file, e))?;
+            views.plans.insert(kpi.id.to_string(), unbound);
+        }
+        Ok(views)
+    }
+
+    pub(super) fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    /// The lake tables KPI `id` reads, through its helper views.
+    pub(super) fn tables(&self, id: &str) -> Result<BTreeSet<Table>, QueryError> {
+        let plan = self
+            .plans
+            .get(id)
+            .ok_or_else(|| KpiError::UnknownKpi { id: id.to_string() })?;
+        let mut found = BTreeSet::new();
+        collect_tables(plan, &mut found)?;
+        Ok(found)
+    }
+
+    async fn plan(
+        &self,
+        ctx: &SessionContext,
+        sql: &str,
+        since: NaiveDate,
+    ) -> Result<LogicalPlan, QueryError> {
+        let plan = ctx
+            .sql_with_options(sql, read_only())
+            .await?
+            .into_unoptimized_plan();
+        self.bind(&plan, since)
+    }
+
+    fn bind(&self, plan: &LogicalPlan, since: NaiveDate) -> Result<LogicalPlan, QueryError> {
+        let mut values: HashMap<String, ScalarValue> = self
+            .params
+            .iter()
+            .map(|(name, value)| (name.clone(), ScalarValue::Float64(Some(*value))))
+            .collect();
+        values.insert(SINCE.to_string(), ScalarValue::Date32(Some(days(since))));
+        Ok(plan.clone().with_param_values(ParamValues::from(values))?)
+    }
+
+    /// The KPI's series from `since` (all periods when `None`) up to but excluding `until`,
+    /// rolled up by `by` (a subset of its breakdowns and `org_code`; empty for one series).
+    pub(super) async fn series(
+        &self,
+        ctx: &SessionContext,
+        id: &str,
+        since: Option<NaiveDate>,
+        until: Option<NaiveDate>,
+        by: &[String],
+    ) -> Result<QueryOutput, QueryError> {
+        let kpi = self.catalogue.get(id)?;
+        for b in by {
+            if b != ORG_CODE && !kpi.breakdowns.contains(b) {
+                return Err(KpiError::UnknownBreakdown {
+                    kpi: kpi.id.to_string(),
+                    by: b.clone(),
+                    known: std::iter::once(ORG_CODE)
+                        .chain(kpi.breakdowns.iter().map(String::as_str))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+                .into());
+            }
+        }
+        let unbound = self
+            .plans
+            .get(id)
+            .ok_or_else(|| KpiError::UnknownKpi { id: id.to_string() })?;
+        let since = since.map_or(ALL_TIME, |day| kpi.grain.period_start(day));
+        let mut frame = DataFrame::new(ctx.state(), self.bind(unbound, since)?)
+            .filter(col(PERIOD).gt_eq(lit(ScalarValue::Date32(Some(days(since))))))?;
+        if let Some(until) = until {
+            frame = frame.filter(col(PERIOD).lt(lit(ScalarValue::Date32(Some(days(until))))))?;
+        }
+        let mut group: Vec<Expr> = vec![col(PERIOD)];
+        group.extend(by.iter().map(|b| col(b.as_str())));
+        let numerator = match kpi.rollup {
+            Rollup::Sum => sum(col(NUMERATOR)),
+            Rollup::Max => max(col(NUMERATOR)),
+        };
+        let frame = frame.aggregate(
+            group,
+            vec![
+                numerator.alias(NUMERATOR),
+                sum(col(DENOMINATOR)).alias(DENOMINATOR),
+            ],
+        )?;
+        let frame = with_value(kpi, frame)?;
+        let mut columns: Vec<Expr> = vec![col(PERIOD).alias("date")];
+        columns.extend(by.iter().map(|b| col(b.as_str())));
+        columns.extend([col(VALUE), col(NUMERATOR), col(DENOMINATOR)]);
+        let mut order: Vec<_> = by
+            .iter()
+            .map(|b| col(b.as_str()).sort(true, false))
+            .collect();
+        order.push(col("date").sort(true, false));
+        let frame = frame.select(columns)?.sort(order)?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await?;
+        Ok(QueryOutput { schema, batches })
+    }
+}
+
+fn collect_tables(
+    plan: &LogicalPlan,
+    found: &mut BTreeSet<Table>,
+) -> datafusion::error::Result<()> {
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            match scan.source.get_logical_plan() {
+                // A view: what it reads.
+                Some(inner) => collect_tables(&inner, found)?,
+                None => {
+                    if let Ok(table) = scan.table_name.table().parse::<Table>() {
+                        found.insert(table);
+                    }
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
+}
+
+/// Adds `value` (see [`crate::kpi`]).
+fn with_value(kpi: &Kpi, frame: DataFrame) -> datafusion::error::Result<DataFrame> {
+    let value = if kpi.denominator.is_some() {
+        col(NUMERATOR) / nullif(col(DENOMINATOR), lit(0.0))
+    } else {
+        col(NUMERATOR)
+    };
+    frame.with_column(VALUE, value)
+}
+
+/// The query must return the catalogue's columns, in order, with numbers where numbers go.
+fn check_shape(kpi: &Kpi, plan: &LogicalPlan) -> Result<(), QueryError> {
+    use arrow::datatypes::DataType;
+    let schema = plan.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let expected = kpi.columns();
+    let problem = if names != expected {
+        Some(format!(
+            "returns columns ({}), the manifest says ({})",
+            names.join(", "),
+            expected.join(", ")
+        ))
+    } else {
+        let type_of = |name: &str| {
+            schema
+                .field_with_unqualified_name(name)
+                .map(|f| f.data_type().clone())
+                .ok()
+        };
+        match (type_of(PERIOD), type_of(NUMERATOR), type_of(DENOMINATOR)) {
+            (Some(DataType::Date32), Some(DataType::Float64), Some(DataType::Float64)) => None,
+            (p, n, d) => Some(format!(
+                "period must be DATE and numerator, denominator DOUBLE (found {p:?}, {n:?}, {d:?}); \
+                 cast them in the query"
+            )),
+        }
+    };
+    match problem {
+        None => Ok(()),
+        Some(message) => Err(KpiError::Invalid {
+            file: kpi.file.clone(),
+            message,
+        }
+        .into()),
+    }
+}

@@ -1,0 +1,11 @@
+-- Mean handover time: minutes from ambulance arrival to handover, summed, over ambulance
+-- arrivals with both times recorded. By day of arrival.
+SELECT local_date(arrival_time) AS period, org_code, site,
+       SUM(minutes_between(ambulance_arrival_time, handover_time)) AS numerator,
+       CAST(COUNT(minutes_between(ambulance_arrival_time, handover_time)) AS DOUBLE)
+           AS denominator
+FROM ed_attendances
+-- Arrivals are stored by UTC day; the trust's day can begin an hour earlier.
+WHERE arrival_date >= CAST(CAST($since AS DATE) - INTERVAL '1 day' AS DATE)
+  AND local_date(arrival_time) >= CAST($since AS DATE)
+GROUP BY local_date(arrival_time), org_code, site

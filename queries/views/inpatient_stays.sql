@@ -1,0 +1,57 @@
+-- One row per spell of an admitted patient on one ward: from the admission (A01) or transfer
+-- (A02) that put them there to the transfer or discharge (A03) that took them away; end_time
+-- is NULL while they are still there.
+--
+-- Corrections are applied first, as the patient administration system means them:
+--   * an encounter with an A11 (cancel admit) never happened;
+--   * an A12 (cancel transfer) cancels the transfer it follows, an A13 (cancel discharge) the
+--     discharge it follows, so the patient never left the ward.
+-- Events are ordered by when they happened (event_time), not when they were keyed in.
+WITH cancelled_encounters AS (
+    SELECT DISTINCT encounter_id
+    FROM adt_events
+    WHERE event_type = 'A11' AND encounter_id IS NOT NULL
+),
+events AS (
+    SELECT e.org_code, e.site, e.ward, e.encounter_id, e.specialty, e.admission_method,
+           e.discharge_destination, e.event_type, e.event_time, e.event_id,
+           CASE WHEN e.event_type IN ('A02', 'A12') THEN 'transfer'
+                WHEN e.event_type IN ('A03', 'A13') THEN 'discharge'
+                ELSE 'admission' END AS kind
+    FROM adt_events e
+    LEFT JOIN cancelled_encounters c ON c.encounter_id = e.encounter_id
+    WHERE e.event_type IN ('A01', 'A02', 'A03', 'A12', 'A13')
+      AND e.encounter_id IS NOT NULL
+      AND c.encounter_id IS NULL
+),
+marked AS (
+    SELECT *,
+           LEAD(event_type) OVER (
+               PARTITION BY encounter_id, kind ORDER BY event_time, event_type, event_id
+           ) AS next_of_kind
+    FROM events
+),
+moves AS (
+    SELECT *
+    FROM marked
+    WHERE event_type IN ('A01', 'A02', 'A03')
+      AND NOT (event_type = 'A02' AND COALESCE(next_of_kind, '') = 'A12')
+      AND NOT (event_type = 'A03' AND COALESCE(next_of_kind, '') = 'A13')
+),
+spans AS (
+    SELECT org_code, site, ward, encounter_id, specialty, event_type AS start_event,
+           event_time AS start_time,
+           LEAD(event_type) OVER w AS end_event,
+           LEAD(event_time) OVER w AS end_time,
+           LEAD(discharge_destination) OVER w AS discharge_destination,
+           MIN(CASE WHEN event_type = 'A01' THEN event_time END)
+               OVER (PARTITION BY encounter_id) AS admit_time,
+           MIN(CASE WHEN event_type = 'A01' THEN admission_method END)
+               OVER (PARTITION BY encounter_id) AS admission_method
+    FROM moves
+    WINDOW w AS (PARTITION BY encounter_id ORDER BY event_time, event_type, event_id)
+)
+SELECT org_code, site, ward, encounter_id, specialty, admission_method, admit_time,
+       start_event, start_time, end_event, end_time, discharge_destination
+FROM spans
+WHERE start_event <> 'A03'

@@ -1,0 +1,67 @@
+-- Patients on each ward at the midnight that ends each day (the trust's clock), in all and by
+-- length of stay. A spell counts on day D when it began on or before D and ended after D (or
+-- has not ended): a transfer at 23:59 counts on the new ward, a discharge at 00:00 the next
+-- day still counts. Length of stay counts whole days from the admission day: a patient
+-- admitted on day A has been in hospital 7 days or more at the midnight that ends A + 7.
+--
+-- Each spell adds one on its first counted day and removes one on its last day + 1; a running
+-- sum over a grid of every day (first to last change) and ward gives the census, zeros included.
+WITH spells AS (
+    SELECT org_code, site, ward,
+           local_date(start_time) AS first_day,
+           local_date(end_time) AS end_day,
+           local_date(admit_time) AS admit_day
+    FROM kpi.inpatient_stays
+),
+thresholds AS (
+    SELECT * FROM (VALUES (0, INTERVAL '0 days'), (7, INTERVAL '7 days'),
+                          (14, INTERVAL '14 days'), (21, INTERVAL '21 days')) AS t(n, stay)
+),
+starts AS (
+    SELECT org_code, site, ward, n, end_day,
+           CASE WHEN n = 0 THEN first_day
+                ELSE GREATEST(first_day, CAST(admit_day + stay AS DATE)) END AS from_day
+    FROM spells
+    CROSS JOIN thresholds
+    WHERE n = 0 OR admit_day IS NOT NULL
+),
+counted AS (
+    SELECT * FROM starts WHERE end_day IS NULL OR from_day < end_day
+),
+deltas AS (
+    SELECT org_code, site, ward, n, from_day AS day, 1 AS delta FROM counted
+    UNION ALL
+    SELECT org_code, site, ward, n, end_day AS day, -1 AS delta FROM counted
+    WHERE end_day IS NOT NULL
+),
+per_day AS (
+    SELECT org_code, site, ward, day,
+           SUM(CASE WHEN n = 0 THEN delta ELSE 0 END) AS d_all,
+           SUM(CASE WHEN n = 7 THEN delta ELSE 0 END) AS d_7,
+           SUM(CASE WHEN n = 14 THEN delta ELSE 0 END) AS d_14,
+           SUM(CASE WHEN n = 21 THEN delta ELSE 0 END) AS d_21
+    FROM deltas
+    GROUP BY org_code, site, ward, day
+),
+days AS (
+    SELECT CAST(d AS DATE) AS day
+    FROM (
+        SELECT unnest(generate_series(MIN(day), MAX(day), INTERVAL '1 day')) AS d
+        FROM per_day
+    ) AS calendar
+),
+grid AS (
+    SELECT d.day, w.org_code, w.site, w.ward
+    FROM days d
+    CROSS JOIN (SELECT DISTINCT org_code, site, ward FROM per_day) AS w
+)
+SELECT g.day, g.org_code, g.site, g.ward,
+       SUM(COALESCE(p.d_all, 0)) OVER w AS patients,
+       SUM(COALESCE(p.d_7, 0)) OVER w AS stay_7_days,
+       SUM(COALESCE(p.d_14, 0)) OVER w AS stay_14_days,
+       SUM(COALESCE(p.d_21, 0)) OVER w AS stay_21_days
+FROM grid g
+LEFT JOIN per_day p
+       ON p.org_code = g.org_code AND p.site = g.site AND p.ward = g.ward AND p.day = g.day
+WINDOW w AS (PARTITION BY g.org_code, g.site, g.ward ORDER BY g.day
+             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)

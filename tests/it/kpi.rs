@@ -1,0 +1,257 @@
+//! `bright kpi list|show|run|check` and KPI views in `bright sql`, over the generated lake.
+
+use crate::support::{ok, run, small_lake};
+
+#[test]
+fn list_and_show_describe_the_catalogue() {
+    let list = ok(&["kpi", "list"]);
+    let ids: Vec<&str> = list
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(ids.len() >= 25, "{list}");
+    for id in [
+        "ed_4h_performance",
+        "bed_occupancy_ga",
+        "theatre_utilisation_capped",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from:\n{list}");
+    }
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("ed_4h_performance "))
+        .expect("listed");
+    assert!(line.contains(" 78% ") && line.contains(" p "), "{line}");
+
+    let show = ok(&["kpi", "show", "theatre_late_starts"]);
+    for expected in [
+        "view         kpi.theatre_late_starts",
+        "breakdowns   org_code, site, theatre, specialty",
+        "parameters   late_start_grace_min = 15 minutes, verify locally",
+        "FROM kpi.theatre_lists",
+    ] {
+        assert!(
+            show.contains(expected),
+            "'{expected}' missing from:\n{show}"
+        );
+    }
+    let out = run(&["kpi", "show", "nope"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown KPI 'nope'"), "{stderr}");
+}
+
+#[test]
+fn check_plans_every_kpi_against_the_lake() {
+    let lake = small_lake().to_str().unwrap();
+    let out = ok(&["kpi", "check", "--lake", lake]);
+    assert!(out.contains("KPIs and 4 helper views plan"), "{out}");
+}
+
+#[test]
+fn run_gives_the_series_spc_reads_and_agrees_with_the_raw_rows() {
+    let lake = small_lake().to_str().unwrap();
+    // February is GMT, so the trust's day is the stored UTC day and a plain query over the
+    // raw rows, written independently, must give the same counts.
+    let series = ok(&[
+        "kpi",
+        "run",
+        "ed_4h_performance",
+        "--lake",
+        lake,
+        "--from",
+        "2025-02-01",
+        "--to",
+        "2025-02-08",
+        "--format",
+        "csv",
+    ]);
+    let mut lines = series.lines();
+    assert_eq!(lines.next(), Some("date,value,numerator,denominator"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 7, "{series}");
+    let raw = ok(&[
+        "sql",
+        "SELECT arrival_date, \
+           sum(CASE WHEN departure_time <= arrival_time + INTERVAL '4 hours' THEN 1 ELSE 0 END), \
+           count(departure_time) \
+         FROM ed_attendances WHERE arrival_date BETWEEN DATE '2025-02-01' AND DATE '2025-02-07' \
+         GROUP BY arrival_date ORDER BY arrival_date",
+        "--lake",
+        lake,
+        "--format",
+        "csv",
+    ]);
+    let raw: Vec<Vec<&str>> = raw
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    for (kpi, raw) in rows.iter().zip(&raw) {
+        assert_eq!(kpi[0], raw[0]);
+        assert_eq!(
+            kpi[2].parse::<f64>().unwrap(),
+            raw[1].parse::<f64>().unwrap(),
+            "{kpi:?}"
+        );
+        assert_eq!(
+            kpi[3].parse::<f64>().unwrap(),
+            raw[2].parse::<f64>().unwrap(),
+            "{kpi:?}"
+        );
+        let value: f64 = kpi[1].parse().unwrap();
+        let pooled = raw[1].parse::<f64>().unwrap() / raw[2].parse::<f64>().unwrap();
+        assert!((value - pooled).abs() < 1e-12, "{kpi:?}");
+    }
+
+    let by_site = ok(&[
+        "kpi",
+        "run",
+        "ed_attendances",
+        "--lake",
+        lake,
+        "--from",
+        "2025-02-01",
+        "--to",
+        "2025-02-02",
+        "--by",
+        "site",
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        by_site.starts_with("date,site,value,numerator,denominator\n"),
+        "{by_site}"
+    );
+    let sites = ok(&[
+        "sql",
+        "SELECT count(DISTINCT site) FROM ed_attendances WHERE arrival_date = DATE '2025-02-01'",
+        "--lake",
+        lake,
+        "--format",
+        "csv",
+    ]);
+    let sites: usize = sites.lines().nth(1).unwrap().parse().unwrap();
+    assert_eq!(
+        by_site.lines().count(),
+        1 + sites,
+        "one row per ED site:\n{by_site}"
+    );
+
+    let out = run(&[
+        "kpi",
+        "run",
+        "ed_attendances",
+        "--lake",
+        lake,
+        "--by",
+        "ward",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no breakdown 'ward'"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn analysts_query_kpi_views_with_sql() {
+    let lake = small_lake().to_str().unwrap();
+    let out = ok(&[
+        "sql",
+        "SELECT count(DISTINCT ward) FROM kpi.bed_occupancy_ga WHERE value > 0",
+        "--lake",
+        lake,
+        "--format",
+        "csv",
+    ]);
+    let wards: u32 = out.lines().nth(1).unwrap().parse().unwrap();
+    assert!(wards >= 20, "{out}");
+}
+
+/// DuckDB runs the catalogue's SQL files over the lake's Parquet files (bright's four SQL
+/// functions given as DuckDB macros) and must get every KPI's series exactly as bright does:
+/// an independent engine checks the queries, the functions and the roll-up.
+#[test]
+fn duckdb_running_the_same_sql_agrees_on_every_kpi() {
+    use std::collections::BTreeMap;
+    use std::process::Command;
+
+    let lake = small_lake().to_str().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(crate::moto::python())
+        .args([
+            &format!("{root}/benches/kpi_duckdb.py"),
+            lake,
+            &format!("{root}/queries"),
+            "--results",
+        ])
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "DuckDB failed (run the tests with scripts/test, which installs duckdb): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    type Key = (String, String);
+    let parse = |v: &serde_json::Value| (v["numerator"].as_f64(), v["denominator"].as_f64());
+    let mut theirs: BTreeMap<Key, (Option<f64>, Option<f64>)> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = (
+            v["kpi"].as_str().unwrap().to_string(),
+            v["period"].as_str().unwrap().to_string(),
+        );
+        theirs.insert(key, parse(&v));
+    }
+
+    let catalogue = bright_engine::kpi::Catalogue::embedded().unwrap();
+    let sql = catalogue
+        .kpis
+        .iter()
+        .map(|k| {
+            let rollup = match k.rollup {
+                bright_engine::kpi::Rollup::Sum => "sum",
+                bright_engine::kpi::Rollup::Max => "max",
+            };
+            format!(
+                "SELECT '{id}' AS kpi, CAST(period AS VARCHAR) AS period, \
+                 {rollup}(numerator) AS numerator, sum(denominator) AS denominator \
+                 FROM kpi.{id} GROUP BY period",
+                id = k.id
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let ours = ok(&["sql", &sql, "--lake", lake, "--format", "json"]);
+    let ours: Vec<serde_json::Value> = serde_json::from_str(&ours).unwrap();
+    let mut mine: BTreeMap<Key, (Option<f64>, Option<f64>)> = BTreeMap::new();
+    for v in &ours {
+        let key = (
+            v["kpi"].as_str().unwrap().to_string(),
+            v["period"].as_str().unwrap().to_string(),
+        );
+        mine.insert(key, parse(v));
+    }
+    assert_eq!(
+        mine.keys().collect::<Vec<_>>(),
+        theirs.keys().collect::<Vec<_>>(),
+        "the two engines give different periods"
+    );
+    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+        (a, b) => a == b,
+    };
+    for (key, (n, d)) in &mine {
+        let (tn, td) = theirs[key];
+        assert!(
+            close(*n, tn) && close(*d, td),
+            "{key:?}: bright {n:?}/{d:?}, DuckDB {tn:?}/{td:?}"
+        );
+    }
+    let kpis: std::collections::BTreeSet<&str> = mine.keys().map(|(k, _)| k.as_str()).collect();
+    assert!(
+        kpis.len() >= 31,
+        "KPIs with rows on the simulated lake: {kpis:?}"
+    );
+}
