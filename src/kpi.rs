@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 
 use crate::{Format, LakeArg, open_lake, output_format};
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct CatalogueArgs {
     /// A KPI catalogue folder (kpis.toml + SQL files) instead of the built-in one.
     #[arg(long, env = "BRIGHT_QUERIES")]

@@ -424,6 +424,10 @@ async fn demo(location: &str, port: u16, days: u32, seed: u64) -> Result<()> {
         bar.finish_and_clear();
         print_summary(&config, &changes, &summary);
     }
+    // Every KPI is planned before anything is served: a broken one stops the start here,
+    // naming its file, rather than failing the first dashboard that asks for it.
+    let engine = kpi::engine(location, &kpi::CatalogueArgs::default()).await?;
+    let kpis = engine.kpi_catalogue().map_or(0, |c| c.kpis.len());
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -442,6 +446,9 @@ async fn demo(location: &str, port: u16, days: u32, seed: u64) -> Result<()> {
         .unwrap_or_else(|_| "bright".to_string());
     println!(
         "  Query:   {exe} sql --lake {location} \"SELECT ward, count(*) AS admissions FROM adt_events WHERE event_type = 'A01' GROUP BY ward ORDER BY 2 DESC\""
+    );
+    println!(
+        "  KPIs:    {kpis} planned; {exe} kpi list, then e.g. {exe} kpi run bed_occupancy_ga --lake {location} --by site"
     );
     println!("Press Ctrl-C to stop.");
     let state = bright_dashboards::AppState::new(lake.root().as_str());

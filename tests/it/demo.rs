@@ -1,4 +1,5 @@
-//! `bright demo` on an empty lake: builds it, serves `/health`, stops cleanly on Ctrl-C.
+//! `bright demo` on an empty lake: builds it, plans every KPI, serves `/health`, stops cleanly
+//! on Ctrl-C.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -60,6 +61,15 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
             .any(|l| l.contains("Planted process changes")),
         "{printed:?}"
     );
+    // Every KPI was planned before it served.
+    let kpis = loop {
+        let line = lines.next().expect("more output").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("KPIs:") {
+            break rest.to_string();
+        }
+    };
+    let planned: usize = kpis.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(planned >= 25, "{kpis}");
 
     let response = get(&address, "/health");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
