@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use bright_engine::arrow::csv::WriterBuilder as CsvWriterBuilder;
+use bright_engine::arrow::datatypes::Date32Type;
 use bright_engine::arrow::json::{WriterBuilder as JsonWriterBuilder, writer::JsonArray};
 use bright_engine::spc::narrate::{Describe, Unit, narrate};
 use bright_engine::spc::output::points_batch;
@@ -17,9 +18,6 @@ use bright_engine::spc::{Improvement, Rules, XmrChart, XmrOptions, xmr};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
-
-/// Days from 0001-01-01 (chrono's day 1) to 1970-01-01.
-const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
 
 #[derive(Debug, Args)]
 pub struct SpcArgs {
@@ -139,11 +137,6 @@ fn read_series(path: &PathBuf) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn days(date: NaiveDate) -> i32 {
-    use chrono::Datelike;
-    date.num_days_from_ce() - UNIX_EPOCH_CE_DAYS
-}
-
 pub fn run(args: SpcArgs) -> Result<()> {
     if let Some(n) = args.fix_after_n_points
         && n < 12
@@ -181,7 +174,11 @@ pub fn run(args: SpcArgs) -> Result<()> {
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
-    let day_numbers: Vec<i32> = dates.iter().copied().map(days).collect();
+    let day_numbers: Vec<i32> = dates
+        .iter()
+        .copied()
+        .map(Date32Type::from_naive_date)
+        .collect();
     let batch = points_batch(&day_numbers, &chart)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -19,9 +19,6 @@ pub const HOUR: SimTime = 3600;
 /// One day.
 pub const DAY: SimTime = 86_400;
 
-/// Days from 0001-01-01 (chrono's CE day 1) to 1970-01-01.
-const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
-
 /// How one local hour maps to UTC.
 #[derive(Debug, Clone, Copy)]
 enum HourMap {
@@ -177,7 +174,7 @@ fn offset_suffix(seconds: i64, colon: bool) -> String {
 
 /// Days since 1970-01-01 of a calendar date (Arrow `Date32`).
 pub fn date32(date: NaiveDate) -> i32 {
-    date.num_days_from_ce() - UNIX_EPOCH_CE_DAYS
+    bright_engine::arrow::datatypes::Date32Type::from_naive_date(date)
 }
 
 #[cfg(test)]

@@ -198,7 +198,7 @@ fn splice(
     since: NaiveDate,
     by: &[String],
 ) -> Result<QueryOutput, QueryError> {
-    let since_days = (since - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days();
+    let since_days = Date32Type::from_naive_date(since);
     let mut batches = Vec::new();
     for batch in &cached.batches {
         let dates = batch
@@ -209,7 +209,7 @@ fn splice(
             })?;
         let keep: BooleanArray = dates
             .iter()
-            .map(|d| Some(d.is_some_and(|d| i64::from(d) < since_days)))
+            .map(|d| Some(d.is_some_and(|d| d < since_days)))
             .collect();
         batches.push(filter_record_batch(batch, &keep)?);
     }

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use arrow::datatypes::Date32Type;
 use chrono::NaiveDate;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -34,11 +35,6 @@ pub(super) struct KpiViews {
     catalogue: Catalogue,
     params: HashMap<String, f64>,
     plans: BTreeMap<String, LogicalPlan>,
-}
-
-fn days(date: NaiveDate) -> i32 {
-    // Dates handled here lie within a few centuries of 1970.
-    (date - NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")).num_days() as i32
 }
 
 fn read_only() -> SQLOptions {
@@ -152,7 +148,10 @@ impl KpiViews {
             .iter()
             .map(|(name, value)| (name.clone(), ScalarValue::Float64(Some(*value))))
             .collect();
-        values.insert(SINCE.to_string(), ScalarValue::Date32(Some(days(since))));
+        values.insert(
+            SINCE.to_string(),
+            ScalarValue::Date32(Some(Date32Type::from_naive_date(since))),
+        );
         Ok(plan.clone().with_param_values(ParamValues::from(values))?)
     }
 
@@ -185,10 +184,15 @@ impl KpiViews {
             .get(id)
             .ok_or_else(|| KpiError::UnknownKpi { id: id.to_string() })?;
         let since = since.map_or(ALL_TIME, |day| kpi.grain.period_start(day));
-        let mut frame = DataFrame::new(ctx.state(), self.bind(unbound, since)?)
-            .filter(col(PERIOD).gt_eq(lit(ScalarValue::Date32(Some(days(since))))))?;
+        let mut frame = DataFrame::new(ctx.state(), self.bind(unbound, since)?).filter(
+            col(PERIOD).gt_eq(lit(ScalarValue::Date32(Some(Date32Type::from_naive_date(
+                since,
+            ))))),
+        )?;
         if let Some(until) = until {
-            frame = frame.filter(col(PERIOD).lt(lit(ScalarValue::Date32(Some(days(until))))))?;
+            frame = frame.filter(col(PERIOD).lt(lit(ScalarValue::Date32(Some(
+                Date32Type::from_naive_date(until),
+            )))))?;
         }
         let mut group: Vec<Expr> = vec![col(PERIOD)];
         group.extend(by.iter().map(|b| col(b.as_str())));

@@ -80,7 +80,7 @@ impl TableFunctionImpl for SpcXmrFunction {
                 .filter(|d| !d.is_empty())
                 .map(|d| {
                     chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                        .map(days_since_epoch)
+                        .map(Date32Type::from_naive_date)
                         .map_err(|_| plan_error(format!("'{d}' is not a YYYY-MM-DD date")))
                 })
                 .collect::<Result<Vec<i32>>>()?,
@@ -96,11 +96,6 @@ impl TableFunctionImpl for SpcXmrFunction {
             },
         }))
     }
-}
-
-fn days_since_epoch(date: chrono::NaiveDate) -> i32 {
-    use chrono::Datelike;
-    date.num_days_from_ce() - 719_163
 }
 
 /// The chart of one call, computed when scanned.

@@ -15,7 +15,7 @@ use arrow::array::{
     Array, AsArray, Date32Array, Float64Array, Int32Array, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampMicrosecondType};
-use chrono::{DateTime, NaiveDate, Timelike};
+use chrono::{DateTime, Timelike};
 use chrono_tz::Tz;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{
@@ -57,8 +57,6 @@ pub(super) fn functions(zone: Tz) -> [ScalarUDF; 4] {
     })
 }
 
-const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-
 impl LocalTime {
     fn local(&self, micros: i64) -> Option<DateTime<Tz>> {
         DateTime::from_timestamp_micros(micros).map(|utc| utc.with_timezone(&self.zone))
@@ -66,7 +64,7 @@ impl LocalTime {
 
     /// The first instant of local day `days` (since 1970-01-01), in UTC microseconds.
     fn day_start(&self, days: i32) -> Option<i64> {
-        let day = EPOCH.checked_add_signed(chrono::TimeDelta::days(days.into()))?;
+        let day = Date32Type::to_naive_date_opt(days)?;
         // Midnight, or the end of the gap in zones whose clocks jump forward at midnight.
         [0, 1].into_iter().find_map(|hour| {
             day.and_hms_opt(hour, 0, 0)?
@@ -118,10 +116,7 @@ impl ScalarUDFImpl for LocalTime {
             Part::Date => Arc::new(
                 times()
                     .iter()
-                    .map(|t| {
-                        let day = self.local(t?)?.date_naive();
-                        i32::try_from((day - EPOCH).num_days()).ok()
-                    })
+                    .map(|t| Some(Date32Type::from_naive_date(self.local(t?)?.date_naive())))
                     .collect::<Date32Array>(),
             ),
             Part::Hour => Arc::new(
