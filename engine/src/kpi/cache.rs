@@ -88,7 +88,10 @@ impl KpiCache {
         by: &[String],
     ) -> Result<&QueryOutput, QueryError> {
         if self.files.is_empty() {
+            // As in refresh: files first, snapshot second, so what is cached is never older
+            // than the files recorded.
             self.files = list_files(engine).await?;
+            engine.refresh().await?;
         }
         let key = SeriesKey {
             id: id.to_string(),
