@@ -17,9 +17,9 @@ use datafusion::common::{ParamValues, ScalarValue, TableReference};
 use datafusion::functions::expr_fn::nullif;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::{DataFrame, Expr, SQLOptions, SessionContext, col, lit};
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 
-use super::{QueryError, QueryOutput};
+use super::{QueryError, QueryOutput, read_only};
 use crate::kpi::{
     Catalogue, DENOMINATOR, Kpi, KpiError, NUMERATOR, PERIOD, Rollup, SCHEMA, SINCE, VALUE,
 };
@@ -35,13 +35,6 @@ pub(super) struct KpiViews {
     catalogue: Catalogue,
     params: HashMap<String, f64>,
     plans: BTreeMap<String, LogicalPlan>,
-}
-
-fn read_only() -> SQLOptions {
-    SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false)
 }
 
 fn planning_error(file: &std::path::Path, source: impl Into<QueryError>) -> QueryError {

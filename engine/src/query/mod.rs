@@ -237,6 +237,15 @@ impl TableProvider for LiveTable {
     }
 }
 
+/// What analysts' SQL, KPI queries and `spc_xmr`'s inner query may do: read. No DDL, no DML,
+/// no `COPY`, no `SET`, so SQL cannot touch files outside the lake or change the session.
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
 /// A table the lake does not hold yet, as queries see lake tables (text as `Utf8View`).
 fn empty(table: Table) -> Result<Arc<dyn TableProvider>, QueryError> {
     use arrow::datatypes::{DataType, Field, Schema};
@@ -399,11 +408,7 @@ impl QueryEngine {
 
     /// Plans and runs one read-only SQL statement and collects its result.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput, QueryError> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let frame = self.ctx.sql_with_options(sql, options).await?;
+        let frame = self.ctx.sql_with_options(sql, read_only()).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
         let batches = frame.collect().await?;
         debug!(

@@ -20,7 +20,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::TableType;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::{DataFrame, Expr, SQLOptions};
+use datafusion::prelude::{DataFrame, Expr};
 
 use crate::spc::output::{points_batch, points_schema};
 use crate::spc::{Improvement, XmrOptions, xmr};
@@ -109,11 +109,7 @@ struct SpcXmrTable {
 impl SpcXmrTable {
     async fn compute(&self, state: &SessionState) -> Result<MemTable> {
         let plan = state.create_logical_plan(&self.query).await?;
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)?;
+        super::read_only().verify_plan(&plan)?;
         let batches = DataFrame::new(state.clone(), plan).collect().await?;
         let mut rows: Vec<(i32, Option<f64>)> = Vec::new();
         for batch in &batches {
