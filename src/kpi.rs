@@ -218,9 +218,8 @@ fn show(kpi: &Kpi, catalogue: &Catalogue, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "{name:<12} {value}")?;
     }
     let used: Vec<String> = catalogue
-        .params
-        .iter()
-        .filter(|p| kpi.sql.contains(&format!("${}", p.name)))
+        .params_of(kpi)
+        .into_iter()
         .map(|p| {
             let verify = if p.verify { ", verify locally" } else { "" };
             format!("{} = {} {}{verify}", p.name, p.default, p.unit)

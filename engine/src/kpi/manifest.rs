@@ -390,6 +390,15 @@ impl Catalogue {
         })
     }
 
+    /// The parameters `kpi`'s query reads.
+    pub fn params_of(&self, kpi: &Kpi) -> Vec<&Param> {
+        let used: BTreeSet<&str> = placeholders(&kpi.sql).collect();
+        self.params
+            .iter()
+            .filter(|p| used.contains(p.name.as_str()))
+            .collect()
+    }
+
     /// The KPI with this id.
     pub fn get(&self, id: &str) -> Result<&Kpi, KpiError> {
         self.kpis
@@ -475,21 +484,22 @@ fn unit_name(unit: Unit) -> &'static str {
 /// Every `$name` in `sql` must be a declared parameter or `$since`; a typo would otherwise
 /// only show when the query is bound.
 fn check_placeholders(sql: &str, known: &BTreeSet<&str>) -> Result<(), String> {
-    let mut rest = sql;
-    while let Some(at) = rest.find('$') {
-        let after = &rest[at + 1..];
+    match placeholders(sql).find(|name| !known.contains(name)) {
+        Some(name) => Err(format!(
+            "unknown parameter '${name}' (declare it under [params] in {MANIFEST})"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The names of the `$name` placeholders in `sql`, in order of appearance.
+fn placeholders(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split('$').skip(1).map(|after| {
         let end = after
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(after.len());
-        let name = &after[..end];
-        if !known.contains(name) {
-            return Err(format!(
-                "unknown parameter '${name}' (declare it under [params] in {MANIFEST})"
-            ));
-        }
-        rest = &after[end..];
-    }
-    Ok(())
+        &after[..end]
+    })
 }
 
 #[cfg(test)]

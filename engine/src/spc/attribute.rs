@@ -145,12 +145,7 @@ pub fn control_chart(
     rebase: &[bool],
     options: &XmrOptions,
 ) -> Result<ControlChart, SpcError> {
-    if rebase.len() != values.len() {
-        return Err(SpcError::LengthMismatch {
-            values: values.len(),
-            rebase: rebase.len(),
-        });
-    }
+    super::xmr::check_lengths(values, rebase)?;
     if let Some(index) = values
         .iter()
         .position(|v| v.is_some_and(|v| !v.is_finite()))

@@ -360,6 +360,17 @@ pub struct XmrChart {
     pub assurance_icon: Option<AssuranceIcon>,
 }
 
+/// Every chart needs one rebase mark per value.
+pub(super) fn check_lengths(values: &[Option<f64>], rebase: &[bool]) -> Result<(), SpcError> {
+    if values.len() == rebase.len() {
+        return Ok(());
+    }
+    Err(SpcError::LengthMismatch {
+        values: values.len(),
+        rebase: rebase.len(),
+    })
+}
+
 /// Computes the chart of `values` (in date order); `rebase[i]` marks row `i` as the first of
 /// a new process.
 pub fn xmr(
@@ -367,12 +378,7 @@ pub fn xmr(
     rebase: &[bool],
     options: &XmrOptions,
 ) -> Result<XmrChart, SpcError> {
-    if values.len() != rebase.len() {
-        return Err(SpcError::LengthMismatch {
-            values: values.len(),
-            rebase: rebase.len(),
-        });
-    }
+    check_lengths(values, rebase)?;
     if let Some(n) = options.fix_after_n_points
         && n < MIN_FIX_AFTER
     {
