@@ -4,6 +4,8 @@
 //! `BRIGHT_BENCH_LAKE=DIR [BRIGHT_BENCH_RUNS=5] cargo bench --workspace --bench kpi`; best run
 //! `benches/kpi.sh`, which makes the lake and runs DuckDB over the same files beside it. Prints
 //! one JSON object per KPI and mode with the median wall time of the runs, in milliseconds.
+//! Each run is one tick in a new session, KPIs in catalogue order: the first KPI that reads a
+//! materialised helper view (inpatient stays, the ward census) includes computing it.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -60,10 +62,20 @@ fn main() {
         .parse()
         .expect("a date");
         for (mode, since) in [("full", None), ("open_day", Some(last))] {
-            let mut total = vec![0.0; runs];
-            for kpi in &catalogue.kpis {
-                let mut times = Vec::with_capacity(runs);
-                for (run, total) in total.iter_mut().enumerate() {
+            let mut times = vec![Vec::with_capacity(runs); catalogue.kpis.len()];
+            let mut total = Vec::with_capacity(runs);
+            for run in 0..runs {
+                // A new session per run: materialised helper views start empty, as on a tick
+                // after the ADT feed has moved on, and the first KPI reading them pays for them.
+                let mut engine = QueryEngine::open(&lake, &QueryConfig::default())
+                    .await
+                    .expect("engine opens");
+                engine
+                    .register_kpis(catalogue.clone(), &BTreeMap::new())
+                    .await
+                    .expect("KPIs plan");
+                let mut sum = 0.0;
+                for (kpi, times) in catalogue.kpis.iter().zip(times.iter_mut()) {
                     let started = Instant::now();
                     let since = since.map(|d| kpi.grain.period_start(d));
                     let output = engine
@@ -76,8 +88,11 @@ fn main() {
                         eprintln!("kpi bench: {} has no rows on this lake", kpi.id);
                     }
                     times.push(ms);
-                    *total += ms;
+                    sum += ms;
                 }
+                total.push(sum);
+            }
+            for (kpi, times) in catalogue.kpis.iter().zip(times) {
                 println!(
                     "{{\"engine\":\"bright\",\"kpi\":\"{}\",\"mode\":\"{mode}\",\"ms\":{:.1}}}",
                     kpi.id,

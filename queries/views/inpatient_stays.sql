@@ -24,12 +24,18 @@ events AS (
       AND e.encounter_id IS NOT NULL
       AND c.encounter_id IS NULL
 ),
-marked AS (
+-- The next event of the same kind (transfer or discharge) in the encounter: ordering each
+-- encounter by kind first keeps one partition per encounter, which is cheaper to window.
+ordered AS (
     SELECT *,
-           LEAD(event_type) OVER (
-               PARTITION BY encounter_id, kind ORDER BY event_time, event_type, event_id
-           ) AS next_of_kind
+           LEAD(kind) OVER k AS next_kind,
+           LEAD(event_type) OVER k AS next_event
     FROM events
+    WINDOW k AS (PARTITION BY encounter_id ORDER BY kind, event_time, event_type, event_id)
+),
+marked AS (
+    SELECT *, CASE WHEN next_kind = kind THEN next_event END AS next_of_kind
+    FROM ordered
 ),
 moves AS (
     SELECT *

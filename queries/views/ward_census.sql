@@ -5,7 +5,8 @@
 -- admitted on day A has been in hospital 7 days or more at the midnight that ends A + 7.
 --
 -- Each spell adds one on its first counted day and removes one on its last day + 1; a running
--- sum over a grid of every day (first to last change) and ward gives the census, zeros included.
+-- sum over a grid of every day (first change to the last day ADT has reached) and ward gives
+-- the census, zeros included.
 WITH spells AS (
     SELECT org_code, site, ward,
            local_date(start_time) AS first_day,
@@ -13,17 +14,22 @@ WITH spells AS (
            local_date(admit_time) AS admit_day
     FROM kpi.inpatient_stays
 ),
-thresholds AS (
-    SELECT * FROM (VALUES (0, INTERVAL '0 days'), (7, INTERVAL '7 days'),
-                          (14, INTERVAL '14 days'), (21, INTERVAL '21 days')) AS t(n, stay)
-),
+-- The day each spell starts counting towards each threshold (0 = all patients); a spell
+-- that ends before it reaches a threshold never counts towards it.
 starts AS (
-    SELECT org_code, site, ward, n, end_day,
-           CASE WHEN n = 0 THEN first_day
-                ELSE GREATEST(first_day, CAST(admit_day + stay AS DATE)) END AS from_day
-    FROM spells
-    CROSS JOIN thresholds
-    WHERE n = 0 OR admit_day IS NOT NULL
+    SELECT org_code, site, ward, 0 AS n, first_day AS from_day, end_day FROM spells
+    UNION ALL
+    SELECT org_code, site, ward, 7, GREATEST(first_day, CAST(admit_day + INTERVAL '7 days' AS DATE)),
+           end_day
+    FROM spells WHERE admit_day IS NOT NULL
+    UNION ALL
+    SELECT org_code, site, ward, 14, GREATEST(first_day, CAST(admit_day + INTERVAL '14 days' AS DATE)),
+           end_day
+    FROM spells WHERE admit_day IS NOT NULL
+    UNION ALL
+    SELECT org_code, site, ward, 21, GREATEST(first_day, CAST(admit_day + INTERVAL '21 days' AS DATE)),
+           end_day
+    FROM spells WHERE admit_day IS NOT NULL
 ),
 counted AS (
     SELECT * FROM starts WHERE end_day IS NULL OR from_day < end_day
@@ -43,11 +49,14 @@ per_day AS (
     FROM deltas
     GROUP BY org_code, site, ward, day
 ),
+-- Up to the last day ADT has reached: a patient still in reaches 21 days in the future, but
+-- a midnight that has not come yet has no census.
 days AS (
     SELECT CAST(d AS DATE) AS day
     FROM (
-        SELECT unnest(generate_series(MIN(day), MAX(day), INTERVAL '1 day')) AS d
-        FROM per_day
+        SELECT unnest(generate_series(MIN(p.day), MAX(a.last_day), INTERVAL '1 day')) AS d
+        FROM per_day p
+        CROSS JOIN (SELECT local_date(MAX(event_time)) AS last_day FROM adt_events) AS a
     ) AS calendar
 ),
 grid AS (

@@ -179,6 +179,9 @@ pub struct HelperView {
     pub sql: String,
     /// Where the query came from, for messages.
     pub file: PathBuf,
+    /// Computed once per change of the tables it reads and kept in memory, instead of being
+    /// recomputed inside every query that reads it (see `materialise` in `kpis.toml`).
+    pub materialise: bool,
 }
 
 /// One indicator.
@@ -257,6 +260,8 @@ struct RawManifest {
 struct RawView {
     name: String,
     description: String,
+    #[serde(default)]
+    materialise: bool,
 }
 
 #[derive(Deserialize)]
@@ -372,6 +377,7 @@ impl Catalogue {
                 description: view.description,
                 sql,
                 file: dir.join(name),
+                materialise: view.materialise,
             });
         }
 

@@ -11,14 +11,16 @@ use std::sync::Arc;
 
 use arrow::datatypes::Date32Type;
 use chrono::NaiveDate;
-use datafusion::catalog::MemorySchemaProvider;
+use datafusion::catalog::{MemorySchemaProvider, TableProvider};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{ParamValues, ScalarValue, TableReference};
+use datafusion::datasource::source_as_provider;
 use datafusion::functions::expr_fn::nullif;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 
+use super::materialised::MaterialisedView;
 use super::{QueryError, QueryOutput, read_only};
 use crate::kpi::{
     Catalogue, DENOMINATOR, Kpi, KpiError, NUMERATOR, PERIOD, Rollup, SCHEMA, SINCE, VALUE,
@@ -79,9 +81,14 @@ impl KpiViews {
                 .plan(ctx, &view.sql, ALL_TIME)
                 .await
                 .map_err(|e| planning_error(&view.file, e))?;
+            let provider: Arc<dyn TableProvider> = if view.materialise {
+                Arc::new(MaterialisedView::new(plan).map_err(|e| planning_error(&view.file, e))?)
+            } else {
+                DataFrame::new(ctx.state(), plan).into_view()
+            };
             ctx.register_table(
                 TableReference::partial(SCHEMA, view.name.as_str()),
-                DataFrame::new(ctx.state(), plan).into_view(),
+                provider,
             )
             .map_err(|e| planning_error(&view.file, e))?;
         }
@@ -222,10 +229,15 @@ fn collect_tables(
 ) -> datafusion::error::Result<()> {
     plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
-            match scan.source.get_logical_plan() {
+            let materialised = source_as_provider(&scan.source).ok();
+            let materialised = materialised
+                .as_ref()
+                .and_then(|p| p.downcast_ref::<MaterialisedView>());
+            match (scan.source.get_logical_plan(), materialised) {
                 // A view: what it reads.
-                Some(inner) => collect_tables(&inner, found)?,
-                None => {
+                (Some(inner), _) => collect_tables(&inner, found)?,
+                (None, Some(view)) => collect_tables(view.plan(), found)?,
+                (None, None) => {
                     if let Ok(table) = scan.table_name.table().parse::<Table>() {
                         found.insert(table);
                     }

@@ -17,7 +17,9 @@
 //! With [`QueryEngine::register_kpis`] the session also holds the KPI catalogue as views in the
 //! `kpi` schema (`kpi.ed_4h_performance`), and [`QueryEngine::kpi_series`] rolls a KPI up into
 //! the series SPC reads (see `kpi_views`). A table the lake does not hold yet is registered
-//! empty, so KPIs plan on any lake and pick the table up at the next refresh.
+//! empty, so KPIs plan on any lake and pick the table up at the next refresh. Helper views
+//! marked `materialise` keep their rows until a table they read moves to a new snapshot (see
+//! `materialised`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -39,6 +41,7 @@ use tracing::debug;
 use crate::lake::{Lake, LakeError};
 
 mod kpi_views;
+mod materialised;
 mod spc_function;
 mod time_functions;
 use crate::kpi::{Catalogue, KpiError};
@@ -177,23 +180,45 @@ impl QueryOutput {
 #[derive(Debug)]
 struct LiveTable {
     schema: SchemaRef,
-    current: RwLock<Arc<dyn TableProvider>>,
+    current: RwLock<Snapshot>,
+}
+
+/// One snapshot of a lake table and its Delta version (`None` while the table is not written).
+#[derive(Debug, Clone)]
+struct Snapshot {
+    provider: Arc<dyn TableProvider>,
+    version: Option<u64>,
 }
 
 impl LiveTable {
-    fn current(&self) -> Arc<dyn TableProvider> {
-        // A poisoned lock only means a refresh panicked; the provider it holds is still whole.
+    fn snapshot(&self) -> Snapshot {
+        // A poisoned lock only means a refresh panicked; the snapshot it holds is still whole.
         self.current
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
 
-    fn replace(&self, provider: Arc<dyn TableProvider>) {
+    fn current(&self) -> Arc<dyn TableProvider> {
+        self.snapshot().provider
+    }
+
+    /// The snapshot's version: equal versions mean equal contents.
+    fn version(&self) -> Option<u64> {
+        self.snapshot().version
+    }
+
+    fn replace(&self, snapshot: Snapshot) {
         *self
             .current
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = provider;
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = snapshot;
+    }
+
+    /// The live table behind a registered provider, if it is one.
+    fn downcast(provider: Arc<dyn TableProvider>) -> Option<Arc<LiveTable>> {
+        let any: Arc<dyn std::any::Any + Send + Sync> = provider;
+        any.downcast().ok()
     }
 }
 
@@ -310,17 +335,20 @@ impl QueryEngine {
         };
         let mut found = 0;
         for table in Table::ALL {
-            let provider = match lake.open_table(table).await {
+            let snapshot = match lake.open_table(table).await {
                 Ok(delta) => {
                     found += 1;
-                    engine.provider(&delta).await?
+                    engine.snapshot(&delta).await?
                 }
-                Err(LakeError::MissingTable { .. }) => empty(table)?,
+                Err(LakeError::MissingTable { .. }) => Snapshot {
+                    provider: empty(table)?,
+                    version: None,
+                },
                 Err(e) => return Err(e.into()),
             };
             let live = Arc::new(LiveTable {
-                schema: provider.schema(),
-                current: RwLock::new(provider),
+                schema: snapshot.provider.schema(),
+                current: RwLock::new(snapshot),
             });
             engine.ctx.register_table(table.name(), live.clone())?;
             engine.tables.insert(table, live);
@@ -375,14 +403,14 @@ impl QueryEngine {
         kpis.series(&self.ctx, id, since, until, by).await
     }
 
-    async fn provider(
-        &self,
-        delta: &deltalake::DeltaTable,
-    ) -> Result<Arc<dyn TableProvider>, QueryError> {
+    async fn snapshot(&self, delta: &deltalake::DeltaTable) -> Result<Snapshot, QueryError> {
         delta
             .update_datafusion_session(&self.ctx.state())
             .map_err(LakeError::from)?;
-        Ok(delta.table_provider().await?)
+        Ok(Snapshot {
+            provider: delta.table_provider().await?,
+            version: delta.version(),
+        })
     }
 
     /// The schema of `table` as queries see it.
@@ -400,8 +428,11 @@ impl QueryEngine {
                 Err(LakeError::MissingTable { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let provider = self.provider(&delta).await?;
-            live.replace(provider);
+            if live.version().is_some() && live.version() == delta.version() {
+                // Unchanged: keep the snapshot, and what was computed from it.
+                continue;
+            }
+            live.replace(self.snapshot(&delta).await?);
         }
         Ok(())
     }
