@@ -6,7 +6,7 @@
 //! once. Local times in the spring-forward gap map to the instant of the change, so the mapping
 //! never runs backwards and every "a ≤ b" the simulator guarantees holds in UTC too.
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike};
+use chrono::{Duration, NaiveDate, NaiveDateTime, Offset, TimeZone};
 use chrono_tz::Tz;
 
 /// Seconds of local wall-clock time since local midnight of the clock's first day.
@@ -126,50 +126,32 @@ impl Clock {
         i32::try_from(self.unix_seconds(t).div_euclid(DAY)).unwrap_or(i32::MAX)
     }
 
-    /// The UTC offset in effect at `t`, in seconds (for HL7 `+0100` suffixes and RFC 3339).
-    pub fn offset_seconds(&self, t: SimTime) -> i64 {
-        self.local_unix(t) - self.unix_seconds(t)
-    }
-
     fn local_unix(&self, t: SimTime) -> i64 {
         i64::from(date32(self.first_day)) * DAY + t
     }
 
+    /// The trust's wall clock at the instant `t` stands for. A local time the clocks skip in
+    /// spring stands for the instant they jump, so it reads as that instant (02:00 BST).
+    fn wall(&self, t: SimTime) -> chrono::DateTime<Tz> {
+        chrono::DateTime::from_timestamp(self.unix_seconds(t), 0)
+            .expect("simulated times are within chrono's range")
+            .with_timezone(&self.tz)
+    }
+
     /// HL7 v2 timestamp with offset: `YYYYMMDDHHMMSS+HHMM`.
     pub fn hl7(&self, t: SimTime) -> String {
-        let local = self.local(t);
-        format!(
-            "{:04}{:02}{:02}{:02}{:02}{:02}{}",
-            local.year(),
-            local.month(),
-            local.day(),
-            local.hour(),
-            local.minute(),
-            local.second(),
-            offset_suffix(self.offset_seconds(t), false)
-        )
+        self.wall(t).format("%Y%m%d%H%M%S%z").to_string()
     }
 
     /// RFC 3339 with the local offset: `2025-03-30T09:15:00+01:00`.
     pub fn rfc3339(&self, t: SimTime) -> String {
-        format!(
-            "{}{}",
-            self.local(t).format("%Y-%m-%dT%H:%M:%S"),
-            offset_suffix(self.offset_seconds(t), true)
-        )
+        self.wall(t).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
     }
 
     /// Local `dd/mm/yyyy HH:MM`, as trusts' CSV extracts write times.
     pub fn uk_local(&self, t: SimTime) -> String {
-        self.local(t).format("%d/%m/%Y %H:%M").to_string()
+        self.wall(t).format("%d/%m/%Y %H:%M").to_string()
     }
-}
-
-fn offset_suffix(seconds: i64, colon: bool) -> String {
-    let sign = if seconds < 0 { '-' } else { '+' };
-    let minutes = seconds.abs() / 60;
-    let sep = if colon { ":" } else { "" };
-    format!("{sign}{:02}{sep}{:02}", minutes / 60, minutes % 60)
 }
 
 /// Days since 1970-01-01 of a calendar date (Arrow `Date32`).
@@ -203,6 +185,17 @@ mod tests {
         assert_eq!(c.rfc3339(summer), "2025-03-31T09:00:00+01:00");
         assert_eq!(c.hl7(summer), "20250331090000+0100");
         assert_eq!(c.unix_seconds(summer) % DAY, 8 * HOUR);
+    }
+
+    #[test]
+    fn a_time_in_the_spring_gap_is_written_as_the_instant_it_stands_for() {
+        let c = clock();
+        // 01:11:09 on 30 March does not exist in London; it stands for 01:00 UTC, 02:00 BST.
+        let gap = DAY + HOUR + 11 * 60 + 9;
+        assert_eq!(c.unix_seconds(gap) % DAY, HOUR);
+        assert_eq!(c.hl7(gap), "20250330020000+0100");
+        assert_eq!(c.rfc3339(gap), "2025-03-30T02:00:00+01:00");
+        assert_eq!(c.uk_local(gap), "30/03/2025 02:00");
     }
 
     #[test]

@@ -1,0 +1,635 @@
+//! HL7 v2 ADT messages: from the text a patient administration system sends to one
+//! `adt_events` row, and the acknowledgement it gets back.
+//!
+//! Parsing is structural (the `hl7-parser` crate); what the fields mean follows the HL7 v2.4
+//! UK profile as NHS trusts send it: the NHS number in PID-3 with assigning authority `NHS`
+//! and type `NH`, the visit number in PV1-19 (cancellations match on it), the ward, bed and
+//! site in PV1-3, the treatment function in PV1-10. Names, addresses and dates of birth are
+//! read past, never kept; identifiers become keyed pseudonyms before anything else sees them.
+//!
+//! Problems are sorted the way senders act on them: a message bright cannot take at all
+//! (not HL7, an unsupported version or message type) is rejected (`AR`), one whose content is
+//! wrong (a missing visit number, a malformed time) is an application error (`AE`) whose
+//! `ERR` segment names the field. Both are answered, neither is stored.
+
+use std::fmt::Write as _;
+
+use bright_engine::arrow::datatypes::Date32Type;
+use bright_engine::batch::BatchBuilder;
+use bright_engine::pseudonym::{NHS_NUMBER, PseudoKey};
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+use hl7_parser::Message;
+use hl7_parser::datetime::TimeStamp;
+use hl7_parser::message::Separators;
+
+/// ADT trigger events bright stores.
+pub const SUPPORTED_EVENTS: [&str; 14] = [
+    "A01", "A02", "A03", "A04", "A05", "A08", "A11", "A12", "A13", "A21", "A22", "A28", "A31",
+    "A40",
+];
+
+/// Events about a patient, not a visit: no visit number is needed.
+const PERSON_EVENTS: [&str; 3] = ["A28", "A31", "A40"];
+
+/// Namespace of local patient ids (PID-3 of type `MR`) in pseudonyms; the sending
+/// organisation is part of the id, since two trusts can use the same hospital number.
+const LOCAL_ID: &str = "local";
+
+/// One ADT event as it goes into `adt_events` (times in microseconds since the epoch, UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdtEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub event_time: i64,
+    pub recorded_at: i64,
+    pub patient_key: Option<String>,
+    pub encounter_id: Option<String>,
+    pub patient_class: Option<String>,
+    pub org_code: String,
+    pub site: Option<String>,
+    pub ward: Option<String>,
+    pub bed: Option<String>,
+    pub specialty: Option<String>,
+    pub admission_method: Option<String>,
+    pub discharge_destination: Option<String>,
+}
+
+impl AdtEvent {
+    /// Appends the event to a builder of `adt_events`, arrived on feed `source`.
+    pub fn append_to(&self, builder: &mut BatchBuilder, source: &str) {
+        let day = DateTime::<Utc>::from_timestamp_micros(self.event_time)
+            .map(|t| Date32Type::from_naive_date(t.date_naive()))
+            // Out of chrono's range cannot come from a parsed HL7 timestamp (years 0-9999).
+            .unwrap_or_default();
+        builder
+            .row()
+            .text(&self.event_id)
+            .text(&self.event_type)
+            .timestamp(self.event_time)
+            .timestamp(self.recorded_at)
+            .opt_text(self.patient_key.as_deref())
+            .opt_text(self.encounter_id.as_deref())
+            .opt_text(self.patient_class.as_deref())
+            .text(&self.org_code)
+            .opt_text(self.site.as_deref())
+            .opt_text(self.ward.as_deref())
+            .opt_text(self.bed.as_deref())
+            .opt_text(self.specialty.as_deref())
+            .opt_text(self.admission_method.as_deref())
+            .opt_text(self.discharge_destination.as_deref())
+            .text(source)
+            .date(day)
+            .end();
+    }
+}
+
+/// The header fields an acknowledgement needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Header {
+    /// MSH-3.
+    pub sending_application: String,
+    /// MSH-4.
+    pub sending_facility: String,
+    /// MSH-9.2, e.g. `A01`.
+    pub trigger: String,
+    /// MSH-10, echoed in MSA-2.
+    pub control_id: String,
+    /// MSH-12.
+    pub version: String,
+}
+
+/// HL7 acknowledgement codes (table 0008, original mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckCode {
+    /// Accepted: durable in bright.
+    Accept,
+    /// Application error: the content is wrong; resending the same message will fail again.
+    Error,
+    /// Rejected: bright does not take this kind of message.
+    Reject,
+}
+
+impl AckCode {
+    /// MSA-1.
+    pub fn code(self) -> &'static str {
+        match self {
+            AckCode::Accept => "AA",
+            AckCode::Error => "AE",
+            AckCode::Reject => "AR",
+        }
+    }
+}
+
+/// Why a message was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{reason}", .field.as_ref().map(|f| format!("{f}: ")).unwrap_or_default())]
+pub struct Hl7Error {
+    /// AE or AR.
+    pub ack: AckCode,
+    /// The field at fault, e.g. `PV1-19`, when there is one.
+    pub field: Option<String>,
+    /// HL7 error code (table 0357): 100 segment sequence, 101 required field missing, 102
+    /// data type error, 103 table value not found, 200 unsupported message type, 201
+    /// unsupported event code, 203 unsupported version.
+    pub code: u16,
+    /// Plain words for the sender's interface team.
+    pub reason: String,
+}
+
+impl Hl7Error {
+    fn content(field: &str, code: u16, reason: impl Into<String>) -> Self {
+        Hl7Error {
+            ack: AckCode::Error,
+            field: Some(field.to_string()),
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    fn reject(field: Option<&str>, code: u16, reason: impl Into<String>) -> Self {
+        Hl7Error {
+            ack: AckCode::Reject,
+            field: field.map(str::to_string),
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Settings for reading ADT.
+#[derive(Debug, Clone)]
+pub struct AdtConfig {
+    /// Clock of times sent without an offset (HL7 allows both).
+    pub time_zone: Tz,
+    /// Pseudonymisation key for NHS numbers and local ids.
+    pub key: PseudoKey,
+}
+
+/// Reads the header, so that even a message whose body is wrong can be acknowledged.
+pub fn header(text: &str) -> Result<Header, Hl7Error> {
+    let message = parse(text)?;
+    read_header(&message)
+}
+
+fn parse(text: &str) -> Result<Message<'_>, Hl7Error> {
+    if !text.starts_with("MSH") {
+        return Err(Hl7Error::reject(
+            Some("MSH"),
+            100,
+            "not an HL7 v2 message: it must start with an MSH segment",
+        ));
+    }
+    // Senders and files differ in line endings; segments are split on any of them.
+    Message::parse_with_lenient_newlines(text.trim_end_matches(['\r', '\n']), true).map_err(|e| {
+        Hl7Error::reject(
+            Some("MSH"),
+            100,
+            format!("not a valid HL7 v2 message ({e})"),
+        )
+    })
+}
+
+/// A field (`SEG-n`), a component of it (`SEG-n.c`), decoded; `None` when empty or absent.
+fn value(message: &Message<'_>, segment: &str, field: usize, component: usize) -> Option<String> {
+    let f = message.segment(segment)?.field(field)?;
+    let raw = if component == 0 {
+        f.raw_value()
+    } else {
+        f.component(component)?.raw_value()
+    };
+    let decoded = message.separators.decode(raw).to_string();
+    let trimmed = decoded.trim();
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
+}
+
+fn read_header(message: &Message<'_>) -> Result<Header, Hl7Error> {
+    let required = |field: usize, component: usize, name: &str| {
+        value(message, "MSH", field, component)
+            .ok_or_else(|| Hl7Error::reject(Some(name), 101, "required field is empty"))
+    };
+    let control_id = required(10, 0, "MSH-10")?;
+    Ok(Header {
+        sending_application: value(message, "MSH", 3, 1).unwrap_or_default(),
+        sending_facility: value(message, "MSH", 4, 1).unwrap_or_default(),
+        trigger: value(message, "MSH", 9, 2).unwrap_or_default(),
+        control_id,
+        version: required(12, 1, "MSH-12")?,
+    })
+}
+
+/// Parses one ADT message into the row bright stores, or says why not.
+pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), Hl7Error> {
+    let message = parse(text)?;
+    let header = read_header(&message)?;
+    if !["2.3", "2.4", "2.5"]
+        .iter()
+        .any(|v| header.version == *v || header.version.starts_with(&format!("{v}.")))
+    {
+        return Err(Hl7Error::reject(
+            Some("MSH-12"),
+            203,
+            format!(
+                "version {} is not supported (2.3 to 2.5 are)",
+                header.version
+            ),
+        ));
+    }
+    let message_type = value(&message, "MSH", 9, 1).unwrap_or_default();
+    if message_type != "ADT" {
+        return Err(Hl7Error::reject(
+            Some("MSH-9"),
+            200,
+            format!("message type '{message_type}' is not supported (ADT is)"),
+        ));
+    }
+    let trigger = header.trigger.as_str();
+    if !SUPPORTED_EVENTS.contains(&trigger) {
+        return Err(Hl7Error::reject(
+            Some("MSH-9"),
+            201,
+            format!("ADT event '{trigger}' is not supported"),
+        ));
+    }
+    if header.sending_facility.is_empty() {
+        return Err(Hl7Error::content(
+            "MSH-4",
+            101,
+            "the sending facility (the trust's ODS code) is empty",
+        ));
+    }
+    let time = |segment: &str, field: usize| -> Result<Option<i64>, Hl7Error> {
+        match value(&message, segment, field, 1) {
+            None => Ok(None),
+            Some(text) => micros(&text, config.time_zone)
+                .map(Some)
+                .map_err(|reason| Hl7Error::content(&format!("{segment}-{field}"), 102, reason)),
+        }
+    };
+    // EVN-2 is when the system recorded the event, EVN-6 when it happened; MSH-7 stands in
+    // for a missing EVN-2 (some senders leave EVN out of updates).
+    let recorded_at = match time("EVN", 2)? {
+        Some(t) => t,
+        None => time("MSH", 7)?
+            .ok_or_else(|| Hl7Error::content("EVN-2", 101, "no recorded time in EVN-2 or MSH-7"))?,
+    };
+    let event_time = time("EVN", 6)?.unwrap_or(recorded_at);
+
+    let encounter_id = value(&message, "PV1", 19, 1);
+    if encounter_id.is_none() && !PERSON_EVENTS.contains(&trigger) {
+        return Err(Hl7Error::content(
+            "PV1-19",
+            101,
+            format!("{trigger} needs the visit number (PV1-19)"),
+        ));
+    }
+    let ward = value(&message, "PV1", 3, 1);
+    if ward.is_none() && matches!(trigger, "A01" | "A02") {
+        return Err(Hl7Error::content(
+            "PV1-3",
+            101,
+            format!("{trigger} needs the ward the patient is now on (PV1-3.1)"),
+        ));
+    }
+    let patient_class = match value(&message, "PV1", 2, 1).as_deref() {
+        None => None,
+        Some(code) => Some(
+            patient_class(code)
+                .ok_or_else(|| {
+                    Hl7Error::content(
+                        "PV1-2",
+                        103,
+                        format!("patient class '{code}' is not in HL7 table 0004"),
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    let patient_key = patient_key(&message, &header.sending_facility, &config.key);
+    let event = AdtEvent {
+        event_id: bright_engine::schema::adt_events::event_id(
+            &header.sending_facility,
+            &header.sending_application,
+            &header.control_id,
+        ),
+        event_type: trigger.to_string(),
+        event_time,
+        recorded_at,
+        patient_key,
+        encounter_id,
+        patient_class,
+        org_code: header.sending_facility.clone(),
+        site: value(&message, "PV1", 3, 4),
+        ward,
+        bed: value(&message, "PV1", 3, 3),
+        specialty: value(&message, "PV1", 10, 1),
+        admission_method: value(&message, "PV1", 4, 1),
+        discharge_destination: value(&message, "PV1", 37, 1),
+    };
+    Ok((header, event))
+}
+
+/// `adt_events.patient_class` for PV1-2 (HL7 table 0004; `D` is the NHS day case).
+fn patient_class(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "I" => "inpatient",
+        "O" => "outpatient",
+        "E" => "emergency",
+        "D" => "day_case",
+        "P" => "preadmit",
+        "R" => "recurring",
+        "B" => "obstetrics",
+        _ => return None,
+    })
+}
+
+/// The pseudonym of the patient: from the NHS number when PID-3 has one, else from the local
+/// hospital number (namespaced by the sending organisation).
+fn patient_key(message: &Message<'_>, org: &str, key: &PseudoKey) -> Option<String> {
+    let ids = message.segment("PID")?.field(3)?;
+    let mut local = None;
+    for id in ids.repeats() {
+        let part = |n: usize| {
+            id.component(n)
+                .map(|c| message.separators.decode(c.raw_value()).to_string())
+                .unwrap_or_default()
+        };
+        let number = part(1);
+        if number.trim().is_empty() {
+            continue;
+        }
+        if part(4) == "NHS" || part(5) == "NH" {
+            return Some(key.patient_key(NHS_NUMBER, &number));
+        }
+        if local.is_none() {
+            local = Some(number);
+        }
+    }
+    local.map(|id| key.patient_key(LOCAL_ID, &format!("{org}/{}", id.trim())))
+}
+
+/// An HL7 timestamp in microseconds since the epoch (UTC). Without an offset it is the
+/// trust's wall clock; a time that occurs twice when clocks go back is taken as the first.
+fn micros(text: &str, zone: Tz) -> Result<i64, String> {
+    let stamp: TimeStamp = text
+        .parse()
+        .map_err(|e| format!("'{text}' is not an HL7 timestamp ({e})"))?;
+    let utc: DateTime<Utc> = if stamp.offset.is_some() {
+        let fixed: LocalResult<DateTime<FixedOffset>> = stamp
+            .try_into()
+            .map_err(|e| format!("'{text}' is not a valid time ({e})"))?;
+        fixed
+            .earliest()
+            .ok_or_else(|| format!("'{text}' is not a valid time"))?
+            .with_timezone(&Utc)
+    } else {
+        let naive: NaiveDateTime = stamp
+            .try_into()
+            .map_err(|e| format!("'{text}' is not a valid time ({e})"))?;
+        match zone.from_local_datetime(&naive) {
+            LocalResult::Single(t) => t.with_timezone(&Utc),
+            LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
+            // In the hour clocks skip, a wall time does not exist: read it as the offset before.
+            LocalResult::None => zone
+                .from_local_datetime(&(naive - chrono::Duration::hours(1)))
+                .earliest()
+                .map(|t| (t + chrono::Duration::hours(1)).with_timezone(&Utc))
+                .ok_or_else(|| format!("'{text}' does not exist on the trust's clock"))?,
+        }
+    };
+    Ok(utc.timestamp_micros())
+}
+
+/// The acknowledgement for a message with header `original` (default when even the header
+/// could not be read). `error` fills MSA-3 and an ERR segment.
+pub fn ack(
+    original: &Header,
+    code: AckCode,
+    error: Option<&Hl7Error>,
+    now: DateTime<Utc>,
+) -> String {
+    let separators = Separators::default();
+    let escape = |s: &str| separators.encode(s).to_string();
+    let version = if original.version.is_empty() {
+        "2.4"
+    } else {
+        original.version.as_str()
+    };
+    let mut out = String::new();
+    // MSH-10 of the ACK: unique per ACK; tying it to the original keeps retries traceable.
+    let _ = write!(
+        out,
+        "MSH|^~\\&|BRIGHT|BRIGHT|{}|{}|{}||ACK^{}^ACK|ACK{}|P|{}\r",
+        escape(&original.sending_application),
+        escape(&original.sending_facility),
+        now.format("%Y%m%d%H%M%S%z"),
+        escape(&original.trigger),
+        escape(&original.control_id),
+        escape(version),
+    );
+    let text = error.map(|e| escape(&e.to_string())).unwrap_or_default();
+    let _ = write!(
+        out,
+        "MSA|{}|{}|{}\r",
+        code.code(),
+        escape(&original.control_id),
+        text
+    );
+    if let Some(e) = error {
+        // ERR-1 (v2.3/2.4 receivers) and ERR-2..4, 8 (v2.5): location, code, severity, text.
+        let (segment, field) = e
+            .field
+            .as_deref()
+            .and_then(|f| f.split_once('-'))
+            .map_or(("", ""), |(s, n)| (s, n));
+        let label = escape(&e.reason);
+        let _ = write!(
+            out,
+            "ERR|{segment}^1^{field}^{code}&{label}&HL70357|{segment}^1^{field}|{code}^{label}^HL70357|E||||{label}\r",
+            code = e.code,
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> AdtConfig {
+        AdtConfig {
+            time_zone: chrono_tz::Europe::London,
+            key: PseudoKey::new(b"a test key of sixteen+ bytes".to_vec()).expect("key"),
+        }
+    }
+
+    const A01: &str = "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250331090500+0100||ADT^A01^ADT_A01|MSG0000000001|P|2.4|||AL|NE|GBR|8859/1|EN\r\
+EVN|A01|20250331090500+0100|||SIMPAS|20250331090000+0100\r\
+PID|1||9434765919^^^NHS^NH~H123^^^RXX^MR||SMITH^JANE||19700101|F|||1 HIGH ST^^^^L1 1AA\r\
+PV1|1|I|WD1^^B04^S1|21||||||300|||||||||RXXV000000001\r";
+
+    fn replace(text: &str, from: &str, to: &str) -> String {
+        assert!(text.contains(from), "{from}");
+        text.replacen(from, to, 1)
+    }
+
+    #[test]
+    fn an_admission_becomes_one_row_without_identifiers() {
+        let (header, event) = parse_adt(A01, &config()).expect("parses");
+        assert_eq!(header.control_id, "MSG0000000001");
+        assert_eq!(event.event_id, "RXX/PAS/MSG0000000001");
+        assert_eq!(event.event_type, "A01");
+        // 09:00 BST is 08:00 UTC; recorded at 09:05 BST.
+        assert_eq!(
+            event.event_time,
+            "2025-03-31T08:00:00Z"
+                .parse::<DateTime<Utc>>()
+                .expect("t")
+                .timestamp_micros()
+        );
+        assert_eq!(
+            event.recorded_at,
+            "2025-03-31T08:05:00Z"
+                .parse::<DateTime<Utc>>()
+                .expect("t")
+                .timestamp_micros()
+        );
+        assert_eq!(
+            event.patient_key.as_deref(),
+            Some(config().key.patient_key(NHS_NUMBER, "9434765919").as_str())
+        );
+        assert_eq!(event.encounter_id.as_deref(), Some("RXXV000000001"));
+        assert_eq!(event.patient_class.as_deref(), Some("inpatient"));
+        assert_eq!(event.org_code, "RXX");
+        assert_eq!(event.site.as_deref(), Some("S1"));
+        assert_eq!(event.ward.as_deref(), Some("WD1"));
+        assert_eq!(event.bed.as_deref(), Some("B04"));
+        assert_eq!(event.specialty.as_deref(), Some("300"));
+        assert_eq!(event.admission_method.as_deref(), Some("21"));
+        assert_eq!(event.discharge_destination, None);
+        let row = format!("{event:?}");
+        for secret in ["9434765919", "SMITH", "JANE", "19700101", "HIGH ST", "H123"] {
+            assert!(!row.contains(secret), "{secret} reached the row: {row}");
+        }
+    }
+
+    #[test]
+    fn times_without_an_offset_are_on_the_trust_clock() {
+        let text = replace(A01, "|SIMPAS|20250331090000+0100", "|SIMPAS|20250331090000");
+        let (_, event) = parse_adt(&text, &config()).expect("parses");
+        assert_eq!(
+            event.event_time,
+            "2025-03-31T08:00:00Z"
+                .parse::<DateTime<Utc>>()
+                .expect("t")
+                .timestamp_micros()
+        );
+        // In winter the trust's clock is UTC.
+        let text = replace(A01, "|SIMPAS|20250331090000+0100", "|SIMPAS|20250115090000");
+        let (_, event) = parse_adt(&text, &config()).expect("parses");
+        assert_eq!(
+            event.event_time,
+            "2025-01-15T09:00:00Z"
+                .parse::<DateTime<Utc>>()
+                .expect("t")
+                .timestamp_micros()
+        );
+    }
+
+    #[test]
+    fn without_an_nhs_number_the_local_id_is_pseudonymised_per_trust() {
+        let text = replace(A01, "9434765919^^^NHS^NH~", "");
+        let (_, event) = parse_adt(&text, &config()).expect("parses");
+        let key = event.patient_key.expect("a key");
+        assert_eq!(key, config().key.patient_key(LOCAL_ID, "RXX/H123"));
+        assert_ne!(key, config().key.patient_key(NHS_NUMBER, "H123"));
+    }
+
+    #[test]
+    fn content_errors_name_the_field() {
+        let cases = [
+            (replace(A01, "RXXV000000001", ""), "PV1-19", 101),
+            (replace(A01, "|WD1^^B04^S1|", "||"), "PV1-3", 101),
+            (
+                replace(A01, "|SIMPAS|20250331090000+0100", "|SIMPAS|2025-03-31"),
+                "EVN-6",
+                102,
+            ),
+            (replace(A01, "PV1|1|I|", "PV1|1|X|"), "PV1-2", 103),
+            (replace(A01, "|PAS|RXX|", "|PAS||"), "MSH-4", 101),
+        ];
+        for (text, field, code) in cases {
+            let e = parse_adt(&text, &config()).expect_err(field);
+            assert_eq!(e.ack, AckCode::Error, "{field}: {e}");
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert_eq!(e.code, code, "{e}");
+        }
+    }
+
+    #[test]
+    fn messages_bright_does_not_take_are_rejected() {
+        let cases = [
+            (
+                replace(A01, "ADT^A01^ADT_A01", "ORU^R01^ORU_R01"),
+                "MSH-9",
+                200,
+            ),
+            (replace(A01, "ADT^A01^ADT_A01", "ADT^A99"), "MSH-9", 201),
+            (replace(A01, "|P|2.4|", "|P|2.6|"), "MSH-12", 203),
+            (replace(A01, "|MSG0000000001|", "||"), "MSH-10", 101),
+            ("PID|1||123\r".to_string(), "MSH", 100),
+        ];
+        for (text, field, code) in cases {
+            let e = parse_adt(&text, &config()).expect_err(field);
+            assert_eq!(e.ack, AckCode::Reject, "{field}: {e}");
+            assert_eq!(e.field.as_deref(), Some(field), "{e}");
+            assert_eq!(e.code, code, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_person_update_needs_no_visit() {
+        let text = replace(A01, "ADT^A01^ADT_A01", "ADT^A31^ADT_A05");
+        let text = replace(&text, "RXXV000000001", "");
+        let (_, event) = parse_adt(&text, &config()).expect("parses");
+        assert_eq!(event.event_type, "A31");
+        assert_eq!(event.encounter_id, None);
+    }
+
+    #[test]
+    fn acks_echo_the_control_id_and_explain_errors() {
+        let now = "2025-03-31T08:05:01Z".parse::<DateTime<Utc>>().expect("t");
+        let (header, _) = parse_adt(A01, &config()).expect("parses");
+        let ok = ack(&header, AckCode::Accept, None, now);
+        let parsed = Message::parse(ok.trim_end_matches('\r')).expect("our ACK parses");
+        assert_eq!(value(&parsed, "MSA", 1, 0).as_deref(), Some("AA"));
+        assert_eq!(
+            value(&parsed, "MSA", 2, 0).as_deref(),
+            Some("MSG0000000001")
+        );
+        assert_eq!(value(&parsed, "MSH", 9, 1).as_deref(), Some("ACK"));
+        assert_eq!(value(&parsed, "MSH", 5, 0).as_deref(), Some("PAS"));
+        assert!(parsed.segment("ERR").is_none());
+
+        let text = replace(A01, "RXXV000000001", "");
+        let e = parse_adt(&text, &config()).expect_err("no visit");
+        let bad = ack(&header, e.ack, Some(&e), now);
+        let parsed = Message::parse(bad.trim_end_matches('\r')).expect("our ACK parses");
+        assert_eq!(value(&parsed, "MSA", 1, 0).as_deref(), Some("AE"));
+        assert_eq!(value(&parsed, "ERR", 2, 0).as_deref(), Some("PV1^1^19"));
+        assert_eq!(value(&parsed, "ERR", 3, 1).as_deref(), Some("101"));
+        assert!(
+            value(&parsed, "MSA", 3, 0)
+                .expect("text")
+                .contains("PV1-19: A01 needs the visit number")
+        );
+        // Separators inside the reason are escaped, not taken as structure.
+        let odd = Hl7Error::content("PV1-2", 103, "class 'A|B^C' is unknown");
+        let escaped = ack(&header, odd.ack, Some(&odd), now);
+        let parsed = Message::parse(escaped.trim_end_matches('\r')).expect("our ACK parses");
+        assert_eq!(
+            value(&parsed, "ERR", 8, 0).as_deref(),
+            Some("class 'A|B^C' is unknown")
+        );
+    }
+}

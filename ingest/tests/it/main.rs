@@ -1,0 +1,3 @@
+//! Integration tests of bright-ingest over the simulator's feeds.
+
+mod adt_feed;
