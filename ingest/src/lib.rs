@@ -5,6 +5,8 @@
 //! (`bright_engine::lake`). The crate depends on bright-engine only; the simulator's feed
 //! files (`bright generate --out`) are its test input.
 //!
-//! Built so far: [`hl7`], ADT messages to `adt_events` rows and their acknowledgements.
+//! Built so far: [`hl7`], ADT messages to `adt_events` rows and their acknowledgements;
+//! [`wal`], the write-ahead log acknowledged rows are durable in.
 
 pub mod hl7;
+pub mod wal;
