@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use super::LiveTable;
 
 /// What a cached result was computed from: the version of each input, in input order.
-type Versions = Vec<Option<u64>>;
+type Versions = Vec<super::live::Version>;
 
 /// A view whose rows are computed on first use and kept until an input table changes.
 #[derive(Debug)]

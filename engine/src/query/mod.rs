@@ -5,9 +5,11 @@
 //! `COPY`, no `CREATE EXTERNAL TABLE`, so SQL cannot touch files outside the lake). Results come
 //! back as Arrow record batches in a [`QueryOutput`], which prints as a table, CSV or JSON.
 //!
-//! Tables are registered behind a [`LiveTable`] whose Delta snapshot [`QueryEngine::refresh`]
+//! Tables are registered behind a `LiveTable` whose Delta snapshot [`QueryEngine::refresh`]
 //! swaps atomically: a query running during a refresh finishes on the snapshot it started
-//! with, and a query never sees a half-written commit. DataFusion types stay in this module;
+//! with, and a query never sees a half-written commit. The live table also holds the rows
+//! ingest has acknowledged but not yet flushed ([`QueryEngine::buffer_append`]): queries see
+//! lake ∪ buffer, each row once across a flush (`buffer_seal`, then `buffer_flushed`). DataFusion types stay in this module;
 //! callers talk in SQL strings, Arrow batches and [`QueryError`].
 //!
 //! SQL functions bright adds: `spc_xmr(query, …)`, the XmR chart of a query's date and value
@@ -21,27 +23,25 @@
 //! marked `materialise` keep their rows until a table they read moves to a new snapshot (see
 //! `materialised`).
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use async_trait::async_trait;
-use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::{LogicalPlan, TableProviderFilterPushDown, TableType};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::{Expr, SQLOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use tracing::debug;
 
 use crate::lake::{Lake, LakeError};
 
 mod kpi_views;
+mod live;
 mod materialised;
+use live::LiveTable;
 mod spc_function;
 mod time_functions;
 use crate::kpi::{Catalogue, KpiError};
@@ -176,92 +176,6 @@ impl QueryOutput {
     }
 }
 
-/// A lake table as DataFusion sees it: the current Delta snapshot, swapped on refresh.
-#[derive(Debug)]
-struct LiveTable {
-    schema: SchemaRef,
-    current: RwLock<Snapshot>,
-}
-
-/// One snapshot of a lake table and its Delta version (`None` while the table is not written).
-#[derive(Debug, Clone)]
-struct Snapshot {
-    provider: Arc<dyn TableProvider>,
-    version: Option<u64>,
-}
-
-impl LiveTable {
-    fn snapshot(&self) -> Snapshot {
-        // A poisoned lock only means a refresh panicked; the snapshot it holds is still whole.
-        self.current
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    fn current(&self) -> Arc<dyn TableProvider> {
-        self.snapshot().provider
-    }
-
-    /// The snapshot's version: equal versions mean equal contents.
-    fn version(&self) -> Option<u64> {
-        self.snapshot().version
-    }
-
-    fn replace(&self, snapshot: Snapshot) {
-        *self
-            .current
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = snapshot;
-    }
-
-    /// The live table behind a registered provider, if it is one.
-    fn downcast(provider: Arc<dyn TableProvider>) -> Option<Arc<LiveTable>> {
-        let any: Arc<dyn std::any::Any + Send + Sync> = provider;
-        any.downcast().ok()
-    }
-}
-
-#[async_trait]
-impl TableProvider for LiveTable {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Base
-    }
-
-    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
-        None
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        self.current().scan(state, projection, filters, limit).await
-    }
-
-    async fn scan_with_args<'a>(
-        &self,
-        state: &dyn Session,
-        args: ScanArgs<'a>,
-    ) -> datafusion::error::Result<ScanResult> {
-        self.current().scan_with_args(state, args).await
-    }
-
-    fn supports_filters_pushdown(
-        &self,
-        filters: &[&Expr],
-    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
-        self.current().supports_filters_pushdown(filters)
-    }
-}
-
 /// What analysts' SQL, KPI queries and `spc_xmr`'s inner query may do: read. No DDL, no DML,
 /// no `COPY`, no `SET`, so SQL cannot touch files outside the lake or change the session.
 fn read_only() -> SQLOptions {
@@ -335,21 +249,16 @@ impl QueryEngine {
         };
         let mut found = 0;
         for table in Table::ALL {
-            let snapshot = match lake.open_table(table).await {
+            let live = match lake.open_table(table).await {
                 Ok(delta) => {
                     found += 1;
-                    engine.snapshot(&delta).await?
+                    let (provider, version) = engine.snapshot(&delta).await?;
+                    LiveTable::new(provider, version)
                 }
-                Err(LakeError::MissingTable { .. }) => Snapshot {
-                    provider: empty(table)?,
-                    version: None,
-                },
+                Err(LakeError::MissingTable { .. }) => LiveTable::new(empty(table)?, None),
                 Err(e) => return Err(e.into()),
             };
-            let live = Arc::new(LiveTable {
-                schema: snapshot.provider.schema(),
-                current: RwLock::new(snapshot),
-            });
+            let live = Arc::new(live);
             engine.ctx.register_table(table.name(), live.clone())?;
             engine.tables.insert(table, live);
         }
@@ -403,14 +312,14 @@ impl QueryEngine {
         kpis.series(&self.ctx, id, since, until, by).await
     }
 
-    async fn snapshot(&self, delta: &deltalake::DeltaTable) -> Result<Snapshot, QueryError> {
+    async fn snapshot(
+        &self,
+        delta: &deltalake::DeltaTable,
+    ) -> Result<(Arc<dyn TableProvider>, Option<u64>), QueryError> {
         delta
             .update_datafusion_session(&self.ctx.state())
             .map_err(LakeError::from)?;
-        Ok(Snapshot {
-            provider: delta.table_provider().await?,
-            version: delta.version(),
-        })
+        Ok((delta.table_provider().await?, delta.version()))
     }
 
     /// The schema of `table` as queries see it.
@@ -428,13 +337,57 @@ impl QueryEngine {
                 Err(LakeError::MissingTable { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if live.version().is_some() && live.version() == delta.version() {
+            if live.lake_version().is_some() && live.lake_version() == delta.version() {
                 // Unchanged: keep the snapshot, and what was computed from it.
                 continue;
             }
-            live.replace(self.snapshot(&delta).await?);
+            let (provider, version) = self.snapshot(&delta).await?;
+            live.replace(provider, version, None);
         }
         Ok(())
+    }
+
+    fn live(&self, table: Table) -> Result<&Arc<LiveTable>, QueryError> {
+        self.tables.get(&table).ok_or_else(|| {
+            QueryError::DataFusion(DataFusionError::Internal(format!(
+                "{} is registered at open",
+                table.name()
+            )))
+        })
+    }
+
+    /// Makes rows ingest has acknowledged queryable before they reach the lake. `batch` has
+    /// the table's canonical schema ([`Table::schema`]).
+    pub fn buffer_append(&self, table: Table, batch: RecordBatch) -> Result<(), QueryError> {
+        if batch.schema().fields() != table.schema().fields() {
+            return Err(QueryError::DataFusion(DataFusionError::Plan(format!(
+                "rows for {} do not have its schema",
+                table.name()
+            ))));
+        }
+        Ok(self.live(table)?.append(batch)?)
+    }
+
+    /// Starts a flush of `table`'s buffer: returns the generation to pass to
+    /// [`QueryEngine::buffer_flushed`] and its rows, or `None` when nothing is buffered.
+    /// Rows appended from now on wait for the next flush.
+    pub fn buffer_seal(&self, table: Table) -> Result<Option<(u64, Vec<RecordBatch>)>, QueryError> {
+        Ok(self.live(table)?.seal())
+    }
+
+    /// Ends a flush: the sealed rows are committed to the lake, so the table moves to the new
+    /// Delta snapshot and drops them from the buffer in one step.
+    pub async fn buffer_flushed(&self, table: Table, generation: u64) -> Result<(), QueryError> {
+        let delta = self.lake.open_table(table).await?;
+        let (provider, version) = self.snapshot(&delta).await?;
+        self.live(table)?
+            .replace(provider, version, Some(generation));
+        Ok(())
+    }
+
+    /// Rows of `table` waiting in the buffer.
+    pub fn buffered_rows(&self, table: Table) -> usize {
+        self.tables.get(&table).map_or(0, |t| t.buffered_rows())
     }
 
     /// Plans and runs one read-only SQL statement and collects its result.

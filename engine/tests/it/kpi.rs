@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::kpi::{Catalogue, KpiCache};
 use bright_engine::query::{OutputFormat, QueryConfig, QueryEngine, QueryError, QueryOutput};
 use bright_engine::schema::Table;
@@ -219,7 +220,8 @@ async fn a_broken_kpi_stops_start_up_naming_its_file_and_error() {
 }
 
 /// Appends CSV rows (with the fixture header of `table`) to the lake.
-async fn append_csv(engine: &QueryEngine, table: Table, rows: &str) {
+/// Rows of `table` from CSV lines in the column order of its fixture file.
+pub(crate) fn csv_batch(table: Table, rows: &str) -> RecordBatch {
     let header = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../data-samples/kpi")
@@ -233,7 +235,16 @@ async fn append_csv(engine: &QueryEngine, table: Table, rows: &str) {
         .build(std::io::Cursor::new(text))
         .expect("reader");
     let batches = reader.collect::<Result<Vec<_>, _>>().expect("parses");
-    engine.lake().append(table, batches).await.expect("appends");
+    bright_engine::arrow::compute::concat_batches(&table.schema(), &batches).expect("one batch")
+}
+
+async fn append_csv(engine: &QueryEngine, table: Table, rows: &str) {
+    let batch = csv_batch(table, rows);
+    engine
+        .lake()
+        .append(table, vec![batch])
+        .await
+        .expect("appends");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

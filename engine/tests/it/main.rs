@@ -6,6 +6,7 @@ mod fixtures;
 mod kpi;
 mod kpi_golden;
 mod lake;
+mod live;
 mod moto;
 mod query;
 mod s3;

@@ -1,0 +1,264 @@
+//! A lake table as queries see it: the current Delta snapshot plus the rows ingest has
+//! acknowledged but not yet flushed to the lake (the buffer).
+//!
+//! Ingest appends acknowledged rows to the buffer, so they are queryable at once. A flush
+//! seals the buffer's current generation, writes it to the lake as one Delta commit, then
+//! swaps in the new Delta snapshot and drops the sealed generation in one step: a query sees
+//! each row exactly once, before, during and after the flush.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::{Arc, RwLock};
+
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{LogicalPlan, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::union::UnionExec;
+use datafusion::prelude::Expr;
+
+/// Small batches (one message each) are merged once this many are waiting in a generation.
+const MERGE_AFTER: usize = 64;
+/// Batches at least this big are left as they are.
+const BIG_BATCH: usize = 8192;
+
+/// What a materialised result was computed from: the Delta version and the buffer's version.
+pub(super) type Version = (Option<u64>, u64);
+
+/// A lake table registered in the session.
+#[derive(Debug)]
+pub(super) struct LiveTable {
+    /// As queries see it (text as `Utf8View`, like Parquet reads).
+    pub(super) schema: SchemaRef,
+    state: RwLock<State>,
+}
+
+#[derive(Debug, Clone)]
+struct State {
+    provider: Arc<dyn TableProvider>,
+    /// Delta version of `provider`; `None` while the table is not written.
+    version: Option<u64>,
+    /// Oldest first; each generation is flushed as one commit.
+    buffer: VecDeque<Generation>,
+    /// Bumped on every change of the buffer.
+    buffer_version: u64,
+    next_generation: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Generation {
+    id: u64,
+    /// In the canonical schema (`Utf8` text), as they will be written.
+    batches: Vec<RecordBatch>,
+}
+
+impl LiveTable {
+    pub(super) fn new(provider: Arc<dyn TableProvider>, version: Option<u64>) -> Self {
+        LiveTable {
+            schema: provider.schema(),
+            state: RwLock::new(State {
+                provider,
+                version,
+                buffer: VecDeque::new(),
+                buffer_version: 0,
+                next_generation: 0,
+            }),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // A poisoned lock only means a writer panicked between whole updates.
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Equal versions mean equal contents.
+    pub(super) fn version(&self) -> Version {
+        let state = self.read();
+        (state.version, state.buffer_version)
+    }
+
+    /// The Delta version of the lake part.
+    pub(super) fn lake_version(&self) -> Option<u64> {
+        self.read().version
+    }
+
+    /// Moves to a new Delta snapshot; with `flushed`, drops the buffer generations up to and
+    /// including it in the same step (they are in that snapshot now).
+    pub(super) fn replace(
+        &self,
+        provider: Arc<dyn TableProvider>,
+        version: Option<u64>,
+        flushed: Option<u64>,
+    ) {
+        let mut state = self.write();
+        state.provider = provider;
+        state.version = version;
+        if let Some(flushed) = flushed {
+            let before = state.buffer.len();
+            state.buffer.retain(|g| g.id > flushed);
+            if state.buffer.len() != before {
+                state.buffer_version += 1;
+            }
+        }
+    }
+
+    /// Adds acknowledged rows (canonical schema).
+    pub(super) fn append(&self, batch: RecordBatch) -> std::result::Result<(), DataFusionError> {
+        let mut state = self.write();
+        if state.buffer.is_empty() {
+            let id = state.next_generation;
+            state.next_generation += 1;
+            state.buffer.push_back(Generation {
+                id,
+                batches: Vec::new(),
+            });
+        }
+        let generation = state
+            .buffer
+            .back_mut()
+            .expect("a generation was just ensured");
+        generation.batches.push(batch);
+        let small = generation
+            .batches
+            .iter()
+            .rev()
+            .take_while(|b| b.num_rows() < BIG_BATCH)
+            .count();
+        if small >= MERGE_AFTER {
+            let start = generation.batches.len() - small;
+            let schema = generation.batches[start].schema();
+            let merged = concat_batches(&schema, &generation.batches[start..])?;
+            generation.batches.truncate(start);
+            generation.batches.push(merged);
+        }
+        state.buffer_version += 1;
+        Ok(())
+    }
+
+    /// Closes the newest generation holding rows, for a flush: later appends start a new
+    /// one. Returns its id and the rows of it and of any older generation (left by a flush
+    /// that failed), or `None` when nothing is buffered.
+    pub(super) fn seal(&self) -> Option<(u64, Vec<RecordBatch>)> {
+        let mut state = self.write();
+        let last = state
+            .buffer
+            .iter()
+            .rev()
+            .find(|g| !g.batches.is_empty())?
+            .id;
+        if state.buffer.back().map(|g| g.id) == Some(last) {
+            let id = state.next_generation;
+            state.next_generation += 1;
+            state.buffer.push_back(Generation {
+                id,
+                batches: Vec::new(),
+            });
+        }
+        let batches = state
+            .buffer
+            .iter()
+            .filter(|g| g.id <= last)
+            .flat_map(|g| g.batches.iter().cloned())
+            .collect();
+        Some((last, batches))
+    }
+
+    /// Rows waiting in the buffer.
+    pub(super) fn buffered_rows(&self) -> usize {
+        self.read()
+            .buffer
+            .iter()
+            .flat_map(|g| &g.batches)
+            .map(RecordBatch::num_rows)
+            .sum()
+    }
+
+    /// The buffered rows in the schema queries see.
+    fn buffered(&self, state: &State) -> Result<Vec<RecordBatch>> {
+        let mut out = Vec::new();
+        for batch in state.buffer.iter().flat_map(|g| &g.batches) {
+            let columns = self
+                .schema
+                .fields()
+                .iter()
+                .map(|field| {
+                    let column = batch.column_by_name(field.name()).ok_or_else(|| {
+                        DataFusionError::Internal(format!("buffer lacks {}", field.name()))
+                    })?;
+                    Ok(cast(column, field.data_type())?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            out.push(RecordBatch::try_new(self.schema.clone(), columns)?);
+        }
+        Ok(out)
+    }
+
+    /// The live table behind a registered provider, if it is one.
+    pub(super) fn downcast(provider: Arc<dyn TableProvider>) -> Option<Arc<LiveTable>> {
+        let any: Arc<dyn std::any::Any + Send + Sync> = provider;
+        any.downcast().ok()
+    }
+}
+
+#[async_trait]
+impl TableProvider for LiveTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn get_logical_plan(&self) -> Option<Cow<'_, LogicalPlan>> {
+        None
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let (provider, buffered) = {
+            let current = self.read();
+            (current.provider.clone(), self.buffered(&current)?)
+        };
+        let lake = provider.scan(state, projection, filters, limit).await?;
+        if buffered.is_empty() {
+            return Ok(lake);
+        }
+        let memory = MemTable::try_new(self.schema.clone(), vec![buffered])?
+            .scan(state, projection, filters, limit)
+            .await?;
+        UnionExec::try_new(vec![lake, memory])
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        // The buffer's rows are not filtered by the scan, so a filter Delta applies exactly
+        // must still be applied above it.
+        Ok(self
+            .read()
+            .provider
+            .supports_filters_pushdown(filters)?
+            .into_iter()
+            .map(|p| match p {
+                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
+                other => other,
+            })
+            .collect())
+    }
+}
