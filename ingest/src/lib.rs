@@ -6,7 +6,10 @@
 //! files (`bright generate --out`) are its test input.
 //!
 //! Built so far: [`hl7`], ADT messages to `adt_events` rows and their acknowledgements;
-//! [`wal`], the write-ahead log acknowledged rows are durable in.
+//! [`wal`], the write-ahead log acknowledged rows are durable in; [`sink`], deduplication,
+//! the log, the query layer's buffer and flushes to the lake; [`mllp`], the ADT listener.
 
 pub mod hl7;
+pub mod mllp;
+pub mod sink;
 pub mod wal;

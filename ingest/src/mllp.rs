@@ -1,0 +1,330 @@
+//! The MLLP listener: HL7 v2 over TCP as patient administration systems send it.
+//!
+//! A frame is `0x0B message 0x1C 0x0D`. Each message is answered on the same connection, in
+//! order: `AA` only once its row is durable and queryable, `AE`/`AR` with the reason when it
+//! cannot be taken (and the reason recorded in `dq_issues`, without the message itself, which
+//! holds identifiers). Frames above a size limit are refused and the connection closed, since
+//! the rest of the stream cannot be trusted; an idle connection is closed after a timeout;
+//! senders outside the allow-list are refused before a byte is read.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bright_engine::batch::BatchBuilder;
+use bright_engine::schema::Table;
+use chrono::Utc;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::hl7::{AckCode, AdtConfig, Header, Hl7Error, ack, header, parse_adt};
+use crate::sink::Sink;
+
+const START: u8 = 0x0B;
+const END: u8 = 0x1C;
+const CR: u8 = 0x0D;
+
+/// Listener settings.
+#[derive(Debug, Clone)]
+pub struct MllpConfig {
+    /// Largest message accepted, in bytes.
+    pub max_frame: usize,
+    /// A connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Senders allowed to connect; empty means loopback only.
+    pub allow: Vec<IpAddr>,
+    /// The feed name rows are stored under (`adt_events.source`, `dq_issues.feed`).
+    pub feed: String,
+    /// Team told about rejected messages (`dq_issues.owner`).
+    pub owner: String,
+}
+
+impl Default for MllpConfig {
+    fn default() -> Self {
+        MllpConfig {
+            max_frame: 1 << 20,
+            idle_timeout: Duration::from_secs(300),
+            allow: Vec::new(),
+            feed: "hl7_adt".into(),
+            owner: "PAS interface team".into(),
+        }
+    }
+}
+
+/// Counters of one listener.
+#[derive(Debug, Default)]
+pub struct MllpStats {
+    pub accepted: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    pub connections: AtomicU64,
+}
+
+/// Why reading a frame stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame {
+    Message(Vec<u8>),
+    TooLarge,
+    /// Bytes outside a frame that are not whitespace.
+    Garbage,
+    Closed,
+}
+
+async fn read_frame<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> std::io::Result<Frame> {
+    // Between frames only whitespace (some senders add a newline) is tolerated.
+    loop {
+        let buf = reader.fill_buf().await?;
+        let Some(&first) = buf.first() else {
+            return Ok(Frame::Closed);
+        };
+        if first == START {
+            reader.consume(1);
+            break;
+        }
+        if !first.is_ascii_whitespace() {
+            return Ok(Frame::Garbage);
+        }
+        reader.consume(1);
+    }
+    let mut message = Vec::new();
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(Frame::Closed);
+        }
+        match buf.iter().position(|&b| b == END) {
+            Some(at) => {
+                message.extend_from_slice(&buf[..at]);
+                reader.consume(at + 1);
+                if message.len() > max {
+                    return Ok(Frame::TooLarge);
+                }
+                // The CR after the end block; tolerate its absence.
+                let next = reader.fill_buf().await?;
+                if next.first() == Some(&CR) {
+                    reader.consume(1);
+                }
+                return Ok(Frame::Message(message));
+            }
+            None => {
+                let n = buf.len();
+                message.extend_from_slice(buf);
+                reader.consume(n);
+                if message.len() > max {
+                    return Ok(Frame::TooLarge);
+                }
+            }
+        }
+    }
+}
+
+/// Frames one message for MLLP.
+pub fn frame(message: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 3);
+    out.push(START);
+    out.extend_from_slice(message.as_bytes());
+    out.push(END);
+    out.push(CR);
+    out
+}
+
+/// HL7 v2 from the UK is often ISO 8859-1 (MSH-18 `8859/1`); UTF-8 is taken as such.
+fn decode(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+    }
+}
+
+/// The ADT listener.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    sink: Arc<Sink>,
+    adt: AdtConfig,
+    config: MllpConfig,
+    stats: Arc<MllpStats>,
+}
+
+impl Listener {
+    pub fn new(sink: Arc<Sink>, adt: AdtConfig, config: MllpConfig) -> Self {
+        Listener {
+            sink,
+            adt,
+            config,
+            stats: Arc::new(MllpStats::default()),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<MllpStats> {
+        self.stats.clone()
+    }
+
+    fn allowed(&self, peer: &SocketAddr) -> bool {
+        if self.config.allow.is_empty() {
+            peer.ip().is_loopback()
+        } else {
+            self.config.allow.contains(&peer.ip())
+        }
+    }
+
+    /// Accepts connections until `shutdown` turns true; connections in progress finish the
+    /// message in hand and close.
+    pub async fn run(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "MLLP accept failed.");
+                    continue;
+                }
+            };
+            if !self.allowed(&peer) {
+                tracing::warn!(%peer, "MLLP connection refused: sender not in the allow-list.");
+                continue;
+            }
+            self.stats.connections.fetch_add(1, Ordering::Relaxed);
+            let this = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.connection(stream, shutdown).await {
+                    tracing::debug!(%peer, error = %e, "MLLP connection ended.");
+                }
+            });
+        }
+    }
+
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        loop {
+            let next = tokio::select! {
+                next = tokio::time::timeout(
+                    self.config.idle_timeout,
+                    read_frame(&mut reader, self.config.max_frame),
+                ) => next,
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            };
+            let reason = match next {
+                Err(_idle) => return Ok(()),
+                Ok(next) => match next? {
+                    Frame::Message(bytes) => {
+                        let answer = self.handle(&decode(bytes)).await;
+                        write.write_all(&frame(&answer)).await?;
+                        continue;
+                    }
+                    Frame::Closed => return Ok(()),
+                    Frame::TooLarge => {
+                        format!("message larger than {} bytes", self.config.max_frame)
+                    }
+                    Frame::Garbage => "bytes outside an MLLP frame (0x0B … 0x1C 0x0D)".into(),
+                },
+            };
+            // The rest of the stream cannot be trusted to be framed: answer and close.
+            let error = Hl7Error {
+                ack: AckCode::Reject,
+                field: None,
+                code: 100,
+                reason,
+            };
+            self.reject(&Header::default(), &error).await;
+            let answer = ack(
+                &Header::default(),
+                AckCode::Reject,
+                Some(&error),
+                Utc::now(),
+            );
+            write.write_all(&frame(&answer)).await?;
+            write.shutdown().await?;
+            return Ok(());
+        }
+    }
+
+    /// Stores one message and returns its acknowledgement.
+    async fn handle(&self, message: &str) -> String {
+        let now = Utc::now();
+        match parse_adt(message, &self.adt) {
+            Ok((header, event)) => {
+                let mut builder = BatchBuilder::new(Table::AdtEvents);
+                event.append_to(&mut builder, &self.config.feed);
+                let stored = match builder.finish() {
+                    Ok(batch) => self.sink.write(Table::AdtEvents, batch).await,
+                    Err(e) => Err(crate::sink::SinkError::Rows {
+                        table: Table::AdtEvents.name(),
+                        reason: e.to_string(),
+                    }),
+                };
+                match stored {
+                    Ok(written) => {
+                        self.stats
+                            .accepted
+                            .fetch_add(written.stored as u64, Ordering::Relaxed);
+                        self.stats
+                            .duplicates
+                            .fetch_add(written.duplicates as u64, Ordering::Relaxed);
+                        ack(&header, AckCode::Accept, None, now)
+                    }
+                    Err(e) => {
+                        // Not about the content: the sender should resend later (AR).
+                        tracing::error!(error = %e, "Could not store an ADT message.");
+                        let error = Hl7Error {
+                            ack: AckCode::Reject,
+                            field: None,
+                            code: 207,
+                            reason: "bright could not store the message; resend it".into(),
+                        };
+                        ack(&header, AckCode::Reject, Some(&error), now)
+                    }
+                }
+            }
+            Err(error) => {
+                let header = header(message).unwrap_or_default();
+                self.reject(&header, &error).await;
+                ack(&header, error.ack, Some(&error), now)
+            }
+        }
+    }
+
+    /// Counts a refused message and records why in `dq_issues` for its owners.
+    async fn reject(&self, header: &Header, error: &Hl7Error) {
+        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        let now = Utc::now();
+        let mut builder = BatchBuilder::new(Table::DqIssues);
+        builder
+            .row()
+            .text(&self.config.feed)
+            .timestamp(now.timestamp_micros())
+            .text(if header.sending_facility.is_empty() {
+                "unknown"
+            } else {
+                &header.sending_facility
+            })
+            .text(&format!(
+                "{}/{}",
+                header.sending_application, header.control_id
+            ))
+            .text(&error.to_string())
+            .text(&self.config.owner)
+            .date(bright_engine::arrow::datatypes::Date32Type::from_naive_date(now.date_naive()))
+            .end();
+        let written = match builder.finish() {
+            Ok(batch) => self.sink.write(Table::DqIssues, batch).await.map(|_| ()),
+            Err(e) => Err(crate::sink::SinkError::Rows {
+                table: Table::DqIssues.name(),
+                reason: e.to_string(),
+            }),
+        };
+        if let Err(e) = written {
+            tracing::error!(error = %e, "Could not record a rejected ADT message.");
+        }
+    }
+}
