@@ -52,6 +52,14 @@ impl CatalogueArgs {
     fn overrides(&self) -> BTreeMap<String, f64> {
         self.params.iter().cloned().collect()
     }
+
+    /// Plans the catalogue, with its parameters, into `engine`.
+    pub async fn register(&self, engine: &mut QueryEngine) -> Result<()> {
+        engine
+            .register_kpis(self.load()?, &self.overrides())
+            .await?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,9 +110,7 @@ pub enum KpiCommand {
 pub async fn engine(lake: &str, catalogue: &CatalogueArgs) -> Result<QueryEngine> {
     let lake = open_lake(lake)?;
     let mut engine = QueryEngine::open(&lake, &QueryConfig::default()).await?;
-    engine
-        .register_kpis(catalogue.load()?, &catalogue.overrides())
-        .await?;
+    catalogue.register(&mut engine).await?;
     Ok(engine)
 }
 

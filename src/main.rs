@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod kpi;
+mod serve;
 mod spc;
 
 #[derive(Debug, Parser)]
@@ -76,6 +77,8 @@ enum Command {
         #[command(subcommand)]
         command: kpi::KpiCommand,
     },
+    /// Run ingest (HL7 MLLP), the query layer and the web service over a lake.
+    Serve(serve::ServeArgs),
     /// Create a demo lake if needed and serve bright on localhost.
     Demo {
         #[command(flatten)]
@@ -202,6 +205,7 @@ async fn run(command: Command) -> Result<()> {
         } => sql(&query, &lake.lake, &catalogue, format).await,
         Command::Lake { command } => lake_command(command).await,
         Command::Generate(args) => generate(args).await,
+        Command::Serve(args) => serve::serve(args).await,
         Command::Spc(args) => spc::run(args),
         Command::Kpi { command } => kpi::run(command).await,
         Command::Demo {

@@ -63,6 +63,9 @@ pub struct Sink {
     /// One flush at a time.
     flushing: tokio::sync::Mutex<()>,
     seen: Mutex<HashMap<Table, HashSet<String>>>,
+    /// Buffered rows at which [`Sink::full`] wakes the flusher.
+    flush_rows: std::sync::atomic::AtomicUsize,
+    full: tokio::sync::Notify,
 }
 
 /// How many rows a replay or flush handled.
@@ -130,6 +133,8 @@ impl Sink {
             gate: tokio::sync::RwLock::new(()),
             flushing: tokio::sync::Mutex::new(()),
             seen: Mutex::new(seen),
+            flush_rows: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            full: tokio::sync::Notify::new(),
         };
         let mut replayed = Replayed {
             records: records.len(),
@@ -144,6 +149,25 @@ impl Sink {
             }
         }
         Ok((sink, replayed))
+    }
+
+    /// Makes [`Sink::full`] resolve once `rows` rows wait to be flushed.
+    pub fn set_flush_rows(&self, rows: usize) {
+        self.flush_rows
+            .store(rows, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Resolves when the buffer has reached the size set by [`Sink::set_flush_rows`].
+    pub async fn full(&self) {
+        self.full.notified().await;
+    }
+
+    /// Rows acknowledged and not yet flushed, over all tables.
+    pub fn buffered_rows(&self) -> usize {
+        Table::ALL
+            .iter()
+            .map(|t| self.engine.buffered_rows(*t))
+            .sum()
     }
 
     /// The query engine the sink feeds.
@@ -212,6 +236,9 @@ impl Sink {
         }
         let stored = entry.batch.num_rows();
         self.engine.buffer_append(table, entry.batch)?;
+        if self.buffered_rows() >= self.flush_rows.load(std::sync::atomic::Ordering::Relaxed) {
+            self.full.notify_one();
+        }
         Ok(Written { stored, duplicates })
     }
 

@@ -9,5 +9,6 @@ mod kpi;
 mod moto;
 mod reader;
 mod s3;
+mod serve;
 mod spc;
 mod support;

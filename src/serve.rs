@@ -1,0 +1,122 @@
+//! `bright serve`: ingest, the query layer and the web service in one process.
+//!
+//! Start-up order matters for durability: the lake's tables exist, every KPI plans, the
+//! write-ahead log is replayed into the buffer, and only then do the listeners accept. On
+//! Ctrl-C or SIGTERM the listeners stop, the buffer is flushed to the lake, and the process
+//! exits 0; after a SIGKILL the next start replays the log.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bright_engine::pseudonym::PseudoKey;
+use bright_engine::query::{QueryConfig, QueryEngine};
+use bright_ingest::hl7::AdtConfig;
+use bright_ingest::mllp::{Listener, MllpConfig};
+use bright_ingest::sink::Sink;
+use clap::Args;
+
+use crate::{LakeArg, kpi, open_lake, stop_signal};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    lake: LakeArg,
+    #[command(flatten)]
+    catalogue: kpi::CatalogueArgs,
+    /// Folder of the write-ahead log (local disk: acknowledged rows are fsynced there).
+    #[arg(long, env = "BRIGHT_WAL", default_value = "./wal")]
+    wal: PathBuf,
+    /// Address of the HL7 MLLP listener.
+    #[arg(long, default_value = "127.0.0.1:2575")]
+    mllp_addr: SocketAddr,
+    /// Address of the web service.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http_addr: SocketAddr,
+    /// Seconds between flushes of acknowledged rows to the lake.
+    #[arg(long, default_value_t = 10)]
+    flush_secs: u64,
+    /// Flush sooner once this many rows wait in memory.
+    #[arg(long, default_value_t = 100_000)]
+    flush_rows: usize,
+    /// Pseudonymisation key (16+ bytes); NHS numbers and local ids become keyed hashes.
+    #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
+    pseudo_key: String,
+}
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
+    let lake = open_lake(&args.lake.lake)?;
+    lake.ensure_tables()
+        .await
+        .with_context(|| format!("cannot create the tables of {}", lake.root()))?;
+    let config = QueryConfig::default();
+    let mut engine = QueryEngine::open(&lake, &config).await?;
+    args.catalogue.register(&mut engine).await?;
+    let (sink, replayed) = Sink::open(Arc::new(engine), &args.wal)
+        .await
+        .with_context(|| format!("cannot open the write-ahead log in {}", args.wal.display()))?;
+    let sink = Arc::new(sink);
+    println!(
+        "Write-ahead log {}: {} records replayed, {} rows buffered, {} already in the lake.",
+        args.wal.display(),
+        replayed.records,
+        replayed.rows,
+        replayed.already_in_lake
+    );
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let adt = AdtConfig {
+        time_zone: config.time_zone,
+        key,
+    };
+    let mllp = tokio::net::TcpListener::bind(args.mllp_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.mllp_addr))?;
+    let http = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.http_addr))?;
+    // Scripts and tests read the bound addresses from these lines (port 0 picks a free one).
+    println!("MLLP: listening on {}", mllp.local_addr()?);
+    println!("HTTP: listening on http://{}", http.local_addr()?);
+    let listener = Listener::new(sink.clone(), adt, MllpConfig::default());
+    let mllp_task = tokio::spawn(listener.run(mllp, stopped.clone()));
+
+    sink.set_flush_rows(args.flush_rows.max(1));
+    let flusher = {
+        let sink = sink.clone();
+        let mut stopped = stopped.clone();
+        let every = Duration::from_secs(args.flush_secs.max(1));
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = sink.full() => {}
+                    _ = stopped.wait_for(|stop| *stop) => return,
+                }
+                if let Err(e) = sink.flush().await {
+                    // The rows stay in the log and the buffer; the next flush retries.
+                    tracing::error!(error = %e, "Flush to the lake failed.");
+                }
+            }
+        })
+    };
+
+    let state = bright_dashboards::AppState::new(lake.root().as_str());
+    let mut http_stopped = stopped.clone();
+    let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
+        let _ = http_stopped.wait_for(|stop| *stop).await;
+    }));
+
+    stop_signal().await;
+    println!("Stopping: no new connections; flushing to the lake.");
+    let _ = stop.send(true);
+    let _ = mllp_task.await;
+    let _ = flusher.await;
+    let rows = sink.flush().await.context("final flush to the lake")?;
+    let _ = web.await;
+    println!("Flushed {rows} rows. Stopped.");
+    Ok(())
+}
