@@ -12,7 +12,8 @@
 //! different: a cancellation or a late discharge rewrites a patient's whole stay, which may
 //! have begun weeks earlier, so any change to `adt_events` recomputes the KPIs that read it in
 //! full. They scan the whole ADT history either way, so this costs little more than the open
-//! day alone.
+//! day alone. Rows ingest has acknowledged but not flushed (the query layer's buffer) are in
+//! no file; a table whose buffer changed counts the days of its buffered rows as changed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct RefreshReport {
 #[derive(Debug, Default)]
 pub struct KpiCache {
     files: BTreeMap<Table, BTreeMap<String, Option<NaiveDate>>>,
+    /// Buffer version of each table at the last refresh.
+    buffers: BTreeMap<Table, u64>,
     series: HashMap<SeriesKey, Cached>,
 }
 
@@ -91,6 +94,10 @@ impl KpiCache {
             // As in refresh: files first, snapshot second, so what is cached is never older
             // than the files recorded.
             self.files = list_files(engine).await?;
+            self.buffers = Table::ALL
+                .iter()
+                .map(|t| (*t, engine.buffered_days(*t).0))
+                .collect();
             engine.refresh().await?;
         }
         let key = SeriesKey {
@@ -126,6 +133,28 @@ impl KpiCache {
         let files = list_files(engine).await?;
         engine.refresh().await?;
         let mut reach: BTreeMap<Table, Reach> = BTreeMap::new();
+        let mut widen = |table: Table, day: Option<NaiveDate>| {
+            let r = match (table, day) {
+                (Table::AdtEvents, _) | (_, None) => Reach::Everything,
+                (_, Some(day)) => Reach::From(day.checked_sub_days(Days::new(1)).unwrap_or(day)),
+            };
+            let entry = reach.entry(table).or_insert(r);
+            *entry = match (*entry, r) {
+                (Reach::Everything, _) | (_, Reach::Everything) => Reach::Everything,
+                (Reach::From(a), Reach::From(b)) => Reach::From(a.min(b)),
+            };
+        };
+        // Rows acknowledged by ingest but not yet flushed are in no file: when a table's
+        // buffer moved on, the days its rows fall on count as changed too (read before the
+        // queries run, like the files).
+        for table in Table::ALL {
+            let (version, days) = engine.buffered_days(table);
+            if self.buffers.insert(table, version) != Some(version) {
+                for day in days {
+                    widen(table, Some(day));
+                }
+            }
+        }
         for (table, now) in &files {
             let before = self.files.get(table);
             let changed = now
@@ -139,17 +168,7 @@ impl KpiCache {
                 )
                 .map(|(_, day)| *day);
             for day in changed {
-                let r = match (table, day) {
-                    (Table::AdtEvents, _) | (_, None) => Reach::Everything,
-                    (_, Some(day)) => {
-                        Reach::From(day.checked_sub_days(Days::new(1)).unwrap_or(day))
-                    }
-                };
-                let entry = reach.entry(*table).or_insert(r);
-                *entry = match (*entry, r) {
-                    (Reach::Everything, _) | (_, Reach::Everything) => Reach::Everything,
-                    (Reach::From(a), Reach::From(b)) => Reach::From(a.min(b)),
-                };
+                widen(*table, day);
             }
         }
         self.files = files;

@@ -172,6 +172,22 @@ impl LiveTable {
         Some((last, batches))
     }
 
+    /// The buffer's version and the partition days (the schema's last column) of its rows.
+    pub(super) fn buffered_days(&self) -> (u64, std::collections::BTreeSet<i32>) {
+        use arrow::array::AsArray;
+        use arrow::datatypes::Date32Type;
+        let state = self.read();
+        let mut days = std::collections::BTreeSet::new();
+        for batch in state.buffer.iter().flat_map(|g| &g.batches) {
+            if let Some(column) = batch.columns().last()
+                && let Some(dates) = column.as_primitive_opt::<Date32Type>()
+            {
+                days.extend(dates.iter().flatten());
+            }
+        }
+        (state.buffer_version, days)
+    }
+
     /// Rows waiting in the buffer.
     pub(super) fn buffered_rows(&self) -> usize {
         self.read()

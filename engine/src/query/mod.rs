@@ -385,6 +385,23 @@ impl QueryEngine {
         Ok(())
     }
 
+    /// The version of `table`'s buffer (it changes whenever rows come or go) and the
+    /// partition days of the rows in it.
+    pub fn buffered_days(
+        &self,
+        table: Table,
+    ) -> (u64, std::collections::BTreeSet<chrono::NaiveDate>) {
+        use arrow::datatypes::Date32Type;
+        self.tables.get(&table).map_or_else(Default::default, |t| {
+            let (version, days) = t.buffered_days();
+            let days = days
+                .into_iter()
+                .filter_map(Date32Type::to_naive_date_opt)
+                .collect();
+            (version, days)
+        })
+    }
+
     /// Rows of `table` waiting in the buffer.
     pub fn buffered_rows(&self, table: Table) -> usize {
         self.tables.get(&table).map_or(0, |t| t.buffered_rows())

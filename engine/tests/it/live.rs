@@ -74,3 +74,54 @@ async fn buffered_rows_are_queryable_at_once_and_counted_once_across_a_flush() {
     let wrong = csv_batch(Table::Beds, "");
     assert!(engine.buffer_append(Table::AdtEvents, wrong).is_err());
 }
+
+/// A late attendance for a closed period arrives through ingest: the cache recomputes that
+/// period on the next tick from the buffer, without waiting for the flush.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kpi_cache_sees_late_rows_still_in_the_buffer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = fixture_engine(dir.path()).await;
+    let today: chrono::NaiveDate = "2024-07-02".parse().expect("date");
+    let mut cache = bright_engine::kpi::KpiCache::new();
+    let series = |output: &bright_engine::query::QueryOutput| {
+        let mut out = Vec::new();
+        output
+            .write(bright_engine::query::OutputFormat::Csv, &mut out)
+            .expect("formats");
+        String::from_utf8(out).expect("utf-8")
+    };
+    let before = series(
+        cache
+            .series(&engine, "ed_attendances", &[])
+            .await
+            .expect("computes"),
+    );
+    engine
+        .buffer_append(
+            Table::EdAttendances,
+            csv_batch(
+                Table::EdAttendances,
+                "E9,X01,S1,Q9,2024-01-10T15:00:00Z,ambulance,2024-01-10T15:00:00Z,2024-01-10T16:30:00Z,3,2024-01-10T15:05:00Z,,,2024-01-10T17:00:00Z,discharged,18-64,injury,2024-01-10\n",
+            ),
+        )
+        .expect("buffers");
+    let report = cache.refresh(&engine, today).await.expect("refreshes");
+    assert_eq!(report.changed_tables, vec![Table::EdAttendances]);
+    let cached = series(
+        cache
+            .series(&engine, "ed_attendances", &[])
+            .await
+            .expect("cached"),
+    );
+    let full = series(
+        &engine
+            .kpi_series("ed_attendances", None, None, &[])
+            .await
+            .expect("full"),
+    );
+    assert_eq!(cached, full);
+    assert_ne!(
+        cached, before,
+        "the late attendance did not reach the series"
+    );
+}
