@@ -4,7 +4,8 @@
 //!
 //! Retransmissions are stored once: rows carry a key (an ADT event's sender + control id, a
 //! theatre event's id), and a key the sink has seen, in the lake, the log or earlier in the
-//! same batch, is counted as a duplicate and acknowledged again without storing it. After a
+//! same batch, is counted as a duplicate and acknowledged again without storing it, once the
+//! first copy is durable. After a
 //! crash between a flush's lake commit and the log's truncation, the replayed rows are
 //! recognised the same way.
 
@@ -219,6 +220,12 @@ impl Sink {
         }
         let _shared = self.gate.read().await;
         let (fresh, duplicates) = self.claim(table, &batch)?;
+        if duplicates > 0 {
+            // The first copy may still be on its way to disk: answer only once it is there
+            // (a failed write stops the log, so this then fails too and nothing is
+            // acknowledged that is not durable).
+            self.wal.barrier().await?;
+        }
         if fresh.num_rows() == 0 {
             return Ok(Written {
                 stored: 0,

@@ -114,6 +114,8 @@ enum Command {
     Rotate(Answer),
     /// Deletes segments holding only records below the sequence number.
     Truncate(u64, oneshot::Sender<Result<(), String>>),
+    /// Answered once every append queued before it is durable.
+    Barrier(oneshot::Sender<Result<(), String>>),
 }
 
 /// An open write-ahead log.
@@ -288,6 +290,16 @@ impl Wal {
         self.answer(answer).await
     }
 
+    /// Returns once every append made before this call is durable; fails if the log has
+    /// stopped (a failed write stops it, since the file's state is then unknown).
+    pub async fn barrier(&self) -> Result<(), WalError> {
+        let (done, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Barrier(done))
+            .map_err(|_| WalError::Stopped)?;
+        self.answer(answer).await
+    }
+
     async fn answer<T>(&self, answer: oneshot::Receiver<Result<T, String>>) -> Result<T, WalError> {
         answer
             .await
@@ -339,7 +351,15 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
-                    self.commit(group);
+                    if !self.commit(group) {
+                        // After a failed write or fsync the file's state is unknown (the
+                        // kernel may have dropped the dirty pages): stop taking appends, so
+                        // nothing more is acknowledged until a restart replays the log.
+                        return;
+                    }
+                }
+                Command::Barrier(done) => {
+                    let _ = done.send(Ok(()));
                 }
                 Command::Rotate(done) => {
                     let _ = done.send(self.rotate().map_err(|e| e.to_string()));
@@ -351,7 +371,8 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, group: Vec<(Vec<u8>, Answer)>) {
+    /// Writes and syncs a group; false when that failed.
+    fn commit(&mut self, group: Vec<(Vec<u8>, Answer)>) -> bool {
         let mut buffer =
             Vec::with_capacity(group.iter().map(|(p, _)| PREFIX + SEQUENCE + p.len()).sum());
         let first = self.next;
@@ -375,6 +396,7 @@ impl Writer {
                 for (i, (_, done)) in group.into_iter().enumerate() {
                     let _ = done.send(Ok(first + i as u64));
                 }
+                true
             }
             Err(e) => {
                 // Nothing of the group is acknowledged. What reached the file is a torn or
@@ -383,6 +405,7 @@ impl Writer {
                 for (_, done) in group {
                     let _ = done.send(Err(e.to_string()));
                 }
+                false
             }
         }
     }
@@ -488,6 +511,25 @@ mod tests {
         assert!(replayed.windows(2).all(|w| w[0].0 + 1 == w[1].0));
         // Rows come back whole, with their schema.
         assert_eq!(replayed[0].1.batch.schema(), entry(0).batch.schema());
+    }
+
+    #[tokio::test]
+    async fn a_barrier_waits_for_every_earlier_append() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, _) = Wal::open(dir.path()).expect("opens");
+        // Queue 20 appends directly, then a barrier behind them.
+        let mut answers = Vec::new();
+        for n in 0..20 {
+            let (done, answer) = oneshot::channel();
+            let payload = entry(n).encode().expect("encodes");
+            wal.tx.send(Command::Append(payload, done)).expect("queued");
+            answers.push(answer);
+        }
+        wal.barrier().await.expect("barrier");
+        for mut answer in answers {
+            let sequence = answer.try_recv().expect("answered before the barrier");
+            assert!(sequence.is_ok(), "{sequence:?}");
+        }
     }
 
     #[tokio::test]
