@@ -437,6 +437,7 @@ async fn demo(location: &str, port: u16, days: u32, seed: u64) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
     let bound = listener.local_addr()?;
+    let stopping = stop_signal();
     println!();
     println!("bright is running.");
     println!("  Health:  http://{bound}/health");
@@ -456,29 +457,37 @@ async fn demo(location: &str, port: u16, days: u32, seed: u64) -> Result<()> {
     );
     println!("Press Ctrl-C to stop.");
     let state = bright_dashboards::AppState::new(lake.root().as_str());
-    bright_dashboards::serve(listener, state, stop_signal()).await?;
+    bright_dashboards::serve(listener, state, stopping).await?;
     println!("Stopped.");
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that resolves on Ctrl-C or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled, so a signal that arrives while the caller
+/// is still starting up is not lost (the default action would kill the process instead).
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            match (interrupt, terminate) {
+                (Ok(mut interrupt), Ok(mut terminate)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                }
+                // Without handlers, wait for Ctrl-C the portable way.
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

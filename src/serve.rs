@@ -67,6 +67,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         replayed.already_in_lake
     );
 
+    // Handlers first: a stop requested as soon as the addresses are printed still flushes.
+    let stopping = stop_signal();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let adt = AdtConfig {
         time_zone: config.time_zone,
@@ -81,7 +83,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     // Scripts and tests read the bound addresses from these lines (port 0 picks a free one).
     println!("MLLP: listening on {}", mllp.local_addr()?);
     println!("HTTP: listening on http://{}", http.local_addr()?);
-    let listener = Listener::new(sink.clone(), adt, MllpConfig::default());
+    let listener = Listener::new(sink.clone(), adt, MllpConfig::default())
+        .check_wards()
+        .await?;
     let mllp_task = tokio::spawn(listener.run(mllp, stopped.clone()));
 
     sink.set_flush_rows(args.flush_rows.max(1));
@@ -110,7 +114,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         let _ = http_stopped.wait_for(|stop| *stop).await;
     }));
 
-    stop_signal().await;
+    stopping.await;
     println!("Stopping: no new connections; flushing to the lake.");
     let _ = stop.send(true);
     let _ = mllp_task.await;

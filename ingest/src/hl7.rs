@@ -53,9 +53,44 @@ pub struct AdtEvent {
     pub specialty: Option<String>,
     pub admission_method: Option<String>,
     pub discharge_destination: Option<String>,
+    /// PV1-44, the admission time the PAS holds for the visit (checked, not stored).
+    pub admit_time: Option<i64>,
 }
 
+/// Clock skew tolerated between a sender and bright before a time counts as in the future.
+const FUTURE_SLACK_MICROS: i64 = 3_600_000_000;
+
 impl AdtEvent {
+    /// Why the event looks wrong though it parses (stored all the same, and flagged to its
+    /// owners): a time in the future, a discharge before the admission.
+    pub fn suspicious(&self, now_micros: i64) -> Vec<String> {
+        let mut found = Vec::new();
+        let show = |t: i64| {
+            DateTime::<Utc>::from_timestamp_micros(t).map_or_else(
+                || t.to_string(),
+                |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+            )
+        };
+        if self.event_time > now_micros + FUTURE_SLACK_MICROS {
+            found.push(format!(
+                "{} event time {} is in the future",
+                self.event_type,
+                show(self.event_time)
+            ));
+        }
+        if self.event_type == "A03"
+            && let Some(admitted) = self.admit_time
+            && self.event_time < admitted
+        {
+            found.push(format!(
+                "discharge at {} is before the admission at {} (PV1-44)",
+                show(self.event_time),
+                show(admitted)
+            ));
+        }
+        found
+    }
+
     /// Appends the event to a builder of `adt_events`, arrived on feed `source`.
     pub fn append_to(&self, builder: &mut BatchBuilder, source: &str) {
         let day = DateTime::<Utc>::from_timestamp_micros(self.event_time)
@@ -325,6 +360,7 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
         specialty: value(&message, "PV1", 10, 1),
         admission_method: value(&message, "PV1", 4, 1),
         discharge_destination: value(&message, "PV1", 37, 1),
+        admit_time: time("PV1", 44)?,
     };
     Ok((header, event))
 }
@@ -585,6 +621,33 @@ PV1|1|I|WD1^^B04^S1|21||||||300|||||||||RXXV000000001\r";
             assert_eq!(e.field.as_deref(), Some(field), "{e}");
             assert_eq!(e.code, code, "{e}");
         }
+    }
+
+    #[test]
+    fn suspicious_events_are_named_but_still_parse() {
+        let now = "2025-03-31T08:10:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("t")
+            .timestamp_micros();
+        let (_, event) = parse_adt(A01, &config()).expect("parses");
+        assert!(event.suspicious(now).is_empty());
+        let future = replace(
+            A01,
+            "|SIMPAS|20250331090000+0100",
+            "|SIMPAS|20260331090000+0100",
+        );
+        let (_, event) = parse_adt(&future, &config()).expect("parses");
+        let found = event.suspicious(now);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("in the future"), "{found:?}");
+        // A discharge timed before the admission the PAS holds (PV1-44).
+        let a03 = replace(A01, "ADT^A01^ADT_A01", "ADT^A03^ADT_A03");
+        let admitted = format!("RXXV000000001{}20250331100000+0100", "|".repeat(25));
+        let a03 = replace(&a03, "RXXV000000001", &admitted);
+        let (_, event) = parse_adt(&a03, &config()).expect("parses");
+        let found = event.suspicious(now);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("before the admission"), "{found:?}");
     }
 
     #[test]

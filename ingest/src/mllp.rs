@@ -3,15 +3,19 @@
 //! A frame is `0x0B message 0x1C 0x0D`. Each message is answered on the same connection, in
 //! order: `AA` only once its row is durable and queryable, `AE`/`AR` with the reason when it
 //! cannot be taken (and the reason recorded in `dq_issues`, without the message itself, which
-//! holds identifiers). Frames above a size limit are refused and the connection closed, since
+//! holds identifiers). Messages that parse but look wrong (a time in the future, a discharge
+//! before the admission, a ward the bed base does not know) are stored and flagged there
+//! too. Frames above a size limit are refused and the connection closed, since
 //! the rest of the stream cannot be trusted; an idle connection is closed after a timeout;
 //! senders outside the allow-list are refused before a byte is read.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bright_engine::arrow::array::AsArray;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::schema::Table;
 use chrono::Utc;
@@ -59,6 +63,8 @@ pub struct MllpStats {
     pub accepted: AtomicU64,
     pub duplicates: AtomicU64,
     pub rejected: AtomicU64,
+    /// Stored, but flagged to the owners as suspicious (see [`crate::hl7::AdtEvent::suspicious`]).
+    pub flagged: AtomicU64,
     pub connections: AtomicU64,
 }
 
@@ -145,6 +151,8 @@ pub struct Listener {
     adt: AdtConfig,
     config: MllpConfig,
     stats: Arc<MllpStats>,
+    /// Wards of the bed base, per organisation; `None` when the lake has no beds to check by.
+    wards: Option<Arc<HashSet<(String, String)>>>,
 }
 
 impl Listener {
@@ -154,7 +162,31 @@ impl Listener {
             adt,
             config,
             stats: Arc::new(MllpStats::default()),
+            wards: None,
         }
+    }
+
+    /// Flags events on wards the `beds` table does not know (when it has any rows).
+    pub async fn check_wards(mut self) -> Result<Self, crate::sink::SinkError> {
+        let output = self
+            .sink
+            .engine()
+            .sql("SELECT DISTINCT CAST(org_code AS VARCHAR), CAST(ward AS VARCHAR) FROM beds")
+            .await?;
+        let mut wards = HashSet::new();
+        for batch in &output.batches {
+            let (orgs, names) = (
+                batch.column(0).as_string::<i32>(),
+                batch.column(1).as_string::<i32>(),
+            );
+            for (org, ward) in orgs.iter().zip(names.iter()) {
+                if let (Some(org), Some(ward)) = (org, ward) {
+                    wards.insert((org.to_string(), ward.to_string()));
+                }
+            }
+        }
+        self.wards = (!wards.is_empty()).then(|| Arc::new(wards));
+        Ok(self)
     }
 
     pub fn stats(&self) -> Arc<MllpStats> {
@@ -271,6 +303,18 @@ impl Listener {
                         self.stats
                             .duplicates
                             .fetch_add(written.duplicates as u64, Ordering::Relaxed);
+                        if written.stored > 0 {
+                            let mut issues = event.suspicious(now.timestamp_micros());
+                            if let (Some(wards), Some(ward)) = (&self.wards, &event.ward)
+                                && !wards.contains(&(event.org_code.clone(), ward.clone()))
+                            {
+                                issues.push(format!("ward '{ward}' is not in the bed base"));
+                            }
+                            for issue in issues {
+                                self.stats.flagged.fetch_add(1, Ordering::Relaxed);
+                                self.record_issue(&header, &issue).await;
+                            }
+                        }
                         ack(&header, AckCode::Accept, None, now)
                     }
                     Err(e) => {
@@ -297,6 +341,12 @@ impl Listener {
     /// Counts a refused message and records why in `dq_issues` for its owners.
     async fn reject(&self, header: &Header, error: &Hl7Error) {
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        self.record_issue(header, &error.to_string()).await;
+    }
+
+    /// A `dq_issues` row: the feed, the message's sender and control id, the reason, the
+    /// owning team. Never the message, which holds identifiers.
+    async fn record_issue(&self, header: &Header, reason: &str) {
         let now = Utc::now();
         let mut builder = BatchBuilder::new(Table::DqIssues);
         builder
@@ -312,7 +362,7 @@ impl Listener {
                 "{}/{}",
                 header.sending_application, header.control_id
             ))
-            .text(&error.to_string())
+            .text(reason)
             .text(&self.config.owner)
             .date(bright_engine::arrow::datatypes::Date32Type::from_naive_date(now.date_naive()))
             .end();
