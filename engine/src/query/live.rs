@@ -50,6 +50,18 @@ struct State {
     next_generation: u64,
 }
 
+impl State {
+    /// Starts a new, empty generation that appends go to.
+    fn open_generation(&mut self) {
+        let id = self.next_generation;
+        self.next_generation += 1;
+        self.buffer.push_back(Generation {
+            id,
+            batches: Vec::new(),
+        });
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Generation {
     id: u64,
@@ -115,12 +127,7 @@ impl LiveTable {
     pub(super) fn append(&self, batch: RecordBatch) -> std::result::Result<(), DataFusionError> {
         let mut state = self.write();
         if state.buffer.is_empty() {
-            let id = state.next_generation;
-            state.next_generation += 1;
-            state.buffer.push_back(Generation {
-                id,
-                batches: Vec::new(),
-            });
+            state.open_generation();
         }
         let generation = state
             .buffer
@@ -156,12 +163,7 @@ impl LiveTable {
             .find(|g| !g.batches.is_empty())?
             .id;
         if state.buffer.back().map(|g| g.id) == Some(last) {
-            let id = state.next_generation;
-            state.next_generation += 1;
-            state.buffer.push_back(Generation {
-                id,
-                batches: Vec::new(),
-            });
+            state.open_generation();
         }
         let batches = state
             .buffer
