@@ -79,6 +79,8 @@ enum Command {
     },
     /// Run ingest (HL7 MLLP), the query layer and the web service over a lake.
     Serve(serve::ServeArgs),
+    /// Load feed files through the ingest pipeline into the lake.
+    Ingest(serve::IngestArgs),
     /// Create a demo lake if needed and serve bright on localhost.
     Demo {
         #[command(flatten)]
@@ -206,6 +208,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Lake { command } => lake_command(command).await,
         Command::Generate(args) => generate(args).await,
         Command::Serve(args) => serve::serve(args).await,
+        Command::Ingest(args) => serve::ingest(args).await,
         Command::Spc(args) => spc::run(args),
         Command::Kpi { command } => kpi::run(command).await,
         Command::Demo {

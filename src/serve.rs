@@ -46,26 +46,35 @@ pub struct ServeArgs {
     pseudo_key: String,
 }
 
-pub async fn serve(args: ServeArgs) -> Result<()> {
-    let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
-    let lake = open_lake(&args.lake.lake)?;
+/// The lake's tables, every KPI planned, the log replayed: what serve and ingest start from.
+async fn pipeline(
+    lake: &LakeArg,
+    catalogue: &kpi::CatalogueArgs,
+    wal: &std::path::Path,
+) -> Result<(bright_engine::lake::Lake, Arc<Sink>, QueryConfig)> {
+    let lake = open_lake(&lake.lake)?;
     lake.ensure_tables()
         .await
         .with_context(|| format!("cannot create the tables of {}", lake.root()))?;
     let config = QueryConfig::default();
     let mut engine = QueryEngine::open(&lake, &config).await?;
-    args.catalogue.register(&mut engine).await?;
-    let (sink, replayed) = Sink::open(Arc::new(engine), &args.wal)
+    catalogue.register(&mut engine).await?;
+    let (sink, replayed) = Sink::open(Arc::new(engine), wal)
         .await
-        .with_context(|| format!("cannot open the write-ahead log in {}", args.wal.display()))?;
-    let sink = Arc::new(sink);
+        .with_context(|| format!("cannot open the write-ahead log in {}", wal.display()))?;
     println!(
         "Write-ahead log {}: {} records replayed, {} rows buffered, {} already in the lake.",
-        args.wal.display(),
+        wal.display(),
         replayed.records,
         replayed.rows,
         replayed.already_in_lake
     );
+    Ok((lake, Arc::new(sink), config))
+}
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
+    let (lake, sink, config) = pipeline(&args.lake, &args.catalogue, &args.wal).await?;
 
     // Handlers first: a stop requested as soon as the addresses are printed still flushes.
     let stopping = stop_signal();
@@ -122,5 +131,101 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let rows = sink.flush().await.context("final flush to the lake")?;
     let _ = web.await;
     println!("Flushed {rows} rows. Stopped.");
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or folders (read recursively) to load.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The feed the files belong to (for now `hl7_adt`: HL7 v2 ADT messages).
+    #[arg(long)]
+    feed: String,
+    #[command(flatten)]
+    lake: LakeArg,
+    #[command(flatten)]
+    catalogue: kpi::CatalogueArgs,
+    /// Folder of the write-ahead log.
+    #[arg(long, env = "BRIGHT_WAL", default_value = "./wal")]
+    wal: PathBuf,
+    /// Pseudonymisation key (16+ bytes).
+    #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
+    pseudo_key: String,
+}
+
+fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        entries.sort();
+        for entry in entries {
+            files_under(&entry, out)?;
+        }
+    } else {
+        out.push(path.to_path_buf());
+    }
+    Ok(())
+}
+
+/// `bright ingest`: files through the same pipeline as live messages (parse, validate,
+/// pseudonymise, deduplicate, log, buffer), then one flush to the lake.
+pub async fn ingest(args: IngestArgs) -> Result<()> {
+    if args.feed != MllpConfig::default().feed {
+        anyhow::bail!(
+            "feed '{}': only HL7 v2 ADT files (--feed {}) can be loaded so far",
+            args.feed,
+            MllpConfig::default().feed
+        );
+    }
+    let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
+    let mut files = Vec::new();
+    for path in &args.paths {
+        files_under(path, &mut files)?;
+    }
+    let (_, sink, config) = pipeline(&args.lake, &args.catalogue, &args.wal).await?;
+    let adt = AdtConfig {
+        time_zone: config.time_zone,
+        key,
+    };
+    let listener = Listener::new(sink.clone(), adt, MllpConfig::default())
+        .check_wards()
+        .await?;
+    let stats = listener.stats();
+    let mut refused = 0;
+    for file in &files {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let messages = bright_ingest::hl7::split_messages(&bright_ingest::mllp::decode(bytes));
+        let (mut accepted, mut errors, mut rejected) = (0, 0, 0);
+        for message in &messages {
+            let answer = listener.handle(message).await;
+            if answer.contains("\rMSA|AA|") {
+                accepted += 1;
+            } else if answer.contains("\rMSA|AE|") {
+                errors += 1;
+            } else {
+                rejected += 1;
+            }
+        }
+        refused += errors + rejected;
+        println!(
+            "{}: {} messages, {accepted} accepted, {errors} with errors (AE), {rejected} rejected (AR)",
+            file.display(),
+            messages.len()
+        );
+    }
+    let flushed = sink.flush().await.context("flush to the lake")?;
+    println!(
+        "Stored {} new rows ({} already held); flushed {flushed} rows to the lake.",
+        stats.accepted.load(std::sync::atomic::Ordering::Relaxed),
+        stats.duplicates.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    if refused > 0 {
+        anyhow::bail!("{refused} messages were refused; their reasons are in dq_issues");
+    }
     Ok(())
 }

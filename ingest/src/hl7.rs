@@ -201,6 +201,29 @@ pub struct AdtConfig {
     pub key: PseudoKey,
 }
 
+/// The messages of a file as interface engines and PAS exports write them: MLLP-framed or
+/// not, segments ending in CR, LF or CRLF, one message starting at each `MSH` segment.
+pub fn split_messages(text: &str) -> Vec<String> {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\u{0B}' | '\u{1C}'))
+        .collect();
+    let mut messages: Vec<String> = Vec::new();
+    for segment in cleaned.split(['\r', '\n']).map(str::trim_end) {
+        if segment.is_empty() {
+            continue;
+        }
+        if segment.starts_with("MSH") || messages.is_empty() {
+            messages.push(String::new());
+        }
+        if let Some(message) = messages.last_mut() {
+            message.push_str(segment);
+            message.push('\r');
+        }
+    }
+    messages
+}
+
 /// Reads the header, so that even a message whose body is wrong can be acknowledged.
 pub fn header(text: &str) -> Result<Header, Hl7Error> {
     let message = parse(text)?;
@@ -648,6 +671,23 @@ PV1|1|I|WD1^^B04^S1|21||||||300|||||||||RXXV000000001\r";
         let found = event.suspicious(now);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("before the admission"), "{found:?}");
+    }
+
+    #[test]
+    fn files_split_into_messages_whatever_their_line_endings() {
+        let two = format!("{A01}{}", A01.replace("MSG0000000001", "MSG0000000002"));
+        let crlf = two.replace('\r', "\r\n");
+        let framed = format!(
+            "\u{0B}{A01}\u{1C}\r\n\u{0B}{}\u{1C}\r",
+            A01.replace("MSG0000000001", "MSG0000000002")
+        );
+        for text in [two.clone(), crlf, framed, two.replace('\r', "\n")] {
+            let messages = split_messages(&text);
+            assert_eq!(messages.len(), 2, "{text:?}");
+            assert_eq!(messages[0], A01);
+            let (header, _) = parse_adt(&messages[1], &config()).expect("parses");
+            assert_eq!(header.control_id, "MSG0000000002");
+        }
     }
 
     #[test]

@@ -137,7 +137,7 @@ pub fn frame(message: &str) -> Vec<u8> {
 }
 
 /// HL7 v2 from the UK is often ISO 8859-1 (MSH-18 `8859/1`); UTF-8 is taken as such.
-fn decode(bytes: Vec<u8>) -> String {
+pub fn decode(bytes: Vec<u8>) -> String {
     match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
@@ -281,8 +281,9 @@ impl Listener {
         }
     }
 
-    /// Stores one message and returns its acknowledgement.
-    async fn handle(&self, message: &str) -> String {
+    /// Stores one message and returns its acknowledgement, exactly as for a message
+    /// received over MLLP (`bright ingest` loads files through this too).
+    pub async fn handle(&self, message: &str) -> String {
         let now = Utc::now();
         match parse_adt(message, &self.adt) {
             Ok((header, event)) => {

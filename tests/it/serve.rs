@@ -209,3 +209,100 @@ fn every_acknowledged_message_survives_sigkill_exactly_once() {
     let extra: Vec<_> = unique.difference(&sent).collect();
     assert!(extra.len() <= rounds, "stored but never sent: {extra:?}");
 }
+
+/// `bright ingest` loads HL7 files through the same pipeline: every message stored once (a
+/// second load finds them all held), the lake queryable by `bright sql` afterwards, and a
+/// file with a malformed message makes the command fail naming the count.
+#[test]
+fn ingest_loads_hl7_files_through_the_pipeline_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let feeds = dir.path().join("feeds");
+    ok(&[
+        "generate",
+        "--days",
+        "1",
+        "--seed",
+        "12",
+        "--end",
+        "2025-02-01",
+        "--out",
+        feeds.to_str().expect("utf-8"),
+    ]);
+    let org = std::fs::read_dir(&feeds)
+        .expect("feeds")
+        .flatten()
+        .next()
+        .expect("a trust")
+        .path();
+    let adt = org.join("adt");
+    let messages: usize = std::fs::read_dir(&adt)
+        .expect("adt")
+        .flatten()
+        .map(|f| {
+            std::fs::read_to_string(f.path())
+                .expect("reads")
+                .matches("MSH|")
+                .count()
+        })
+        .sum();
+    assert!(messages > 100, "{messages}");
+    let lake = dir.path().join("lake");
+    let wal = dir.path().join("wal");
+    let ingest = |path: &Path| {
+        bright()
+            .args(["ingest", "--feed", "hl7_adt", "--lake"])
+            .arg(&lake)
+            .arg("--wal")
+            .arg(&wal)
+            .arg(path)
+            .env("BRIGHT_PSEUDO_KEY", KEY)
+            .output()
+            .expect("runs")
+    };
+    let out = ingest(&adt);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("Stored {messages} new rows (0 already held)")),
+        "{stdout}"
+    );
+    let out = ingest(&adt);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Stored 0 new rows ({messages} already held)")),
+        "{stdout}"
+    );
+    let count = ok(&[
+        "sql",
+        "--lake",
+        lake.to_str().expect("utf-8"),
+        "--format",
+        "csv",
+        "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM adt_events",
+    ]);
+    assert_eq!(
+        count.lines().nth(1),
+        Some(format!("{messages},{messages}").as_str())
+    );
+
+    let bad = dir.path().join("bad.hl7");
+    std::fs::write(
+        &bad,
+        "MSH|^~\\&|PAS|X01|BRIGHT|X01|20250101000000||ADT^A99|Z1|P|2.4\r",
+    )
+    .expect("writes");
+    let out = ingest(&bad);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 rejected (AR)"), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 messages were refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
