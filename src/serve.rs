@@ -136,7 +136,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Files or folders (read recursively) to load.
+    /// Files, or folders whose `*.hl7` files (recursively) are loaded.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// The feed the files belong to (for now `hl7_adt`: HL7 v2 ADT messages).
@@ -154,6 +154,8 @@ pub struct IngestArgs {
     pseudo_key: String,
 }
 
+/// `path` itself when it is a file (whatever its name); in a folder, its `*.hl7` files, so a
+/// folder of mixed feed files loads only the ADT.
 fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<()> {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
@@ -163,7 +165,11 @@ fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<()> {
             .collect();
         entries.sort();
         for entry in entries {
-            files_under(&entry, out)?;
+            if entry.is_dir() {
+                files_under(&entry, out)?;
+            } else if entry.extension().is_some_and(|e| e == "hl7") {
+                out.push(entry);
+            }
         }
     } else {
         out.push(path.to_path_buf());
