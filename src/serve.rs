@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use bright_engine::pseudonym::PseudoKey;
 use bright_engine::query::{QueryConfig, QueryEngine};
-use bright_ingest::hl7::AdtConfig;
+use bright_ingest::hl7::{AckCode, AdtConfig};
 use bright_ingest::mllp::{Listener, MllpConfig};
 use bright_ingest::sink::Sink;
 use clap::Args;
@@ -208,13 +208,10 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         let messages = bright_ingest::hl7::split_messages(&bright_ingest::mllp::decode(bytes));
         let (mut accepted, mut errors, mut rejected) = (0, 0, 0);
         for message in &messages {
-            let answer = listener.handle(message).await;
-            if answer.contains("\rMSA|AA|") {
-                accepted += 1;
-            } else if answer.contains("\rMSA|AE|") {
-                errors += 1;
-            } else {
-                rejected += 1;
+            match listener.handle(message).await.0 {
+                AckCode::Accept => accepted += 1,
+                AckCode::Error => errors += 1,
+                AckCode::Reject => rejected += 1,
             }
         }
         refused += errors + rejected;

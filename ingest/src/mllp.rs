@@ -250,7 +250,7 @@ impl Listener {
                 Err(_idle) => return Ok(()),
                 Ok(next) => match next? {
                     Frame::Message(bytes) => {
-                        let answer = self.handle(&decode(bytes)).await;
+                        let (_, answer) = self.handle(&decode(bytes)).await;
                         write.write_all(&frame(&answer)).await?;
                         continue;
                     }
@@ -281,9 +281,9 @@ impl Listener {
         }
     }
 
-    /// Stores one message and returns its acknowledgement, exactly as for a message
+    /// Stores one message and returns its acknowledgement (code and text), exactly as for a message
     /// received over MLLP (`bright ingest` loads files through this too).
-    pub async fn handle(&self, message: &str) -> String {
+    pub async fn handle(&self, message: &str) -> (AckCode, String) {
         let now = Utc::now();
         match parse_adt(message, &self.adt) {
             Ok((header, event)) => {
@@ -291,10 +291,7 @@ impl Listener {
                 event.append_to(&mut builder, &self.config.feed);
                 let stored = match builder.finish() {
                     Ok(batch) => self.sink.write(Table::AdtEvents, batch).await,
-                    Err(e) => Err(crate::sink::SinkError::Rows {
-                        table: Table::AdtEvents.name(),
-                        reason: e.to_string(),
-                    }),
+                    Err(e) => Err(e.into()),
                 };
                 match stored {
                     Ok(written) => {
@@ -316,7 +313,7 @@ impl Listener {
                                 self.record_issue(&header, &issue).await;
                             }
                         }
-                        ack(&header, AckCode::Accept, None, now)
+                        (AckCode::Accept, ack(&header, AckCode::Accept, None, now))
                     }
                     Err(e) => {
                         // Not about the content: the sender should resend later (AR).
@@ -327,14 +324,17 @@ impl Listener {
                             code: 207,
                             reason: "bright could not store the message; resend it".into(),
                         };
-                        ack(&header, AckCode::Reject, Some(&error), now)
+                        (
+                            AckCode::Reject,
+                            ack(&header, AckCode::Reject, Some(&error), now),
+                        )
                     }
                 }
             }
             Err(error) => {
                 let header = header(message).unwrap_or_default();
                 self.reject(&header, &error).await;
-                ack(&header, error.ack, Some(&error), now)
+                (error.ack, ack(&header, error.ack, Some(&error), now))
             }
         }
     }
@@ -369,10 +369,7 @@ impl Listener {
             .end();
         let written = match builder.finish() {
             Ok(batch) => self.sink.write(Table::DqIssues, batch).await.map(|_| ()),
-            Err(e) => Err(crate::sink::SinkError::Rows {
-                table: Table::DqIssues.name(),
-                reason: e.to_string(),
-            }),
+            Err(e) => Err(e.into()),
         };
         if let Err(e) = written {
             tracing::error!(error = %e, "Could not record a rejected ADT message.");

@@ -31,6 +31,8 @@ pub enum SinkError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Lake(#[from] LakeError),
+    #[error("building rows: {0}")]
+    Arrow(#[from] bright_engine::arrow::error::ArrowError),
     #[error("rows for {table}: {reason}")]
     Rows { table: &'static str, reason: String },
 }

@@ -12,15 +12,13 @@ use std::sync::Arc;
 use arrow::datatypes::Date32Type;
 use chrono::NaiveDate;
 use datafusion::catalog::{MemorySchemaProvider, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{ParamValues, ScalarValue, TableReference};
-use datafusion::datasource::source_as_provider;
 use datafusion::functions::expr_fn::nullif;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 
-use super::materialised::MaterialisedView;
+use super::materialised::{MaterialisedView, lake_tables};
 use super::{QueryError, QueryOutput, read_only};
 use crate::kpi::{
     Catalogue, DENOMINATOR, Kpi, KpiError, NUMERATOR, PERIOD, Rollup, SCHEMA, SINCE, VALUE,
@@ -124,9 +122,7 @@ impl KpiViews {
             .plans
             .get(id)
             .ok_or_else(|| KpiError::UnknownKpi { id: id.to_string() })?;
-        let mut found = BTreeSet::new();
-        collect_tables(plan, &mut found)?;
-        Ok(found)
+        Ok(lake_tables(plan)?.iter().map(|t| t.table).collect())
     }
 
     async fn plan(
@@ -221,32 +217,6 @@ impl KpiViews {
         let batches = frame.collect().await?;
         Ok(QueryOutput { schema, batches })
     }
-}
-
-fn collect_tables(
-    plan: &LogicalPlan,
-    found: &mut BTreeSet<Table>,
-) -> datafusion::error::Result<()> {
-    plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            let materialised = source_as_provider(&scan.source).ok();
-            let materialised = materialised
-                .as_ref()
-                .and_then(|p| p.downcast_ref::<MaterialisedView>());
-            match (scan.source.get_logical_plan(), materialised) {
-                // A view: what it reads.
-                (Some(inner), _) => collect_tables(&inner, found)?,
-                (None, Some(view)) => collect_tables(view.plan(), found)?,
-                (None, None) => {
-                    if let Ok(table) = scan.table_name.table().parse::<Table>() {
-                        found.insert(table);
-                    }
-                }
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    Ok(())
 }
 
 /// Adds `value` (see [`crate::kpi`]).

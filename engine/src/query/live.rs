@@ -33,6 +33,8 @@ pub(super) type Version = (Option<u64>, u64);
 /// A lake table registered in the session.
 #[derive(Debug)]
 pub(super) struct LiveTable {
+    /// Which lake table this is.
+    pub(super) table: crate::schema::Table,
     /// As queries see it (text as `Utf8View`, like Parquet reads).
     pub(super) schema: SchemaRef,
     state: RwLock<State>,
@@ -70,8 +72,13 @@ struct Generation {
 }
 
 impl LiveTable {
-    pub(super) fn new(provider: Arc<dyn TableProvider>, version: Option<u64>) -> Self {
+    pub(super) fn new(
+        table: crate::schema::Table,
+        provider: Arc<dyn TableProvider>,
+        version: Option<u64>,
+    ) -> Self {
         LiveTable {
+            table,
             schema: provider.schema(),
             state: RwLock::new(State {
                 provider,

@@ -43,19 +43,13 @@ impl MaterialisedView {
     /// A view of `plan` (bound, ready to run). Nothing runs until a query reads it.
     pub(super) fn new(plan: LogicalPlan) -> Result<Self> {
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        let mut inputs = Vec::new();
-        lake_inputs(&plan, &mut inputs)?;
+        let inputs = lake_tables(&plan)?;
         Ok(MaterialisedView {
             plan,
             schema,
             inputs,
             cached: Mutex::new(None),
         })
-    }
-
-    /// The view's plan, for finding which lake tables a query reads through it.
-    pub(super) fn plan(&self) -> &LogicalPlan {
-        &self.plan
     }
 
     fn versions(&self) -> Versions {
@@ -92,30 +86,31 @@ impl MaterialisedView {
     }
 }
 
-/// Adds the lake tables `plan` reads (through views and materialised views) to `found`.
-fn lake_inputs(plan: &LogicalPlan, found: &mut Vec<Arc<LiveTable>>) -> Result<()> {
-    use datafusion::common::tree_node::TreeNodeRecursion;
-    plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            if let Some(inner) = scan.source.get_logical_plan() {
-                lake_inputs(&inner, found)?;
-            } else if let Ok(provider) = source_as_provider(&scan.source) {
-                if let Some(view) = provider.downcast_ref::<MaterialisedView>() {
-                    for input in &view.inputs {
-                        if !found.iter().any(|t| Arc::ptr_eq(t, input)) {
-                            found.push(input.clone());
-                        }
+/// The lake tables `plan` reads, directly or through views and materialised views, each once.
+pub(super) fn lake_tables(plan: &LogicalPlan) -> Result<Vec<Arc<LiveTable>>> {
+    fn walk(plan: &LogicalPlan, found: &mut Vec<Arc<LiveTable>>) -> Result<()> {
+        use datafusion::common::tree_node::TreeNodeRecursion;
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                if let Some(inner) = scan.source.get_logical_plan() {
+                    walk(&inner, found)?;
+                } else if let Ok(provider) = source_as_provider(&scan.source) {
+                    if let Some(view) = provider.downcast_ref::<MaterialisedView>() {
+                        walk(&view.plan, found)?;
+                    } else if let Some(live) = LiveTable::downcast(provider.clone())
+                        && !found.iter().any(|t| Arc::ptr_eq(t, &live))
+                    {
+                        found.push(live);
                     }
-                } else if let Some(live) = LiveTable::downcast(provider.clone())
-                    && !found.iter().any(|t| Arc::ptr_eq(t, &live))
-                {
-                    found.push(live);
                 }
             }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })?;
-    Ok(())
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(())
+    }
+    let mut found = Vec::new();
+    walk(plan, &mut found)?;
+    Ok(found)
 }
 
 #[async_trait]

@@ -253,9 +253,9 @@ impl QueryEngine {
                 Ok(delta) => {
                     found += 1;
                     let (provider, version) = engine.snapshot(&delta).await?;
-                    LiveTable::new(provider, version)
+                    LiveTable::new(table, provider, version)
                 }
-                Err(LakeError::MissingTable { .. }) => LiveTable::new(empty(table)?, None),
+                Err(LakeError::MissingTable { .. }) => LiveTable::new(table, empty(table)?, None),
                 Err(e) => return Err(e.into()),
             };
             let live = Arc::new(live);
