@@ -18,6 +18,7 @@ use bright_sim::{Changes, SimConfig, Simulation, Summary};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod config;
 mod kpi;
 mod serve;
 mod spc;
@@ -81,6 +82,16 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Load feed files through the ingest pipeline into the lake.
     Ingest(serve::IngestArgs),
+    /// Validate a configuration file (bright.toml).
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
+    /// API tokens for clients of the web service.
+    Token {
+        #[command(subcommand)]
+        command: config::TokenCommand,
+    },
     /// Create a demo lake if needed and serve bright on localhost.
     Demo {
         #[command(flatten)]
@@ -209,6 +220,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Generate(args) => generate(args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Ingest(args) => serve::ingest(args).await,
+        Command::Config { command } => config::config_command(command),
+        Command::Token { command } => config::token_command(command),
         Command::Spc(args) => spc::run(args),
         Command::Kpi { command } => kpi::run(command).await,
         Command::Demo {
@@ -459,7 +472,13 @@ async fn demo(location: &str, port: u16, days: u32, seed: u64) -> Result<()> {
         "  KPIs:    {kpis} planned; {exe} kpi list, then e.g. {exe} kpi run bed_occupancy_ga --lake {location} --by site"
     );
     println!("Press Ctrl-C to stop.");
-    let state = bright_dashboards::AppState::new(lake.root().as_str());
+    // The demo serves pages on loopback only and takes no feeds: no API clients.
+    let state = bright_dashboards::AppState::new(
+        lake.root().as_str(),
+        bright_dashboards::auth::Clients::default(),
+        bright_dashboards::DashboardsConfig::default().max_body_bytes,
+        None,
+    );
     bright_dashboards::serve(listener, state, stopping).await?;
     println!("Stopped.");
     Ok(())

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bright_dashboards::auth::Clients;
 use bright_engine::pseudonym::PseudoKey;
 use bright_engine::query::{QueryConfig, QueryEngine};
 use bright_ingest::hl7::{AckCode, AdtConfig};
+use bright_ingest::http::HttpSource;
 use bright_ingest::mllp::{Listener, MllpConfig};
 use bright_ingest::sink::Sink;
 use clap::Args;
@@ -44,6 +46,12 @@ pub struct ServeArgs {
     /// Pseudonymisation key (16+ bytes); NHS numbers and local ids become keyed hashes.
     #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
     pseudo_key: String,
+    /// At this many rows waiting for the lake, sources push back (HTTP 503, MLLP stops
+    /// reading) until a flush drains them: the bound on memory when the lake is slow.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_buffered_rows: usize,
+    #[command(flatten)]
+    config: crate::config::ConfigArg,
 }
 
 /// The lake's tables, every KPI planned, the log replayed: what serve and ingest start from.
@@ -74,6 +82,13 @@ async fn pipeline(
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
+    let settings = args.config.load()?;
+    let clients = Clients::new(&settings.dashboards.clients)?;
+    if clients.is_empty() {
+        println!(
+            "No API clients configured: every endpoint but /health answers 401. Create one with `bright token new`."
+        );
+    }
     let (lake, sink, config) = pipeline(&args.lake, &args.catalogue, &args.wal).await?;
 
     // Handlers first: a stop requested as soon as the addresses are printed still flushes.
@@ -81,7 +96,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let adt = AdtConfig {
         time_zone: config.time_zone,
-        key,
+        key: key.clone(),
     };
     let mllp = tokio::net::TcpListener::bind(args.mllp_addr)
         .await
@@ -98,6 +113,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let mllp_task = tokio::spawn(listener.run(mllp, stopped.clone()));
 
     sink.set_flush_rows(args.flush_rows.max(1));
+    sink.set_max_buffered_rows(args.max_buffered_rows.max(args.flush_rows).max(1));
     let flusher = {
         let sink = sink.clone();
         let mut stopped = stopped.clone();
@@ -117,7 +133,13 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         })
     };
 
-    let state = bright_dashboards::AppState::new(lake.root().as_str());
+    let http_source = HttpSource::new(sink.clone(), config.time_zone, key);
+    let state = bright_dashboards::AppState::new(
+        lake.root().as_str(),
+        clients,
+        settings.dashboards.max_body_bytes,
+        Some(Arc::new(http_source)),
+    );
     let mut http_stopped = stopped.clone();
     let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
         let _ = http_stopped.wait_for(|stop| *stop).await;

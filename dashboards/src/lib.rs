@@ -2,18 +2,51 @@
 //!
 //! [`router`] builds the axum [`Router`] from an [`AppState`] so tests can drive it without a
 //! socket; [`serve`] runs it on a listener until a shutdown signal. For now it serves
-//! `/health` (the one endpoint that never needs authentication); dashboards, boards and the
-//! ingest API join the same router as they land.
+//! `/health` (the one endpoint that never needs authentication) and the ingest API
+//! (`POST /api/ingest/{feed}`, [`routes::ingest`]); every route but `/health` goes through
+//! [`auth::authenticate`]. Dashboards and boards join the same router as they land.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use bright_engine::ingest_api::{IngestApi, IngestRefusal, Position};
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+
+pub mod auth;
+pub mod routes;
+
+/// The `[dashboards]` section of `bright.toml`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardsConfig {
+    /// Largest request body accepted, in bytes (larger posts get 413).
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// API clients and their scopes.
+    #[serde(default)]
+    pub clients: Vec<auth::ClientConfig>,
+}
+
+fn default_max_body_bytes() -> usize {
+    16 << 20
+}
+
+impl Default for DashboardsConfig {
+    fn default() -> Self {
+        DashboardsConfig {
+            max_body_bytes: default_max_body_bytes(),
+            clients: Vec::new(),
+        }
+    }
+}
 
 /// Shared state of every handler.
 #[derive(Debug, Clone)]
@@ -25,16 +58,97 @@ pub struct AppState {
 struct Inner {
     started: Instant,
     lake: String,
+    clients: auth::Clients,
+    max_body_bytes: usize,
+    ingest: Option<Arc<dyn IngestApi>>,
 }
 
 impl AppState {
-    /// State for a service over the lake at `lake` (shown on `/health`).
-    pub fn new(lake: impl Into<String>) -> Self {
+    /// State for a service over the lake at `lake` (shown on `/health`), with the clients
+    /// allowed in; without `ingest`, the ingest API answers 404.
+    pub fn new(
+        lake: impl Into<String>,
+        clients: auth::Clients,
+        max_body_bytes: usize,
+        ingest: Option<Arc<dyn IngestApi>>,
+    ) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 started: Instant::now(),
                 lake: lake.into(),
+                clients,
+                max_body_bytes,
+                ingest,
             }),
+        }
+    }
+
+    pub fn clients(&self) -> &auth::Clients {
+        &self.inner.clients
+    }
+
+    pub fn ingest(&self) -> Option<&Arc<dyn IngestApi>> {
+        self.inner.ingest.as_ref()
+    }
+}
+
+/// A JSON error body: `{"error": "..."}`.
+pub(crate) fn error_body(message: &str) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "error": message }))
+}
+
+/// Every way a request can fail, as a status and a JSON body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Ingest(#[from] IngestRefusal),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        match self {
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, error_body(&message)).into_response(),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, error_body(&message)).into_response(),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, error_body(&message)).into_response()
+            }
+            ApiError::Ingest(refusal) => match refusal {
+                IngestRefusal::UnknownFeed { .. } => {
+                    (StatusCode::NOT_FOUND, error_body(&message)).into_response()
+                }
+                IngestRefusal::BadRecord {
+                    position, field, ..
+                } => {
+                    let mut body = serde_json::json!({ "error": message, "field": field });
+                    match position {
+                        Position::Line(n) => body["line"] = n.into(),
+                        Position::Element(n) => body["record"] = n.into(),
+                    }
+                    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+                }
+                IngestRefusal::Busy { retry_after_secs } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(RETRY_AFTER, retry_after_secs.to_string())],
+                    error_body(&message),
+                )
+                    .into_response(),
+                IngestRefusal::Failed(source) => {
+                    // The client sees a generic message; the cause is logged once, here.
+                    tracing::error!(error = %source, "Storing an ingest request failed.");
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        error_body("bright could not store the records; retry later"),
+                    )
+                        .into_response()
+                }
+            },
         }
     }
 }
@@ -57,10 +171,18 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
-/// All routes.
+/// All routes: `/health` open, everything else behind [`auth::authenticate`].
 pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/api/ingest/{feed}", post(routes::ingest::post))
+        .layer(DefaultBodyLimit::max(state.inner.max_body_bytes))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     Router::new()
         .route("/health", get(health))
+        .merge(protected)
         .with_state(state)
 }
 
@@ -80,30 +202,102 @@ pub async fn serve(
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::{Request, StatusCode};
+    use axum::http::Request;
     use tower::ServiceExt;
 
+    const TOKEN: &str = "t-ed-system";
+
+    fn state() -> AppState {
+        let clients = auth::Clients::new(&[auth::ClientConfig {
+            name: "ed-system".into(),
+            token_sha256: auth::token_sha256(TOKEN),
+            scopes: vec!["ingest:ed_attendances".into()],
+        }])
+        .unwrap();
+        AppState::new("file:///tmp/lake/", clients, 1024, None)
+    }
+
+    async fn send(request: Request<Body>) -> (StatusCode, serde_json::Value, Response) {
+        let response = router(state()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, json, Response::from_parts(parts, Body::empty()))
+    }
+
+    fn post(feed: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> Request<Body> {
+        let mut request =
+            Request::post(format!("/api/ingest/{feed}")).header("content-type", content_type);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        request.body(Body::from(body)).unwrap()
+    }
+
     #[tokio::test]
-    async fn health_answers_ok_with_the_lake() {
-        let response = router(AppState::new("file:///tmp/lake/"))
-            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
-            .await
-            .unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    async fn health_answers_ok_with_the_lake_and_needs_no_token() {
+        let (status, body, _) = send(Request::get("/health").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "ok");
         assert_eq!(body["lake"], "file:///tmp/lake/");
     }
 
     #[tokio::test]
     async fn unknown_paths_are_not_found() {
-        let response = router(AppState::new("x"))
-            .oneshot(Request::get("/nope").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let (status, _, _) = send(Request::get("/nope").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn ingest_without_a_valid_token_is_unauthorised() {
+        let (status, body, response) =
+            send(post("ed_attendances", None, "text/csv", b"a\n1\n".to_vec())).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body["error"].as_str().unwrap().contains("Bearer"));
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            "Bearer realm=\"bright\""
+        );
+        let (status, _, _) = send(post(
+            "ed_attendances",
+            Some("t-guess"),
+            "text/csv",
+            b"a\n".to_vec(),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn a_client_posts_only_to_its_own_feeds() {
+        let (status, body, _) = send(post("beds", Some(TOKEN), "text/csv", b"a\n".to_vec())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body["error"].as_str().unwrap().contains("'beds'"));
+    }
+
+    #[tokio::test]
+    async fn bodies_over_the_limit_are_too_large() {
+        let (status, _, _) = send(post(
+            "ed_attendances",
+            Some(TOKEN),
+            "text/csv",
+            vec![b'x'; 2048],
+        ))
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[tokio::test]
+    async fn other_content_types_are_unsupported() {
+        let (status, body, _) = send(post(
+            "ed_attendances",
+            Some(TOKEN),
+            "text/plain",
+            b"x".to_vec(),
+        ))
+        .await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(body["error"].as_str().unwrap().contains("text/csv"));
     }
 }

@@ -68,6 +68,10 @@ impl PseudoKey {
 /// Namespace of NHS numbers.
 pub const NHS_NUMBER: &str = "nhs";
 
+/// Namespace of local patient ids (hospital numbers); callers put the issuing organisation in
+/// the id (`RXX/H123`), since two trusts can use the same hospital number.
+pub const LOCAL_ID: &str = "local";
+
 #[cfg(test)]
 mod tests {
     use super::*;

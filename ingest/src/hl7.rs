@@ -16,8 +16,8 @@ use std::fmt::Write as _;
 
 use bright_engine::arrow::datatypes::Date32Type;
 use bright_engine::batch::BatchBuilder;
-use bright_engine::pseudonym::{NHS_NUMBER, PseudoKey};
-use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, TimeZone, Utc};
+use bright_engine::pseudonym::{LOCAL_ID, NHS_NUMBER, PseudoKey};
+use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use hl7_parser::Message;
 use hl7_parser::datetime::TimeStamp;
@@ -31,10 +31,6 @@ pub const SUPPORTED_EVENTS: [&str; 14] = [
 
 /// Events about a patient, not a visit: no visit number is needed.
 const PERSON_EVENTS: [&str; 3] = ["A28", "A31", "A40"];
-
-/// Namespace of local patient ids (PID-3 of type `MR`) in pseudonyms; the sending
-/// organisation is part of the id, since two trusts can use the same hospital number.
-const LOCAL_ID: &str = "local";
 
 /// One ADT event as it goes into `adt_events` (times in microseconds since the epoch, UTC).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -445,16 +441,8 @@ fn micros(text: &str, zone: Tz) -> Result<i64, String> {
         let naive: NaiveDateTime = stamp
             .try_into()
             .map_err(|e| format!("'{text}' is not a valid time ({e})"))?;
-        match zone.from_local_datetime(&naive) {
-            LocalResult::Single(t) => t.with_timezone(&Utc),
-            LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
-            // In the hour clocks skip, a wall time does not exist: read it as the offset before.
-            LocalResult::None => zone
-                .from_local_datetime(&(naive - chrono::Duration::hours(1)))
-                .earliest()
-                .map(|t| (t + chrono::Duration::hours(1)).with_timezone(&Utc))
-                .ok_or_else(|| format!("'{text}' does not exist on the trust's clock"))?,
-        }
+        crate::transforms::on_trust_clock(naive, zone)
+            .ok_or_else(|| format!("'{text}' does not exist on the trust's clock"))?
     };
     Ok(utc.timestamp_micros())
 }

@@ -7,9 +7,13 @@
 //!
 //! Built so far: [`hl7`], ADT messages to `adt_events` rows and their acknowledgements;
 //! [`wal`], the write-ahead log acknowledged rows are durable in; [`sink`], deduplication,
-//! the log, the query layer's buffer and flushes to the lake; [`mllp`], the ADT listener.
+//! the log, the query layer's buffer and flushes to the lake; [`mllp`], the ADT listener;
+//! [`transforms`], records of the other feeds to rows; [`http`], request bodies of those feeds
+//! (served by the web service through `bright_engine::ingest_api`).
 
 pub mod hl7;
+pub mod http;
 pub mod mllp;
 pub mod sink;
+pub mod transforms;
 pub mod wal;

@@ -7,7 +7,8 @@
 //! before the admission, a ward the bed base does not know) are stored and flagged there
 //! too. Frames above a size limit are refused and the connection closed, since
 //! the rest of the stream cannot be trusted; an idle connection is closed after a timeout;
-//! senders outside the allow-list are refused before a byte is read.
+//! senders outside the allow-list are refused before a byte is read. While the sink is busy
+//! (too much waiting for the lake), connections stop reading until a flush makes room.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -239,6 +240,12 @@ impl Listener {
         let (read, mut write) = stream.into_split();
         let mut reader = BufReader::new(read);
         loop {
+            // While the lake is behind, read nothing: the sender keeps its unacknowledged
+            // messages queued, and bright's memory stays bounded.
+            tokio::select! {
+                () = self.sink.room() => {}
+                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+            }
             let next = tokio::select! {
                 next = tokio::time::timeout(
                     self.config.idle_timeout,

@@ -3,22 +3,30 @@
 //! as one Delta commit per table, after which the log is truncated.
 //!
 //! Retransmissions are stored once: rows carry a key (an ADT event's sender + control id, a
-//! theatre event's id), and a key the sink has seen, in the lake, the log or earlier in the
-//! same batch, is counted as a duplicate and acknowledged again without storing it, once the
-//! first copy is durable. After a
-//! crash between a flush's lake commit and the log's truncation, the replayed rows are
-//! recognised the same way.
+//! theatre event's id; for tables without an event id, a hash of the whole row, so a retried
+//! request is recognised while a corrected record, which differs, is kept), and a key the
+//! sink has seen, in the lake, the log or earlier in the same batch, is counted as a duplicate
+//! and acknowledged again without storing it, once the first copy is durable. After a crash
+//! between a flush's lake commit and the log's truncation, the replayed rows are recognised
+//! the same way.
+//!
+//! Memory is bounded: past [`Sink::set_max_buffered_rows`] rows waiting for the lake, the sink
+//! is [busy](Sink::busy) and sources push back (HTTP answers 503, MLLP stops reading) until a
+//! flush drains it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bright_engine::arrow::array::{Array, AsArray, BooleanArray};
-use bright_engine::arrow::compute::filter_record_batch;
+use bright_engine::arrow::compute::{cast, filter_record_batch};
+use bright_engine::arrow::datatypes::DataType;
 use bright_engine::arrow::record_batch::RecordBatch;
+use bright_engine::arrow::row::{RowConverter, SortField};
 use bright_engine::lake::LakeError;
 use bright_engine::query::{QueryEngine, QueryError};
 use bright_engine::schema::{Table, adt_events, theatre_events};
+use sha2::{Digest, Sha256};
 
 use crate::wal::{Entry, Wal, WalError};
 
@@ -69,6 +77,10 @@ pub struct Sink {
     /// Buffered rows at which [`Sink::full`] wakes the flusher.
     flush_rows: std::sync::atomic::AtomicUsize,
     full: tokio::sync::Notify,
+    /// Buffered rows at which the sink is busy and sources push back.
+    max_buffered: std::sync::atomic::AtomicUsize,
+    /// Woken after every flush, for sources waiting for room.
+    drained: tokio::sync::Notify,
 }
 
 /// How many rows a replay or flush handled.
@@ -79,9 +91,11 @@ pub struct Replayed {
     pub already_in_lake: usize,
 }
 
-fn keys(table: Table, batch: &RecordBatch) -> Result<Option<Vec<Option<String>>>, SinkError> {
+/// Each row's key: its key column, or a hash of all its values (cast to the table's types, so
+/// rows read back from the lake hash as they did when written).
+fn keys(table: Table, batch: &RecordBatch) -> Result<Vec<Option<String>>, SinkError> {
     let Some(column) = key_column(table) else {
-        return Ok(None);
+        return content_keys(table, batch);
     };
     let array = batch
         .column_by_name(column)
@@ -89,17 +103,47 @@ fn keys(table: Table, batch: &RecordBatch) -> Result<Option<Vec<Option<String>>>
             table: table.name(),
             reason: format!("no {column} column"),
         })?;
-    let strings = array
-        .as_string_opt::<i32>()
-        .ok_or_else(|| SinkError::Rows {
+    let strings = cast(array, &DataType::Utf8)?;
+    let strings = strings.as_string::<i32>();
+    Ok((0..strings.len())
+        .map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_string()))
+        .collect())
+}
+
+fn content_keys(table: Table, batch: &RecordBatch) -> Result<Vec<Option<String>>, SinkError> {
+    let schema = table.schema();
+    if batch.num_columns() != schema.fields().len() {
+        return Err(SinkError::Rows {
             table: table.name(),
-            reason: format!("{column} is not text"),
-        })?;
-    Ok(Some(
-        (0..strings.len())
-            .map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_string()))
+            reason: format!(
+                "{} columns, the table has {}",
+                batch.num_columns(),
+                schema.fields().len()
+            ),
+        });
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| cast(c, f.data_type()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let converter = RowConverter::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
             .collect(),
-    ))
+    )?;
+    let rows = converter.convert_columns(&columns)?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            // 128 bits: a collision, which would drop a row as a duplicate, is not a risk.
+            let digest = Sha256::digest(row.as_ref());
+            Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+        })
+        .collect())
 }
 
 impl Sink {
@@ -112,21 +156,21 @@ impl Sink {
     ) -> Result<(Sink, Replayed), SinkError> {
         let mut seen: HashMap<Table, HashSet<String>> = HashMap::new();
         for table in Table::ALL {
-            let Some(column) = key_column(table) else {
-                continue;
-            };
+            let columns = key_column(table).unwrap_or("*");
             let output = engine
-                .sql(&format!("SELECT {column} FROM {}", table.name()))
+                .sql(&format!("SELECT {columns} FROM {}", table.name()))
                 .await?;
             let set = seen.entry(table).or_default();
             for batch in &output.batches {
-                let column = bright_engine::arrow::compute::cast(
-                    batch.column(0),
-                    &bright_engine::arrow::datatypes::DataType::Utf8,
-                )
-                .map_err(QueryError::from)?;
-                let strings = column.as_string::<i32>();
-                set.extend(strings.iter().flatten().map(str::to_string));
+                let keys = match key_column(table) {
+                    Some(_) => {
+                        let strings = cast(batch.column(0), &DataType::Utf8)?;
+                        let strings = strings.as_string::<i32>();
+                        strings.iter().map(|s| s.map(str::to_string)).collect()
+                    }
+                    None => content_keys(table, batch)?,
+                };
+                set.extend(keys.into_iter().flatten());
             }
         }
         let (wal, records) = Wal::open(wal_dir)?;
@@ -138,6 +182,8 @@ impl Sink {
             seen: Mutex::new(seen),
             flush_rows: std::sync::atomic::AtomicUsize::new(usize::MAX),
             full: tokio::sync::Notify::new(),
+            max_buffered: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            drained: tokio::sync::Notify::new(),
         };
         let mut replayed = Replayed {
             records: records.len(),
@@ -165,6 +211,33 @@ impl Sink {
         self.full.notified().await;
     }
 
+    /// Makes the sink [busy](Sink::busy) once `rows` rows wait for the lake: the bound on the
+    /// memory acknowledged rows hold when the lake is slow or unreachable.
+    pub fn set_max_buffered_rows(&self, rows: usize) {
+        self.max_buffered
+            .store(rows, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether sources should stop taking rows until a flush has drained the buffer.
+    pub fn busy(&self) -> bool {
+        self.buffered_rows() >= self.max_buffered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Resolves once the sink is not busy (at once when it is not).
+    pub async fn room(&self) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            // Registered before the check, so a flush between the two is not missed.
+            drained.as_mut().enable();
+            if !self.busy() {
+                return;
+            }
+            self.full.notify_one();
+            drained.await;
+        }
+    }
+
     /// Rows acknowledged and not yet flushed, over all tables.
     pub fn buffered_rows(&self) -> usize {
         Table::ALL
@@ -185,9 +258,7 @@ impl Sink {
 
     /// Keeps the rows whose keys are new, and marks those keys seen.
     fn claim(&self, table: Table, batch: &RecordBatch) -> Result<(RecordBatch, usize), SinkError> {
-        let Some(keys) = keys(table, batch)? else {
-            return Ok((batch.clone(), 0));
-        };
+        let keys = keys(table, batch)?;
         let mut seen = self.seen();
         let set = seen.entry(table).or_default();
         let mask: BooleanArray = keys
@@ -195,13 +266,13 @@ impl Sink {
             .map(|k| Some(k.as_ref().is_none_or(|k| set.insert(k.clone()))))
             .collect();
         drop(seen);
-        let fresh = filter_record_batch(batch, &mask).map_err(QueryError::from)?;
+        let fresh = filter_record_batch(batch, &mask)?;
         let duplicates = batch.num_rows() - fresh.num_rows();
         Ok((fresh, duplicates))
     }
 
     fn unclaim(&self, table: Table, batch: &RecordBatch) {
-        if let Ok(Some(keys)) = keys(table, batch) {
+        if let Ok(keys) = keys(table, batch) {
             let mut seen = self.seen();
             if let Some(set) = seen.get_mut(&table) {
                 for key in keys.into_iter().flatten() {
@@ -272,6 +343,7 @@ impl Sink {
             self.engine.lake().append(table, batches).await?;
             self.engine.buffer_flushed(table, generation).await?;
         }
+        self.drained.notify_waiters();
         // Only now is every record below the boundary in the lake.
         self.wal.truncate(boundary).await?;
         Ok(rows)

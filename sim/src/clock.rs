@@ -148,9 +148,9 @@ impl Clock {
         self.wall(t).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
     }
 
-    /// Local `dd/mm/yyyy HH:MM`, as trusts' CSV extracts write times.
+    /// Local `dd/mm/yyyy HH:MM:SS`, as trusts' CSV extracts write times (ECDS keeps seconds).
     pub fn uk_local(&self, t: SimTime) -> String {
-        self.wall(t).format("%d/%m/%Y %H:%M").to_string()
+        self.wall(t).format("%d/%m/%Y %H:%M:%S").to_string()
     }
 }
 
@@ -195,7 +195,7 @@ mod tests {
         assert_eq!(c.unix_seconds(gap) % DAY, HOUR);
         assert_eq!(c.hl7(gap), "20250330020000+0100");
         assert_eq!(c.rfc3339(gap), "2025-03-30T02:00:00+01:00");
-        assert_eq!(c.uk_local(gap), "30/03/2025 02:00");
+        assert_eq!(c.uk_local(gap), "30/03/2025 02:00:00");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - `adt/YYYY-MM-DD.hl7`: HL7 v2.4 ADT messages as the PAS sends them that day, segments
 //!   ending in CR, one message per line (a blank line's worth of LF between messages).
 //! - `ed/ed_attendances_YYYY-MM-DD.csv`: the nightly ED extract of attendances that ended that
-//!   day (local `dd/mm/yyyy HH:MM` times, NHS number in clear); the last file also lists
+//!   day (local `dd/mm/yyyy HH:MM:SS` times, NHS number in clear); the last file also lists
 //!   patients still in the department, with an empty departure.
 //! - `theatres/theatre_events_YYYY-MM-DD.ndjson`: case milestones as the theatre system posts
 //!   them (RFC 3339 local times with offset).

@@ -4,6 +4,7 @@
 
 mod cli;
 mod demo;
+mod http_ingest;
 mod kpi;
 #[path = "../../engine/tests/it/moto.rs"]
 mod moto;

@@ -1,4 +1,4 @@
 //! Integration tests of bright-ingest over the simulator's feeds.
 
-mod adt_feed;
+mod feeds;
 mod mllp;

@@ -1,0 +1,250 @@
+//! Who may call what: bearer tokens, their scopes, and the audit trail.
+//!
+//! Every endpoint except `/health` needs `Authorization: Bearer <token>`. The configuration
+//! holds only each token's SHA-256, never the token, so a leaked config file opens nothing.
+//! A client has scopes: `read` (dashboards, KPIs and SQL), `ingest:<feed>` or `ingest:*`.
+//! Each authenticated request is written to the audit log (the `bright::audit` tracing
+//! target): client, method, path, status. Refused ones are logged there too, without a
+//! client.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::{AppState, error_body};
+
+/// One API client in `bright.toml` (`[[dashboards.clients]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Who the client is, as the audit log names it (e.g. `ed-system`).
+    pub name: String,
+    /// Hex SHA-256 of the client's token (`bright token new` prints both).
+    pub token_sha256: String,
+    /// `read`, `ingest:<feed>` or `ingest:*`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// What a scope allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Read,
+    /// Posting to one feed, or (`None`) to every feed.
+    Ingest(Option<String>),
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "read" => Ok(Scope::Read),
+            "ingest:*" => Ok(Scope::Ingest(None)),
+            _ => match s.strip_prefix("ingest:") {
+                Some(feed) if !feed.is_empty() => Ok(Scope::Ingest(Some(feed.to_string()))),
+                _ => Err(format!(
+                    "unknown scope '{s}' (read, ingest:<feed> or ingest:*)"
+                )),
+            },
+        }
+    }
+}
+
+/// An authenticated client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Client {
+    /// Whether the client may post to `feed`.
+    pub fn may_ingest(&self, feed: &str) -> bool {
+        self.scopes.iter().any(|s| match s {
+            Scope::Ingest(None) => true,
+            Scope::Ingest(Some(f)) => f == feed,
+            Scope::Read => false,
+        })
+    }
+
+    /// Whether the client may read dashboards, KPIs and the lake.
+    pub fn may_read(&self) -> bool {
+        self.scopes.contains(&Scope::Read)
+    }
+}
+
+/// A client entry that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientsError {
+    #[error("client '{name}': token_sha256 must be 64 hex digits")]
+    BadHash { name: String },
+    #[error("client '{name}': {reason}")]
+    BadScope { name: String, reason: String },
+    #[error("clients '{first}' and '{second}' have the same token")]
+    SharedToken { first: String, second: String },
+    #[error("a client has an empty name")]
+    NoName,
+}
+
+/// The configured clients, by the hash of their token.
+#[derive(Debug, Clone, Default)]
+pub struct Clients {
+    by_hash: HashMap<String, Arc<Client>>,
+}
+
+/// Hex SHA-256 of a token, as the configuration stores it.
+pub fn token_sha256(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Clients {
+    /// Checks and indexes the configured clients.
+    pub fn new(configs: &[ClientConfig]) -> Result<Clients, ClientsError> {
+        let mut by_hash: HashMap<String, Arc<Client>> = HashMap::new();
+        for config in configs {
+            if config.name.trim().is_empty() {
+                return Err(ClientsError::NoName);
+            }
+            let hash = config.token_sha256.trim().to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ClientsError::BadHash {
+                    name: config.name.clone(),
+                });
+            }
+            let scopes = config
+                .scopes
+                .iter()
+                .map(|s| s.parse())
+                .collect::<Result<Vec<Scope>, String>>()
+                .map_err(|reason| ClientsError::BadScope {
+                    name: config.name.clone(),
+                    reason,
+                })?;
+            let client = Arc::new(Client {
+                name: config.name.clone(),
+                scopes,
+            });
+            if let Some(first) = by_hash.insert(hash, client) {
+                return Err(ClientsError::SharedToken {
+                    first: first.name.clone(),
+                    second: config.name.clone(),
+                });
+            }
+        }
+        Ok(Clients { by_hash })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// The client a bearer token belongs to.
+    pub fn authenticate(&self, token: &str) -> Option<Arc<Client>> {
+        self.by_hash.get(&token_sha256(token)).cloned()
+    }
+}
+
+fn unauthorized(reason: &str) -> Response {
+    let mut response = (StatusCode::UNAUTHORIZED, error_body(reason)).into_response();
+    response.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"bright\""),
+    );
+    response
+}
+
+/// Middleware on every route but `/health`: authenticates the bearer token, hands the
+/// [`Client`] to the handler, and writes the audit line.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let token = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    let client = match token {
+        None => {
+            tracing::info!(target: "bright::audit", %method, %path, status = 401, "Request without a token refused.");
+            return unauthorized("this endpoint needs Authorization: Bearer <token>");
+        }
+        Some(token) => match state.clients().authenticate(token) {
+            Some(client) => client,
+            None => {
+                tracing::warn!(target: "bright::audit", %method, %path, status = 401, "Request with an unknown token refused.");
+                return unauthorized("unknown token");
+            }
+        },
+    };
+    request.extensions_mut().insert(client.clone());
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "bright::audit",
+        client = %client.name,
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        "Request."
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(name: &str, token: &str, scopes: &[&str]) -> ClientConfig {
+        ClientConfig {
+            name: name.into(),
+            token_sha256: token_sha256(token),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_token_finds_its_client_and_scopes() {
+        let clients = Clients::new(&[
+            config("ed", "t-ed", &["ingest:ed_attendances"]),
+            config("ops", "t-ops", &["read", "ingest:*"]),
+        ])
+        .unwrap();
+        let ed = clients.authenticate("t-ed").unwrap();
+        assert!(ed.may_ingest("ed_attendances"));
+        assert!(!ed.may_ingest("beds"));
+        assert!(!ed.may_read());
+        let ops = clients.authenticate("t-ops").unwrap();
+        assert!(ops.may_ingest("beds") && ops.may_read());
+        assert!(clients.authenticate("t-nobody").is_none());
+    }
+
+    #[test]
+    fn bad_client_entries_are_refused_by_name() {
+        let mut bad = config("x", "t", &[]);
+        bad.token_sha256 = "abc".into();
+        assert_eq!(
+            Clients::new(&[bad]).unwrap_err(),
+            ClientsError::BadHash { name: "x".into() }
+        );
+        let e = Clients::new(&[config("y", "t", &["write"])]).unwrap_err();
+        assert!(e.to_string().contains("unknown scope 'write'"), "{e}");
+        let e = Clients::new(&[config("a", "t", &[]), config("b", "t", &[])]).unwrap_err();
+        assert!(matches!(e, ClientsError::SharedToken { .. }));
+    }
+}

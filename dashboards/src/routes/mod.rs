@@ -1,0 +1,3 @@
+//! One module per resource.
+
+pub mod ingest;

@@ -1,0 +1,257 @@
+//! The HTTP source: `POST /api/ingest/{feed}` bodies (NDJSON, a JSON array, CSV) to rows.
+//!
+//! A request is all or nothing: every record is checked before any is stored, the first bad
+//! one refuses the whole request (its line and field named, the reason recorded in
+//! `dq_issues` for the feed's owners), and the good ones are written as one batch, one
+//! write-ahead log record, so a crash never keeps half a request. A request retried after a
+//! lost answer is recognised row by row (see [`crate::sink`]) and not stored twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bright_engine::arrow::record_batch::RecordBatch;
+use bright_engine::batch::BatchBuilder;
+use bright_engine::ingest_api::{
+    BodyFormat, IngestApi, IngestReceipt, IngestRefusal, IngestRequest, Position,
+};
+use bright_engine::pseudonym::PseudoKey;
+use bright_engine::schema::Table;
+use chrono::Utc;
+use chrono_tz::Tz;
+
+use crate::sink::Sink;
+use crate::transforms::{CsvRecord, Feed, FieldError, Fields, Transform};
+
+/// Counters of the HTTP source, over all feeds.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    pub requests: AtomicU64,
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    /// Requests refused for their content.
+    pub refused: AtomicU64,
+    /// Requests answered busy.
+    pub busy: AtomicU64,
+}
+
+/// Seconds a busy client is asked to wait: about one flush.
+const RETRY_AFTER_SECS: u64 = 2;
+
+/// The HTTP source in front of a [`Sink`].
+#[derive(Debug, Clone)]
+pub struct HttpSource {
+    sink: Arc<Sink>,
+    zone: Tz,
+    key: PseudoKey,
+    stats: Arc<HttpStats>,
+}
+
+fn bad(position: Position, field: Option<&str>, reason: impl Into<String>) -> IngestRefusal {
+    IngestRefusal::BadRecord {
+        position,
+        field: field.map(str::to_string),
+        reason: reason.into(),
+    }
+}
+
+fn bad_field(position: Position, e: FieldError) -> IngestRefusal {
+    bad(position, Some(e.field), e.reason)
+}
+
+/// Checks every record of `body` and returns them as one batch of the feed's table, with the
+/// number of records.
+pub fn parse_body(
+    transform: &Transform,
+    format: BodyFormat,
+    body: &[u8],
+) -> Result<(RecordBatch, usize), IngestRefusal> {
+    let mut builder = BatchBuilder::new(transform.feed.table());
+    let mut records = 0;
+    let mut add = |position: Position, record: &dyn Fields| -> Result<(), IngestRefusal> {
+        records += 1;
+        transform
+            .append(record, &mut builder)
+            .map_err(|e| bad_field(position, e))
+    };
+    match format {
+        BodyFormat::Ndjson => {
+            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+                let position = Position::Line(i + 1);
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let object: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(line)
+                        .map_err(|e| bad(position, None, format!("not a JSON object ({e})")))?;
+                add(position, &object)?;
+            }
+        }
+        BodyFormat::Json => {
+            let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+                bad(
+                    Position::Line(e.line().max(1)),
+                    None,
+                    format!("not JSON ({e})"),
+                )
+            })?;
+            let elements = match value {
+                serde_json::Value::Array(elements) => elements,
+                object @ serde_json::Value::Object(_) => vec![object],
+                _ => {
+                    return Err(bad(
+                        Position::Element(1),
+                        None,
+                        "expected an array of objects or one object",
+                    ));
+                }
+            };
+            for (i, element) in elements.iter().enumerate() {
+                let position = Position::Element(i + 1);
+                let object = element
+                    .as_object()
+                    .ok_or_else(|| bad(position, None, "not a JSON object"))?;
+                add(position, object)?;
+            }
+        }
+        BodyFormat::Csv => {
+            // Extracts come with BOMs, quoted fields, padding and blank lines; the csv reader
+            // strips the BOM and skips blank lines, and we trim each field.
+            let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
+            let header = reader
+                .headers()
+                .map_err(|e| bad(Position::Line(1), None, format!("no CSV header ({e})")))?;
+            let columns: HashMap<String, usize> = header
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (name.trim().to_ascii_lowercase(), i))
+                .collect();
+            let mut record = csv::StringRecord::new();
+            loop {
+                let line = reader.position().line() as usize;
+                match reader.read_record(&mut record) {
+                    Ok(false) => break,
+                    Ok(true) => {
+                        let line = record
+                            .position()
+                            .map_or(line, |p| usize::try_from(p.line()).unwrap_or(line));
+                        add(
+                            Position::Line(line),
+                            &CsvRecord {
+                                columns: &columns,
+                                record: &record,
+                            },
+                        )?;
+                    }
+                    Err(e) => {
+                        let line = e
+                            .position()
+                            .map_or(line, |p| usize::try_from(p.line()).unwrap_or(line));
+                        return Err(bad(Position::Line(line), None, format!("bad CSV ({e})")));
+                    }
+                }
+            }
+        }
+    }
+    let batch = builder
+        .finish()
+        .map_err(|e| IngestRefusal::Failed(Box::new(e)))?;
+    Ok((batch, records))
+}
+
+impl HttpSource {
+    /// A source pseudonymising with `key` and reading local times on `zone`.
+    pub fn new(sink: Arc<Sink>, zone: Tz, key: PseudoKey) -> Self {
+        HttpSource {
+            sink,
+            zone,
+            key,
+            stats: Arc::new(HttpStats::default()),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<HttpStats> {
+        self.stats.clone()
+    }
+
+    /// Records a refused request in `dq_issues`: the feed, the client and where the first bad
+    /// record is, the reason, the owning team. Never the record, which may hold identifiers.
+    async fn record_refusal(&self, feed: Feed, request: &IngestRequest, refusal: &IngestRefusal) {
+        let now = Utc::now();
+        let mut builder = BatchBuilder::new(Table::DqIssues);
+        builder
+            .row()
+            .text(feed.name())
+            .timestamp(now.timestamp_micros())
+            // Records name their trust; a refused body may not, so the request's, if any.
+            .text(request.org_code.as_deref().unwrap_or("unknown"))
+            .text(&format!("HTTP request from {}", request.client))
+            .text(&refusal.to_string())
+            .text(feed.owner())
+            .date(bright_engine::arrow::datatypes::Date32Type::from_naive_date(now.date_naive()))
+            .end();
+        let written = match builder.finish() {
+            Ok(batch) => self.sink.write(Table::DqIssues, batch).await.map(|_| ()),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = written {
+            tracing::error!(error = %e, feed = feed.name(), "Could not record a refused request.");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl IngestApi for HttpSource {
+    async fn ingest(&self, mut request: IngestRequest) -> Result<IngestReceipt, IngestRefusal> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let feed = Feed::from_name(&request.feed).ok_or_else(|| IngestRefusal::UnknownFeed {
+            feed: request.feed.clone(),
+            known: Feed::ALL.map(Feed::name).join(", "),
+        })?;
+        if self.sink.busy() {
+            self.stats.busy.fetch_add(1, Ordering::Relaxed);
+            return Err(IngestRefusal::Busy {
+                retry_after_secs: RETRY_AFTER_SECS,
+            });
+        }
+        let transform = Transform {
+            feed,
+            zone: self.zone,
+            key: self.key.clone(),
+            org_code: request.org_code.clone(),
+        };
+        let (format, body) = (request.format, std::mem::take(&mut request.body));
+        // Parsing a large body is CPU work: keep it off the threads that serve requests.
+        let parsed = tokio::task::spawn_blocking(move || parse_body(&transform, format, &body))
+            .await
+            .map_err(|e| IngestRefusal::Failed(Box::new(e)))?;
+        let (batch, received) = match parsed {
+            Ok(parsed) => parsed,
+            Err(refusal) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                self.record_refusal(feed, &request, &refusal).await;
+                return Err(refusal);
+            }
+        };
+        let written = if batch.num_rows() == 0 {
+            Default::default()
+        } else {
+            self.sink
+                .write(feed.table(), batch)
+                .await
+                .map_err(|e| IngestRefusal::Failed(Box::new(e)))?
+        };
+        self.stats
+            .stored
+            .fetch_add(written.stored as u64, Ordering::Relaxed);
+        self.stats
+            .duplicates
+            .fetch_add(written.duplicates as u64, Ordering::Relaxed);
+        Ok(IngestReceipt {
+            feed: feed.name().to_string(),
+            received,
+            stored: written.stored,
+            duplicates: written.duplicates,
+        })
+    }
+}

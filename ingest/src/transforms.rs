@@ -1,0 +1,700 @@
+//! Records of the non-HL7 feeds (ED attendances, theatre events and lists, rosters, the bed
+//! base, the ledger) to rows of their canonical tables.
+//!
+//! A record is a set of named text fields, whatever it arrived as (a JSON object, a CSV line,
+//! a cell of a file extract), so every source validates the same way. Field names are the
+//! table's column names; the names trusts' extracts use (`arrival` for `arrival_time`,
+//! `nhs_number` for the patient) are accepted too. Times are RFC 3339 with an offset, or the
+//! trust's wall clock as extracts write it (`dd/mm/yyyy HH:MM`, `yyyy-mm-dd HH:MM:SS`); dates
+//! are `dd/mm/yyyy` or `yyyy-mm-dd`. NHS numbers and local patient ids become a `patient_key`
+//! here and go no further.
+//!
+//! A record is checked whole before any of it is appended, so a bad record leaves the batch
+//! as it was, and its error names the field.
+
+use std::borrow::Cow;
+
+use bright_engine::batch::BatchBuilder;
+use bright_engine::pseudonym::{LOCAL_ID, NHS_NUMBER, PseudoKey};
+use bright_engine::schema::{Table, theatre_events};
+use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// A feed bright takes over HTTP and from extract files, each filling one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feed {
+    EdAttendances,
+    TheatreEvents,
+    TheatreSessions,
+    WorkforceShifts,
+    Beds,
+    FinanceLedger,
+}
+
+impl Feed {
+    pub const ALL: [Feed; 6] = [
+        Feed::EdAttendances,
+        Feed::TheatreEvents,
+        Feed::TheatreSessions,
+        Feed::WorkforceShifts,
+        Feed::Beds,
+        Feed::FinanceLedger,
+    ];
+
+    /// The table the feed's records become rows of.
+    pub fn table(self) -> Table {
+        match self {
+            Feed::EdAttendances => Table::EdAttendances,
+            Feed::TheatreEvents => Table::TheatreEvents,
+            Feed::TheatreSessions => Table::TheatreSessions,
+            Feed::WorkforceShifts => Table::WorkforceShifts,
+            Feed::Beds => Table::Beds,
+            Feed::FinanceLedger => Table::FinanceLedger,
+        }
+    }
+
+    /// The feed's name (its table's), as in `POST /api/ingest/{feed}`.
+    pub fn name(self) -> &'static str {
+        self.table().name()
+    }
+
+    pub fn from_name(name: &str) -> Option<Feed> {
+        Feed::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// The team told about the feed's rejected records (`dq_issues.owner`).
+    pub fn owner(self) -> &'static str {
+        match self {
+            Feed::EdAttendances => "ED systems team",
+            Feed::TheatreEvents | Feed::TheatreSessions => "Theatre systems team",
+            Feed::WorkforceShifts => "Rostering team",
+            Feed::Beds => "Bed management team",
+            Feed::FinanceLedger => "Finance systems team",
+        }
+    }
+}
+
+/// A field of a record that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field '{field}': {reason}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+/// A record's fields by name.
+pub trait Fields {
+    /// The field's text: `Ok(None)` when absent, null or blank; an error when it is not a
+    /// single value (a JSON object or array).
+    fn get(&self, name: &str) -> Result<Option<Cow<'_, str>>, String>;
+}
+
+impl Fields for serde_json::Map<String, serde_json::Value> {
+    fn get(&self, name: &str) -> Result<Option<Cow<'_, str>>, String> {
+        use serde_json::Value;
+        match self.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(Cow::Borrowed(s.trim()))),
+            Some(Value::Number(n)) => Ok(Some(Cow::Owned(n.to_string()))),
+            Some(Value::Bool(b)) => Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" }))),
+            Some(Value::Array(_)) => Err("expected a single value, got an array".into()),
+            Some(Value::Object(_)) => Err("expected a single value, got an object".into()),
+        }
+    }
+}
+
+/// A CSV line with its header's column positions.
+#[derive(Debug)]
+pub struct CsvRecord<'a> {
+    pub columns: &'a std::collections::HashMap<String, usize>,
+    pub record: &'a csv::StringRecord,
+}
+
+impl Fields for CsvRecord<'_> {
+    fn get(&self, name: &str) -> Result<Option<Cow<'_, str>>, String> {
+        Ok(self
+            .columns
+            .get(name)
+            .and_then(|&i| self.record.get(i))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Cow::Borrowed))
+    }
+}
+
+/// A local wall-clock time on the trust's clock as an instant. A time that occurs twice when
+/// the clocks go back is taken as the first; one in the hour the clocks skip is read with the
+/// offset before the change (01:30 on the spring morning is 02:30 BST), as people write it.
+pub fn on_trust_clock(naive: NaiveDateTime, zone: Tz) -> Option<DateTime<Utc>> {
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+        LocalResult::Ambiguous(first, _) => Some(first.with_timezone(&Utc)),
+        LocalResult::None => zone
+            .from_local_datetime(&(naive - chrono::Duration::hours(1)))
+            .earliest()
+            .map(|t| (t + chrono::Duration::hours(1)).with_timezone(&Utc)),
+    }
+}
+
+const NAIVE_TIMES: [&str; 6] = [
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M:%S%.f",
+];
+
+/// Microseconds since the epoch of a time as feeds write it (see the module's notes).
+pub fn parse_time(text: &str, zone: Tz) -> Result<i64, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp_micros());
+    }
+    let naive = NAIVE_TIMES
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .ok_or_else(|| {
+            format!("'{text}' is not a time (RFC 3339, or dd/mm/yyyy HH:MM on the trust's clock)")
+        })?;
+    on_trust_clock(naive, zone)
+        .map(|t| t.timestamp_micros())
+        .ok_or_else(|| format!("'{text}' does not exist on the trust's clock"))
+}
+
+/// A calendar date as feeds write it.
+pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    ["%d/%m/%Y", "%Y-%m-%d"]
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(text, f).ok())
+        .ok_or_else(|| format!("'{text}' is not a date (dd/mm/yyyy or yyyy-mm-dd)"))
+}
+
+fn date32(date: NaiveDate) -> i32 {
+    bright_engine::arrow::datatypes::Date32Type::from_naive_date(date)
+}
+
+/// The UTC day of an instant, as days since 1970-01-01.
+fn utc_day(micros: i64) -> i32 {
+    i32::try_from(micros.div_euclid(86_400_000_000)).unwrap_or(i32::MAX)
+}
+
+/// An amount of pounds (`1234.5`, `-12.34`, `£1,234.50`) in pence.
+fn parse_pounds(text: &str) -> Result<i128, String> {
+    let bad = || format!("'{text}' is not an amount of pounds");
+    let cleaned: String = text
+        .chars()
+        .filter(|c| !matches!(c, '£' | ',' | ' '))
+        .collect();
+    let (negative, digits) = match cleaned.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, cleaned.as_str()),
+    };
+    let (whole, pence) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && pence.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !pence.bytes().all(|b| b.is_ascii_digit())
+        || pence.len() > 2
+    {
+        return Err(bad());
+    }
+    let whole: i128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let pence: i128 = format!("{pence:0<2}").parse().map_err(|_| bad())?;
+    let value = whole
+        .checked_mul(100)
+        .and_then(|p| p.checked_add(pence))
+        .ok_or_else(bad)?;
+    Ok(if negative { -value } else { value })
+}
+
+/// Reads one record's fields, naming the field in every error.
+struct Reader<'a> {
+    fields: &'a dyn Fields,
+    zone: Tz,
+}
+
+type Checked<T> = Result<T, FieldError>;
+
+fn error(field: &'static str, reason: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl Reader<'_> {
+    /// The first of `names` present; errors name `names[0]`, the canonical column.
+    fn opt(&self, names: &[&'static str]) -> Checked<Option<Cow<'_, str>>> {
+        for name in names {
+            if let Some(value) = self.fields.get(name).map_err(|e| error(names[0], e))? {
+                return Ok(Some(value));
+            }
+        }
+        Ok(None)
+    }
+
+    fn req(&self, names: &[&'static str]) -> Checked<Cow<'_, str>> {
+        self.opt(names)?
+            .ok_or_else(|| error(names[0], "is required"))
+    }
+
+    fn parse<T>(
+        &self,
+        names: &[&'static str],
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Checked<Option<T>> {
+        self.opt(names)?
+            .map(|text| parse(&text).map_err(|e| error(names[0], e)))
+            .transpose()
+    }
+
+    fn opt_time(&self, names: &[&'static str]) -> Checked<Option<i64>> {
+        self.parse(names, |t| parse_time(t, self.zone))
+    }
+
+    fn time(&self, names: &[&'static str]) -> Checked<i64> {
+        self.opt_time(names)?
+            .ok_or_else(|| error(names[0], "is required"))
+    }
+
+    fn opt_date(&self, names: &[&'static str]) -> Checked<Option<NaiveDate>> {
+        self.parse(names, parse_date)
+    }
+
+    fn date(&self, names: &[&'static str]) -> Checked<NaiveDate> {
+        self.opt_date(names)?
+            .ok_or_else(|| error(names[0], "is required"))
+    }
+
+    fn opt_int(&self, names: &[&'static str], range: (i64, i64)) -> Checked<Option<i64>> {
+        self.parse(names, |t| {
+            // Spreadsheets write whole numbers as `3.0`.
+            let value = t
+                .parse::<i64>()
+                .ok()
+                .or_else(|| {
+                    t.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                        .map(|f| f as i64)
+                })
+                .ok_or_else(|| format!("'{t}' is not a whole number"))?;
+            if value < range.0 || value > range.1 {
+                return Err(format!("{value} is outside {}..={}", range.0, range.1));
+            }
+            Ok(value)
+        })
+    }
+
+    fn float(&self, names: &[&'static str], range: (f64, f64)) -> Checked<f64> {
+        self.parse(names, |t| {
+            let value: f64 = t.parse().map_err(|_| format!("'{t}' is not a number"))?;
+            if !(range.0..=range.1).contains(&value) {
+                return Err(format!("{value} is outside {}..={}", range.0, range.1));
+            }
+            Ok(value)
+        })?
+        .ok_or_else(|| error(names[0], "is required"))
+    }
+
+    fn flag(&self, names: &[&'static str]) -> Checked<bool> {
+        Ok(self
+            .parse(names, |t| match t.to_ascii_lowercase().as_str() {
+                "y" | "yes" | "true" | "1" => Ok(true),
+                "n" | "no" | "false" | "0" => Ok(false),
+                _ => Err(format!("'{t}' is not Y or N")),
+            })?
+            .unwrap_or(false))
+    }
+
+    fn opt_one_of(
+        &self,
+        names: &[&'static str],
+        allowed: &'static [&'static str],
+    ) -> Checked<Option<&'static str>> {
+        self.parse(names, |t| {
+            let lower = t.to_ascii_lowercase();
+            allowed
+                .iter()
+                .copied()
+                .find(|a| *a == lower)
+                .ok_or_else(|| format!("'{t}' is not one of {}", allowed.join(", ")))
+        })
+    }
+
+    fn one_of(
+        &self,
+        names: &[&'static str],
+        allowed: &'static [&'static str],
+    ) -> Checked<&'static str> {
+        self.opt_one_of(names, allowed)?
+            .ok_or_else(|| error(names[0], "is required"))
+    }
+}
+
+const ARRIVAL_MODES: &[&str] = &["ambulance", "walk_in", "other"];
+const DISPOSALS: &[&str] = &["admitted", "discharged", "transferred", "left", "died"];
+const STAFF_GROUPS: &[&str] = &["nursing", "hca", "medical", "ahp"];
+const CONTRACTS: &[&str] = &["substantive", "bank", "agency"];
+const CATEGORIES: &[&str] = &["pay", "non_pay", "income"];
+const MILESTONES: &[&str] = &[
+    "sent_for",
+    "in_anaesthetic_room",
+    "anaesthesia_start",
+    "knife_to_skin",
+    "surgery_end",
+    "anaesthesia_end",
+    "out_of_theatre",
+    "in_recovery",
+    "cleaning_start",
+    "cleaning_end",
+    theatre_events::CANCELLED,
+];
+
+/// Turns records of one feed into rows of its table.
+#[derive(Debug, Clone)]
+pub struct Transform {
+    pub feed: Feed,
+    /// The trust's clock, for times written without an offset.
+    pub zone: Tz,
+    pub key: PseudoKey,
+    /// The organisation of records without an `org_code` field.
+    pub org_code: Option<String>,
+}
+
+impl Transform {
+    /// Checks `record` and appends it to `builder` (of the feed's table); on an error nothing
+    /// is appended.
+    pub fn append(&self, record: &dyn Fields, builder: &mut BatchBuilder) -> Checked<()> {
+        let r = Reader {
+            fields: record,
+            zone: self.zone,
+        };
+        let org = match r.opt(&["org_code"])? {
+            Some(org) => org.into_owned(),
+            None => self.org_code.clone().ok_or_else(|| {
+                error(
+                    "org_code",
+                    "is required (a field, or ?org_code= on the request)",
+                )
+            })?,
+        };
+        let site = r.req(&["site"])?;
+        match self.feed {
+            Feed::EdAttendances => {
+                let id = r.req(&["attendance_id"])?;
+                let patient = match (r.opt(&["nhs_number"])?, r.opt(&["local_patient_id"])?) {
+                    (Some(nhs), _) => {
+                        let digits: String =
+                            nhs.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+                        if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                            return Err(error("nhs_number", "is not 10 digits"));
+                        }
+                        Some(self.key.patient_key(NHS_NUMBER, &digits))
+                    }
+                    (None, Some(local)) => {
+                        Some(self.key.patient_key(LOCAL_ID, &format!("{org}/{local}")))
+                    }
+                    // An unidentified patient (e.g. brought in unconscious) still attends.
+                    (None, None) => None,
+                };
+                let arrival = r.time(&["arrival_time", "arrival"])?;
+                let mode = r.one_of(&["arrival_mode"], ARRIVAL_MODES)?;
+                let ambulance = r.opt_time(&["ambulance_arrival_time", "ambulance_arrival"])?;
+                let handover = r.opt_time(&["handover_time", "handover"])?;
+                let acuity = r.opt_int(&["acuity"], (1, 5))?;
+                let assessed = r.opt_time(&["initial_assessment_time", "initial_assessment"])?;
+                let seen = r.opt_time(&["seen_time", "seen"])?;
+                let dta = r.opt_time(&["decision_to_admit_time", "decision_to_admit"])?;
+                let departure = r.opt_time(&["departure_time", "departure"])?;
+                if departure.is_some_and(|d| d < arrival) {
+                    return Err(error("departure_time", "is before the arrival"));
+                }
+                let disposal = r.opt_one_of(&["disposal"], DISPOSALS)?;
+                let age_band = r.opt(&["age_band"])?;
+                let complaint = r.opt(&["chief_complaint"])?;
+                builder
+                    .row()
+                    .text(&id)
+                    .text(&org)
+                    .text(&site)
+                    .opt_text(patient.as_deref())
+                    .timestamp(arrival)
+                    .text(mode)
+                    .opt_timestamp(ambulance)
+                    .opt_timestamp(handover)
+                    .opt_int8(acuity.map(|a| a as i8))
+                    .opt_timestamp(assessed)
+                    .opt_timestamp(seen)
+                    .opt_timestamp(dta)
+                    .opt_timestamp(departure)
+                    .opt_text(disposal)
+                    .opt_text(age_band.as_deref())
+                    .opt_text(complaint.as_deref())
+                    .date(utc_day(arrival))
+                    .end();
+            }
+            Feed::TheatreEvents => {
+                let id = r.req(&["event_id"])?;
+                let case = r.req(&["case_id"])?;
+                let session = r.opt(&["session_id"])?;
+                let theatre = r.req(&["theatre"])?;
+                let specialty = r.opt(&["specialty"])?;
+                let code = r.opt(&["procedure_code"])?;
+                let name = r.opt(&["procedure_name"])?;
+                let milestone = r.one_of(&["milestone"], MILESTONES)?;
+                let time = r.time(&["event_time"])?;
+                let order = r.opt_int(&["planned_order"], (1, 1000))?;
+                let minutes = r.opt_int(&["planned_duration_min"], (0, 24 * 60))?;
+                let reason = r.opt(&["cancel_reason"])?;
+                builder
+                    .row()
+                    .text(&id)
+                    .text(&case)
+                    .opt_text(session.as_deref())
+                    .text(&org)
+                    .text(&site)
+                    .text(&theatre)
+                    .opt_text(specialty.as_deref())
+                    .opt_text(code.as_deref())
+                    .opt_text(name.as_deref())
+                    .text(milestone)
+                    .timestamp(time)
+                    .opt_int32(order.map(|o| o as i32))
+                    .opt_int32(minutes.map(|m| m as i32))
+                    .opt_text(reason.as_deref())
+                    .date(utc_day(time))
+                    .end();
+            }
+            Feed::TheatreSessions => {
+                let id = r.req(&["session_id"])?;
+                let theatre = r.req(&["theatre"])?;
+                let day = r.date(&["session_date"])?;
+                // A list's times are often written as clock times on its day.
+                let at = |field: &'static str| -> Checked<i64> {
+                    let text = r.req(&[field])?;
+                    match NaiveTime::parse_from_str(&text, "%H:%M") {
+                        Ok(time) => on_trust_clock(day.and_time(time), self.zone)
+                            .map(|t| t.timestamp_micros())
+                            .ok_or_else(|| error(field, "does not exist on the trust's clock")),
+                        Err(_) => parse_time(&text, self.zone).map_err(|e| error(field, e)),
+                    }
+                };
+                let (start, end) = (at("planned_start")?, at("planned_end")?);
+                if end <= start {
+                    return Err(error("planned_end", "is not after the planned start"));
+                }
+                let specialty = r.opt(&["specialty"])?;
+                let cancelled = r.flag(&["cancelled"])?;
+                builder
+                    .row()
+                    .text(&id)
+                    .text(&org)
+                    .text(&site)
+                    .text(&theatre)
+                    .timestamp(start)
+                    .timestamp(end)
+                    .opt_text(specialty.as_deref())
+                    .boolean(cancelled)
+                    .date(date32(day))
+                    .end();
+            }
+            Feed::WorkforceShifts => {
+                let id = r.req(&["shift_id"])?;
+                let ward = r.opt(&["ward"])?;
+                let group = r.one_of(&["staff_group"], STAFF_GROUPS)?;
+                let planned = r.float(&["planned_hours"], (0.0, 24.0))?;
+                let worked = r.float(&["worked_hours"], (0.0, 24.0))?;
+                let contract = r.one_of(&["contract"], CONTRACTS)?;
+                let day = r.date(&["shift_date"])?;
+                builder
+                    .row()
+                    .text(&id)
+                    .text(&org)
+                    .text(&site)
+                    .opt_text(ward.as_deref())
+                    .text(group)
+                    .float64(planned)
+                    .float64(worked)
+                    .text(contract)
+                    .date(date32(day))
+                    .end();
+            }
+            Feed::Beds => {
+                let ward = r.req(&["ward"])?;
+                let ward_type = r.req(&["ward_type"])?.to_ascii_lowercase();
+                let beds = r
+                    .opt_int(&["beds"], (0, 10_000))?
+                    .ok_or_else(|| error("beds", "is required"))?;
+                let from = r.date(&["valid_from"])?;
+                let to = r.opt_date(&["valid_to"])?;
+                if to.is_some_and(|to| to < from) {
+                    return Err(error("valid_to", "is before valid_from"));
+                }
+                builder
+                    .row()
+                    .text(&org)
+                    .text(&site)
+                    .text(&ward)
+                    .text(&ward_type)
+                    .int32(beds as i32)
+                    .opt_date(to.map(date32))
+                    .date(date32(from))
+                    .end();
+            }
+            Feed::FinanceLedger => {
+                let centre = r.req(&["cost_centre"])?;
+                let specialty = r.opt(&["specialty"])?;
+                let category = r.one_of(&["category"], CATEGORIES)?;
+                let budget = r
+                    .parse(&["budget"], parse_pounds)?
+                    .ok_or_else(|| error("budget", "is required"))?;
+                let actual = r
+                    .parse(&["actual"], parse_pounds)?
+                    .ok_or_else(|| error("actual", "is required"))?;
+                let month = r
+                    .parse(&["month"], |t| {
+                        NaiveDate::parse_from_str(&format!("{t}-01"), "%Y-%m-%d")
+                            .or_else(|_| parse_date(t).map_err(|_| ()))
+                            .map_err(|()| format!("'{t}' is not a month (yyyy-mm)"))
+                    })?
+                    .ok_or_else(|| error("month", "is required"))?;
+                let first = month.with_day(1).unwrap_or(month);
+                builder
+                    .row()
+                    .text(&centre)
+                    .text(&org)
+                    .text(&site)
+                    .opt_text(specialty.as_deref())
+                    .text(category)
+                    .pence(budget)
+                    .pence(actual)
+                    .date(date32(first))
+                    .end();
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn transform(feed: Feed) -> Transform {
+        Transform {
+            feed,
+            zone: chrono_tz::Europe::London,
+            key: PseudoKey::new(*b"0123456789abcdef").unwrap(),
+            org_code: Some("RXX".into()),
+        }
+    }
+
+    fn json(text: &str) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn local_times_are_read_on_the_trusts_clock() {
+        let zone = chrono_tz::Europe::London;
+        // Summer: BST is UTC+1.
+        assert_eq!(
+            parse_time("01/07/2025 09:30", zone).unwrap(),
+            parse_time("2025-07-01T08:30:00Z", zone).unwrap()
+        );
+        // The repeated hour in autumn is its first occurrence (still BST).
+        assert_eq!(
+            parse_time("2025-10-26 01:30", zone).unwrap(),
+            parse_time("2025-10-26T00:30:00Z", zone).unwrap()
+        );
+        // The skipped hour in spring reads as the offset before: 01:30 GMT = 02:30 BST.
+        assert_eq!(
+            parse_time("30/03/2025 01:30", zone).unwrap(),
+            parse_time("2025-03-30T01:30:00Z", zone).unwrap()
+        );
+        assert!(parse_time("31/02/2025 10:00", zone).is_err());
+    }
+
+    #[test]
+    fn pounds_become_pence() {
+        assert_eq!(parse_pounds("1234.5"), Ok(123_450));
+        assert_eq!(parse_pounds("£1,234.56"), Ok(123_456));
+        assert_eq!(parse_pounds("-0.07"), Ok(-7));
+        assert_eq!(parse_pounds("12"), Ok(1_200));
+        assert!(parse_pounds("12.345").is_err());
+        assert!(parse_pounds("abc").is_err());
+        assert!(parse_pounds("-").is_err());
+    }
+
+    #[test]
+    fn an_ed_record_is_pseudonymised_and_its_errors_name_the_field() {
+        let t = transform(Feed::EdAttendances);
+        let mut builder = BatchBuilder::new(Table::EdAttendances);
+        let good = json(
+            r#"{"attendance_id":"A1","site":"S1","nhs_number":"943 476 5919",
+                "arrival":"01/07/2025 09:30","arrival_mode":"Ambulance","acuity":3}"#,
+        );
+        t.append(&good, &mut builder).unwrap();
+        let bad = json(
+            r#"{"attendance_id":"A2","site":"S1","arrival":"01/07/2025 09:30",
+                "arrival_mode":"walk_in","acuity":"high"}"#,
+        );
+        let e = t.append(&bad, &mut builder).unwrap_err();
+        assert_eq!(e.field, "acuity");
+        assert!(e.reason.contains("'high' is not a whole number"), "{e}");
+        let e = t
+            .append(&json(r#"{"attendance_id":"A3","site":"S1"}"#), &mut builder)
+            .unwrap_err();
+        assert_eq!(
+            (e.field, e.reason.as_str()),
+            ("arrival_time", "is required")
+        );
+        // Only the good record reached the batch, with its NHS number as a key.
+        let batch = builder.finish().unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        let keys = bright_engine::arrow::array::AsArray::as_string::<i32>(
+            batch.column_by_name("patient_key").unwrap(),
+        );
+        assert_eq!(
+            keys.value(0),
+            t.key.patient_key(NHS_NUMBER, "9434765919").as_str()
+        );
+        let modes = bright_engine::arrow::array::AsArray::as_string::<i32>(
+            batch.column_by_name("arrival_mode").unwrap(),
+        );
+        assert_eq!(modes.value(0), "ambulance");
+    }
+
+    #[test]
+    fn enumerations_and_nested_values_are_refused_by_name() {
+        let t = transform(Feed::WorkforceShifts);
+        let mut builder = BatchBuilder::new(Table::WorkforceShifts);
+        let e = t
+            .append(
+                &json(
+                    r#"{"shift_id":"1","site":"S","staff_group":"porter","planned_hours":7.5,
+                        "worked_hours":7.5,"contract":"bank","shift_date":"2025-07-01"}"#,
+                ),
+                &mut builder,
+            )
+            .unwrap_err();
+        assert_eq!(e.field, "staff_group");
+        assert!(e.reason.contains("nursing, hca, medical, ahp"), "{e}");
+        let e = t
+            .append(&json(r#"{"site":{"code":"S"}}"#), &mut builder)
+            .unwrap_err();
+        assert_eq!(e.field, "site");
+        let t = Transform {
+            org_code: None,
+            ..transform(Feed::Beds)
+        };
+        let e = t
+            .append(&json(r#"{"site":"S","ward":"W"}"#), &mut builder)
+            .unwrap_err();
+        assert_eq!(e.field, "org_code");
+    }
+}

@@ -1,0 +1,131 @@
+//! `bright.toml`, and the commands that help write it (`bright config check`, `bright token
+//! new`).
+//!
+//! The embedded default needs no file: without one, `bright serve` runs with no API clients,
+//! so every endpoint but `/health` answers 401 until a client is added.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use bright_dashboards::DashboardsConfig;
+use bright_dashboards::auth::{Clients, token_sha256};
+use clap::{Args, Subcommand};
+use serde::Deserialize;
+
+/// The whole configuration file: a section per part of bright.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub dashboards: DashboardsConfig,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// Configuration file (API clients, limits); none means no API clients.
+    #[arg(long, env = "BRIGHT_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    pub fn load(&self) -> Result<Config> {
+        self.config.as_deref().map_or(Ok(Config::default()), load)
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config: Config =
+        toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+    Clients::new(&config.dashboards.clients)
+        .with_context(|| format!("{}: [[dashboards.clients]]", path.display()))?;
+    Ok(config)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check a configuration file and say what it sets.
+    Check { file: PathBuf },
+}
+
+pub fn config_command(command: ConfigCommand) -> Result<()> {
+    match command {
+        ConfigCommand::Check { file } => {
+            let config = load(&file)?;
+            println!(
+                "{}: valid; {} API clients, request bodies up to {} bytes.",
+                file.display(),
+                config.dashboards.clients.len(),
+                config.dashboards.max_body_bytes
+            );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for an API client and print it with the entry for bright.toml.
+    New {
+        /// The client's name, as the audit log will show it.
+        #[arg(long)]
+        name: String,
+        /// What it may do: read, ingest:<feed> or ingest:* (repeat for several).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+}
+
+pub fn token_command(command: TokenCommand) -> Result<()> {
+    match command {
+        TokenCommand::New { name, scopes } => {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret)
+                .map_err(|e| anyhow::anyhow!("no randomness from the system: {e}"))?;
+            let token: String = std::iter::once("brt_".to_string())
+                .chain(secret.iter().map(|b| format!("{b:02x}")))
+                .collect();
+            let entry = bright_dashboards::auth::ClientConfig {
+                name,
+                token_sha256: token_sha256(&token),
+                scopes,
+            };
+            // Refuse a scope the server would refuse at start-up.
+            Clients::new(std::slice::from_ref(&entry))?;
+            println!("Token (give it to the client; bright keeps only its hash):");
+            println!("  {token}");
+            println!();
+            println!("Add to bright.toml:");
+            println!("[[dashboards.clients]]");
+            println!("name = {:?}", entry.name);
+            println!("token_sha256 = {:?}", entry.token_sha256);
+            println!("scopes = {:?}", entry.scopes);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bright.example.toml");
+        let config = load(&path).unwrap();
+        assert!(!config.dashboards.clients.is_empty());
+        let clients = Clients::new(&config.dashboards.clients).unwrap();
+        assert!(!clients.is_empty());
+    }
+
+    #[test]
+    fn unknown_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bright.toml");
+        std::fs::write(&path, "[dashboards]\nmax_body_byte = 10\n").unwrap();
+        let e = format!("{:#}", load(&path).unwrap_err());
+        assert!(e.contains("max_body_byte"), "{e}");
+    }
+}
