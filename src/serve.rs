@@ -15,7 +15,9 @@ use bright_dashboards::auth::Clients;
 use bright_engine::pseudonym::PseudoKey;
 use bright_engine::query::{QueryConfig, QueryEngine};
 use bright_ingest::hl7::{AckCode, AdtConfig};
+use bright_engine::ingest_api::{BodyFormat, IngestApi, IngestRefusal, IngestRequest};
 use bright_ingest::http::HttpSource;
+use bright_ingest::transforms::Feed;
 use bright_ingest::mllp::{Listener, MllpConfig};
 use bright_ingest::sink::Sink;
 use clap::Args;
@@ -158,12 +160,18 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Files, or folders whose `*.hl7` files (recursively) are loaded.
+    /// Files, or folders whose files of the feed (recursively) are loaded: `*.hl7` for
+    /// `hl7_adt`; for the other feeds, `.csv`, `.ndjson`, `.jsonl` or `.json` files whose
+    /// names start with the feed's name.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// The feed the files belong to (for now `hl7_adt`: HL7 v2 ADT messages).
+    /// The feed: hl7_adt (HL7 v2 ADT), ed_attendances, theatre_events, theatre_sessions,
+    /// workforce_shifts, beds or finance_ledger.
     #[arg(long)]
     feed: String,
+    /// The trust (ODS code) of records that do not name one.
+    #[arg(long)]
+    org: Option<String>,
     #[command(flatten)]
     lake: LakeArg,
     #[command(flatten)]
@@ -176,9 +184,23 @@ pub struct IngestArgs {
     pseudo_key: String,
 }
 
-/// `path` itself when it is a file (whatever its name); in a folder, its `*.hl7` files, so a
-/// folder of mixed feed files loads only the ADT.
-fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// The format of a feed file, from its extension.
+fn file_format(path: &std::path::Path) -> Option<BodyFormat> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "csv" => Some(BodyFormat::Csv),
+        "ndjson" | "jsonl" => Some(BodyFormat::Ndjson),
+        "json" => Some(BodyFormat::Json),
+        _ => None,
+    }
+}
+
+/// `path` itself when it is a file (whatever its name); in a folder, the files `wanted`
+/// accepts, so a folder of mixed feed files loads only the one feed.
+fn files_under(
+    path: &std::path::Path,
+    wanted: &dyn Fn(&std::path::Path) -> bool,
+    out: &mut Vec<PathBuf>,
+) -> Result<()> {
     if path.is_dir() {
         let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("cannot read {}", path.display()))?
@@ -188,8 +210,8 @@ fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<()> {
         entries.sort();
         for entry in entries {
             if entry.is_dir() {
-                files_under(&entry, out)?;
-            } else if entry.extension().is_some_and(|e| e == "hl7") {
+                files_under(&entry, wanted, out)?;
+            } else if wanted(&entry) {
                 out.push(entry);
             }
         }
@@ -199,22 +221,93 @@ fn files_under(path: &std::path::Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// `bright ingest`: files through the same pipeline as live messages (parse, validate,
-/// pseudonymise, deduplicate, log, buffer), then one flush to the lake.
+/// `bright ingest`: files through the same pipeline as live messages and posts (parse,
+/// validate, pseudonymise, deduplicate, log, buffer), then one flush to the lake.
 pub async fn ingest(args: IngestArgs) -> Result<()> {
-    if args.feed != MllpConfig::default().feed {
-        anyhow::bail!(
-            "feed '{}': only HL7 v2 ADT files (--feed {}) can be loaded so far",
-            args.feed,
-            MllpConfig::default().feed
-        );
-    }
     let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
+    let hl7 = args.feed == MllpConfig::default().feed;
+    let feed = match Feed::from_name(&args.feed) {
+        Some(feed) => Some(feed),
+        None if hl7 => None,
+        None => anyhow::bail!(
+            "unknown feed '{}'; feeds: {}, {}",
+            args.feed,
+            MllpConfig::default().feed,
+            Feed::ALL.map(Feed::name).join(", ")
+        ),
+    };
+    let wanted = |path: &std::path::Path| match feed {
+        None => path.extension().is_some_and(|e| e == "hl7"),
+        Some(feed) => {
+            file_format(path).is_some()
+                && path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(feed.name()))
+        }
+    };
     let mut files = Vec::new();
     for path in &args.paths {
-        files_under(path, &mut files)?;
+        files_under(path, &wanted, &mut files)?;
     }
     let (_, sink, config) = pipeline(&args.lake, &args.catalogue, &args.wal).await?;
+    let refused = match feed {
+        None => ingest_hl7(&files, &sink, &config, key).await?,
+        Some(_) => {
+            let source = HttpSource::new(sink.clone(), config.time_zone, key);
+            let mut refused = 0;
+            for file in &files {
+                let format = file_format(file).with_context(|| {
+                    format!("{}: not .csv, .ndjson, .jsonl or .json", file.display())
+                })?;
+                let body = std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let answer = source
+                    .ingest(IngestRequest {
+                        feed: args.feed.clone(),
+                        format,
+                        body,
+                        org_code: args.org.clone(),
+                        client: "bright ingest".into(),
+                    })
+                    .await;
+                match answer {
+                    Ok(receipt) => println!(
+                        "{}: {} records, {} stored, {} already held",
+                        file.display(),
+                        receipt.received,
+                        receipt.stored,
+                        receipt.duplicates
+                    ),
+                    Err(refusal @ IngestRefusal::BadRecord { .. }) => {
+                        refused += 1;
+                        println!("{}: refused, nothing stored: {refusal}", file.display());
+                    }
+                    Err(e) => {
+                        return Err(anyhow::Error::new(e))
+                            .with_context(|| format!("{}", file.display()));
+                    }
+                }
+            }
+            refused
+        }
+    };
+    let flushed = sink.flush().await.context("flush to the lake")?;
+    println!("Flushed {flushed} rows to the lake.");
+    if refused > 0 {
+        let what = if hl7 { "messages" } else { "files" };
+        anyhow::bail!("{refused} {what} were refused; their reasons are in dq_issues");
+    }
+    Ok(())
+}
+
+/// HL7 files, message by message through the MLLP listener's handler; returns how many
+/// messages were refused.
+async fn ingest_hl7(
+    files: &[PathBuf],
+    sink: &Arc<Sink>,
+    config: &QueryConfig,
+    key: PseudoKey,
+) -> Result<usize> {
     let adt = AdtConfig {
         time_zone: config.time_zone,
         key,
@@ -224,7 +317,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         .await?;
     let stats = listener.stats();
     let mut refused = 0;
-    for file in &files {
+    for file in files {
         let bytes =
             std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         let messages = bright_ingest::hl7::split_messages(&bright_ingest::mllp::decode(bytes));
@@ -243,14 +336,10 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
             messages.len()
         );
     }
-    let flushed = sink.flush().await.context("flush to the lake")?;
     println!(
-        "Stored {} new rows ({} already held); flushed {flushed} rows to the lake.",
+        "Stored {} new rows ({} already held).",
         stats.accepted.load(std::sync::atomic::Ordering::Relaxed),
         stats.duplicates.load(std::sync::atomic::Ordering::Relaxed),
     );
-    if refused > 0 {
-        anyhow::bail!("{refused} messages were refused; their reasons are in dq_issues");
-    }
-    Ok(())
+    Ok(refused)
 }

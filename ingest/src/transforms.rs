@@ -379,7 +379,7 @@ impl Transform {
             None => self.org_code.clone().ok_or_else(|| {
                 error(
                     "org_code",
-                    "is required (a field, or ?org_code= on the request)",
+                    "is required (a field, or ?org_code= on the request, --org for files)",
                 )
             })?,
         };

@@ -447,3 +447,103 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
         ["X01-ED1", "X01-ED2", "X01-ED3"]
     );
 }
+
+/// `bright ingest --feed NAME` loads extract files through the same checks as posts: a feed
+/// folder contributes only that feed's files, a second load stores nothing new, and a file
+/// with a bad record is refused whole, failing the command.
+#[test]
+fn ingest_loads_extract_files_once_and_refuses_a_bad_file_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let feeds = dir.path().join("feeds");
+    ok(&[
+        "generate",
+        "--days",
+        "2",
+        "--seed",
+        "5",
+        "--end",
+        "2025-06-03",
+        "--out",
+        feeds.to_str().expect("utf-8"),
+    ]);
+    let org_dir = std::fs::read_dir(&feeds)
+        .expect("feeds")
+        .flatten()
+        .next()
+        .expect("a trust")
+        .path();
+    let org = org_dir
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    // Data lines of the trust's ED extracts (each file has a header).
+    let attendances: usize = std::fs::read_dir(org_dir.join("ed"))
+        .expect("ed")
+        .flatten()
+        .map(|f| {
+            std::fs::read_to_string(f.path())
+                .expect("reads")
+                .lines()
+                .skip(1)
+                .filter(|l| !l.trim().is_empty())
+                .count()
+        })
+        .sum();
+    assert!(attendances > 50, "{attendances}");
+    let lake = dir.path().join("lake");
+    let ingest = |feed: &str, path: &Path| {
+        bright()
+            .args(["ingest", "--feed", feed, "--org", &org, "--lake"])
+            .arg(&lake)
+            .arg("--wal")
+            .arg(dir.path().join("wal"))
+            .arg(path)
+            .env("BRIGHT_PSEUDO_KEY", "an ingest files test key")
+            .output()
+            .expect("runs")
+    };
+    let count = |table: &str| -> usize {
+        let out = ok(&[
+            "sql",
+            "--lake",
+            lake.to_str().expect("utf-8"),
+            "--format",
+            "csv",
+            &format!("SELECT count(*) AS n FROM {table}"),
+        ]);
+        out.lines().nth(1).and_then(|l| l.parse().ok()).expect("a count")
+    };
+    // The whole trust folder: only the ED extracts are read.
+    for round in 0..2 {
+        let out = ingest("ed_attendances", &org_dir);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!stdout.contains("beds.csv"), "{stdout}");
+        if round == 1 {
+            assert!(stdout.contains(" 0 stored"), "{stdout}");
+        }
+        assert_eq!(count("ed_attendances"), attendances);
+    }
+    assert_eq!(count("beds"), 0);
+
+    let bad = dir.path().join("beds_bad.csv");
+    std::fs::write(
+        &bad,
+        "site,ward,ward_type,beds,valid_from\nS1,W1,general_acute,20,01/06/2025\nS1,W2,general_acute,twenty,01/06/2025\n",
+    )
+    .expect("writes");
+    let out = ingest("beds", &bad);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("line 3, field 'beds': 'twenty' is not a whole number"),
+        "{stdout}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 files were refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(count("beds"), 0, "the good line of a refused file was kept");
+}
