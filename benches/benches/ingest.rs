@@ -1,5 +1,7 @@
 //! HL7 ADT over MLLP with durable acknowledgements: messages per second over 1, 8 and 32
-//! connections, acknowledgement-to-visible latency, and peak memory.
+//! connections, acknowledgement-to-visible latency, and peak memory; then theatre events
+//! posted as NDJSON to `POST /api/ingest/theatre_events`: events per second over 1 and 4
+//! connections, beside DuckDB loading the same NDJSON into Parquet.
 //!
 //! `cargo bench --workspace --bench ingest [-- MESSAGES]` (default 20,000 messages from the
 //! simulated PAS). The listener, sink and write-ahead log run in this process over a
@@ -7,14 +9,23 @@
 //! message and waiting for its ACK before the next, as MLLP senders do. The peer measured
 //! side by side is the disk itself: single 300-byte `write` + `fdatasync` pairs per second in
 //! the same folder. Messages per second above that rate are what group commit buys.
+//!
+//! The HTTP run posts 1,000 events per request over keep-alive connections, each answered
+//! once its events are durable and queryable. Its peer is DuckDB (`$BRIGHT_TEST_PYTHON` with
+//! the duckdb package, as `scripts/test` installs) reading the same events from one NDJSON
+//! file into a Parquet file: parse, convert and store, without the log, the checks or the
+//! pseudonymisation.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bright_dashboards::AppState;
+use bright_dashboards::auth::{ClientConfig, Clients, token_sha256};
 use bright_engine::lake::Lake;
 use bright_engine::query::{QueryConfig, QueryEngine};
 use bright_ingest::hl7::AdtConfig;
+use bright_ingest::http::HttpSource;
 use bright_ingest::mllp::{Listener, MllpConfig, frame};
 use bright_ingest::sink::Sink;
 use bright_sim::feeds::FileSink;
@@ -120,6 +131,120 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+
+/// Theatre events as NDJSON lines: the simulated days' events, repeated under new ids until
+/// there are `wanted`.
+fn theatre_events(dir: &std::path::Path, wanted: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    for org in std::fs::read_dir(dir.join("feeds"))
+        .expect("feeds")
+        .flatten()
+    {
+        let mut files: Vec<_> = std::fs::read_dir(org.path().join("theatres"))
+            .expect("theatres")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(file).expect("reads");
+            lines.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+        }
+    }
+    assert!(!lines.is_empty(), "no theatre events");
+    let base = lines.len();
+    let mut round = 1;
+    while lines.len() < wanted {
+        for i in 0..base {
+            let mut event: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&lines[i]).expect("an object");
+            let id = event["event_id"].as_str().expect("an id").to_string();
+            event.insert("event_id".into(), format!("{id}-r{round}").into());
+            lines.push(serde_json::Value::Object(event).to_string());
+            if lines.len() == wanted {
+                break;
+            }
+        }
+        round += 1;
+    }
+    lines.truncate(wanted);
+    lines
+}
+
+/// Posts each body on one keep-alive connection, waiting for each answer (HTTP/1.1 by hand:
+/// the bench needs no more than Content-Length framing).
+async fn poster(port: u16, token: String, bodies: Vec<String>) -> usize {
+    let mut socket = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let mut stored = 0;
+    let mut buf = vec![0u8; 8192];
+    for body in bodies {
+        let request = format!(
+            "POST /api/ingest/theatre_events HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(request.as_bytes()).await.expect("sends");
+        let mut answer = Vec::new();
+        let (head, length) = loop {
+            let n = socket.read(&mut buf).await.expect("reads");
+            assert!(n > 0, "connection closed");
+            answer.extend_from_slice(&buf[..n]);
+            if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&answer[..end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().ok())?
+                    })
+                    .expect("a content length");
+                answer.drain(..end + 4);
+                break (head, length);
+            }
+        };
+        while answer.len() < length {
+            let n = socket.read(&mut buf).await.expect("reads");
+            assert!(n > 0, "connection closed");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{}", String::from_utf8_lossy(&answer));
+        let receipt: serde_json::Value = serde_json::from_slice(&answer).expect("JSON");
+        stored += receipt["stored"].as_u64().expect("a count") as usize;
+    }
+    stored
+}
+
+/// Seconds DuckDB takes to load `ndjson` into a Parquet file, if python with duckdb is here.
+fn duckdb_load_seconds(ndjson: &std::path::Path) -> Option<f64> {
+    let python = std::env::var("BRIGHT_TEST_PYTHON").ok()?;
+    let script = r#"
+import sys, time, duckdb
+src, dst = sys.argv[1], sys.argv[2]
+con = duckdb.connect()
+best = None
+for _ in range(3):
+    t = time.perf_counter()
+    con.execute(f"COPY (SELECT * FROM read_ndjson_auto('{src}')) TO '{dst}' (FORMAT parquet)")
+    s = time.perf_counter() - t
+    best = s if best is None else min(best, s)
+print(best)
+"#;
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(ndjson)
+        .arg(ndjson.with_extension("parquet"))
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("duckdb peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
 fn main() {
     let wanted: usize = std::env::args()
         .skip(1)
@@ -219,5 +344,53 @@ fn main() {
             percentile(&latencies, 0.99)
         );
         println!("{{\"bench\":\"memory\",\"peak_rss_mb\":{:.0}}}", peak_rss_mb());
+        sink.flush().await.expect("flushes");
+
+        // Theatre events over HTTP: as many events per run as MLLP messages, times ten.
+        let per_run = wanted * 10;
+        let events = theatre_events(dir.path(), per_run * 2);
+        let token = "brt_bench";
+        let clients = Clients::new(&[ClientConfig {
+            name: "bench".into(),
+            token_sha256: token_sha256(token),
+            scopes: vec!["ingest:theatre_events".into()],
+        }])
+        .expect("clients");
+        let source = HttpSource::new(sink.clone(), chrono_tz::Europe::London, simulation_key(5));
+        let state = AppState::new("bench", clients, 16 << 20, Some(Arc::new(source)));
+        let web = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let http_port = web.local_addr().expect("addr").port();
+        tokio::spawn(bright_dashboards::serve(web, state, std::future::pending()));
+        let mut runs = events.chunks(per_run);
+        for connections in [1usize, 4] {
+            let run = runs.next().expect("events for this run");
+            let bodies: Vec<String> = run.chunks(1_000).map(|c| c.join("\n")).collect();
+            let per = bodies.len().div_ceil(connections);
+            let started = Instant::now();
+            let posters: Vec<_> = bodies
+                .chunks(per)
+                .map(|part| tokio::spawn(poster(http_port, token.to_string(), part.to_vec())))
+                .collect();
+            let mut stored = 0;
+            for p in posters {
+                stored += p.await.expect("poster");
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            assert_eq!(stored, run.len(), "every event stored once");
+            let ndjson = dir.path().join(format!("events-{connections}.ndjson"));
+            std::fs::write(&ndjson, run.join("\n")).expect("writes");
+            let peer = duckdb_load_seconds(&ndjson);
+            let rate = run.len() as f64 / seconds;
+            println!(
+                "{{\"bench\":\"http_ndjson\",\"connections\":{connections},\"events\":{},\"seconds\":{seconds:.2},\"events_per_s\":{rate:.0},\"duckdb_load_events_per_s\":{},\"vs_duckdb\":{}}}",
+                run.len(),
+                peer.map_or("null".into(), |p| format!("{:.0}", run.len() as f64 / p)),
+                peer.map_or("null".into(), |p| format!("{:.2}", rate * p / run.len() as f64)),
+            );
+            sink.flush().await.expect("flushes");
+        }
+        println!("{{\"bench\":\"memory_after_http\",\"peak_rss_mb\":{:.0}}}", peak_rss_mb());
     });
 }
