@@ -14,12 +14,12 @@ use anyhow::{Context, Result};
 use bright_dashboards::auth::Clients;
 use bright_engine::pseudonym::PseudoKey;
 use bright_engine::query::{QueryConfig, QueryEngine};
+use bright_ingest::file_drop::{FileDrop, FileFormat, FileLoader};
 use bright_ingest::hl7::{AckCode, AdtConfig};
-use bright_engine::ingest_api::{BodyFormat, IngestApi, IngestRefusal, IngestRequest};
 use bright_ingest::http::HttpSource;
-use bright_ingest::transforms::Feed;
 use bright_ingest::mllp::{Listener, MllpConfig};
 use bright_ingest::sink::Sink;
+use bright_ingest::transforms::Feed;
 use clap::Args;
 
 use crate::{LakeArg, kpi, open_lake, stop_signal};
@@ -52,6 +52,16 @@ pub struct ServeArgs {
     /// reading) until a flush drains them: the bound on memory when the lake is slow.
     #[arg(long, default_value_t = 1_000_000)]
     max_buffered_rows: usize,
+    /// Landing folder: extract files left in `<landing>/<feed>/` are loaded, then moved to
+    /// `processed/` or `rejected/` (with a `.reason.txt`) beside them.
+    #[arg(long, env = "BRIGHT_LANDING", default_value = "./landing")]
+    landing: PathBuf,
+    /// Milliseconds between scans of the landing folders.
+    #[arg(long, default_value_t = 2_000)]
+    landing_poll_ms: u64,
+    /// The trust (ODS code) of dropped records that do not name one.
+    #[arg(long)]
+    org: Option<String>,
     #[command(flatten)]
     config: crate::config::ConfigArg,
 }
@@ -135,6 +145,25 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         })
     };
 
+    let loader = FileLoader::new(
+        sink.clone(),
+        config.time_zone,
+        key.clone(),
+        args.org.clone(),
+    );
+    let landing = FileDrop::new(
+        args.landing.clone(),
+        loader,
+        Duration::from_millis(args.landing_poll_ms.max(10)),
+    )
+    .with_context(|| {
+        format!(
+            "cannot create the landing folders in {}",
+            args.landing.display()
+        )
+    })?;
+    println!("Landing: watching {}/<feed>/", args.landing.display());
+    let landing_task = tokio::spawn(landing.run(stopped.clone()));
     let http_source = HttpSource::new(sink.clone(), config.time_zone, key);
     let state = bright_dashboards::AppState::new(
         lake.root().as_str(),
@@ -151,6 +180,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     println!("Stopping: no new connections; flushing to the lake.");
     let _ = stop.send(true);
     let _ = mllp_task.await;
+    let _ = landing_task.await;
     let _ = flusher.await;
     let rows = sink.flush().await.context("final flush to the lake")?;
     let _ = web.await;
@@ -161,8 +191,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 #[derive(Debug, Args)]
 pub struct IngestArgs {
     /// Files, or folders whose files of the feed (recursively) are loaded: `*.hl7` for
-    /// `hl7_adt`; for the other feeds, `.csv`, `.ndjson`, `.jsonl` or `.json` files whose
-    /// names start with the feed's name.
+    /// `hl7_adt`; for the other feeds, `.csv`, `.ndjson`, `.jsonl`, `.json` or `.parquet`
+    /// files whose names start with the feed's name.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// The feed: hl7_adt (HL7 v2 ADT), ed_attendances, theatre_events, theatre_sessions,
@@ -182,16 +212,6 @@ pub struct IngestArgs {
     /// Pseudonymisation key (16+ bytes).
     #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
     pseudo_key: String,
-}
-
-/// The format of a feed file, from its extension.
-fn file_format(path: &std::path::Path) -> Option<BodyFormat> {
-    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-        "csv" => Some(BodyFormat::Csv),
-        "ndjson" | "jsonl" => Some(BodyFormat::Ndjson),
-        "json" => Some(BodyFormat::Json),
-        _ => None,
-    }
 }
 
 /// `path` itself when it is a file (whatever its name); in a folder, the files `wanted`
@@ -239,7 +259,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     let wanted = |path: &std::path::Path| match feed {
         None => path.extension().is_some_and(|e| e == "hl7"),
         Some(feed) => {
-            file_format(path).is_some()
+            FileFormat::of(path).is_some()
                 && path
                     .file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with(feed.name()))
@@ -252,35 +272,21 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     let (_, sink, config) = pipeline(&args.lake, &args.catalogue, &args.wal).await?;
     let refused = match feed {
         None => ingest_hl7(&files, &sink, &config, key).await?,
-        Some(_) => {
-            let source = HttpSource::new(sink.clone(), config.time_zone, key);
+        Some(feed) => {
+            let loader = FileLoader::new(sink.clone(), config.time_zone, key, args.org.clone());
             let mut refused = 0;
             for file in &files {
-                let format = file_format(file).with_context(|| {
-                    format!("{}: not .csv, .ndjson, .jsonl or .json", file.display())
-                })?;
-                let body = std::fs::read(file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
-                let answer = source
-                    .ingest(IngestRequest {
-                        feed: args.feed.clone(),
-                        format,
-                        body,
-                        org_code: args.org.clone(),
-                        client: "bright ingest".into(),
-                    })
-                    .await;
-                match answer {
-                    Ok(receipt) => println!(
+                match loader.load(feed, file).await {
+                    Ok(loaded) => println!(
                         "{}: {} records, {} stored, {} already held",
                         file.display(),
-                        receipt.received,
-                        receipt.stored,
-                        receipt.duplicates
+                        loaded.records,
+                        loaded.stored,
+                        loaded.duplicates
                     ),
-                    Err(refusal @ IngestRefusal::BadRecord { .. }) => {
+                    Err(e) if e.is_the_files() => {
                         refused += 1;
-                        println!("{}: refused, nothing stored: {refusal}", file.display());
+                        println!("{}: refused, nothing stored: {e}", file.display());
                     }
                     Err(e) => {
                         return Err(anyhow::Error::new(e))

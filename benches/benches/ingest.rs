@@ -131,7 +131,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-
 /// Theatre events as NDJSON lines: the simulated days' events, repeated under new ids until
 /// there are `wanted`.
 fn theatre_events(dir: &std::path::Path, wanted: usize) -> Vec<String> {
@@ -210,7 +209,11 @@ async fn poster(port: u16, token: String, bodies: Vec<String>) -> usize {
             assert!(n > 0, "connection closed");
             answer.extend_from_slice(&buf[..n]);
         }
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{}", String::from_utf8_lossy(&answer));
+        assert!(
+            head.starts_with("HTTP/1.1 200"),
+            "{head}\n{}",
+            String::from_utf8_lossy(&answer)
+        );
         let receipt: serde_json::Value = serde_json::from_slice(&answer).expect("JSON");
         stored += receipt["stored"].as_u64().expect("a count") as usize;
     }
@@ -239,7 +242,10 @@ print(best)
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!("duckdb peer failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "duckdb peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return None;
     }
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()

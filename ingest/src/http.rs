@@ -6,7 +6,6 @@
 //! write-ahead log record, so a crash never keeps half a request. A request retried after a
 //! lost answer is recognised row by row (see [`crate::sink`]) and not stored twice.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,7 +20,7 @@ use chrono::Utc;
 use chrono_tz::Tz;
 
 use crate::sink::Sink;
-use crate::transforms::{CsvRecord, Feed, FieldError, Fields, Transform};
+use crate::transforms::{CsvRecord, Feed, FieldError, Fields, Transform, csv_columns};
 
 /// Counters of the HTTP source, over all feeds.
 #[derive(Debug, Default)]
@@ -57,6 +56,45 @@ fn bad(position: Position, field: Option<&str>, reason: impl Into<String>) -> In
 
 fn bad_field(position: Position, e: FieldError) -> IngestRefusal {
     bad(position, Some(e.field), e.reason)
+}
+
+/// Passes each CSV record of `input` to `add` with its line. Extracts come with BOMs, quoted
+/// fields, padding and blank lines: the reader skips blank lines, and the header and fields
+/// are trimmed.
+pub fn read_csv(
+    input: impl std::io::Read,
+    add: &mut dyn FnMut(Position, &dyn Fields) -> Result<(), IngestRefusal>,
+) -> Result<(), IngestRefusal> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+    let header = reader
+        .byte_headers()
+        .map_err(|e| bad(Position::Line(1), None, format!("no CSV header ({e})")))?;
+    let columns = csv_columns(header);
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let line = usize::try_from(reader.position().line()).unwrap_or(0);
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {
+                let line = record
+                    .position()
+                    .map_or(line, |p| usize::try_from(p.line()).unwrap_or(line));
+                add(
+                    Position::Line(line),
+                    &CsvRecord {
+                        columns: &columns,
+                        record: &record,
+                    },
+                )?;
+            }
+            Err(e) => {
+                let line = e
+                    .position()
+                    .map_or(line, |p| usize::try_from(p.line()).unwrap_or(line));
+                return Err(bad(Position::Line(line), None, format!("bad CSV ({e})")));
+            }
+        }
+    }
 }
 
 /// Checks every record of `body` and returns them as one batch of the feed's table, with the
@@ -115,42 +153,7 @@ pub fn parse_body(
             }
         }
         BodyFormat::Csv => {
-            // Extracts come with BOMs, quoted fields, padding and blank lines; the csv reader
-            // strips the BOM and skips blank lines, and we trim each field.
-            let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(body);
-            let header = reader
-                .headers()
-                .map_err(|e| bad(Position::Line(1), None, format!("no CSV header ({e})")))?;
-            let columns: HashMap<String, usize> = header
-                .iter()
-                .enumerate()
-                .map(|(i, name)| (name.trim().to_ascii_lowercase(), i))
-                .collect();
-            let mut record = csv::StringRecord::new();
-            loop {
-                let line = reader.position().line() as usize;
-                match reader.read_record(&mut record) {
-                    Ok(false) => break,
-                    Ok(true) => {
-                        let line = record
-                            .position()
-                            .map_or(line, |p| usize::try_from(p.line()).unwrap_or(line));
-                        add(
-                            Position::Line(line),
-                            &CsvRecord {
-                                columns: &columns,
-                                record: &record,
-                            },
-                        )?;
-                    }
-                    Err(e) => {
-                        let line = e
-                            .position()
-                            .map_or(line, |p| usize::try_from(p.line()).unwrap_or(line));
-                        return Err(bad(Position::Line(line), None, format!("bad CSV ({e})")));
-                    }
-                }
-            }
+            read_csv(body, &mut add)?;
         }
     }
     let batch = builder

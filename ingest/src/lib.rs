@@ -9,8 +9,10 @@
 //! [`wal`], the write-ahead log acknowledged rows are durable in; [`sink`], deduplication,
 //! the log, the query layer's buffer and flushes to the lake; [`mllp`], the ADT listener;
 //! [`transforms`], records of the other feeds to rows; [`http`], request bodies of those feeds
-//! (served by the web service through `bright_engine::ingest_api`).
+//! (served by the web service through `bright_engine::ingest_api`); [`file_drop`], extract
+//! files left in landing folders.
 
+pub mod file_drop;
 pub mod hl7;
 pub mod http;
 pub mod mllp;

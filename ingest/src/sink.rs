@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use bright_engine::arrow::array::{Array, AsArray, BooleanArray};
+use bright_engine::arrow::array::{AsArray, BooleanArray};
 use bright_engine::arrow::compute::{cast, filter_record_batch};
 use bright_engine::arrow::datatypes::DataType;
 use bright_engine::arrow::record_batch::RecordBatch;
@@ -73,7 +73,7 @@ pub struct Sink {
     gate: tokio::sync::RwLock<()>,
     /// One flush at a time.
     flushing: tokio::sync::Mutex<()>,
-    seen: Mutex<HashMap<Table, HashSet<String>>>,
+    seen: Mutex<HashMap<Table, HashSet<Key>>>,
     /// Buffered rows at which [`Sink::full`] wakes the flusher.
     flush_rows: std::sync::atomic::AtomicUsize,
     full: tokio::sync::Notify,
@@ -81,6 +81,8 @@ pub struct Sink {
     max_buffered: std::sync::atomic::AtomicUsize,
     /// Woken after every flush, for sources waiting for room.
     drained: tokio::sync::Notify,
+    /// The most rows ever waiting for the lake at once.
+    peak_buffered: std::sync::atomic::AtomicUsize,
 }
 
 /// How many rows a replay or flush handled.
@@ -91,9 +93,22 @@ pub struct Replayed {
     pub already_in_lake: usize,
 }
 
+/// A row's identity: 128 bits of the SHA-256 of its key, or of all its values. Sixteen bytes
+/// instead of the key's text keep the set of everything seen small (about 40 bytes a row with
+/// the set's own overhead); a collision, which would drop a row as a duplicate, is not a risk
+/// at 128 bits.
+type Key = u128;
+
+fn digest(bytes: &[u8]) -> Key {
+    let hash = Sha256::digest(bytes);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hash[..16]);
+    Key::from_le_bytes(first)
+}
+
 /// Each row's key: its key column, or a hash of all its values (cast to the table's types, so
 /// rows read back from the lake hash as they did when written).
-fn keys(table: Table, batch: &RecordBatch) -> Result<Vec<Option<String>>, SinkError> {
+fn keys(table: Table, batch: &RecordBatch) -> Result<Vec<Option<Key>>, SinkError> {
     let Some(column) = key_column(table) else {
         return content_keys(table, batch);
     };
@@ -105,12 +120,13 @@ fn keys(table: Table, batch: &RecordBatch) -> Result<Vec<Option<String>>, SinkEr
         })?;
     let strings = cast(array, &DataType::Utf8)?;
     let strings = strings.as_string::<i32>();
-    Ok((0..strings.len())
-        .map(|i| (!strings.is_null(i)).then(|| strings.value(i).to_string()))
+    Ok(strings
+        .iter()
+        .map(|s| s.map(|s| digest(s.as_bytes())))
         .collect())
 }
 
-fn content_keys(table: Table, batch: &RecordBatch) -> Result<Vec<Option<String>>, SinkError> {
+fn content_keys(table: Table, batch: &RecordBatch) -> Result<Vec<Option<Key>>, SinkError> {
     let schema = table.schema();
     if batch.num_columns() != schema.fields().len() {
         return Err(SinkError::Rows {
@@ -136,14 +152,7 @@ fn content_keys(table: Table, batch: &RecordBatch) -> Result<Vec<Option<String>>
             .collect(),
     )?;
     let rows = converter.convert_columns(&columns)?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            // 128 bits: a collision, which would drop a row as a duplicate, is not a risk.
-            let digest = Sha256::digest(row.as_ref());
-            Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
-        })
-        .collect())
+    Ok(rows.iter().map(|row| Some(digest(row.as_ref()))).collect())
 }
 
 impl Sink {
@@ -154,23 +163,16 @@ impl Sink {
         engine: Arc<QueryEngine>,
         wal_dir: &Path,
     ) -> Result<(Sink, Replayed), SinkError> {
-        let mut seen: HashMap<Table, HashSet<String>> = HashMap::new();
+        let mut seen: HashMap<Table, HashSet<Key>> = HashMap::new();
         for table in Table::ALL {
+            // The key column, or every column in the table's order for a content key.
             let columns = key_column(table).unwrap_or("*");
             let output = engine
                 .sql(&format!("SELECT {columns} FROM {}", table.name()))
                 .await?;
             let set = seen.entry(table).or_default();
             for batch in &output.batches {
-                let keys = match key_column(table) {
-                    Some(_) => {
-                        let strings = cast(batch.column(0), &DataType::Utf8)?;
-                        let strings = strings.as_string::<i32>();
-                        strings.iter().map(|s| s.map(str::to_string)).collect()
-                    }
-                    None => content_keys(table, batch)?,
-                };
-                set.extend(keys.into_iter().flatten());
+                set.extend(keys(table, batch)?.into_iter().flatten());
             }
         }
         let (wal, records) = Wal::open(wal_dir)?;
@@ -184,6 +186,7 @@ impl Sink {
             full: tokio::sync::Notify::new(),
             max_buffered: std::sync::atomic::AtomicUsize::new(usize::MAX),
             drained: tokio::sync::Notify::new(),
+            peak_buffered: std::sync::atomic::AtomicUsize::new(0),
         };
         let mut replayed = Replayed {
             records: records.len(),
@@ -238,6 +241,13 @@ impl Sink {
         }
     }
 
+    /// The most rows that have waited for the lake at once: with sources waiting for
+    /// [`Sink::room`], at most the busy threshold plus one write.
+    pub fn peak_buffered_rows(&self) -> usize {
+        self.peak_buffered
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Rows acknowledged and not yet flushed, over all tables.
     pub fn buffered_rows(&self) -> usize {
         Table::ALL
@@ -251,7 +261,7 @@ impl Sink {
         &self.engine
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Table, HashSet<String>>> {
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Table, HashSet<Key>>> {
         // A poisoned set still holds whole entries.
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -263,7 +273,7 @@ impl Sink {
         let set = seen.entry(table).or_default();
         let mask: BooleanArray = keys
             .iter()
-            .map(|k| Some(k.as_ref().is_none_or(|k| set.insert(k.clone()))))
+            .map(|k| Some(k.is_none_or(|k| set.insert(k))))
             .collect();
         drop(seen);
         let fresh = filter_record_batch(batch, &mask)?;
@@ -316,7 +326,10 @@ impl Sink {
         }
         let stored = entry.batch.num_rows();
         self.engine.buffer_append(table, entry.batch)?;
-        if self.buffered_rows() >= self.flush_rows.load(std::sync::atomic::Ordering::Relaxed) {
+        let buffered = self.buffered_rows();
+        self.peak_buffered
+            .fetch_max(buffered, std::sync::atomic::Ordering::Relaxed);
+        if buffered >= self.flush_rows.load(std::sync::atomic::Ordering::Relaxed) {
             self.full.notify_one();
         }
         Ok(Written { stored, duplicates })

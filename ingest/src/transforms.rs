@@ -104,22 +104,51 @@ impl Fields for serde_json::Map<String, serde_json::Value> {
     }
 }
 
-/// A CSV line with its header's column positions.
+/// A CSV line with its header's column positions. Extracts saved by Windows tools are often
+/// Windows-1252 rather than UTF-8: a field that is not UTF-8 is read as Latin-1, which agrees
+/// with Windows-1252 on every letter trusts' data uses except the euro sign.
 #[derive(Debug)]
 pub struct CsvRecord<'a> {
     pub columns: &'a std::collections::HashMap<String, usize>,
-    pub record: &'a csv::StringRecord,
+    pub record: &'a csv::ByteRecord,
+}
+
+/// The header's column positions by lower-case name (a byte-order mark and padding removed).
+pub fn csv_columns(header: &csv::ByteRecord) -> std::collections::HashMap<String, usize> {
+    header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let name = latin1_or_utf8(name);
+            let name = name
+                .trim_start_matches('\u{feff}')
+                .trim()
+                .to_ascii_lowercase();
+            (name, i)
+        })
+        .collect()
+}
+
+fn latin1_or_utf8(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
+    }
 }
 
 impl Fields for CsvRecord<'_> {
     fn get(&self, name: &str) -> Result<Option<Cow<'_, str>>, String> {
-        Ok(self
-            .columns
-            .get(name)
-            .and_then(|&i| self.record.get(i))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(Cow::Borrowed))
+        let Some(bytes) = self.columns.get(name).and_then(|&i| self.record.get(i)) else {
+            return Ok(None);
+        };
+        Ok(match latin1_or_utf8(bytes) {
+            Cow::Borrowed(text) => Some(text.trim())
+                .filter(|t| !t.is_empty())
+                .map(Cow::Borrowed),
+            Cow::Owned(text) => Some(text.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .map(Cow::Owned),
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! `POST /api/ingest/{feed}`: the web service's router over the real ingest pipeline (write-
-//! ahead log, buffer, Delta lake), and `bright serve` taking posts from curl with a token
-//! made by `bright token new`.
+//! ahead log, buffer, Delta lake), `bright serve` taking posts from curl with a token made by
+//! `bright token new` and files from its landing folder, and `bright ingest` loading extracts.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -328,6 +328,9 @@ fn serve(dir: &Path, config: &Path) -> (Child, u16) {
         .arg(dir.join("wal"))
         .arg("--config")
         .arg(config)
+        .arg("--landing")
+        .arg(dir.join("landing"))
+        .args(["--landing-poll-ms", "50", "--org", "X01"])
         .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .env("BRIGHT_PSEUDO_KEY", "a serve http test key")
         .stdout(Stdio::piped())
@@ -426,6 +429,29 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
     let (code, body) = curl(&[&format!("http://127.0.0.1:{port}/health")]);
     assert_eq!(code, 200, "{body}");
 
+    // An extract dropped in the landing folder is loaded and moved aside.
+    let landing = dir.path().join("landing/ed_attendances");
+    std::fs::write(
+        landing.join("ed_extract.csv.part"),
+        ED_EXTRACT.replace("X01-ED", "X01-EF"),
+    )
+    .expect("writes");
+    // Renamed into place once whole, as a careful sender does.
+    std::fs::rename(
+        landing.join("ed_extract.csv.part"),
+        landing.join("ed_extract.csv"),
+    )
+    .expect("renames");
+    let processed = landing.join("processed/ed_extract.csv");
+    let started = std::time::Instant::now();
+    while !processed.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the dropped file was not processed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
     assert!(
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -444,7 +470,9 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
     ]);
     assert_eq!(
         out.lines().skip(1).collect::<Vec<_>>(),
-        ["X01-ED1", "X01-ED2", "X01-ED3"]
+        [
+            "X01-ED1", "X01-ED2", "X01-ED3", "X01-EF1", "X01-EF2", "X01-EF3"
+        ]
     );
 }
 
@@ -512,13 +540,20 @@ fn ingest_loads_extract_files_once_and_refuses_a_bad_file_whole() {
             "csv",
             &format!("SELECT count(*) AS n FROM {table}"),
         ]);
-        out.lines().nth(1).and_then(|l| l.parse().ok()).expect("a count")
+        out.lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .expect("a count")
     };
     // The whole trust folder: only the ED extracts are read.
     for round in 0..2 {
         let out = ingest("ed_attendances", &org_dir);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!stdout.contains("beds.csv"), "{stdout}");
         if round == 1 {
             assert!(stdout.contains(" 0 stored"), "{stdout}");

@@ -22,6 +22,8 @@ fn start(dir: &Path) -> (Child, u16) {
         .arg(dir.join("lake"))
         .arg("--wal")
         .arg(dir.join("wal"))
+        .arg("--landing")
+        .arg(dir.join("landing"))
         .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         // Flushes every few messages, so kills also land mid-flush and between a flush's
         // lake commit and the log's truncation.

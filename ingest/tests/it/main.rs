@@ -1,4 +1,5 @@
 //! Integration tests of bright-ingest over the simulator's feeds.
 
 mod feeds;
+mod file_drop;
 mod mllp;
