@@ -90,14 +90,25 @@ fn stream(port: u16, messages: &[(String, String)], next: &AtomicUsize, acked: &
     }
 }
 
+/// Rounds of SIGKILL: 20 in the suite; `scripts/soak N` runs more (`BRIGHT_SOAK_ROUNDS`).
+fn rounds() -> usize {
+    std::env::var("BRIGHT_SOAK_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20)
+}
+
 #[test]
 fn every_acknowledged_message_survives_sigkill_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let feeds = dir.path().join("feeds");
+    let rounds = rounds();
+    // About 440 messages a simulated day; each round needs up to 64.
+    let days = (rounds * 64 / 400 + 2).to_string();
     ok(&[
         "generate",
         "--days",
-        "2",
+        &days,
         "--seed",
         "11",
         "--end",
@@ -125,7 +136,6 @@ fn every_acknowledged_message_survives_sigkill_exactly_once() {
             }
         }
     }
-    let rounds = 20;
     assert!(messages.len() > rounds * 60, "{} messages", messages.len());
     let messages = Arc::new(messages);
     let next = Arc::new(AtomicUsize::new(0));
