@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use bright_dashboards::DashboardsConfig;
 use bright_dashboards::auth::{Clients, token_sha256};
+use bright_ingest::health::{FeedHealth, IngestConfig};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 
@@ -18,6 +19,8 @@ use serde::Deserialize;
 pub struct Config {
     #[serde(default)]
     pub dashboards: DashboardsConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -41,6 +44,8 @@ pub fn load(path: &Path) -> Result<Config> {
         toml::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
     Clients::new(&config.dashboards.clients)
         .with_context(|| format!("{}: [[dashboards.clients]]", path.display()))?;
+    FeedHealth::new(&config.ingest, chrono::Utc::now())
+        .with_context(|| format!("{} is not valid", path.display()))?;
     Ok(config)
 }
 
@@ -55,10 +60,11 @@ pub fn config_command(command: ConfigCommand) -> Result<()> {
         ConfigCommand::Check { file } => {
             let config = load(&file)?;
             println!(
-                "{}: valid; {} API clients, request bodies up to {} bytes.",
+                "{}: valid; {} API clients, request bodies up to {} bytes, settings for {} feeds.",
                 file.display(),
                 config.dashboards.clients.len(),
-                config.dashboards.max_body_bytes
+                config.dashboards.max_body_bytes,
+                config.ingest.feeds.len()
             );
             Ok(())
         }
@@ -118,6 +124,8 @@ mod tests {
         assert!(!config.dashboards.clients.is_empty());
         let clients = Clients::new(&config.dashboards.clients).unwrap();
         assert!(!clients.is_empty());
+        let health = FeedHealth::new(&config.ingest, chrono::Utc::now()).unwrap();
+        assert_eq!(health.owner("hl7_adt"), "PAS interface team");
     }
 
     #[test]

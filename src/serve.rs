@@ -15,6 +15,7 @@ use bright_dashboards::auth::Clients;
 use bright_engine::pseudonym::PseudoKey;
 use bright_engine::query::{QueryConfig, QueryEngine};
 use bright_ingest::file_drop::{FileDrop, FileFormat, FileLoader};
+use bright_ingest::health::FeedHealth;
 use bright_ingest::hl7::{AckCode, AdtConfig};
 use bright_ingest::http::HttpSource;
 use bright_ingest::mllp::{Listener, MllpConfig};
@@ -96,6 +97,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
     let settings = args.config.load()?;
     let clients = Clients::new(&settings.dashboards.clients)?;
+    let health = Arc::new(FeedHealth::new(&settings.ingest, chrono::Utc::now())?);
     if clients.is_empty() {
         println!(
             "No API clients configured: every endpoint but /health answers 401. Create one with `bright token new`."
@@ -120,6 +122,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     println!("MLLP: listening on {}", mllp.local_addr()?);
     println!("HTTP: listening on http://{}", http.local_addr()?);
     let listener = Listener::new(sink.clone(), adt, MllpConfig::default())
+        .with_health(health.clone())
         .check_wards()
         .await?;
     let mllp_task = tokio::spawn(listener.run(mllp, stopped.clone()));
@@ -150,7 +153,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         config.time_zone,
         key.clone(),
         args.org.clone(),
-    );
+    )
+    .with_health(health.clone());
     let landing = FileDrop::new(
         args.landing.clone(),
         loader,
@@ -164,7 +168,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     })?;
     println!("Landing: watching {}/<feed>/", args.landing.display());
     let landing_task = tokio::spawn(landing.run(stopped.clone()));
-    let http_source = HttpSource::new(sink.clone(), config.time_zone, key);
+    let http_source = HttpSource::new(sink.clone(), config.time_zone, key).with_health(health);
     let state = bright_dashboards::AppState::new(
         lake.root().as_str(),
         clients,
@@ -212,6 +216,8 @@ pub struct IngestArgs {
     /// Pseudonymisation key (16+ bytes).
     #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
     pseudo_key: String,
+    #[command(flatten)]
+    config: crate::config::ConfigArg,
 }
 
 /// `path` itself when it is a file (whatever its name); in a folder, the files `wanted`
@@ -245,6 +251,11 @@ fn files_under(
 /// validate, pseudonymise, deduplicate, log, buffer), then one flush to the lake.
 pub async fn ingest(args: IngestArgs) -> Result<()> {
     let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
+    // The feeds' owners, who are told about refused records, come from the configuration.
+    let health = Arc::new(FeedHealth::new(
+        &args.config.load()?.ingest,
+        chrono::Utc::now(),
+    )?);
     let hl7 = args.feed == MllpConfig::default().feed;
     let feed = match Feed::from_name(&args.feed) {
         Some(feed) => Some(feed),
@@ -271,9 +282,10 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     }
     let (_, sink, config) = pipeline(&args.lake, &args.catalogue, &args.wal).await?;
     let refused = match feed {
-        None => ingest_hl7(&files, &sink, &config, key).await?,
+        None => ingest_hl7(&files, &sink, &config, key, health).await?,
         Some(feed) => {
-            let loader = FileLoader::new(sink.clone(), config.time_zone, key, args.org.clone());
+            let loader = FileLoader::new(sink.clone(), config.time_zone, key, args.org.clone())
+                .with_health(health);
             let mut refused = 0;
             for file in &files {
                 match loader.load(feed, file).await {
@@ -313,12 +325,14 @@ async fn ingest_hl7(
     sink: &Arc<Sink>,
     config: &QueryConfig,
     key: PseudoKey,
+    health: Arc<FeedHealth>,
 ) -> Result<usize> {
     let adt = AdtConfig {
         time_zone: config.time_zone,
         key,
     };
     let listener = Listener::new(sink.clone(), adt, MllpConfig::default())
+        .with_health(health)
         .check_wards()
         .await?;
     let stats = listener.stats();

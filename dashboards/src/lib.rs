@@ -2,8 +2,9 @@
 //!
 //! [`router`] builds the axum [`Router`] from an [`AppState`] so tests can drive it without a
 //! socket; [`serve`] runs it on a listener until a shutdown signal. For now it serves
-//! `/health` (the one endpoint that never needs authentication) and the ingest API
-//! (`POST /api/ingest/{feed}`, [`routes::ingest`]); every route but `/health` goes through
+//! `/health` (the one endpoint that never needs authentication), the ingest API
+//! (`POST /api/ingest/{feed}`, [`routes::ingest`]) and feed health (`GET /api/feeds`,
+//! [`routes::feeds`]); every route but `/health` goes through
 //! [`auth::authenticate`]. Dashboards and boards join the same router as they land.
 
 use std::future::Future;
@@ -176,6 +177,7 @@ pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/ingest/{feed}", post(routes::ingest::post))
         .layer(DefaultBodyLimit::max(state.inner.max_body_bytes))
+        .route("/api/feeds", get(routes::feeds::get))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -274,6 +276,17 @@ mod tests {
         let (status, body, _) = send(post("beds", Some(TOKEN), "text/csv", b"a\n".to_vec())).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(body["error"].as_str().unwrap().contains("'beds'"));
+    }
+
+    #[tokio::test]
+    async fn feed_health_needs_the_read_scope() {
+        let request = Request::get("/api/feeds")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body, _) = send(request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body["error"].as_str().unwrap().contains("'read'"));
     }
 
     #[tokio::test]

@@ -96,12 +96,40 @@ pub enum IngestRefusal {
     Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The health of one feed, for the command centre and alerts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FeedStatus {
+    pub feed: String,
+    /// The team told about the feed's refused records.
+    pub owner: String,
+    /// When the feed last delivered (RFC 3339), if it has since bright started.
+    pub last_delivery: Option<String>,
+    /// Seconds since the last delivery (or since bright started).
+    pub seconds_silent: u64,
+    /// Silence after which the feed is stale.
+    pub stale_after_seconds: u64,
+    pub stale: bool,
+    /// Records, deliveries (messages, requests, files) and refused deliveries since start.
+    pub records: u64,
+    pub deliveries: u64,
+    pub refused: u64,
+    /// Records per minute over the last 15 minutes.
+    pub records_per_minute: f64,
+    /// Share of deliveries refused over the last 15 minutes.
+    pub refused_share: f64,
+    /// Rows acknowledged and still waiting for the lake (in the write-ahead log).
+    pub buffered_rows: u64,
+}
+
 /// Ingest as the web service calls it.
 #[async_trait::async_trait]
 pub trait IngestApi: Send + Sync + fmt::Debug {
     /// Parses, validates and stores a request's records: all of them, durable and queryable,
     /// when this returns `Ok`; none of them when it returns an error.
     async fn ingest(&self, request: IngestRequest) -> Result<IngestReceipt, IngestRefusal>;
+
+    /// Every feed's health now.
+    fn feeds(&self) -> Vec<FeedStatus>;
 }
 
 #[cfg(test)]

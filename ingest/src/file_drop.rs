@@ -37,6 +37,7 @@ use chrono::Utc;
 use chrono_tz::Tz;
 use tokio::sync::watch;
 
+use crate::health::FeedHealth;
 use crate::http::read_csv;
 use crate::sink::{Sink, SinkError};
 use crate::transforms::{Feed, Fields, Transform};
@@ -307,6 +308,7 @@ pub struct FileLoader {
     key: PseudoKey,
     /// The trust of records that name none.
     org_code: Option<String>,
+    health: Option<Arc<FeedHealth>>,
 }
 
 impl FileLoader {
@@ -316,7 +318,14 @@ impl FileLoader {
             zone,
             key,
             org_code,
+            health: None,
         }
+    }
+
+    /// Reports loaded and rejected files to `health`, which also names the feeds' owners.
+    pub fn with_health(mut self, health: Arc<FeedHealth>) -> Self {
+        self.health = Some(health);
+        self
     }
 
     fn transform(&self, feed: Feed) -> Transform {
@@ -390,6 +399,13 @@ impl FileLoader {
 
     /// Records a rejected file in `dq_issues` for the feed's owners.
     async fn record_rejection(&self, feed: Feed, name: &str, reason: &str) {
+        if let Some(health) = &self.health {
+            health.refused(feed.name(), Utc::now());
+        }
+        let owner = self
+            .health
+            .as_ref()
+            .map_or_else(|| feed.owner(), |h| h.owner(feed.name()));
         let now = Utc::now();
         let mut builder = BatchBuilder::new(Table::DqIssues);
         builder
@@ -399,7 +415,7 @@ impl FileLoader {
             .text(self.org_code.as_deref().unwrap_or("unknown"))
             .text(&format!("file {name}"))
             .text(reason)
-            .text(feed.owner())
+            .text(owner)
             .date(bright_engine::arrow::datatypes::Date32Type::from_naive_date(now.date_naive()))
             .end();
         let written = match builder.finish() {
@@ -516,6 +532,9 @@ impl FileDrop {
         match self.loader.load(feed, path).await {
             Ok(loaded) => {
                 self.stats.processed.fetch_add(1, Ordering::Relaxed);
+                if let Some(health) = &self.loader.health {
+                    health.delivered(feed.name(), loaded.records as u64, Utc::now());
+                }
                 self.stats
                     .stored
                     .fetch_add(loaded.stored as u64, Ordering::Relaxed);

@@ -12,13 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::ingest_api::{
-    BodyFormat, IngestApi, IngestReceipt, IngestRefusal, IngestRequest, Position,
+    BodyFormat, FeedStatus, IngestApi, IngestReceipt, IngestRefusal, IngestRequest, Position,
 };
 use bright_engine::pseudonym::PseudoKey;
 use bright_engine::schema::Table;
 use chrono::Utc;
 use chrono_tz::Tz;
 
+use crate::health::FeedHealth;
 use crate::sink::Sink;
 use crate::transforms::{CsvRecord, Feed, FieldError, Fields, Transform, csv_columns};
 
@@ -44,6 +45,7 @@ pub struct HttpSource {
     zone: Tz,
     key: PseudoKey,
     stats: Arc<HttpStats>,
+    health: Option<Arc<FeedHealth>>,
 }
 
 fn bad(position: Position, field: Option<&str>, reason: impl Into<String>) -> IngestRefusal {
@@ -170,7 +172,21 @@ impl HttpSource {
             zone,
             key,
             stats: Arc::new(HttpStats::default()),
+            health: None,
         }
+    }
+
+    /// Reports deliveries and refusals to `health` (which also names the feeds' owners), and
+    /// answers [`IngestApi::feeds`] from it.
+    pub fn with_health(mut self, health: Arc<FeedHealth>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    fn owner(&self, feed: Feed) -> &str {
+        self.health
+            .as_ref()
+            .map_or_else(|| feed.owner(), |h| h.owner(feed.name()))
     }
 
     pub fn stats(&self) -> Arc<HttpStats> {
@@ -190,7 +206,7 @@ impl HttpSource {
             .text(request.org_code.as_deref().unwrap_or("unknown"))
             .text(&format!("HTTP request from {}", request.client))
             .text(&refusal.to_string())
-            .text(feed.owner())
+            .text(self.owner(feed))
             .date(bright_engine::arrow::datatypes::Date32Type::from_naive_date(now.date_naive()))
             .end();
         let written = match builder.finish() {
@@ -232,6 +248,9 @@ impl IngestApi for HttpSource {
             Ok(parsed) => parsed,
             Err(refusal) => {
                 self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                if let Some(health) = &self.health {
+                    health.refused(feed.name(), Utc::now());
+                }
                 self.record_refusal(feed, &request, &refusal).await;
                 return Err(refusal);
             }
@@ -250,11 +269,25 @@ impl IngestApi for HttpSource {
         self.stats
             .duplicates
             .fetch_add(written.duplicates as u64, Ordering::Relaxed);
+        if let Some(health) = &self.health {
+            health.delivered(feed.name(), received as u64, Utc::now());
+        }
         Ok(IngestReceipt {
             feed: feed.name().to_string(),
             received,
             stored: written.stored,
             duplicates: written.duplicates,
+        })
+    }
+
+    fn feeds(&self) -> Vec<FeedStatus> {
+        let Some(health) = &self.health else {
+            return Vec::new();
+        };
+        let engine = self.sink.engine();
+        health.statuses(Utc::now(), &|feed| {
+            let table = Feed::from_name(feed).map_or(Table::AdtEvents, Feed::table);
+            engine.buffered_rows(table) as u64
         })
     }
 }

@@ -10,9 +10,11 @@
 //! the log, the query layer's buffer and flushes to the lake; [`mllp`], the ADT listener;
 //! [`transforms`], records of the other feeds to rows; [`http`], request bodies of those feeds
 //! (served by the web service through `bright_engine::ingest_api`); [`file_drop`], extract
-//! files left in landing folders.
+//! files left in landing folders; [`health`], what each feed has delivered and whether it
+//! has gone quiet.
 
 pub mod file_drop;
+pub mod health;
 pub mod hl7;
 pub mod http;
 pub mod mllp;

@@ -24,12 +24,16 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::health::FeedHealth;
 use crate::hl7::{AckCode, AdtConfig, Header, Hl7Error, ack, header, parse_adt};
 use crate::sink::Sink;
 
 const START: u8 = 0x0B;
 const END: u8 = 0x1C;
 const CR: u8 = 0x0D;
+
+/// The team told about refused ADT messages unless `bright.toml` names another.
+pub const ADT_OWNER: &str = "PAS interface team";
 
 /// Listener settings.
 #[derive(Debug, Clone)]
@@ -52,8 +56,8 @@ impl Default for MllpConfig {
             max_frame: 1 << 20,
             idle_timeout: Duration::from_secs(300),
             allow: Vec::new(),
-            feed: "hl7_adt".into(),
-            owner: "PAS interface team".into(),
+            feed: crate::health::HL7_ADT.into(),
+            owner: ADT_OWNER.into(),
         }
     }
 }
@@ -154,6 +158,7 @@ pub struct Listener {
     stats: Arc<MllpStats>,
     /// Wards of the bed base, per organisation; `None` when the lake has no beds to check by.
     wards: Option<Arc<HashSet<(String, String)>>>,
+    health: Option<Arc<FeedHealth>>,
 }
 
 impl Listener {
@@ -164,7 +169,16 @@ impl Listener {
             config,
             stats: Arc::new(MllpStats::default()),
             wards: None,
+            health: None,
         }
+    }
+
+    /// Reports messages taken and refused to `health`, whose owner for the feed (when set
+    /// there) is told about refused messages.
+    pub fn with_health(mut self, health: Arc<FeedHealth>) -> Self {
+        self.config.owner = health.owner(&self.config.feed).to_string();
+        self.health = Some(health);
+        self
     }
 
     /// Flags events on wards the `beds` table does not know (when it has any rows).
@@ -308,6 +322,9 @@ impl Listener {
                         self.stats
                             .duplicates
                             .fetch_add(written.duplicates as u64, Ordering::Relaxed);
+                        if let Some(health) = &self.health {
+                            health.delivered(&self.config.feed, 1, now);
+                        }
                         if written.stored > 0 {
                             let mut issues = event.suspicious(now.timestamp_micros());
                             if let (Some(wards), Some(ward)) = (&self.wards, &event.ward)
@@ -349,6 +366,9 @@ impl Listener {
     /// Counts a refused message and records why in `dq_issues` for its owners.
     async fn reject(&self, header: &Header, error: &Hl7Error) {
         self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        if let Some(health) = &self.health {
+            health.refused(&self.config.feed, Utc::now());
+        }
         self.record_issue(header, &error.to_string()).await;
     }
 

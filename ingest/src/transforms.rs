@@ -62,7 +62,8 @@ impl Feed {
         Feed::ALL.into_iter().find(|f| f.name() == name)
     }
 
-    /// The team told about the feed's rejected records (`dq_issues.owner`).
+    /// The team told about the feed's rejected records (`dq_issues.owner`) unless
+    /// `bright.toml` names another (see [`crate::health`]).
     pub fn owner(self) -> &'static str {
         match self {
             Feed::EdAttendances => "ED systems team",

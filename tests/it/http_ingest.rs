@@ -383,6 +383,8 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
         "ed-system",
         "--scope",
         "ingest:ed_attendances",
+        "--scope",
+        "read",
     ]);
     let token = made
         .lines()
@@ -452,6 +454,23 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
+    // Feed health counts both deliveries: the post and the file.
+    let (code, body) = curl(&["-H", &auth, &format!("http://127.0.0.1:{port}/api/feeds")]);
+    assert_eq!(code, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let ed = health["feeds"]
+        .as_array()
+        .expect("feeds")
+        .iter()
+        .find(|f| f["feed"] == "ed_attendances")
+        .expect("the ED feed");
+    assert_eq!(
+        (ed["records"].as_u64(), ed["deliveries"].as_u64()),
+        (Some(6), Some(2)),
+        "{ed}"
+    );
+    assert_eq!(ed["stale"], false);
+    assert_eq!(ed["owner"], "ED systems team");
     assert!(
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])

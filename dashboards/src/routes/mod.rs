@@ -1,3 +1,4 @@
 //! One module per resource.
 
+pub mod feeds;
 pub mod ingest;
