@@ -18,7 +18,7 @@ use bright_ingest::file_drop::{FileDrop, FileFormat, FileLoader};
 use bright_ingest::health::FeedHealth;
 use bright_ingest::hl7::{AckCode, AdtConfig};
 use bright_ingest::http::HttpSource;
-use bright_ingest::mllp::{Listener, MllpConfig};
+use bright_ingest::mllp::{Listener, MllpConfig, tls_acceptor};
 use bright_ingest::sink::Sink;
 use bright_ingest::transforms::Feed;
 use clap::Args;
@@ -37,6 +37,12 @@ pub struct ServeArgs {
     /// Address of the HL7 MLLP listener.
     #[arg(long, default_value = "127.0.0.1:2575")]
     mllp_addr: SocketAddr,
+    /// PEM certificate chain: MLLP connections must then use TLS.
+    #[arg(long, requires = "mllp_tls_key")]
+    mllp_tls_cert: Option<PathBuf>,
+    /// PEM private key of the MLLP certificate.
+    #[arg(long, requires = "mllp_tls_cert")]
+    mllp_tls_key: Option<PathBuf>,
     /// Address of the web service.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
@@ -112,6 +118,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         time_zone: config.time_zone,
         key: key.clone(),
     };
+    let mut mllp_config = MllpConfig::default();
+    if let (Some(cert), Some(key)) = (&args.mllp_tls_cert, &args.mllp_tls_key) {
+        mllp_config.tls = Some(tls_acceptor(cert, key)?);
+    }
     let mllp = tokio::net::TcpListener::bind(args.mllp_addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.mllp_addr))?;
@@ -119,9 +129,17 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.http_addr))?;
     // Scripts and tests read the bound addresses from these lines (port 0 picks a free one).
-    println!("MLLP: listening on {}", mllp.local_addr()?);
+    println!(
+        "MLLP{}: listening on {}",
+        if args.mllp_tls_cert.is_some() {
+            " over TLS"
+        } else {
+            ""
+        },
+        mllp.local_addr()?
+    );
     println!("HTTP: listening on http://{}", http.local_addr()?);
-    let listener = Listener::new(sink.clone(), adt, MllpConfig::default())
+    let listener = Listener::new(sink.clone(), adt, mllp_config)
         .with_health(health.clone())
         .check_wards()
         .await?;

@@ -8,7 +8,8 @@
 //! too. Frames above a size limit are refused and the connection closed, since
 //! the rest of the stream cannot be trusted; an idle connection is closed after a timeout;
 //! senders outside the allow-list are refused before a byte is read. While the sink is busy
-//! (too much waiting for the lake), connections stop reading until a flush makes room.
+//! (too much waiting for the lake), connections stop reading until a flush makes room. With a
+//! certificate ([`tls_acceptor`]), every connection must start with a TLS handshake.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
@@ -20,9 +21,13 @@ use bright_engine::arrow::array::AsArray;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::schema::Table;
 use chrono::Utc;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::health::FeedHealth;
 use crate::hl7::{AckCode, AdtConfig, Header, Hl7Error, ack, header, parse_adt};
@@ -48,6 +53,8 @@ pub struct MllpConfig {
     pub feed: String,
     /// Team told about rejected messages (`dq_issues.owner`).
     pub owner: String,
+    /// When set, connections must open with a TLS handshake (MLLP over TLS).
+    pub tls: Option<MllpTls>,
 }
 
 impl Default for MllpConfig {
@@ -58,6 +65,7 @@ impl Default for MllpConfig {
             allow: Vec::new(),
             feed: crate::health::HL7_ADT.into(),
             owner: ADT_OWNER.into(),
+            tls: None,
         }
     }
 }
@@ -129,6 +137,60 @@ async fn read_frame<R: AsyncBufRead + Unpin>(reader: &mut R, max: usize) -> std:
             }
         }
     }
+}
+
+/// Why TLS for the listener could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: no PEM {what} ({source})")]
+    Pem {
+        path: String,
+        what: &'static str,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("TLS settings: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The listener's TLS settings.
+#[derive(Clone)]
+pub struct MllpTls(pub TlsAcceptor);
+
+impl std::fmt::Debug for MllpTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MllpTls(..)")
+    }
+}
+
+/// A TLS acceptor from a PEM certificate chain and its PEM private key.
+pub fn tls_acceptor(
+    certificates: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<MllpTls, TlsError> {
+    fn pem<'a>(
+        path: &'a std::path::Path,
+        what: &'static str,
+    ) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError + 'a {
+        move |source| TlsError::Pem {
+            path: path.display().to_string(),
+            what,
+            source,
+        }
+    }
+    let chain = CertificateDer::pem_file_iter(certificates)
+        .map_err(pem(certificates, "certificate"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(pem(certificates, "certificate"))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(pem(key, "private key"))?;
+    // Both crypto back ends are built (for the object store); name one rather than rely on a
+    // process-wide default.
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)?;
+    Ok(MllpTls(TlsAcceptor::from(Arc::new(config))))
 }
 
 /// Frames one message for MLLP.
@@ -239,19 +301,37 @@ impl Listener {
             let this = self.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                if let Err(e) = this.connection(stream, shutdown).await {
+                let ended = match this.config.tls.as_ref().map(|t| t.0.clone()) {
+                    None => this.connection(stream, shutdown).await,
+                    Some(acceptor) => {
+                        // A sender that never completes the handshake is dropped like an
+                        // idle one.
+                        let handshake =
+                            tokio::time::timeout(this.config.idle_timeout, acceptor.accept(stream))
+                                .await;
+                        match handshake {
+                            Ok(Ok(tls)) => this.connection(tls, shutdown).await,
+                            Ok(Err(e)) => Err(e),
+                            Err(_) => Ok(()),
+                        }
+                    }
+                };
+                if let Err(e) = ended {
                     tracing::debug!(%peer, error = %e, "MLLP connection ended.");
                 }
             });
         }
     }
 
-    async fn connection(
+    async fn connection<S>(
         &self,
-        stream: TcpStream,
+        stream: S,
         mut shutdown: watch::Receiver<bool>,
-    ) -> std::io::Result<()> {
-        let (read, mut write) = stream.into_split();
+    ) -> std::io::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin,
+    {
+        let (read, mut write) = tokio::io::split(stream);
         let mut reader = BufReader::new(read);
         loop {
             // While the lake is behind, read nothing: the sender keeps its unacknowledged

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use bright_engine::lake::Lake;
 use bright_engine::query::{QueryConfig, QueryEngine};
 use bright_ingest::hl7::AdtConfig;
-use bright_ingest::mllp::{Listener, MllpConfig};
+use bright_ingest::mllp::{Listener, MllpConfig, tls_acceptor};
 use bright_ingest::sink::Sink;
 use bright_sim::feeds::FileSink;
 use bright_sim::lake_sink::simulation_key;
@@ -183,4 +183,126 @@ async fn a_real_client_delivers_adt_that_is_queryable_at_once_and_stored_once() 
     drop(sink);
     let (sink, _, _, _stop) = start(&lake, &wal).await;
     assert_eq!(count(sink.engine(), rows).await, messages);
+}
+
+/// Sends `message` over MLLP inside TLS with python's `ssl` (trusting `cert`) and returns the
+/// acknowledgement, or the client's error.
+fn send_tls(port: u16, cert: &Path, message: &str) -> Result<String, String> {
+    let python = std::env::var("BRIGHT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = r#"
+import socket, ssl, sys
+port, cert, message = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+context = ssl.create_default_context(cafile=cert)
+with socket.create_connection(("127.0.0.1", port)) as raw:
+    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"\x0b" + message.encode() + b"\x1c\x0d")
+        answer = b""
+        while not answer.endswith(b"\x1c\x0d"):
+            chunk = tls.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+print(answer.decode().strip("\x0b\x1c\r\n"))
+"#;
+    let out = Command::new(python)
+        .args(["-c", script, &port.to_string()])
+        .arg(cert)
+        .arg(message)
+        .output()
+        .expect("python runs");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mllp_over_tls_takes_messages_only_inside_the_handshake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
+    lake.ensure_tables().await.expect("tables");
+    let engine = Arc::new(
+        QueryEngine::open(&lake, &QueryConfig::default())
+            .await
+            .expect("engine"),
+    );
+    let (sink, _) = Sink::open(engine.clone(), &dir.path().join("wal"))
+        .await
+        .expect("sink");
+    let config = MllpConfig {
+        tls: Some(tls_acceptor(&cert, &key).expect("certificate and key")),
+        ..MllpConfig::default()
+    };
+    let adt = AdtConfig {
+        time_zone: chrono_tz::Europe::London,
+        key: simulation_key(7),
+    };
+    let listener = Listener::new(Arc::new(sink), adt, config);
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let port = socket.local_addr().expect("addr").port();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(listener.run(socket, stopped));
+
+    let message = "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250701093000+0100||ADT^A01^ADT_A01|TLS0001|P|2.4\r\
+EVN|A01|20250701093000+0100\r\
+PID|1||9434765919^^^NHS^NH||SMITH^JANE||19700101|F\r\
+PV1|1|I|W1^^B1^S1|21|||||300||||||||||RXXV1\r";
+    let answer = tokio::task::spawn_blocking({
+        let cert = cert.clone();
+        move || send_tls(port, &cert, message)
+    })
+    .await
+    .expect("client")
+    .expect("a TLS client gets an answer");
+    assert!(answer.contains("MSA|AA|TLS0001"), "{answer}");
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT count(*) FROM adt_events WHERE event_id = 'RXX/PAS/TLS0001'"
+        )
+        .await,
+        1
+    );
+
+    // A plain connection gets no acknowledgement: the bytes are not a handshake.
+    let plain = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
+        socket
+            .write_all(&bright_ingest::mllp::frame(message))
+            .expect("sends");
+        let mut answer = Vec::new();
+        // The server closes the connection after the failed handshake.
+        let _ = socket.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .expect("client");
+    assert!(!plain.contains("MSA|AA"), "{plain}");
 }
