@@ -198,7 +198,23 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         let _ = http_stopped.wait_for(|stop| *stop).await;
     }));
 
-    stopping.await;
+    let log_failed = tokio::select! {
+        () = stopping => false,
+        () = sink.failed() => true,
+    };
+    if log_failed {
+        // Acknowledged rows are in the log up to the failure; a restart replays them. Going
+        // on would only answer AR and 500 to every sender.
+        let _ = stop.send(true);
+        let _ = mllp_task.await;
+        let _ = landing_task.await;
+        let _ = flusher.await;
+        let _ = web.await;
+        anyhow::bail!(
+            "the write-ahead log in {} stopped after a failed write; restart bright serve to replay it",
+            args.wal.display()
+        );
+    }
     println!("Stopping: no new connections; flushing to the lake.");
     let _ = stop.send(true);
     let _ = mllp_task.await;

@@ -256,6 +256,12 @@ impl Sink {
             .sum()
     }
 
+    /// Resolves if the write-ahead log stops after a failed write: from then on nothing can
+    /// be acknowledged, and the process should stop so a restart replays the log.
+    pub async fn failed(&self) {
+        self.wal.stopped().await;
+    }
+
     /// The query engine the sink feeds.
     pub fn engine(&self) -> &Arc<QueryEngine> {
         &self.engine

@@ -116,6 +116,9 @@ enum Command {
     Truncate(u64, oneshot::Sender<Result<(), String>>),
     /// Answered once every append queued before it is durable.
     Barrier(oneshot::Sender<Result<(), String>>),
+    /// Points the writer at `/dev/full`, so the next write fails as on a full disk.
+    #[cfg(test)]
+    BreakForTest,
 }
 
 /// An open write-ahead log.
@@ -123,6 +126,8 @@ enum Command {
 pub struct Wal {
     tx: std_mpsc::Sender<Command>,
     dir: PathBuf,
+    /// Turns true when a failed write has stopped the writer.
+    stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 fn segment_path(dir: &Path, first: u64) -> PathBuf {
@@ -237,7 +242,9 @@ impl Wal {
             .map_err(io(&path))?;
         sync_dir(dir).map_err(io(dir))?;
         let (tx, rx) = std_mpsc::channel();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let writer = Writer {
+            stop,
             dir: dir.to_path_buf(),
             file,
             first: next,
@@ -256,6 +263,7 @@ impl Wal {
             Wal {
                 tx,
                 dir: dir.to_path_buf(),
+                stopped,
             },
             records,
         ))
@@ -300,6 +308,19 @@ impl Wal {
         self.answer(answer).await
     }
 
+    /// Resolves once the log has stopped after a failed write: nothing more can be made
+    /// durable until a restart replays it.
+    pub async fn stopped(&self) {
+        let mut stopped = self.stopped.clone();
+        // The writer gone without saying so (a panic) is a stop too.
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
+    #[cfg(test)]
+    fn break_for_test(&self) {
+        let _ = self.tx.send(Command::BreakForTest);
+    }
+
     async fn answer<T>(&self, answer: oneshot::Receiver<Result<T, String>>) -> Result<T, WalError> {
         answer
             .await
@@ -312,6 +333,7 @@ impl Wal {
 }
 
 struct Writer {
+    stop: tokio::sync::watch::Sender<bool>,
     dir: PathBuf,
     file: File,
     /// First sequence number of the open segment.
@@ -355,6 +377,7 @@ impl Writer {
                         // After a failed write or fsync the file's state is unknown (the
                         // kernel may have dropped the dirty pages): stop taking appends, so
                         // nothing more is acknowledged until a restart replays the log.
+                        let _ = self.stop.send(true);
                         return;
                     }
                 }
@@ -366,6 +389,12 @@ impl Writer {
                 }
                 Command::Truncate(sequence, done) => {
                     let _ = done.send(self.truncate(sequence).map_err(|e| e.to_string()));
+                }
+                #[cfg(test)]
+                Command::BreakForTest => {
+                    if let Ok(full) = OpenOptions::new().write(true).open("/dev/full") {
+                        self.file = full;
+                    }
                 }
             }
         }
@@ -475,6 +504,30 @@ mod tests {
             table: Table::AdtEvents,
             batch: b.finish().expect("batch"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_stops_the_log_and_says_so() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, _) = Wal::open(dir.path()).expect("opens");
+        wal.append(&entry(1)).await.expect("appends");
+        // A zero timeout polls once: not stopped before any failure.
+        let early = tokio::time::timeout(std::time::Duration::ZERO, wal.stopped()).await;
+        assert!(early.is_err(), "stopped before any failure");
+        wal.break_for_test();
+        assert!(
+            wal.append(&entry(2)).await.is_err(),
+            "a failed write acknowledged"
+        );
+        wal.stopped().await;
+        assert!(matches!(
+            wal.append(&entry(3)).await,
+            Err(WalError::Stopped)
+        ));
+        // What was acknowledged before the failure is still there for the replay.
+        drop(wal);
+        let (_, records) = Wal::open(dir.path()).expect("reopens");
+        assert_eq!(ids(&records), [(0, "X01/PAS/1".to_string())]);
     }
 
     fn ids(records: &[(u64, Entry)]) -> Vec<(u64, String)> {
