@@ -3,7 +3,7 @@
 SELECT local_date(arrival_time) AS period, org_code, site,
        CAST(SUM(CASE WHEN disposal = 'admitted' THEN 1 ELSE 0 END) AS DOUBLE) AS numerator,
        CAST(SUM(CASE WHEN departure_time IS NOT NULL THEN 1 ELSE 0 END) AS DOUBLE) AS denominator
-FROM ed_attendances
+FROM kpi.ed_attendances_latest
 -- Arrivals are stored by UTC day; the trust's day can begin an hour earlier.
 WHERE arrival_date >= CAST(CAST($since AS DATE) - INTERVAL '1 day' AS DATE)
   AND local_date(arrival_time) >= CAST($since AS DATE)

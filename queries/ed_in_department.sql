@@ -8,7 +8,7 @@
 WITH stays AS (
     SELECT org_code, site, local_date(arrival_time) AS arrival_day,
            local_date(departure_time) AS departure_day
-    FROM ed_attendances
+    FROM kpi.ed_attendances_latest
     WHERE arrival_date >= CAST(CAST($since AS DATE) - INTERVAL '8 days' AS DATE)
       AND local_date(arrival_time) >= CAST(CAST($since AS DATE) - INTERVAL '7 days' AS DATE)
 ),
