@@ -70,7 +70,8 @@ fn csv_line(fields: &[&str]) -> String {
     line
 }
 
-const ED_HEADER: &[&str] = &[
+/// Columns of the ED extract.
+pub const ED_HEADER: &[&str] = &[
     "attendance_id",
     "site",
     "nhs_number",
@@ -126,84 +127,20 @@ const BEDS_HEADER: &[&str] = &[
     "valid_to",
 ];
 
-/// Writes records as feed files under a folder.
-pub struct FileSink {
-    root: PathBuf,
+/// Renders records as their source systems send them: ADT as HL7 v2.4 messages, ED
+/// attendances and theatre milestones as JSON objects, with the synthetic people's real-kind
+/// identifiers (ingest pseudonymises them).
+pub struct Renderer {
     seed: u64,
     populations: BTreeMap<u32, Population>,
-    writers: BTreeMap<PathBuf, BufWriter<File>>,
-    /// The local day being simulated (daily files are named after it).
-    today: Option<NaiveDate>,
 }
 
-/// Most files open at once; beyond it all are closed (and reopened for append when needed).
-const MAX_OPEN: usize = 128;
-
-impl FileSink {
-    /// A sink writing under `root`, which must be missing or empty.
-    pub fn create(root: &Path, seed: u64) -> Result<Self, SimError> {
-        let io = |source| SimError::Io {
-            path: root.display().to_string(),
-            source,
-        };
-        if root.exists() && std::fs::read_dir(root).map_err(io)?.next().is_some() {
-            return Err(SimError::OutputNotEmpty {
-                path: root.display().to_string(),
-            });
-        }
-        std::fs::create_dir_all(root).map_err(io)?;
-        Ok(FileSink {
-            root: root.to_path_buf(),
+impl Renderer {
+    pub fn new(seed: u64) -> Self {
+        Renderer {
             seed,
             populations: BTreeMap::new(),
-            writers: BTreeMap::new(),
-            today: None,
-        })
-    }
-
-    fn write(
-        &mut self,
-        path: PathBuf,
-        header: Option<&[&str]>,
-        text: &str,
-    ) -> Result<(), SimError> {
-        let io = |path: &Path, source| SimError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        if !self.writers.contains_key(&path) {
-            if self.writers.len() >= MAX_OPEN {
-                self.close_all()?;
-            }
-            let existed = path.exists();
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-            }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| io(&path, e))?;
-            let mut writer = BufWriter::new(file);
-            if !existed && let Some(header) = header {
-                writer
-                    .write_all(csv_line(header).as_bytes())
-                    .map_err(|e| io(&path, e))?;
-            }
-            self.writers.insert(path.clone(), writer);
         }
-        let writer = self.writers.get_mut(&path).expect("opened above");
-        writer.write_all(text.as_bytes()).map_err(|e| io(&path, e))
-    }
-
-    fn close_all(&mut self) -> Result<(), SimError> {
-        for (path, mut writer) in std::mem::take(&mut self.writers) {
-            writer.flush().map_err(|source| SimError::Io {
-                path: path.display().to_string(),
-                source,
-            })?;
-        }
-        Ok(())
     }
 
     fn person(&mut self, trust: &TrustModel, index: u32) -> crate::patients::Person {
@@ -214,7 +151,8 @@ impl FileSink {
             .person(index)
     }
 
-    fn hl7(&mut self, trust: &TrustModel, clock: &Clock, r: &AdtRecord) -> String {
+    /// One ADT message, segments ending in CR, with a trailing LF.
+    pub fn hl7(&mut self, trust: &TrustModel, clock: &Clock, r: &AdtRecord) -> String {
         let person = self.person(trust, r.patient.index);
         let ward = &trust.wards[r.location.ward];
         let site = &trust.sites[ward.site].code;
@@ -272,6 +210,164 @@ impl FileSink {
         message
     }
 
+    /// A theatre milestone as the theatre system posts it (RFC 3339 local times).
+    pub fn theatre_event(
+        &self,
+        trust: &TrustModel,
+        clock: &Clock,
+        r: &crate::records::TheatreEventRecord,
+    ) -> serde_json::Value {
+        let t = &trust.theatres[r.theatre];
+        let mut object = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            object.insert(k.to_string(), v);
+        };
+        put("event_id", r.event_id.clone().into());
+        put("case_id", r.case_id.clone().into());
+        put("session_id", r.session_id.clone().into());
+        put("org_code", trust.org_code.clone().into());
+        put("site", trust.sites[t.site].code.clone().into());
+        put("theatre", t.code.clone().into());
+        put("specialty", r.specialty.into());
+        put("procedure_code", r.procedure_code.into());
+        put("procedure_name", r.procedure_name.into());
+        put("milestone", r.milestone.into());
+        put("event_time", clock.rfc3339(r.time).into());
+        put("planned_order", r.planned_order.into());
+        put("planned_duration_min", r.planned_duration_min.into());
+        if let Some(reason) = r.cancel_reason {
+            put("cancel_reason", reason.into());
+        }
+        serde_json::Value::Object(object)
+    }
+
+    /// An ED attendance's fields in the extract's column order ([`ED_HEADER`]).
+    pub fn ed_fields(
+        &mut self,
+        trust: &TrustModel,
+        clock: &Clock,
+        r: &crate::records::EdRecord,
+    ) -> Vec<String> {
+        let person = self.person(trust, r.patient.index);
+        vec![
+            attendance_id(trust, r.attendance),
+            trust.sites[r.site].code.clone(),
+            person.nhs_number.clone(),
+            person.local_id.clone(),
+            clock.uk_local(r.arrival),
+            r.mode.name().to_string(),
+            uk(
+                clock,
+                (r.mode == ArrivalMode::Ambulance).then_some(r.arrival),
+            ),
+            uk(clock, r.handover),
+            r.acuity.to_string(),
+            uk(clock, r.initial_assessment),
+            uk(clock, r.seen),
+            uk(clock, r.decision_to_admit),
+            uk(clock, r.departure),
+            r.disposal.map_or("", |d| d.name()).to_string(),
+            r.age_band.to_string(),
+            r.chief_complaint.to_string(),
+        ]
+    }
+
+    /// An ED attendance as a JSON object with the extract's field names and its trust.
+    pub fn ed_attendance(
+        &mut self,
+        trust: &TrustModel,
+        clock: &Clock,
+        r: &crate::records::EdRecord,
+    ) -> serde_json::Value {
+        let mut object = serde_json::Map::new();
+        object.insert("org_code".into(), trust.org_code.clone().into());
+        for (name, value) in ED_HEADER.iter().zip(self.ed_fields(trust, clock, r)) {
+            if !value.is_empty() {
+                object.insert((*name).to_string(), value.into());
+            }
+        }
+        serde_json::Value::Object(object)
+    }
+}
+
+/// Writes records as feed files under a folder.
+pub struct FileSink {
+    root: PathBuf,
+    renderer: Renderer,
+    writers: BTreeMap<PathBuf, BufWriter<File>>,
+    /// The local day being simulated (daily files are named after it).
+    today: Option<NaiveDate>,
+}
+
+/// Most files open at once; beyond it all are closed (and reopened for append when needed).
+const MAX_OPEN: usize = 128;
+
+impl FileSink {
+    /// A sink writing under `root`, which must be missing or empty.
+    pub fn create(root: &Path, seed: u64) -> Result<Self, SimError> {
+        let io = |source| SimError::Io {
+            path: root.display().to_string(),
+            source,
+        };
+        if root.exists() && std::fs::read_dir(root).map_err(io)?.next().is_some() {
+            return Err(SimError::OutputNotEmpty {
+                path: root.display().to_string(),
+            });
+        }
+        std::fs::create_dir_all(root).map_err(io)?;
+        Ok(FileSink {
+            root: root.to_path_buf(),
+            renderer: Renderer::new(seed),
+            writers: BTreeMap::new(),
+            today: None,
+        })
+    }
+
+    fn write(
+        &mut self,
+        path: PathBuf,
+        header: Option<&[&str]>,
+        text: &str,
+    ) -> Result<(), SimError> {
+        let io = |path: &Path, source| SimError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if !self.writers.contains_key(&path) {
+            if self.writers.len() >= MAX_OPEN {
+                self.close_all()?;
+            }
+            let existed = path.exists();
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| io(&path, e))?;
+            let mut writer = BufWriter::new(file);
+            if !existed && let Some(header) = header {
+                writer
+                    .write_all(csv_line(header).as_bytes())
+                    .map_err(|e| io(&path, e))?;
+            }
+            self.writers.insert(path.clone(), writer);
+        }
+        let writer = self.writers.get_mut(&path).expect("opened above");
+        writer.write_all(text.as_bytes()).map_err(|e| io(&path, e))
+    }
+
+    fn close_all(&mut self) -> Result<(), SimError> {
+        for (path, mut writer) in std::mem::take(&mut self.writers) {
+            writer.flush().map_err(|source| SimError::Io {
+                path: path.display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
     fn day_stamp(&self) -> String {
         self.today
             .map(|d| d.format("%Y-%m-%d").to_string())
@@ -294,32 +390,12 @@ impl Sink for FileSink {
         let day = self.day_stamp();
         match record {
             Record::Adt(r) => {
-                let text = self.hl7(trust, clock, &r);
+                let text = self.renderer.hl7(trust, clock, &r);
                 self.write(dir.join("adt").join(format!("{day}.hl7")), None, &text)
             }
             Record::Ed(r) => {
-                let person = self.person(trust, r.patient.index);
-                let line = csv_line(&[
-                    &attendance_id(trust, r.attendance),
-                    &trust.sites[r.site].code,
-                    &person.nhs_number,
-                    &person.local_id,
-                    &clock.uk_local(r.arrival),
-                    r.mode.name(),
-                    &uk(
-                        clock,
-                        (r.mode == ArrivalMode::Ambulance).then_some(r.arrival),
-                    ),
-                    &uk(clock, r.handover),
-                    &r.acuity.to_string(),
-                    &uk(clock, r.initial_assessment),
-                    &uk(clock, r.seen),
-                    &uk(clock, r.decision_to_admit),
-                    &uk(clock, r.departure),
-                    r.disposal.map_or("", |d| d.name()),
-                    r.age_band,
-                    r.chief_complaint,
-                ]);
+                let fields = self.renderer.ed_fields(trust, clock, &r);
+                let line = csv_line(&fields.iter().map(String::as_str).collect::<Vec<_>>());
                 let path = dir.join("ed").join(format!("ed_attendances_{day}.csv"));
                 self.write(path, Some(ED_HEADER), &line)
             }
@@ -342,28 +418,7 @@ impl Sink for FileSink {
                 self.write(path, Some(SESSION_HEADER), &line)
             }
             Record::TheatreEvent(r) => {
-                let t = &trust.theatres[r.theatre];
-                let mut object = serde_json::Map::new();
-                let mut put = |k: &str, v: serde_json::Value| {
-                    object.insert(k.to_string(), v);
-                };
-                put("event_id", r.event_id.into());
-                put("case_id", r.case_id.into());
-                put("session_id", r.session_id.into());
-                put("org_code", trust.org_code.clone().into());
-                put("site", trust.sites[t.site].code.clone().into());
-                put("theatre", t.code.clone().into());
-                put("specialty", r.specialty.into());
-                put("procedure_code", r.procedure_code.into());
-                put("procedure_name", r.procedure_name.into());
-                put("milestone", r.milestone.into());
-                put("event_time", clock.rfc3339(r.time).into());
-                put("planned_order", r.planned_order.into());
-                put("planned_duration_min", r.planned_duration_min.into());
-                if let Some(reason) = r.cancel_reason {
-                    put("cancel_reason", reason.into());
-                }
-                let mut line = serde_json::Value::Object(object).to_string();
+                let mut line = self.renderer.theatre_event(trust, clock, &r).to_string();
                 line.push('\n');
                 let path = dir
                     .join("theatres")

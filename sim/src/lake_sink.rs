@@ -281,6 +281,21 @@ pub async fn generate_into_lake(
     lake: &Lake,
     progress: Box<dyn FnMut(u32) + Send>,
 ) -> Result<Summary, SimError> {
+    generate_into_lake_until(config, key, lake, progress, i64::MAX)
+        .await
+        .map(|(summary, _)| summary)
+}
+
+/// As [`generate_into_lake`], but what the source systems send live at or after
+/// `cutoff_micros` (UTC) is kept out of the lake and returned, rendered for replay (see
+/// [`crate::replay`]).
+pub async fn generate_into_lake_until(
+    config: SimConfig,
+    key: PseudoKey,
+    lake: &Lake,
+    progress: Box<dyn FnMut(u32) + Send>,
+    cutoff_micros: i64,
+) -> Result<(Summary, Vec<crate::replay::Timed>), SimError> {
     lake.ensure_tables().await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Table, RecordBatch)>(4);
     let seed = config.seed;
@@ -291,7 +306,9 @@ pub async fn generate_into_lake(
             tx.blocking_send((table, batch))
                 .map_err(|_| SimError::WriterGone)
         });
-        simulation.run(&mut sink, &mut progress)
+        let mut split = crate::replay::Split::new(&mut sink, cutoff_micros, seed);
+        let summary = simulation.run(&mut split, &mut progress)?;
+        Ok((summary, split.into_future()))
     });
     let mut write_error = None;
     while let Some((table, batch)) = rx.recv().await {

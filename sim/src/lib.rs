@@ -18,6 +18,7 @@ mod hospital;
 pub mod lake_sink;
 pub mod patients;
 pub mod records;
+pub mod replay;
 mod theatres;
 pub mod trust;
 mod workforce;
@@ -62,6 +63,13 @@ pub enum SimError {
     /// The writer stopped before the simulation finished.
     #[error("the lake writer stopped early")]
     WriterGone,
+    /// A saved replay cannot be read.
+    #[error("{path} line {line}: {reason}")]
+    Replay {
+        path: String,
+        line: usize,
+        reason: String,
+    },
 }
 
 /// What to simulate.
