@@ -84,15 +84,20 @@ pub enum TokenCommand {
     },
 }
 
+/// A new API token: `brt_` and 256 random bits in hex.
+pub fn new_token() -> Result<String> {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret)
+        .map_err(|e| anyhow::anyhow!("no randomness from the system: {e}"))?;
+    Ok(std::iter::once("brt_".to_string())
+        .chain(secret.iter().map(|b| format!("{b:02x}")))
+        .collect())
+}
+
 pub fn token_command(command: TokenCommand) -> Result<()> {
     match command {
         TokenCommand::New { name, scopes } => {
-            let mut secret = [0u8; 32];
-            getrandom::fill(&mut secret)
-                .map_err(|e| anyhow::anyhow!("no randomness from the system: {e}"))?;
-            let token: String = std::iter::once("brt_".to_string())
-                .chain(secret.iter().map(|b| format!("{b:02x}")))
-                .collect();
+            let token = new_token()?;
             let entry = bright_dashboards::auth::ClientConfig {
                 name,
                 token_sha256: token_sha256(&token),

@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod config;
+mod demo;
 mod kpi;
 mod serve;
 mod spc;
@@ -93,19 +94,7 @@ enum Command {
         command: config::TokenCommand,
     },
     /// Create a demo lake if needed and serve bright on localhost.
-    Demo {
-        #[command(flatten)]
-        lake: LakeArg,
-        /// Port for the web service on 127.0.0.1.
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        /// Days of history to simulate when the lake is empty.
-        #[arg(long, default_value_t = 730)]
-        days: u32,
-        /// Seed of the simulated hospital.
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-    },
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -224,12 +213,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Token { command } => config::token_command(command),
         Command::Spc(args) => spc::run(args),
         Command::Kpi { command } => kpi::run(command).await,
-        Command::Demo {
-            lake,
-            port,
-            days,
-            seed,
-        } => demo(&lake.lake, port, days, seed).await,
+        Command::Demo(args) => demo::demo(args).await,
     }
 }
 
@@ -420,67 +404,6 @@ async fn generate(args: GenerateArgs) -> Result<()> {
     };
     bar.finish_and_clear();
     print_summary(&config, &changes, &summary);
-    Ok(())
-}
-
-async fn demo(location: &str, port: u16, days: u32, seed: u64) -> Result<()> {
-    let lake = open_lake(location)?;
-    if !lake.has_table(Table::AdtEvents).await? {
-        println!(
-            "Creating a demo lake at {} with {days} days of a simulated hospital…",
-            lake.root()
-        );
-        let config = SimConfig::new(seed, days, chrono::Utc::now().date_naive());
-        let changes = Changes::planted(&config);
-        let bar = progress_bar(days);
-        let progress = bar.clone();
-        let summary = generate_into_lake(
-            config.clone(),
-            simulation_key(seed),
-            &lake,
-            Box::new(move |d| progress.set_position(u64::from(d))),
-        )
-        .await?;
-        bar.finish_and_clear();
-        print_summary(&config, &changes, &summary);
-    }
-    // Every KPI is planned before anything is served: a broken one stops the start here,
-    // naming its file, rather than failing the first dashboard that asks for it.
-    let engine = kpi::engine(location, &kpi::CatalogueArgs::default()).await?;
-    let kpis = engine.kpi_catalogue().map_or(0, |c| c.kpis.len());
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
-    let bound = listener.local_addr()?;
-    let stopping = stop_signal();
-    println!();
-    println!("bright is running.");
-    println!("  Health:  http://{bound}/health");
-    println!(
-        "  Lake:    {} (Delta Lake tables: DuckDB, Polars and Python deltalake read them)",
-        lake.root()
-    );
-    // The binary is usually not on PATH yet (it sits in the build folder), so show its path.
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "bright".to_string());
-    println!(
-        "  Query:   {exe} sql --lake {location} \"SELECT ward, count(*) AS admissions FROM adt_events WHERE event_type = 'A01' GROUP BY ward ORDER BY 2 DESC\""
-    );
-    println!(
-        "  KPIs:    {kpis} planned; {exe} kpi list, then e.g. {exe} kpi run bed_occupancy_ga --lake {location} --by site"
-    );
-    println!("Press Ctrl-C to stop.");
-    // The demo serves pages on loopback only and takes no feeds: no API clients.
-    let state = bright_dashboards::AppState::new(
-        lake.root().as_str(),
-        bright_dashboards::auth::Clients::default(),
-        bright_dashboards::DashboardsConfig::default().max_body_bytes,
-        None,
-    );
-    bright_dashboards::serve(listener, state, stopping).await?;
-    println!("Stopped.");
     Ok(())
 }
 

@@ -99,58 +99,91 @@ async fn pipeline(
     Ok((lake, Arc::new(sink), config))
 }
 
-pub async fn serve(args: ServeArgs) -> Result<()> {
-    let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
-    let settings = args.config.load()?;
-    let clients = Clients::new(&settings.dashboards.clients)?;
-    let health = Arc::new(FeedHealth::new(&settings.ingest, chrono::Utc::now())?);
+/// What a running service is started with (by `bright serve`, and by `bright demo`).
+pub(crate) struct ServiceOptions {
+    pub lake: LakeArg,
+    pub catalogue: kpi::CatalogueArgs,
+    pub wal: PathBuf,
+    pub mllp_addr: SocketAddr,
+    pub mllp_tls: Option<bright_ingest::mllp::MllpTls>,
+    pub http_addr: SocketAddr,
+    pub flush_every: Duration,
+    pub flush_rows: usize,
+    pub max_buffered_rows: usize,
+    pub landing: PathBuf,
+    pub landing_poll: Duration,
+    pub org: Option<String>,
+    pub key: PseudoKey,
+    pub settings: crate::config::Config,
+    /// Clients allowed in besides those of the settings (the demo's own).
+    pub extra_clients: Vec<bright_dashboards::auth::ClientConfig>,
+}
+
+/// A started service: its addresses, its state, and what stopping it needs.
+pub(crate) struct Running {
+    pub mllp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub state: bright_dashboards::AppState,
+    pub sink: Arc<Sink>,
+    pub lake: bright_engine::lake::Lake,
+    /// Turns true to stop the listeners.
+    pub stopped: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    web: tokio::task::JoinHandle<std::io::Result<()>>,
+    wal: PathBuf,
+}
+
+/// Opens the pipeline and starts the MLLP listener, the flusher, the landing folders and the
+/// web service, printing their addresses (scripts and tests read these lines).
+pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
+    let mut client_configs = options.settings.dashboards.clients.clone();
+    client_configs.extend(options.extra_clients.iter().cloned());
+    let clients = Clients::new(&client_configs)?;
+    let health = Arc::new(FeedHealth::new(
+        &options.settings.ingest,
+        chrono::Utc::now(),
+    )?);
     if clients.is_empty() {
         println!(
             "No API clients configured: every endpoint but /health answers 401. Create one with `bright token new`."
         );
     }
-    let (lake, sink, config) = pipeline(&args.lake, &args.catalogue, &args.wal).await?;
-
-    // Handlers first: a stop requested as soon as the addresses are printed still flushes.
-    let stopping = stop_signal();
+    let (lake, sink, config) = pipeline(&options.lake, &options.catalogue, &options.wal).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let adt = AdtConfig {
         time_zone: config.time_zone,
-        key: key.clone(),
+        key: options.key.clone(),
     };
-    let mut mllp_config = MllpConfig::default();
-    if let (Some(cert), Some(key)) = (&args.mllp_tls_cert, &args.mllp_tls_key) {
-        mllp_config.tls = Some(tls_acceptor(cert, key)?);
-    }
-    let mllp = tokio::net::TcpListener::bind(args.mllp_addr)
+    let tls = options.mllp_tls.is_some();
+    let mllp_config = MllpConfig {
+        tls: options.mllp_tls,
+        ..MllpConfig::default()
+    };
+    let mllp = tokio::net::TcpListener::bind(options.mllp_addr)
         .await
-        .with_context(|| format!("cannot listen on {}", args.mllp_addr))?;
-    let http = tokio::net::TcpListener::bind(args.http_addr)
+        .with_context(|| format!("cannot listen on {}", options.mllp_addr))?;
+    let http = tokio::net::TcpListener::bind(options.http_addr)
         .await
-        .with_context(|| format!("cannot listen on {}", args.http_addr))?;
-    // Scripts and tests read the bound addresses from these lines (port 0 picks a free one).
+        .with_context(|| format!("cannot listen on {}", options.http_addr))?;
+    let (mllp_addr, http_addr) = (mllp.local_addr()?, http.local_addr()?);
     println!(
-        "MLLP{}: listening on {}",
-        if args.mllp_tls_cert.is_some() {
-            " over TLS"
-        } else {
-            ""
-        },
-        mllp.local_addr()?
+        "MLLP{}: listening on {mllp_addr}",
+        if tls { " over TLS" } else { "" }
     );
-    println!("HTTP: listening on http://{}", http.local_addr()?);
+    println!("HTTP: listening on http://{http_addr}");
     let listener = Listener::new(sink.clone(), adt, mllp_config)
         .with_health(health.clone())
         .check_wards()
         .await?;
-    let mllp_task = tokio::spawn(listener.run(mllp, stopped.clone()));
+    let mut tasks = vec![tokio::spawn(listener.run(mllp, stopped.clone()))];
 
-    sink.set_flush_rows(args.flush_rows.max(1));
-    sink.set_max_buffered_rows(args.max_buffered_rows.max(args.flush_rows).max(1));
-    let flusher = {
+    sink.set_flush_rows(options.flush_rows.max(1));
+    sink.set_max_buffered_rows(options.max_buffered_rows.max(options.flush_rows).max(1));
+    tasks.push({
         let sink = sink.clone();
         let mut stopped = stopped.clone();
-        let every = Duration::from_secs(args.flush_secs.max(1));
+        let every = options.flush_every.max(Duration::from_millis(100));
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -164,66 +197,109 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
                 }
             }
         })
-    };
+    });
 
     let loader = FileLoader::new(
         sink.clone(),
         config.time_zone,
-        key.clone(),
-        args.org.clone(),
+        options.key.clone(),
+        options.org.clone(),
     )
     .with_health(health.clone());
-    let landing = FileDrop::new(
-        args.landing.clone(),
-        loader,
-        Duration::from_millis(args.landing_poll_ms.max(10)),
-    )
-    .with_context(|| {
-        format!(
-            "cannot create the landing folders in {}",
-            args.landing.display()
-        )
-    })?;
-    println!("Landing: watching {}/<feed>/", args.landing.display());
-    let landing_task = tokio::spawn(landing.run(stopped.clone()));
-    let http_source = HttpSource::new(sink.clone(), config.time_zone, key).with_health(health);
+    let landing = FileDrop::new(options.landing.clone(), loader, options.landing_poll)
+        .with_context(|| {
+            format!(
+                "cannot create the landing folders in {}",
+                options.landing.display()
+            )
+        })?;
+    println!("Landing: watching {}/<feed>/", options.landing.display());
+    tasks.push(tokio::spawn(landing.run(stopped.clone())));
+    let http_source =
+        HttpSource::new(sink.clone(), config.time_zone, options.key).with_health(health);
     let state = bright_dashboards::AppState::new(
         lake.root().as_str(),
         clients,
-        settings.dashboards.max_body_bytes,
+        options.settings.dashboards.max_body_bytes,
         Some(Arc::new(http_source)),
     );
     let mut http_stopped = stopped.clone();
-    let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
+    let web = tokio::spawn(bright_dashboards::serve(http, state.clone(), async move {
         let _ = http_stopped.wait_for(|stop| *stop).await;
     }));
+    Ok(Running {
+        mllp_addr,
+        http_addr,
+        state,
+        sink,
+        lake,
+        stopped,
+        stop,
+        tasks,
+        web,
+        wal: options.wal,
+    })
+}
 
-    let log_failed = tokio::select! {
-        () = stopping => false,
-        () = sink.failed() => true,
-    };
-    if log_failed {
-        // Acknowledged rows are in the log up to the failure; a restart replays them. Going
-        // on would only answer AR and 500 to every sender.
-        let _ = stop.send(true);
-        let _ = mllp_task.await;
-        let _ = landing_task.await;
-        let _ = flusher.await;
-        let _ = web.await;
-        anyhow::bail!(
-            "the write-ahead log in {} stopped after a failed write; restart bright serve to replay it",
-            args.wal.display()
-        );
+impl Running {
+    /// Runs until `stopping` resolves, then stops the listeners, flushes everything to the
+    /// lake and returns; if the write-ahead log fails first, stops and returns the error.
+    pub async fn run_until(self, stopping: impl std::future::Future<Output = ()>) -> Result<()> {
+        let log_failed = tokio::select! {
+            () = stopping => false,
+            () = self.sink.failed() => true,
+        };
+        if !log_failed {
+            println!("Stopping: no new connections; flushing to the lake.");
+        }
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        if log_failed {
+            // Acknowledged rows are in the log up to the failure; a restart replays them.
+            // Going on would only answer AR and 500 to every sender.
+            let _ = self.web.await;
+            anyhow::bail!(
+                "the write-ahead log in {} stopped after a failed write; restart to replay it",
+                self.wal.display()
+            );
+        }
+        let rows = self.sink.flush().await.context("final flush to the lake")?;
+        let _ = self.web.await;
+        println!("Flushed {rows} rows. Stopped.");
+        Ok(())
     }
-    println!("Stopping: no new connections; flushing to the lake.");
-    let _ = stop.send(true);
-    let _ = mllp_task.await;
-    let _ = landing_task.await;
-    let _ = flusher.await;
-    let rows = sink.flush().await.context("final flush to the lake")?;
-    let _ = web.await;
-    println!("Flushed {rows} rows. Stopped.");
-    Ok(())
+}
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
+    let settings = args.config.load()?;
+    let mllp_tls = match (&args.mllp_tls_cert, &args.mllp_tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
+    // Handlers first: a stop requested as soon as the addresses are printed still flushes.
+    let stopping = stop_signal();
+    let running = start(ServiceOptions {
+        lake: args.lake,
+        catalogue: args.catalogue,
+        wal: args.wal,
+        mllp_addr: args.mllp_addr,
+        mllp_tls,
+        http_addr: args.http_addr,
+        flush_every: Duration::from_secs(args.flush_secs.max(1)),
+        flush_rows: args.flush_rows,
+        max_buffered_rows: args.max_buffered_rows,
+        landing: args.landing,
+        landing_poll: Duration::from_millis(args.landing_poll_ms.max(10)),
+        org: args.org,
+        key,
+        settings,
+        extra_clients: Vec::new(),
+    })
+    .await?;
+    running.run_until(stopping).await
 }
 
 #[derive(Debug, Args)]

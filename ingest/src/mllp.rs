@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bright_engine::arrow::array::AsArray;
+use bright_engine::arrow::compute::cast;
+use bright_engine::arrow::datatypes::DataType;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::schema::Table;
 use chrono::Utc;
@@ -248,14 +250,14 @@ impl Listener {
         let output = self
             .sink
             .engine()
-            .sql("SELECT DISTINCT CAST(org_code AS VARCHAR), CAST(ward AS VARCHAR) FROM beds")
+            .sql("SELECT DISTINCT org_code, ward FROM beds")
             .await?;
         let mut wards = HashSet::new();
         for batch in &output.batches {
-            let (orgs, names) = (
-                batch.column(0).as_string::<i32>(),
-                batch.column(1).as_string::<i32>(),
-            );
+            // The scan may give text as views or dictionaries: read it as plain strings.
+            let text = |i: usize| cast(batch.column(i), &DataType::Utf8);
+            let (orgs, names) = (text(0)?, text(1)?);
+            let (orgs, names) = (orgs.as_string::<i32>(), names.as_string::<i32>());
             for (org, ward) in orgs.iter().zip(names.iter()) {
                 if let (Some(org), Some(ward)) = (org, ward) {
                     wards.insert((org.to_string(), ward.to_string()));

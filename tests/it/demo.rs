@@ -1,5 +1,5 @@
-//! `bright demo` on an empty lake: builds it, plans every KPI, serves `/health`, stops cleanly
-//! on Ctrl-C.
+//! `bright demo` on an empty lake: builds it, plans every KPI, serves `/health`, replays the
+//! simulated day through the ingest listeners (fast), stops cleanly on Ctrl-C.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -7,11 +7,12 @@ use std::process::{Command, Stdio};
 
 use crate::support::{bright, ok};
 
-fn get(address: &str, path: &str) -> String {
+fn get(address: &str, path: &str, token: Option<&str>) -> String {
     let mut stream = TcpStream::connect(address).expect("server listening");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -30,6 +31,9 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
             "0",
             "--days",
             "20",
+            // An hour of the replayed day a second.
+            "--speed",
+            "3600",
             "--lake",
             lake.to_str().unwrap(),
         ])
@@ -70,8 +74,21 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
     };
     let planned: usize = kpis.split_whitespace().next().unwrap().parse().unwrap();
     assert!(planned >= 25, "{kpis}");
+    let token = loop {
+        let line = lines.next().expect("more output").unwrap();
+        if let Some(rest) = line.trim().strip_prefix("Token:") {
+            break rest.trim().to_string();
+        }
+    };
+    // Keep reading the output so the demo never blocks on a full pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
 
-    let response = get(&address, "/health");
+    let response = get(&address, "/health", None);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"status\":\"ok\""), "{response}");
 
@@ -86,13 +103,39 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
     ]);
     assert_eq!(count, "plenty\ntrue\n");
 
+    // The replay reaches the listeners: ADT over MLLP and ED attendances over the ingest API.
+    let started = std::time::Instant::now();
+    loop {
+        let response = get(&address, "/api/feeds", Some(&token));
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let body = &response[response.find("\r\n\r\n").expect("a body") + 4..];
+        let feeds: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        let delivered = |name: &str| {
+            feeds["feeds"]
+                .as_array()
+                .expect("feeds")
+                .iter()
+                .find(|f| f["feed"] == name)
+                .and_then(|f| f["records"].as_u64())
+                .unwrap_or(0)
+        };
+        if delivered("hl7_adt") > 0 && delivered("ed_attendances") > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no replayed deliveries: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let exit = child.wait().unwrap();
     assert!(exit.success(), "Ctrl-C ends the demo cleanly: {exit:?}");
-    assert!(rest.iter().any(|l| l == "Stopped."), "{rest:?}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.ends_with("Stopped.")), "{rest:?}");
 }

@@ -306,3 +306,77 @@ PV1|1|I|W1^^B1^S1|21|||||300||||||||||RXXV1\r";
     .expect("client");
     assert!(!plain.contains("MSA|AA"), "{plain}");
 }
+
+/// Regression: reading the bed base panicked when `beds` had rows (the scan gives text as
+/// string views), so `bright serve` could not start over a lake with a bed base.
+#[tokio::test]
+async fn the_bed_base_is_read_and_events_on_unknown_wards_are_flagged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
+    lake.ensure_tables().await.expect("tables");
+    let mut beds = bright_engine::batch::BatchBuilder::new(bright_engine::schema::Table::Beds);
+    beds.row()
+        .text("RXX")
+        .text("S1")
+        .text("W1")
+        .text("general_acute")
+        .int32(20)
+        .opt_date(None)
+        .date(20_000)
+        .end();
+    lake.append(
+        bright_engine::schema::Table::Beds,
+        vec![beds.finish().expect("batch")],
+    )
+    .await
+    .expect("appends");
+    let engine = Arc::new(
+        QueryEngine::open(&lake, &QueryConfig::default())
+            .await
+            .expect("engine"),
+    );
+    let (sink, _) = Sink::open(engine.clone(), &dir.path().join("wal"))
+        .await
+        .expect("sink");
+    let adt = AdtConfig {
+        time_zone: chrono_tz::Europe::London,
+        key: simulation_key(7),
+    };
+    let listener = Listener::new(Arc::new(sink), adt, MllpConfig::default())
+        .check_wards()
+        .await
+        .expect("reads the bed base");
+    let message = |control: &str, ward: &str| {
+        format!(
+            "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250701093000+0100||ADT^A01^ADT_A01|{control}|P|2.4\r\
+EVN|A01|20250701093000+0100\r\
+PID|1||9434765919^^^NHS^NH||SMITH^JANE||19700101|F\r\
+PV1|1|I|{ward}^^B1^S1|21|||||300||||||||||RXXV{control}\r"
+        )
+    };
+    let (known, _) = listener.handle(&message("K1", "W1")).await;
+    let (unknown, _) = listener.handle(&message("U1", "W9")).await;
+    assert_eq!(
+        (known, unknown),
+        (
+            bright_ingest::hl7::AckCode::Accept,
+            bright_ingest::hl7::AckCode::Accept
+        )
+    );
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT count(*) FROM dq_issues WHERE reason = 'ward ''W9'' is not in the bed base'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT count(*) FROM dq_issues WHERE reason LIKE '%W1%'"
+        )
+        .await,
+        0
+    );
+}

@@ -1,0 +1,275 @@
+//! `bright demo`: a simulated hospital in a local lake, served live.
+//!
+//! The first run simulates `--days` of history, the rest of today and tomorrow in one run, so
+//! they agree: what the hospital's systems sent before the start goes straight into the lake;
+//! what they send after it is saved (`<lake>/_demo/replay.ndjson`) and replayed through the
+//! running service at its time: ADT over MLLP to the listener, ED attendances and theatre
+//! milestones posted to `POST /api/ingest/{feed}` through the web service's router (with its
+//! authentication). `--speed N` runs the replay clock N times faster; events then arrive
+//! before their time and ADT ones more than an hour early are flagged as future-dated.
+//!
+//! A later run replays what is left: deliveries whose time has passed go in at once (those
+//! taken before are recognised and stored once), the rest at their time.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bright_engine::schema::Table;
+use bright_sim::lake_sink::{generate_into_lake_until, simulation_key};
+use bright_sim::replay::{Delivery, Timed};
+use bright_sim::{Changes, SimConfig};
+use clap::Args;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower::ServiceExt;
+
+use crate::serve::{ServiceOptions, start};
+use crate::{LakeArg, kpi, open_lake, print_summary, progress_bar, stop_signal};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    lake: LakeArg,
+    /// Port for the web service on 127.0.0.1.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Days of history to simulate when the lake is empty.
+    #[arg(long, default_value_t = 730)]
+    days: u32,
+    /// Seed of the simulated hospital.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// How many times faster than the wall clock the day is replayed.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+}
+
+/// The demo's own folder beside the tables: the replay, the write-ahead log, landing folders.
+fn demo_folder(location: &str) -> Result<PathBuf> {
+    let path = match location.split_once("://") {
+        None => PathBuf::from(location),
+        Some(("file", path)) => PathBuf::from(path),
+        Some(_) => anyhow::bail!("the demo runs on a local folder, not {location}"),
+    };
+    Ok(path.join("_demo"))
+}
+
+pub async fn demo(args: DemoArgs) -> Result<()> {
+    let location = args.lake.lake.clone();
+    let folder = demo_folder(&location)?;
+    let replay_file = folder.join("replay.ndjson");
+    let lake = open_lake(&location)?;
+    if !lake.has_table(Table::AdtEvents).await? {
+        println!(
+            "Creating a demo lake at {} with {} days of a simulated hospital…",
+            lake.root(),
+            args.days
+        );
+        // History, today and tomorrow in one run: the replay continues the history exactly.
+        let today = chrono::Utc::now().date_naive();
+        let config = SimConfig::new(args.seed, args.days + 2, today + chrono::Duration::days(2));
+        let changes = Changes::planted(&config);
+        let bar = progress_bar(config.days);
+        let progress = bar.clone();
+        let cutoff = chrono::Utc::now().timestamp_micros();
+        let (summary, future) = generate_into_lake_until(
+            config.clone(),
+            simulation_key(args.seed),
+            &lake,
+            Box::new(move |d| progress.set_position(u64::from(d))),
+            cutoff,
+        )
+        .await?;
+        bar.finish_and_clear();
+        print_summary(&config, &changes, &summary);
+        bright_sim::replay::save(&future, &replay_file)?;
+    }
+    let replay = if replay_file.exists() {
+        bright_sim::replay::load(&replay_file)?
+    } else {
+        Vec::new()
+    };
+
+    // A token for this run only: the replay posts with it, and it is printed for curl.
+    let token = crate::config::new_token()?;
+    let client = bright_dashboards::auth::ClientConfig {
+        name: "demo".into(),
+        token_sha256: bright_dashboards::auth::token_sha256(&token),
+        scopes: vec!["read".into(), "ingest:*".into()],
+    };
+    let stopping = stop_signal();
+    let running = start(ServiceOptions {
+        lake: args.lake.clone(),
+        catalogue: kpi::CatalogueArgs::default(),
+        wal: folder.join("wal"),
+        mllp_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        mllp_tls: None,
+        http_addr: SocketAddr::from(([127, 0, 0, 1], args.port)),
+        flush_every: Duration::from_secs(10),
+        flush_rows: 100_000,
+        max_buffered_rows: 1_000_000,
+        landing: folder.join("landing"),
+        landing_poll: Duration::from_secs(2),
+        org: None,
+        key: simulation_key(args.seed),
+        settings: crate::config::Config::default(),
+        extra_clients: vec![client],
+    })
+    .await?;
+    let kpis = running
+        .sink
+        .engine()
+        .kpi_catalogue()
+        .map_or(0, |c| c.kpis.len());
+    let bound = running.http_addr;
+    println!();
+    println!("bright is running.");
+    println!("  Health:  http://{bound}/health");
+    println!(
+        "  Lake:    {} (Delta Lake tables: DuckDB, Polars and Python deltalake read them)",
+        running.lake.root()
+    );
+    // The binary is usually not on PATH yet (it sits in the build folder), so show its path.
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "bright".to_string());
+    println!(
+        "  Query:   {exe} sql --lake {location} \"SELECT ward, count(*) AS admissions FROM adt_events WHERE event_type = 'A01' GROUP BY ward ORDER BY 2 DESC\""
+    );
+    println!(
+        "  KPIs:    {kpis} planned; {exe} kpi list, then e.g. {exe} kpi run bed_occupancy_ga --lake {location} --by site"
+    );
+    println!("  Token:   {token}");
+    println!("  Feeds:   curl -H \"Authorization: Bearer $TOKEN\" http://{bound}/api/feeds");
+    let now = chrono::Utc::now().timestamp_micros();
+    let due = replay.iter().filter(|t| t.at_micros <= now).count();
+    println!(
+        "  Replay:  {} deliveries ({due} already due) over MLLP {} and the ingest API, at {}x",
+        replay.len(),
+        running.mllp_addr,
+        args.speed
+    );
+    println!("Press Ctrl-C to stop.");
+    let replayer = tokio::spawn(replay_deliveries(
+        replay,
+        running.mllp_addr,
+        running.state.clone(),
+        token,
+        args.speed.max(0.001),
+        running.stopped.clone(),
+    ));
+    let result = running.run_until(stopping).await;
+    replayer.abort();
+    result
+}
+
+/// Sends each delivery at its time (the clock running `speed` times faster from now); ones
+/// already due go at once.
+async fn replay_deliveries(
+    deliveries: Vec<Timed>,
+    mllp: SocketAddr,
+    state: bright_dashboards::AppState,
+    token: String,
+    speed: f64,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let start_real = tokio::time::Instant::now();
+    let start_virtual = chrono::Utc::now().timestamp_micros();
+    let mut connection = None;
+    let router = bright_dashboards::router(state);
+    for timed in deliveries {
+        if timed.at_micros > start_virtual {
+            let ahead = (timed.at_micros - start_virtual) as f64 / speed;
+            let when = start_real + Duration::from_micros(ahead as u64);
+            tokio::select! {
+                () = tokio::time::sleep_until(when) => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+        }
+        if *stopped.borrow() {
+            return;
+        }
+        let sent = match timed.delivery {
+            Delivery::Hl7(message) => send_hl7(&mut connection, mllp, &message).await,
+            Delivery::Post { feed, record } => post(&router, &token, &feed, &record).await,
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "Demo replay: a delivery was not taken.");
+        }
+    }
+    println!("Replay: every delivery sent.");
+}
+
+/// One HL7 message over MLLP, on a connection kept open between messages.
+async fn send_hl7(
+    connection: &mut Option<tokio::net::TcpStream>,
+    address: SocketAddr,
+    message: &str,
+) -> Result<()> {
+    if connection.is_none() {
+        *connection = Some(tokio::net::TcpStream::connect(address).await?);
+    }
+    let socket = connection.as_mut().context("connected above")?;
+    let result: Result<String> = async {
+        socket
+            .write_all(&bright_ingest::mllp::frame(message))
+            .await?;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(&[0x1C, 0x0D]) {
+            let n = socket.read(&mut buf).await?;
+            anyhow::ensure!(n > 0, "the listener closed the connection");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    }
+    .await;
+    match result {
+        Ok(answer) if answer.contains("MSA|AA|") => Ok(()),
+        Ok(answer) => anyhow::bail!("ADT not accepted: {}", answer.trim()),
+        Err(e) => {
+            *connection = None;
+            Err(e)
+        }
+    }
+}
+
+/// One record posted to the ingest API through the web service's router.
+async fn post(
+    router: &axum::Router,
+    token: &str,
+    feed: &str,
+    record: &serde_json::Value,
+) -> Result<()> {
+    let request = axum::http::Request::post(format!("/api/ingest/{feed}"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/x-ndjson")
+        .body(axum::body::Body::from(record.to_string()))?;
+    let response = router.clone().oneshot(request).await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "{feed} record answered {}",
+        response.status()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_demo_folder_sits_in_a_local_lake() {
+        assert_eq!(
+            demo_folder("./lake").unwrap(),
+            Path::new("./lake").join("_demo")
+        );
+        assert_eq!(
+            demo_folder("file:///tmp/lake").unwrap(),
+            Path::new("/tmp/lake/_demo")
+        );
+        assert!(demo_folder("s3://bucket/lake").is_err());
+    }
+}
