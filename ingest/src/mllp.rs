@@ -81,6 +81,8 @@ pub struct MllpStats {
     /// Stored, but flagged to the owners as suspicious (see [`crate::hl7::AdtEvent::suspicious`]).
     pub flagged: AtomicU64,
     pub connections: AtomicU64,
+    /// Times a connection stopped reading because the sink was busy (backpressure).
+    pub paused: AtomicU64,
 }
 
 /// Why reading a frame stopped.
@@ -338,6 +340,9 @@ impl Listener {
         loop {
             // While the lake is behind, read nothing: the sender keeps its unacknowledged
             // messages queued, and bright's memory stays bounded.
+            if self.sink.busy() {
+                self.stats.paused.fetch_add(1, Ordering::Relaxed);
+            }
             tokio::select! {
                 () = self.sink.room() => {}
                 _ = shutdown.wait_for(|stop| *stop) => return Ok(()),

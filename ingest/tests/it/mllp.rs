@@ -380,3 +380,56 @@ PV1|1|I|{ward}^^B1^S1|21|||||300||||||||||RXXV{control}\r"
         0
     );
 }
+
+/// Backpressure: once the sink holds as many rows as it may, a connection stops reading, so
+/// the next message waits in the sender's queue unacknowledged; a flush makes room and it is
+/// taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_sink_stops_mllp_reading_until_a_flush() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
+    lake.ensure_tables().await.expect("tables");
+    let (sink, port, stats, _stop) = start(&lake, &dir.path().join("wal")).await;
+    sink.set_max_buffered_rows(1);
+    let message = |control: &str| {
+        format!(
+            "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250701093000+0100||ADT^A01^ADT_A01|{control}|P|2.4\r\
+EVN|A01|20250701093000+0100\r\
+PID|1||9434765919^^^NHS^NH||SMITH^JANE||19700101|F\r\
+PV1|1|I|W1^^B1^S1|21|||||300||||||||||RXXV{control}\r"
+        )
+    };
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    async fn ack(socket: &mut tokio::net::TcpStream) -> String {
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(&[0x1C, 0x0D]) {
+            let n = socket.read(&mut buf).await.expect("reads");
+            assert!(n > 0, "closed");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+    socket
+        .write_all(&bright_ingest::mllp::frame(&message("B1")))
+        .await
+        .expect("sends");
+    assert!(ack(&mut socket).await.contains("MSA|AA|B1"));
+    assert!(sink.busy());
+    // The connection has stopped reading before the next message arrives.
+    while stats.paused.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    socket
+        .write_all(&bright_ingest::mllp::frame(&message("B2")))
+        .await
+        .expect("sends");
+    let engine = sink.engine().clone();
+    assert_eq!(count(&engine, "SELECT count(*) FROM adt_events").await, 1);
+    sink.flush().await.expect("flushes");
+    assert!(ack(&mut socket).await.contains("MSA|AA|B2"));
+    assert_eq!(count(&engine, "SELECT count(*) FROM adt_events").await, 2);
+}
