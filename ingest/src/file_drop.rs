@@ -32,14 +32,13 @@ use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::ingest_api::{IngestRefusal, Position};
 use bright_engine::pseudonym::PseudoKey;
-use bright_engine::schema::Table;
 use chrono::Utc;
 use chrono_tz::Tz;
 use tokio::sync::watch;
 
-use crate::health::FeedHealth;
+use crate::health::{FeedHealth, owner};
 use crate::http::read_csv;
-use crate::sink::{Sink, SinkError};
+use crate::sink::{Issue, Sink, SinkError};
 use crate::transforms::{Feed, Fields, Transform};
 
 /// Rows per batch written to the sink (and per batch checked in the first pass).
@@ -402,29 +401,15 @@ impl FileLoader {
         if let Some(health) = &self.health {
             health.refused(feed.name(), Utc::now());
         }
-        let owner = self
-            .health
-            .as_ref()
-            .map_or_else(|| feed.owner(), |h| h.owner(feed.name()));
-        let now = Utc::now();
-        let mut builder = BatchBuilder::new(Table::DqIssues);
-        builder
-            .row()
-            .text(feed.name())
-            .timestamp(now.timestamp_micros())
-            .text(self.org_code.as_deref().unwrap_or("unknown"))
-            .text(&format!("file {name}"))
-            .text(reason)
-            .text(owner)
-            .date(bright_engine::arrow::datatypes::Date32Type::from_naive_date(now.date_naive()))
-            .end();
-        let written = match builder.finish() {
-            Ok(batch) => self.sink.write(Table::DqIssues, batch).await.map(|_| ()),
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = written {
-            tracing::error!(error = %e, feed = feed.name(), "Could not record a rejected file.");
-        }
+        self.sink
+            .record_issue(Issue {
+                feed: feed.name(),
+                org_code: self.org_code.as_deref().unwrap_or("unknown"),
+                record_ref: &format!("file {name}"),
+                reason,
+                owner: owner(self.health.as_deref(), feed.name()),
+            })
+            .await;
     }
 }
 

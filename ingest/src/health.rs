@@ -66,6 +66,11 @@ fn default_owner(feed: &str) -> &'static str {
     }
 }
 
+/// The team told about `feed`'s refused records: from `health` when a source has one.
+pub fn owner<'a>(health: Option<&'a FeedHealth>, feed: &str) -> &'a str {
+    health.map_or_else(|| default_owner(feed), |h| h.owner(feed))
+}
+
 fn default_stale_minutes(feed: &str) -> u64 {
     match Feed::from_name(feed) {
         None => 15,

@@ -19,8 +19,8 @@ use bright_engine::schema::Table;
 use chrono::Utc;
 use chrono_tz::Tz;
 
-use crate::health::FeedHealth;
-use crate::sink::Sink;
+use crate::health::{FeedHealth, owner};
+use crate::sink::{Issue, Sink};
 use crate::transforms::{CsvRecord, Feed, FieldError, Fields, Transform, csv_columns};
 
 /// Counters of the HTTP source, over all feeds.
@@ -183,39 +183,23 @@ impl HttpSource {
         self
     }
 
-    fn owner(&self, feed: Feed) -> &str {
-        self.health
-            .as_ref()
-            .map_or_else(|| feed.owner(), |h| h.owner(feed.name()))
-    }
-
     pub fn stats(&self) -> Arc<HttpStats> {
         self.stats.clone()
     }
 
-    /// Records a refused request in `dq_issues`: the feed, the client and where the first bad
-    /// record is, the reason, the owning team. Never the record, which may hold identifiers.
+    /// Records a refused request in `dq_issues` for the feed's owners: the client and where
+    /// the first bad record is, and why.
     async fn record_refusal(&self, feed: Feed, request: &IngestRequest, refusal: &IngestRefusal) {
-        let now = Utc::now();
-        let mut builder = BatchBuilder::new(Table::DqIssues);
-        builder
-            .row()
-            .text(feed.name())
-            .timestamp(now.timestamp_micros())
-            // Records name their trust; a refused body may not, so the request's, if any.
-            .text(request.org_code.as_deref().unwrap_or("unknown"))
-            .text(&format!("HTTP request from {}", request.client))
-            .text(&refusal.to_string())
-            .text(self.owner(feed))
-            .date(bright_engine::arrow::datatypes::Date32Type::from_naive_date(now.date_naive()))
-            .end();
-        let written = match builder.finish() {
-            Ok(batch) => self.sink.write(Table::DqIssues, batch).await.map(|_| ()),
-            Err(e) => Err(e.into()),
-        };
-        if let Err(e) = written {
-            tracing::error!(error = %e, feed = feed.name(), "Could not record a refused request.");
-        }
+        self.sink
+            .record_issue(Issue {
+                feed: feed.name(),
+                // Records name their trust; a refused body may not, so the request's, if any.
+                org_code: request.org_code.as_deref().unwrap_or("unknown"),
+                record_ref: &format!("HTTP request from {}", request.client),
+                reason: &refusal.to_string(),
+                owner: owner(self.health.as_deref(), feed.name()),
+            })
+            .await;
     }
 }
 

@@ -33,7 +33,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::health::FeedHealth;
 use crate::hl7::{AckCode, AdtConfig, Header, Hl7Error, ack, header, parse_adt};
-use crate::sink::Sink;
+use crate::sink::{Issue, Sink};
 
 const START: u8 = 0x0B;
 const END: u8 = 0x1C;
@@ -459,34 +459,21 @@ impl Listener {
         self.record_issue(header, &error.to_string()).await;
     }
 
-    /// A `dq_issues` row: the feed, the message's sender and control id, the reason, the
-    /// owning team. Never the message, which holds identifiers.
+    /// A `dq_issues` row: the message's sender and control id, the reason, the owning team.
     async fn record_issue(&self, header: &Header, reason: &str) {
-        let now = Utc::now();
-        let mut builder = BatchBuilder::new(Table::DqIssues);
-        builder
-            .row()
-            .text(&self.config.feed)
-            .timestamp(now.timestamp_micros())
-            .text(if header.sending_facility.is_empty() {
-                "unknown"
-            } else {
-                &header.sending_facility
-            })
-            .text(&format!(
-                "{}/{}",
-                header.sending_application, header.control_id
-            ))
-            .text(reason)
-            .text(&self.config.owner)
-            .date(bright_engine::arrow::datatypes::Date32Type::from_naive_date(now.date_naive()))
-            .end();
-        let written = match builder.finish() {
-            Ok(batch) => self.sink.write(Table::DqIssues, batch).await.map(|_| ()),
-            Err(e) => Err(e.into()),
+        let org = if header.sending_facility.is_empty() {
+            "unknown"
+        } else {
+            &header.sending_facility
         };
-        if let Err(e) = written {
-            tracing::error!(error = %e, "Could not record a rejected ADT message.");
-        }
+        self.sink
+            .record_issue(Issue {
+                feed: &self.config.feed,
+                org_code: org,
+                record_ref: &format!("{}/{}", header.sending_application, header.control_id),
+                reason,
+                owner: &self.config.owner,
+            })
+            .await;
     }
 }

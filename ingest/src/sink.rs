@@ -21,8 +21,10 @@ use std::sync::{Arc, Mutex};
 use bright_engine::arrow::array::{AsArray, BooleanArray};
 use bright_engine::arrow::compute::{cast, filter_record_batch};
 use bright_engine::arrow::datatypes::DataType;
+use bright_engine::arrow::datatypes::Date32Type;
 use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::arrow::row::{RowConverter, SortField};
+use bright_engine::batch::BatchBuilder;
 use bright_engine::lake::LakeError;
 use bright_engine::query::{QueryEngine, QueryError};
 use bright_engine::schema::{Table, adt_events, theatre_events};
@@ -52,6 +54,18 @@ pub struct Written {
     pub stored: usize,
     /// Rows already held (retransmissions), not stored again.
     pub duplicates: usize,
+}
+
+/// A data-quality issue for `dq_issues`: the feed, trust and record it is about, why, and the
+/// team that fixes it. Never the record itself, which may hold identifiers.
+#[derive(Debug, Clone, Copy)]
+pub struct Issue<'a> {
+    pub feed: &'a str,
+    pub org_code: &'a str,
+    /// Where the record came from (a sender and control id, a request, a file).
+    pub record_ref: &'a str,
+    pub reason: &'a str,
+    pub owner: &'a str,
 }
 
 /// The column that identifies a row of `table` across retransmissions, if it has one.
@@ -254,6 +268,30 @@ impl Sink {
             .iter()
             .map(|t| self.engine.buffered_rows(*t))
             .sum()
+    }
+
+    /// Records `issue` in `dq_issues`, durable and queryable like any row. A failure is only
+    /// logged: the issue reports on other data, and no sender waits on it.
+    pub async fn record_issue(&self, issue: Issue<'_>) {
+        let now = chrono::Utc::now();
+        let mut builder = BatchBuilder::new(Table::DqIssues);
+        builder
+            .row()
+            .text(issue.feed)
+            .timestamp(now.timestamp_micros())
+            .text(issue.org_code)
+            .text(issue.record_ref)
+            .text(issue.reason)
+            .text(issue.owner)
+            .date(Date32Type::from_naive_date(now.date_naive()))
+            .end();
+        let written = match builder.finish() {
+            Ok(batch) => self.write(Table::DqIssues, batch).await.map(|_| ()),
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = written {
+            tracing::error!(error = %e, feed = issue.feed, "Could not record a data-quality issue.");
+        }
     }
 
     /// Resolves if the write-ahead log stops after a failed write: from then on nothing can

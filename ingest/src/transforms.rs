@@ -371,19 +371,6 @@ const DISPOSALS: &[&str] = &["admitted", "discharged", "transferred", "left", "d
 const STAFF_GROUPS: &[&str] = &["nursing", "hca", "medical", "ahp"];
 const CONTRACTS: &[&str] = &["substantive", "bank", "agency"];
 const CATEGORIES: &[&str] = &["pay", "non_pay", "income"];
-const MILESTONES: &[&str] = &[
-    "sent_for",
-    "in_anaesthetic_room",
-    "anaesthesia_start",
-    "knife_to_skin",
-    "surgery_end",
-    "anaesthesia_end",
-    "out_of_theatre",
-    "in_recovery",
-    "cleaning_start",
-    "cleaning_end",
-    theatre_events::CANCELLED,
-];
 
 /// Turns records of one feed into rows of its table.
 #[derive(Debug, Clone)]
@@ -476,7 +463,19 @@ impl Transform {
                 let specialty = r.opt(&["specialty"])?;
                 let code = r.opt(&["procedure_code"])?;
                 let name = r.opt(&["procedure_name"])?;
-                let milestone = r.one_of(&["milestone"], MILESTONES)?;
+                let milestone = r.req(&["milestone"])?.to_ascii_lowercase();
+                if !theatre_events::MILESTONES.contains(&milestone.as_str())
+                    && milestone != theatre_events::CANCELLED
+                {
+                    return Err(error(
+                        "milestone",
+                        format!(
+                            "'{milestone}' is not one of {}, {}",
+                            theatre_events::MILESTONES.join(", "),
+                            theatre_events::CANCELLED
+                        ),
+                    ));
+                }
                 let time = r.time(&["event_time"])?;
                 let order = r.opt_int(&["planned_order"], (1, 1000))?;
                 let minutes = r.opt_int(&["planned_duration_min"], (0, 24 * 60))?;
@@ -492,7 +491,7 @@ impl Transform {
                     .opt_text(specialty.as_deref())
                     .opt_text(code.as_deref())
                     .opt_text(name.as_deref())
-                    .text(milestone)
+                    .text(&milestone)
                     .timestamp(time)
                     .opt_int32(order.map(|o| o as i32))
                     .opt_int32(minutes.map(|m| m as i32))

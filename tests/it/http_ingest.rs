@@ -2,9 +2,8 @@
 //! ahead log, buffer, Delta lake), `bright serve` taking posts from curl with a token made by
 //! `bright token new` and files from its landing folder, and `bright ingest` loading extracts.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -19,7 +18,7 @@ use bright_ingest::http::HttpSource;
 use bright_ingest::sink::Sink;
 use tower::ServiceExt;
 
-use crate::support::{bright, ok};
+use crate::support::{bright, ok, serve};
 
 const TOKEN: &str = "brt_test-token-of-an-integration-engine";
 const KEY: &[u8] = b"an http ingest test key";
@@ -319,43 +318,6 @@ async fn a_busy_sink_answers_503_with_retry_after_until_a_flush_makes_room() {
     );
 }
 
-/// Starts `bright serve` with `config` and returns it with its HTTP port, once it listens.
-fn serve(dir: &Path, config: &Path) -> (Child, u16) {
-    let mut child = bright()
-        .args(["serve", "--lake"])
-        .arg(dir.join("lake"))
-        .arg("--wal")
-        .arg(dir.join("wal"))
-        .arg("--config")
-        .arg(config)
-        .arg("--landing")
-        .arg(dir.join("landing"))
-        .args(["--landing-poll-ms", "50", "--org", "X01"])
-        .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-        .env("BRIGHT_PSEUDO_KEY", "a serve http test key")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("bright serve starts");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("serve printed its HTTP address before exiting")
-            .expect("reads");
-        if let Some(address) = line.strip_prefix("HTTP: listening on http://") {
-            break address
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .expect("a port");
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, port)
-}
-
 /// `curl` with the response's status code on the last line.
 fn curl(args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
@@ -398,7 +360,18 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
     std::fs::write(&config, format!("[dashboards]\n{entry}")).expect("writes");
     ok(&["config", "check", config.to_str().expect("utf-8")]);
 
-    let (mut child, port) = serve(dir.path(), &config);
+    let (mut child, _, port) = serve(
+        dir.path(),
+        "a serve http test key",
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--landing-poll-ms",
+            "50",
+            "--org",
+            "X01",
+        ],
+    );
     let url = format!("http://127.0.0.1:{port}/api/ingest/ed_attendances?org_code=X01");
     let extract = dir.path().join("ed.csv");
     std::fs::write(&extract, ED_EXTRACT).expect("writes");

@@ -4,53 +4,23 @@
 //! lake exactly once and nothing else is.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{bright, ok};
+use crate::support::{bright, ok, serve};
 
 const KEY: &str = "a crash test key, 16+ bytes";
 
 /// Starts `bright serve` and returns it with its MLLP port, once it listens.
 fn start(dir: &Path) -> (Child, u16) {
-    let mut child = bright()
-        .args(["serve", "--lake"])
-        .arg(dir.join("lake"))
-        .arg("--wal")
-        .arg(dir.join("wal"))
-        .arg("--landing")
-        .arg(dir.join("landing"))
-        .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-        // Flushes every few messages, so kills also land mid-flush and between a flush's
-        // lake commit and the log's truncation.
-        .args(["--flush-secs", "1", "--flush-rows", "7"])
-        .env("BRIGHT_PSEUDO_KEY", KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("bright serve starts");
-    let stdout = child.stdout.take().expect("piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("serve printed its MLLP address before exiting")
-            .expect("reads");
-        if let Some(address) = line.strip_prefix("MLLP: listening on ") {
-            break address
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .expect("a port");
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    (child, port)
+    // Flushes every few messages, so kills also land mid-flush and between a flush's lake
+    // commit and the log's truncation.
+    let (child, mllp, _) = serve(dir, KEY, &["--flush-secs", "1", "--flush-rows", "7"]);
+    (child, mllp)
 }
 
 /// Sends messages from `next` on, one at a time, recording each acknowledged index, until

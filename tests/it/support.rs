@@ -1,12 +1,56 @@
 //! Running the built `bright` binary and preparing a small lake once per test binary.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 /// The binary under test.
 pub fn bright() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bright"))
+}
+
+/// Starts `bright serve` in `dir` (lake, log and landing folders there, ports picked by the
+/// system) with `args` added, and returns it with its MLLP and HTTP ports once both listen.
+pub fn serve(dir: &Path, key: &str, args: &[&str]) -> (Child, u16, u16) {
+    let mut child = bright()
+        .arg("serve")
+        .arg("--lake")
+        .arg(dir.join("lake"))
+        .arg("--wal")
+        .arg(dir.join("wal"))
+        .arg("--landing")
+        .arg(dir.join("landing"))
+        .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args(args)
+        .env("BRIGHT_PSEUDO_KEY", key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bright serve starts");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let port = |line: &str| -> u16 {
+        line.rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port")
+    };
+    let (mut mllp, mut http) = (None, None);
+    while mllp.is_none() || http.is_none() {
+        let line = lines
+            .next()
+            .expect("serve printed its addresses before exiting")
+            .expect("reads");
+        if line.starts_with("MLLP") && line.contains(": listening on ") {
+            mllp = Some(port(&line));
+        } else if line.starts_with("HTTP: listening on http://") {
+            http = Some(port(&line));
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, mllp.expect("seen"), http.expect("seen"))
 }
 
 /// Runs `bright args…` and returns its output.

@@ -52,6 +52,29 @@ async fn count(engine: &QueryEngine, sql: &str) -> usize {
         .expect("a count")
 }
 
+/// An A01 admitting one patient to `ward` of trust RXX, with control id `control`.
+fn a01(control: &str, ward: &str) -> String {
+    format!(
+        "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250701093000+0100||ADT^A01^ADT_A01|{control}|P|2.4\r\
+EVN|A01|20250701093000+0100\r\
+PID|1||9434765919^^^NHS^NH||SMITH^JANE||19700101|F\r\
+PV1|1|I|{ward}^^B1^S1|21|||||300||||||||||RXXV{control}\r"
+    )
+}
+
+/// Reads one framed acknowledgement.
+async fn read_ack(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.ends_with(&[0x1C, 0x0D]) {
+        let n = socket.read(&mut buf).await.expect("reads");
+        assert!(n > 0, "closed");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 async fn start(
     lake: &Lake,
     wal: &Path,
@@ -269,13 +292,10 @@ async fn mllp_over_tls_takes_messages_only_inside_the_handshake() {
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(listener.run(socket, stopped));
 
-    let message = "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250701093000+0100||ADT^A01^ADT_A01|TLS0001|P|2.4\r\
-EVN|A01|20250701093000+0100\r\
-PID|1||9434765919^^^NHS^NH||SMITH^JANE||19700101|F\r\
-PV1|1|I|W1^^B1^S1|21|||||300||||||||||RXXV1\r";
+    let message = a01("TLS0001", "W1");
     let answer = tokio::task::spawn_blocking({
-        let cert = cert.clone();
-        move || send_tls(port, &cert, message)
+        let (cert, message) = (cert.clone(), message.clone());
+        move || send_tls(port, &cert, &message)
     })
     .await
     .expect("client")
@@ -295,7 +315,7 @@ PV1|1|I|W1^^B1^S1|21|||||300||||||||||RXXV1\r";
         use std::io::{Read, Write};
         let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects");
         socket
-            .write_all(&bright_ingest::mllp::frame(message))
+            .write_all(&bright_ingest::mllp::frame(&message))
             .expect("sends");
         let mut answer = Vec::new();
         // The server closes the connection after the failed handshake.
@@ -346,16 +366,8 @@ async fn the_bed_base_is_read_and_events_on_unknown_wards_are_flagged() {
         .check_wards()
         .await
         .expect("reads the bed base");
-    let message = |control: &str, ward: &str| {
-        format!(
-            "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250701093000+0100||ADT^A01^ADT_A01|{control}|P|2.4\r\
-EVN|A01|20250701093000+0100\r\
-PID|1||9434765919^^^NHS^NH||SMITH^JANE||19700101|F\r\
-PV1|1|I|{ward}^^B1^S1|21|||||300||||||||||RXXV{control}\r"
-        )
-    };
-    let (known, _) = listener.handle(&message("K1", "W1")).await;
-    let (unknown, _) = listener.handle(&message("U1", "W9")).await;
+    let (known, _) = listener.handle(&a01("K1", "W1")).await;
+    let (unknown, _) = listener.handle(&a01("U1", "W9")).await;
     assert_eq!(
         (known, unknown),
         (
@@ -386,50 +398,32 @@ PV1|1|I|{ward}^^B1^S1|21|||||300||||||||||RXXV{control}\r"
 /// taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_sink_stops_mllp_reading_until_a_flush() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
     lake.ensure_tables().await.expect("tables");
     let (sink, port, stats, _stop) = start(&lake, &dir.path().join("wal")).await;
     sink.set_max_buffered_rows(1);
-    let message = |control: &str| {
-        format!(
-            "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250701093000+0100||ADT^A01^ADT_A01|{control}|P|2.4\r\
-EVN|A01|20250701093000+0100\r\
-PID|1||9434765919^^^NHS^NH||SMITH^JANE||19700101|F\r\
-PV1|1|I|W1^^B1^S1|21|||||300||||||||||RXXV{control}\r"
-        )
-    };
     let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
-    async fn ack(socket: &mut tokio::net::TcpStream) -> String {
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !answer.ends_with(&[0x1C, 0x0D]) {
-            let n = socket.read(&mut buf).await.expect("reads");
-            assert!(n > 0, "closed");
-            answer.extend_from_slice(&buf[..n]);
-        }
-        String::from_utf8_lossy(&answer).into_owned()
-    }
     socket
-        .write_all(&bright_ingest::mllp::frame(&message("B1")))
+        .write_all(&bright_ingest::mllp::frame(&a01("B1", "W1")))
         .await
         .expect("sends");
-    assert!(ack(&mut socket).await.contains("MSA|AA|B1"));
+    assert!(read_ack(&mut socket).await.contains("MSA|AA|B1"));
     assert!(sink.busy());
     // The connection has stopped reading before the next message arrives.
     while stats.paused.load(Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;
     }
     socket
-        .write_all(&bright_ingest::mllp::frame(&message("B2")))
+        .write_all(&bright_ingest::mllp::frame(&a01("B2", "W1")))
         .await
         .expect("sends");
     let engine = sink.engine().clone();
     assert_eq!(count(&engine, "SELECT count(*) FROM adt_events").await, 1);
     sink.flush().await.expect("flushes");
-    assert!(ack(&mut socket).await.contains("MSA|AA|B2"));
+    assert!(read_ack(&mut socket).await.contains("MSA|AA|B2"));
     assert_eq!(count(&engine, "SELECT count(*) FROM adt_events").await, 2);
 }
