@@ -10,6 +10,11 @@
 //! between a flush's lake commit and the log's truncation, the replayed rows are recognised
 //! the same way.
 //!
+//! Keys are kept per partition (a table's day), loaded from the lake and buffer the first
+//! time a row of that day arrives, and the least recently used partitions beyond
+//! [`LOADED_PARTITIONS`] per table are let go at a flush; so start-up reads nothing, and
+//! memory follows the days being written, not the lake's age.
+//!
 //! Memory is bounded: past [`Sink::set_max_buffered_rows`] rows waiting for the lake, the sink
 //! is [busy](Sink::busy) and sources push back (HTTP answers 503, MLLP stops reading) until a
 //! flush drains it.
@@ -18,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use bright_engine::arrow::array::{AsArray, BooleanArray};
+use bright_engine::arrow::array::{Array, AsArray, BooleanArray};
 use bright_engine::arrow::compute::{cast, filter_record_batch};
 use bright_engine::arrow::datatypes::DataType;
 use bright_engine::arrow::datatypes::Date32Type;
@@ -87,7 +92,7 @@ pub struct Sink {
     gate: tokio::sync::RwLock<()>,
     /// One flush at a time.
     flushing: tokio::sync::Mutex<()>,
-    seen: Mutex<HashMap<Table, HashSet<Key>>>,
+    seen: Mutex<Seen>,
     /// Buffered rows at which [`Sink::full`] wakes the flusher.
     flush_rows: std::sync::atomic::AtomicUsize,
     full: tokio::sync::Notify,
@@ -105,6 +110,34 @@ pub struct Replayed {
     pub records: usize,
     pub rows: usize,
     pub already_in_lake: usize,
+}
+
+/// Partitions per table whose keys are kept after a flush.
+pub const LOADED_PARTITIONS: usize = 64;
+
+/// The keys of the partitions loaded so far.
+#[derive(Debug, Default)]
+struct Seen {
+    keys: HashMap<(Table, i32), HashSet<Key>>,
+    /// When each loaded partition was last used (a counter), to let the oldest go.
+    used: HashMap<(Table, i32), u64>,
+    clock: u64,
+}
+
+/// Each row's partition day (days since 1970-01-01).
+fn partition_days(table: Table, batch: &RecordBatch) -> Result<Vec<i32>, SinkError> {
+    let column = table.partition_column();
+    let array = batch
+        .column_by_name(column)
+        .ok_or_else(|| SinkError::Rows {
+            table: table.name(),
+            reason: format!("no {column} column"),
+        })?;
+    let days = cast(array, &DataType::Date32)?;
+    let days = days.as_primitive::<bright_engine::arrow::datatypes::Date32Type>();
+    Ok((0..days.len())
+        .map(|i| if days.is_null(i) { 0 } else { days.value(i) })
+        .collect())
 }
 
 /// A row's identity: 128 bits of the SHA-256 of its key, or of all its values. Sixteen bytes
@@ -177,25 +210,13 @@ impl Sink {
         engine: Arc<QueryEngine>,
         wal_dir: &Path,
     ) -> Result<(Sink, Replayed), SinkError> {
-        let mut seen: HashMap<Table, HashSet<Key>> = HashMap::new();
-        for table in Table::ALL {
-            // The key column, or every column in the table's order for a content key.
-            let columns = key_column(table).unwrap_or("*");
-            let output = engine
-                .sql(&format!("SELECT {columns} FROM {}", table.name()))
-                .await?;
-            let set = seen.entry(table).or_default();
-            for batch in &output.batches {
-                set.extend(keys(table, batch)?.into_iter().flatten());
-            }
-        }
         let (wal, records) = Wal::open(wal_dir)?;
         let sink = Sink {
             wal,
             engine,
             gate: tokio::sync::RwLock::new(()),
             flushing: tokio::sync::Mutex::new(()),
-            seen: Mutex::new(seen),
+            seen: Mutex::new(Seen::default()),
             flush_rows: std::sync::atomic::AtomicUsize::new(usize::MAX),
             full: tokio::sync::Notify::new(),
             max_buffered: std::sync::atomic::AtomicUsize::new(usize::MAX),
@@ -207,6 +228,7 @@ impl Sink {
             ..Replayed::default()
         };
         for (_, entry) in records {
+            sink.load(entry.table, &entry.batch).await?;
             let (fresh, duplicates) = sink.claim(entry.table, &entry.batch)?;
             replayed.already_in_lake += duplicates;
             if fresh.num_rows() > 0 {
@@ -305,19 +327,57 @@ impl Sink {
         &self.engine
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<Table, HashSet<Key>>> {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
         // A poisoned set still holds whole entries.
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps the rows whose keys are new, and marks those keys seen.
+    /// Loads the keys of the partitions `batch` writes to that are not loaded yet, from the
+    /// lake and the buffer. Concurrent loads of one partition only add the same keys twice.
+    async fn load(&self, table: Table, batch: &RecordBatch) -> Result<(), SinkError> {
+        let mut days = partition_days(table, batch)?;
+        days.sort_unstable();
+        days.dedup();
+        for day in days {
+            if self.seen().keys.contains_key(&(table, day)) {
+                continue;
+            }
+            let columns = key_column(table).map(|c| [c]);
+            let batches = self
+                .engine
+                .partition_rows(table, day, columns.as_ref().map(|c| &c[..]))
+                .await?;
+            let mut found = HashSet::new();
+            for batch in &batches {
+                found.extend(keys(table, batch)?.into_iter().flatten());
+            }
+            let mut seen = self.seen();
+            seen.clock += 1;
+            let now = seen.clock;
+            seen.used.insert((table, day), now);
+            seen.keys.entry((table, day)).or_default().extend(found);
+        }
+        Ok(())
+    }
+
+    /// Keeps the rows whose keys are new, and marks those keys seen. The batch's partitions
+    /// must be loaded ([`Sink::load`]).
     fn claim(&self, table: Table, batch: &RecordBatch) -> Result<(RecordBatch, usize), SinkError> {
         let keys = keys(table, batch)?;
+        let days = partition_days(table, batch)?;
         let mut seen = self.seen();
-        let set = seen.entry(table).or_default();
+        seen.clock += 1;
+        let now = seen.clock;
         let mask: BooleanArray = keys
             .iter()
-            .map(|k| Some(k.is_none_or(|k| set.insert(k))))
+            .zip(&days)
+            .map(|(key, &day)| {
+                let Some(key) = key else {
+                    return Some(true);
+                };
+                seen.used.insert((table, day), now);
+                Some(seen.keys.entry((table, day)).or_default().insert(*key))
+            })
             .collect();
         drop(seen);
         let fresh = filter_record_batch(batch, &mask)?;
@@ -326,12 +386,40 @@ impl Sink {
     }
 
     fn unclaim(&self, table: Table, batch: &RecordBatch) {
-        if let Ok(keys) = keys(table, batch) {
+        if let (Ok(keys), Ok(days)) = (keys(table, batch), partition_days(table, batch)) {
             let mut seen = self.seen();
-            if let Some(set) = seen.get_mut(&table) {
-                for key in keys.into_iter().flatten() {
+            for (key, day) in keys.into_iter().zip(days) {
+                if let (Some(key), Some(set)) = (key, seen.keys.get_mut(&(table, day))) {
                     set.remove(&key);
                 }
+            }
+        }
+    }
+
+    /// Partitions whose keys are in memory, over all tables.
+    pub fn loaded_partitions(&self) -> usize {
+        self.seen().keys.len()
+    }
+
+    /// Lets go of the least recently used partitions beyond [`LOADED_PARTITIONS`] per table.
+    /// Called with writes shut out, so no claim is between its check and its log append.
+    fn forget_old_partitions(&self) {
+        let mut seen = self.seen();
+        for table in Table::ALL {
+            let mut loaded: Vec<(u64, i32)> = seen
+                .used
+                .iter()
+                .filter(|((t, _), _)| *t == table)
+                .map(|(&(_, day), &used)| (used, day))
+                .collect();
+            if loaded.len() <= LOADED_PARTITIONS {
+                continue;
+            }
+            loaded.sort_unstable();
+            let excess = loaded.len() - LOADED_PARTITIONS;
+            for (_, day) in loaded.into_iter().take(excess) {
+                seen.used.remove(&(table, day));
+                seen.keys.remove(&(table, day));
             }
         }
     }
@@ -346,6 +434,7 @@ impl Sink {
             });
         }
         let _shared = self.gate.read().await;
+        self.load(table, &batch).await?;
         let (fresh, duplicates) = self.claim(table, &batch)?;
         if duplicates > 0 {
             // The first copy may still be on its way to disk: answer only once it is there
@@ -386,6 +475,9 @@ impl Sink {
         let (boundary, sealed) = {
             let _alone = self.gate.write().await;
             let boundary = self.wal.rotate().await?;
+            // Nothing is being claimed now; a partition let go is read again from the lake
+            // and the buffer, where everything claimed so far is.
+            self.forget_old_partitions();
             let mut sealed = Vec::new();
             for table in Table::ALL {
                 if let Some((generation, batches)) = self.engine.buffer_seal(table)? {

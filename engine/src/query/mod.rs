@@ -407,6 +407,27 @@ impl QueryEngine {
         self.tables.get(&table).map_or(0, |t| t.buffered_rows())
     }
 
+    /// The rows of one partition of `table` (its partition column equal to `day`, days since
+    /// 1970-01-01), lake and buffer, with only `columns` (all when `None`).
+    pub async fn partition_rows(
+        &self,
+        table: Table,
+        day: i32,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        use datafusion::prelude::{col, lit};
+        use datafusion::scalar::ScalarValue;
+        let mut frame = self
+            .ctx
+            .table(table.name())
+            .await?
+            .filter(col(table.partition_column()).eq(lit(ScalarValue::Date32(Some(day)))))?;
+        if let Some(columns) = columns {
+            frame = frame.select_columns(columns)?;
+        }
+        Ok(frame.collect().await?)
+    }
+
     /// Plans and runs one read-only SQL statement and collects its result.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput, QueryError> {
         let frame = self.ctx.sql_with_options(sql, read_only()).await?;

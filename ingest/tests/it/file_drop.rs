@@ -307,3 +307,50 @@ async fn a_million_row_extract_loads_in_bounded_memory() {
         "peak RSS {small_peak:.0} MB -> {big_peak:.0} MB for files of {small_mb:.0} and {big_mb:.0} MB"
     );
 }
+
+/// Keys are kept for the partitions written lately only: past the limit, a flush lets the
+/// oldest go, and a resend of their rows is still recognised from the lake.
+#[tokio::test]
+async fn partitions_let_go_still_recognise_their_rows() {
+    use bright_engine::batch::BatchBuilder;
+    use bright_engine::schema::Table;
+    use bright_ingest::sink::LOADED_PARTITIONS;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (engine, sink) = open(dir.path()).await;
+    let days = LOADED_PARTITIONS + 6;
+    let shifts = || {
+        let mut builder = BatchBuilder::new(Table::WorkforceShifts);
+        for day in 0..days {
+            builder
+                .row()
+                .text(&format!("S{day}"))
+                .text("X01")
+                .text("NGH")
+                .opt_text(Some("W1"))
+                .text("nursing")
+                .float64(7.5)
+                .float64(7.5)
+                .text("bank")
+                .date(20_000 + i32::try_from(day).expect("small"))
+                .end();
+        }
+        builder.finish().expect("batch")
+    };
+    let first = sink
+        .write(Table::WorkforceShifts, shifts())
+        .await
+        .expect("writes");
+    assert_eq!((first.stored, first.duplicates), (days, 0));
+    assert_eq!(sink.loaded_partitions(), days);
+    sink.flush().await.expect("flushes");
+    assert!(sink.loaded_partitions() <= LOADED_PARTITIONS);
+    let again = sink
+        .write(Table::WorkforceShifts, shifts())
+        .await
+        .expect("writes");
+    assert_eq!((again.stored, again.duplicates), (0, days));
+    assert_eq!(
+        count(&engine, "SELECT count(*) FROM workforce_shifts").await,
+        days.to_string()
+    );
+}
