@@ -94,7 +94,10 @@ impl From<SinkError> for FileError {
 impl FileError {
     /// Whether the file itself is at fault (rejected), rather than bright (retried).
     pub fn is_the_files(&self) -> bool {
-        matches!(self, FileError::Refused(_) | FileError::Parquet(_))
+        matches!(
+            self,
+            FileError::Refused(IngestRefusal::BadRecord { .. }) | FileError::Parquet(_)
+        )
     }
 }
 

@@ -126,7 +126,6 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
             started.elapsed() < std::time::Duration::from_secs(120),
             "no replayed deliveries: {body}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 
     let status = Command::new("kill")

@@ -18,7 +18,7 @@ use bright_ingest::http::HttpSource;
 use bright_ingest::sink::Sink;
 use tower::ServiceExt;
 
-use crate::support::{bright, ok, serve};
+use crate::support::{bright, feed_files, ok, serve};
 
 const TOKEN: &str = "brt_test-token-of-an-integration-engine";
 const KEY: &[u8] = b"an http ingest test key";
@@ -424,7 +424,7 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
             started.elapsed() < std::time::Duration::from_secs(60),
             "the dropped file was not processed"
         );
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::yield_now();
     }
 
     // Feed health counts both deliveries: the post and the file.
@@ -474,24 +474,7 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
 #[test]
 fn ingest_loads_extract_files_once_and_refuses_a_bad_file_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let feeds = dir.path().join("feeds");
-    ok(&[
-        "generate",
-        "--days",
-        "2",
-        "--seed",
-        "5",
-        "--end",
-        "2025-06-03",
-        "--out",
-        feeds.to_str().expect("utf-8"),
-    ]);
-    let org_dir = std::fs::read_dir(&feeds)
-        .expect("feeds")
-        .flatten()
-        .next()
-        .expect("a trust")
-        .path();
+    let org_dir = feed_files(dir.path(), 2, 5, "2025-06-03");
     let org = org_dir
         .file_name()
         .expect("name")

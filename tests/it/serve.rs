@@ -11,7 +11,7 @@ use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{bright, ok, serve};
+use crate::support::{bright, feed_files, ok, serve};
 
 const KEY: &str = "a crash test key, 16+ bytes";
 
@@ -198,24 +198,7 @@ fn every_acknowledged_message_survives_sigkill_exactly_once() {
 #[test]
 fn ingest_loads_hl7_files_through_the_pipeline_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let feeds = dir.path().join("feeds");
-    ok(&[
-        "generate",
-        "--days",
-        "1",
-        "--seed",
-        "12",
-        "--end",
-        "2025-02-01",
-        "--out",
-        feeds.to_str().expect("utf-8"),
-    ]);
-    let org = std::fs::read_dir(&feeds)
-        .expect("feeds")
-        .flatten()
-        .next()
-        .expect("a trust")
-        .path();
+    let org = feed_files(dir.path(), 1, 12, "2025-02-01");
     let adt = org.join("adt");
     let messages: usize = std::fs::read_dir(&adt)
         .expect("adt")

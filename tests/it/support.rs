@@ -53,6 +53,29 @@ pub fn serve(dir: &Path, key: &str, args: &[&str]) -> (Child, u16, u16) {
     (child, mllp.expect("seen"), http.expect("seen"))
 }
 
+/// Simulated feed files of one trust for `days` days up to `end`, under `dir/feeds`; returns
+/// the trust's folder.
+pub fn feed_files(dir: &Path, days: u32, seed: u64, end: &str) -> PathBuf {
+    let feeds = dir.join("feeds");
+    ok(&[
+        "generate",
+        "--days",
+        &days.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--end",
+        end,
+        "--out",
+        feeds.to_str().expect("utf-8"),
+    ]);
+    std::fs::read_dir(&feeds)
+        .expect("feeds")
+        .flatten()
+        .next()
+        .expect("a trust")
+        .path()
+}
+
 /// Runs `bright args…` and returns its output.
 pub fn run(args: &[&str]) -> Output {
     bright().args(args).output().expect("bright runs")
