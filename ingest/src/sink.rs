@@ -338,24 +338,32 @@ impl Sink {
         let mut days = partition_days(table, batch)?;
         days.sort_unstable();
         days.dedup();
-        for day in days {
-            if self.seen().keys.contains_key(&(table, day)) {
-                continue;
+        days.retain(|&day| !self.seen().keys.contains_key(&(table, day)));
+        if days.is_empty() {
+            return Ok(());
+        }
+        // One query for all of them: the key (or every column) and the partition.
+        let columns = key_column(table).map(|c| [c, table.partition_column()]);
+        let batches = self
+            .engine
+            .partition_rows(table, &days, columns.as_ref().map(|c| &c[..]))
+            .await?;
+        let mut found: HashMap<i32, HashSet<Key>> =
+            days.iter().map(|&d| (d, HashSet::new())).collect();
+        for batch in &batches {
+            let keys = keys(table, batch)?;
+            for (key, day) in keys.into_iter().zip(partition_days(table, batch)?) {
+                if let Some(key) = key {
+                    found.entry(day).or_default().insert(key);
+                }
             }
-            let columns = key_column(table).map(|c| [c]);
-            let batches = self
-                .engine
-                .partition_rows(table, day, columns.as_ref().map(|c| &c[..]))
-                .await?;
-            let mut found = HashSet::new();
-            for batch in &batches {
-                found.extend(keys(table, batch)?.into_iter().flatten());
-            }
-            let mut seen = self.seen();
-            seen.clock += 1;
-            let now = seen.clock;
+        }
+        let mut seen = self.seen();
+        seen.clock += 1;
+        let now = seen.clock;
+        for (day, keys) in found {
             seen.used.insert((table, day), now);
-            seen.keys.entry((table, day)).or_default().extend(found);
+            seen.keys.entry((table, day)).or_default().extend(keys);
         }
         Ok(())
     }

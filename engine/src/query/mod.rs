@@ -407,21 +407,25 @@ impl QueryEngine {
         self.tables.get(&table).map_or(0, |t| t.buffered_rows())
     }
 
-    /// The rows of one partition of `table` (its partition column equal to `day`, days since
+    /// The rows of some partitions of `table` (its partition column one of `days`, days since
     /// 1970-01-01), lake and buffer, with only `columns` (all when `None`).
     pub async fn partition_rows(
         &self,
         table: Table,
-        day: i32,
+        days: &[i32],
         columns: Option<&[&str]>,
     ) -> Result<Vec<RecordBatch>, QueryError> {
         use datafusion::prelude::{col, lit};
         use datafusion::scalar::ScalarValue;
+        let days = days
+            .iter()
+            .map(|&day| lit(ScalarValue::Date32(Some(day))))
+            .collect();
         let mut frame = self
             .ctx
             .table(table.name())
             .await?
-            .filter(col(table.partition_column()).eq(lit(ScalarValue::Date32(Some(day)))))?;
+            .filter(col(table.partition_column()).in_list(days, false))?;
         if let Some(columns) = columns {
             frame = frame.select_columns(columns)?;
         }
