@@ -4,8 +4,7 @@
 //! they agree: what the hospital's systems sent before the start goes straight into the lake;
 //! what they send after it is saved (`<lake>/_demo/replay.ndjson`) and replayed through the
 //! running service at its time: ADT over MLLP to the listener, ED attendances and theatre
-//! milestones posted to `POST /api/ingest/{feed}` through the web service's router (with its
-//! authentication). `--speed N` runs the replay clock N times faster; events then arrive
+//! milestones posted over HTTP to `POST /api/ingest/{feed}` with a token made for the run. `--speed N` runs the replay clock N times faster; events then arrive
 //! before their time and ADT ones more than an hour early are flagged as future-dated.
 //!
 //! A later run replays what is left: deliveries whose time has passed go in at once (those
@@ -22,7 +21,6 @@ use bright_sim::replay::{Delivery, Timed};
 use bright_sim::{Changes, SimConfig};
 use clap::Args;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tower::ServiceExt;
 
 use crate::serve::{ServiceOptions, start};
 use crate::{LakeArg, kpi, open_lake, print_summary, progress_bar, stop_signal};
@@ -154,7 +152,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let replayer = tokio::spawn(replay_deliveries(
         replay,
         running.mllp_addr,
-        running.state.clone(),
+        running.http_addr,
         token,
         args.speed.max(0.001),
         running.stopped.clone(),
@@ -169,7 +167,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
 async fn replay_deliveries(
     deliveries: Vec<Timed>,
     mllp: SocketAddr,
-    state: bright_dashboards::AppState,
+    http: SocketAddr,
     token: String,
     speed: f64,
     mut stopped: tokio::sync::watch::Receiver<bool>,
@@ -177,7 +175,8 @@ async fn replay_deliveries(
     let start_real = tokio::time::Instant::now();
     let start_virtual = chrono::Utc::now().timestamp_micros();
     let mut connection = None;
-    let router = bright_dashboards::router(state);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<axum::body::Body>();
     for timed in deliveries {
         if timed.at_micros > start_virtual {
             let ahead = (timed.at_micros - start_virtual) as f64 / speed;
@@ -192,7 +191,7 @@ async fn replay_deliveries(
         }
         let sent = match timed.delivery {
             Delivery::Hl7(message) => send_hl7(&mut connection, mllp, &message).await,
-            Delivery::Post { feed, record } => post(&router, &token, &feed, &record).await,
+            Delivery::Post { feed, record } => post(&client, http, &token, &feed, &record).await,
         };
         if let Err(e) = sent {
             tracing::warn!(error = %e, "Demo replay: a delivery was not taken.");
@@ -235,18 +234,22 @@ async fn send_hl7(
     }
 }
 
-/// One record posted to the ingest API through the web service's router.
+/// One record posted to the ingest API, on the client's kept-alive connections.
 async fn post(
-    router: &axum::Router,
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        axum::body::Body,
+    >,
+    http: SocketAddr,
     token: &str,
     feed: &str,
     record: &serde_json::Value,
 ) -> Result<()> {
-    let request = axum::http::Request::post(format!("/api/ingest/{feed}"))
+    let request = axum::http::Request::post(format!("http://{http}/api/ingest/{feed}"))
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/x-ndjson")
         .body(axum::body::Body::from(record.to_string()))?;
-    let response = router.clone().oneshot(request).await?;
+    let response = client.request(request).await?;
     anyhow::ensure!(
         response.status().is_success(),
         "{feed} record answered {}",

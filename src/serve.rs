@@ -123,7 +123,6 @@ pub(crate) struct ServiceOptions {
 pub(crate) struct Running {
     pub mllp_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    pub state: bright_dashboards::AppState,
     pub sink: Arc<Sink>,
     pub lake: bright_engine::lake::Lake,
     /// Turns true to stop the listeners.
@@ -224,13 +223,12 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         Some(Arc::new(http_source)),
     );
     let mut http_stopped = stopped.clone();
-    let web = tokio::spawn(bright_dashboards::serve(http, state.clone(), async move {
+    let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
         let _ = http_stopped.wait_for(|stop| *stop).await;
     }));
     Ok(Running {
         mllp_addr,
         http_addr,
-        state,
         sink,
         lake,
         stopped,
