@@ -19,7 +19,7 @@
 //! `.part` are never taken.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,14 +30,14 @@ use bright_engine::arrow::compute::cast;
 use bright_engine::arrow::datatypes::DataType;
 use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::batch::BatchBuilder;
-use bright_engine::ingest_api::{IngestRefusal, Position};
+use bright_engine::ingest_api::{BodyFormat, IngestRefusal, Position};
 use bright_engine::pseudonym::PseudoKey;
 use chrono::Utc;
 use chrono_tz::Tz;
 use tokio::sync::watch;
 
+use crate::formats::{ReadError, read_records};
 use crate::health::{FeedHealth, owner};
-use crate::http::read_csv;
 use crate::sink::{Issue, Sink, SinkError};
 use crate::transforms::{Feed, Fields, Transform};
 
@@ -55,6 +55,16 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
+    /// The text format a request body in it would have; `None` for Parquet.
+    fn text(self) -> Option<BodyFormat> {
+        match self {
+            FileFormat::Csv => Some(BodyFormat::Csv),
+            FileFormat::Ndjson => Some(BodyFormat::Ndjson),
+            FileFormat::Json => Some(BodyFormat::Json),
+            FileFormat::Parquet => None,
+        }
+    }
+
     pub fn of(path: &Path) -> Option<FileFormat> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(FileFormat::Csv),
@@ -139,12 +149,7 @@ impl Chunker<'_> {
     fn add(&mut self, position: Position, record: &dyn Fields) -> Result<(), IngestRefusal> {
         self.records += 1;
         self.transform
-            .append(record, &mut self.builder)
-            .map_err(|e| IngestRefusal::BadRecord {
-                position,
-                field: Some(e.field.to_string()),
-                reason: e.reason,
-            })?;
+            .append_at(position, record, &mut self.builder)?;
         if self.builder.len() >= CHUNK_ROWS {
             self.hand_on()?;
         }
@@ -179,14 +184,6 @@ impl Chunker<'_> {
     }
 }
 
-fn refused(position: Position, reason: impl Into<String>) -> IngestRefusal {
-    IngestRefusal::BadRecord {
-        position,
-        field: None,
-        reason: reason.into(),
-    }
-}
-
 /// Reads every record of `path` through `transform`, handing `emit` a batch every
 /// [`CHUNK_ROWS`] rows and at the end. Returns the number of records. Blocking: run it off the
 /// async threads.
@@ -204,58 +201,17 @@ pub fn read_file(
         emit,
         stopped: None,
     };
-    let read = match format {
-        FileFormat::Csv => read_csv(file, &mut |position, record| chunker.add(position, record))
-            .map_err(FileError::from),
-        FileFormat::Ndjson => read_ndjson(path, file, &mut chunker),
-        FileFormat::Json => read_json(file, &mut chunker),
-        FileFormat::Parquet => read_parquet(file, &mut chunker),
+    let read = match format.text() {
+        Some(text) => read_records(text, BufReader::new(file), &mut |position, record| {
+            chunker.add(position, record)
+        })
+        .map_err(|e| match e {
+            ReadError::Refused(refusal) => FileError::Refused(refusal),
+            ReadError::Io(source) => io(path)(source),
+        }),
+        None => read_parquet(file, &mut chunker),
     };
     chunker.outcome(read)
-}
-
-fn read_ndjson(path: &Path, file: std::fs::File, chunker: &mut Chunker) -> Result<(), FileError> {
-    let mut reader = BufReader::new(file);
-    let mut line = Vec::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(io(path))? == 0 {
-            return Ok(());
-        }
-        number += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let position = Position::Line(number);
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&line)
-            .map_err(|e| refused(position, format!("not a JSON object ({e})")))?;
-        chunker.add(position, &object)?;
-    }
-}
-
-fn read_json(file: std::fs::File, chunker: &mut Chunker) -> Result<(), FileError> {
-    let value: serde_json::Value = serde_json::from_reader(BufReader::new(file))
-        .map_err(|e| refused(Position::Line(e.line().max(1)), format!("not JSON ({e})")))?;
-    let elements = match value {
-        serde_json::Value::Array(elements) => elements,
-        object @ serde_json::Value::Object(_) => vec![object],
-        _ => {
-            return Err(refused(
-                Position::Element(1),
-                "expected an array of objects or one object",
-            )
-            .into());
-        }
-    };
-    for (i, element) in elements.iter().enumerate() {
-        let position = Position::Element(i + 1);
-        let object = element
-            .as_object()
-            .ok_or_else(|| refused(position, "not a JSON object"))?;
-        chunker.add(position, object)?;
-    }
-    Ok(())
 }
 
 fn read_parquet(file: std::fs::File, chunker: &mut Chunker) -> Result<(), FileError> {

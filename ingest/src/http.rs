@@ -12,16 +12,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::ingest_api::{
-    BodyFormat, FeedStatus, IngestApi, IngestReceipt, IngestRefusal, IngestRequest, Position,
+    BodyFormat, FeedStatus, IngestApi, IngestReceipt, IngestRefusal, IngestRequest,
 };
 use bright_engine::pseudonym::PseudoKey;
 use bright_engine::schema::Table;
 use chrono::Utc;
 use chrono_tz::Tz;
 
+use crate::formats::{ReadError, read_records};
 use crate::health::{FeedHealth, owner};
 use crate::sink::{Issue, Sink};
-use crate::transforms::{CsvRecord, Feed, FieldError, Fields, Transform, csv_columns};
+use crate::transforms::{Feed, Transform};
 
 /// Counters of the HTTP source, over all feeds.
 #[derive(Debug, Default)]
@@ -48,57 +49,6 @@ pub struct HttpSource {
     health: Option<Arc<FeedHealth>>,
 }
 
-fn bad(position: Position, field: Option<&str>, reason: impl Into<String>) -> IngestRefusal {
-    IngestRefusal::BadRecord {
-        position,
-        field: field.map(str::to_string),
-        reason: reason.into(),
-    }
-}
-
-fn bad_field(position: Position, e: FieldError) -> IngestRefusal {
-    bad(position, Some(e.field), e.reason)
-}
-
-/// Passes each CSV record of `input` to `add` with its line. Extracts come with BOMs, quoted
-/// fields, padding and blank lines: the reader skips blank lines, and the header and fields
-/// are trimmed.
-pub fn read_csv(
-    input: impl std::io::Read,
-    add: &mut dyn FnMut(Position, &dyn Fields) -> Result<(), IngestRefusal>,
-) -> Result<(), IngestRefusal> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
-    let header = reader
-        .byte_headers()
-        .map_err(|e| bad(Position::Line(1), None, format!("no CSV header ({e})")))?;
-    let columns = csv_columns(header);
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let line = usize::try_from(reader.position().line()).unwrap_or(0);
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => return Ok(()),
-            Ok(true) => {
-                let line = record
-                    .position()
-                    .map_or(line, |p| usize::try_from(p.line()).unwrap_or(line));
-                add(
-                    Position::Line(line),
-                    &CsvRecord {
-                        columns: &columns,
-                        record: &record,
-                    },
-                )?;
-            }
-            Err(e) => {
-                let line = e
-                    .position()
-                    .map_or(line, |p| usize::try_from(p.line()).unwrap_or(line));
-                return Err(bad(Position::Line(line), None, format!("bad CSV ({e})")));
-            }
-        }
-    }
-}
-
 /// Checks every record of `body` and returns them as one batch of the feed's table, with the
 /// number of records.
 pub fn parse_body(
@@ -108,56 +58,15 @@ pub fn parse_body(
 ) -> Result<(RecordBatch, usize), IngestRefusal> {
     let mut builder = BatchBuilder::new(transform.feed.table());
     let mut records = 0;
-    let mut add = |position: Position, record: &dyn Fields| -> Result<(), IngestRefusal> {
+    read_records(format, body, &mut |position, record| {
         records += 1;
-        transform
-            .append(record, &mut builder)
-            .map_err(|e| bad_field(position, e))
-    };
-    match format {
-        BodyFormat::Ndjson => {
-            for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-                let position = Position::Line(i + 1);
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                let object: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(line)
-                        .map_err(|e| bad(position, None, format!("not a JSON object ({e})")))?;
-                add(position, &object)?;
-            }
-        }
-        BodyFormat::Json => {
-            let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-                bad(
-                    Position::Line(e.line().max(1)),
-                    None,
-                    format!("not JSON ({e})"),
-                )
-            })?;
-            let elements = match value {
-                serde_json::Value::Array(elements) => elements,
-                object @ serde_json::Value::Object(_) => vec![object],
-                _ => {
-                    return Err(bad(
-                        Position::Element(1),
-                        None,
-                        "expected an array of objects or one object",
-                    ));
-                }
-            };
-            for (i, element) in elements.iter().enumerate() {
-                let position = Position::Element(i + 1);
-                let object = element
-                    .as_object()
-                    .ok_or_else(|| bad(position, None, "not a JSON object"))?;
-                add(position, object)?;
-            }
-        }
-        BodyFormat::Csv => {
-            read_csv(body, &mut add)?;
-        }
-    }
+        transform.append_at(position, record, &mut builder)
+    })
+    .map_err(|e| match e {
+        ReadError::Refused(refusal) => refusal,
+        // A body in memory cannot fail to read.
+        ReadError::Io(e) => IngestRefusal::Failed(Box::new(e)),
+    })?;
     let batch = builder
         .finish()
         .map_err(|e| IngestRefusal::Failed(Box::new(e)))?;

@@ -384,6 +384,18 @@ pub struct Transform {
 }
 
 impl Transform {
+    /// [`Transform::append`] for the record at `position` of a body or file: an error is the
+    /// refusal that names it.
+    pub fn append_at(
+        &self,
+        position: bright_engine::ingest_api::Position,
+        record: &dyn Fields,
+        builder: &mut BatchBuilder,
+    ) -> Result<(), bright_engine::ingest_api::IngestRefusal> {
+        self.append(record, builder)
+            .map_err(|e| crate::formats::bad(position, Some(e.field), e.reason))
+    }
+
     /// Checks `record` and appends it to `builder` (of the feed's table); on an error nothing
     /// is appended.
     pub fn append(&self, record: &dyn Fields, builder: &mut BatchBuilder) -> Checked<()> {
