@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use bright_engine::arrow::array::{Array, AsArray, BooleanArray};
+use bright_engine::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use bright_engine::arrow::compute::{cast, filter_record_batch};
 use bright_engine::arrow::datatypes::DataType;
 use bright_engine::arrow::datatypes::Date32Type;
@@ -124,20 +124,51 @@ struct Seen {
     clock: u64,
 }
 
+/// Column `name` of `batch`, cast to `data_type` (scans may give views or dictionaries).
+fn column(
+    table: Table,
+    batch: &RecordBatch,
+    name: &str,
+    data_type: &DataType,
+) -> Result<ArrayRef, SinkError> {
+    let array = batch.column_by_name(name).ok_or_else(|| SinkError::Rows {
+        table: table.name(),
+        reason: format!("no {name} column"),
+    })?;
+    Ok(cast(array, data_type)?)
+}
+
 /// Each row's partition day (days since 1970-01-01).
 fn partition_days(table: Table, batch: &RecordBatch) -> Result<Vec<i32>, SinkError> {
-    let column = table.partition_column();
-    let array = batch
-        .column_by_name(column)
-        .ok_or_else(|| SinkError::Rows {
-            table: table.name(),
-            reason: format!("no {column} column"),
-        })?;
-    let days = cast(array, &DataType::Date32)?;
+    let days = column(table, batch, table.partition_column(), &DataType::Date32)?;
     let days = days.as_primitive::<bright_engine::arrow::datatypes::Date32Type>();
     Ok((0..days.len())
         .map(|i| if days.is_null(i) { 0 } else { days.value(i) })
         .collect())
+}
+
+/// What admitting a batch did: its new rows, how many were held already, and which keys it
+/// claimed (to give back if the rows cannot be stored).
+struct Admitted {
+    fresh: RecordBatch,
+    duplicates: usize,
+    ids: Ids,
+    claimed: BooleanArray,
+}
+
+/// A batch's row keys and partition days, worked out once per write.
+struct Ids {
+    keys: Vec<Option<Key>>,
+    days: Vec<i32>,
+}
+
+impl Ids {
+    fn of(table: Table, batch: &RecordBatch) -> Result<Ids, SinkError> {
+        Ok(Ids {
+            keys: keys(table, batch)?,
+            days: partition_days(table, batch)?,
+        })
+    }
 }
 
 /// A row's identity: 128 bits of the SHA-256 of its key, or of all its values. Sixteen bytes
@@ -156,16 +187,10 @@ fn digest(bytes: &[u8]) -> Key {
 /// Each row's key: its key column, or a hash of all its values (cast to the table's types, so
 /// rows read back from the lake hash as they did when written).
 fn keys(table: Table, batch: &RecordBatch) -> Result<Vec<Option<Key>>, SinkError> {
-    let Some(column) = key_column(table) else {
+    let Some(name) = key_column(table) else {
         return content_keys(table, batch);
     };
-    let array = batch
-        .column_by_name(column)
-        .ok_or_else(|| SinkError::Rows {
-            table: table.name(),
-            reason: format!("no {column} column"),
-        })?;
-    let strings = cast(array, &DataType::Utf8)?;
+    let strings = column(table, batch, name, &DataType::Utf8)?;
     let strings = strings.as_string::<i32>();
     Ok(strings
         .iter()
@@ -228,12 +253,11 @@ impl Sink {
             ..Replayed::default()
         };
         for (_, entry) in records {
-            sink.load(entry.table, &entry.batch).await?;
-            let (fresh, duplicates) = sink.claim(entry.table, &entry.batch)?;
-            replayed.already_in_lake += duplicates;
-            if fresh.num_rows() > 0 {
-                replayed.rows += fresh.num_rows();
-                sink.engine.buffer_append(entry.table, fresh)?;
+            let admitted = sink.admit(entry.table, &entry.batch).await?;
+            replayed.already_in_lake += admitted.duplicates;
+            if admitted.fresh.num_rows() > 0 {
+                replayed.rows += admitted.fresh.num_rows();
+                sink.engine.buffer_append(entry.table, admitted.fresh)?;
             }
         }
         Ok((sink, replayed))
@@ -332,10 +356,10 @@ impl Sink {
         self.seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Loads the keys of the partitions `batch` writes to that are not loaded yet, from the
-    /// lake and the buffer. Concurrent loads of one partition only add the same keys twice.
-    async fn load(&self, table: Table, batch: &RecordBatch) -> Result<(), SinkError> {
-        let mut days = partition_days(table, batch)?;
+    /// Loads the keys of the partitions in `days` that are not loaded yet, from the lake and
+    /// the buffer. Concurrent loads of one partition only add the same keys twice.
+    async fn load(&self, table: Table, days: &[i32]) -> Result<(), SinkError> {
+        let mut days = days.to_vec();
         days.sort_unstable();
         days.dedup();
         days.retain(|&day| !self.seen().keys.contains_key(&(table, day)));
@@ -351,8 +375,8 @@ impl Sink {
         let mut found: HashMap<i32, HashSet<Key>> =
             days.iter().map(|&d| (d, HashSet::new())).collect();
         for batch in &batches {
-            let keys = keys(table, batch)?;
-            for (key, day) in keys.into_iter().zip(partition_days(table, batch)?) {
+            let ids = Ids::of(table, batch)?;
+            for (key, day) in ids.keys.into_iter().zip(ids.days) {
                 if let Some(key) = key {
                     found.entry(day).or_default().insert(key);
                 }
@@ -368,17 +392,18 @@ impl Sink {
         Ok(())
     }
 
-    /// Keeps the rows whose keys are new, and marks those keys seen. The batch's partitions
-    /// must be loaded ([`Sink::load`]).
-    fn claim(&self, table: Table, batch: &RecordBatch) -> Result<(RecordBatch, usize), SinkError> {
-        let keys = keys(table, batch)?;
-        let days = partition_days(table, batch)?;
+    /// Loads `batch`'s partitions and keeps the rows whose keys are new, marking those keys
+    /// seen.
+    async fn admit(&self, table: Table, batch: &RecordBatch) -> Result<Admitted, SinkError> {
+        let ids = Ids::of(table, batch)?;
+        self.load(table, &ids.days).await?;
         let mut seen = self.seen();
         seen.clock += 1;
         let now = seen.clock;
-        let mask: BooleanArray = keys
+        let claimed: BooleanArray = ids
+            .keys
             .iter()
-            .zip(&days)
+            .zip(&ids.days)
             .map(|(key, &day)| {
                 let Some(key) = key else {
                     return Some(true);
@@ -388,18 +413,25 @@ impl Sink {
             })
             .collect();
         drop(seen);
-        let fresh = filter_record_batch(batch, &mask)?;
+        let fresh = filter_record_batch(batch, &claimed)?;
         let duplicates = batch.num_rows() - fresh.num_rows();
-        Ok((fresh, duplicates))
+        Ok(Admitted {
+            fresh,
+            duplicates,
+            ids,
+            claimed,
+        })
     }
 
-    fn unclaim(&self, table: Table, batch: &RecordBatch) {
-        if let (Ok(keys), Ok(days)) = (keys(table, batch), partition_days(table, batch)) {
-            let mut seen = self.seen();
-            for (key, day) in keys.into_iter().zip(days) {
-                if let (Some(key), Some(set)) = (key, seen.keys.get_mut(&(table, day))) {
-                    set.remove(&key);
-                }
+    /// Forgets the keys an admission claimed, when its rows could not be stored.
+    fn unclaim(&self, table: Table, admitted: &Admitted) {
+        let mut seen = self.seen();
+        for (i, (key, day)) in admitted.ids.keys.iter().zip(&admitted.ids.days).enumerate() {
+            if !admitted.claimed.value(i) {
+                continue;
+            }
+            if let (Some(key), Some(set)) = (key, seen.keys.get_mut(&(table, *day))) {
+                set.remove(key);
             }
         }
     }
@@ -442,15 +474,15 @@ impl Sink {
             });
         }
         let _shared = self.gate.read().await;
-        self.load(table, &batch).await?;
-        let (fresh, duplicates) = self.claim(table, &batch)?;
+        let admitted = self.admit(table, &batch).await?;
+        let duplicates = admitted.duplicates;
         if duplicates > 0 {
             // The first copy may still be on its way to disk: answer only once it is there
             // (a failed write stops the log, so this then fails too and nothing is
             // acknowledged that is not durable).
             self.wal.barrier().await?;
         }
-        if fresh.num_rows() == 0 {
+        if admitted.fresh.num_rows() == 0 {
             return Ok(Written {
                 stored: 0,
                 duplicates,
@@ -458,11 +490,11 @@ impl Sink {
         }
         let entry = Entry {
             table,
-            batch: fresh,
+            batch: admitted.fresh.clone(),
         };
         if let Err(e) = self.wal.append(&entry).await {
             // Not stored: a retry must not be taken for a duplicate.
-            self.unclaim(table, &entry.batch);
+            self.unclaim(table, &admitted);
             return Err(e.into());
         }
         let stored = entry.batch.num_rows();
