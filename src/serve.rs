@@ -25,8 +25,9 @@ use clap::Args;
 
 use crate::{LakeArg, kpi, open_lake, stop_signal};
 
+/// What `bright serve` and `bright ingest` both start from.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub struct PipelineArgs {
     #[command(flatten)]
     lake: LakeArg,
     #[command(flatten)]
@@ -34,6 +35,26 @@ pub struct ServeArgs {
     /// Folder of the write-ahead log (local disk: acknowledged rows are fsynced there).
     #[arg(long, env = "BRIGHT_WAL", default_value = "./wal")]
     wal: PathBuf,
+    /// Pseudonymisation key (16+ bytes); NHS numbers and local ids become keyed hashes.
+    #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
+    pseudo_key: String,
+    /// The trust (ODS code) of dropped or loaded records that do not name one.
+    #[arg(long)]
+    org: Option<String>,
+    #[command(flatten)]
+    config: crate::config::ConfigArg,
+}
+
+impl PipelineArgs {
+    fn key(&self) -> Result<PseudoKey> {
+        PseudoKey::new(self.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
     /// Address of the HL7 MLLP listener.
     #[arg(long, default_value = "127.0.0.1:2575")]
     mllp_addr: SocketAddr,
@@ -52,9 +73,6 @@ pub struct ServeArgs {
     /// Flush sooner once this many rows wait in memory.
     #[arg(long, default_value_t = 100_000)]
     flush_rows: usize,
-    /// Pseudonymisation key (16+ bytes); NHS numbers and local ids become keyed hashes.
-    #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
-    pseudo_key: String,
     /// At this many rows waiting for the lake, sources push back (HTTP 503, MLLP stops
     /// reading) until a flush drains them: the bound on memory when the lake is slow.
     #[arg(long, default_value_t = 1_000_000)]
@@ -66,11 +84,6 @@ pub struct ServeArgs {
     /// Milliseconds between scans of the landing folders.
     #[arg(long, default_value_t = 2_000)]
     landing_poll_ms: u64,
-    /// The trust (ODS code) of dropped records that do not name one.
-    #[arg(long)]
-    org: Option<String>,
-    #[command(flatten)]
-    config: crate::config::ConfigArg,
 }
 
 /// The lake's tables, every KPI planned, the log replayed: what serve and ingest start from.
@@ -271,8 +284,8 @@ impl Running {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
-    let settings = args.config.load()?;
+    let key = args.pipeline.key()?;
+    let settings = args.pipeline.config.load()?;
     let mllp_tls = match (&args.mllp_tls_cert, &args.mllp_tls_key) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
         _ => None,
@@ -280,9 +293,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     // Handlers first: a stop requested as soon as the addresses are printed still flushes.
     let stopping = stop_signal();
     let running = start(ServiceOptions {
-        lake: args.lake,
-        catalogue: args.catalogue,
-        wal: args.wal,
+        lake: args.pipeline.lake,
+        catalogue: args.pipeline.catalogue,
+        wal: args.pipeline.wal,
         mllp_addr: args.mllp_addr,
         mllp_tls,
         http_addr: args.http_addr,
@@ -291,7 +304,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         max_buffered_rows: args.max_buffered_rows,
         landing: args.landing,
         landing_poll: Duration::from_millis(args.landing_poll_ms.max(10)),
-        org: args.org,
+        org: args.pipeline.org,
         key,
         settings,
         extra_clients: Vec::new(),
@@ -311,21 +324,8 @@ pub struct IngestArgs {
     /// workforce_shifts, beds or finance_ledger.
     #[arg(long)]
     feed: String,
-    /// The trust (ODS code) of records that do not name one.
-    #[arg(long)]
-    org: Option<String>,
     #[command(flatten)]
-    lake: LakeArg,
-    #[command(flatten)]
-    catalogue: kpi::CatalogueArgs,
-    /// Folder of the write-ahead log.
-    #[arg(long, env = "BRIGHT_WAL", default_value = "./wal")]
-    wal: PathBuf,
-    /// Pseudonymisation key (16+ bytes).
-    #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
-    pseudo_key: String,
-    #[command(flatten)]
-    config: crate::config::ConfigArg,
+    pipeline: PipelineArgs,
 }
 
 /// `path` itself when it is a file (whatever its name); in a folder, the files `wanted`
@@ -358,10 +358,10 @@ fn files_under(
 /// `bright ingest`: files through the same pipeline as live messages and posts (parse,
 /// validate, pseudonymise, deduplicate, log, buffer), then one flush to the lake.
 pub async fn ingest(args: IngestArgs) -> Result<()> {
-    let key = PseudoKey::new(args.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")?;
+    let key = args.pipeline.key()?;
     // The feeds' owners, who are told about refused records, come from the configuration.
     let health = Arc::new(FeedHealth::new(
-        &args.config.load()?.ingest,
+        &args.pipeline.config.load()?.ingest,
         chrono::Utc::now(),
     )?);
     let hl7 = args.feed == MllpConfig::default().feed;
@@ -388,12 +388,22 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     for path in &args.paths {
         files_under(path, &wanted, &mut files)?;
     }
-    let (_, sink, config) = pipeline(&args.lake, &args.catalogue, &args.wal).await?;
+    let (_, sink, config) = pipeline(
+        &args.pipeline.lake,
+        &args.pipeline.catalogue,
+        &args.pipeline.wal,
+    )
+    .await?;
     let refused = match feed {
         None => ingest_hl7(&files, &sink, &config, key, health).await?,
         Some(feed) => {
-            let loader = FileLoader::new(sink.clone(), config.time_zone, key, args.org.clone())
-                .with_health(health);
+            let loader = FileLoader::new(
+                sink.clone(),
+                config.time_zone,
+                key,
+                args.pipeline.org.clone(),
+            )
+            .with_health(health);
             let mut refused = 0;
             for file in &files {
                 match loader.load(feed, file).await {

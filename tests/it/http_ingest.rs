@@ -18,7 +18,7 @@ use bright_ingest::http::HttpSource;
 use bright_ingest::sink::Sink;
 use tower::ServiceExt;
 
-use crate::support::{bright, feed_files, ok, serve};
+use crate::support::{bright, feed_files, ok, serve, terminate};
 
 const TOKEN: &str = "brt_test-token-of-an-integration-engine";
 const KEY: &[u8] = b"an http ingest test key";
@@ -360,7 +360,7 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
     std::fs::write(&config, format!("[dashboards]\n{entry}")).expect("writes");
     ok(&["config", "check", config.to_str().expect("utf-8")]);
 
-    let (mut child, _, port) = serve(
+    let (child, _, port) = serve(
         dir.path(),
         "a serve http test key",
         &[
@@ -444,14 +444,7 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
     );
     assert_eq!(ed["stale"], false);
     assert_eq!(ed["owner"], "ED systems team");
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .expect("kill runs")
-            .success()
-    );
-    assert!(child.wait().expect("exits").success());
+    terminate(child);
     let out = ok(&[
         "sql",
         "--lake",

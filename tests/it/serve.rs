@@ -11,7 +11,7 @@ use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{bright, feed_files, ok, serve};
+use crate::support::{bright, feed_files, ok, serve, terminate};
 
 const KEY: &str = "a crash test key, 16+ bytes";
 
@@ -136,17 +136,8 @@ fn every_acknowledged_message_survives_sigkill_exactly_once() {
         );
     }
     // A last, clean run: it replays the log, and SIGTERM flushes everything to the lake.
-    let (mut child, _) = start(dir.path());
-    let pid = child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs")
-            .success()
-    );
-    let status = child.wait().expect("exits");
-    assert!(status.success(), "{status}");
+    let (child, _) = start(dir.path());
+    terminate(child);
 
     let lake = dir.path().join("lake");
     // Flushes happened while messages streamed (besides the table's creation and the final

@@ -53,6 +53,17 @@ pub fn serve(dir: &Path, key: &str, args: &[&str]) -> (Child, u16, u16) {
     (child, mllp.expect("seen"), http.expect("seen"))
 }
 
+/// Stops `child` with SIGTERM, as a service manager does, and checks that it exits cleanly.
+pub fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = child.wait().expect("exits");
+    assert!(exit.success(), "{exit}");
+}
+
 /// Simulated feed files of one trust for `days` days up to `end`, under `dir/feeds`; returns
 /// the trust's folder.
 pub fn feed_files(dir: &Path, days: u32, seed: u64, end: &str) -> PathBuf {

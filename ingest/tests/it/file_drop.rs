@@ -10,24 +10,13 @@ use std::time::Duration;
 use bright_engine::arrow::array::{ArrayRef, Date32Array, Float64Array, StringArray};
 use bright_engine::arrow::datatypes::{DataType, Field, Schema};
 use bright_engine::arrow::record_batch::RecordBatch;
-use bright_engine::lake::Lake;
 use bright_engine::pseudonym::PseudoKey;
-use bright_engine::query::{QueryConfig, QueryEngine};
+use bright_engine::query::QueryEngine;
 use bright_ingest::file_drop::{FileDrop, FileLoader};
 use bright_ingest::sink::Sink;
 
 async fn open(dir: &Path) -> (Arc<QueryEngine>, Arc<Sink>) {
-    let lake = Lake::open(dir.join("lake").to_str().expect("utf-8")).expect("lake");
-    lake.ensure_tables().await.expect("tables");
-    let engine = Arc::new(
-        QueryEngine::open(&lake, &QueryConfig::default())
-            .await
-            .expect("engine"),
-    );
-    let (sink, _) = Sink::open(engine.clone(), &dir.join("wal"))
-        .await
-        .expect("sink");
-    (engine, Arc::new(sink))
+    crate::support::sink(&crate::support::lake(dir).await, &dir.join("wal")).await
 }
 
 fn landing(dir: &Path, sink: &Arc<Sink>) -> FileDrop {

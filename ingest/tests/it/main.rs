@@ -3,3 +3,4 @@
 mod feeds;
 mod file_drop;
 mod mllp;
+mod support;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bright_engine::lake::Lake;
-use bright_engine::query::{QueryConfig, QueryEngine};
+use bright_engine::query::QueryEngine;
 use bright_ingest::hl7::AdtConfig;
 use bright_ingest::mllp::{Listener, MllpConfig, tls_acceptor};
 use bright_ingest::sink::Sink;
@@ -84,13 +84,7 @@ async fn start(
     Arc<bright_ingest::mllp::MllpStats>,
     tokio::sync::watch::Sender<bool>,
 ) {
-    let engine = Arc::new(
-        QueryEngine::open(lake, &QueryConfig::default())
-            .await
-            .expect("engine"),
-    );
-    let (sink, _) = Sink::open(engine, wal).await.expect("sink");
-    let sink = Arc::new(sink);
+    let (_, sink) = crate::support::sink(lake, wal).await;
     let adt = AdtConfig {
         time_zone: chrono_tz::Europe::London,
         key: simulation_key(7),
@@ -140,8 +134,7 @@ async fn a_real_client_delivers_adt_that_is_queryable_at_once_and_stored_once() 
         .count();
     assert!(messages > 20, "{messages} messages");
 
-    let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
-    lake.ensure_tables().await.expect("tables");
+    let lake = crate::support::lake(dir.path()).await;
     let wal = dir.path().join("wal");
     let (sink, port, stats, stop) = start(&lake, &wal).await;
     let engine = sink.engine().clone();
@@ -266,16 +259,8 @@ async fn mllp_over_tls_takes_messages_only_inside_the_handshake() {
         String::from_utf8_lossy(&made.stderr)
     );
 
-    let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
-    lake.ensure_tables().await.expect("tables");
-    let engine = Arc::new(
-        QueryEngine::open(&lake, &QueryConfig::default())
-            .await
-            .expect("engine"),
-    );
-    let (sink, _) = Sink::open(engine.clone(), &dir.path().join("wal"))
-        .await
-        .expect("sink");
+    let lake = crate::support::lake(dir.path()).await;
+    let (engine, sink) = crate::support::sink(&lake, &dir.path().join("wal")).await;
     let config = MllpConfig {
         tls: Some(tls_acceptor(&cert, &key).expect("certificate and key")),
         ..MllpConfig::default()
@@ -284,7 +269,7 @@ async fn mllp_over_tls_takes_messages_only_inside_the_handshake() {
         time_zone: chrono_tz::Europe::London,
         key: simulation_key(7),
     };
-    let listener = Listener::new(Arc::new(sink), adt, config);
+    let listener = Listener::new(sink, adt, config);
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");
@@ -332,8 +317,7 @@ async fn mllp_over_tls_takes_messages_only_inside_the_handshake() {
 #[tokio::test]
 async fn the_bed_base_is_read_and_events_on_unknown_wards_are_flagged() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
-    lake.ensure_tables().await.expect("tables");
+    let lake = crate::support::lake(dir.path()).await;
     let mut beds = bright_engine::batch::BatchBuilder::new(bright_engine::schema::Table::Beds);
     beds.row()
         .text("RXX")
@@ -350,19 +334,12 @@ async fn the_bed_base_is_read_and_events_on_unknown_wards_are_flagged() {
     )
     .await
     .expect("appends");
-    let engine = Arc::new(
-        QueryEngine::open(&lake, &QueryConfig::default())
-            .await
-            .expect("engine"),
-    );
-    let (sink, _) = Sink::open(engine.clone(), &dir.path().join("wal"))
-        .await
-        .expect("sink");
+    let (engine, sink) = crate::support::sink(&lake, &dir.path().join("wal")).await;
     let adt = AdtConfig {
         time_zone: chrono_tz::Europe::London,
         key: simulation_key(7),
     };
-    let listener = Listener::new(Arc::new(sink), adt, MllpConfig::default())
+    let listener = Listener::new(sink, adt, MllpConfig::default())
         .check_wards()
         .await
         .expect("reads the bed base");
@@ -400,8 +377,7 @@ async fn the_bed_base_is_read_and_events_on_unknown_wards_are_flagged() {
 async fn a_busy_sink_stops_mllp_reading_until_a_flush() {
     use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().expect("tempdir");
-    let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
-    lake.ensure_tables().await.expect("tables");
+    let lake = crate::support::lake(dir.path()).await;
     let (sink, port, stats, _stop) = start(&lake, &dir.path().join("wal")).await;
     sink.set_max_buffered_rows(1);
     let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
