@@ -194,6 +194,43 @@ impl Row<'_> {
     }
 }
 
+/// `batch` in `table`'s current schema, columns matched by name: rows written under an
+/// earlier schema (a write-ahead log from before an upgrade) read the columns added since as
+/// null. A column the schema lacks, or a required one the batch lacks, is an error.
+pub fn conform(table: Table, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let schema = table.schema();
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    if let Some(unknown) = batch
+        .schema()
+        .fields()
+        .iter()
+        .find(|f| schema.field_with_name(f.name()).is_err())
+    {
+        return Err(ArrowError::SchemaError(format!(
+            "{table} has no column '{}'",
+            unknown.name()
+        )));
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| match batch.column_by_name(field.name()) {
+            Some(column) => Ok(column.clone()),
+            None if field.is_nullable() => Ok(arrow::array::new_null_array(
+                field.data_type(),
+                batch.num_rows(),
+            )),
+            None => Err(ArrowError::SchemaError(format!(
+                "{table} rows lack the required column '{}'",
+                field.name()
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +270,31 @@ mod tests {
             .text("general_acute")
             .text("forty")
             .end();
+    }
+
+    #[test]
+    fn rows_from_an_earlier_schema_gain_the_new_columns_as_null() {
+        let mut b = BatchBuilder::new(Table::Beds);
+        bed(&mut b, "AMU", 40);
+        let today = b.finish().unwrap();
+        // `valid_to` is nullable: a batch without it is one from before it existed.
+        let without = today.project(&[0, 1, 2, 3, 4, 6]).expect("projection");
+        let upgraded = conform(Table::Beds, &without).expect("conforms");
+        assert_eq!(upgraded.schema(), Table::Beds.schema());
+        assert_eq!(upgraded, today);
+
+        let err = conform(Table::Beds, &today.project(&[0, 1, 2, 3, 5, 6]).unwrap())
+            .expect_err("beds is required");
+        assert!(err.to_string().contains("required column 'beds'"), "{err}");
+        let renamed = RecordBatch::try_new(
+            std::sync::Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("wards", arrow::datatypes::DataType::Utf8, true),
+            ])),
+            vec![today.column(2).clone()],
+        )
+        .unwrap();
+        let err = conform(Table::Beds, &renamed).expect_err("unknown column");
+        assert!(err.to_string().contains("no column 'wards'"), "{err}");
     }
 
     #[test]

@@ -193,12 +193,58 @@ impl Lake {
         }
     }
 
-    /// Loads `table`, creating it empty from the canonical schema if it does not exist.
+    /// Loads `table`, creating it empty from the canonical schema if it does not exist, and
+    /// adding the columns a later version of the schema gained if it was made before them.
     pub async fn open_or_create(&self, table: Table) -> Result<DeltaTable, LakeError> {
         match self.open_table(table).await {
             Err(LakeError::MissingTable { .. }) => self.create(table).await,
-            other => other,
+            Ok(delta) => self.upgrade(table, delta).await,
+            Err(e) => Err(e),
         }
+    }
+
+    /// Adds the canonical columns `delta` lacks. New columns are nullable and sit after the
+    /// others but before the partition column, so old rows read them as null and the table
+    /// queries the same as one created today (Delta lists partition columns last). A table
+    /// with a column the schema does not know, or lacking a required one, is refused.
+    async fn upgrade(&self, table: Table, delta: DeltaTable) -> Result<DeltaTable, LakeError> {
+        let canonical = table.schema();
+        let have = delta.snapshot()?.schema();
+        let mismatch = |detail: String| LakeError::SchemaMismatch { table, detail };
+        if let Some(unknown) = have
+            .fields()
+            .find(|f| canonical.field_with_name(f.name()).is_err())
+        {
+            return Err(mismatch(format!(
+                "the lake has a column '{}' this version of bright does not know",
+                unknown.name()
+            )));
+        }
+        let missing: Vec<_> = canonical
+            .fields()
+            .iter()
+            .filter(|f| have.field(f.name()).is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(delta);
+        }
+        if let Some(required) = missing.iter().find(|f| !f.is_nullable()) {
+            return Err(mismatch(format!(
+                "the lake lacks the required column '{}'",
+                required.name()
+            )));
+        }
+        let added = arrow::datatypes::Schema::new(missing.into_iter().cloned().collect::<Vec<_>>());
+        let added: StructType = (&added)
+            .try_into_kernel()
+            .map_err(|source| LakeError::Kernel { table, source })?;
+        let names: Vec<String> = added.fields().map(|f| f.name().clone()).collect();
+        let upgraded = delta
+            .add_columns()
+            .with_fields(added.fields().cloned().collect::<Vec<_>>())
+            .await?;
+        info!(table = %table, columns = ?names, "Added columns to an older table.");
+        Ok(upgraded)
     }
 
     async fn create(&self, table: Table) -> Result<DeltaTable, LakeError> {

@@ -78,6 +78,11 @@ pub mod adt_events {
     pub const DISCHARGE_DESTINATION: &str = "discharge_destination";
     /// The feed the event arrived on.
     pub const SOURCE: &str = "source";
+    /// A40 (merge): the keyed pseudonym of the patient record merged away (MRG-1) into
+    /// `patient_key`, the surviving record. Added after the first release, so it sits after
+    /// `source`: a table from before gains it at the end of its columns, and Delta keeps the
+    /// partition column last in what queries see.
+    pub const PRIOR_PATIENT_KEY: &str = "prior_patient_key";
     /// Partition column: UTC day of `event_time`.
     pub const EVENT_DATE: &str = "event_date";
 
@@ -314,6 +319,7 @@ impl Table {
                     optional(ADMISSION_METHOD, Utf8),
                     optional(DISCHARGE_DESTINATION, Utf8),
                     required(SOURCE, Utf8),
+                    optional(PRIOR_PATIENT_KEY, Utf8),
                     required(EVENT_DATE, Date32),
                 ]
             }

@@ -40,6 +40,8 @@ pub struct AdtEvent {
     pub event_time: i64,
     pub recorded_at: i64,
     pub patient_key: Option<String>,
+    /// A40: the pseudonym of the record merged into `patient_key` (MRG-1).
+    pub prior_patient_key: Option<String>,
     pub encounter_id: Option<String>,
     pub patient_class: Option<String>,
     pub org_code: String,
@@ -110,6 +112,7 @@ impl AdtEvent {
             .opt_text(self.admission_method.as_deref())
             .opt_text(self.discharge_destination.as_deref())
             .text(source)
+            .opt_text(self.prior_patient_key.as_deref())
             .date(day)
             .end();
     }
@@ -359,7 +362,17 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
                 .to_string(),
         ),
     };
-    let patient_key = patient_key(&message, &header.sending_facility, &config.key);
+    let patient_key = pseudonym_of(&message, "PID", 3, &header.sending_facility, &config.key);
+    // A merge names the record that goes away in MRG-1; without it the merge means nothing.
+    let prior_patient_key = if trigger == "A40" {
+        Some(
+            pseudonym_of(&message, "MRG", 1, &header.sending_facility, &config.key).ok_or_else(
+                || Hl7Error::content("MRG-1", 101, "A40 needs the merged-away patient (MRG-1)"),
+            )?,
+        )
+    } else {
+        None
+    };
     let event = AdtEvent {
         event_id: bright_engine::schema::adt_events::event_id(
             &header.sending_facility,
@@ -370,6 +383,7 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
         event_time,
         recorded_at,
         patient_key,
+        prior_patient_key,
         encounter_id,
         patient_class,
         org_code: header.sending_facility.clone(),
@@ -398,10 +412,17 @@ fn patient_class(code: &str) -> Option<&'static str> {
     })
 }
 
-/// The pseudonym of the patient: from the NHS number when PID-3 has one, else from the local
-/// hospital number (namespaced by the sending organisation).
-fn patient_key(message: &Message<'_>, org: &str, key: &PseudoKey) -> Option<String> {
-    let ids = message.segment("PID")?.field(3)?;
+/// The pseudonym of the patient identified in a patient identifier list (PID-3, MRG-1): from
+/// the NHS number when the list has one, else from the local hospital number (namespaced by
+/// the sending organisation).
+fn pseudonym_of(
+    message: &Message<'_>,
+    segment: &str,
+    field: usize,
+    org: &str,
+    key: &PseudoKey,
+) -> Option<String> {
+    let ids = message.segment(segment)?.field(field)?;
     let mut local = None;
     for id in ids.repeats() {
         let part = |n: usize| {
@@ -685,6 +706,34 @@ PV1|1|I|WD1^^B04^S1|21||||||300|||||||||RXXV000000001\r";
         let (_, event) = parse_adt(&text, &config()).expect("parses");
         assert_eq!(event.event_type, "A31");
         assert_eq!(event.encounter_id, None);
+    }
+
+    #[test]
+    fn a_merge_keeps_both_patients_pseudonymised() {
+        let text = replace(A01, "ADT^A01^ADT_A01", "ADT^A40^ADT_A39");
+        let text = replace(&text, "RXXV000000001", "");
+        let merge = format!("{text}MRG|H999^^^RXX^MR\r");
+        let (_, event) = parse_adt(&merge, &config()).expect("parses");
+        assert_eq!(event.event_type, "A40");
+        assert_eq!(
+            event.patient_key.as_deref(),
+            Some(config().key.patient_key(NHS_NUMBER, "9434765919").as_str())
+        );
+        assert_eq!(
+            event.prior_patient_key.as_deref(),
+            Some(config().key.patient_key(LOCAL_ID, "RXX/H999").as_str())
+        );
+        let stored = format!("{event:?}");
+        assert!(
+            !stored.contains("H999") && !stored.contains("9434765919"),
+            "{stored}"
+        );
+
+        let err = parse_adt(&text, &config()).expect_err("a merge without MRG-1");
+        assert_eq!(err.field.as_deref(), Some("MRG-1"), "{err:?}");
+        assert_eq!(err.ack, AckCode::Error);
+        let (_, admission) = parse_adt(A01, &config()).expect("parses");
+        assert_eq!(admission.prior_patient_key, None);
     }
 
     #[test]

@@ -101,6 +101,8 @@ impl Entry {
             1 => batches.into_iter().next().ok_or("no batch")?,
             n => return Err(format!("{n} batches in one record")),
         };
+        // A log written before an upgrade holds rows of the schema of its day.
+        let batch = bright_engine::batch::conform(table, &batch).map_err(|e| e.to_string())?;
         Ok(Entry { table, batch })
     }
 }
@@ -498,6 +500,7 @@ mod tests {
             .opt_text(None)
             .opt_text(None)
             .text("test")
+            .opt_text(None)
             .date(0)
             .end();
         Entry {

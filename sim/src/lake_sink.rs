@@ -132,6 +132,8 @@ where
                     .text(r.admission_method)
                     .opt_text(r.discharge_destination)
                     .text(SOURCE)
+                    // The simulated PAS never merges patient records.
+                    .opt_text(None)
                     .date(clock.utc_date32(r.event_time))
                     .end();
             }

@@ -11,14 +11,18 @@ use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 
 use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{LogicalPlan, TableProviderFilterPushDown, TableType};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::Expr;
 
@@ -79,7 +83,7 @@ impl LiveTable {
     ) -> Self {
         LiveTable {
             table,
-            schema: provider.schema(),
+            schema: query_schema(table, &provider.schema()),
             state: RwLock::new(State {
                 provider,
                 version,
@@ -227,11 +231,87 @@ impl LiveTable {
         Ok(out)
     }
 
+    /// Scans the lake part, matching columns by name: a table created before a column was
+    /// added to the schema lists it after the partition column, or (in a lake not yet
+    /// upgraded) lacks it, which reads as null.
+    async fn scan_lake(
+        &self,
+        provider: &dyn TableProvider,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let lake_schema = provider.schema();
+        let wanted: Vec<usize> = projection
+            .cloned()
+            .unwrap_or_else(|| (0..self.schema.fields().len()).collect());
+        let sources: Vec<Option<usize>> = wanted
+            .iter()
+            .map(|&i| lake_schema.index_of(self.schema.field(i).name()).ok())
+            .collect();
+        let present: Vec<usize> = sources.iter().flatten().copied().collect();
+        let filters: Vec<Expr> = filters
+            .iter()
+            .filter(|f| reads_only(f, &lake_schema))
+            .cloned()
+            .collect();
+        let lake = provider
+            .scan(state, Some(&present), &filters, limit)
+            .await?;
+        if sources.iter().all(Option::is_some) {
+            return Ok(lake);
+        }
+        let mut next = 0;
+        let columns = wanted
+            .iter()
+            .zip(&sources)
+            .map(|(&i, source)| {
+                let field = self.schema.field(i);
+                let expr: Arc<dyn PhysicalExpr> = match source {
+                    Some(_) => {
+                        next += 1;
+                        Arc::new(Column::new(field.name(), next - 1))
+                    }
+                    None => Arc::new(Literal::new(ScalarValue::try_from(field.data_type())?)),
+                };
+                Ok((expr, field.name().clone()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Arc::new(ProjectionExec::try_new(columns, lake)?))
+    }
+
     /// The live table behind a registered provider, if it is one.
     pub(super) fn downcast(provider: Arc<dyn TableProvider>) -> Option<Arc<LiveTable>> {
         let any: Arc<dyn std::any::Any + Send + Sync> = provider;
         any.downcast().ok()
     }
+}
+
+/// `table`'s columns in the canonical order with the types the lake reads them as (text as
+/// `Utf8View`, like Parquet reads), whatever order or subset of them `lake` has.
+pub(super) fn query_schema(table: crate::schema::Table, lake: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = table
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match lake.field_with_name(f.name()) {
+            Ok(read) => read.clone(),
+            Err(_) if f.data_type() == &DataType::Utf8 => {
+                f.as_ref().clone().with_data_type(DataType::Utf8View)
+            }
+            Err(_) => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Whether `filter` reads only columns of `schema`.
+fn reads_only(filter: &Expr, schema: &Schema) -> bool {
+    filter
+        .column_refs()
+        .iter()
+        .all(|c| schema.field_with_name(&c.name).is_ok())
 }
 
 #[async_trait]
@@ -259,7 +339,9 @@ impl TableProvider for LiveTable {
             let current = self.read();
             (current.provider.clone(), self.buffered(&current)?)
         };
-        let lake = provider.scan(state, projection, filters, limit).await?;
+        let lake = self
+            .scan_lake(provider.as_ref(), state, projection, filters, limit)
+            .await?;
         if buffered.is_empty() {
             return Ok(lake);
         }
@@ -274,16 +356,26 @@ impl TableProvider for LiveTable {
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
         // The buffer's rows are not filtered by the scan, so a filter Delta applies exactly
-        // must still be applied above it.
-        Ok(self
-            .read()
-            .provider
-            .supports_filters_pushdown(filters)?
-            .into_iter()
-            .map(|p| match p {
+        // must still be applied above it; one on a column the lake table lacks is not Delta's.
+        let provider = self.read().provider.clone();
+        let lake_schema = provider.schema();
+        let known: Vec<(usize, &Expr)> = filters
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, f)| reads_only(f, &lake_schema))
+            .collect();
+        let mut answers = vec![TableProviderFilterPushDown::Unsupported; filters.len()];
+        let known_filters: Vec<&Expr> = known.iter().map(|(_, f)| *f).collect();
+        for ((i, _), answer) in known
+            .iter()
+            .zip(provider.supports_filters_pushdown(&known_filters)?)
+        {
+            answers[*i] = match answer {
                 TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
                 other => other,
-            })
-            .collect())
+            };
+        }
+        Ok(answers)
     }
 }

@@ -187,17 +187,7 @@ fn read_only() -> SQLOptions {
 
 /// A table the lake does not hold yet, as queries see lake tables (text as `Utf8View`).
 fn empty(table: Table) -> Result<Arc<dyn TableProvider>, QueryError> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    let fields: Vec<Field> = table
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8 => f.as_ref().clone().with_data_type(DataType::Utf8View),
-            _ => f.as_ref().clone(),
-        })
-        .collect();
-    let schema = Arc::new(Schema::new(fields));
+    let schema = live::query_schema(table, &arrow::datatypes::Schema::empty());
     Ok(Arc::new(datafusion::datasource::MemTable::try_new(
         schema,
         vec![vec![]],

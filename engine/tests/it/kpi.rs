@@ -297,8 +297,8 @@ async fn the_cache_matches_a_full_recomputation_after_late_data() {
     append_csv(
         &engine,
         Table::AdtEvents,
-        "PAS/ADT/f3,A13,2024-01-06T10:20:00Z,2024-07-01T09:00:00Z,P6,V6,inpatient,X01,S1,W1,B3,100,11,,pas,2024-01-06\n\
-         PAS/ADT/f4,A03,2024-01-08T16:00:00Z,2024-07-01T09:00:00Z,P6,V6,inpatient,X01,S1,W1,B3,100,11,19,pas,2024-01-08\n",
+        "PAS/ADT/f3,A13,2024-01-06T10:20:00Z,2024-07-01T09:00:00Z,P6,V6,inpatient,X01,S1,W1,B3,100,11,,pas,,2024-01-06\n\
+         PAS/ADT/f4,A03,2024-01-08T16:00:00Z,2024-07-01T09:00:00Z,P6,V6,inpatient,X01,S1,W1,B3,100,11,19,pas,,2024-01-08\n",
     )
     .await;
     append_csv(

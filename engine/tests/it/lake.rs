@@ -224,3 +224,95 @@ async fn concurrent_appends_to_one_table_all_land() {
     let stats = lake.stats(Table::AdtEvents).await.unwrap();
     assert_eq!(stats.rows, 4 * 3 * 50);
 }
+
+/// A table made before `adt_events` had `prior_patient_key`: gains the column on open, keeps
+/// its rows (the new column null), takes rows of today's schema, and queries like a new table.
+#[tokio::test]
+async fn a_table_from_an_earlier_schema_gains_the_new_columns() {
+    use bright_engine::arrow::array::{Array, RecordBatch, StringArray};
+    use deltalake::kernel::StructType;
+    use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
+
+    let (dir, lake) = local_lake();
+    let table = Table::AdtEvents;
+    let today = rows(table, 2, 1, "new");
+    let added = table
+        .schema()
+        .index_of("prior_patient_key")
+        .expect("the column added since");
+    let before: Vec<usize> = (0..table.schema().fields().len())
+        .filter(|&i| i != added)
+        .collect();
+    let old_rows = rows(table, 3, 1, "old").project(&before).unwrap();
+    let old_schema: StructType = old_rows.schema().as_ref().try_into_kernel().unwrap();
+    std::fs::create_dir_all(table_dir(&dir, table)).unwrap();
+    let created = deltalake::DeltaTableBuilder::from_url(lake.table_url(table))
+        .unwrap()
+        .build()
+        .unwrap()
+        .create()
+        .with_columns(old_schema.fields().cloned())
+        .with_partition_columns([table.partition_column()])
+        .await
+        .unwrap();
+    created
+        .write(vec![old_rows])
+        .with_partition_columns([table.partition_column()])
+        .await
+        .unwrap();
+
+    // Read as it is, before anything upgrades it: the missing column reads as null, and a
+    // filter on it is applied above the scan.
+    let reader = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    let out = reader
+        .sql("SELECT count(*) AS n FROM adt_events WHERE prior_patient_key IS NULL AND event_id LIKE 'old%'")
+        .await
+        .unwrap();
+    let n =
+        bright_engine::arrow::compute::cast(out.batches[0].column(0), &DataType::Int64).unwrap();
+    assert_eq!(
+        n.as_any()
+            .downcast_ref::<bright_engine::arrow::array::Int64Array>()
+            .unwrap()
+            .value(0),
+        3
+    );
+
+    lake.ensure_tables().await.unwrap();
+    lake.ensure_tables()
+        .await
+        .expect("a second upgrade finds nothing to do");
+    lake.append(table, vec![today]).await.unwrap();
+
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    let seen = engine.table_schema(table).expect("registered");
+    let names =
+        |s: &Schema| -> Vec<String> { s.fields().iter().map(|f| f.name().clone()).collect() };
+    assert_eq!(
+        names(&seen),
+        names(&table.schema()),
+        "queried like a new table"
+    );
+    let out = engine
+        .sql(
+            "SELECT event_id, prior_patient_key FROM adt_events \
+             ORDER BY prior_patient_key IS NULL, event_id",
+        )
+        .await
+        .unwrap();
+    let batch: RecordBatch =
+        bright_engine::arrow::compute::concat_batches(&out.schema, &out.batches).unwrap();
+    assert_eq!(batch.num_rows(), 5);
+    let prior = bright_engine::arrow::compute::cast(batch.column(1), &DataType::Utf8).unwrap();
+    let prior = prior.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(prior.null_count(), 3, "the old rows have no prior patient");
+    assert_eq!(
+        engine.lake().stats(table).await.unwrap().rows,
+        5,
+        "nothing lost in the upgrade"
+    );
+}

@@ -13,8 +13,8 @@ async fn count(engine: &QueryEngine, sql: &str) -> String {
         .expect("renders")
 }
 
-const V10: &str = "PAS/ADT/j1,A01,2024-06-25T10:00:00Z,2024-06-25T10:05:00Z,P10,V10,inpatient,X01,S1,W2,B1,300,21,,pas,2024-06-25\n";
-const V11: &str = "PAS/ADT/k1,A01,2024-06-26T10:00:00Z,2024-06-26T10:05:00Z,P11,V11,inpatient,X01,S1,W2,B2,300,21,,pas,2024-06-26\n";
+const V10: &str = "PAS/ADT/j1,A01,2024-06-25T10:00:00Z,2024-06-25T10:05:00Z,P10,V10,inpatient,X01,S1,W2,B1,300,21,,pas,,2024-06-25\n";
+const V11: &str = "PAS/ADT/k1,A01,2024-06-26T10:00:00Z,2024-06-26T10:05:00Z,P11,V11,inpatient,X01,S1,W2,B2,300,21,,pas,,2024-06-26\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffered_rows_are_queryable_at_once_and_counted_once_across_a_flush() {
