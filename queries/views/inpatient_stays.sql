@@ -5,7 +5,9 @@
 -- Corrections are applied first, as the patient administration system means them:
 --   * an encounter with an A11 (cancel admit) never happened;
 --   * an A12 (cancel transfer) cancels the transfer it follows, an A13 (cancel discharge) the
---     discharge it follows, so the patient never left the ward.
+--     discharge it follows, so the patient never left the ward;
+--   * the patient is the surviving record of any A40 merges (kpi.patient_merges), so a
+--     patient registered twice and merged reads as one person.
 -- Events are ordered by when they happened (event_time), not when they were keyed in.
 WITH cancelled_encounters AS (
     SELECT DISTINCT encounter_id
@@ -13,7 +15,8 @@ WITH cancelled_encounters AS (
     WHERE event_type = 'A11' AND encounter_id IS NOT NULL
 ),
 events AS (
-    SELECT e.org_code, e.site, e.ward, e.encounter_id, e.specialty, e.admission_method,
+    SELECT e.org_code, e.site, e.ward, e.bed, e.patient_key, e.encounter_id, e.specialty,
+           e.admission_method,
            e.discharge_destination, e.event_type, e.event_time, e.event_id,
            CASE WHEN e.event_type IN ('A02', 'A12') THEN 'transfer'
                 WHEN e.event_type IN ('A03', 'A13') THEN 'discharge'
@@ -45,7 +48,8 @@ moves AS (
       AND NOT (event_type = 'A03' AND COALESCE(next_of_kind, '') = 'A13')
 ),
 spans AS (
-    SELECT org_code, site, ward, encounter_id, specialty, event_type AS start_event,
+    SELECT org_code, site, ward, bed, patient_key, encounter_id, specialty,
+           event_type AS start_event,
            event_time AS start_time,
            LEAD(event_type) OVER w AS end_event,
            LEAD(event_time) OVER w AS end_time,
@@ -57,7 +61,9 @@ spans AS (
     FROM moves
     WINDOW w AS (PARTITION BY encounter_id ORDER BY event_time, event_type, event_id)
 )
-SELECT org_code, site, ward, encounter_id, specialty, admission_method, admit_time,
-       start_event, start_time, end_event, end_time, discharge_destination
-FROM spans
-WHERE start_event <> 'A03'
+SELECT s.org_code, s.site, s.ward, s.bed, COALESCE(m.patient_key, s.patient_key) AS patient_key,
+       s.encounter_id, s.specialty, s.admission_method, s.admit_time, s.start_event,
+       s.start_time, s.end_event, s.end_time, s.discharge_destination
+FROM spans s
+LEFT JOIN kpi.patient_merges m ON m.prior_patient_key = s.patient_key
+WHERE s.start_event <> 'A03'

@@ -201,6 +201,137 @@ async fn a_real_client_delivers_adt_that_is_queryable_at_once_and_stored_once() 
     assert_eq!(count(sink.engine(), rows).await, messages);
 }
 
+/// A patient admitted under a local hospital number, moved to another bed by an A08, then
+/// merged (A40) into the record holding their NHS number: the messages arrive through a real
+/// client, and the stays and where-everyone-is-now views follow the merge at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_over_mllp_moves_the_stay_to_the_surviving_record() {
+    use bright_engine::pseudonym::{LOCAL_ID, NHS_NUMBER};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = crate::support::lake(dir.path()).await;
+    let mut engine = QueryEngine::open(&lake, &bright_engine::query::QueryConfig::default())
+        .await
+        .expect("engine");
+    engine
+        .register_kpis(
+            bright_engine::kpi::Catalogue::embedded().expect("built-in catalogue"),
+            &std::collections::BTreeMap::new(),
+        )
+        .await
+        .expect("KPIs plan");
+    let engine = Arc::new(engine);
+    let (sink, _) = Sink::open(engine.clone(), &dir.path().join("wal"))
+        .await
+        .expect("sink");
+    let key = simulation_key(7);
+    let adt = AdtConfig {
+        time_zone: chrono_tz::Europe::London,
+        key: key.clone(),
+    };
+    let listener = Listener::new(Arc::new(sink), adt, MllpConfig::default());
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let port = socket.local_addr().expect("addr").port();
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(listener.run(socket, stopped));
+
+    let message = |control: &str, event: &str, structure: &str, pid: &str, rest: &str| {
+        format!(
+            "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250701093000+0100||ADT^{event}^{structure}|{control}|P|2.4\r\
+EVN|{event}|20250701093000+0100\r\
+PID|1||{pid}||SMITH^JANE||19700101|F\r{rest}"
+        )
+    };
+    let admitted = message(
+        "M1",
+        "A01",
+        "ADT_A01",
+        "H777^^^RXX^MR",
+        "PV1|1|I|W1^^B1^S1|21|||||300||||||||||RXXV1\r",
+    );
+    let moved = message(
+        "M2",
+        "A08",
+        "ADT_A01",
+        "H777^^^RXX^MR",
+        "PV1|1|I|W1^^B9^S1|21|||||300||||||||||RXXV1\r",
+    );
+    let merged = message(
+        "M3",
+        "A40",
+        "ADT_A39",
+        "9434765919^^^NHS^NH",
+        "MRG|H777^^^RXX^MR\r",
+    );
+    let local = key.patient_key(LOCAL_ID, "RXX/H777");
+    let nhs = key.patient_key(NHS_NUMBER, "9434765919");
+    let now = "SELECT patient_key, bed FROM kpi.current_inpatients WHERE encounter_id = 'RXXV1'";
+    let rows = |output: bright_engine::query::QueryOutput| -> Vec<String> {
+        let batch = bright_engine::arrow::compute::concat_batches(&output.schema, &output.batches)
+            .expect("one batch");
+        (0..batch.num_rows())
+            .map(|row| {
+                (0..batch.num_columns())
+                    .map(|c| {
+                        bright_engine::arrow::util::display::array_value_to_string(
+                            batch.column(c),
+                            row,
+                        )
+                        .expect("renders")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+
+    let file = dir.path().join("admit.hl7");
+    std::fs::write(&file, format!("{admitted}\n{moved}\n")).expect("writes");
+    let acks = send(port, &file);
+    assert_eq!(acks.matches("MSA|AA|").count(), 2, "{acks}");
+    assert_eq!(
+        rows(engine.sql(now).await.expect("runs")),
+        vec![format!("{local} B9")]
+    );
+
+    std::fs::write(&file, format!("{merged}\n")).expect("writes");
+    let acks = send(port, &file);
+    assert!(acks.contains("MSA|AA|M3"), "{acks}");
+    assert_eq!(
+        rows(engine.sql(now).await.expect("runs")),
+        vec![format!("{nhs} B9")],
+        "the stay follows the merge before any flush"
+    );
+    assert_eq!(
+        rows(
+            engine
+                .sql("SELECT prior_patient_key, patient_key FROM kpi.patient_merges")
+                .await
+                .expect("runs")
+        ),
+        vec![format!("{local} {nhs}")]
+    );
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT count(*) FROM adt_events WHERE patient_key LIKE '%9434765919%' \
+             OR prior_patient_key LIKE '%H777%'"
+        )
+        .await,
+        0,
+        "identifiers are stored only as pseudonyms"
+    );
+
+    // A merge that does not say which record goes away is answered AE, naming MRG-1.
+    let incomplete = message("M4", "A40", "ADT_A39", "9434765919^^^NHS^NH", "");
+    std::fs::write(&file, format!("{incomplete}\n")).expect("writes");
+    let acks = send(port, &file);
+    assert!(acks.contains("MSA|AE|M4"), "{acks}");
+    assert!(acks.contains("MRG^1"), "{acks}");
+}
+
 /// Sends `message` over MLLP inside TLS with python's `ssl` (trusting `cert`) and returns the
 /// acknowledgement, or the client's error.
 fn send_tls(port: u16, cert: &Path, message: &str) -> Result<String, String> {
