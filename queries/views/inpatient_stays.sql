@@ -15,8 +15,7 @@ WITH cancelled_encounters AS (
     WHERE event_type = 'A11' AND encounter_id IS NOT NULL
 ),
 events AS (
-    SELECT e.org_code, e.site, e.ward, e.bed, e.patient_key, e.encounter_id, e.specialty,
-           e.admission_method,
+    SELECT e.org_code, e.site, e.ward, e.bed, e.encounter_id, e.specialty, e.admission_method,
            e.discharge_destination, e.event_type, e.event_time, e.event_id,
            CASE WHEN e.event_type IN ('A02', 'A12') THEN 'transfer'
                 WHEN e.event_type IN ('A03', 'A13') THEN 'discharge'
@@ -48,8 +47,7 @@ moves AS (
       AND NOT (event_type = 'A03' AND COALESCE(next_of_kind, '') = 'A13')
 ),
 spans AS (
-    SELECT org_code, site, ward, bed, patient_key, encounter_id, specialty,
-           event_type AS start_event,
+    SELECT org_code, site, ward, bed, encounter_id, specialty, event_type AS start_event,
            event_time AS start_time,
            LEAD(event_type) OVER w AS end_event,
            LEAD(event_time) OVER w AS end_time,
@@ -60,10 +58,21 @@ spans AS (
                OVER (PARTITION BY encounter_id) AS admission_method
     FROM moves
     WINDOW w AS (PARTITION BY encounter_id ORDER BY event_time, event_type, event_id)
+),
+-- Each encounter's patient: the admission's record (else any the encounter's events name),
+-- joined after the windows so the sorts above do not carry the long keys.
+patients AS (
+    SELECT encounter_id,
+           COALESCE(MIN(CASE WHEN event_type = 'A01' THEN patient_key END),
+                    MIN(patient_key)) AS patient_key
+    FROM adt_events
+    WHERE event_type IN ('A01', 'A02', 'A03') AND encounter_id IS NOT NULL
+    GROUP BY encounter_id
 )
-SELECT s.org_code, s.site, s.ward, s.bed, COALESCE(m.patient_key, s.patient_key) AS patient_key,
+SELECT s.org_code, s.site, s.ward, s.bed, COALESCE(m.patient_key, p.patient_key) AS patient_key,
        s.encounter_id, s.specialty, s.admission_method, s.admit_time, s.start_event,
        s.start_time, s.end_event, s.end_time, s.discharge_destination
 FROM spans s
-LEFT JOIN kpi.patient_merges m ON m.prior_patient_key = s.patient_key
+LEFT JOIN patients p ON p.encounter_id = s.encounter_id
+LEFT JOIN kpi.patient_merges m ON m.prior_patient_key = p.patient_key
 WHERE s.start_event <> 'A03'
