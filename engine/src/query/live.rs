@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 
 use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
@@ -39,7 +39,7 @@ pub(super) type Version = (Option<u64>, u64);
 pub(super) struct LiveTable {
     /// Which lake table this is.
     pub(super) table: crate::schema::Table,
-    /// As queries see it (text as `Utf8View`, like Parquet reads).
+    /// As queries see it: the canonical columns, typed as the lake reads them.
     pub(super) schema: SchemaRef,
     state: RwLock<State>,
 }
@@ -288,19 +288,16 @@ impl LiveTable {
     }
 }
 
-/// `table`'s columns in the canonical order with the types the lake reads them as (text as
-/// `Utf8View`, like Parquet reads), whatever order or subset of them `lake` has.
+/// `table`'s columns in the canonical order with the types the lake reads them as, whatever
+/// order or subset of them `lake` has (a column it lacks has its canonical type).
 pub(super) fn query_schema(table: crate::schema::Table, lake: &Schema) -> SchemaRef {
     let fields: Vec<Field> = table
         .schema()
         .fields()
         .iter()
-        .map(|f| match lake.field_with_name(f.name()) {
-            Ok(read) => read.clone(),
-            Err(_) if f.data_type() == &DataType::Utf8 => {
-                f.as_ref().clone().with_data_type(DataType::Utf8View)
-            }
-            Err(_) => f.as_ref().clone(),
+        .map(|f| {
+            lake.field_with_name(f.name())
+                .map_or_else(|_| f.as_ref().clone(), Field::clone)
         })
         .collect();
     Arc::new(Schema::new(fields))

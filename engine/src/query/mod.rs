@@ -185,11 +185,10 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// A table the lake does not hold yet, as queries see lake tables (text as `Utf8View`).
+/// A table the lake does not hold yet, as queries see lake tables.
 fn empty(table: Table) -> Result<Arc<dyn TableProvider>, QueryError> {
-    let schema = live::query_schema(table, &arrow::datatypes::Schema::empty());
     Ok(Arc::new(datafusion::datasource::MemTable::try_new(
-        schema,
+        table.schema(),
         vec![vec![]],
     )?))
 }
@@ -226,6 +225,15 @@ impl QueryEngine {
         if config.target_partitions > 0 {
             session_config = session_config.with_target_partitions(config.target_partitions);
         }
+        // Text is read as `Utf8`, not Parquet's default `Utf8View`: a sort of view arrays
+        // (the inpatient stays' windows over two years of ADT) is charged for the shared
+        // string buffers of every batch again and again, and over a few hundred thousand
+        // events fails for want of memory the process never uses.
+        session_config
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
         let ctx = SessionContext::new_with_config_rt(session_config, runtime);
         ctx.register_udtf(spc_function::NAME, Arc::new(spc_function::SpcXmrFunction));
         for function in time_functions::functions(config.time_zone) {
@@ -309,7 +317,12 @@ impl QueryEngine {
         delta
             .update_datafusion_session(&self.ctx.state())
             .map_err(LakeError::from)?;
-        Ok((delta.table_provider().await?, delta.version()))
+        // With the session, the scan takes its Parquet settings (text as `Utf8`).
+        let provider = delta
+            .table_provider()
+            .with_session(Arc::new(self.ctx.state()))
+            .await?;
+        Ok((provider, delta.version()))
     }
 
     /// The schema of `table` as queries see it.
