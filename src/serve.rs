@@ -36,8 +36,9 @@ pub struct PipelineArgs {
     #[arg(long, env = "BRIGHT_WAL", default_value = "./wal")]
     wal: PathBuf,
     /// Pseudonymisation key (16+ bytes); NHS numbers and local ids become keyed hashes.
+    /// Without it, the file named by `[ingest] pseudo_key_file` in the configuration.
     #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
-    pseudo_key: String,
+    pseudo_key: Option<String>,
     /// The trust (ODS code) of dropped or loaded records that do not name one.
     #[arg(long)]
     org: Option<String>,
@@ -46,8 +47,24 @@ pub struct PipelineArgs {
 }
 
 impl PipelineArgs {
-    fn key(&self) -> Result<PseudoKey> {
-        PseudoKey::new(self.pseudo_key.as_bytes()).context("BRIGHT_PSEUDO_KEY")
+    /// The key from the environment (or `--pseudo-key`), else from the configuration's key
+    /// file; there is no default, so real identifiers are never hashed with a guessable key.
+    fn key(&self, config: &crate::config::Config) -> Result<PseudoKey> {
+        if let Some(key) = &self.pseudo_key {
+            return PseudoKey::new(key.as_bytes()).context("BRIGHT_PSEUDO_KEY");
+        }
+        let Some(path) = &config.ingest.pseudo_key_file else {
+            anyhow::bail!(
+                "no pseudonymisation key: set BRIGHT_PSEUDO_KEY, or `pseudo_key_file` under \
+                 [ingest] in the configuration file"
+            );
+        };
+        let text = std::fs::read(path)
+            .with_context(|| format!("cannot read the pseudonymisation key {}", path.display()))?;
+        let key = text.strip_suffix(b"\n").unwrap_or(&text);
+        let key = key.strip_suffix(b"\r").unwrap_or(key);
+        PseudoKey::new(key.to_vec())
+            .with_context(|| format!("the pseudonymisation key in {}", path.display()))
     }
 }
 
@@ -284,8 +301,8 @@ impl Running {
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let key = args.pipeline.key()?;
     let settings = args.pipeline.config.load()?;
+    let key = args.pipeline.key(&settings)?;
     let mllp_tls = match (&args.mllp_tls_cert, &args.mllp_tls_key) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
         _ => None,
@@ -358,12 +375,10 @@ fn files_under(
 /// `bright ingest`: files through the same pipeline as live messages and posts (parse,
 /// validate, pseudonymise, deduplicate, log, buffer), then one flush to the lake.
 pub async fn ingest(args: IngestArgs) -> Result<()> {
-    let key = args.pipeline.key()?;
+    let settings = args.pipeline.config.load()?;
+    let key = args.pipeline.key(&settings)?;
     // The feeds' owners, who are told about refused records, come from the configuration.
-    let health = Arc::new(FeedHealth::new(
-        &args.pipeline.config.load()?.ingest,
-        chrono::Utc::now(),
-    )?);
+    let health = Arc::new(FeedHealth::new(&settings.ingest, chrono::Utc::now())?);
     let hl7 = args.feed == MllpConfig::default().feed;
     let feed = match Feed::from_name(&args.feed) {
         Some(feed) => Some(feed),

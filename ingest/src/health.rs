@@ -40,6 +40,9 @@ pub struct FeedConfig {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
+    /// A file holding the pseudonymisation key (16+ bytes; a trailing newline is not part of
+    /// it), so the key need not be in the environment. `BRIGHT_PSEUDO_KEY` wins when set.
+    pub pseudo_key_file: Option<std::path::PathBuf>,
     #[serde(default)]
     pub feeds: BTreeMap<String, FeedConfig>,
 }

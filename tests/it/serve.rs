@@ -262,3 +262,80 @@ fn ingest_loads_hl7_files_through_the_pipeline_once() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Outside the demo there is no default key: without `BRIGHT_PSEUDO_KEY` the pipeline takes
+/// the key from the file `[ingest] pseudo_key_file` names (its trailing newline not part of
+/// it), refuses a key too short, and refuses to start without either.
+#[test]
+fn ingest_takes_the_pseudonymisation_key_from_the_configured_file() {
+    use bright_engine::pseudonym::{NHS_NUMBER, PseudoKey};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let message = dir.path().join("a01.hl7");
+    std::fs::write(
+        &message,
+        "MSH|^~\\&|PAS|X01|BRIGHT|X01|20250101090000||ADT^A01^ADT_A01|K1|P|2.4\r\
+         EVN|A01|20250101090000\r\
+         PID|1||9434765919^^^NHS^NH||SMITH^JANE||19700101|F\r\
+         PV1|1|I|W1^^B1^S1|21|||||300||||||||||V1\r",
+    )
+    .expect("writes");
+    let lake = dir.path().join("lake");
+    let key_file = dir.path().join("pseudo.key");
+    let config = dir.path().join("bright.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ingest]\npseudo_key_file = {:?}\n",
+            key_file.to_str().expect("utf-8")
+        ),
+    )
+    .expect("writes");
+    let ingest = |with_config: bool| {
+        let mut command = bright();
+        command
+            .args(["ingest", "--feed", "hl7_adt", "--lake"])
+            .arg(&lake)
+            .arg("--wal")
+            .arg(dir.path().join("wal"))
+            .arg(&message)
+            .env_remove("BRIGHT_PSEUDO_KEY")
+            .env_remove("BRIGHT_CONFIG");
+        if with_config {
+            command.arg("--config").arg(&config);
+        }
+        command.output().expect("runs")
+    };
+
+    let out = ingest(false);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no pseudonymisation key"), "{stderr}");
+
+    std::fs::write(&key_file, "short\n").expect("writes");
+    let out = ingest(true);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("pseudo.key"), "{stderr}");
+
+    std::fs::write(&key_file, "a key kept in a file only\n").expect("writes");
+    let out = ingest(true);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = ok(&[
+        "sql",
+        "--lake",
+        lake.to_str().expect("utf-8"),
+        "--format",
+        "csv",
+        "SELECT patient_key FROM adt_events",
+    ]);
+    let expected = PseudoKey::new(b"a key kept in a file only".to_vec())
+        .expect("key")
+        .patient_key(NHS_NUMBER, "9434765919");
+    assert_eq!(stored.lines().nth(1), Some(expected.as_str()), "{stored}");
+}
