@@ -104,9 +104,8 @@ pub struct QueryConfig {
 impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
-            // Sorts over text read from Parquet count each shared string buffer once per
-            // batch, so the pool sees about twice the real memory: the midnight census over
-            // two years of ADT needs ~1 GB of RSS but more than 2 GiB of pool.
+            // A guard against a runaway query, not a reservation: the KPIs over two years of
+            // one trust's feeds peak near 0.5 GB of RSS.
             memory_limit: 4 << 30,
             target_partitions: 0,
             time_zone: chrono_tz::Europe::London,
