@@ -18,7 +18,7 @@ use bright_ingest::http::HttpSource;
 use bright_ingest::sink::Sink;
 use tower::ServiceExt;
 
-use crate::support::{bright, feed_files, ok, serve, terminate};
+use crate::support::{bright, feed_files, ok, serve, sql_csv, terminate};
 
 const TOKEN: &str = "brt_test-token-of-an-integration-engine";
 const KEY: &[u8] = b"an http ingest test key";
@@ -445,14 +445,10 @@ fn serve_takes_posts_from_a_client_with_a_token_made_by_bright_token() {
     assert_eq!(ed["stale"], false);
     assert_eq!(ed["owner"], "ED systems team");
     terminate(child);
-    let out = ok(&[
-        "sql",
-        "--lake",
-        dir.path().join("lake").to_str().expect("utf-8"),
-        "--format",
-        "csv",
+    let out = sql_csv(
+        &dir.path().join("lake"),
         "SELECT attendance_id FROM ed_attendances ORDER BY 1",
-    ]);
+    );
     assert_eq!(
         out.lines().skip(1).collect::<Vec<_>>(),
         [
@@ -500,14 +496,7 @@ fn ingest_loads_extract_files_once_and_refuses_a_bad_file_whole() {
             .expect("runs")
     };
     let count = |table: &str| -> usize {
-        let out = ok(&[
-            "sql",
-            "--lake",
-            lake.to_str().expect("utf-8"),
-            "--format",
-            "csv",
-            &format!("SELECT count(*) AS n FROM {table}"),
-        ]);
+        let out = sql_csv(&lake, &format!("SELECT count(*) AS n FROM {table}"));
         out.lines()
             .nth(1)
             .and_then(|l| l.parse().ok())

@@ -11,7 +11,7 @@ use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::support::{bright, feed_files, ok, serve, terminate};
+use crate::support::{bright, feed_files, ok, serve, sql_csv, terminate};
 
 const KEY: &str = "a crash test key, 16+ bytes";
 
@@ -149,14 +149,7 @@ fn every_acknowledged_message_survives_sigkill_exactly_once() {
         .count();
     assert!(commits >= 5, "only {commits} commits");
     eprintln!("{commits} commits to adt_events");
-    let out = ok(&[
-        "sql",
-        "--lake",
-        lake.to_str().expect("utf-8"),
-        "--format",
-        "csv",
-        "SELECT event_id FROM adt_events ORDER BY event_id",
-    ]);
+    let out = sql_csv(&lake, "SELECT event_id FROM adt_events ORDER BY event_id");
     let stored: Vec<&str> = out.lines().skip(1).filter(|l| !l.is_empty()).collect();
     let unique: BTreeSet<&str> = stored.iter().copied().collect();
     assert_eq!(unique.len(), stored.len(), "a message is stored twice");
@@ -233,14 +226,10 @@ fn ingest_loads_hl7_files_through_the_pipeline_once() {
         stdout.contains(&format!("Stored 0 new rows ({messages} already held)")),
         "{stdout}"
     );
-    let count = ok(&[
-        "sql",
-        "--lake",
-        lake.to_str().expect("utf-8"),
-        "--format",
-        "csv",
+    let count = sql_csv(
+        &lake,
         "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM adt_events",
-    ]);
+    );
     assert_eq!(
         count.lines().nth(1),
         Some(format!("{messages},{messages}").as_str())
@@ -326,14 +315,7 @@ fn ingest_takes_the_pseudonymisation_key_from_the_configured_file() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let stored = ok(&[
-        "sql",
-        "--lake",
-        lake.to_str().expect("utf-8"),
-        "--format",
-        "csv",
-        "SELECT patient_key FROM adt_events",
-    ]);
+    let stored = sql_csv(&lake, "SELECT patient_key FROM adt_events");
     let expected = PseudoKey::new(b"a key kept in a file only".to_vec())
         .expect("key")
         .patient_key(NHS_NUMBER, "9434765919");

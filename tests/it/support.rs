@@ -103,6 +103,18 @@ pub fn ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// `bright sql` over the lake at `lake`, as CSV (a header line, then the rows).
+pub fn sql_csv(lake: &Path, query: &str) -> String {
+    ok(&[
+        "sql",
+        "--lake",
+        lake.to_str().expect("utf-8 path"),
+        "--format",
+        "csv",
+        query,
+    ])
+}
+
 /// A lake with 45 days of the simulated trust (seed 3), made once and shared (read-only) by
 /// the tests of this binary.
 pub fn small_lake() -> &'static Path {

@@ -85,11 +85,23 @@ async fn start(
     tokio::sync::watch::Sender<bool>,
 ) {
     let (_, sink) = crate::support::sink(lake, wal).await;
+    let (port, stats, stop) = listen(sink.clone()).await;
+    (sink, port, stats, stop)
+}
+
+/// An MLLP listener on a free loopback port feeding `sink`, with the simulator's key.
+async fn listen(
+    sink: Arc<Sink>,
+) -> (
+    u16,
+    Arc<bright_ingest::mllp::MllpStats>,
+    tokio::sync::watch::Sender<bool>,
+) {
     let adt = AdtConfig {
         time_zone: chrono_tz::Europe::London,
         key: simulation_key(7),
     };
-    let listener = Listener::new(sink.clone(), adt, MllpConfig::default());
+    let listener = Listener::new(sink, adt, MllpConfig::default());
     let stats = listener.stats();
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -97,7 +109,7 @@ async fn start(
     let port = socket.local_addr().expect("addr").port();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(listener.run(socket, stopped));
-    (sink, port, stats, stop)
+    (port, stats, stop)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,18 +236,8 @@ async fn a_merge_over_mllp_moves_the_stay_to_the_surviving_record() {
     let (sink, _) = Sink::open(engine.clone(), &dir.path().join("wal"))
         .await
         .expect("sink");
+    let (port, _, _stop) = listen(Arc::new(sink)).await;
     let key = simulation_key(7);
-    let adt = AdtConfig {
-        time_zone: chrono_tz::Europe::London,
-        key: key.clone(),
-    };
-    let listener = Listener::new(Arc::new(sink), adt, MllpConfig::default());
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let port = socket.local_addr().expect("addr").port();
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(listener.run(socket, stopped));
 
     let message = |control: &str, event: &str, structure: &str, pid: &str, rest: &str| {
         format!(
