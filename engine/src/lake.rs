@@ -203,9 +203,9 @@ impl Lake {
         }
     }
 
-    /// Adds the canonical columns `delta` lacks. New columns are nullable and sit after the
-    /// others but before the partition column, so old rows read them as null and the table
-    /// queries the same as one created today (Delta lists partition columns last). A table
+    /// Adds the canonical columns `delta` lacks. New columns are nullable, so old rows read
+    /// them as null; Delta appends them after the partition column, and the query layer
+    /// matches columns by name, so the table queries the same as one created today. A table
     /// with a column the schema does not know, or lacking a required one, is refused.
     async fn upgrade(&self, table: Table, delta: DeltaTable) -> Result<DeltaTable, LakeError> {
         let canonical = table.schema();

@@ -79,9 +79,8 @@ pub mod adt_events {
     /// The feed the event arrived on.
     pub const SOURCE: &str = "source";
     /// A40 (merge): the keyed pseudonym of the patient record merged away (MRG-1) into
-    /// `patient_key`, the surviving record. Added after the first release, so it sits after
-    /// `source`: a table from before gains it at the end of its columns, and Delta keeps the
-    /// partition column last in what queries see.
+    /// `patient_key`, the surviving record. Added after the first release: a table from
+    /// before gains it when opened for writing (`Lake::open_or_create`).
     pub const PRIOR_PATIENT_KEY: &str = "prior_patient_key";
     /// Partition column: UTC day of `event_time`.
     pub const EVENT_DATE: &str = "event_date";
