@@ -202,32 +202,18 @@ pub fn conform(table: Table, batch: &RecordBatch) -> Result<RecordBatch, ArrowEr
     if batch.schema().fields() == schema.fields() {
         return Ok(batch.clone());
     }
-    if let Some(unknown) = batch
-        .schema()
-        .fields()
-        .iter()
-        .find(|f| schema.field_with_name(f.name()).is_err())
-    {
-        return Err(ArrowError::SchemaError(format!(
-            "{table} has no column '{}'",
-            unknown.name()
-        )));
-    }
+    let given = batch.schema();
+    table
+        .columns_added_since(given.fields().iter().map(|f| f.name().as_str()))
+        .map_err(ArrowError::SchemaError)?;
     let columns = schema
         .fields()
         .iter()
         .map(|field| match batch.column_by_name(field.name()) {
-            Some(column) => Ok(column.clone()),
-            None if field.is_nullable() => Ok(arrow::array::new_null_array(
-                field.data_type(),
-                batch.num_rows(),
-            )),
-            None => Err(ArrowError::SchemaError(format!(
-                "{table} rows lack the required column '{}'",
-                field.name()
-            ))),
+            Some(column) => column.clone(),
+            None => arrow::array::new_null_array(field.data_type(), batch.num_rows()),
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect();
     RecordBatch::try_new(schema, columns)
 }
 

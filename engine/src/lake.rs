@@ -208,33 +208,14 @@ impl Lake {
     /// matches columns by name, so the table queries the same as one created today. A table
     /// with a column the schema does not know, or lacking a required one, is refused.
     async fn upgrade(&self, table: Table, delta: DeltaTable) -> Result<DeltaTable, LakeError> {
-        let canonical = table.schema();
         let have = delta.snapshot()?.schema();
-        let mismatch = |detail: String| LakeError::SchemaMismatch { table, detail };
-        if let Some(unknown) = have
-            .fields()
-            .find(|f| canonical.field_with_name(f.name()).is_err())
-        {
-            return Err(mismatch(format!(
-                "the lake has a column '{}' this version of bright does not know",
-                unknown.name()
-            )));
-        }
-        let missing: Vec<_> = canonical
-            .fields()
-            .iter()
-            .filter(|f| have.field(f.name()).is_none())
-            .collect();
+        let missing = table
+            .columns_added_since(have.fields().map(|f| f.name().as_str()))
+            .map_err(|detail| LakeError::SchemaMismatch { table, detail })?;
         if missing.is_empty() {
             return Ok(delta);
         }
-        if let Some(required) = missing.iter().find(|f| !f.is_nullable()) {
-            return Err(mismatch(format!(
-                "the lake lacks the required column '{}'",
-                required.name()
-            )));
-        }
-        let added = arrow::datatypes::Schema::new(missing.into_iter().cloned().collect::<Vec<_>>());
+        let added = arrow::datatypes::Schema::new(missing);
         let added: StructType = (&added)
             .try_into_kernel()
             .map_err(|source| LakeError::Kernel { table, source })?;

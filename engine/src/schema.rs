@@ -281,6 +281,33 @@ impl Table {
         }
     }
 
+    /// The columns added to the schema since a table (or batch) with the columns `have` was
+    /// made: all nullable, so older rows read them as null. Errs naming a column the schema
+    /// does not know, or a required one `have` lacks, as nothing can be made of those.
+    pub fn columns_added_since<'a>(
+        self,
+        have: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<arrow::datatypes::FieldRef>, String> {
+        let schema = self.schema();
+        let have: Vec<&str> = have.into_iter().collect();
+        if let Some(unknown) = have.iter().find(|n| schema.field_with_name(n).is_err()) {
+            return Err(format!("{self} has no column '{unknown}'"));
+        }
+        let missing: Vec<_> = schema
+            .fields()
+            .iter()
+            .filter(|f| !have.contains(&f.name().as_str()))
+            .cloned()
+            .collect();
+        match missing.iter().find(|f| !f.is_nullable()) {
+            Some(required) => Err(format!(
+                "{self} lacks the required column '{}'",
+                required.name()
+            )),
+            None => Ok(missing),
+        }
+    }
+
     /// The partition column: always the schema's last column, a `Date32`.
     pub fn partition_column(self) -> &'static str {
         match self {

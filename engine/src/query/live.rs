@@ -290,7 +290,7 @@ impl LiveTable {
 
 /// `table`'s columns in the canonical order with the types the lake reads them as, whatever
 /// order or subset of them `lake` has (a column it lacks has its canonical type).
-pub(super) fn query_schema(table: crate::schema::Table, lake: &Schema) -> SchemaRef {
+fn query_schema(table: crate::schema::Table, lake: &Schema) -> SchemaRef {
     let fields: Vec<Field> = table
         .schema()
         .fields()
