@@ -1,4 +1,4 @@
-//! `bright kpi list|show|run|check`: the KPI catalogue from the command line.
+//! `bright kpi list|show|run|spc|check`: the KPI catalogue from the command line.
 //!
 //! The catalogue is the one built into bright unless `--catalogue DIR` (or `BRIGHT_QUERIES`)
 //! points at a folder laid out like the repository's `queries/`.
@@ -97,6 +97,31 @@ pub enum KpiCommand {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Chart a KPI's series as its manifest says (chart type, direction, target): one row per
+    /// point with its limits, point type and the chart's icons, per breakdown.
+    Spc {
+        /// The KPI's id.
+        id: String,
+        /// First day wanted (rounded down to its week or month for such KPIs).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: Option<NaiveDate>,
+        /// Day after the last day wanted.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: Option<NaiveDate>,
+        /// One chart per value of these columns (comma separated, e.g. `site`).
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+        /// A period where a new process starts (repeatable): limits are recomputed from it.
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        rebase: Vec<NaiveDate>,
+        #[command(flatten)]
+        lake: LakeArg,
+        #[command(flatten)]
+        catalogue: CatalogueArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+    },
     /// Plan every KPI against the lake's tables; fails naming the first broken file.
     Check {
         #[command(flatten)]
@@ -156,17 +181,34 @@ pub async fn run(command: KpiCommand) -> Result<()> {
             catalogue,
             format,
         } => {
-            if let (Some(from), Some(to)) = (from, to)
-                && to <= from
-            {
-                bail!("--to {to} must be after --from {from}");
-            }
-            let engine = engine(&lake.lake, &catalogue).await?;
-            let series = engine
-                .kpi_series(&id, from, to, &by)
-                .await
-                .with_context(|| format!("cannot compute KPI {id}"))?;
+            let (_, series) = series(&id, from, to, &by, &lake, &catalogue).await?;
             series.write(output_format(format), &mut out)?;
+        }
+        KpiCommand::Spc {
+            id,
+            from,
+            to,
+            by,
+            rebase,
+            lake,
+            catalogue,
+            format,
+        } => {
+            let (engine, series) = series(&id, from, to, &by, &lake, &catalogue).await?;
+            let kpi = engine
+                .kpi_catalogue()
+                .context("the catalogue was just registered")?
+                .get(&id)?;
+            if series.batches.iter().all(|b| b.num_rows() == 0) {
+                bail!("KPI {id} has no periods in the lake for the dates asked");
+            }
+            let chart = bright_engine::kpi::chart_series(kpi, &series.batches, &by, &rebase)
+                .with_context(|| format!("cannot chart KPI {id}"))?;
+            let output = bright_engine::query::QueryOutput {
+                schema: chart.schema(),
+                batches: vec![chart],
+            };
+            output.write(output_format(format), &mut out)?;
         }
         KpiCommand::Check { lake, catalogue } => {
             let engine = engine(&lake.lake, &catalogue).await?;
@@ -184,6 +226,28 @@ pub async fn run(command: KpiCommand) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// KPI `id`'s series over the lake, from `from` to before `to`, by `by`; with the engine.
+async fn series(
+    id: &str,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    by: &[String],
+    lake: &LakeArg,
+    catalogue: &CatalogueArgs,
+) -> Result<(QueryEngine, bright_engine::query::QueryOutput)> {
+    if let (Some(from), Some(to)) = (from, to)
+        && to <= from
+    {
+        bail!("--to {to} must be after --from {from}");
+    }
+    let engine = engine(&lake.lake, catalogue).await?;
+    let series = engine
+        .kpi_series(id, from, to, by)
+        .await
+        .with_context(|| format!("cannot compute KPI {id}"))?;
+    Ok((engine, series))
 }
 
 fn show(kpi: &Kpi, catalogue: &Catalogue, out: &mut dyn Write) -> Result<()> {

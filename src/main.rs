@@ -173,11 +173,28 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(run(cli.command)) {
-        // One line: the chain of causes, newlines folded.
-        let message = format!("{e:#}").replace(['\n', '\r'], " ");
-        eprintln!("error: {message}");
+        eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }
+}
+
+/// The chain of causes on one line, each said once: libraries often repeat their source's
+/// text in their own message ("Error during planning: DML not supported: COPY: Error during
+/// planning: DML not supported: COPY"), so a cause already said is left out.
+fn one_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string().replace(['\n', '\r'], " ");
+        let text = text.trim();
+        if text.is_empty() || message.contains(text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(text);
+    }
+    message
 }
 
 /// Without `RUST_LOG`, only bright's own warnings and errors: libraries log failures that

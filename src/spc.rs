@@ -88,9 +88,11 @@ fn read_series(path: &PathBuf) -> Result<Vec<Row>> {
     let mut lines = text.lines().enumerate();
     let header = lines.next().map(|(_, l)| l).unwrap_or_default();
     let names: Vec<&str> = header.split(',').map(unquote).collect();
-    if names != ["date", "value"] {
+    // `date,value` first; further columns (`bright kpi run --format csv` adds the numerator
+    // and denominator) are read past, so one command's output feeds the other.
+    if names.get(..2) != Some(&["date", "value"][..]) {
         bail!(
-            "line 1: the header must be 'date,value', found '{}'",
+            "line 1: the header must start 'date,value', found '{}'",
             header.trim()
         );
     }
@@ -101,9 +103,13 @@ fn read_series(path: &PathBuf) -> Result<Vec<Row>> {
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(unquote).collect();
-        let [date, value] = fields[..] else {
+        let (Some(&date), Some(&value), true) =
+            (fields.first(), fields.get(1), fields.len() == names.len())
+        else {
             bail!(
-                "line {line_no}: expected 2 fields (date,value), found {}",
+                "line {line_no}: expected {} fields ({}), found {}",
+                names.len(),
+                names.join(","),
                 fields.len()
             );
         };

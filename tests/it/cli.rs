@@ -40,6 +40,29 @@ fn a_bad_query_fails_with_one_line_naming_the_problem() {
 
     let out = run(&["sql", "DELETE FROM beds", "--lake", lake]);
     assert!(!out.status.success(), "SQL is read-only");
+
+    // Regression: causes were printed two or three times over ("Error during planning: DML
+    // not supported: COPY: Error during planning: DML not supported: COPY").
+    for sql in [
+        "COPY beds TO '/tmp/bright-copy-test.csv'",
+        "SELECT nonsense FROM beds",
+    ] {
+        let out = run(&["sql", sql, "--lake", lake]);
+        assert!(!out.status.success(), "{sql}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let causes: Vec<&str> = stderr
+            .trim_start_matches("error: ")
+            .trim_end()
+            .split(": ")
+            .collect();
+        for (i, cause) in causes.iter().enumerate() {
+            let later = causes[i + 1..].join(": ");
+            assert!(
+                cause.len() < 8 || !later.contains(cause),
+                "'{cause}' said twice in: {stderr}"
+            );
+        }
+    }
 }
 
 #[test]

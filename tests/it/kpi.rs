@@ -71,6 +71,19 @@ fn run_gives_the_series_spc_reads_and_agrees_with_the_raw_rows() {
     assert_eq!(lines.next(), Some("date,value,numerator,denominator"));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), 7, "{series}");
+    // Regression: `bright spc --input` refused this output ("the header must be 'date,value'").
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("ed_4h.csv");
+    std::fs::write(&file, &series).expect("writes");
+    let chart = ok(&["spc", "--input", file.to_str().expect("utf-8")]);
+    let charted: Vec<&str> = chart.lines().skip(1).collect();
+    assert_eq!(charted.len(), 7, "{chart}");
+    for (point, row) in charted.iter().zip(&rows) {
+        assert!(
+            point.starts_with(&format!("{},", row[0])),
+            "{point} vs {row:?}"
+        );
+    }
     let raw = ok(&[
         "sql",
         "SELECT arrival_date, \
@@ -254,4 +267,83 @@ fn duckdb_running_the_same_sql_agrees_on_every_kpi() {
         kpis.len() >= 31,
         "KPIs with rows on the simulated lake: {kpis:?}"
     );
+}
+
+#[test]
+fn kpi_spc_charts_a_kpi_with_its_manifests_chart_direction_and_target() {
+    let lake = small_lake().to_str().unwrap();
+    // ED four hours is a p chart of proportions, better higher, with the 78% target.
+    let chart = ok(&[
+        "kpi",
+        "spc",
+        "ed_4h_performance",
+        "--lake",
+        lake,
+        "--from",
+        "2025-01-20",
+        "--by",
+        "site",
+    ]);
+    let mut lines = chart.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    assert_eq!(
+        header[..6],
+        ["site", "date", "value", "numerator", "denominator", "chart"]
+    );
+    let column = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let sites: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[0]).collect();
+    assert!(!sites.is_empty() && rows.len() > 30, "{chart}");
+    let number = |text: &str| text.parse::<f64>().expect("a number");
+    for row in &rows {
+        assert_eq!(row[column("chart")], "p");
+        let (value, numerator, denominator) = (
+            number(row[column("value")]),
+            number(row[column("numerator")]),
+            number(row[column("denominator")]),
+        );
+        assert!((value - numerator / denominator).abs() < 1e-12, "{row:?}");
+        let (lpl, mean, upl) = (
+            number(row[column("lpl")]),
+            number(row[column("mean")]),
+            number(row[column("upl")]),
+        );
+        assert!(
+            (0.0..=mean).contains(&lpl) && (mean..=1.0).contains(&upl),
+            "{row:?}"
+        );
+        // The target is set, so every chart has an assurance icon.
+        assert!(!row[column("assurance_icon")].is_empty(), "{row:?}");
+    }
+    // Each site is its own chart: its centre line is its pooled proportion.
+    for site in sites {
+        let of: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == site).collect();
+        let pooled = of.iter().map(|r| number(r[3])).sum::<f64>()
+            / of.iter().map(|r| number(r[4])).sum::<f64>();
+        assert!(
+            (number(of[0][column("mean")]) - pooled).abs() < 1e-9,
+            "{site}"
+        );
+    }
+
+    // Attendances are an XmR chart of counts, with no target and so no assurance icon.
+    let chart = ok(&[
+        "kpi",
+        "spc",
+        "ed_attendances",
+        "--lake",
+        lake,
+        "--format",
+        "json",
+    ]);
+    let points: Vec<serde_json::Value> = serde_json::from_str(&chart).expect("JSON");
+    assert!(points.len() > 30, "{chart}");
+    assert!(points.iter().all(|p| p["chart"] == "xmr"));
+    assert!(
+        points
+            .iter()
+            .all(|p| p.get("assurance_icon").is_none_or(|a| a.is_null()))
+    );
+    let first = &points[0];
+    assert!(first["upl"].as_f64() > first["mean"].as_f64(), "{first}");
 }

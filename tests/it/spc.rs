@@ -196,7 +196,7 @@ fn json_proposes_a_rebase_for_a_sustained_shift_and_narrates() {
 fn bad_input_fails_with_one_line_naming_the_row() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("value\n1\n", "the header must be 'date,value'"),
+        ("value\n1\n", "the header must start 'date,value'"),
         (
             "date,value\n2024-01-01,1\n2024-13-01,2\n",
             "line 3: cannot read date '2024-13-01'",

@@ -28,9 +28,11 @@
 //! national definitions leave open).
 
 mod cache;
+mod chart;
 mod manifest;
 
 pub use cache::{KpiCache, RefreshReport};
+pub use chart::{ChartError, chart_series};
 pub use manifest::{
     Catalogue, Grain, HelperView, Kpi, KpiError, KpiId, Param, Rollup, Target, VALUE_COLUMNS,
 };
