@@ -46,6 +46,11 @@ pub fn load(path: &Path) -> Result<Config> {
         .with_context(|| format!("{}: [[dashboards.clients]]", path.display()))?;
     FeedHealth::new(&config.ingest, chrono::Utc::now())
         .with_context(|| format!("{} is not valid", path.display()))?;
+    config
+        .ingest
+        .window()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{} is not valid", path.display()))?;
     Ok(config)
 }
 
@@ -131,6 +136,23 @@ mod tests {
         assert!(!clients.is_empty());
         let health = FeedHealth::new(&config.ingest, chrono::Utc::now()).unwrap();
         assert_eq!(health.owner("hl7_adt"), "PAS interface team");
+    }
+
+    #[test]
+    fn the_time_window_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bright.toml");
+        std::fs::write(
+            &path,
+            "[ingest]\nearliest_date = \"2005-04-01\"\ndays_ahead = 30\n",
+        )
+        .unwrap();
+        let window = load(&path).unwrap().ingest.window().unwrap();
+        assert_eq!(window.earliest.to_string(), "2005-04-01");
+        assert_eq!(window.days_ahead, 30);
+        std::fs::write(&path, "[ingest]\nearliest_date = \"01/04/2005\"\n").unwrap();
+        let e = format!("{:#}", load(&path).unwrap_err());
+        assert!(e.contains("earliest_date"), "{e}");
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         lake: args.lake.clone(),
         catalogue: kpi::CatalogueArgs::default(),
         wal: folder.join("wal"),
+        accept_wal_loss: false,
+        quarantine: folder.join("quarantine"),
         mllp_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         mllp_tls: None,
         http_addr: SocketAddr::from(([127, 0, 0, 1], args.port)),

@@ -19,6 +19,7 @@ use bright_ingest::health::FeedHealth;
 use bright_ingest::hl7::{AckCode, AdtConfig};
 use bright_ingest::http::HttpSource;
 use bright_ingest::mllp::{Listener, MllpConfig, tls_acceptor};
+use bright_ingest::quarantine::Quarantine;
 use bright_ingest::sink::Sink;
 use bright_ingest::transforms::Feed;
 use clap::Args;
@@ -35,6 +36,11 @@ pub struct PipelineArgs {
     /// Folder of the write-ahead log (local disk: acknowledged rows are fsynced there).
     #[arg(long, env = "BRIGHT_WAL", default_value = "./wal")]
     wal: PathBuf,
+    /// Start even though the write-ahead log lost acknowledged records to damage (not a torn
+    /// last write): what is intact is replayed, and the loss is recorded in `dq_issues`.
+    /// Without it such a log refuses the start, naming what would be lost.
+    #[arg(long)]
+    accept_wal_loss: bool,
     /// Pseudonymisation key (16+ bytes); NHS numbers and local ids become keyed hashes.
     /// Without it, the file named by `[ingest] pseudo_key_file` in the configuration.
     #[arg(long, env = "BRIGHT_PSEUDO_KEY", hide_env_values = true)]
@@ -98,6 +104,10 @@ pub struct ServeArgs {
     /// `processed/` or `rejected/` (with a `.reason.txt`) beside them.
     #[arg(long, env = "BRIGHT_LANDING", default_value = "./landing")]
     landing: PathBuf,
+    /// Quarantine folder: every refused HL7 message is kept there whole, with its reason, for
+    /// the owning team to correct and resend. It holds identifiers: keep it private.
+    #[arg(long, env = "BRIGHT_QUARANTINE", default_value = "./quarantine")]
+    quarantine: PathBuf,
     /// Milliseconds between scans of the landing folders.
     #[arg(long, default_value_t = 2_000)]
     landing_poll_ms: u64,
@@ -108,6 +118,7 @@ async fn pipeline(
     lake: &LakeArg,
     catalogue: &kpi::CatalogueArgs,
     wal: &std::path::Path,
+    accept_wal_loss: bool,
 ) -> Result<(bright_engine::lake::Lake, Arc<Sink>, QueryConfig)> {
     let lake = open_lake(&lake.lake)?;
     lake.ensure_tables()
@@ -116,7 +127,7 @@ async fn pipeline(
     let config = QueryConfig::default();
     let mut engine = QueryEngine::open(&lake, &config).await?;
     catalogue.register(&mut engine).await?;
-    let (sink, replayed) = Sink::open(Arc::new(engine), wal)
+    let (sink, replayed) = Sink::open_with(Arc::new(engine), wal, accept_wal_loss)
         .await
         .with_context(|| format!("cannot open the write-ahead log in {}", wal.display()))?;
     println!(
@@ -126,6 +137,13 @@ async fn pipeline(
         replayed.rows,
         replayed.already_in_lake
     );
+    if replayed.losses > 0 {
+        println!(
+            "Write-ahead log {}: {} damaged segments accepted; their loss is in dq_issues.",
+            wal.display(),
+            replayed.losses
+        );
+    }
     Ok((lake, Arc::new(sink), config))
 }
 
@@ -134,6 +152,7 @@ pub(crate) struct ServiceOptions {
     pub lake: LakeArg,
     pub catalogue: kpi::CatalogueArgs,
     pub wal: PathBuf,
+    pub accept_wal_loss: bool,
     pub mllp_addr: SocketAddr,
     pub mllp_tls: Option<bright_ingest::mllp::MllpTls>,
     pub http_addr: SocketAddr,
@@ -142,6 +161,7 @@ pub(crate) struct ServiceOptions {
     pub max_buffered_rows: usize,
     pub landing: PathBuf,
     pub landing_poll: Duration,
+    pub quarantine: PathBuf,
     pub org: Option<String>,
     pub key: PseudoKey,
     pub settings: crate::config::Config,
@@ -178,11 +198,29 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
             "No API clients configured: every endpoint but /health answers 401. Create one with `bright token new`."
         );
     }
-    let (lake, sink, config) = pipeline(&options.lake, &options.catalogue, &options.wal).await?;
+    let window = options
+        .settings
+        .ingest
+        .window()
+        .map_err(anyhow::Error::msg)?;
+    let quarantine = Arc::new(Quarantine::open(&options.quarantine).with_context(|| {
+        format!(
+            "cannot create the quarantine folder {}",
+            options.quarantine.display()
+        )
+    })?);
+    let (lake, sink, config) = pipeline(
+        &options.lake,
+        &options.catalogue,
+        &options.wal,
+        options.accept_wal_loss,
+    )
+    .await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let adt = AdtConfig {
         time_zone: config.time_zone,
         key: options.key.clone(),
+        window,
     };
     let tls = options.mllp_tls.is_some();
     let mllp_config = MllpConfig {
@@ -201,8 +239,10 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         if tls { " over TLS" } else { "" }
     );
     println!("HTTP: listening on http://{http_addr}");
+    println!("Quarantine: {}/<feed>/", options.quarantine.display());
     let listener = Listener::new(sink.clone(), adt, mllp_config)
         .with_health(health.clone())
+        .with_quarantine(quarantine)
         .check_wards()
         .await?;
     let mut tasks = vec![tokio::spawn(listener.run(mllp, stopped.clone()))];
@@ -234,6 +274,7 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         options.key.clone(),
         options.org.clone(),
     )
+    .with_window(window)
     .with_health(health.clone());
     let landing = FileDrop::new(options.landing.clone(), loader, options.landing_poll)
         .with_context(|| {
@@ -244,8 +285,9 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         })?;
     println!("Landing: watching {}/<feed>/", options.landing.display());
     tasks.push(tokio::spawn(landing.run(stopped.clone())));
-    let http_source =
-        HttpSource::new(sink.clone(), config.time_zone, options.key).with_health(health);
+    let http_source = HttpSource::new(sink.clone(), config.time_zone, options.key)
+        .with_window(window)
+        .with_health(health);
     let state = bright_dashboards::AppState::new(
         lake.root().as_str(),
         clients,
@@ -313,6 +355,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         lake: args.pipeline.lake,
         catalogue: args.pipeline.catalogue,
         wal: args.pipeline.wal,
+        accept_wal_loss: args.pipeline.accept_wal_loss,
         mllp_addr: args.mllp_addr,
         mllp_tls,
         http_addr: args.http_addr,
@@ -321,6 +364,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         max_buffered_rows: args.max_buffered_rows,
         landing: args.landing,
         landing_poll: Duration::from_millis(args.landing_poll_ms.max(10)),
+        quarantine: args.quarantine,
         org: args.pipeline.org,
         key,
         settings,
@@ -379,6 +423,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
     let key = args.pipeline.key(&settings)?;
     // The feeds' owners, who are told about refused records, come from the configuration.
     let health = Arc::new(FeedHealth::new(&settings.ingest, chrono::Utc::now())?);
+    let window = settings.ingest.window().map_err(anyhow::Error::msg)?;
     let hl7 = args.feed == MllpConfig::default().feed;
     let feed = match Feed::from_name(&args.feed) {
         Some(feed) => Some(feed),
@@ -407,10 +452,18 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         &args.pipeline.lake,
         &args.pipeline.catalogue,
         &args.pipeline.wal,
+        args.pipeline.accept_wal_loss,
     )
     .await?;
     let refused = match feed {
-        None => ingest_hl7(&files, &sink, &config, key, health).await?,
+        None => {
+            let adt = AdtConfig {
+                time_zone: config.time_zone,
+                key,
+                window,
+            };
+            ingest_hl7(&files, &sink, adt, health).await?
+        }
         Some(feed) => {
             let loader = FileLoader::new(
                 sink.clone(),
@@ -418,6 +471,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
                 key,
                 args.pipeline.org.clone(),
             )
+            .with_window(window)
             .with_health(health);
             let mut refused = 0;
             for file in &files {
@@ -456,14 +510,9 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
 async fn ingest_hl7(
     files: &[PathBuf],
     sink: &Arc<Sink>,
-    config: &QueryConfig,
-    key: PseudoKey,
+    adt: AdtConfig,
     health: Arc<FeedHealth>,
 ) -> Result<usize> {
-    let adt = AdtConfig {
-        time_zone: config.time_zone,
-        key,
-    };
     let listener = Listener::new(sink.clone(), adt, MllpConfig::default())
         .with_health(health)
         .check_wards()

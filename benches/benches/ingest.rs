@@ -282,6 +282,7 @@ fn main() {
         let adt = AdtConfig {
             time_zone: chrono_tz::Europe::London,
             key: simulation_key(5),
+            window: Default::default(),
         };
         let listener = Listener::new(sink.clone(), adt, MllpConfig::default());
         let socket = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -25,6 +25,24 @@ pub const UTC: &str = "UTC";
 pub const MONEY_PRECISION: u8 = 18;
 /// Scale of money columns (pence).
 pub const MONEY_SCALE: i8 = 2;
+/// The largest amount a money column holds, in pence: eighteen digits. A larger value would
+/// be stored as digits the column cannot hold and read back as a different amount.
+pub const MAX_PENCE: i128 = 999_999_999_999_999_999;
+
+/// Longest text (in characters) of a code or identifier column: wards, sites, ids, codes.
+/// Real values are a few dozen characters; anything longer is a broken feed, not data.
+pub const MAX_CODE_CHARS: usize = 100;
+/// Longest text of a free-text column (a procedure's name, a complaint, a reason).
+pub const MAX_FREE_TEXT_CHARS: usize = 1_000;
+
+/// The free-text columns, by table; every other text column is a code or identifier.
+const FREE_TEXT: [(Table, &str); 5] = [
+    (Table::TheatreEvents, theatre_events::PROCEDURE_NAME),
+    (Table::TheatreEvents, theatre_events::CANCEL_REASON),
+    (Table::EdAttendances, ed_attendances::CHIEF_COMPLAINT),
+    (Table::DqIssues, dq_issues::REASON),
+    (Table::DqIssues, dq_issues::RECORD_REF),
+];
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()))
@@ -308,6 +326,19 @@ impl Table {
         }
     }
 
+    /// The most characters a text column of this table holds: [`MAX_FREE_TEXT_CHARS`] for free
+    /// text, [`MAX_CODE_CHARS`] for codes and identifiers (an ADT `event_id` joins three of
+    /// them). Ingest refuses longer values, naming the field.
+    pub fn max_chars(self, column: &str) -> usize {
+        if FREE_TEXT.contains(&(self, column)) {
+            MAX_FREE_TEXT_CHARS
+        } else if (self, column) == (Table::AdtEvents, adt_events::EVENT_ID) {
+            3 * MAX_CODE_CHARS + 2
+        } else {
+            MAX_CODE_CHARS
+        }
+    }
+
     /// The partition column: always the schema's last column, a `Date32`.
     pub fn partition_column(self) -> &'static str {
         match self {
@@ -536,6 +567,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn free_text_columns_are_text_columns_of_their_tables() {
+        for (table, column) in FREE_TEXT {
+            let schema = table.schema();
+            let field = schema
+                .field_with_name(column)
+                .expect("a column of its table");
+            assert_eq!(field.data_type(), &DataType::Utf8, "{table}.{column}");
+            assert_eq!(table.max_chars(column), MAX_FREE_TEXT_CHARS);
+        }
+        assert_eq!(Table::Beds.max_chars(beds::WARD), MAX_CODE_CHARS);
+    }
+
+    #[test]
+    fn the_largest_amount_fits_the_money_columns() {
+        use arrow::datatypes::{Decimal128Type, DecimalType};
+        let digits = MAX_PENCE.to_string().len();
+        assert_eq!(digits, usize::from(MONEY_PRECISION));
+        assert!(
+            Decimal128Type::validate_decimal_precision(MAX_PENCE, MONEY_PRECISION, MONEY_SCALE)
+                .is_ok()
+        );
+        assert!(
+            Decimal128Type::validate_decimal_precision(MAX_PENCE + 1, MONEY_PRECISION, MONEY_SCALE)
+                .is_err()
+        );
     }
 
     #[test]

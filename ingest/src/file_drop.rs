@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use crate::formats::{ReadError, read_records};
 use crate::health::{FeedHealth, owner};
 use crate::sink::{Issue, Sink, SinkError};
-use crate::transforms::{Feed, Fields, Transform};
+use crate::transforms::{Feed, Fields, TimeWindow, Transform};
 
 /// Rows per batch written to the sink (and per batch checked in the first pass).
 pub const CHUNK_ROWS: usize = 50_000;
@@ -266,6 +266,7 @@ pub struct FileLoader {
     key: PseudoKey,
     /// The trust of records that name none.
     org_code: Option<String>,
+    window: TimeWindow,
     health: Option<Arc<FeedHealth>>,
 }
 
@@ -276,8 +277,15 @@ impl FileLoader {
             zone,
             key,
             org_code,
+            window: TimeWindow::default(),
             health: None,
         }
+    }
+
+    /// Takes only times within `window` (the default otherwise).
+    pub fn with_window(mut self, window: TimeWindow) -> Self {
+        self.window = window;
+        self
     }
 
     /// Reports loaded and rejected files to `health`, which also names the feeds' owners.
@@ -292,6 +300,7 @@ impl FileLoader {
             zone: self.zone,
             key: self.key.clone(),
             org_code: self.org_code.clone(),
+            window: self.window,
         }
     }
 

@@ -18,7 +18,7 @@ use bright_engine::ingest_api::FeedStatus;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::transforms::Feed;
+use crate::transforms::{Feed, TimeWindow};
 
 /// Minutes over which rates and refusal shares are computed.
 pub const WINDOW_MINUTES: i64 = 15;
@@ -43,8 +43,27 @@ pub struct IngestConfig {
     /// A file holding the pseudonymisation key (16+ bytes; a trailing newline is not part of
     /// it), so the key need not be in the environment. `BRIGHT_PSEUDO_KEY` wins when set.
     pub pseudo_key_file: Option<std::path::PathBuf>,
+    /// Times and dates before this day (`YYYY-MM-DD`) are refused; 1990-01-01 by default.
+    pub earliest_date: Option<String>,
+    /// Times and dates more than this many days past today are refused; 731 by default.
+    pub days_ahead: Option<u32>,
     #[serde(default)]
     pub feeds: BTreeMap<String, FeedConfig>,
+}
+
+impl IngestConfig {
+    /// The times feeds may send (see [`TimeWindow`]).
+    pub fn window(&self) -> Result<TimeWindow, String> {
+        let mut window = TimeWindow::default();
+        if let Some(text) = &self.earliest_date {
+            window.earliest = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|e| format!("[ingest] earliest_date '{text}' is not YYYY-MM-DD ({e})"))?;
+        }
+        if let Some(days) = self.days_ahead {
+            window.days_ahead = days;
+        }
+        Ok(window)
+    }
 }
 
 /// A feed name in the configuration that bright does not have.

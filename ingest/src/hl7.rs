@@ -17,6 +17,7 @@ use std::fmt::Write as _;
 use bright_engine::arrow::datatypes::Date32Type;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::pseudonym::{LOCAL_ID, NHS_NUMBER, PseudoKey};
+use bright_engine::schema::{MAX_CODE_CHARS, Table, adt_events, common};
 use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use hl7_parser::Message;
@@ -198,6 +199,8 @@ pub struct AdtConfig {
     pub time_zone: Tz,
     /// Pseudonymisation key for NHS numbers and local ids.
     pub key: PseudoKey,
+    /// The times a message may hold.
+    pub window: crate::transforms::TimeWindow,
 }
 
 /// The messages of a file as interface engines and PAS exports write them: MLLP-framed or
@@ -315,13 +318,39 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
             "the sending facility (the trust's ODS code) is empty",
         ));
     }
+    for (field, text) in [
+        ("MSH-3", &header.sending_application),
+        ("MSH-4", &header.sending_facility),
+        ("MSH-10", &header.control_id),
+    ] {
+        bounded(field, text, MAX_CODE_CHARS)?;
+    }
+    let now = Utc::now();
     let time = |segment: &str, field: usize| -> Result<Option<i64>, Hl7Error> {
+        let name = format!("{segment}-{field}");
         match value(&message, segment, field, 1) {
             None => Ok(None),
-            Some(text) => micros(&text, config.time_zone)
-                .map(Some)
-                .map_err(|reason| Hl7Error::content(&format!("{segment}-{field}"), 102, reason)),
+            Some(text) => {
+                bounded(&name, &text, MAX_CODE_CHARS)?;
+                micros(&text, config.time_zone)
+                    .and_then(|t| config.window.check_time(t, now))
+                    .map(Some)
+                    .map_err(|reason| Hl7Error::content(&name, 102, reason))
+            }
         }
+    };
+    // Every value stored is bounded by its column's length.
+    let text = |segment: &str, field: usize, component: usize, column: &str| {
+        let found = value(&message, segment, field, component);
+        if let Some(text) = &found {
+            let name = if component > 1 {
+                format!("{segment}-{field}.{component}")
+            } else {
+                format!("{segment}-{field}")
+            };
+            bounded(&name, text, Table::AdtEvents.max_chars(column))?;
+        }
+        Ok::<_, Hl7Error>(found)
     };
     // EVN-2 is when the system recorded the event, EVN-6 when it happened; MSH-7 stands in
     // for a missing EVN-2 (some senders leave EVN out of updates).
@@ -332,7 +361,7 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
     };
     let event_time = time("EVN", 6)?.unwrap_or(recorded_at);
 
-    let encounter_id = value(&message, "PV1", 19, 1);
+    let encounter_id = text("PV1", 19, 1, adt_events::ENCOUNTER_ID)?;
     if encounter_id.is_none() && !PERSON_EVENTS.contains(&trigger) {
         return Err(Hl7Error::content(
             "PV1-19",
@@ -340,7 +369,7 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
             format!("{trigger} needs the visit number (PV1-19)"),
         ));
     }
-    let ward = value(&message, "PV1", 3, 1);
+    let ward = text("PV1", 3, 1, adt_events::WARD)?;
     if ward.is_none() && matches!(trigger, "A01" | "A02") {
         return Err(Hl7Error::content(
             "PV1-3",
@@ -362,7 +391,18 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
                 .to_string(),
         ),
     };
-    let patient_key = pseudonym_of(&message, "PID", 3, &header.sending_facility, &config.key);
+    // Every ADT event bright takes is about a patient: without one, an admission or a
+    // discharge would be counted against nobody and could never be corrected or merged.
+    let patient_key = pseudonym_of(&message, "PID", 3, &header.sending_facility, &config.key)
+        .ok_or_else(|| {
+            Hl7Error::content(
+                "PID-3",
+                101,
+                format!(
+                    "{trigger} needs the patient's identifier (PID-3: NHS number or local number)"
+                ),
+            )
+        })?;
     // A merge names the record that goes away in MRG-1; without it the merge means nothing.
     let prior_patient_key = if trigger == "A40" {
         Some(
@@ -382,20 +422,33 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
         event_type: trigger.to_string(),
         event_time,
         recorded_at,
-        patient_key,
+        patient_key: Some(patient_key),
         prior_patient_key,
         encounter_id,
         patient_class,
         org_code: header.sending_facility.clone(),
-        site: value(&message, "PV1", 3, 4),
+        site: text("PV1", 3, 4, common::SITE)?,
         ward,
-        bed: value(&message, "PV1", 3, 3),
-        specialty: value(&message, "PV1", 10, 1),
-        admission_method: value(&message, "PV1", 4, 1),
-        discharge_destination: value(&message, "PV1", 37, 1),
+        bed: text("PV1", 3, 3, adt_events::BED)?,
+        specialty: text("PV1", 10, 1, adt_events::SPECIALTY)?,
+        admission_method: text("PV1", 4, 1, adt_events::ADMISSION_METHOD)?,
+        discharge_destination: text("PV1", 37, 1, adt_events::DISCHARGE_DESTINATION)?,
         admit_time: time("PV1", 44)?,
     };
     Ok((header, event))
+}
+
+/// Refuses a value longer than `max` characters, naming its field but not quoting it.
+fn bounded(field: &str, text: &str, max: usize) -> Result<(), Hl7Error> {
+    let chars = text.chars().count();
+    if chars > max {
+        return Err(Hl7Error::content(
+            field,
+            102,
+            format!("is {chars} characters long; at most {max} are taken"),
+        ));
+    }
+    Ok(())
 }
 
 /// `adt_events.patient_class` for PV1-2 (HL7 table 0004; `D` is the NHS day case).
@@ -483,6 +536,16 @@ pub fn ack(
     } else {
         original.version.as_str()
     };
+    // A control id longer than bright takes is refused (MSH-10); echoing all of it would
+    // send a broken sender back an answer larger than the message, which MLLP clients that
+    // read one buffer cut short. Its first characters still identify it.
+    let control_id = original
+        .control_id
+        .char_indices()
+        .nth(MAX_CODE_CHARS)
+        .map_or(original.control_id.as_str(), |(at, _)| {
+            &original.control_id[..at]
+        });
     let mut out = String::new();
     // MSH-10 of the ACK: unique per ACK; tying it to the original keeps retries traceable.
     let _ = write!(
@@ -492,17 +555,11 @@ pub fn ack(
         escape(&original.sending_facility),
         now.format("%Y%m%d%H%M%S%z"),
         escape(&original.trigger),
-        escape(&original.control_id),
+        escape(control_id),
         escape(version),
     );
     let text = error.map(|e| escape(&e.to_string())).unwrap_or_default();
-    let _ = write!(
-        out,
-        "MSA|{}|{}|{}\r",
-        code.code(),
-        escape(&original.control_id),
-        text
-    );
+    let _ = write!(out, "MSA|{}|{}|{}\r", code.code(), escape(control_id), text);
     if let Some(e) = error {
         // ERR-1 (v2.3/2.4 receivers) and ERR-2..4, 8 (v2.5): location, code, severity, text.
         let (segment, field) = e
@@ -528,6 +585,7 @@ mod tests {
         AdtConfig {
             time_zone: chrono_tz::Europe::London,
             key: PseudoKey::new(b"a test key of sixteen+ bytes".to_vec()).expect("key"),
+            window: crate::transforms::TimeWindow::default(),
         }
     }
 
@@ -625,6 +683,50 @@ PV1|1|I|WD1^^B04^S1|21||||||300|||||||||RXXV000000001\r";
             ),
             (replace(A01, "PV1|1|I|", "PV1|1|X|"), "PV1-2", 103),
             (replace(A01, "|PAS|RXX|", "|PAS||"), "MSH-4", 101),
+            // Regression: these were acknowledged AA and stored (issue: what gets in must be
+            // true): an admission without a patient, year-0 and far-future times, a 900 KB
+            // ward, a 100 KB control id.
+            (
+                replace(A01, "PID|1||9434765919^^^NHS^NH~H123^^^RXX^MR|", "PID|1|||"),
+                "PID-3",
+                101,
+            ),
+            (
+                A01.split('\r')
+                    .filter(|s| !s.is_empty() && !s.starts_with("PID"))
+                    .map(|s| format!("{s}\r"))
+                    .collect(),
+                "PID-3",
+                101,
+            ),
+            (
+                replace(A01, "EVN|A01|20250331090500+0100", "EVN|A01|00000101000000"),
+                "EVN-2",
+                102,
+            ),
+            (
+                replace(A01, "|SIMPAS|20250331090000+0100", "|SIMPAS|22000101000000"),
+                "EVN-6",
+                102,
+            ),
+            (
+                replace(
+                    A01,
+                    "|WD1^^B04^S1|",
+                    &format!("|{}^^B04^S1|", "W".repeat(900_000)),
+                ),
+                "PV1-3",
+                102,
+            ),
+            (
+                replace(
+                    A01,
+                    "|MSG0000000001|",
+                    &format!("|{}|", "C".repeat(100_000)),
+                ),
+                "MSH-10",
+                102,
+            ),
         ];
         for (text, field, code) in cases {
             let e = parse_adt(&text, &config()).expect_err(field);

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::ingest_api::{
-    BodyFormat, FeedStatus, IngestApi, IngestReceipt, IngestRefusal, IngestRequest,
+    BodyFormat, FeedStatus, IngestApi, IngestReceipt, IngestRefusal, IngestRequest, Position,
 };
 use bright_engine::pseudonym::PseudoKey;
 use bright_engine::schema::Table;
@@ -22,7 +22,7 @@ use chrono_tz::Tz;
 use crate::formats::{ReadError, read_records};
 use crate::health::{FeedHealth, owner};
 use crate::sink::{Issue, Sink};
-use crate::transforms::{Feed, Transform};
+use crate::transforms::{Feed, TimeWindow, Transform};
 
 /// Counters of the HTTP source, over all feeds.
 #[derive(Debug, Default)]
@@ -47,6 +47,7 @@ pub struct HttpSource {
     key: PseudoKey,
     stats: Arc<HttpStats>,
     health: Option<Arc<FeedHealth>>,
+    window: TimeWindow,
 }
 
 /// Checks every record of `body` and returns them as one batch of the feed's table, with the
@@ -67,10 +68,34 @@ pub fn parse_body(
         // A body in memory cannot fail to read.
         ReadError::Io(e) => IngestRefusal::Failed(Box::new(e)),
     })?;
+    if records == 0 {
+        return Err(crate::formats::bad(
+            Position::Line(1),
+            None,
+            why_no_records(format, body),
+        ));
+    }
     let batch = builder
         .finish()
         .map_err(|e| IngestRefusal::Failed(Box::new(e)))?;
     Ok((batch, records))
+}
+
+/// Why a body held no record, in words that point at the likely mistake: a client that posts
+/// nothing, or JSON labelled as CSV (which reads as a header and no rows), means a feed that
+/// has stopped delivering while it believes it delivers.
+fn why_no_records(format: BodyFormat, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(64)]);
+    let start = text.trim_start();
+    match format {
+        _ if start.is_empty() => "the body holds no records (it is empty)".into(),
+        BodyFormat::Csv if start.starts_with(['{', '[']) => {
+            "the body holds no CSV records: it looks like JSON; send it as application/json or application/x-ndjson".into()
+        }
+        BodyFormat::Csv => "the body holds no records: a CSV header line and no rows".into(),
+        BodyFormat::Json => "the body holds no records: an empty JSON array".into(),
+        BodyFormat::Ndjson => "the body holds no records: only blank lines".into(),
+    }
 }
 
 impl HttpSource {
@@ -82,7 +107,14 @@ impl HttpSource {
             key,
             stats: Arc::new(HttpStats::default()),
             health: None,
+            window: TimeWindow::default(),
         }
+    }
+
+    /// Takes only times within `window` (the default otherwise).
+    pub fn with_window(mut self, window: TimeWindow) -> Self {
+        self.window = window;
+        self
     }
 
     /// Reports deliveries and refusals to `health` (which also names the feeds' owners), and
@@ -131,6 +163,7 @@ impl IngestApi for HttpSource {
             zone: self.zone,
             key: self.key.clone(),
             org_code: request.org_code.clone(),
+            window: self.window,
         };
         let (format, body) = (request.format, std::mem::take(&mut request.body));
         // Parsing a large body is CPU work: keep it off the threads that serve requests.

@@ -3,11 +3,12 @@
 //! A frame is `0x0B message 0x1C 0x0D`. Each message is answered on the same connection, in
 //! order: `AA` only once its row is durable and queryable, `AE`/`AR` with the reason when it
 //! cannot be taken (and the reason recorded in `dq_issues`, without the message itself, which
-//! holds identifiers). Messages that parse but look wrong (a time in the future, a discharge
-//! before the admission, a ward the bed base does not know) are stored and flagged there
-//! too. Frames above a size limit are refused and the connection closed, since
-//! the rest of the stream cannot be trusted; an idle connection is closed after a timeout;
-//! senders outside the allow-list are refused before a byte is read. While the sink is busy
+//! holds identifiers; the message is kept whole in the [`crate::quarantine`] when one is set).
+//! Messages that parse but look wrong (a time in the future, a discharge before the
+//! admission, a ward the bed base does not know) are stored and flagged there too. Frames
+//! above a size limit are refused and the connection closed, since the rest of the stream
+//! cannot be trusted; an idle connection is closed after a timeout; senders outside the
+//! allow-list are refused before a byte is read. While the sink is busy
 //! (too much waiting for the lake), connections stop reading until a flush makes room. With a
 //! certificate ([`tls_acceptor`]), every connection must start with a TLS handshake.
 
@@ -22,7 +23,7 @@ use bright_engine::arrow::compute::cast;
 use bright_engine::arrow::datatypes::DataType;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::schema::Table;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -33,6 +34,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::health::FeedHealth;
 use crate::hl7::{AckCode, AdtConfig, Header, Hl7Error, ack, header, parse_adt};
+use crate::quarantine::{Quarantine, Refused};
 use crate::sink::{Issue, Sink};
 
 const START: u8 = 0x0B;
@@ -83,6 +85,8 @@ pub struct MllpStats {
     pub connections: AtomicU64,
     /// Times a connection stopped reading because the sink was busy (backpressure).
     pub paused: AtomicU64,
+    /// Refused messages kept in the quarantine.
+    pub quarantined: AtomicU64,
 }
 
 /// Why reading a frame stopped.
@@ -225,6 +229,7 @@ pub struct Listener {
     /// Wards of the bed base, per organisation; `None` when the lake has no beds to check by.
     wards: Option<Arc<HashSet<(String, String)>>>,
     health: Option<Arc<FeedHealth>>,
+    quarantine: Option<Arc<Quarantine>>,
 }
 
 impl Listener {
@@ -236,7 +241,14 @@ impl Listener {
             stats: Arc::new(MllpStats::default()),
             wards: None,
             health: None,
+            quarantine: None,
         }
+    }
+
+    /// Keeps every refused message whole in `quarantine`, with its reason, before answering.
+    pub fn with_quarantine(mut self, quarantine: Arc<Quarantine>) -> Self {
+        self.quarantine = Some(quarantine);
+        self
     }
 
     /// Reports messages taken and refused to `health`, whose owner for the feed (when set
@@ -445,7 +457,42 @@ impl Listener {
             Err(error) => {
                 let header = header(message).unwrap_or_default();
                 self.reject(&header, &error).await;
+                self.keep(&header, &error, message, now).await;
                 (error.ack, ack(&header, error.ack, Some(&error), now))
+            }
+        }
+    }
+
+    /// Keeps a refused message in the quarantine, if there is one. A failure is logged and
+    /// the answer still goes out: the sender learns the message was refused either way.
+    async fn keep(&self, header: &Header, error: &Hl7Error, message: &str, now: DateTime<Utc>) {
+        let Some(quarantine) = self.quarantine.clone() else {
+            return;
+        };
+        let (feed, reference, reason, message) = (
+            self.config.feed.clone(),
+            format!("{}/{}", header.sending_application, header.control_id),
+            error.to_string(),
+            message.to_string(),
+        );
+        let kept = tokio::task::spawn_blocking(move || {
+            quarantine.keep(&Refused {
+                feed: &feed,
+                reference: &reference,
+                reason: &reason,
+                received: now,
+                message: message.as_bytes(),
+            })
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|kept| kept);
+        match kept {
+            Ok(_) => {
+                self.stats.quarantined.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Could not keep a refused ADT message in quarantine.");
             }
         }
     }

@@ -73,6 +73,20 @@ pub struct Issue<'a> {
     pub owner: &'a str,
 }
 
+/// `text` cut to at most `max` characters, the cut marked with an ellipsis.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => text.into(),
+        Some(_) => {
+            let keep = text
+                .char_indices()
+                .nth(max.saturating_sub(1))
+                .map_or(0, |(at, _)| at);
+            format!("{}…", &text[..keep]).into()
+        }
+    }
+}
+
 /// The column that identifies a row of `table` across retransmissions, if it has one.
 pub fn key_column(table: Table) -> Option<&'static str> {
     match table {
@@ -110,7 +124,12 @@ pub struct Replayed {
     pub records: usize,
     pub rows: usize,
     pub already_in_lake: usize,
+    /// Damaged log segments whose loss was accepted at this start (see [`Sink::open_with`]).
+    pub losses: usize,
 }
+
+/// Who is told in `dq_issues` about acknowledged records the write-ahead log lost.
+pub const WAL_OWNER: &str = "bright operators";
 
 /// Partitions per table whose keys are kept after a flush.
 pub const LOADED_PARTITIONS: usize = 64;
@@ -235,7 +254,22 @@ impl Sink {
         engine: Arc<QueryEngine>,
         wal_dir: &Path,
     ) -> Result<(Sink, Replayed), SinkError> {
-        let (wal, records) = Wal::open(wal_dir)?;
+        Sink::open_with(engine, wal_dir, false).await
+    }
+
+    /// [`Sink::open`]; with `accept_loss`, a damaged log is read for what is intact (see
+    /// [`Wal::open_accepting_loss`]) and each loss is recorded in `dq_issues`.
+    pub async fn open_with(
+        engine: Arc<QueryEngine>,
+        wal_dir: &Path,
+        accept_loss: bool,
+    ) -> Result<(Sink, Replayed), SinkError> {
+        let (wal, records, losses) = if accept_loss {
+            Wal::open_accepting_loss(wal_dir)?
+        } else {
+            let (wal, records) = Wal::open(wal_dir)?;
+            (wal, records, Vec::new())
+        };
         let sink = Sink {
             wal,
             engine,
@@ -250,8 +284,23 @@ impl Sink {
         };
         let mut replayed = Replayed {
             records: records.len(),
+            losses: losses.len(),
             ..Replayed::default()
         };
+        for loss in &losses {
+            let range = loss.lost.map_or_else(
+                || format!("{} bytes", loss.bytes),
+                |(first, last)| format!("sequences {first}..={last}"),
+            );
+            sink.record_issue(Issue {
+                feed: "write_ahead_log",
+                org_code: "unknown",
+                record_ref: &format!("{} {range}", loss.segment.display()),
+                reason: &loss.to_string(),
+                owner: WAL_OWNER,
+            })
+            .await;
+        }
         for (_, entry) in records {
             let admitted = sink.admit(entry.table, &entry.batch).await?;
             replayed.already_in_lake += admitted.duplicates;
@@ -318,17 +367,25 @@ impl Sink {
 
     /// Records `issue` in `dq_issues`, durable and queryable like any row. A failure is only
     /// logged: the issue reports on other data, and no sender waits on it.
+    ///
+    /// Every text is cut to its column's length: a refused record's reference and reason
+    /// quote what the sender sent, and a hostile sender must not be able to fill the lake
+    /// through its refusals.
     pub async fn record_issue(&self, issue: Issue<'_>) {
+        use bright_engine::schema::{common, dq_issues};
         let now = chrono::Utc::now();
+        fn cut<'a>(column: &str, text: &'a str) -> std::borrow::Cow<'a, str> {
+            clip(text, Table::DqIssues.max_chars(column))
+        }
         let mut builder = BatchBuilder::new(Table::DqIssues);
         builder
             .row()
-            .text(issue.feed)
+            .text(&cut(dq_issues::FEED, issue.feed))
             .timestamp(now.timestamp_micros())
-            .text(issue.org_code)
-            .text(issue.record_ref)
-            .text(issue.reason)
-            .text(issue.owner)
+            .text(&cut(common::ORG_CODE, issue.org_code))
+            .text(&cut(dq_issues::RECORD_REF, issue.record_ref))
+            .text(&cut(dq_issues::REASON, issue.reason))
+            .text(&cut(dq_issues::OWNER, issue.owner))
             .date(Date32Type::from_naive_date(now.date_naive()))
             .end();
         let written = match builder.finish() {

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use bright_engine::batch::BatchBuilder;
 use bright_engine::pseudonym::{LOCAL_ID, NHS_NUMBER, PseudoKey};
-use bright_engine::schema::{Table, theatre_events};
+use bright_engine::schema::{MAX_PENCE, Table, theatre_events};
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
@@ -167,6 +167,67 @@ pub fn on_trust_clock(naive: NaiveDateTime, zone: Tz) -> Option<DateTime<Utc>> {
     }
 }
 
+/// The times a feed may send: from a first day to a bounded distance past now. A time outside
+/// is refused rather than stored: year 0 cannot be read back by common Parquet readers, and
+/// 1900-01-01 or 9999-12-31 are the placeholders of spreadsheets and databases, not events.
+/// Times a little in the future (ADT more than an hour early) are stored and flagged; these
+/// bounds are for times no feed can mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// The first day a time or date may fall on.
+    pub earliest: NaiveDate,
+    /// How many days past today a time or date may be: lists, rosters and budgets are set
+    /// ahead, by up to a financial year and a bit.
+    pub days_ahead: u32,
+}
+
+impl Default for TimeWindow {
+    fn default() -> Self {
+        TimeWindow {
+            // No live operational feed holds events before 1990, and the placeholder dates
+            // (1900-01-01, 1899-12-30) fall well before it.
+            earliest: NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or(NaiveDate::MIN),
+            days_ahead: 731,
+        }
+    }
+}
+
+impl TimeWindow {
+    /// The last day a time or date may fall on, `now` being the present.
+    fn latest(&self, now: DateTime<Utc>) -> NaiveDate {
+        now.date_naive()
+            .checked_add_days(chrono::Days::new(u64::from(self.days_ahead)))
+            .unwrap_or(NaiveDate::MAX)
+    }
+
+    /// Checks a date: an error says which bound it breaks.
+    pub fn check_date(&self, date: NaiveDate, now: DateTime<Utc>) -> Result<NaiveDate, String> {
+        if date < self.earliest {
+            return Err(format!(
+                "{date} is before {}, the earliest date bright takes",
+                self.earliest
+            ));
+        }
+        let latest = self.latest(now);
+        if date > latest {
+            return Err(format!(
+                "{date} is more than {} days ahead (after {latest})",
+                self.days_ahead
+            ));
+        }
+        Ok(date)
+    }
+
+    /// Checks a time (microseconds since the epoch, UTC) by its UTC day.
+    pub fn check_time(&self, micros: i64, now: DateTime<Utc>) -> Result<i64, String> {
+        let date = DateTime::<Utc>::from_timestamp_micros(micros)
+            .map(|t| t.date_naive())
+            .ok_or_else(|| format!("{micros} µs is not a representable time"))?;
+        self.check_date(date, now)?;
+        Ok(micros)
+    }
+}
+
 const NAIVE_TIMES: [&str; 6] = [
     "%d/%m/%Y %H:%M",
     "%d/%m/%Y %H:%M:%S",
@@ -209,35 +270,67 @@ fn utc_day(micros: i64) -> i32 {
     i32::try_from(micros.div_euclid(86_400_000_000)).unwrap_or(i32::MAX)
 }
 
-/// An amount of pounds (`1234.5`, `-12.34`, `£1,234.50`) in pence.
+/// An amount of pounds (`1234.5`, `-12.34`, `£1,234.50`) in pence. Commas are thousands
+/// separators only in groups of three (`1,5` and `1,2,3` are refused, not read as 15 and 123);
+/// decimals past the pence must be zeros; the amount must fit the ledger's eighteen digits.
 fn parse_pounds(text: &str) -> Result<i128, String> {
-    let bad = || format!("'{text}' is not an amount of pounds");
-    let cleaned: String = text
-        .chars()
-        .filter(|c| !matches!(c, '£' | ',' | ' '))
-        .collect();
-    let (negative, digits) = match cleaned.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, cleaned.as_str()),
-    };
-    let (whole, pence) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() && pence.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !pence.bytes().all(|b| b.is_ascii_digit())
-        || pence.len() > 2
-    {
-        return Err(bad());
+    let bad = |why: &str| format!("'{text}' is not an amount of pounds: {why}");
+    let mut rest = text.trim();
+    let mut negative = false;
+    if let Some(r) = rest.strip_prefix('-') {
+        (negative, rest) = (true, r);
     }
-    let whole: i128 = if whole.is_empty() {
+    if let Some(r) = rest.strip_prefix('£') {
+        rest = r.trim_start();
+    }
+    if !negative && let Some(r) = rest.strip_prefix('-') {
+        (negative, rest) = (true, r);
+    }
+    let (whole, fraction) = rest.split_once('.').unwrap_or((rest, ""));
+    let whole = if whole.contains(',') {
+        let mut groups = whole.split(',');
+        let first = groups.next().unwrap_or_default();
+        let grouped = (1..=3).contains(&first.len()) && groups.clone().all(|g| g.len() == 3);
+        if !grouped {
+            return Err(bad(
+                "a comma may only separate thousands (groups of three digits, as in 1,234,567)",
+            ));
+        }
+        std::iter::once(first).chain(groups).collect::<String>()
+    } else {
+        whole.to_string()
+    };
+    if whole.is_empty() && fraction.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad("expected digits, a decimal point and pence"));
+    }
+    let (pence, beyond) = fraction.split_at(fraction.len().min(2));
+    if !beyond.bytes().all(|b| b == b'0') {
+        return Err(bad("it has fractions of a penny"));
+    }
+    let too_large = || {
+        bad(&format!(
+            "more than {} digits, the most the ledger holds",
+            bright_engine::schema::MONEY_PRECISION
+        ))
+    };
+    let significant = whole.trim_start_matches('0');
+    // Whole pounds of more than 16 digits cannot fit 18 digits with the pence.
+    if significant.len() > 16 {
+        return Err(too_large());
+    }
+    let whole: i128 = if significant.is_empty() {
         0
     } else {
-        whole.parse().map_err(|_| bad())?
+        significant.parse().map_err(|_| too_large())?
     };
-    let pence: i128 = format!("{pence:0<2}").parse().map_err(|_| bad())?;
-    let value = whole
-        .checked_mul(100)
-        .and_then(|p| p.checked_add(pence))
-        .ok_or_else(bad)?;
+    let pence: i128 = format!("{pence:0<2}").parse().map_err(|_| too_large())?;
+    let value = whole * 100 + pence;
+    if value > MAX_PENCE {
+        return Err(too_large());
+    }
     Ok(if negative { -value } else { value })
 }
 
@@ -245,6 +338,10 @@ fn parse_pounds(text: &str) -> Result<i128, String> {
 struct Reader<'a> {
     fields: &'a dyn Fields,
     zone: Tz,
+    /// The table rows go to, for the length of its text columns.
+    table: Table,
+    window: TimeWindow,
+    now: DateTime<Utc>,
 }
 
 type Checked<T> = Result<T, FieldError>;
@@ -258,9 +355,19 @@ fn error(field: &'static str, reason: impl Into<String>) -> FieldError {
 
 impl Reader<'_> {
     /// The first of `names` present; errors name `names[0]`, the canonical column.
+    /// Every value is bounded by its column's length (fields that are not text columns, such
+    /// as times and numbers, by that of a code), before anything quotes it in an error.
     fn opt(&self, names: &[&'static str]) -> Checked<Option<Cow<'_, str>>> {
         for name in names {
             if let Some(value) = self.fields.get(name).map_err(|e| error(names[0], e))? {
+                let max = self.table.max_chars(names[0]);
+                let chars = value.chars().count();
+                if chars > max {
+                    return Err(error(
+                        names[0],
+                        format!("is {chars} characters long; at most {max} are taken"),
+                    ));
+                }
                 return Ok(Some(value));
             }
         }
@@ -283,7 +390,9 @@ impl Reader<'_> {
     }
 
     fn opt_time(&self, names: &[&'static str]) -> Checked<Option<i64>> {
-        self.parse(names, |t| parse_time(t, self.zone))
+        self.parse(names, |t| {
+            parse_time(t, self.zone).and_then(|t| self.window.check_time(t, self.now))
+        })
     }
 
     fn time(&self, names: &[&'static str]) -> Checked<i64> {
@@ -292,7 +401,9 @@ impl Reader<'_> {
     }
 
     fn opt_date(&self, names: &[&'static str]) -> Checked<Option<NaiveDate>> {
-        self.parse(names, parse_date)
+        self.parse(names, |t| {
+            parse_date(t).and_then(|d| self.window.check_date(d, self.now))
+        })
     }
 
     fn date(&self, names: &[&'static str]) -> Checked<NaiveDate> {
@@ -381,6 +492,8 @@ pub struct Transform {
     pub key: PseudoKey,
     /// The organisation of records without an `org_code` field.
     pub org_code: Option<String>,
+    /// The times records may hold.
+    pub window: TimeWindow,
 }
 
 impl Transform {
@@ -402,6 +515,9 @@ impl Transform {
         let r = Reader {
             fields: record,
             zone: self.zone,
+            table: self.feed.table(),
+            window: self.window,
+            now: Utc::now(),
         };
         let org = match r.opt(&["org_code"])? {
             Some(org) => org.into_owned(),
@@ -522,7 +638,9 @@ impl Transform {
                         Ok(time) => on_trust_clock(day.and_time(time), self.zone)
                             .map(|t| t.timestamp_micros())
                             .ok_or_else(|| error(field, "does not exist on the trust's clock")),
-                        Err(_) => parse_time(&text, self.zone).map_err(|e| error(field, e)),
+                        Err(_) => parse_time(&text, self.zone)
+                            .and_then(|t| r.window.check_time(t, r.now))
+                            .map_err(|e| error(field, e)),
                     }
                 };
                 let (start, end) = (at("planned_start")?, at("planned_end")?);
@@ -572,7 +690,16 @@ impl Transform {
                     .opt_int(&["beds"], (0, 10_000))?
                     .ok_or_else(|| error("beds", "is required"))?;
                 let from = r.date(&["valid_from"])?;
-                let to = r.opt_date(&["valid_to"])?;
+                // Bed systems write an open-ended row's end as the last day there is.
+                let open = r.opt(&["valid_to"])?.is_some_and(|t| {
+                    parse_date(&t)
+                        == Ok(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX))
+                });
+                let to = if open {
+                    None
+                } else {
+                    r.opt_date(&["valid_to"])?
+                };
                 if to.is_some_and(|to| to < from) {
                     return Err(error("valid_to", "is before valid_from"));
                 }
@@ -602,6 +729,7 @@ impl Transform {
                         NaiveDate::parse_from_str(&format!("{t}-01"), "%Y-%m-%d")
                             .or_else(|_| parse_date(t).map_err(|_| ()))
                             .map_err(|()| format!("'{t}' is not a month (yyyy-mm)"))
+                            .and_then(|m| r.window.check_date(m, r.now))
                     })?
                     .ok_or_else(|| error("month", "is required"))?;
                 let first = month.with_day(1).unwrap_or(month);
@@ -632,6 +760,7 @@ mod tests {
             zone: chrono_tz::Europe::London,
             key: PseudoKey::new(*b"0123456789abcdef").unwrap(),
             org_code: Some("RXX".into()),
+            window: TimeWindow::default(),
         }
     }
 
@@ -669,6 +798,151 @@ mod tests {
         assert!(parse_pounds("12.345").is_err());
         assert!(parse_pounds("abc").is_err());
         assert!(parse_pounds("-").is_err());
+        assert_eq!(parse_pounds("£1,234,567.89"), Ok(123_456_789));
+        assert_eq!(parse_pounds("-£12.30"), Ok(-1_230));
+        assert_eq!(parse_pounds("£-12.30"), Ok(-1_230));
+        assert_eq!(parse_pounds("12.3400"), Ok(1_234));
+        assert_eq!(parse_pounds("9999999999999999.99"), Ok(MAX_PENCE));
+    }
+
+    // Regression: amounts past the column's 18 digits were stored as other amounts, and
+    // commas anywhere were dropped ("1,5" stored as £15.00).
+    #[test]
+    fn amounts_the_ledger_cannot_hold_or_that_read_two_ways_are_refused() {
+        for text in [
+            "10000000000000000000",
+            "10000000000000000.00",
+            "9999999999999999.991",
+            "99999999999999999",
+            "1,5",
+            "£1,2,3",
+            "1234,567",
+            ",123",
+            "1,234,56",
+            "12.345",
+            "1 234",
+            "NaN",
+            "inf",
+        ] {
+            assert!(parse_pounds(text).is_err(), "{text} was taken");
+        }
+        let e = parse_pounds("1,5").unwrap_err();
+        assert!(e.contains("groups of three"), "{e}");
+        let e = parse_pounds("10000000000000000000").unwrap_err();
+        assert!(e.contains("18 digits"), "{e}");
+    }
+
+    // Regression: year 0, placeholders and far-future times were stored; a year-0 partition
+    // made the table unreadable to Python deltalake.
+    #[test]
+    fn times_outside_the_window_are_refused_naming_the_field() {
+        let t = transform(Feed::EdAttendances);
+        let mut builder = BatchBuilder::new(Table::EdAttendances);
+        for arrival in [
+            "0000-01-01T00:00:00Z",
+            "1900-01-01T00:00:00Z",
+            "2200-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "01/01/1900 00:00",
+        ] {
+            let record = json(&format!(
+                r#"{{"attendance_id":"Y0","site":"S1","arrival_time":"{arrival}","arrival_mode":"walk_in"}}"#
+            ));
+            let e = t.append(&record, &mut builder).unwrap_err();
+            assert_eq!(e.field, "arrival_time", "{arrival}: {e}");
+        }
+        let record = json(
+            r#"{"attendance_id":"Y1","site":"S1","arrival_time":"2025-07-01T09:00:00Z",
+                "arrival_mode":"walk_in","departure_time":"9999-01-01T00:00:00Z"}"#,
+        );
+        let e = t.append(&record, &mut builder).unwrap_err();
+        assert_eq!(e.field, "departure_time", "{e}");
+        assert!(e.reason.contains("days ahead"), "{e}");
+        assert_eq!(builder.len(), 0);
+
+        // A bed base row open to the end of time is open, not a date.
+        let t = transform(Feed::Beds);
+        let mut beds = BatchBuilder::new(Table::Beds);
+        let open = json(
+            r#"{"site":"S","ward":"W","ward_type":"general_acute","beds":20,
+                "valid_from":"2025-01-01","valid_to":"31/12/9999"}"#,
+        );
+        t.append(&open, &mut beds).unwrap();
+        let batch = beds.finish().unwrap();
+        assert_eq!(batch.column_by_name("valid_to").unwrap().null_count(), 1);
+        let e = t
+            .append(
+                &json(
+                    r#"{"site":"S","ward":"W","ward_type":"x","beds":1,"valid_from":"1900-01-01"}"#,
+                ),
+                &mut beds,
+            )
+            .unwrap_err();
+        assert_eq!(e.field, "valid_from", "{e}");
+        let t = transform(Feed::FinanceLedger);
+        let e = t
+            .append(
+                &json(
+                    r#"{"cost_centre":"C","site":"S","category":"pay","budget":"1",
+                        "actual":"1","month":"0000-01"}"#,
+                ),
+                &mut BatchBuilder::new(Table::FinanceLedger),
+            )
+            .unwrap_err();
+        assert_eq!(e.field, "month", "{e}");
+    }
+
+    // Regression: a 1 MB site was stored.
+    #[test]
+    fn text_longer_than_its_column_is_refused_without_quoting_it() {
+        let t = transform(Feed::TheatreEvents);
+        let mut builder = BatchBuilder::new(Table::TheatreEvents);
+        let record = |site: &str, name: &str| {
+            let mut m = json(
+                r#"{"event_id":"E1","case_id":"C1","theatre":"T1","milestone":"sent_for",
+                    "event_time":"2025-07-01T09:00:00Z"}"#,
+            );
+            m.insert("site".into(), site.into());
+            m.insert("procedure_name".into(), name.into());
+            m
+        };
+        let long = "S".repeat(1 << 20);
+        let e = t.append(&record(&long, "Hip"), &mut builder).unwrap_err();
+        assert_eq!(e.field, "site");
+        assert!(e.reason.len() < 100, "{}", e.reason.len());
+        // Free text may be longer than a code, up to its own bound.
+        t.append(&record("S1", &"x".repeat(900)), &mut builder)
+            .unwrap();
+        let e = t
+            .append(&record("S1", &"x".repeat(1001)), &mut builder)
+            .unwrap_err();
+        assert_eq!(e.field, "procedure_name");
+        assert_eq!(builder.len(), 1);
+    }
+
+    #[test]
+    fn hours_and_counts_that_are_not_finite_or_overflow_are_refused() {
+        let t = transform(Feed::WorkforceShifts);
+        let mut builder = BatchBuilder::new(Table::WorkforceShifts);
+        for hours in ["NaN", "inf", "-inf", "1e400", "1e308"] {
+            let record = json(&format!(
+                r#"{{"shift_id":"1","site":"S","staff_group":"hca","planned_hours":"{hours}",
+                    "worked_hours":7.5,"contract":"bank","shift_date":"2025-07-01"}}"#
+            ));
+            let e = t.append(&record, &mut builder).unwrap_err();
+            assert_eq!(e.field, "planned_hours", "{hours}: {e}");
+        }
+        let t = transform(Feed::Beds);
+        for beds in ["99999999999999999999", "NaN", "1e30", "-1"] {
+            let record = json(&format!(
+                r#"{{"site":"S","ward":"W","ward_type":"x","beds":"{beds}","valid_from":"2025-01-01"}}"#
+            ));
+            let e = t
+                .append(&record, &mut BatchBuilder::new(Table::Beds))
+                .unwrap_err();
+            assert_eq!(e.field, "beds", "{beds}: {e}");
+        }
+        assert_eq!(builder.len(), 0);
     }
 
     #[test]

@@ -8,12 +8,21 @@
 //!
 //! One writer thread owns the open segment. Appends from every connection queue to it; it
 //! writes all that are waiting with one `write` and one `fsync` (group commit), then answers
-//! each. A crash mid-write leaves a torn record at the end of the last segment: replay stops
-//! there and cuts it off, since no acknowledgement can have been sent for it. Damage anywhere
-//! else is an error: starting anyway could silently drop acknowledged data.
+//! each. A segment opens with a header holding two commit marks (in separate sectors, written
+//! alternately, each with its own checksum): after each group the newer mark says where the
+//! committed records end, where that last group began and its last sequence number, and it is
+//! synced with the group. So a reader knows how much should be there.
+//!
+//! A crash can only tear the group being written, which nobody was told was stored: replay
+//! cuts it off, saying how many bytes and the last intact sequence number. Anything else —
+//! records missing or unreadable before the last group (a file cut short by failing storage,
+//! a flipped byte) — no crash can produce: opening refuses, naming the segment, the sequence
+//! range and what can be read of the ids it would lose, until an operator opens it with
+//! [`Wal::open_accepting_loss`], which keeps what is intact and reports the [`Loss`]. Segments
+//! written before the marks existed are read as before (a torn record at the end is cut).
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 
@@ -32,6 +41,18 @@ const MAX_RECORD: usize = 1 << 30;
 /// Most bytes one group commit writes before it syncs.
 const MAX_GROUP_BYTES: usize = 16 << 20;
 const SUFFIX: &str = "wal";
+/// The first bytes of a segment with commit marks. Read as a record length it is above
+/// [`MAX_RECORD`], so a segment from before the marks can never start with it.
+const MAGIC: &[u8; 8] = b"BRWAL02\n";
+/// Offsets of the two commit marks, each in its own 512-byte sector: a torn write of one
+/// leaves the other whole.
+const MARK_AT: [u64; 2] = [64, 576];
+/// Bytes of a commit mark: counter, end, start of the last group, last sequence, checksum.
+const MARK_LEN: usize = 8 * 4 + 4;
+/// Where the first record of a segment with commit marks starts.
+const HEADER: u64 = 1024;
+/// Marks a segment whose loss an operator accepted; its damage is not reported again.
+const LOSS_ACCEPTED: &str = "loss-accepted";
 
 /// Errors of the write-ahead log.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +71,11 @@ pub enum WalError {
         offset: u64,
         reason: String,
     },
+    /// Acknowledged records are missing or unreadable: no crash could do that.
+    #[error(
+        "{0}; refusing to start (start with --accept-wal-loss to keep what is intact and record the loss)"
+    )]
+    Lost(Box<Loss>),
     /// Encoding or decoding rows failed.
     #[error("write-ahead log rows: {0}")]
     Arrow(#[from] bright_engine::arrow::error::ArrowError),
@@ -63,6 +89,150 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Acknowledged records of one segment that are missing or unreadable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    pub segment: PathBuf,
+    /// Where the damage starts.
+    pub offset: u64,
+    pub reason: String,
+    /// The last sequence number read intact before the damage.
+    pub last_intact: Option<u64>,
+    /// The sequence numbers lost (first and last), when the commit mark says.
+    pub lost: Option<(u64, u64)>,
+    /// Bytes of the segment from the damage to its committed end.
+    pub bytes: u64,
+    /// Ids of lost rows whose bytes could still be decoded (the rest are unreadable).
+    pub ids: Vec<String>,
+    /// Records in the range after the damage that are intact, and kept.
+    pub intact_after: usize,
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "write-ahead log {} is damaged at byte {} ({}): ",
+            self.segment.display(),
+            self.offset,
+            self.reason
+        )?;
+        match self.lost {
+            Some((first, last)) => write!(
+                f,
+                "acknowledged records {first}..={last} ({} records, {} bytes) are missing or unreadable",
+                last + 1 - first,
+                self.bytes
+            )?,
+            None => write!(
+                f,
+                "{} bytes of acknowledged records are missing or unreadable",
+                self.bytes
+            )?,
+        }
+        match self.last_intact {
+            Some(seq) => write!(f, " after intact record {seq}")?,
+            None => write!(f, " from the segment's start")?,
+        }
+        if self.intact_after > 0 {
+            write!(
+                f,
+                " ({} of them intact after the damage)",
+                self.intact_after
+            )?;
+        }
+        if self.ids.is_empty() {
+            write!(f, "; their ids cannot be read")
+        } else {
+            let shown: Vec<&str> = self.ids.iter().take(20).map(String::as_str).collect();
+            write!(f, "; ids that can be read: {}", shown.join(", "))?;
+            if self.ids.len() > shown.len() {
+                write!(f, " and {} more", self.ids.len() - shown.len())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A segment's commit mark: what its records should reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mark {
+    /// Higher is newer; the writer alternates slots by it.
+    counter: u64,
+    /// Where the committed records end.
+    end: u64,
+    /// Where the last group written began.
+    group_start: u64,
+    /// The last committed sequence number, if any record is committed.
+    last: Option<u64>,
+}
+
+impl Mark {
+    fn encode(&self) -> [u8; MARK_LEN] {
+        let mut out = [0u8; MARK_LEN];
+        out[0..8].copy_from_slice(&self.counter.to_le_bytes());
+        out[8..16].copy_from_slice(&self.end.to_le_bytes());
+        out[16..24].copy_from_slice(&self.group_start.to_le_bytes());
+        out[24..32].copy_from_slice(&self.last.map_or(u64::MAX, |l| l).to_le_bytes());
+        let crc = crc32fast::hash(&out[..32]);
+        out[32..36].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Mark> {
+        let bytes = bytes.get(..MARK_LEN)?;
+        let word = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().unwrap_or([0; 8]));
+        let crc = u32::from_le_bytes(bytes[32..36].try_into().unwrap_or([0; 4]));
+        if crc32fast::hash(&bytes[..32]) != crc {
+            return None;
+        }
+        Some(Mark {
+            counter: word(0),
+            end: word(8),
+            group_start: word(16),
+            last: Some(word(24)).filter(|l| *l != u64::MAX),
+        })
+    }
+
+    /// The newer of a segment's valid marks.
+    fn read(bytes: &[u8]) -> Option<Mark> {
+        MARK_AT
+            .iter()
+            .filter_map(|&at| bytes.get(at as usize..).and_then(Mark::decode))
+            .max_by_key(|m| m.counter)
+    }
+
+    fn write(&self, file: &File) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&self.encode(), MARK_AT[(self.counter % 2) as usize])
+    }
+}
+
+/// Creates an empty segment with commit marks, synced with its folder.
+fn create_segment(dir: &Path, first: u64) -> std::io::Result<(File, Mark)> {
+    let path = segment_path(dir, first);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    let mut header = vec![0u8; HEADER as usize];
+    header[..MAGIC.len()].copy_from_slice(MAGIC);
+    let mark = Mark {
+        counter: 0,
+        end: HEADER,
+        group_start: HEADER,
+        last: None,
+    };
+    let at = MARK_AT[0] as usize;
+    header[at..at + MARK_LEN].copy_from_slice(&mark.encode());
+    (&file).write_all(&header)?;
+    file.sync_all()?;
+    sync_dir(dir)?;
+    Ok((file, mark))
 }
 
 /// Rows of one table, as logged.
@@ -123,6 +293,9 @@ enum Command {
     BreakForTest,
 }
 
+/// An opened log, the records it holds in order, and the losses accepted on opening.
+pub type Opened = (Wal, Vec<(u64, Entry)>, Vec<Loss>);
+
 /// An open write-ahead log.
 #[derive(Debug, Clone)]
 pub struct Wal {
@@ -156,65 +329,224 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
     Ok(found)
 }
 
-/// Reads the records of one segment. `last` allows a torn tail, which is cut off.
-fn read_segment(path: &Path, last: bool) -> Result<Vec<(u64, Entry)>, WalError> {
+/// The ids of a logged payload's rows (best effort, for naming what damage loses).
+fn ids_of(payload: &[u8]) -> Vec<String> {
+    use bright_engine::arrow::array::AsArray;
+    let Ok(entry) = Entry::decode(payload) else {
+        return Vec::new();
+    };
+    let column = crate::sink::key_column(entry.table)
+        .and_then(|name| entry.batch.column_by_name(name).cloned());
+    match column {
+        Some(column) if column.data_type() == &bright_engine::arrow::datatypes::DataType::Utf8 => {
+            column
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect()
+        }
+        _ => vec![format!(
+            "{} rows of {}",
+            entry.batch.num_rows(),
+            entry.table
+        )],
+    }
+}
+
+/// What reading one segment found.
+struct Segment {
+    records: Vec<(u64, Entry)>,
+    /// Acknowledged records missing or unreadable, if any.
+    loss: Option<Loss>,
+}
+
+/// Reads the records of one segment. In the `last` segment a torn last write is cut off;
+/// anything else missing is a [`Loss`].
+fn read_segment(path: &Path, last: bool) -> Result<Segment, WalError> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(io(path))?;
-    let mut records = Vec::new();
-    let mut offset = 0usize;
-    let damaged = |offset: usize, reason: String| WalError::Damaged {
-        path: path.to_path_buf(),
-        offset: offset as u64,
-        reason,
+    let marked = bytes.starts_with(MAGIC);
+    let mark = if marked {
+        Some(Mark::read(&bytes).ok_or_else(|| WalError::Damaged {
+            path: path.to_path_buf(),
+            offset: MARK_AT[0],
+            reason: "neither commit mark is readable".into(),
+        })?)
+    } else {
+        None
     };
+    let start = if marked { HEADER as usize } else { 0 };
+    let mut records = Vec::new();
+    let mut offset = start;
+    // The first problem: where, why, whether a crash mid-write could leave it (a record cut
+    // short, or whole but for a checksum at the very end), and the bad record's end if its
+    // length can be trusted.
+    let mut problem: Option<(usize, String, bool, Option<usize>)> = None;
     while offset < bytes.len() {
-        // A torn write can only be the last record: cut short, or whole but for its checksum.
-        let (reason, torn) = match bytes.get(offset..offset + PREFIX) {
-            None => ("a record header is cut short".to_string(), true),
-            Some(prefix) => {
-                let len = u32::from_le_bytes(prefix[0..4].try_into().expect("4 bytes")) as usize;
-                let crc = u32::from_le_bytes(prefix[4..8].try_into().expect("4 bytes"));
-                let end = offset + PREFIX + len;
-                match bytes.get(offset + PREFIX..end) {
-                    _ if !(SEQUENCE..=MAX_RECORD).contains(&len) => {
-                        (format!("a record claims {len} bytes"), false)
-                    }
-                    None => (format!("a record of {len} bytes is cut short"), true),
-                    Some(body) if crc32fast::hash(body) != crc => (
-                        "a record's checksum does not match".to_string(),
-                        end == bytes.len(),
-                    ),
-                    Some(body) => {
-                        let (sequence, payload) = body.split_at(SEQUENCE);
-                        let sequence = u64::from_le_bytes(sequence.try_into().expect("8 bytes"));
-                        let entry = Entry::decode(payload).map_err(|e| damaged(offset, e))?;
-                        records.push((sequence, entry));
-                        offset = end;
-                        continue;
-                    }
-                }
-            }
+        let Some(prefix) = bytes.get(offset..offset + PREFIX) else {
+            problem = Some((offset, "a record header is cut short".into(), true, None));
+            break;
         };
-        if !(last && torn) {
-            return Err(damaged(offset, reason));
+        let len = u32::from_le_bytes(prefix[0..4].try_into().unwrap_or([0; 4])) as usize;
+        let crc = u32::from_le_bytes(prefix[4..8].try_into().unwrap_or([0; 4]));
+        let end = offset + PREFIX + len;
+        if !(SEQUENCE..=MAX_RECORD).contains(&len) {
+            problem = Some((offset, format!("a record claims {len} bytes"), false, None));
+            break;
         }
+        let Some(body) = bytes.get(offset + PREFIX..end) else {
+            problem = Some((
+                offset,
+                format!("a record of {len} bytes is cut short"),
+                true,
+                None,
+            ));
+            break;
+        };
+        if crc32fast::hash(body) != crc {
+            let at_end = end == bytes.len();
+            problem = Some((
+                offset,
+                "a record's checksum does not match".into(),
+                at_end,
+                Some(end),
+            ));
+            break;
+        }
+        let (sequence, payload) = body.split_at(SEQUENCE);
+        let sequence = u64::from_le_bytes(sequence.try_into().unwrap_or([0; 8]));
+        match Entry::decode(payload) {
+            Ok(entry) => records.push((sequence, entry)),
+            Err(e) => {
+                problem = Some((offset, e, false, Some(end)));
+                break;
+            }
+        }
+        offset = end;
+    }
+    let intact_end = problem.as_ref().map_or(bytes.len(), |p| p.0) as u64;
+    let last_intact = records.last().map(|(seq, _)| *seq);
+    let torn = match (mark, &problem) {
+        // Past the committed end nothing was acknowledged; inside the last group of the last
+        // segment is the write a crash interrupted (its mark may have reached the disk before
+        // its records did).
+        (Some(mark), _) => intact_end >= mark.end || (last && intact_end >= mark.group_start),
+        (None, None) => true,
+        (None, Some((_, _, could_be_torn, _))) => last && *could_be_torn,
+    };
+    let committed_end = mark.map_or(bytes.len() as u64, |m| m.end.max(intact_end));
+    if problem.is_none() && intact_end >= committed_end {
+        return Ok(Segment {
+            records,
+            loss: None,
+        });
+    }
+    if torn {
+        let cut = bytes.len() as u64 - intact_end.min(bytes.len() as u64);
         tracing::warn!(
             path = %path.display(),
-            offset,
-            reason,
-            "Cutting a torn record off the end of the write-ahead log (never acknowledged)."
+            offset = intact_end,
+            bytes = cut.max(committed_end.saturating_sub(intact_end)),
+            last_intact = ?last_intact,
+            "Cutting a torn last write off the end of the write-ahead log (never acknowledged)."
         );
         let file = OpenOptions::new()
             .write(true)
             .open(path)
             .map_err(io(path))?;
-        file.set_len(offset as u64).map_err(io(path))?;
+        file.set_len(intact_end).map_err(io(path))?;
+        if let Some(mark) = mark {
+            // The mark now says what is there, so the cut is not taken for damage later.
+            Mark {
+                counter: mark.counter + 1,
+                end: intact_end,
+                group_start: intact_end,
+                last: last_intact,
+            }
+            .write(&file)
+            .map_err(io(path))?;
+        }
         file.sync_all().map_err(io(path))?;
-        break;
+        return Ok(Segment {
+            records,
+            loss: None,
+        });
     }
-    Ok(records)
+    // Damage: name what it loses. Records after a damaged one whose length is intact can
+    // still be read; the ids of those that cannot be trusted are read where possible.
+    let (damage_at, reason, _, resume) = problem.unwrap_or_else(|| {
+        (
+            intact_end as usize,
+            format!(
+                "the segment ends at byte {intact_end} but its records were committed to byte {committed_end}"
+            ),
+            true,
+            None,
+        )
+    });
+    let mut ids = Vec::new();
+    let mut recovered = Vec::new();
+    if let Some(mut offset) = resume {
+        if let Some(body) = bytes.get(damage_at + PREFIX..offset) {
+            ids.extend(ids_of(body.get(SEQUENCE..).unwrap_or_default()));
+        }
+        while let Some(prefix) = bytes.get(offset..offset + PREFIX) {
+            let len = u32::from_le_bytes(prefix[0..4].try_into().unwrap_or([0; 4])) as usize;
+            let crc = u32::from_le_bytes(prefix[4..8].try_into().unwrap_or([0; 4]));
+            let Some(body) = bytes.get(offset + PREFIX..offset + PREFIX + len) else {
+                break;
+            };
+            if !(SEQUENCE..=MAX_RECORD).contains(&len) {
+                break;
+            }
+            let (sequence, payload) = body.split_at(SEQUENCE);
+            match (crc32fast::hash(body) == crc).then(|| Entry::decode(payload)) {
+                Some(Ok(entry)) => recovered.push((
+                    u64::from_le_bytes(sequence.try_into().unwrap_or([0; 8])),
+                    entry,
+                )),
+                _ => ids.extend(ids_of(payload)),
+            }
+            offset += PREFIX + len;
+        }
+    }
+    let first_lost = last_intact.map_or_else(
+        || {
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse::<u64>().ok())
+        },
+        |seq| Some(seq + 1),
+    );
+    let last_lost = mark
+        .and_then(|m| m.last)
+        .or_else(|| recovered.last().map(|(seq, _)| *seq));
+    let loss = Loss {
+        segment: path.to_path_buf(),
+        offset: damage_at as u64,
+        reason,
+        last_intact,
+        lost: first_lost.zip(last_lost).filter(|(a, b)| a <= b),
+        bytes: committed_end.saturating_sub(damage_at as u64),
+        ids,
+        intact_after: recovered.len(),
+    };
+    records.extend(recovered);
+    Ok(Segment {
+        records,
+        loss: Some(loss),
+    })
+}
+
+/// The file beside a segment saying its loss was accepted.
+fn loss_marker(segment: &Path) -> PathBuf {
+    let mut name = segment.as_os_str().to_owned();
+    name.push(".");
+    name.push(LOSS_ACCEPTED);
+    PathBuf::from(name)
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -224,31 +556,62 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 impl Wal {
     /// Opens (creating) the log in `dir`: returns it, and every record it holds in order.
+    /// Acknowledged records missing or unreadable (not a torn last write) refuse the open
+    /// with [`WalError::Lost`].
     pub fn open(dir: &Path) -> Result<(Wal, Vec<(u64, Entry)>), WalError> {
+        let (wal, records, _) = Wal::open_with(dir, false)?;
+        Ok((wal, records))
+    }
+
+    /// Opens the log like [`Wal::open`], but keeps what is intact of damaged segments and
+    /// returns what was lost, for the operator's record. A segment's loss is reported once:
+    /// a marker beside it says it was accepted.
+    pub fn open_accepting_loss(dir: &Path) -> Result<Opened, WalError> {
+        Wal::open_with(dir, true)
+    }
+
+    fn open_with(dir: &Path, accept_loss: bool) -> Result<Opened, WalError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let found = segments(dir)?;
         let mut records = Vec::new();
+        let mut losses = Vec::new();
+        // Sequence numbers are never reused, lost ones included.
+        let mut next = found.last().map_or(0, |(first, _)| *first);
         for (i, (_, path)) in found.iter().enumerate() {
-            records.extend(read_segment(path, i + 1 == found.len())?);
+            let segment = read_segment(path, i + 1 == found.len())?;
+            records.extend(segment.records);
+            let Some(loss) = segment.loss else {
+                continue;
+            };
+            if let Some((_, last)) = loss.lost {
+                next = next.max(last + 1);
+            }
+            let marker = loss_marker(path);
+            if marker.exists() {
+                tracing::warn!(path = %path.display(), "Write-ahead log damage accepted earlier; reading what is intact.");
+                continue;
+            }
+            if !accept_loss {
+                return Err(WalError::Lost(Box::new(loss)));
+            }
+            std::fs::write(&marker, format!("{loss}\n")).map_err(io(&marker))?;
+            sync_dir(dir).map_err(io(dir))?;
+            tracing::error!(loss = %loss, "Accepted the loss of acknowledged records from the write-ahead log.");
+            losses.push(loss);
         }
-        let next = records.last().map_or_else(
-            || found.last().map_or(0, |(first, _)| *first),
-            |(seq, _)| seq + 1,
-        );
+        if let Some((seq, _)) = records.last() {
+            next = next.max(seq + 1);
+        }
         // Appends go to a new segment: the last one may have just had a torn tail cut off.
-        let path = segment_path(dir, next);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io(&path))?;
-        sync_dir(dir).map_err(io(dir))?;
+        // A segment already named `next` holds no record (its records would be >= next).
+        let (file, mark) = create_segment(dir, next).map_err(io(dir))?;
         let (tx, rx) = std_mpsc::channel();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let writer = Writer {
             stop,
             dir: dir.to_path_buf(),
             file,
+            mark,
             first: next,
             next,
             segments: found
@@ -268,6 +631,7 @@ impl Wal {
                 stopped,
             },
             records,
+            losses,
         ))
     }
 
@@ -338,6 +702,8 @@ struct Writer {
     stop: tokio::sync::watch::Sender<bool>,
     dir: PathBuf,
     file: File,
+    /// The open segment's latest commit mark: `end` is where the next group goes.
+    mark: Mark,
     /// First sequence number of the open segment.
     first: u64,
     next: u64,
@@ -418,10 +784,23 @@ impl Writer {
             buffer.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
             buffer.extend_from_slice(&body);
         }
+        // The group, then the mark that commits it, then one sync for both: a crash before
+        // the sync may keep either, neither or both, and replay tells which.
+        use std::os::unix::fs::FileExt;
+        let mark = Mark {
+            counter: self.mark.counter + 1,
+            end: self.mark.end + buffer.len() as u64,
+            group_start: self.mark.end,
+            last: Some(self.next - 1),
+        };
         let result = self
             .file
-            .write_all(&buffer)
+            .write_all_at(&buffer, self.mark.end)
+            .and_then(|()| mark.write(&self.file))
             .and_then(|()| self.file.sync_data());
+        if result.is_ok() {
+            self.mark = mark;
+        }
         match result {
             Ok(()) => {
                 for (i, (_, done)) in group.into_iter().enumerate() {
@@ -447,9 +826,7 @@ impl Writer {
             return Ok(self.next);
         }
         self.file.sync_all()?;
-        let path = segment_path(&self.dir, self.next);
-        self.file = OpenOptions::new().create(true).append(true).open(&path)?;
-        sync_dir(&self.dir)?;
+        (self.file, self.mark) = create_segment(&self.dir, self.next)?;
         self.segments.push(self.first);
         self.first = self.next;
         Ok(self.next)
@@ -463,7 +840,12 @@ impl Writer {
         let mut removed = false;
         for (first, end) in self.segments.iter().zip(ends) {
             if end <= sequence {
-                std::fs::remove_file(segment_path(&self.dir, *first))?;
+                let path = segment_path(&self.dir, *first);
+                std::fs::remove_file(&path)?;
+                match std::fs::remove_file(loss_marker(&path)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
                 removed = true;
             } else {
                 kept.push(*first);
@@ -620,6 +1002,7 @@ mod tests {
 
     #[tokio::test]
     async fn damage_before_the_end_stops_the_start() {
+        let first_record = HEADER as usize + PREFIX + SEQUENCE + 3;
         let dir = tempfile::tempdir().expect("tempdir");
         let (wal, _) = Wal::open(dir.path()).expect("opens");
         wal.append(&entry(0)).await.expect("appends");
@@ -629,10 +1012,10 @@ mod tests {
         drop(wal);
         let (_, first) = segments(dir.path()).expect("lists").remove(0);
         let mut bytes = std::fs::read(&first).expect("reads");
-        bytes[PREFIX + SEQUENCE + 3] ^= 0xff;
+        bytes[first_record] ^= 0xff;
         std::fs::write(&first, bytes).expect("writes");
         let e = Wal::open(dir.path()).expect_err("refuses");
-        assert!(matches!(e, WalError::Damaged { .. }), "{e}");
+        assert!(matches!(e, WalError::Lost(_)), "{e}");
         assert!(e.to_string().contains("checksum"), "{e}");
 
         // In the last segment too, a damaged record with records after it is not a torn tail.
@@ -643,15 +1026,114 @@ mod tests {
         drop(wal);
         let (_, only) = segments(dir.path()).expect("lists").remove(0);
         let mut bytes = std::fs::read(&only).expect("reads");
-        bytes[PREFIX + SEQUENCE + 3] ^= 0xff;
+        bytes[first_record] ^= 0xff;
         std::fs::write(&only, &bytes).expect("writes");
         let e = Wal::open(dir.path()).expect_err("refuses");
         assert!(e.to_string().contains("checksum"), "{e}");
+        let WalError::Lost(loss) = &e else {
+            panic!("{e}")
+        };
+        assert_eq!((loss.lost, loss.intact_after), (Some((0, 1)), 1), "{loss}");
         assert_eq!(
             std::fs::read(&only).expect("reads"),
             bytes,
             "nothing was cut"
         );
+        // Accepted, the record after the damaged one is kept.
+        let (_, records, _) = Wal::open_accepting_loss(dir.path()).expect("accepts");
+        assert_eq!(ids(&records), vec![(1, "X01/PAS/1".to_string())]);
+    }
+
+    /// A log of `n` records, each acknowledged on its own (one group each), in one segment.
+    async fn one_record_per_write(n: i64) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (wal, _) = Wal::open(dir.path()).expect("opens");
+        for i in 0..n {
+            wal.append(&entry(i)).await.expect("appends");
+        }
+        drop(wal);
+        let (_, path) = segments(dir.path())
+            .expect("lists")
+            .pop()
+            .expect("a segment");
+        (dir, path)
+    }
+
+    fn cut_to(path: &Path, len: u64) {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(len))
+            .expect("cuts");
+    }
+
+    // Regression: a segment cut to half its length started with one warning about a torn
+    // record, and 30 acknowledged records were gone without a count or an id.
+    #[tokio::test]
+    async fn a_segment_cut_short_refuses_the_start_until_the_loss_is_accepted() {
+        let (dir, path) = one_record_per_write(60).await;
+        let len = std::fs::metadata(&path).expect("meta").len();
+        cut_to(&path, HEADER + (len - HEADER) / 2);
+        let cut = std::fs::read(&path).expect("reads");
+        let e = Wal::open(dir.path()).expect_err("refuses");
+        let WalError::Lost(loss) = &e else {
+            panic!("{e}")
+        };
+        let (first, last) = loss.lost.expect("the range is known");
+        assert_eq!(last, 59, "{loss}");
+        assert_eq!(loss.last_intact, Some(first - 1), "{loss}");
+        assert!((25..=31).contains(&first), "{loss}");
+        let message = e.to_string();
+        assert!(message.contains(&format!("{first}..=59")), "{message}");
+        assert!(message.contains("--accept-wal-loss"), "{message}");
+        assert_eq!(
+            std::fs::read(&path).expect("reads"),
+            cut,
+            "refusing cut nothing"
+        );
+
+        let (wal, records, losses) = Wal::open_accepting_loss(dir.path()).expect("accepts");
+        assert_eq!(losses, vec![(**loss).clone()]);
+        assert_eq!(records.len() as u64, first);
+        // Sequence numbers go on after the lost ones, never reused.
+        assert_eq!(wal.append(&entry(100)).await.expect("appends"), 60);
+        drop(wal);
+        // Accepted once: the next start reads what is intact without asking again.
+        let (_, records) = Wal::open(dir.path()).expect("opens after acceptance");
+        assert_eq!(records.len() as u64, first + 1);
+    }
+
+    #[tokio::test]
+    async fn only_the_last_write_counts_as_torn() {
+        // The last record missing whole (its mark reached the disk, its bytes did not): a
+        // crash in the last write, nothing acknowledged lost.
+        let (dir, path) = one_record_per_write(3).await;
+        let len = std::fs::metadata(&path).expect("meta").len();
+        let one = (len - HEADER) / 3;
+        cut_to(&path, len - one);
+        let (_, records) = Wal::open(dir.path()).expect("a torn last write is cut");
+        assert_eq!(records.len(), 2);
+
+        // Two writes missing: no crash does that.
+        let (dir, path) = one_record_per_write(3).await;
+        cut_to(&path, len - 2 * one);
+        let e = Wal::open(dir.path()).expect_err("refuses");
+        let WalError::Lost(loss) = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(loss.lost, Some((1, 2)), "{loss}");
+        assert_eq!(loss.last_intact, Some(0), "{loss}");
+    }
+
+    #[tokio::test]
+    async fn a_segment_from_before_commit_marks_is_read() {
+        let (dir, path) = one_record_per_write(3).await;
+        let bytes = std::fs::read(&path).expect("reads");
+        // The same records without the header: the format of earlier versions.
+        std::fs::write(&path, &bytes[HEADER as usize..]).expect("writes");
+        let (wal, records) = Wal::open(dir.path()).expect("opens");
+        assert_eq!(ids(&records).len(), 3);
+        assert_eq!(wal.append(&entry(3)).await.expect("appends"), 3);
     }
 
     #[tokio::test]

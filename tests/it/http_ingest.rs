@@ -31,14 +31,14 @@ X01-ED1, NGH ,943 476 5919,01/07/2025 09:30:00,ambulance,2,01/07/2025 13:10:00,a
 X01-ED2,NGH,4010232137,01/07/2025 10:05,walk_in,4,,,\"fall\"\r\n\
 X01-ED3,NGH,,2025-07-01 23:59:59,other,,02/07/2025 01:00,discharged,\r\n";
 
-struct Pipeline {
-    _dir: tempfile::TempDir,
-    engine: Arc<QueryEngine>,
-    sink: Arc<Sink>,
-    state: AppState,
+pub(crate) struct Pipeline {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) engine: Arc<QueryEngine>,
+    pub(crate) sink: Arc<Sink>,
+    pub(crate) state: AppState,
 }
 
-async fn pipeline() -> Pipeline {
+pub(crate) async fn pipeline() -> Pipeline {
     let dir = tempfile::tempdir().expect("tempdir");
     let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
     lake.ensure_tables().await.expect("tables");
@@ -61,20 +61,20 @@ async fn pipeline() -> Pipeline {
     .expect("clients");
     let state = AppState::new("test", clients, 1 << 20, Some(Arc::new(source)));
     Pipeline {
-        _dir: dir,
+        dir,
         engine,
         sink,
         state,
     }
 }
 
-struct Answer {
-    status: StatusCode,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
     retry_after: Option<String>,
-    body: serde_json::Value,
+    pub(crate) body: serde_json::Value,
 }
 
-async fn post(state: &AppState, uri: &str, content_type: &str, body: &str) -> Answer {
+pub(crate) async fn post(state: &AppState, uri: &str, content_type: &str, body: &str) -> Answer {
     let request = Request::post(uri)
         .header("content-type", content_type)
         .header("authorization", format!("Bearer {TOKEN}"))
@@ -99,7 +99,7 @@ async fn post(state: &AppState, uri: &str, content_type: &str, body: &str) -> An
     }
 }
 
-async fn count(engine: &QueryEngine, sql: &str) -> i64 {
+pub(crate) async fn count(engine: &QueryEngine, sql: &str) -> i64 {
     let output = engine.sql(sql).await.expect("query");
     output.batches[0]
         .column(0)

@@ -4,8 +4,11 @@
 
 mod cli;
 mod demo;
+mod hardening;
 mod http_ingest;
 mod kpi;
+#[path = "../../ingest/tests/it/mllp_client.rs"]
+mod mllp_client;
 #[path = "../../engine/tests/it/moto.rs"]
 mod moto;
 mod reader;

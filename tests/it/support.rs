@@ -21,6 +21,8 @@ pub fn serve(dir: &Path, key: &str, args: &[&str]) -> (Child, u16, u16) {
         .arg(dir.join("wal"))
         .arg("--landing")
         .arg(dir.join("landing"))
+        .arg("--quarantine")
+        .arg(dir.join("quarantine"))
         .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .args(args)
         .env("BRIGHT_PSEUDO_KEY", key)

@@ -92,6 +92,7 @@ fn the_simulated_hl7_feed_gives_the_simulator_s_rows() {
     let adt_config = AdtConfig {
         time_zone: chrono_tz::Europe::London,
         key: simulation_key(SEED),
+        window: Default::default(),
     };
     let mut builder = BatchBuilder::new(Table::AdtEvents);
     let mut messages = 0;
@@ -156,6 +157,7 @@ fn the_simulated_extracts_and_events_give_the_simulator_s_rows() {
                 zone: chrono_tz::Europe::London,
                 key: simulation_key(SEED),
                 org_code: Some(org),
+                window: Default::default(),
             };
             let body = std::fs::read(&file).expect("reads");
             let (batch, records) = parse_body(&transform, format, &body)
@@ -219,6 +221,7 @@ fn a_run_split_for_replay_loses_and_repeats_nothing() {
     let adt_config = AdtConfig {
         time_zone: chrono_tz::Europe::London,
         key: simulation_key(SEED),
+        window: Default::default(),
     };
     let mut replayed: BTreeMap<Table, BatchBuilder> = BTreeMap::new();
     for timed in &loaded {
@@ -239,6 +242,7 @@ fn a_run_split_for_replay_loses_and_repeats_nothing() {
                     zone: chrono_tz::Europe::London,
                     key: simulation_key(SEED),
                     org_code: None,
+                    window: Default::default(),
                 };
                 let object = record.as_object().expect("an object");
                 transform

@@ -3,4 +3,5 @@
 mod feeds;
 mod file_drop;
 mod mllp;
+mod mllp_client;
 mod support;
