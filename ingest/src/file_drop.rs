@@ -300,7 +300,7 @@ impl FileLoader {
             zone: self.zone,
             key: self.key.clone(),
             org_code: self.org_code.clone(),
-            window: self.window,
+            bounds: self.window.at(Utc::now()),
         }
     }
 

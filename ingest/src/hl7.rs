@@ -325,7 +325,7 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
     ] {
         bounded(field, text, MAX_CODE_CHARS)?;
     }
-    let now = Utc::now();
+    let bounds = config.window.at(Utc::now());
     let time = |segment: &str, field: usize| -> Result<Option<i64>, Hl7Error> {
         let name = format!("{segment}-{field}");
         match value(&message, segment, field, 1) {
@@ -333,7 +333,7 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
             Some(text) => {
                 bounded(&name, &text, MAX_CODE_CHARS)?;
                 micros(&text, config.time_zone)
-                    .and_then(|t| config.window.check_time(t, now))
+                    .and_then(|t| bounds.check_time(t))
                     .map(Some)
                     .map_err(|reason| Hl7Error::content(&name, 102, reason))
             }
@@ -440,6 +440,10 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
 
 /// Refuses a value longer than `max` characters, naming its field but not quoting it.
 fn bounded(field: &str, text: &str, max: usize) -> Result<(), Hl7Error> {
+    // Bytes bound characters from above: count only when the bytes exceed.
+    if text.len() <= max {
+        return Ok(());
+    }
     let chars = text.chars().count();
     if chars > max {
         return Err(Hl7Error::content(

@@ -163,7 +163,7 @@ impl IngestApi for HttpSource {
             zone: self.zone,
             key: self.key.clone(),
             org_code: request.org_code.clone(),
-            window: self.window,
+            bounds: self.window.at(Utc::now()),
         };
         let (format, body) = (request.format, std::mem::take(&mut request.body));
         // Parsing a large body is CPU work: keep it off the threads that serve requests.

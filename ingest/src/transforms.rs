@@ -193,38 +193,63 @@ impl Default for TimeWindow {
 }
 
 impl TimeWindow {
-    /// The last day a time or date may fall on, `now` being the present.
-    fn latest(&self, now: DateTime<Utc>) -> NaiveDate {
-        now.date_naive()
+    /// The window's bounds as of `now`, to check many values against.
+    pub fn at(&self, now: DateTime<Utc>) -> Bounds {
+        let latest = now
+            .date_naive()
             .checked_add_days(chrono::Days::new(u64::from(self.days_ahead)))
-            .unwrap_or(NaiveDate::MAX)
+            .unwrap_or(NaiveDate::MAX);
+        let micros = |day: NaiveDate| day.and_time(NaiveTime::MIN).and_utc().timestamp_micros();
+        Bounds {
+            earliest: self.earliest,
+            latest,
+            days_ahead: self.days_ahead,
+            from_micros: micros(self.earliest),
+            until_micros: latest.succ_opt().map_or(i64::MAX, micros),
+        }
     }
+}
 
+/// A [`TimeWindow`] fixed at one moment: the first and last days, and the same as instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    earliest: NaiveDate,
+    latest: NaiveDate,
+    days_ahead: u32,
+    /// Midnight UTC starting the first day.
+    from_micros: i64,
+    /// Midnight UTC after the last day.
+    until_micros: i64,
+}
+
+impl Bounds {
     /// Checks a date: an error says which bound it breaks.
-    pub fn check_date(&self, date: NaiveDate, now: DateTime<Utc>) -> Result<NaiveDate, String> {
+    pub fn check_date(&self, date: NaiveDate) -> Result<NaiveDate, String> {
         if date < self.earliest {
             return Err(format!(
                 "{date} is before {}, the earliest date bright takes",
                 self.earliest
             ));
         }
-        let latest = self.latest(now);
-        if date > latest {
+        if date > self.latest {
             return Err(format!(
-                "{date} is more than {} days ahead (after {latest})",
-                self.days_ahead
+                "{date} is more than {} days ahead (after {})",
+                self.days_ahead, self.latest
             ));
         }
         Ok(date)
     }
 
     /// Checks a time (microseconds since the epoch, UTC) by its UTC day.
-    pub fn check_time(&self, micros: i64, now: DateTime<Utc>) -> Result<i64, String> {
+    pub fn check_time(&self, micros: i64) -> Result<i64, String> {
+        if (self.from_micros..self.until_micros).contains(&micros) {
+            return Ok(micros);
+        }
+        // Outside: name the day and the bound it breaks.
         let date = DateTime::<Utc>::from_timestamp_micros(micros)
             .map(|t| t.date_naive())
             .ok_or_else(|| format!("{micros} µs is not a representable time"))?;
-        self.check_date(date, now)?;
-        Ok(micros)
+        self.check_date(date).map(|_| micros)
     }
 }
 
@@ -340,8 +365,7 @@ struct Reader<'a> {
     zone: Tz,
     /// The table rows go to, for the length of its text columns.
     table: Table,
-    window: TimeWindow,
-    now: DateTime<Utc>,
+    bounds: Bounds,
 }
 
 type Checked<T> = Result<T, FieldError>;
@@ -361,7 +385,12 @@ impl Reader<'_> {
         for name in names {
             if let Some(value) = self.fields.get(name).map_err(|e| error(names[0], e))? {
                 let max = self.table.max_chars(names[0]);
-                let chars = value.chars().count();
+                // Bytes bound characters from above: count only when the bytes exceed.
+                let chars = if value.len() > max {
+                    value.chars().count()
+                } else {
+                    value.len()
+                };
                 if chars > max {
                     return Err(error(
                         names[0],
@@ -391,7 +420,7 @@ impl Reader<'_> {
 
     fn opt_time(&self, names: &[&'static str]) -> Checked<Option<i64>> {
         self.parse(names, |t| {
-            parse_time(t, self.zone).and_then(|t| self.window.check_time(t, self.now))
+            parse_time(t, self.zone).and_then(|t| self.bounds.check_time(t))
         })
     }
 
@@ -402,7 +431,7 @@ impl Reader<'_> {
 
     fn opt_date(&self, names: &[&'static str]) -> Checked<Option<NaiveDate>> {
         self.parse(names, |t| {
-            parse_date(t).and_then(|d| self.window.check_date(d, self.now))
+            parse_date(t).and_then(|d| self.bounds.check_date(d))
         })
     }
 
@@ -492,8 +521,8 @@ pub struct Transform {
     pub key: PseudoKey,
     /// The organisation of records without an `org_code` field.
     pub org_code: Option<String>,
-    /// The times records may hold.
-    pub window: TimeWindow,
+    /// The times records may hold, fixed when the body or file is taken.
+    pub bounds: Bounds,
 }
 
 impl Transform {
@@ -516,8 +545,7 @@ impl Transform {
             fields: record,
             zone: self.zone,
             table: self.feed.table(),
-            window: self.window,
-            now: Utc::now(),
+            bounds: self.bounds,
         };
         let org = match r.opt(&["org_code"])? {
             Some(org) => org.into_owned(),
@@ -639,7 +667,7 @@ impl Transform {
                             .map(|t| t.timestamp_micros())
                             .ok_or_else(|| error(field, "does not exist on the trust's clock")),
                         Err(_) => parse_time(&text, self.zone)
-                            .and_then(|t| r.window.check_time(t, r.now))
+                            .and_then(|t| r.bounds.check_time(t))
                             .map_err(|e| error(field, e)),
                     }
                 };
@@ -729,7 +757,7 @@ impl Transform {
                         NaiveDate::parse_from_str(&format!("{t}-01"), "%Y-%m-%d")
                             .or_else(|_| parse_date(t).map_err(|_| ()))
                             .map_err(|()| format!("'{t}' is not a month (yyyy-mm)"))
-                            .and_then(|m| r.window.check_date(m, r.now))
+                            .and_then(|m| r.bounds.check_date(m))
                     })?
                     .ok_or_else(|| error("month", "is required"))?;
                 let first = month.with_day(1).unwrap_or(month);
@@ -760,7 +788,7 @@ mod tests {
             zone: chrono_tz::Europe::London,
             key: PseudoKey::new(*b"0123456789abcdef").unwrap(),
             org_code: Some("RXX".into()),
-            window: TimeWindow::default(),
+            bounds: TimeWindow::default().at(Utc::now()),
         }
     }
 

@@ -11,7 +11,7 @@ use bright_engine::ingest_api::BodyFormat;
 use bright_engine::schema::Table;
 use bright_ingest::hl7::{AdtConfig, parse_adt};
 use bright_ingest::http::parse_body;
-use bright_ingest::transforms::{Feed, Transform};
+use bright_ingest::transforms::{Feed, TimeWindow, Transform};
 use bright_sim::feeds::FileSink;
 use bright_sim::lake_sink::{ArrowSink, SOURCE, simulation_key};
 use bright_sim::{SimConfig, Simulation};
@@ -157,7 +157,7 @@ fn the_simulated_extracts_and_events_give_the_simulator_s_rows() {
                 zone: chrono_tz::Europe::London,
                 key: simulation_key(SEED),
                 org_code: Some(org),
-                window: Default::default(),
+                bounds: TimeWindow::default().at(chrono::Utc::now()),
             };
             let body = std::fs::read(&file).expect("reads");
             let (batch, records) = parse_body(&transform, format, &body)
@@ -242,7 +242,7 @@ fn a_run_split_for_replay_loses_and_repeats_nothing() {
                     zone: chrono_tz::Europe::London,
                     key: simulation_key(SEED),
                     org_code: None,
-                    window: Default::default(),
+                    bounds: TimeWindow::default().at(chrono::Utc::now()),
                 };
                 let object = record.as_object().expect("an object");
                 transform
