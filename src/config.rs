@@ -64,12 +64,15 @@ pub fn config_command(command: ConfigCommand) -> Result<()> {
     match command {
         ConfigCommand::Check { file } => {
             let config = load(&file)?;
+            let window = config.ingest.window().map_err(anyhow::Error::msg)?;
             println!(
-                "{}: valid; {} API clients, request bodies up to {} bytes, settings for {} feeds.",
+                "{}: valid; {} API clients, request bodies up to {} bytes, settings for {} feeds; times taken from {} to {} days ahead.",
                 file.display(),
                 config.dashboards.clients.len(),
                 config.dashboards.max_body_bytes,
-                config.ingest.feeds.len()
+                config.ingest.feeds.len(),
+                window.earliest,
+                window.days_ahead
             );
             Ok(())
         }

@@ -139,7 +139,7 @@ async fn pipeline(
     );
     if replayed.losses > 0 {
         println!(
-            "Write-ahead log {}: {} damaged segments accepted; their loss is in dq_issues.",
+            "Write-ahead log {}: damage accepted in {} segment(s); the loss is in dq_issues.",
             wal.display(),
             replayed.losses
         );

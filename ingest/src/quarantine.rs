@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bright_engine::schema::MAX_FREE_TEXT_CHARS;
 use chrono::{DateTime, Utc};
 
 /// A quarantine folder.
@@ -94,8 +95,8 @@ impl Quarantine {
             "received: {}\nfeed: {}\nmessage: {}\nreason: {}\n",
             refused.received.to_rfc3339(),
             refused.feed,
-            crate::sink::clip(refused.reference, 200),
-            crate::sink::clip(refused.reason, 1_000),
+            crate::sink::clip(refused.reference, MAX_FREE_TEXT_CHARS),
+            crate::sink::clip(refused.reason, MAX_FREE_TEXT_CHARS),
         );
         private_file(&reason, text.as_bytes())?;
         // The new names are durable only once the folder is synced.
