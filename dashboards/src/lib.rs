@@ -5,7 +5,8 @@
 //! `/health` (the one endpoint that never needs authentication), the ingest API
 //! (`POST /api/ingest/{feed}`, [`routes::ingest`]) and feed health (`GET /api/feeds`,
 //! [`routes::feeds`]); every route but `/health` goes through
-//! [`auth::authenticate`]. Dashboards and boards join the same router as they land.
+//! [`auth::authenticate`]. Dashboards and boards join the same router as they land; their
+//! charts and icons are drawn by [`charts`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 pub mod auth;
+pub mod charts;
 pub mod routes;
 
 /// The `[dashboards]` section of `bright.toml`.
