@@ -3,3 +3,4 @@
 
 pub mod icons;
 pub mod palette;
+pub mod spc;

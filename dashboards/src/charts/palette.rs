@@ -31,3 +31,6 @@ pub const ICON_HISTORY: &str = "#7F7F7F";
 
 /// Fonts for the icons' letters: headless browsers on Linux often have no Arial.
 pub const ICON_FONT: &str = "Arial, Helvetica, \"Liberation Sans\", sans-serif";
+
+/// Fonts for the charts' axis text.
+pub const CHART_FONT: &str = "\"Segoe UI\", Arial, Helvetica, \"Liberation Sans\", sans-serif";

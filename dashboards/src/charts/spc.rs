@@ -1,0 +1,320 @@
+//! An SPC chart as SVG in the Making Data Count style: the data line and its points coloured
+//! by point type, the mean solid, the process limits dashed grey, the target dashed red, each
+//! line broken where the process is rebased.
+//!
+//! The chart is a pure function of [`SpcChartView`] (a series with its centre line and limits
+//! per point, as both XmR and attribute charts give them), so a page, an export and a golden
+//! test draw the same bytes. Each point carries a `<title>` (its period, value and meaning) for
+//! a tooltip without JavaScript; the chart as a whole is labelled for screen readers, and pages
+//! put the values table and the narration beside it.
+
+use std::fmt::Write as _;
+
+use bright_engine::spc::PointType;
+use bright_engine::spc::narrate::Unit;
+use maud::{Markup, PreEscaped, html};
+
+use super::palette::{
+    CHART_FONT, LIMITS, MEAN, POINT_COMMON, POINT_CONCERN, POINT_IMPROVEMENT, POINT_NEUTRAL, TARGET,
+};
+
+/// One period of a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartPoint {
+    /// The period as people read it (`Mar 2025`, `03/03/2025`).
+    pub label: String,
+    pub value: Option<f64>,
+    /// Centre line, limits: `None` where undefined.
+    pub mean: Option<f64>,
+    pub lpl: Option<f64>,
+    pub upl: Option<f64>,
+    /// Which process (rebase group) the point belongs to: lines break between groups.
+    pub rebase_group: u32,
+    pub point_type: PointType,
+}
+
+/// What a chart shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpcChartView<'a> {
+    /// The measure's name.
+    pub title: &'a str,
+    pub unit: Unit,
+    pub points: &'a [ChartPoint],
+    pub target: Option<f64>,
+}
+
+const WIDTH: f64 = 720.0;
+const HEIGHT: f64 = 320.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 16.0;
+const BOTTOM: f64 = 72.0;
+/// At most this many period labels under the axis; the rest are in the points' titles.
+const MAX_LABELS: usize = 12;
+
+fn colour(point_type: PointType) -> (&'static str, &'static str) {
+    match point_type {
+        PointType::CommonCause => (POINT_COMMON, "pt-common"),
+        PointType::SpecialCauseImprovement => (POINT_IMPROVEMENT, "pt-imp"),
+        PointType::SpecialCauseConcern => (POINT_CONCERN, "pt-con"),
+        PointType::SpecialCauseNeutralHigh | PointType::SpecialCauseNeutralLow => {
+            (POINT_NEUTRAL, "pt-neu")
+        }
+    }
+}
+
+fn meaning(point_type: PointType) -> &'static str {
+    match point_type {
+        PointType::CommonCause => "common cause",
+        PointType::SpecialCauseImprovement => "special cause, improving",
+        PointType::SpecialCauseConcern => "special cause, concerning",
+        PointType::SpecialCauseNeutralHigh => "special cause, high",
+        PointType::SpecialCauseNeutralLow => "special cause, low",
+    }
+}
+
+/// Round steps (1, 2 or 5 × 10ⁿ) for about five gridlines between `low` and `high`.
+fn ticks(low: f64, high: f64) -> Vec<f64> {
+    let span = (high - low).max(f64::EPSILON);
+    let rough = span / 5.0;
+    let magnitude = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| span / s <= 6.0)
+        .unwrap_or(10.0 * magnitude);
+    let first = (low / step).ceil() as i64;
+    let last = (high / step).floor() as i64;
+    (first..=last).map(|i| i as f64 * step).collect()
+}
+
+/// Coordinates rounded to a tenth of a pixel: enough for the eye, stable as text.
+fn px(x: f64) -> String {
+    let text = format!("{x:.1}");
+    text.strip_suffix(".0").map(str::to_string).unwrap_or(text)
+}
+
+/// The polyline paths of `series`, broken at missing values and where the group changes.
+fn paths(
+    points: &[ChartPoint],
+    y: impl Fn(&ChartPoint) -> Option<f64>,
+    x_of: impl Fn(usize) -> f64,
+    y_of: impl Fn(f64) -> f64,
+) -> String {
+    let mut d = String::new();
+    let mut previous: Option<u32> = None;
+    for (i, point) in points.iter().enumerate() {
+        match y(point) {
+            Some(value) => {
+                let command = if previous == Some(point.rebase_group) {
+                    'L'
+                } else {
+                    'M'
+                };
+                let _ = write!(d, "{command}{} {}", px(x_of(i)), px(y_of(value)));
+                previous = Some(point.rebase_group);
+            }
+            None => previous = None,
+        }
+    }
+    d
+}
+
+/// The chart as an SVG element that scales to its container's width.
+pub fn spc_chart_svg(view: &SpcChartView<'_>) -> Markup {
+    let points = view.points;
+    let values = points
+        .iter()
+        .flat_map(|p| [p.value, p.lpl, p.upl, p.mean])
+        .chain([view.target])
+        .flatten()
+        .filter(|v| v.is_finite());
+    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let (low, high) = if low.is_finite() {
+        (low, high)
+    } else {
+        (0.0, 1.0)
+    };
+    let pad = ((high - low) * 0.05)
+        .max(high.abs() * 0.01)
+        .max(f64::EPSILON);
+    let (low, high) = (low - pad, high + pad);
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let n = points.len().max(1);
+    let x_of = |i: usize| {
+        if n == 1 {
+            LEFT + plot_w / 2.0
+        } else {
+            LEFT + plot_w * i as f64 / (n - 1) as f64
+        }
+    };
+    let y_of = |v: f64| TOP + plot_h * (high - v) / (high - low);
+    let every = points.len().div_ceil(MAX_LABELS).max(1);
+    let label = format!("SPC chart of {}", view.title);
+    let data = paths(points, |p| p.value, x_of, y_of);
+    let mean = paths(points, |p| p.mean, x_of, y_of);
+    let lpl = paths(points, |p| p.lpl, x_of, y_of);
+    let upl = paths(points, |p| p.upl, x_of, y_of);
+    html! {
+        svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) }
+            class="spc-chart" role="img" aria-label=(label) font-family=(CHART_FONT) {
+            title { (label) }
+            g class="grid" {
+                @for tick in ticks(low, high) {
+                    line x1=(px(LEFT)) x2=(px(WIDTH - RIGHT)) y1=(px(y_of(tick))) y2=(px(y_of(tick)))
+                        stroke="#D9D9D9" stroke-width="1" {}
+                    text x=(px(LEFT - 6.0)) y=(px(y_of(tick))) text-anchor="end"
+                        dominant-baseline="middle" font-size="11" fill="#404040" {
+                        (view.unit.format(tick))
+                    }
+                }
+            }
+            rect x=(px(LEFT)) y=(px(TOP)) width=(px(plot_w)) height=(px(plot_h)) fill="none"
+                stroke="#A6A6A6" stroke-width="1" {}
+            @if let Some(target) = view.target {
+                line class="target" x1=(px(LEFT)) x2=(px(WIDTH - RIGHT)) y1=(px(y_of(target)))
+                    y2=(px(y_of(target))) stroke=(TARGET) stroke-width="1.5"
+                    stroke-dasharray="6 4" {
+                    title { "Target " (view.unit.format(target)) }
+                }
+            }
+            path class="limit" d=(lpl) fill="none" stroke=(LIMITS) stroke-width="1.5" stroke-dasharray="6 4" {}
+            path class="limit" d=(upl) fill="none" stroke=(LIMITS) stroke-width="1.5" stroke-dasharray="6 4" {}
+            path class="mean" d=(mean) fill="none" stroke=(MEAN) stroke-width="1.5" {}
+            path class="data" d=(data) fill="none" stroke=(POINT_COMMON) stroke-width="1.5" {}
+            g class="points" {
+                @for (i, point) in points.iter().enumerate() {
+                    @if let Some(value) = point.value {
+                        @let (fill, class) = colour(point.point_type);
+                        circle class=(class) cx=(px(x_of(i))) cy=(px(y_of(value))) r="4" fill=(fill) {
+                            title { (point.label) ": " (view.unit.format(value)) " (" (meaning(point.point_type)) ")" }
+                        }
+                    }
+                }
+            }
+            g class="periods" font-size="11" fill="#404040" {
+                @for (i, point) in points.iter().enumerate().filter(|(i, _)| i % every == 0) {
+                    text text-anchor="end" transform=(PreEscaped(format!(
+                        "translate({} {}) rotate(-45)", px(x_of(i)), px(HEIGHT - BOTTOM + 14.0)
+                    ))) { (point.label) }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bright_engine::spc::{Improvement, Rules, XmrOptions, xmr};
+
+    /// Two years of monthly four-hour performance: one month far above the rest, a month
+    /// missing, and a step up after a change in month 15, rebased there.
+    fn series() -> Vec<ChartPoint> {
+        let values: Vec<Option<f64>> = (0..24)
+            .map(|i| {
+                let wobble = [0.0, 0.012, -0.008, 0.004, -0.011, 0.007][i % 6];
+                let level = if i < 15 { 0.72 } else { 0.78 };
+                match i {
+                    5 => Some(0.80),
+                    9 => None,
+                    _ => Some(level + wobble),
+                }
+            })
+            .collect();
+        let rebase: Vec<bool> = (0..24).map(|i| i == 15).collect();
+        let options = XmrOptions {
+            improvement: Improvement::Increase,
+            target: Some(0.78),
+            fix_after_n_points: None,
+            no_screen_outliers: false,
+            rules: Rules::default(),
+        };
+        let chart = xmr(&values, &rebase, &options).expect("charts");
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        chart
+            .points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| ChartPoint {
+                label: format!("{} {}", months[i % 12], 2024 + i / 12),
+                value: p.value,
+                mean: Some(p.mean).filter(|m| m.is_finite()),
+                lpl: Some(p.lpl).filter(|m| m.is_finite()),
+                upl: Some(p.upl).filter(|m| m.is_finite()),
+                rebase_group: p.rebase_group,
+                point_type: p.point_type,
+            })
+            .collect()
+    }
+
+    fn view(points: &[ChartPoint]) -> SpcChartView<'_> {
+        SpcChartView {
+            title: "ED four-hour performance",
+            unit: Unit::Percent,
+            points,
+            target: Some(0.78),
+        }
+    }
+
+    #[test]
+    fn the_chart_matches_its_golden_svg() {
+        let points = series();
+        let svg = format!("{}\n", spc_chart_svg(&view(&points)).into_string());
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/charts/xmr.svg");
+        if std::env::var_os("BRIGHT_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("a folder")).expect("creates");
+            std::fs::write(&path, &svg).expect("writes");
+        }
+        let golden = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (BRIGHT_BLESS=1 writes it)", path.display()));
+        assert_eq!(svg, golden);
+    }
+
+    #[test]
+    fn points_lines_and_breaks_follow_the_series() {
+        let points = series();
+        let svg = spc_chart_svg(&view(&points)).into_string();
+        // One circle per value present, each with its period in a title.
+        let present = points.iter().filter(|p| p.value.is_some()).count();
+        assert_eq!(svg.matches("<circle ").count(), present);
+        assert!(svg.contains("<title>Mar 2024: "), "{svg}");
+        // The missing month breaks the data line; the rebase breaks mean and limits too.
+        let path_of = |class: &str| {
+            let start =
+                svg.find(&format!(r#"class="{class}" d=""#)).expect(class) + class.len() + 12;
+            svg[start..].split('"').next().expect("d").to_string()
+        };
+        assert_eq!(
+            path_of("data").matches('M').count(),
+            3,
+            "missing value and rebase"
+        );
+        assert_eq!(path_of("mean").matches('M').count(), 2, "one per process");
+        // Special cause shows in colour and in words.
+        let special = points
+            .iter()
+            .filter(|p| p.point_type == PointType::SpecialCauseImprovement)
+            .count();
+        assert!(special > 0);
+        assert_eq!(svg.matches(r#"class="pt-imp""#).count(), special);
+        assert_eq!(svg.matches("(special cause, improving)").count(), special);
+        assert!(svg.contains("<title>Target 78%</title>"));
+        // Labels are thinned to at most a dozen.
+        assert!(svg.matches("rotate(-45)").count() <= MAX_LABELS);
+    }
+
+    #[test]
+    fn ticks_are_round_numbers_inside_the_range() {
+        assert_eq!(ticks(0.0, 10.0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        let t = ticks(0.693, 0.812);
+        assert!(t.len() >= 3 && t.len() <= 7, "{t:?}");
+        assert!(t.iter().all(|v| (0.693..=0.812).contains(v)), "{t:?}");
+    }
+}
