@@ -23,6 +23,7 @@ mod demo;
 mod kpi;
 mod serve;
 mod spc;
+mod users;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,6 +93,11 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: config::TokenCommand,
+    },
+    /// The people who log in to the pages: add, list, remove, set a password.
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
     },
     /// Create a demo lake if needed and serve bright on localhost.
     Demo(demo::DemoArgs),
@@ -228,6 +234,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Ingest(args) => serve::ingest(args).await,
         Command::Config { command } => config::config_command(command),
         Command::Token { command } => config::token_command(command),
+        Command::Users { command } => users::users_command(command),
         Command::Spc(args) => spc::run(args),
         Command::Kpi { command } => kpi::run(command).await,
         Command::Demo(args) => demo::demo(args).await,

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 pub mod auth;
 pub mod charts;
 pub mod routes;
+pub mod users;
 
 /// The `[dashboards]` section of `bright.toml`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -139,3 +139,55 @@ fn generate_refuses_to_mix_lake_and_files_and_checks_its_numbers() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("days must be at least 1"));
 }
+
+#[test]
+fn users_are_added_listed_given_a_password_and_removed() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("users.sqlite3");
+    let db = db.to_str().unwrap();
+    let added = ok(&["users", "add", "j.smith", "--role", "manager", "--db", db]);
+    let password = added
+        .lines()
+        .find_map(|l| l.strip_prefix("One-time password: "))
+        .expect("a one-time password");
+    assert_eq!(password.len(), 20, "{added}");
+    let listed = ok(&["users", "list", "--db", db]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("j.smith") && l.contains("manager")),
+        "{listed}"
+    );
+    assert!(!listed.contains(password));
+
+    // A chosen password from standard input, as a script would set it.
+    let mut child = crate::support::bright()
+        .args(["users", "passwd", "j.smith", "--password-stdin", "--db", db])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a passphrase of our own\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("One-time"));
+
+    let refused = run(&["users", "add", "j.smith", "--role", "boss", "--db", db]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown role 'boss'"));
+    let twice = run(&["users", "add", "j.smith", "--role", "viewer", "--db", db]);
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already a user 'j.smith'"));
+
+    ok(&["users", "remove", "j.smith", "--db", db]);
+    assert!(!ok(&["users", "list", "--db", db]).contains("j.smith"));
+    let gone = run(&["users", "remove", "j.smith", "--db", db]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no user 'j.smith'"));
+}

@@ -1,0 +1,407 @@
+//! People who log in to bright's pages: their names, roles and password hashes, in an embedded
+//! SQLite database (a real transactional store with no server to run) that survives restarts
+//! and crashes — every change is one transaction, synced before it returns.
+//!
+//! Passwords are kept only as argon2id hashes (the PHC string, salt included). Checking a
+//! password costs the same whether or not the name exists, so the time of a failed login does
+//! not tell an attacker which names are real. Sessions, favourites and saved filters join this
+//! store as the pages that need them land.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHash};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// What a person may see and do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Reads the dashboards and the Integrated Performance Report.
+    Viewer,
+    /// A viewer who may also annotate and rebase charts.
+    Manager,
+    /// The theatre trackboard and report.
+    Theatre,
+    /// The command-centre wall.
+    CommandCentre,
+    /// SQL over the lake.
+    Analyst,
+    /// Everything, and the people.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 6] = [
+        Role::Viewer,
+        Role::Manager,
+        Role::Theatre,
+        Role::CommandCentre,
+        Role::Analyst,
+        Role::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Manager => "manager",
+            Role::Theatre => "theatre",
+            Role::CommandCentre => "command_centre",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = UsersError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UsersError::UnknownRole {
+                role: s.to_string(),
+            })
+    }
+}
+
+/// A person, without their password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    /// When the account was made (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// Why a change to the people was refused, or the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error("unknown role '{role}' (viewer, manager, theatre, command_centre, analyst, admin)")]
+    UnknownRole { role: String },
+    #[error("'{name}' is not a user name: 1 to 64 lower-case letters, digits, '.', '-' or '_'")]
+    BadName { name: String },
+    #[error("a password needs at least {MIN_PASSWORD_CHARS} characters")]
+    ShortPassword,
+    #[error("there is already a user '{name}'")]
+    Exists { name: String },
+    #[error("there is no user '{name}'")]
+    NoSuchUser { name: String },
+    #[error("the user store: {0}")]
+    Store(#[from] rusqlite::Error),
+    #[error("password hashing: {0}")]
+    Hash(argon2::password_hash::Error),
+    /// A stored hash that cannot be read back: the store was edited by hand or damaged.
+    #[error("the stored password hash of a user is unreadable: {0}")]
+    BadHash(argon2::password_hash::phc::Error),
+}
+
+/// The store of people.
+#[derive(Debug)]
+pub struct UserStore {
+    db: Mutex<Connection>,
+    /// A hash of no one's password, checked when a name is unknown (see the module notes).
+    decoy: String,
+}
+
+fn hash(password: &str) -> Result<String, UsersError> {
+    // Argon2id with the library's defaults (OWASP's recommended minimum: 19 MiB, 2 passes).
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(UsersError::Hash)
+}
+
+fn valid_name(name: &str) -> Result<(), UsersError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(UsersError::BadName {
+            name: name.chars().take(80).collect(),
+        })
+    }
+}
+
+fn valid_password(password: &str) -> Result<(), UsersError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(UsersError::ShortPassword);
+    }
+    Ok(())
+}
+
+impl UserStore {
+    /// Opens (creating) the store at `path`.
+    pub fn open(path: &Path) -> Result<UserStore, UsersError> {
+        let db = Connection::open(path)?;
+        // WAL keeps readers off the writer's way; FULL syncs every commit, so a change that
+        // returned survives a crash or power cut.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS users (
+                name TEXT PRIMARY KEY,
+                role TEXT NOT NULL,
+                password_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            ) STRICT;",
+        )?;
+        Ok(UserStore {
+            db: Mutex::new(db),
+            decoy: hash("a password that belongs to no one")?,
+        })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (each change is one
+        // transaction), so a poisoned lock is still safe to use.
+        self.db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds a person.
+    pub fn add(&self, name: &str, role: Role, password: &str) -> Result<User, UsersError> {
+        valid_name(name)?;
+        valid_password(password)?;
+        let hashed = hash(password)?;
+        let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let inserted = self.db().execute(
+            "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO NOTHING",
+            params![name, role.as_str(), hashed, created_at],
+        )?;
+        if inserted == 0 {
+            return Err(UsersError::Exists {
+                name: name.to_string(),
+            });
+        }
+        Ok(User {
+            name: name.to_string(),
+            role,
+            created_at,
+        })
+    }
+
+    /// Everyone, by name.
+    pub fn list(&self) -> Result<Vec<User>, UsersError> {
+        let db = self.db();
+        let mut query = db.prepare("SELECT name, role, created_at FROM users ORDER BY name")?;
+        let rows = query.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut users = Vec::new();
+        for row in rows {
+            let (name, role, created_at) = row?;
+            users.push(User {
+                name,
+                role: role.parse()?,
+                created_at,
+            });
+        }
+        Ok(users)
+    }
+
+    /// Removes a person.
+    pub fn remove(&self, name: &str) -> Result<(), UsersError> {
+        match self
+            .db()
+            .execute("DELETE FROM users WHERE name = ?1", params![name])?
+        {
+            0 => Err(UsersError::NoSuchUser {
+                name: name.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets a person's password.
+    pub fn set_password(&self, name: &str, password: &str) -> Result<(), UsersError> {
+        valid_password(password)?;
+        let hashed = hash(password)?;
+        match self.db().execute(
+            "UPDATE users SET password_hash = ?2 WHERE name = ?1",
+            params![name, hashed],
+        )? {
+            0 => Err(UsersError::NoSuchUser {
+                name: name.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The person, when `password` is theirs; `None` for a wrong password or an unknown name
+    /// (the two are not told apart, and take as long).
+    pub fn verify(&self, name: &str, password: &str) -> Result<Option<User>, UsersError> {
+        let found = self
+            .db()
+            .query_row(
+                "SELECT role, password_hash, created_at FROM users WHERE name = ?1",
+                params![name],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let stored = found.as_ref().map_or(self.decoy.as_str(), |(_, h, _)| h);
+        let parsed = PasswordHash::new(stored).map_err(UsersError::BadHash)?;
+        let matches = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        match found {
+            Some((role, _, created_at)) if matches => Ok(Some(User {
+                name: name.to_string(),
+                role: role.parse()?,
+                created_at,
+            })),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A new password to hand over once: 20 characters from an alphabet without look-alikes
+/// (about 113 bits), from the operating system's randomness.
+pub fn new_password() -> Result<String, getrandom::Error> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzACDEFGHJKLMNPQRTUVWXY34679";
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes)?;
+    // 50 symbols: 256 is not a multiple, so bytes above the last whole multiple are redrawn.
+    let limit = (256 / ALPHABET.len() * ALPHABET.len()) as u8;
+    let mut out = String::with_capacity(20);
+    let mut pool = bytes.to_vec();
+    while out.len() < 20 {
+        match pool.pop() {
+            Some(b) if b < limit => out.push(char::from(ALPHABET[usize::from(b) % ALPHABET.len()])),
+            Some(_) => {}
+            None => {
+                getrandom::fill(&mut bytes)?;
+                pool.extend_from_slice(&bytes);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn people_are_added_checked_changed_and_removed_and_outlive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bright.sqlite3");
+        let store = UserStore::open(&path).expect("opens");
+        let added = store
+            .add("j.smith", Role::Manager, "correct horse battery")
+            .expect("adds");
+        assert_eq!(added.role, Role::Manager);
+        assert!(matches!(
+            store.add("j.smith", Role::Viewer, "another long password"),
+            Err(UsersError::Exists { .. })
+        ));
+        assert!(matches!(
+            store.add("J Smith", Role::Viewer, "another long password"),
+            Err(UsersError::BadName { .. })
+        ));
+        assert!(matches!(
+            store.add("short", Role::Viewer, "too short"),
+            Err(UsersError::ShortPassword)
+        ));
+        assert!(matches!(
+            "boss".parse::<Role>(),
+            Err(UsersError::UnknownRole { .. })
+        ));
+
+        assert_eq!(
+            store
+                .verify("j.smith", "correct horse battery")
+                .expect("checks")
+                .map(|u| u.role),
+            Some(Role::Manager)
+        );
+        assert_eq!(
+            store
+                .verify("j.smith", "wrong horse battery")
+                .expect("checks"),
+            None
+        );
+        assert_eq!(
+            store
+                .verify("nobody", "correct horse battery")
+                .expect("checks"),
+            None
+        );
+        drop(store);
+
+        // Only an argon2id hash is on disk, never the password.
+        let bytes = std::fs::read(&path).expect("reads");
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("$argon2id$"), "no argon2id hash stored");
+        assert!(!text.contains("correct horse battery"));
+
+        let store = UserStore::open(&path).expect("reopens");
+        assert_eq!(
+            store
+                .list()
+                .expect("lists")
+                .iter()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>(),
+            ["j.smith"]
+        );
+        store
+            .set_password("j.smith", "a brand new passphrase")
+            .expect("changes");
+        assert_eq!(
+            store
+                .verify("j.smith", "correct horse battery")
+                .expect("checks"),
+            None
+        );
+        assert!(
+            store
+                .verify("j.smith", "a brand new passphrase")
+                .expect("checks")
+                .is_some()
+        );
+        assert!(matches!(
+            store.set_password("nobody", "a brand new passphrase"),
+            Err(UsersError::NoSuchUser { .. })
+        ));
+        store.remove("j.smith").expect("removes");
+        assert!(store.list().expect("lists").is_empty());
+        assert!(matches!(
+            store.remove("j.smith"),
+            Err(UsersError::NoSuchUser { .. })
+        ));
+    }
+
+    #[test]
+    fn new_passwords_are_long_readable_and_different() {
+        let a = new_password().expect("random");
+        let b = new_password().expect("random");
+        assert_eq!(a.chars().count(), 20);
+        assert_ne!(a, b);
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() && !"0O1lI".contains(c)),
+            "{a}"
+        );
+        assert!(valid_password(&a).is_ok());
+    }
+}
