@@ -4,8 +4,12 @@
 //!
 //! Passwords are kept only as argon2id hashes (the PHC string, salt included). Checking a
 //! password costs the same whether or not the name exists, so the time of a failed login does
-//! not tell an attacker which names are real. Sessions, favourites and saved filters join this
-//! store as the pages that need them land.
+//! not tell an attacker which names are real.
+//!
+//! Sessions live here too: a random token per login (the browser's cookie; the store keeps
+//! only its SHA-256), a CSRF token for the person's forms, an idle and an absolute limit, and
+//! logout that deletes the row. Repeated failed logins for a name wait longer and longer.
+//! Favourites and saved filters join this store as the pages that need them land.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -13,6 +17,8 @@ use std::sync::Mutex;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Argon2, PasswordHash};
 use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::auth::token_sha256;
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -95,6 +101,8 @@ pub enum UsersError {
     Store(#[from] rusqlite::Error),
     #[error("password hashing: {0}")]
     Hash(argon2::password_hash::Error),
+    #[error("no randomness from the system: {0}")]
+    Random(getrandom::Error),
     /// A stored hash that cannot be read back: the store was edited by hand or damaged.
     #[error("the stored password hash of a user is unreadable: {0}")]
     BadHash(argon2::password_hash::phc::Error),
@@ -145,12 +153,25 @@ impl UserStore {
         // returned survives a crash or power cut.
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
+        db.pragma_update(None, "foreign_keys", "ON")?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS users (
                 name TEXT PRIMARY KEY,
                 role TEXT NOT NULL,
                 password_hash TEXT NOT NULL,
                 created_at TEXT NOT NULL
+            ) STRICT;
+            CREATE TABLE IF NOT EXISTS sessions (
+                token_sha256 TEXT PRIMARY KEY,
+                name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                csrf TEXT NOT NULL,
+                started INTEGER NOT NULL,
+                last_seen INTEGER NOT NULL
+            ) STRICT;
+            CREATE TABLE IF NOT EXISTS login_failures (
+                name TEXT PRIMARY KEY,
+                failures INTEGER NOT NULL,
+                last_failure INTEGER NOT NULL
             ) STRICT;",
         )?;
         Ok(UserStore {
@@ -274,6 +295,166 @@ impl UserStore {
     }
 }
 
+/// How long a session lasts: idle, and at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Ended after this many seconds without a request.
+    pub idle_secs: i64,
+    /// Ended this many seconds after the login, however busy.
+    pub absolute_secs: i64,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        // A working shift: a screen left alone for half an hour asks again, and nobody stays
+        // logged in past twelve hours.
+        SessionLimits {
+            idle_secs: 30 * 60,
+            absolute_secs: 12 * 3600,
+        }
+    }
+}
+
+/// A logged-in person: who, and the token their forms must carry (CSRF protection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub user: User,
+    pub csrf: String,
+}
+
+/// A session's secret as the browser holds it (its cookie's value); the store keeps only its
+/// SHA-256, so a copy of the store opens no session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionToken(pub String);
+
+fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buffer = vec![0u8; bytes];
+    getrandom::fill(&mut buffer)?;
+    Ok(buffer.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Seconds a name must wait before its next login attempt after `failures` failures in a
+/// row: none for the first few (people mistype), then doubling to a quarter of an hour.
+pub fn login_delay_secs(failures: i64) -> i64 {
+    match failures {
+        ..=3 => 0,
+        n => (1i64 << (n - 4).min(10)).min(15 * 60),
+    }
+}
+
+impl UserStore {
+    /// Starts a session for `user` at `now` (seconds since the epoch).
+    pub fn start_session(
+        &self,
+        user: &User,
+        now: i64,
+    ) -> Result<(SessionToken, Session), UsersError> {
+        let token = random_hex(32).map_err(UsersError::Random)?;
+        let csrf = random_hex(16).map_err(UsersError::Random)?;
+        self.db().execute(
+            "INSERT INTO sessions (token_sha256, name, csrf, started, last_seen)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![token_sha256(&token), user.name, csrf, now],
+        )?;
+        Ok((
+            SessionToken(token),
+            Session {
+                user: user.clone(),
+                csrf,
+            },
+        ))
+    }
+
+    /// The live session of `token` at `now`, its idle clock restarted; `None` (and the
+    /// session ended) when it has been idle or alive too long, or was never started.
+    pub fn session(
+        &self,
+        token: &str,
+        now: i64,
+        limits: SessionLimits,
+    ) -> Result<Option<Session>, UsersError> {
+        let key = token_sha256(token);
+        let db = self.db();
+        let found = db
+            .query_row(
+                "SELECT s.name, s.csrf, s.started, s.last_seen, u.role, u.created_at
+                 FROM sessions s JOIN users u ON u.name = s.name WHERE s.token_sha256 = ?1",
+                params![key],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, i64>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((name, csrf, started, last_seen, role, created_at)) = found else {
+            return Ok(None);
+        };
+        if now - last_seen > limits.idle_secs || now - started > limits.absolute_secs {
+            db.execute("DELETE FROM sessions WHERE token_sha256 = ?1", params![key])?;
+            return Ok(None);
+        }
+        db.execute(
+            "UPDATE sessions SET last_seen = ?2 WHERE token_sha256 = ?1",
+            params![key, now],
+        )?;
+        Ok(Some(Session {
+            user: User {
+                name,
+                role: role.parse()?,
+                created_at,
+            },
+            csrf,
+        }))
+    }
+
+    /// Ends the session of `token` (logout): the cookie opens nothing afterwards.
+    pub fn end_session(&self, token: &str) -> Result<(), UsersError> {
+        self.db().execute(
+            "DELETE FROM sessions WHERE token_sha256 = ?1",
+            params![token_sha256(token)],
+        )?;
+        Ok(())
+    }
+
+    /// Seconds `name` must still wait at `now` before trying to log in again.
+    pub fn login_wait_secs(&self, name: &str, now: i64) -> Result<i64, UsersError> {
+        let found = self
+            .db()
+            .query_row(
+                "SELECT failures, last_failure FROM login_failures WHERE name = ?1",
+                params![name],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        Ok(found.map_or(0, |(failures, last)| {
+            (last + login_delay_secs(failures) - now).max(0)
+        }))
+    }
+
+    /// Records a login attempt's outcome for `name` (known or not, so waiting does not tell
+    /// which names exist).
+    pub fn record_login(&self, name: &str, succeeded: bool, now: i64) -> Result<(), UsersError> {
+        let name: String = name.chars().take(64).collect();
+        if succeeded {
+            self.db()
+                .execute("DELETE FROM login_failures WHERE name = ?1", params![name])?;
+        } else {
+            self.db().execute(
+                "INSERT INTO login_failures (name, failures, last_failure) VALUES (?1, 1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET failures = failures + 1, last_failure = ?2",
+                params![name, now],
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// A new password to hand over once: 20 characters from an alphabet without look-alikes
 /// (about 113 bits), from the operating system's randomness.
 pub fn new_password() -> Result<String, getrandom::Error> {
@@ -389,6 +570,88 @@ mod tests {
             store.remove("j.smith"),
             Err(UsersError::NoSuchUser { .. })
         ));
+    }
+
+    #[test]
+    fn sessions_end_when_idle_too_long_past_their_limit_or_on_logout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bright.sqlite3");
+        let store = UserStore::open(&path).expect("opens");
+        let user = store
+            .add("ward.manager", Role::Manager, "correct horse battery")
+            .expect("adds");
+        let limits = SessionLimits {
+            idle_secs: 60,
+            absolute_secs: 300,
+        };
+        let (token, started) = store.start_session(&user, 1_000).expect("starts");
+        assert_eq!(token.0.len(), 64);
+        // Kept alive by use, and across a restart of bright.
+        for now in [1_050, 1_100, 1_150, 1_200] {
+            let live = store.session(&token.0, now, limits).expect("looks up");
+            assert_eq!(live.as_ref(), Some(&started), "at {now}");
+        }
+        drop(store);
+        let store = UserStore::open(&path).expect("reopens");
+        assert!(
+            store
+                .session(&token.0, 1_250, limits)
+                .expect("looks up")
+                .is_some()
+        );
+        // Past the absolute limit, however busy.
+        assert_eq!(
+            store.session(&token.0, 1_301, limits).expect("looks up"),
+            None
+        );
+        assert_eq!(
+            store.session(&token.0, 1_302, limits).expect("looks up"),
+            None
+        );
+        // Idle too long.
+        let (idle, _) = store.start_session(&user, 2_000).expect("starts");
+        assert_eq!(
+            store.session(&idle.0, 2_061, limits).expect("looks up"),
+            None
+        );
+        // Logout.
+        let (out, _) = store.start_session(&user, 3_000).expect("starts");
+        store.end_session(&out.0).expect("ends");
+        assert_eq!(
+            store.session(&out.0, 3_001, limits).expect("looks up"),
+            None
+        );
+        // Removing a person ends their sessions; the store holds no token in clear.
+        let (kept, _) = store.start_session(&user, 4_000).expect("starts");
+        drop(store);
+        let text = String::from_utf8_lossy(&std::fs::read(&path).expect("reads")).to_string();
+        assert!(!text.contains(&kept.0));
+        let store = UserStore::open(&path).expect("reopens");
+        store.remove("ward.manager").expect("removes");
+        assert_eq!(
+            store.session(&kept.0, 4_001, limits).expect("looks up"),
+            None
+        );
+    }
+
+    #[test]
+    fn repeated_failed_logins_wait_longer_and_longer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = UserStore::open(&dir.path().join("u.sqlite3")).expect("opens");
+        for n in 0..3 {
+            store.record_login("who", false, 100 + n).expect("records");
+            assert_eq!(store.login_wait_secs("who", 100 + n).expect("asks"), 0);
+        }
+        store.record_login("who", false, 200).expect("records");
+        assert_eq!(store.login_wait_secs("who", 200).expect("asks"), 1);
+        store.record_login("who", false, 201).expect("records");
+        assert_eq!(store.login_wait_secs("who", 201).expect("asks"), 2);
+        assert_eq!(store.login_wait_secs("who", 203).expect("asks"), 0);
+        assert_eq!(login_delay_secs(40), 15 * 60);
+        store.record_login("who", true, 300).expect("records");
+        assert_eq!(store.login_wait_secs("who", 300).expect("asks"), 0);
+        // A name nobody has waits like any other, so waiting does not reveal who exists.
+        assert_eq!(store.login_wait_secs("nobody", 300).expect("asks"), 0);
     }
 
     #[test]
