@@ -108,6 +108,13 @@ pub struct ServeArgs {
     /// the owning team to correct and resend. It holds identifiers: keep it private.
     #[arg(long, env = "BRIGHT_QUARANTINE", default_value = "./quarantine")]
     quarantine: PathBuf,
+    /// The people who sign in to the pages (`bright users add`), and their sessions.
+    #[arg(
+        long,
+        env = "BRIGHT_USERS_DB",
+        default_value = "./bright-users.sqlite3"
+    )]
+    users_db: PathBuf,
     /// Milliseconds between scans of the landing folders.
     #[arg(long, default_value_t = 2_000)]
     landing_poll_ms: u64,
@@ -162,6 +169,7 @@ pub(crate) struct ServiceOptions {
     pub landing: PathBuf,
     pub landing_poll: Duration,
     pub quarantine: PathBuf,
+    pub users_db: PathBuf,
     pub org: Option<String>,
     pub key: PseudoKey,
     pub settings: crate::config::Config,
@@ -288,12 +296,15 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     let http_source = HttpSource::new(sink.clone(), config.time_zone, options.key)
         .with_window(window)
         .with_health(health);
+    let users = bright_dashboards::users::UserStore::open(&options.users_db)
+        .with_context(|| format!("cannot open the user store {}", options.users_db.display()))?;
     let state = bright_dashboards::AppState::new(
         lake.root().as_str(),
         clients,
         options.settings.dashboards.max_body_bytes,
         Some(Arc::new(http_source)),
-    );
+    )
+    .with_users(Arc::new(users), Default::default());
     let mut http_stopped = stopped.clone();
     let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
         let _ = http_stopped.wait_for(|stop| *stop).await;
@@ -365,6 +376,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         landing: args.landing,
         landing_poll: Duration::from_millis(args.landing_poll_ms.max(10)),
         quarantine: args.quarantine,
+        users_db: args.users_db,
         org: args.pipeline.org,
         key,
         settings,

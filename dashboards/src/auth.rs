@@ -163,8 +163,56 @@ fn unauthorized(reason: &str) -> Response {
     response
 }
 
-/// Middleware on every route but `/health`: authenticates the bearer token, hands the
-/// [`Client`] to the handler, and writes the audit line.
+/// A signed-in person as a client: their session (from its cookie), live, with the `read`
+/// scope; a request that changes anything must also carry the session's CSRF token in the
+/// `x-csrf-token` header, so another site cannot act in their name.
+fn session_client(state: &AppState, request: &Request) -> Result<Arc<Client>, Box<Response>> {
+    let none = || {
+        Box::new(unauthorized(
+            "this endpoint needs Authorization: Bearer <token> or a signed-in session",
+        ))
+    };
+    let (Some(users), Some(token)) = (
+        state.users(),
+        crate::routes::login::session_cookie(request.headers()),
+    ) else {
+        return Err(none());
+    };
+    let now = chrono::Utc::now().timestamp();
+    let session = match users.session(token, now, state.session_limits()) {
+        Ok(Some(session)) => session,
+        Ok(None) => return Err(none()),
+        Err(e) => {
+            tracing::error!(error = %e, "Looking up a session failed.");
+            return Err(Box::new(StatusCode::INTERNAL_SERVER_ERROR.into_response()));
+        }
+    };
+    let safe = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let csrf = request
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok());
+    if !safe && csrf != Some(session.csrf.as_str()) {
+        return Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                error_body("a signed-in request that changes anything needs its x-csrf-token"),
+            )
+                .into_response(),
+        ));
+    }
+    Ok(Arc::new(Client {
+        name: format!("user:{}", session.user.name),
+        scopes: vec![Scope::Read],
+    }))
+}
+
+/// Middleware on every route but `/health` and the login pages: authenticates the bearer
+/// token (or a signed-in session), hands the [`Client`] to the handler, and writes the audit
+/// line.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
@@ -181,15 +229,18 @@ pub async fn authenticate(
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
     let client = match token {
-        None => {
-            tracing::info!(target: "bright::audit", %method, %path, status = 401, "Request without a token refused.");
-            return unauthorized("this endpoint needs Authorization: Bearer <token>");
-        }
         Some(token) => match state.clients().authenticate(token) {
             Some(client) => client,
             None => {
                 tracing::warn!(target: "bright::audit", %method, %path, status = 401, "Request with an unknown token refused.");
                 return unauthorized("unknown token");
+            }
+        },
+        None => match session_client(&state, &request) {
+            Ok(client) => client,
+            Err(response) => {
+                tracing::info!(target: "bright::audit", %method, %path, status = response.status().as_u16(), "Request without a token or session refused.");
+                return *response;
             }
         },
     };

@@ -65,6 +65,8 @@ struct Inner {
     clients: auth::Clients,
     max_body_bytes: usize,
     ingest: Option<Arc<dyn IngestApi>>,
+    /// People and their sessions, once set (see [`AppState::with_users`]).
+    users: std::sync::OnceLock<(Arc<users::UserStore>, users::SessionLimits)>,
 }
 
 impl AppState {
@@ -83,8 +85,28 @@ impl AppState {
                 clients,
                 max_body_bytes,
                 ingest,
+                users: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Lets people sign in (`/login`) with the accounts of `store`; without it only bearer
+    /// tokens open the service. Set once: later calls change nothing.
+    pub fn with_users(self, store: Arc<users::UserStore>, limits: users::SessionLimits) -> Self {
+        let _ = self.inner.users.set((store, limits));
+        self
+    }
+
+    pub fn users(&self) -> Option<&Arc<users::UserStore>> {
+        self.inner.users.get().map(|(store, _)| store)
+    }
+
+    pub fn session_limits(&self) -> users::SessionLimits {
+        self.inner
+            .users
+            .get()
+            .map(|(_, limits)| *limits)
+            .unwrap_or_default()
     }
 
     pub fn clients(&self) -> &auth::Clients {
@@ -187,6 +209,11 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .route("/health", get(health))
+        .route(
+            "/login",
+            get(routes::login::form).post(routes::login::login),
+        )
+        .route("/logout", post(routes::login::logout))
         .merge(protected)
         .with_state(state)
 }
@@ -238,6 +265,182 @@ mod tests {
             request = request.header("authorization", format!("Bearer {token}"));
         }
         request.body(Body::from(body)).unwrap()
+    }
+
+    /// A state whose people can sign in: `ward.manager` with `correct horse battery`.
+    fn state_with_people(dir: &std::path::Path) -> AppState {
+        let store = users::UserStore::open(&dir.join("users.sqlite3")).unwrap();
+        store
+            .add(
+                "ward.manager",
+                users::Role::Manager,
+                "correct horse battery",
+            )
+            .unwrap();
+        state().with_users(Arc::new(store), users::SessionLimits::default())
+    }
+
+    fn form(path: &str, body: &str, cookie: Option<&str>) -> Request<Body> {
+        let mut request =
+            Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.body(Body::from(body.to_string())).unwrap()
+    }
+
+    async fn answer(
+        state: &AppState,
+        request: Request<Body>,
+    ) -> (StatusCode, String, axum::http::HeaderMap) {
+        let response = router(state.clone()).oneshot(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        (
+            parts.status,
+            String::from_utf8_lossy(&bytes).into_owned(),
+            parts.headers,
+        )
+    }
+
+    #[tokio::test]
+    async fn people_sign_in_use_their_session_and_sign_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_with_people(dir.path());
+
+        let (status, page, _) = answer(
+            &state,
+            Request::get("/login?next=/api/feeds")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains(r#"<form method="post" action="/login">"#),
+            "{page}"
+        );
+        assert!(page.contains(r#"value="/api/feeds""#), "{page}");
+
+        // A wrong password: the page again, no cookie.
+        let (status, page, headers) = answer(
+            &state,
+            form(
+                "/login",
+                "name=ward.manager&password=wrong+horse+battery&next=%2Fapi%2Ffeeds",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(page.contains("do not match"), "{page}");
+        assert!(headers.get("set-cookie").is_none());
+
+        // The right one: a session cookie, and back to the page asked for.
+        let (status, _, headers) = answer(
+            &state,
+            form(
+                "/login",
+                "name=ward.manager&password=correct+horse+battery&next=%2Fapi%2Ffeeds",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers["location"], "/api/feeds");
+        let set = headers["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
+            "{set}"
+        );
+        let cookie = set.split(';').next().unwrap().to_string();
+
+        let get = |cookie: &str| {
+            Request::get("/api/feeds")
+                .header("cookie", cookie)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status, body, _) = answer(&state, get(&cookie)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // Changing anything with only the cookie (as another site could make a browser do)
+        // is refused without the session's CSRF token.
+        let (status, _, _) = answer(
+            &state,
+            Request::post("/api/ingest/ed_attendances")
+                .header("cookie", &cookie)
+                .header("content-type", "text/csv")
+                .body(Body::from("a\n1\n"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // Logout needs the CSRF token too; then the cookie opens nothing.
+        let (status, _, _) = answer(&state, form("/logout", "csrf=guess", Some(&cookie))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let token = cookie.split_once('=').unwrap().1;
+        let csrf = state
+            .users()
+            .unwrap()
+            .session(
+                token,
+                chrono::Utc::now().timestamp(),
+                state.session_limits(),
+            )
+            .unwrap()
+            .unwrap()
+            .csrf;
+        let (status, _, headers) = answer(
+            &state,
+            form("/logout", &format!("csrf={csrf}"), Some(&cookie)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers["location"], "/login");
+        assert!(
+            headers["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("Max-Age=0")
+        );
+        let (status, _, _) = answer(&state, get(&cookie)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _, _) = answer(&state, get("bright_session=made-up")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn signing_in_goes_only_to_bright_and_slows_repeated_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_with_people(dir.path());
+        let (status, _, headers) = answer(
+            &state,
+            form(
+                "/login",
+                "name=ward.manager&password=correct+horse+battery&next=%2F%2Fevil.example%2F",
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers["location"], "/");
+
+        let mut statuses = Vec::new();
+        for _ in 0..6 {
+            let (status, _, headers) = answer(
+                &state,
+                form("/login", "name=nobody&password=not+the+password", None),
+            )
+            .await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert!(headers.contains_key("retry-after"));
+            }
+            statuses.push(status);
+        }
+        assert_eq!(statuses[..4], [StatusCode::UNAUTHORIZED; 4]);
+        assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
     }
 
     #[tokio::test]

@@ -539,3 +539,50 @@ fn ingest_loads_extract_files_once_and_refuses_a_bad_file_whole() {
     );
     assert_eq!(count("beds"), 0, "the good line of a refused file was kept");
 }
+
+#[test]
+fn a_person_added_with_bright_users_signs_in_to_bright_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("users.sqlite3");
+    let added = ok(&[
+        "users",
+        "add",
+        "flow.lead",
+        "--role",
+        "manager",
+        "--db",
+        db.to_str().expect("utf-8"),
+    ]);
+    let password = added
+        .lines()
+        .find_map(|l| l.strip_prefix("One-time password: "))
+        .expect("a password")
+        .to_string();
+    // `serve` in the support module keeps its user store at dir/users.sqlite3: the same file.
+    let (child, _, port) = serve(dir.path(), "a sign-in test key", &[]);
+    let base = format!("http://127.0.0.1:{port}");
+    let (code, _) = curl(&[&format!("{base}/api/feeds")]);
+    assert_eq!(code, 401);
+    let jar = dir.path().join("cookies.txt");
+    let jar = jar.to_str().expect("utf-8");
+    let (code, page) = curl(&[
+        "--cookie-jar",
+        jar,
+        "--data-urlencode",
+        "name=flow.lead",
+        "--data-urlencode",
+        &format!("password={password}"),
+        "--data-urlencode",
+        "next=/api/feeds",
+        &format!("{base}/login"),
+    ]);
+    assert_eq!(code, 303, "{page}");
+    let (code, body) = curl(&["--cookie", jar, &format!("{base}/api/feeds")]);
+    assert_eq!(code, 200, "{body}");
+    let feeds: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert!(
+        feeds["feeds"].as_array().is_some_and(|f| !f.is_empty()),
+        "{body}"
+    );
+    terminate(child);
+}

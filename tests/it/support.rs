@@ -23,6 +23,8 @@ pub fn serve(dir: &Path, key: &str, args: &[&str]) -> (Child, u16, u16) {
         .arg(dir.join("landing"))
         .arg("--quarantine")
         .arg(dir.join("quarantine"))
+        .arg("--users-db")
+        .arg(dir.join("users.sqlite3"))
         .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .args(args)
         .env("BRIGHT_PSEUDO_KEY", key)
