@@ -321,6 +321,8 @@ mod tests {
             "{page}"
         );
         assert!(page.contains(r#"value="/api/feeds""#), "{page}");
+        // The page's style reaches the browser as written (not HTML-escaped).
+        assert!(page.contains(r#"font-family:"Segoe UI""#), "{page}");
 
         // A wrong password: the page again, no cookie.
         let (status, page, headers) = answer(
