@@ -428,6 +428,19 @@ mod tests {
         .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert_eq!(headers["location"], "/");
+        let (status, _, headers) = answer(
+            &state,
+            form(
+                "/login",
+                "name=ward.manager&password=correct+horse+battery&next=%2Fipr%3Fward%3D%C3%9Clm",
+                None,
+            ),
+        )
+        .await;
+        // A path with non-ASCII text still leads there (as UTF-8 bytes, which browsers read).
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers["location"].as_bytes(), "/ipr?ward=Ülm".as_bytes());
+        assert!(headers.contains_key("set-cookie"));
 
         let mut statuses = Vec::new();
         for _ in 0..6 {

@@ -158,11 +158,17 @@ pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -
             );
             let mut response = StatusCode::SEE_OTHER.into_response();
             let headers = response.headers_mut();
-            if let (Ok(cookie), Ok(location)) =
-                (HeaderValue::from_str(&cookie), HeaderValue::from_str(&next))
-            {
-                headers.insert(SET_COOKIE, cookie);
-                headers.insert(LOCATION, location);
+            // A path a header cannot carry goes home rather than nowhere.
+            let location =
+                HeaderValue::from_str(&next).unwrap_or_else(|_| HeaderValue::from_static("/"));
+            headers.insert(LOCATION, location);
+            match HeaderValue::from_str(&cookie) {
+                Ok(cookie) => {
+                    headers.insert(SET_COOKIE, cookie);
+                }
+                // The token is hex: this cannot happen, but if it did the person would only
+                // be asked to sign in again.
+                Err(e) => tracing::error!(error = %e, "A session cookie could not be set."),
             }
             response
         }
