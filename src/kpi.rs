@@ -62,6 +62,27 @@ impl CatalogueArgs {
     }
 }
 
+/// One KPI's series over the lake: which, when, broken down by what.
+#[derive(Debug, Args)]
+pub struct SeriesArgs {
+    /// The KPI's id.
+    id: String,
+    /// First day wanted (rounded down to its week or month for such KPIs).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    from: Option<NaiveDate>,
+    /// Day after the last day wanted.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    to: Option<NaiveDate>,
+    /// Break the series down by these columns (comma separated, e.g. `site,ward`); `kpi spc`
+    /// draws one chart per breakdown.
+    #[arg(long, value_delimiter = ',')]
+    by: Vec<String>,
+    #[command(flatten)]
+    lake: LakeArg,
+    #[command(flatten)]
+    catalogue: CatalogueArgs,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KpiCommand {
     /// List the KPIs of the catalogue.
@@ -78,21 +99,8 @@ pub enum KpiCommand {
     },
     /// Compute a KPI's series: one row per period (and breakdown), as SPC reads it.
     Run {
-        /// The KPI's id.
-        id: String,
-        /// First day wanted (rounded down to its week or month for such KPIs).
-        #[arg(long, value_name = "YYYY-MM-DD")]
-        from: Option<NaiveDate>,
-        /// Day after the last day wanted.
-        #[arg(long, value_name = "YYYY-MM-DD")]
-        to: Option<NaiveDate>,
-        /// Break the series down by these columns (comma separated, e.g. `site,ward`).
-        #[arg(long, value_delimiter = ',')]
-        by: Vec<String>,
         #[command(flatten)]
-        lake: LakeArg,
-        #[command(flatten)]
-        catalogue: CatalogueArgs,
+        series: SeriesArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
@@ -100,24 +108,11 @@ pub enum KpiCommand {
     /// Chart a KPI's series as its manifest says (chart type, direction, target): one row per
     /// point with its limits, point type and the chart's icons, per breakdown.
     Spc {
-        /// The KPI's id.
-        id: String,
-        /// First day wanted (rounded down to its week or month for such KPIs).
-        #[arg(long, value_name = "YYYY-MM-DD")]
-        from: Option<NaiveDate>,
-        /// Day after the last day wanted.
-        #[arg(long, value_name = "YYYY-MM-DD")]
-        to: Option<NaiveDate>,
-        /// One chart per value of these columns (comma separated, e.g. `site`).
-        #[arg(long, value_delimiter = ',')]
-        by: Vec<String>,
+        #[command(flatten)]
+        series: SeriesArgs,
         /// A period where a new process starts (repeatable): limits are recomputed from it.
         #[arg(long, value_name = "YYYY-MM-DD")]
         rebase: Vec<NaiveDate>,
-        #[command(flatten)]
-        lake: LakeArg,
-        #[command(flatten)]
-        catalogue: CatalogueArgs,
         /// Output format.
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
@@ -173,36 +168,27 @@ pub async fn run(command: KpiCommand) -> Result<()> {
             show(kpi, &catalogue, &mut out)?;
         }
         KpiCommand::Run {
-            id,
-            from,
-            to,
-            by,
-            lake,
-            catalogue,
+            series: args,
             format,
         } => {
-            let (_, series) = series(&id, from, to, &by, &lake, &catalogue).await?;
+            let (_, series) = series(&args).await?;
             series.write(output_format(format), &mut out)?;
         }
         KpiCommand::Spc {
-            id,
-            from,
-            to,
-            by,
+            series: args,
             rebase,
-            lake,
-            catalogue,
             format,
         } => {
-            let (engine, series) = series(&id, from, to, &by, &lake, &catalogue).await?;
+            let (engine, series) = series(&args).await?;
+            let id = &args.id;
             let kpi = engine
                 .kpi_catalogue()
                 .context("the catalogue was just registered")?
-                .get(&id)?;
+                .get(id)?;
             if series.batches.iter().all(|b| b.num_rows() == 0) {
                 bail!("KPI {id} has no periods in the lake for the dates asked");
             }
-            let chart = bright_engine::kpi::chart_series(kpi, &series.batches, &by, &rebase)
+            let chart = bright_engine::kpi::chart_series(kpi, &series.batches, &args.by, &rebase)
                 .with_context(|| format!("cannot chart KPI {id}"))?;
             let output = bright_engine::query::QueryOutput {
                 schema: chart.schema(),
@@ -228,15 +214,16 @@ pub async fn run(command: KpiCommand) -> Result<()> {
     Ok(())
 }
 
-/// KPI `id`'s series over the lake, from `from` to before `to`, by `by`; with the engine.
-async fn series(
-    id: &str,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-    by: &[String],
-    lake: &LakeArg,
-    catalogue: &CatalogueArgs,
-) -> Result<(QueryEngine, bright_engine::query::QueryOutput)> {
+/// The series `args` asks for, with the engine that computed it.
+async fn series(args: &SeriesArgs) -> Result<(QueryEngine, bright_engine::query::QueryOutput)> {
+    let SeriesArgs {
+        id,
+        from,
+        to,
+        by,
+        lake,
+        catalogue,
+    } = args;
     if let (Some(from), Some(to)) = (from, to)
         && to <= from
     {
@@ -244,7 +231,7 @@ async fn series(
     }
     let engine = engine(&lake.lake, catalogue).await?;
     let series = engine
-        .kpi_series(id, from, to, by)
+        .kpi_series(id, *from, *to, by)
         .await
         .with_context(|| format!("cannot compute KPI {id}"))?;
     Ok((engine, series))
