@@ -9,8 +9,9 @@
 //!
 //! Problems are sorted the way senders act on them: a message bright cannot take at all
 //! (not HL7, an unsupported version or message type) is rejected (`AR`), one whose content is
-//! wrong (a missing visit number, a malformed time) is an application error (`AE`) whose
-//! `ERR` segment names the field. Both are answered, neither is stored.
+//! wrong or cannot be true (a missing visit number or patient identifier, a malformed time or
+//! one outside the plausible window, a value longer than its column) is an application error
+//! (`AE`) whose `ERR` segment names the field. Both are answered, neither is stored.
 
 use std::fmt::Write as _;
 
