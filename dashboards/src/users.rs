@@ -113,7 +113,9 @@ pub enum UsersError {
 pub struct UserStore {
     db: Mutex<Connection>,
     /// A hash of no one's password, checked when a name is unknown (see the module notes).
-    decoy: String,
+    /// Made on the first unknown name, not at start-up: opening the store for `bright users
+    /// list` or a server start need not pay for a hash.
+    decoy: std::sync::OnceLock<String>,
 }
 
 fn hash(password: &str) -> Result<String, UsersError> {
@@ -176,7 +178,7 @@ impl UserStore {
         )?;
         Ok(UserStore {
             db: Mutex::new(db),
-            decoy: hash("a password that belongs to no one")?,
+            decoy: std::sync::OnceLock::new(),
         })
     }
 
@@ -279,7 +281,16 @@ impl UserStore {
                 },
             )
             .optional()?;
-        let stored = found.as_ref().map_or(self.decoy.as_str(), |(_, h, _)| h);
+        let stored = match &found {
+            Some((_, stored, _)) => stored.as_str(),
+            None => match self.decoy.get() {
+                Some(decoy) => decoy.as_str(),
+                None => {
+                    let decoy = hash("a password that belongs to no one")?;
+                    self.decoy.get_or_init(|| decoy).as_str()
+                }
+            },
+        };
         let parsed = PasswordHash::new(stored).map_err(UsersError::BadHash)?;
         let matches = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)

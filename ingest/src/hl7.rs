@@ -441,19 +441,10 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
 
 /// Refuses a value longer than `max` characters, naming its field but not quoting it.
 fn bounded(field: &str, text: &str, max: usize) -> Result<(), Hl7Error> {
-    // Bytes bound characters from above: count only when the bytes exceed.
-    if text.len() <= max {
-        return Ok(());
+    match crate::transforms::too_long(text, max) {
+        Some(reason) => Err(Hl7Error::content(field, 102, reason)),
+        None => Ok(()),
     }
-    let chars = text.chars().count();
-    if chars > max {
-        return Err(Hl7Error::content(
-            field,
-            102,
-            format!("is {chars} characters long; at most {max} are taken"),
-        ));
-    }
-    Ok(())
 }
 
 /// `adt_events.patient_class` for PV1-2 (HL7 table 0004; `D` is the NHS day case).
@@ -544,13 +535,7 @@ pub fn ack(
     // A control id longer than bright takes is refused (MSH-10); echoing all of it would
     // send a broken sender back an answer larger than the message, which MLLP clients that
     // read one buffer cut short. Its first characters still identify it.
-    let control_id = original
-        .control_id
-        .char_indices()
-        .nth(MAX_CODE_CHARS)
-        .map_or(original.control_id.as_str(), |(at, _)| {
-            &original.control_id[..at]
-        });
+    let control_id = crate::transforms::first_chars(&original.control_id, MAX_CODE_CHARS);
     let mut out = String::new();
     // MSH-10 of the ACK: unique per ACK; tying it to the original keeps retries traceable.
     let _ = write!(

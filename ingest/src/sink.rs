@@ -75,16 +75,11 @@ pub struct Issue<'a> {
 
 /// `text` cut to at most `max` characters, the cut marked with an ellipsis.
 pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    match text.char_indices().nth(max) {
-        None => text.into(),
-        Some(_) => {
-            let keep = text
-                .char_indices()
-                .nth(max.saturating_sub(1))
-                .map_or(0, |(at, _)| at);
-            format!("{}…", &text[..keep]).into()
-        }
+    use crate::transforms::first_chars;
+    if first_chars(text, max).len() == text.len() {
+        return text.into();
     }
+    format!("{}…", first_chars(text, max.saturating_sub(1))).into()
 }
 
 /// The column that identifies a row of `table` across retransmissions, if it has one.

@@ -253,6 +253,24 @@ impl Bounds {
     }
 }
 
+/// Why `text` is longer than `max` characters, if it is, without quoting it (a refusal must
+/// not copy what it refuses).
+pub fn too_long(text: &str, max: usize) -> Option<String> {
+    // Bytes bound characters from above: count only when the bytes exceed.
+    if text.len() <= max {
+        return None;
+    }
+    let chars = text.chars().count();
+    (chars > max).then(|| format!("is {chars} characters long; at most {max} are taken"))
+}
+
+/// The first `max` characters of `text`.
+pub fn first_chars(text: &str, max: usize) -> &str {
+    text.char_indices()
+        .nth(max)
+        .map_or(text, |(at, _)| &text[..at])
+}
+
 const NAIVE_TIMES: [&str; 6] = [
     "%d/%m/%Y %H:%M",
     "%d/%m/%Y %H:%M:%S",
@@ -384,18 +402,8 @@ impl Reader<'_> {
     fn opt(&self, names: &[&'static str]) -> Checked<Option<Cow<'_, str>>> {
         for name in names {
             if let Some(value) = self.fields.get(name).map_err(|e| error(names[0], e))? {
-                let max = self.table.max_chars(names[0]);
-                // Bytes bound characters from above: count only when the bytes exceed.
-                let chars = if value.len() > max {
-                    value.chars().count()
-                } else {
-                    value.len()
-                };
-                if chars > max {
-                    return Err(error(
-                        names[0],
-                        format!("is {chars} characters long; at most {max} are taken"),
-                    ));
+                if let Some(reason) = too_long(&value, self.table.max_chars(names[0])) {
+                    return Err(error(names[0], reason));
                 }
                 return Ok(Some(value));
             }

@@ -445,11 +445,13 @@ fn read_segment(path: &Path, last: bool) -> Result<Segment, WalError> {
         });
     }
     if torn {
-        let cut = bytes.len() as u64 - intact_end.min(bytes.len() as u64);
+        // What the last write lost: bytes on disk past the intact records, or (when its mark
+        // reached the disk before its records) bytes the mark counts that never arrived.
+        let lost = committed_end.max(bytes.len() as u64) - intact_end;
         tracing::warn!(
             path = %path.display(),
             offset = intact_end,
-            bytes = cut.max(committed_end.saturating_sub(intact_end)),
+            bytes = lost,
             last_intact = ?last_intact,
             "Cutting a torn last write off the end of the write-ahead log (never acknowledged)."
         );

@@ -171,12 +171,7 @@ async fn false_values_are_refused_everywhere_and_the_lake_stays_open_to_other_re
     let listener = Listener::new(p.sink.clone(), adt, MllpConfig::default())
         .with_quarantine(quarantine.clone());
     let stats = listener.stats();
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let port = socket.local_addr().expect("addr").port();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(listener.run(socket, stopped));
+    let (port, stop) = crate::mllp_client::run_on_loopback(listener).await;
     let messages = bad_messages();
     for (control, message, field) in &messages {
         let file = p.dir.path().join("message.hl7");

@@ -81,12 +81,7 @@ async fn listen(
     };
     let listener = Listener::new(sink, adt, MllpConfig::default());
     let stats = listener.stats();
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let port = socket.local_addr().expect("addr").port();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(listener.run(socket, stopped));
+    let (port, stop) = crate::mllp_client::run_on_loopback(listener).await;
     (port, stats, stop)
 }
 
@@ -382,12 +377,7 @@ async fn mllp_over_tls_takes_messages_only_inside_the_handshake() {
         window: Default::default(),
     };
     let listener = Listener::new(sink, adt, config);
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("binds");
-    let port = socket.local_addr().expect("addr").port();
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(listener.run(socket, stopped));
+    let (port, _stop) = crate::mllp_client::run_on_loopback(listener).await;
 
     let message = a01("TLS0001", "W1");
     let answer = tokio::task::spawn_blocking({

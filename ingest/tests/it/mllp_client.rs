@@ -1,6 +1,6 @@
 //! A real HL7 client for the tests: python `hl7`'s `mllp_send`, from the test virtualenv
-//! (`BRIGHT_TEST_PYTHON`'s folder) or the path. Shared by this crate's tests and the
-//! binary's end-to-end tests.
+//! (`BRIGHT_TEST_PYTHON`'s folder) or the path, and a listener on a free loopback port for it
+//! to talk to. Shared by this crate's tests and the binary's end-to-end tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,4 +28,17 @@ pub fn send(port: u16, file: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).replace('\r', "\n")
+}
+
+/// Runs `listener` on a free loopback port; returns the port and the switch that stops it.
+pub async fn run_on_loopback(
+    listener: bright_ingest::mllp::Listener,
+) -> (u16, tokio::sync::watch::Sender<bool>) {
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let port = socket.local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(listener.run(socket, stopped));
+    (port, stop)
 }
