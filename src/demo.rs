@@ -96,6 +96,9 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         token_sha256: bright_dashboards::auth::token_sha256(&token),
         scopes: vec!["read".into(), "ingest:*".into()],
     };
+    // A person to sign in as: the demo user, with a fresh password each run (printed below).
+    let users_db = folder.join("users.sqlite3");
+    let password = demo_user(&users_db)?;
     let stopping = stop_signal();
     let running = start(ServiceOptions {
         lake: args.lake.clone(),
@@ -103,7 +106,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         wal: folder.join("wal"),
         accept_wal_loss: false,
         quarantine: folder.join("quarantine"),
-        users_db: folder.join("users.sqlite3"),
+        users_db,
         mllp_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         mllp_tls: None,
         http_addr: SocketAddr::from(([127, 0, 0, 1], args.port)),
@@ -126,6 +129,8 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let bound = running.http_addr;
     println!();
     println!("bright is running.");
+    println!("  Open:    http://{bound}/  (the Integrated Performance Report is at /ipr)");
+    println!("  Sign in: {DEMO_USER} / {password}");
     println!("  Health:  http://{bound}/health");
     println!(
         "  Lake:    {} (Delta Lake tables: DuckDB, Polars and Python deltalake read them)",
@@ -163,6 +168,27 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let result = running.run_until(stopping).await;
     replayer.abort();
     result
+}
+
+/// The demo's sign-in name.
+const DEMO_USER: &str = "demo";
+
+/// Makes the demo user (a manager) or gives it a new password; returns the password.
+fn demo_user(db: &std::path::Path) -> Result<String> {
+    use bright_dashboards::users::{Role, UserStore, new_password};
+    if let Some(parent) = db.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let store = UserStore::open(db)
+        .with_context(|| format!("cannot open the user store {}", db.display()))?;
+    let password = new_password().context("cannot make a password")?;
+    if store.list()?.iter().any(|u| u.name == DEMO_USER) {
+        store.set_password(DEMO_USER, &password)?;
+    } else {
+        store.add(DEMO_USER, Role::Manager, &password)?;
+    }
+    Ok(password)
 }
 
 /// Sends each delivery at its time (the clock running `speed` times faster from now); ones

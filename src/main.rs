@@ -19,6 +19,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 mod config;
+mod dashboards;
 mod demo;
 mod kpi;
 mod serve;
@@ -98,6 +99,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: users::UsersCommand,
+    },
+    /// The dashboards the pages show: list them, check their files.
+    Dashboards {
+        #[command(subcommand)]
+        command: dashboards::DashboardsCommand,
     },
     /// Create a demo lake if needed and serve bright on localhost.
     Demo(demo::DemoArgs),
@@ -237,6 +243,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Users { command } => users::users_command(command),
         Command::Spc(args) => spc::run(args),
         Command::Kpi { command } => kpi::run(command).await,
+        Command::Dashboards { command } => dashboards::run(command),
         Command::Demo(args) => demo::demo(args).await,
     }
 }

@@ -196,6 +196,9 @@ pub(crate) struct Running {
 pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     let mut client_configs = options.settings.dashboards.clients.clone();
     client_configs.extend(options.extra_clients.iter().cloned());
+    if let Some(admin) = admin_token_client()? {
+        client_configs.push(admin);
+    }
     let clients = Clients::new(&client_configs)?;
     let health = Arc::new(FeedHealth::new(
         &options.settings.ingest,
@@ -296,6 +299,20 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     let http_source = HttpSource::new(sink.clone(), config.time_zone, options.key)
         .with_window(window)
         .with_health(health);
+    let engine = sink.engine().clone();
+    let catalogue = engine
+        .kpi_catalogue()
+        .context("the KPI catalogue is not registered")?;
+    let dashboards = bright_dashboards::spec::Dashboards::load(
+        catalogue,
+        options.settings.dashboards.folder.as_deref(),
+    )?;
+    let kpis = Arc::new(bright_dashboards::kpis::KpiService::new(
+        engine,
+        config.time_zone,
+    ));
+    let refresh = Duration::from_secs(options.settings.dashboards.refresh_secs.max(1));
+    let pages_task = kpis.clone().spawn(refresh, stopped.clone());
     let users = bright_dashboards::users::UserStore::open(&options.users_db)
         .with_context(|| format!("cannot open the user store {}", options.users_db.display()))?;
     let state = bright_dashboards::AppState::new(
@@ -304,7 +321,9 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         options.settings.dashboards.max_body_bytes,
         Some(Arc::new(http_source)),
     )
-    .with_users(Arc::new(users), Default::default());
+    .with_users(Arc::new(users), Default::default())
+    .with_pages(kpis, Arc::new(dashboards));
+    tasks.push(pages_task);
     let mut http_stopped = stopped.clone();
     let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
         let _ = http_stopped.wait_for(|stop| *stop).await;
@@ -320,6 +339,21 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         web,
         wal: options.wal,
     })
+}
+
+/// `BRIGHT_ADMIN_TOKEN`, when set: a client with every scope, for automation and tests,
+/// without editing the configuration.
+fn admin_token_client() -> Result<Option<bright_dashboards::auth::ClientConfig>> {
+    match std::env::var("BRIGHT_ADMIN_TOKEN") {
+        Ok(token) if token.trim().len() >= 16 => Ok(Some(bright_dashboards::auth::ClientConfig {
+            name: "admin-token".into(),
+            token_sha256: bright_dashboards::auth::token_sha256(token.trim()),
+            scopes: vec!["read".into(), "ingest:*".into()],
+        })),
+        Ok(token) if token.trim().is_empty() => Ok(None),
+        Ok(_) => anyhow::bail!("BRIGHT_ADMIN_TOKEN must be at least 16 characters"),
+        Err(_) => Ok(None),
+    }
 }
 
 impl Running {

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::users::Role;
 use crate::{AppState, error_body};
 
 /// One API client in `bright.toml` (`[[dashboards.clients]]`).
@@ -57,11 +58,15 @@ impl std::str::FromStr for Scope {
     }
 }
 
-/// An authenticated client.
+/// An authenticated client: an API client with a token, or a signed-in person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
     pub name: String,
     pub scopes: Vec<Scope>,
+    /// A person's role; `None` for API clients, whose scopes alone decide.
+    pub role: Option<Role>,
+    /// A person's session CSRF token, which the pages' forms carry.
+    pub csrf: Option<String>,
 }
 
 impl Client {
@@ -133,6 +138,8 @@ impl Clients {
             let client = Arc::new(Client {
                 name: config.name.clone(),
                 scopes,
+                role: None,
+                csrf: None,
             });
             if let Some(first) = by_hash.insert(hash, client) {
                 return Err(ClientsError::SharedToken {
@@ -207,7 +214,40 @@ fn session_client(state: &AppState, request: &Request) -> Result<Arc<Client>, Bo
     Ok(Arc::new(Client {
         name: format!("user:{}", session.user.name),
         scopes: vec![Scope::Read],
+        role: Some(session.user.role),
+        csrf: Some(session.csrf),
     }))
+}
+
+/// A browser's page request (not the API, not a change): sent to sign in when it has no
+/// session, where an API call gets 401.
+fn is_page(request: &Request) -> bool {
+    matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) && !request.uri().path().starts_with("/api/")
+}
+
+/// `303 See Other` to `/login?next=<this page>`.
+fn sign_in_first(request: &Request) -> Response {
+    let wanted = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let next: String = url::form_urlencoded::byte_serialize(wanted.as_bytes()).collect();
+    let location = format!("/login?next={next}");
+    match HeaderValue::from_str(&location) {
+        Ok(value) => (
+            StatusCode::SEE_OTHER,
+            [(axum::http::header::LOCATION, value)],
+        )
+            .into_response(),
+        Err(_) => (
+            StatusCode::SEE_OTHER,
+            [(
+                axum::http::header::LOCATION,
+                HeaderValue::from_static("/login"),
+            )],
+        )
+            .into_response(),
+    }
 }
 
 /// Middleware on every route but `/health` and the login pages: authenticates the bearer
@@ -238,6 +278,11 @@ pub async fn authenticate(
         },
         None => match session_client(&state, &request) {
             Ok(client) => client,
+            Err(response) if response.status() == StatusCode::UNAUTHORIZED && is_page(&request) => {
+                // A person opening a page is sent to sign in, and brought back afterwards.
+                tracing::info!(target: "bright::audit", %method, %path, status = 303, "Page without a session: sent to sign in.");
+                return sign_in_first(&request);
+            }
             Err(response) => {
                 tracing::info!(target: "bright::audit", %method, %path, status = response.status().as_u16(), "Request without a token or session refused.");
                 return *response;

@@ -16,7 +16,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::http::header::RETRY_AFTER;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum::{Json, Router};
 use bright_engine::ingest_api::{IngestApi, IngestRefusal, Position};
 use serde::{Deserialize, Serialize};
@@ -24,8 +24,11 @@ use tokio::net::TcpListener;
 
 pub mod auth;
 pub mod charts;
+pub mod kpis;
 pub mod routes;
+pub mod spec;
 pub mod users;
+pub mod view;
 
 /// The `[dashboards]` section of `bright.toml`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -37,6 +40,16 @@ pub struct DashboardsConfig {
     /// API clients and their scopes.
     #[serde(default)]
     pub clients: Vec<auth::ClientConfig>,
+    /// A folder of the trust's own dashboard files (`*.toml`), added to the built-in ones.
+    #[serde(default)]
+    pub folder: Option<std::path::PathBuf>,
+    /// Seconds between refreshes of the KPI series the pages show.
+    #[serde(default = "default_refresh_secs")]
+    pub refresh_secs: u64,
+}
+
+fn default_refresh_secs() -> u64 {
+    30
 }
 
 fn default_max_body_bytes() -> usize {
@@ -48,6 +61,8 @@ impl Default for DashboardsConfig {
         DashboardsConfig {
             max_body_bytes: default_max_body_bytes(),
             clients: Vec::new(),
+            folder: None,
+            refresh_secs: default_refresh_secs(),
         }
     }
 }
@@ -67,6 +82,8 @@ struct Inner {
     ingest: Option<Arc<dyn IngestApi>>,
     /// People and their sessions, once set (see [`AppState::with_users`]).
     users: std::sync::OnceLock<(Arc<users::UserStore>, users::SessionLimits)>,
+    /// The KPI series and dashboards the pages show, once set (see [`AppState::with_pages`]).
+    pages: std::sync::OnceLock<routes::pages::Pages>,
 }
 
 impl AppState {
@@ -86,6 +103,7 @@ impl AppState {
                 max_body_bytes,
                 ingest,
                 users: std::sync::OnceLock::new(),
+                pages: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -95,6 +113,24 @@ impl AppState {
     pub fn with_users(self, store: Arc<users::UserStore>, limits: users::SessionLimits) -> Self {
         let _ = self.inner.users.set((store, limits));
         self
+    }
+
+    /// Serves the pages (`/`, `/ipr`, dashboards, KPIs, data quality) from `kpis`' series and
+    /// the `dashboards`; without it they answer 503. Set once.
+    pub fn with_pages(
+        self,
+        kpis: Arc<kpis::KpiService>,
+        dashboards: Arc<spec::Dashboards>,
+    ) -> Self {
+        let _ = self
+            .inner
+            .pages
+            .set(routes::pages::Pages { kpis, dashboards });
+        self
+    }
+
+    pub fn pages(&self) -> Option<&routes::pages::Pages> {
+        self.inner.pages.get()
     }
 
     pub fn users(&self) -> Option<&Arc<users::UserStore>> {
@@ -197,16 +233,44 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
-/// All routes: `/health` open, everything else behind [`auth::authenticate`].
+/// Routes anyone may open: health, and signing in and out.
+pub const PUBLIC_PATHS: [&str; 3] = ["/health", "/login", "/logout"];
+
+/// Every route that needs a token or a session, with its handlers: the router is built from
+/// this list, so a test can walk it and prove that none of them opens without credentials.
+pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<AppState>)> {
+    use routes::pages;
+    vec![
+        (
+            "/api/ingest/{feed}",
+            post(routes::ingest::post).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
+        ),
+        ("/api/feeds", get(routes::feeds::get)),
+        ("/", get(pages::home::html)),
+        ("/api/home", get(pages::home::api)),
+        ("/ipr", get(pages::ipr::html)),
+        ("/ipr/export", get(pages::ipr::export)),
+        ("/api/ipr", get(pages::ipr::api)),
+        ("/dashboards/{id}", get(pages::dashboard::html)),
+        ("/api/dashboards/{id}", get(pages::dashboard::api)),
+        ("/kpi/{id}", get(pages::kpi::html)),
+        ("/api/kpi/{id}", get(pages::kpi::api)),
+        ("/data-quality", get(pages::data_quality::html)),
+        ("/api/data-quality", get(pages::data_quality::api)),
+    ]
+}
+
+/// All routes: [`PUBLIC_PATHS`] open, every one of [`protected_routes`] behind
+/// [`auth::authenticate`].
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
-        .route("/api/ingest/{feed}", post(routes::ingest::post))
-        .layer(DefaultBodyLimit::max(state.inner.max_body_bytes))
-        .route("/api/feeds", get(routes::feeds::get))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::authenticate,
-        ));
+    let mut protected = Router::new();
+    for (path, handlers) in protected_routes(&state) {
+        protected = protected.route(path, handlers);
+    }
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::authenticate,
+    ));
     Router::new()
         .route("/health", get(health))
         .route(

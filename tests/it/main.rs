@@ -1,7 +1,9 @@
 //! End-to-end tests of the `bright` command: the CLI over a generated lake, an independent
 //! reader (Python deltalake + DuckDB) agreeing with it, the CLI on S3-compatible storage
-//! configured the usual way (environment), and `bright demo` serving `/health`.
+//! configured the usual way (environment), `bright demo` serving `/health`, and the pages in a
+//! real browser.
 
+mod browser;
 mod cli;
 mod demo;
 mod hardening;

@@ -3,4 +3,5 @@
 
 pub mod icons;
 pub mod palette;
+pub mod spark;
 pub mod spc;

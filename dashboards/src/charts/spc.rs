@@ -52,7 +52,8 @@ const BOTTOM: f64 = 72.0;
 /// At most this many period labels under the axis; the rest are in the points' titles.
 const MAX_LABELS: usize = 12;
 
-fn colour(point_type: PointType) -> (&'static str, &'static str) {
+/// The fill and CSS class of a point of this type.
+pub fn point_colour(point_type: PointType) -> (&'static str, &'static str) {
     match point_type {
         PointType::CommonCause => (POINT_COMMON, "pt-common"),
         PointType::SpecialCauseImprovement => (POINT_IMPROVEMENT, "pt-imp"),
@@ -63,7 +64,7 @@ fn colour(point_type: PointType) -> (&'static str, &'static str) {
     }
 }
 
-fn meaning(point_type: PointType) -> &'static str {
+pub fn meaning(point_type: PointType) -> &'static str {
     match point_type {
         PointType::CommonCause => "common cause",
         PointType::SpecialCauseImprovement => "special cause, improving",
@@ -188,7 +189,7 @@ pub fn spc_chart_svg(view: &SpcChartView<'_>) -> Markup {
             g class="points" {
                 @for (i, point) in points.iter().enumerate() {
                     @if let Some(value) = point.value {
-                        @let (fill, class) = colour(point.point_type);
+                        @let (fill, class) = point_colour(point.point_type);
                         circle class=(class) cx=(px(x_of(i))) cy=(px(y_of(value))) r="4" fill=(fill) {
                             title { (point.label) ": " (view.unit.format(value)) " (" (meaning(point.point_type)) ")" }
                         }

@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::http::header::{COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -73,13 +73,7 @@ fn page(message: Option<&str>, next: &str) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en-GB" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in — bright" }
-                // Style text is raw in HTML: escaping its quotes would break the rules.
-                style { (PreEscaped(LOGIN_CSS)) }
-            }
+            (super::pages::head("Sign in", LOGIN_CSS))
             body {
                 main {
                     h1 { "bright" }

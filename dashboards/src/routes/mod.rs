@@ -3,3 +3,4 @@
 pub mod feeds;
 pub mod ingest;
 pub mod login;
+pub mod pages;

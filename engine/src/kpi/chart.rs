@@ -18,7 +18,8 @@ use chrono::NaiveDate;
 
 use super::{DENOMINATOR, Kpi, NUMERATOR, VALUE};
 use crate::spc::attribute::{ChartKind, control_chart};
-use crate::spc::{Rules, SpcError, XmrOptions, xmr};
+use crate::spc::narrate::{Describe, Reading, narrate_points};
+use crate::spc::{AssuranceIcon, Rules, SpcError, VariationIcon, XmrOptions, xmr};
 
 /// Why a series could not be charted.
 #[derive(Debug, thiserror::Error)]
@@ -35,41 +36,65 @@ pub enum ChartError {
     RunChart(String),
 }
 
-/// One point of a chart, whatever its kind.
-struct Charted {
-    value: Option<f64>,
-    rebase_group: u32,
-    mean: f64,
-    lpl: f64,
-    upl: f64,
-    point_type: &'static str,
-    special_cause: &'static str,
+/// One series of a KPI charted as its manifest says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KpiChart {
+    /// One per period, in time order.
+    pub points: Vec<Reading>,
+    /// From the latest point.
+    pub variation_icon: Option<VariationIcon>,
+    /// With a target and a direction of improvement.
+    pub assurance_icon: Option<AssuranceIcon>,
 }
 
-impl From<&crate::spc::xmr::Point> for Charted {
-    fn from(p: &crate::spc::xmr::Point) -> Self {
-        Charted {
-            value: p.value,
-            rebase_group: p.rebase_group,
-            mean: p.mean,
-            lpl: p.lpl,
-            upl: p.upl,
-            point_type: p.point_type.as_str(),
-            special_cause: p.special_cause.as_str(),
-        }
+impl KpiChart {
+    /// The chart in one or two sentences (see [`narrate_points`]).
+    pub fn narrate(&self, about: &Describe<'_>) -> String {
+        narrate_points(&self.points, self.assurance_icon, about)
     }
 }
 
-impl From<&crate::spc::attribute::ControlPoint> for Charted {
-    fn from(p: &crate::spc::attribute::ControlPoint) -> Self {
-        Charted {
-            value: p.value,
-            rebase_group: p.rebase_group,
-            mean: p.centre,
-            lpl: p.lcl,
-            upl: p.ucl,
-            point_type: p.point_type.as_str(),
-            special_cause: p.special_cause.as_str(),
+/// Charts one series of `kpi` (its periods in time order): `values` for XmR and c charts,
+/// `numerators` over `denominators` for p and u charts; `rebase[i]` starts a new process at
+/// period `i`.
+pub fn chart_kpi(
+    kpi: &Kpi,
+    values: &[Option<f64>],
+    numerators: &[Option<f64>],
+    denominators: &[Option<f64>],
+    rebase: &[bool],
+) -> Result<KpiChart, ChartError> {
+    let options = XmrOptions {
+        improvement: kpi.improvement,
+        target: kpi.target.as_ref().map(|t| t.value),
+        fix_after_n_points: None,
+        no_screen_outliers: false,
+        rules: Rules::default(),
+    };
+    match kpi.chart {
+        ChartKind::Run => Err(ChartError::RunChart(kpi.id.to_string())),
+        ChartKind::Xmr => {
+            let chart = xmr(values, rebase, &options)?;
+            Ok(KpiChart {
+                points: chart.points.iter().map(Reading::from).collect(),
+                variation_icon: chart.variation_icon,
+                assurance_icon: chart.assurance_icon,
+            })
+        }
+        kind => {
+            // Attribute charts count: p and u take numerators over denominators, c and the
+            // rest the value itself.
+            let (plotted, over) = if kind.needs_denominator() {
+                (numerators, Some(denominators))
+            } else {
+                (values, None)
+            };
+            let chart = control_chart(kind, plotted, over, rebase, &options)?;
+            Ok(KpiChart {
+                points: chart.points.iter().map(Reading::from).collect(),
+                variation_icon: chart.variation_icon,
+                assurance_icon: chart.assurance_icon,
+            })
         }
     }
 }
@@ -132,16 +157,8 @@ pub fn chart_series(
             })
             .collect()
     };
-    let options = XmrOptions {
-        improvement: kpi.improvement,
-        target: kpi.target.as_ref().map(|t| t.value),
-        fix_after_n_points: None,
-        no_screen_outliers: false,
-        rules: Rules::default(),
-    };
-
     // The series comes sorted by breakdown, then date: each run of equal keys is one chart.
-    let mut points: Vec<Charted> = Vec::with_capacity(batch.num_rows());
+    let mut points: Vec<Reading> = Vec::with_capacity(batch.num_rows());
     let mut icons: Vec<(Option<&'static str>, Option<&'static str>)> = Vec::new();
     let mut start = 0;
     while start < batch.num_rows() {
@@ -157,22 +174,15 @@ pub fn chart_series(
                     .is_some_and(|day| rebase.contains(&day))
             })
             .collect();
-        let (charted, variation, assurance): (Vec<Charted>, _, _) = if kpi.chart == ChartKind::Xmr {
-            let chart = xmr(&values[rows.clone()], &marks, &options)?;
-            let charted = chart.points.iter().map(Charted::from).collect();
-            (charted, chart.variation_icon, chart.assurance_icon)
-        } else {
-            // Attribute charts count: p and u take numerators over denominators, c and the
-            // rest the value itself.
-            let (plotted, over) = if kpi.chart.needs_denominator() {
-                (&numerators[rows.clone()], Some(&denominators[rows.clone()]))
-            } else {
-                (&values[rows.clone()], None)
-            };
-            let chart = control_chart(kpi.chart, plotted, over, &marks, &options)?;
-            let charted = chart.points.iter().map(Charted::from).collect();
-            (charted, chart.variation_icon, chart.assurance_icon)
-        };
+        let chart = chart_kpi(
+            kpi,
+            &values[rows.clone()],
+            &numerators[rows.clone()],
+            &denominators[rows.clone()],
+            &marks,
+        )?;
+        let (charted, variation, assurance) =
+            (chart.points, chart.variation_icon, chart.assurance_icon);
         let (variation, assurance) = (variation.map(|i| i.as_str()), assurance.map(|i| i.as_str()));
         icons.extend(std::iter::repeat_n((variation, assurance), charted.len()));
         points.extend(charted);
@@ -217,11 +227,14 @@ pub fn chart_series(
         float("upl", points.iter().map(|p| defined(p.upl)).collect()),
         text(
             "point_type",
-            points.iter().map(|p| Some(p.point_type)).collect(),
+            points.iter().map(|p| Some(p.point_type.as_str())).collect(),
         ),
         text(
             "special_cause_type",
-            points.iter().map(|p| Some(p.special_cause)).collect(),
+            points
+                .iter()
+                .map(|p| Some(p.special_cause.as_str()))
+                .collect(),
         ),
         text("variation_icon", icons.iter().map(|i| i.0).collect()),
         text("assurance_icon", icons.iter().map(|i| i.1).collect()),

@@ -96,8 +96,8 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// How long one period of a KPI is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// How long one period of a KPI is (ordered from the shortest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grain {
     /// A calendar day in the trust's time zone.
@@ -138,6 +138,31 @@ pub enum Rollup {
     Sum,
     /// The largest numerator stands for the whole (e.g. the stalest feed).
     Max,
+}
+
+/// How a KPI's periods combine into longer ones (days into weeks or months on a chart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverTime {
+    /// Numerators and denominators add up: flows (attendances, minutes, pounds) and every KPI
+    /// with a denominator, whose pooled value is Σnumerator ÷ Σdenominator.
+    Sum,
+    /// The mean of the periods' values: stocks counted at a moment each period (patients in
+    /// the department, long stays on the ward), which do not add up over time.
+    Mean,
+    /// The largest value stands for the whole (e.g. the stalest feed).
+    Max,
+}
+
+impl OverTime {
+    /// `sum`, `mean` or `max`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OverTime::Sum => "sum",
+            OverTime::Mean => "mean",
+            OverTime::Max => "max",
+        }
+    }
 }
 
 /// A KPI's target and where it comes from.
@@ -215,6 +240,8 @@ pub struct Kpi {
     pub definition: String,
     /// How it combines across breakdowns.
     pub rollup: Rollup,
+    /// How its periods combine into longer ones.
+    pub over_time: OverTime,
     /// The query.
     pub sql: String,
     /// Where the query came from, for messages.
@@ -286,6 +313,8 @@ struct RawKpi {
     definition: String,
     #[serde(default)]
     rollup: Rollup,
+    /// Default: `max` with a max roll-up, else `sum`.
+    over_time: Option<OverTime>,
 }
 
 /// A loaded, checked catalogue.
@@ -456,6 +485,16 @@ fn check_kpi(raw: RawKpi, names: &mut BTreeSet<String>) -> Result<Kpi, String> {
     if raw.rollup == Rollup::Max && has_denominator {
         return Err(format!("{id}: a max roll-up cannot pool a denominator"));
     }
+    let over_time = raw.over_time.unwrap_or(match raw.rollup {
+        Rollup::Max => OverTime::Max,
+        Rollup::Sum => OverTime::Sum,
+    });
+    if over_time != OverTime::Sum && has_denominator {
+        return Err(format!(
+            "{id}: over_time = \"{}\" cannot pool a denominator (periods with one add up)",
+            over_time.as_str()
+        ));
+    }
     Ok(Kpi {
         id: KpiId(raw.id),
         title: raw.title,
@@ -471,6 +510,7 @@ fn check_kpi(raw: RawKpi, names: &mut BTreeSet<String>) -> Result<Kpi, String> {
         denominator: raw.denominator,
         definition: raw.definition,
         rollup: raw.rollup,
+        over_time,
         sql: String::new(),
         file: PathBuf::new(),
     })

@@ -30,12 +30,15 @@
 mod cache;
 mod chart;
 mod manifest;
+mod pool;
 
 pub use cache::{KpiCache, RefreshReport};
-pub use chart::{ChartError, chart_series};
+pub use chart::{ChartError, KpiChart, chart_kpi, chart_series};
 pub use manifest::{
-    Catalogue, Grain, HelperView, Kpi, KpiError, KpiId, Param, Rollup, Target, VALUE_COLUMNS,
+    Catalogue, Grain, HelperView, Kpi, KpiError, KpiId, OverTime, Param, Rollup, Target,
+    VALUE_COLUMNS,
 };
+pub use pool::{Period, period_end, pool};
 
 /// The column every KPI query returns first: the period's first day.
 pub const PERIOD: &str = "period";

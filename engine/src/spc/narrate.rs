@@ -3,7 +3,8 @@
 //! with a target, one on assurance. Every word comes from the computed chart; nothing is free
 //! text.
 
-use super::xmr::{AssuranceIcon, PointType, SpecialCause, XmrChart};
+use super::attribute::ControlPoint;
+use super::xmr::{AssuranceIcon, Point, PointType, SpecialCause, XmrChart};
 
 /// How values are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +96,67 @@ fn number_word(n: usize) -> String {
         .map_or_else(|| n.to_string(), |w| (*w).to_string())
 }
 
+/// One point of a chart of any kind (XmR or attribute): what the narration and the pages read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reading {
+    /// The plotted value, or `None` when missing.
+    pub value: Option<f64>,
+    /// Which process (rebase group) the point belongs to.
+    pub rebase_group: u32,
+    /// Centre line.
+    pub mean: f64,
+    /// Lower limit (NaN where there is none).
+    pub lpl: f64,
+    /// Upper limit (NaN where there is none).
+    pub upl: f64,
+    /// The rule that labels the point.
+    pub special_cause: SpecialCause,
+    /// Improvement, concern, neutral or common cause.
+    pub point_type: PointType,
+}
+
+impl From<&Point> for Reading {
+    fn from(p: &Point) -> Self {
+        Reading {
+            value: p.value,
+            rebase_group: p.rebase_group,
+            mean: p.mean,
+            lpl: p.lpl,
+            upl: p.upl,
+            special_cause: p.special_cause,
+            point_type: p.point_type,
+        }
+    }
+}
+
+impl From<&ControlPoint> for Reading {
+    fn from(p: &ControlPoint) -> Self {
+        Reading {
+            value: p.value,
+            rebase_group: p.rebase_group,
+            mean: p.centre,
+            lpl: p.lcl,
+            upl: p.ucl,
+            special_cause: p.special_cause,
+            point_type: p.point_type,
+        }
+    }
+}
+
 /// One or two sentences about `chart`.
 pub fn narrate(chart: &XmrChart, about: &Describe<'_>) -> String {
-    let Some(last) = chart.points.last() else {
+    let points: Vec<Reading> = chart.points.iter().map(Reading::from).collect();
+    narrate_points(&points, chart.assurance_icon, about)
+}
+
+/// One or two sentences about a chart of any kind, from its points in time order and its
+/// assurance icon.
+pub fn narrate_points(
+    points: &[Reading],
+    assurance: Option<AssuranceIcon>,
+    about: &Describe<'_>,
+) -> String {
+    let Some(last) = points.last() else {
         return format!("{} has no data yet.", about.title);
     };
     let unit = about.unit;
@@ -116,9 +175,8 @@ pub fn narrate(chart: &XmrChart, about: &Describe<'_>) -> String {
         }
     };
     let mean = unit.format(last.mean);
-    let n = chart.points.len();
     // How many points, ending at the latest, share its label.
-    let run = chart.points[..n]
+    let run = points
         .iter()
         .rev()
         .take_while(|p| p.special_cause == last.special_cause)
@@ -172,7 +230,7 @@ pub fn narrate(chart: &XmrChart, about: &Describe<'_>) -> String {
         ),
     };
     let mut text = format!("{} shows {kind}: {detail}.", about.title);
-    if let (Some(target), Some(icon)) = (about.target, chart.assurance_icon) {
+    if let (Some(target), Some(icon)) = (about.target, assurance) {
         let t = unit.format(target);
         let sentence = match icon {
             AssuranceIcon::Fail | AssuranceIcon::Pass => {

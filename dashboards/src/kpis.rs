@@ -1,0 +1,234 @@
+//! The KPI series every page reads, computed once for all viewers.
+//!
+//! [`KpiService`] wraps the engine's [`KpiCache`]: a series is computed the first time any page
+//! asks for it (a KPI for the whole trust, or broken down by site, ward…), then kept up to date
+//! by [`KpiService::refresh`] on a tick, which recomputes only what new data can have changed.
+//! Pages read the kept copies — they never run a query per viewer — and show the time of the
+//! last refresh as "data as of".
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Date32Type, Float64Type};
+use bright_engine::kpi::{KpiCache, Period, RefreshReport};
+use bright_engine::query::{QueryEngine, QueryError, QueryOutput};
+use chrono::{DateTime, NaiveDate, Utc};
+
+type Key = (String, Vec<String>);
+
+/// Series of the KPI catalogue, shared by every page; see the module documentation.
+pub struct KpiService {
+    engine: Arc<QueryEngine>,
+    time_zone: chrono_tz::Tz,
+    cache: tokio::sync::Mutex<KpiCache>,
+    kept: RwLock<Kept>,
+}
+
+#[derive(Default)]
+struct Kept {
+    series: HashMap<Key, Arc<QueryOutput>>,
+    /// When the series were last brought up to date.
+    as_of: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for KpiService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KpiService").finish_non_exhaustive()
+    }
+}
+
+/// One breakdown's rows of a series: its key values and its periods.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breakdown {
+    /// The values of the `by` columns (empty for the whole trust).
+    pub key: Vec<Option<String>>,
+    pub periods: Vec<Period>,
+}
+
+impl KpiService {
+    pub fn new(engine: Arc<QueryEngine>, time_zone: chrono_tz::Tz) -> Self {
+        KpiService {
+            engine,
+            time_zone,
+            cache: tokio::sync::Mutex::new(KpiCache::new()),
+            kept: RwLock::new(Kept::default()),
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<QueryEngine> {
+        &self.engine
+    }
+
+    /// The trust's time zone, for the times pages show.
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.time_zone
+    }
+
+    /// Today in the trust's time zone: the first day whose data may still be arriving.
+    pub fn today(&self) -> NaiveDate {
+        Utc::now().with_timezone(&self.time_zone).date_naive()
+    }
+
+    /// When the series were last brought up to date (or first computed).
+    pub fn as_of(&self) -> Option<DateTime<Utc>> {
+        self.kept.read().map(|k| k.as_of).unwrap_or(None)
+    }
+
+    /// KPI `id` broken down by `by`: the kept copy, or computed now (once, for everyone).
+    pub async fn series(&self, id: &str, by: &[String]) -> Result<Arc<QueryOutput>, QueryError> {
+        let key: Key = (id.to_string(), by.to_vec());
+        if let Some(found) = self.kept_series(&key) {
+            return Ok(found);
+        }
+        let mut cache = self.cache.lock().await;
+        // Another request may have computed it while this one waited.
+        if let Some(found) = self.kept_series(&key) {
+            return Ok(found);
+        }
+        let output = Arc::new(cache.series(&self.engine, id, by).await?.clone());
+        if let Ok(mut kept) = self.kept.write() {
+            kept.series.insert(key, output.clone());
+            kept.as_of.get_or_insert_with(Utc::now);
+        }
+        Ok(output)
+    }
+
+    fn kept_series(&self, key: &Key) -> Option<Arc<QueryOutput>> {
+        self.kept.read().ok()?.series.get(key).cloned()
+    }
+
+    /// Brings every kept series up to date with the lake and the acknowledged rows.
+    pub async fn refresh(&self) -> Result<RefreshReport, QueryError> {
+        let mut cache = self.cache.lock().await;
+        let report = cache.refresh(&self.engine, self.today()).await?;
+        let keys: Vec<Key> = self
+            .kept
+            .read()
+            .map(|k| k.series.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut fresh = HashMap::with_capacity(keys.len());
+        for key in keys {
+            let output = cache.series(&self.engine, &key.0, &key.1).await?.clone();
+            fresh.insert(key, Arc::new(output));
+        }
+        if let Ok(mut kept) = self.kept.write() {
+            kept.series = fresh;
+            kept.as_of = Some(Utc::now());
+        }
+        Ok(report)
+    }
+
+    /// Computes every KPI for the whole trust, so the first pages open at once.
+    pub async fn warm(&self) -> Result<(), QueryError> {
+        let ids: Vec<String> = self
+            .engine
+            .kpi_catalogue()
+            .map(|c| c.kpis.iter().map(|k| k.id.to_string()).collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.series(&id, &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Warms the series, then refreshes them every `every` until `stopped` turns true.
+    pub fn spawn(
+        self: Arc<Self>,
+        every: Duration,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let warmed = tokio::select! {
+                warmed = self.warm() => warmed,
+                _ = stopped.wait_for(|stop| *stop) => return,
+            };
+            match warmed {
+                Ok(()) => tracing::info!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "Every KPI computed for the pages."
+                ),
+                Err(e) => tracing::error!(error = %e, "Computing the KPIs for the pages failed."),
+            }
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = stopped.wait_for(|stop| *stop) => return,
+                }
+                if let Err(e) = self.refresh().await {
+                    // The pages keep the last good series, and show their age.
+                    tracing::error!(error = %e, "Refreshing the KPIs for the pages failed.");
+                }
+            }
+        })
+    }
+}
+
+/// The rows of `output` (a series by `by`, sorted by breakdown then date) split per
+/// breakdown, keeping those whose keys match `only` (column, value) pairs.
+pub fn breakdowns(
+    output: &QueryOutput,
+    by: &[String],
+    only: &[(String, String)],
+) -> Result<Vec<Breakdown>, arrow::error::ArrowError> {
+    let mut out: Vec<Breakdown> = Vec::new();
+    for batch in &output.batches {
+        let column = |name: &str| {
+            batch.column_by_name(name).cloned().ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("a KPI series has no '{name}'"))
+            })
+        };
+        let dates = cast(&column("date")?, &DataType::Date32)?;
+        let dates = dates.as_primitive::<Date32Type>();
+        let floats = |name: &str| -> Result<Vec<Option<f64>>, arrow::error::ArrowError> {
+            let c = cast(&column(name)?, &DataType::Float64)?;
+            Ok(c.as_primitive::<Float64Type>().iter().collect())
+        };
+        let (values, numerators, denominators) = (
+            floats("value")?,
+            floats("numerator")?,
+            floats("denominator")?,
+        );
+        let keys = by
+            .iter()
+            .map(|b| cast(&column(b)?, &DataType::Utf8))
+            .collect::<Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            let key: Vec<Option<String>> = keys
+                .iter()
+                .map(|k| {
+                    let k = k.as_string::<i32>();
+                    (!k.is_null(row)).then(|| k.value(row).to_string())
+                })
+                .collect();
+            let wanted = only.iter().all(|(column, value)| {
+                by.iter()
+                    .position(|b| b == column)
+                    .is_some_and(|i| key[i].as_deref() == Some(value.as_str()))
+            });
+            let Some(start) = Date32Type::to_naive_date_opt(dates.value(row)) else {
+                continue;
+            };
+            if !wanted || dates.is_null(row) {
+                continue;
+            }
+            let period = Period {
+                start,
+                value: values[row],
+                numerator: numerators[row],
+                denominator: denominators[row],
+            };
+            match out.last_mut() {
+                Some(last) if last.key == key => last.periods.push(period),
+                _ => out.push(Breakdown {
+                    key,
+                    periods: vec![period],
+                }),
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,284 @@
+//! `GET /kpi/{id}` and its twin `GET /api/kpi/{id}`: one KPI in depth — its chart for the
+//! chosen filters, the same KPI broken down (`?by=site`, small multiples, each a link one level
+//! down), the values, its definition, owner, target and where the target comes from, the SQL it
+//! runs, and a rebase suggestion where the latest points form a sustained shift.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use bright_engine::kpi::{Grain, Kpi};
+use bright_engine::spc::{Rules, XmrOptions, suggest::suggest_rebase};
+use maud::{Markup, html};
+use serde::{Deserialize, Serialize};
+
+use super::dashboard::kpi_link;
+use super::{
+    Frame, PageError, ViewQuery, as_of_text, filter_form, icons, kpi_panel, page, pages_for, shown,
+    view_of, visible,
+};
+use crate::AppState;
+use crate::auth::Client;
+use crate::charts::spc::{SpcChartView, spc_chart_svg};
+use crate::kpis::breakdowns;
+use crate::view::{KpiView, kpi_view, period_label};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KpiQuery {
+    /// The breakdown of the small multiples (default: the KPI's first).
+    by: Option<String>,
+    #[serde(flatten)]
+    view: ViewQuery,
+}
+
+/// One KPI as its JSON twin answers it.
+#[derive(Debug, Serialize)]
+pub struct KpiPage {
+    #[serde(flatten)]
+    pub kpi: KpiView,
+    pub breakdowns: Vec<String>,
+    pub target_source: Option<String>,
+    pub sql: String,
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// The breakdown of `parts`, if any.
+    pub by: Option<String>,
+    pub parts: Vec<Part>,
+    pub rebase_suggestion: Option<RebaseView>,
+}
+
+/// The KPI for one value of a breakdown.
+#[derive(Debug, Serialize)]
+pub struct Part {
+    pub value: Option<String>,
+    pub kpi: KpiView,
+}
+
+/// A proposed rebase: where a new process seems to have begun.
+#[derive(Debug, Serialize)]
+pub struct RebaseView {
+    pub from: chrono::NaiveDate,
+    pub label: String,
+    pub points: usize,
+    pub mean: f64,
+    pub lpl: f64,
+    pub upl: f64,
+}
+
+/// At most this many small multiples (wards of a big trust run to dozens).
+const MAX_PARTS: usize = 36;
+
+async fn build(
+    state: &AppState,
+    client: &Client,
+    id: &str,
+    query: &KpiQuery,
+) -> Result<(KpiPage, Grain), PageError> {
+    let pages = pages_for(state, client)?;
+    let service = &pages.kpis;
+    let kpi: &Kpi = service
+        .engine()
+        .kpi_catalogue()
+        .ok_or(PageError::Unavailable)?
+        .get(id)
+        .map_err(|_| PageError::NotFound(format!("no KPI '{id}'")))?;
+    let default_grain = if kpi.grain == Grain::Day {
+        Grain::Week
+    } else {
+        kpi.grain
+    };
+    let shape = query.view.shape(default_grain, service.today());
+    let chosen = query.view.chosen(&kpi.breakdowns);
+    let (view, _) = view_of(service, kpi, &chosen, shape).await?;
+    let by = match &query.by {
+        Some(by) if by.is_empty() => None,
+        Some(by) if kpi.breakdowns.contains(by) => Some(by.clone()),
+        Some(by) => {
+            return Err(PageError::BadRequest(format!(
+                "KPI '{id}' cannot be broken down by '{by}' (it can by: {})",
+                kpi.breakdowns.join(", ")
+            )));
+        }
+        None => kpi
+            .breakdowns
+            .iter()
+            .find(|b| !chosen.iter().any(|(f, _)| f == *b))
+            .cloned(),
+    };
+    let mut parts = Vec::new();
+    if let Some(by) = &by {
+        let mut columns: Vec<String> = chosen.iter().map(|(f, _)| f.clone()).collect();
+        columns.retain(|c| c != by);
+        let only = chosen
+            .iter()
+            .filter(|(f, _)| f != by)
+            .cloned()
+            .collect::<Vec<_>>();
+        columns.push(by.clone());
+        let output = service.series(kpi.id.as_str(), &columns).await?;
+        for part in breakdowns(&output, &columns, &only)?
+            .into_iter()
+            .take(MAX_PARTS)
+        {
+            parts.push(Part {
+                value: part.key.last().cloned().flatten(),
+                kpi: kpi_view(kpi, &part.periods, shape),
+            });
+        }
+    }
+    let rebase_suggestion = suggestion(kpi, &view, shape.grain.max(kpi.grain));
+    Ok((
+        KpiPage {
+            breakdowns: kpi.breakdowns.clone(),
+            target_source: kpi.target.as_ref().map(|t| t.source.clone()),
+            sql: kpi.sql.clone(),
+            as_of: service.as_of(),
+            by,
+            parts,
+            rebase_suggestion,
+            kpi: view,
+        },
+        default_grain,
+    ))
+}
+
+/// A rebase proposal for XmR charts (the rule that finds it is Making Data Count's shift).
+fn suggestion(kpi: &Kpi, view: &KpiView, grain: Grain) -> Option<RebaseView> {
+    if view.chart != "xmr" {
+        return None;
+    }
+    let values: Vec<Option<f64>> = view.points.iter().map(|p| p.value).collect();
+    let options = XmrOptions {
+        improvement: kpi.improvement,
+        target: view.target,
+        fix_after_n_points: None,
+        no_screen_outliers: false,
+        rules: Rules::default(),
+    };
+    let s = suggest_rebase(&values, &vec![false; values.len()], &options).ok()??;
+    let point = view.points.get(s.index)?;
+    Some(RebaseView {
+        from: point.start,
+        label: period_label(grain, point.start),
+        points: s.points,
+        mean: s.mean,
+        lpl: s.lpl,
+        upl: s.upl,
+    })
+}
+
+pub async fn api(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Arc<Client>>,
+    Path(id): Path<String>,
+    Query(query): Query<KpiQuery>,
+) -> Result<Json<KpiPage>, PageError> {
+    Ok(Json(build(&state, &client, &id, &query).await?.0))
+}
+
+/// A small chart of one breakdown value, linking one level down.
+fn multiple(part: &Part, by: &str, query: &ViewQuery, id: &str) -> Markup {
+    let name = part
+        .value
+        .clone()
+        .unwrap_or_else(|| "(not recorded)".into());
+    let mut down = query.clone();
+    if let Some(value) = &part.value {
+        down.filters.insert(by.to_string(), value.clone());
+    }
+    let points = part.kpi.chart_points();
+    html! {
+        li class="multiple" {
+            div class="panel-head" {
+                h3 { a href=(kpi_link(id, &down)) { (name) } }
+                (icons(&part.kpi, 32))
+            }
+            p class="note" {
+                "Latest " (shown(&part.kpi, part.kpi.latest)) "; mean " (shown(&part.kpi, part.kpi.mean))
+                @if part.kpi.stale { " " span class="lozenge stale" { "late" } }
+            }
+            @if !points.is_empty() {
+                (spc_chart_svg(&SpcChartView {
+                    title: &format!("{} – {name}", part.kpi.title),
+                    unit: super::unit_of(&part.kpi),
+                    points: &points,
+                    target: part.kpi.target,
+                }))
+            }
+        }
+    }
+}
+
+pub async fn html(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Arc<Client>>,
+    Path(id): Path<String>,
+    Query(query): Query<KpiQuery>,
+) -> Result<Markup, PageError> {
+    let pages = pages_for(&state, &client)?;
+    let (view, default_grain) = build(&state, &client, &id, &query).await?;
+    let kpi = &view.kpi;
+    let chosen = query.view.chosen(&view.breakdowns);
+    let filters: Vec<(String, Vec<String>)> = Vec::new();
+    let main = html! {
+        p class="note" { a href="/ipr" { "Integrated Performance Report" } " › " (kpi.title) }
+        h1 { (kpi.title) }
+        p class="lead" {
+            (kpi.description) " "
+            @if chosen.is_empty() { "Whole trust" } @else {
+                (chosen.iter().map(|(f, v)| format!("{} {v}", f.replace('_', " "))).collect::<Vec<_>>().join(", "))
+                " (" a href=(format!("/kpi/{id}")) { "whole trust" } ")"
+            }
+            ", by " (kpi.grain) "."
+        }
+        (filter_form(&query.view, default_grain, &filters))
+        (kpi_panel(kpi, &kpi_link(&kpi.id, &query.view), None))
+        @if let Some(s) = &view.rebase_suggestion {
+            section class="panel" {
+                h2 { "Has the process changed?" }
+                p {
+                    "The points from " strong { (s.label) } " on (" (s.points) " of them) sit on one side of the mean. "
+                    "If something changed then, recalculating the limits from there would give a mean of "
+                    (shown(kpi, Some(s.mean))) " with limits " (shown(kpi, Some(s.lpl))) " to " (shown(kpi, Some(s.upl))) "."
+                }
+            }
+        }
+        @if let Some(by) = &view.by {
+            h2 { "By " (by.replace('_', " ")) }
+            p class="note" {
+                "Other breakdowns: "
+                @for b in view.breakdowns.iter().filter(|b| *b != by) {
+                    a href=(format!("/kpi/{id}?by={b}")) { (b.replace('_', " ")) } " "
+                }
+            }
+            ul class="cards multiples" {
+                @for part in &view.parts { (multiple(part, by, &query.view, &id)) }
+            }
+        }
+        section class="panel about" {
+            h2 { "About this KPI" }
+            dl {
+                dt { "Definition" } dd { (kpi.definition) }
+                dt { "Owner" } dd { (kpi.owner) }
+                dt { "Target" } dd {
+                    (shown(kpi, kpi.target))
+                    @if let Some(source) = &view.target_source { " — " (source) }
+                }
+                dt { "Chart" } dd { (kpi.chart) " chart; better is " (kpi.improvement) }
+            }
+            details {
+                summary { "The SQL it runs" }
+                pre { code { (view.sql) } }
+            }
+        }
+    };
+    Ok(page(
+        &Frame {
+            title: &kpi.title,
+            client: &client,
+            dashboards: visible(&pages.dashboards, &client),
+            current: "",
+            as_of: as_of_text(view.as_of, pages.kpis.time_zone()),
+        },
+        main,
+    ))
+}

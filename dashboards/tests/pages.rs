@@ -1,0 +1,423 @@
+//! The pages and their JSON twins over a real lake: a simulated trust generated into Delta
+//! tables, the KPI catalogue planned by DataFusion, and requests sent through the router as a
+//! browser or a script would send them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use bright_dashboards::auth::{ClientConfig, Clients, token_sha256};
+use bright_dashboards::kpis::KpiService;
+use bright_dashboards::spec::Dashboards;
+use bright_dashboards::users::{Role, SessionLimits, UserStore};
+use bright_dashboards::{AppState, PUBLIC_PATHS, protected_routes, router};
+use bright_engine::kpi::Catalogue;
+use bright_engine::lake::Lake;
+use bright_engine::query::{QueryConfig, QueryEngine};
+use bright_engine::spc::narrate::Unit;
+use bright_sim::SimConfig;
+use bright_sim::lake_sink::{generate_into_lake, simulation_key};
+use serde_json::Value;
+use tower::ServiceExt;
+
+const READER: &str = "t-reader-0123456789";
+const FEEDER: &str = "t-feeder-0123456789";
+
+struct Site {
+    state: AppState,
+    theatre_cookie: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A trust simulated for 100 days up to yesterday, served with pages.
+async fn site() -> Site {
+    let dir = tempfile::tempdir().expect("a folder");
+    let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("a lake");
+    let today = chrono::Utc::now().date_naive();
+    generate_into_lake(
+        SimConfig::new(7, 100, today),
+        simulation_key(7),
+        &lake,
+        Box::new(|_| {}),
+    )
+    .await
+    .expect("the simulation fills the lake");
+    lake.ensure_tables().await.expect("every table");
+    let config = QueryConfig::default();
+    let mut engine = QueryEngine::open(&lake, &config).await.expect("engine");
+    let catalogue = Catalogue::embedded().expect("catalogue");
+    let dashboards = Dashboards::load(&catalogue, None).expect("dashboards");
+    engine
+        .register_kpis(catalogue, &BTreeMap::new())
+        .await
+        .expect("every KPI plans");
+    let kpis = Arc::new(KpiService::new(Arc::new(engine), config.time_zone));
+    let client = |name: &str, token: &str, scopes: &[&str]| ClientConfig {
+        name: name.into(),
+        token_sha256: token_sha256(token),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+    };
+    let clients = Clients::new(&[
+        client("board-pack", READER, &["read"]),
+        client("ed-system", FEEDER, &["ingest:ed_attendances"]),
+    ])
+    .expect("clients");
+    let store = UserStore::open(&dir.path().join("users.sqlite3")).expect("store");
+    let theatre = store
+        .add("theatre.lead", Role::Theatre, "correct horse battery")
+        .expect("added");
+    let (token, _) = store
+        .start_session(&theatre, chrono::Utc::now().timestamp())
+        .expect("a session");
+    let state = AppState::new("lake", clients, 1 << 20, None)
+        .with_users(Arc::new(store), SessionLimits::default())
+        .with_pages(kpis, Arc::new(dashboards));
+    Site {
+        state,
+        theatre_cookie: format!("bright_session={}", token.0),
+        _dir: dir,
+    }
+}
+
+async fn get(state: &AppState, path: &str, auth: Option<&str>) -> (StatusCode, String) {
+    let mut request = Request::get(path);
+    match auth {
+        Some(cookie) if cookie.starts_with("bright_session=") => {
+            request = request.header("cookie", cookie)
+        }
+        Some(token) => request = request.header("authorization", format!("Bearer {token}")),
+        None => {}
+    }
+    let response = router(state.clone())
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("answered");
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap_or_default().to_string());
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .expect("body");
+    let body = String::from_utf8(bytes.to_vec()).expect("utf-8");
+    (status, location.unwrap_or(body))
+}
+
+async fn json(state: &AppState, path: &str) -> Value {
+    let (status, body) = get(state, path, Some(READER)).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+async fn html(state: &AppState, path: &str) -> String {
+    let (status, body) = get(state, path, Some(READER)).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    assert!(body.starts_with("<!DOCTYPE html>"), "{path}");
+    body
+}
+
+/// What maud makes of text in HTML.
+fn escaped(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn shown(kpi: &Value, field: &str) -> String {
+    let unit: Unit = kpi["unit"].as_str().expect("unit").parse().expect("a unit");
+    kpi[field]
+        .as_f64()
+        .map_or_else(|| "–".to_string(), |x| unit.format(x))
+}
+
+#[tokio::test]
+async fn every_page_shows_what_its_json_twin_says() {
+    let site = site().await;
+    let state = &site.state;
+    let catalogue = Catalogue::embedded().expect("catalogue");
+
+    // The IPR: every KPI once, grouped in the board's six domains, each with the same
+    // numbers, icons and narration as its twin.
+    let ipr = json(state, "/api/ipr").await;
+    let sections = ipr["sections"].as_array().expect("sections");
+    let titles: Vec<&str> = sections
+        .iter()
+        .filter_map(|s| s["title"].as_str())
+        .collect();
+    assert_eq!(
+        titles,
+        [
+            "Emergency department",
+            "Flow and beds",
+            "Theatres",
+            "Workforce",
+            "Finance",
+            "Data quality"
+        ]
+    );
+    let kpis: Vec<&Value> = sections
+        .iter()
+        .flat_map(|s| s["kpis"].as_array().expect("kpis"))
+        .collect();
+    assert_eq!(kpis.len(), catalogue.kpis.len());
+    let page = html(state, "/ipr").await;
+    assert!(
+        page.contains("Data as of "),
+        "the page says how fresh it is"
+    );
+    assert!(page.contains("Key to the icons"));
+    let mut uncharted = Vec::new();
+    for kpi in &kpis {
+        let id = kpi["id"].as_str().expect("id");
+        assert!(kpi["error"].is_null(), "{id}: {}", kpi["error"]);
+        assert!(
+            page.contains(&escaped(kpi["title"].as_str().expect("title"))),
+            "{id}"
+        );
+        assert!(
+            page.contains(&escaped(kpi["narration"].as_str().expect("narration"))),
+            "{id}"
+        );
+        assert!(
+            page.contains(&format!("id=\"kpi-{id}\"")),
+            "{id} has its chart"
+        );
+        if kpi["points"].as_array().expect("points").is_empty() {
+            uncharted.push(id);
+        } else {
+            assert!(page.contains(&shown(kpi, "latest")), "{id}");
+            assert!(page.contains(&shown(kpi, "mean")), "{id}");
+            assert!(kpi["variation_icon"].is_string(), "{id}");
+        }
+    }
+    // Finance is monthly and 100 days hold three complete months: every KPI has points but
+    // refused records, as the simulator refuses nothing yet (its dq_issues table is empty),
+    // and the page says so rather than drawing zeros it was never sent.
+    assert_eq!(uncharted, ["dq_rejected_records"]);
+    let refused = kpis
+        .iter()
+        .find(|k| k["id"] == "dq_rejected_records")
+        .expect("on the IPR");
+    assert!(refused["stale"].as_bool().expect("stale"));
+    assert!(
+        refused["narration"]
+            .as_str()
+            .expect("narration")
+            .contains("has no complete month yet")
+    );
+    // Monthly points are pooled: four-hour performance's value is Σleft in 4h ÷ Σleft.
+    let four_hours = kpis
+        .iter()
+        .find(|k| k["id"] == "ed_4h_performance")
+        .expect("on the IPR");
+    for p in four_hours["points"].as_array().expect("points") {
+        let (n, d, v) = (
+            p["numerator"].as_f64().expect("n"),
+            p["denominator"].as_f64().expect("d"),
+            p["value"].as_f64().expect("v"),
+        );
+        assert!((v - n / d).abs() < 1e-12, "{p}");
+    }
+
+    // The matrix counts every KPI once, and a cell's link lists exactly its KPIs.
+    let matrix = ipr["matrix"].as_object().expect("matrix");
+    let cells: Vec<(String, String, usize)> = matrix
+        .iter()
+        .flat_map(|(a, row)| {
+            row.as_object()
+                .expect("row")
+                .iter()
+                .map(move |(v, ids)| (a.clone(), v.clone(), ids.as_array().map_or(0, Vec::len)))
+        })
+        .collect();
+    assert_eq!(
+        ipr["uncharted"],
+        serde_json::json!(["Records rejected or flagged by ingest"])
+    );
+    assert_eq!(cells.iter().map(|c| c.2).sum::<usize>(), kpis.len() - 1);
+    let (a, v, n) = cells.iter().max_by_key(|c| c.2).expect("a cell");
+    let one_cell = json(state, &format!("/api/ipr?variation={v}&assurance={a}")).await;
+    let listed: usize = one_cell["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .map(|s| s["kpis"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(listed, *n);
+    let page = html(state, &format!("/ipr?variation={v}&assurance={a}")).await;
+    assert_eq!(page.matches("<tr class=\"row\">").count(), *n);
+
+    // The export stands alone: no script, no style sheet or image fetched from anywhere.
+    let response = router(state.clone())
+        .oneshot(
+            Request::get("/ipr/export")
+                .header("authorization", format!("Bearer {READER}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    let disposition = response.headers()["content-disposition"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"ipr-"),
+        "{disposition}"
+    );
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
+        .await
+        .expect("body");
+    let export = String::from_utf8(bytes.to_vec()).expect("utf-8");
+    for outside in ["<script", "<link", " src=", "href=\"http", "url("] {
+        assert!(!export.contains(outside), "the export holds {outside}");
+    }
+    assert!(export.contains("<svg"), "charts and icons are inline");
+    for kpi in &kpis {
+        assert!(export.contains(&escaped(kpi["title"].as_str().expect("t"))));
+    }
+
+    // A dashboard filtered by site: the filter's values are the sites, and KPIs split by
+    // site differ from the whole trust.
+    let flow = json(state, "/api/dashboards/flow").await;
+    let sites: Vec<String> = flow["filters"][0]["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    assert!(sites.len() >= 2, "{sites:?}");
+    let one_site = json(state, &format!("/api/dashboards/flow?site={}", sites[0])).await;
+    assert_eq!(one_site["filters"][0]["chosen"], sites[0].as_str());
+    let admissions = |d: &Value| {
+        d["sections"]
+            .as_array()
+            .expect("sections")
+            .iter()
+            .flat_map(|s| s["kpis"].as_array().expect("kpis"))
+            .find(|k| k["id"] == "emergency_admissions")
+            .expect("on the flow dashboard")["latest"]
+            .as_f64()
+            .expect("a latest value")
+    };
+    assert!(admissions(&one_site) < admissions(&flow));
+    let page = html(
+        state,
+        &format!("/dashboards/flow?site={}&grain=month", sites[0]),
+    )
+    .await;
+    assert!(page.contains(&format!("option value=\"{}\" selected", sites[0])));
+    assert!(page.contains("option value=\"month\" selected"));
+
+    // One KPI in depth, broken down by ward: small multiples, its SQL, its definition.
+    let beds = json(state, "/api/kpi/bed_occupancy_ga?by=ward").await;
+    assert!(beds["parts"].as_array().expect("parts").len() >= 3);
+    assert!(beds["sql"].as_str().expect("sql").contains("SELECT"));
+    let page = html(state, "/kpi/bed_occupancy_ga?by=ward").await;
+    assert!(page.contains("The SQL it runs") && page.contains("About this KPI"));
+    let (status, body) = get(state, "/api/kpi/bed_occupancy_ga?by=colour", Some(READER)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("'colour'"), "{body}");
+    let (status, _) = get(state, "/kpi/no_such_kpi", Some(READER)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = get(state, "/api/ipr?grain=fortnight", Some(READER)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Home and data quality.
+    let page = html(state, "/").await;
+    assert!(page.contains("Your dashboards") && page.contains("What changed since yesterday"));
+    let home = json(state, "/api/home").await;
+    assert_eq!(home["dashboards"].as_array().expect("list").len(), 7);
+    let page = html(state, "/data-quality").await;
+    assert!(page.contains("Refused records by feed and owner"));
+    json(state, "/api/data-quality").await;
+
+    // Roles decide what a person sees: a theatre lead has theatres, not the ED dashboard.
+    let cookie = site.theatre_cookie.as_str();
+    let (status, body) = get(state, "/api/home", Some(cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let home: Value = serde_json::from_str(&body).expect("json");
+    let ids: Vec<&str> = home["dashboards"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["theatres"]);
+    let (status, _) = get(state, "/dashboards/ed", Some(cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, page) = get(state, "/dashboards/theatres", Some(cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("name=\"csrf\""),
+        "the sign-out form carries its token"
+    );
+
+    // A client without the read scope sees no page.
+    let (status, _) = get(state, "/api/ipr", Some(FEEDER)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn no_route_opens_without_a_token_or_a_session() {
+    let clients = Clients::new(&[]).expect("no clients");
+    let state = AppState::new("lake", clients, 1024, None);
+    let routes = protected_routes(&state);
+    assert!(routes.len() >= 13, "every page and twin is listed");
+    for (path, _) in routes {
+        let path = path
+            .replace("{feed}", "ed_attendances")
+            .replace("{id}", "ed");
+        for method in ["GET", "POST", "HEAD"] {
+            for credentials in [None, Some("bright_session=made-up"), Some("t-guess")] {
+                let mut request = Request::builder().method(method).uri(&path);
+                match credentials {
+                    Some(c) if c.contains('=') => request = request.header("cookie", c),
+                    Some(token) => {
+                        request = request.header("authorization", format!("Bearer {token}"))
+                    }
+                    None => {}
+                }
+                let response = router(state.clone())
+                    .oneshot(request.body(Body::empty()).expect("request"))
+                    .await
+                    .expect("answered");
+                let status = response.status();
+                let to_login = status == StatusCode::SEE_OTHER
+                    && response.headers()["location"]
+                        .to_str()
+                        .is_ok_and(|l| l.starts_with("/login?next="));
+                assert!(
+                    status == StatusCode::UNAUTHORIZED
+                        || status == StatusCode::METHOD_NOT_ALLOWED
+                        || to_login,
+                    "{method} {path} with {credentials:?}: {status}"
+                );
+                // Pages send people to sign in; the API answers 401 to scripts.
+                if method == "GET" && credentials != Some("t-guess") {
+                    assert_eq!(
+                        to_login,
+                        !path.starts_with("/api/"),
+                        "{method} {path}: {status}"
+                    );
+                }
+            }
+        }
+    }
+    for path in PUBLIC_PATHS {
+        let response = router(state.clone())
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("answered");
+        assert!(
+            response.status() == StatusCode::OK
+                || response.status() == StatusCode::METHOD_NOT_ALLOWED,
+            "{path}: {}",
+            response.status()
+        );
+    }
+}
