@@ -347,3 +347,50 @@ fn kpi_spc_charts_a_kpi_with_its_manifests_chart_direction_and_target() {
     let first = &points[0];
     assert!(first["upl"].as_f64() > first["mean"].as_f64(), "{first}");
 }
+
+#[test]
+fn dashboards_are_listed_and_checked_with_mistakes_named_by_file_and_line() {
+    let list = ok(&["dashboards", "list"]);
+    for id in [
+        "board",
+        "ed",
+        "flow",
+        "theatres",
+        "workforce",
+        "finance",
+        "data_quality",
+    ] {
+        assert!(
+            list.lines().any(|l| l.starts_with(&format!("{id} "))),
+            "{id} missing from:\n{list}"
+        );
+    }
+    let check = ok(&["dashboards", "check"]);
+    assert!(check.starts_with("7 dashboards, "), "{check}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("winter.toml");
+    std::fs::write(
+        &file,
+        "id = \"winter\"\ntitle = \"Winter\"\naudience = [\"manager\"]\ngrain = \"week\"\n\n\
+         [[section]]\ntitle = \"Beds\"\nkpis = [\"bed_occupancy_ga\", \"bed_ocupancy\"]\n",
+    )
+    .unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let out = run(&["dashboards", "check", "--folder", folder]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:8: unknown KPI 'bed_ocupancy'", file.display())),
+        "{stderr}"
+    );
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace(", \"bed_ocupancy\"", ""),
+    )
+    .unwrap();
+    let check = ok(&["dashboards", "check", "--folder", folder]);
+    assert!(check.starts_with("8 dashboards, "), "{check}");
+}
