@@ -122,10 +122,11 @@ impl AppState {
         kpis: Arc<kpis::KpiService>,
         dashboards: Arc<spec::Dashboards>,
     ) -> Self {
-        let _ = self
-            .inner
-            .pages
-            .set(routes::pages::Pages { kpis, dashboards });
+        let _ = self.inner.pages.set(routes::pages::Pages {
+            kpis,
+            dashboards,
+            changes: Default::default(),
+        });
         self
     }
 

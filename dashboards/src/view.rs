@@ -128,7 +128,11 @@ pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape) -> KpiView {
         upl: None,
         variation_icon: None,
         assurance_icon: None,
-        narration: format!("{} has no complete {} yet.", kpi.title, grain.as_str()),
+        narration: format!(
+            "{} has no data for a complete {} in the periods shown.",
+            kpi.title,
+            grain.as_str()
+        ),
         points: Vec::new(),
         error: None,
     };

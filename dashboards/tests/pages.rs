@@ -206,7 +206,7 @@ async fn every_page_shows_what_its_json_twin_says() {
         refused["narration"]
             .as_str()
             .expect("narration")
-            .contains("has no complete month yet")
+            .contains("has no data for a complete month")
     );
     // Monthly points are pooled: four-hour performance's value is Σleft in 4h ÷ Σleft.
     let four_hours = kpis

@@ -85,6 +85,20 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// The whole page as a PNG (the window is stretched to the page's height first, as far as
+/// 6,000 pixels, and put back after).
+async fn whole_page(client: &Client) -> Vec<u8> {
+    let height: Value = client
+        .execute("return document.documentElement.scrollHeight;", vec![])
+        .await
+        .expect("runs");
+    let height = height.as_u64().unwrap_or(1000).clamp(600, 6000) as u32;
+    client.set_window_size(1440, height).await.expect("resizes");
+    let png = client.screenshot().await.expect("a screenshot");
+    client.set_window_size(1440, 1000).await.expect("resizes");
+    png
+}
+
 /// Script errors the page's collector caught.
 async fn script_errors(client: &Client) -> Vec<String> {
     let errors = client
@@ -266,11 +280,8 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         }
         let violations = accessibility(&client, &axe).await;
         assert!(violations.is_empty(), "{path}: {violations:#?}");
-        std::fs::write(
-            shots.join(format!("{shot}.png")),
-            client.screenshot().await.expect("a screenshot"),
-        )
-        .expect("saved");
+        std::fs::write(shots.join(format!("{shot}.png")), whole_page(&client).await)
+            .expect("saved");
     }
 
     // The keyboard reaches the page: the first Tab lands on "Skip to content".
@@ -329,11 +340,7 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         .await
         .expect("svgs");
     assert!(icons.len() >= 60, "icons and sparklines are drawn");
-    std::fs::write(
-        shots.join("ipr-export.png"),
-        client.screenshot().await.expect("a screenshot"),
-    )
-    .expect("saved");
+    std::fs::write(shots.join("ipr-export.png"), whole_page(&client).await).expect("saved");
 
     client.close().await.expect("closes");
     terminate(server);

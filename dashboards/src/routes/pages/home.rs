@@ -20,7 +20,7 @@ use crate::view::{KpiView, Shape, kpi_view};
 #[derive(Debug, Serialize)]
 pub struct Home {
     pub dashboards: Vec<DashboardLink>,
-    pub changes: Vec<Change>,
+    pub changes: Arc<Vec<Change>>,
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
@@ -31,6 +31,14 @@ pub struct DashboardLink {
     pub description: String,
     pub href: String,
     pub kpis: usize,
+}
+
+/// The changes worked out for one refresh of the series and one day.
+#[derive(Debug, Clone)]
+pub(crate) struct Changes {
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    today: chrono::NaiveDate,
+    list: Arc<Vec<Change>>,
 }
 
 /// A KPI whose icons changed from one day to the next.
@@ -58,11 +66,40 @@ async fn build(state: &AppState, client: &Client) -> Result<Home, PageError> {
             kpis: d.kpis().count(),
         })
         .collect();
+    let today = service.today();
+    let as_of = service.as_of();
+    let memo = pages.changes.lock().ok().and_then(|m| m.clone());
+    let changes = match memo {
+        Some(memo) if memo.as_of == as_of && memo.today == today => memo.list,
+        _ => {
+            let list = Arc::new(changes_since_yesterday(service, today).await?);
+            if let Ok(mut slot) = pages.changes.lock() {
+                *slot = Some(Changes {
+                    as_of,
+                    today,
+                    list: list.clone(),
+                });
+            }
+            list
+        }
+    };
+    Ok(Home {
+        dashboards,
+        changes,
+        as_of,
+    })
+}
+
+/// Every KPI charted day by day up to yesterday and up to the day before: those whose icons
+/// differ.
+async fn changes_since_yesterday(
+    service: &crate::kpis::KpiService,
+    today: chrono::NaiveDate,
+) -> Result<Vec<Change>, PageError> {
     let catalogue = service
         .engine()
         .kpi_catalogue()
         .ok_or(PageError::Unavailable)?;
-    let today = service.today();
     let mut changes = Vec::new();
     for kpi in &catalogue.kpis {
         let output = service.series(kpi.id.as_str(), &[]).await?;
@@ -94,11 +131,7 @@ async fn build(state: &AppState, client: &Client) -> Result<Home, PageError> {
             });
         }
     }
-    Ok(Home {
-        dashboards,
-        changes,
-        as_of: service.as_of(),
-    })
+    Ok(changes)
 }
 
 pub async fn api(
@@ -134,13 +167,15 @@ pub async fn html(
             p { "No KPI's variation or assurance changed since yesterday." }
         } @else {
             ul class="changes" {
-                @for c in &home.changes {
+                @for c in home.changes.iter() {
                     li {
                         (icons(&c.now, 32))
-                        a href=(format!("/kpi/{}?grain=day", c.id)) { (c.title) } ": "
-                        (icon_title(c.before.0)) " → " strong { (icon_title(c.variation_icon)) }
-                        @if c.before.1 != c.assurance_icon {
-                            "; assurance " (c.before.1.unwrap_or("none")) " → " strong { (c.assurance_icon.unwrap_or("none")) }
+                        span {
+                            a href=(format!("/kpi/{}?grain=day", c.id)) { (c.title) } ": "
+                            (icon_title(c.before.0)) " → " strong { (icon_title(c.variation_icon)) }
+                            @if c.before.1 != c.assurance_icon {
+                                "; assurance " (c.before.1.unwrap_or("none")) " → " strong { (c.assurance_icon.unwrap_or("none")) }
+                            }
                         }
                     }
                 }

@@ -39,6 +39,9 @@ pub mod kpi;
 pub struct Pages {
     pub kpis: Arc<KpiService>,
     pub dashboards: Arc<Dashboards>,
+    /// What changed since yesterday, worked out once per refresh of the series (it charts
+    /// every KPI day by day twice), keyed by the refresh time and the day.
+    pub(crate) changes: Arc<std::sync::Mutex<Option<home::Changes>>>,
 }
 
 /// Why a page cannot be shown.
@@ -552,7 +555,7 @@ table.values{font-size:.85rem;margin-top:.5rem}
 .lozenge{display:inline-block;padding:0 .45rem;border-radius:.7rem;font-size:.8rem;font-weight:600;background:#e8edee}
 .lozenge.stale{background:#ffd1ad;color:#212b32}
 .error{background:#fde8e8;border-left:6px solid #d5281b;padding:.5rem .75rem}
-.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;background:#fff;padding:.5rem .75rem;border:1px solid #d8dde0;margin-bottom:1rem}
+.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;background:#fff;padding:.5rem .75rem;border:1px solid #d8dde0;margin:1rem 0}
 .filters label{display:flex;flex-direction:column;font-size:.85rem;font-weight:600;text-transform:capitalize}
 .filters select,.filters input{font-size:1rem;padding:.2rem}
 .filters button,.button{background:#007f3b;color:#fff;border:0;padding:.4rem 1rem;font-size:1rem;font-weight:600;cursor:pointer;text-decoration:none}
