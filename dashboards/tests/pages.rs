@@ -322,8 +322,20 @@ async fn every_page_shows_what_its_json_twin_says() {
     let (status, body) = get(state, "/api/kpi/bed_occupancy_ga?by=colour", Some(READER)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("'colour'"), "{body}");
-    let (status, _) = get(state, "/kpi/no_such_kpi", Some(READER)).await;
+    // People get a page with a way back; scripts get JSON.
+    let (status, page) = get(state, "/kpi/no_such_kpi", Some(READER)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        page.starts_with("<!DOCTYPE html>") && page.contains("no KPI 'no_such_kpi'"),
+        "{page}"
+    );
+    assert!(page.contains("Back to your dashboards"), "{page}");
+    let (status, body) = get(state, "/api/kpi/no_such_kpi", Some(READER)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).expect("json")["error"],
+        "no KPI 'no_such_kpi'"
+    );
     let (status, _) = get(state, "/api/ipr?grain=fortnight", Some(READER)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 

@@ -12,8 +12,8 @@ use maud::{Markup, html};
 use serde::Serialize;
 
 use super::{
-    Frame, PageError, ViewQuery, as_of_text, filter_form, filter_values, kpi_panel, page,
-    pages_for, view_of, visible,
+    Frame, HtmlError, PageError, ViewQuery, as_of_text, filter_form, filter_values, kpi_panel,
+    page, pages_for, view_of, visible,
 };
 use crate::AppState;
 use crate::auth::Client;
@@ -131,7 +131,7 @@ pub async fn html(
     axum::Extension(client): axum::Extension<Arc<Client>>,
     Path(id): Path<String>,
     Query(query): Query<ViewQuery>,
-) -> Result<Markup, PageError> {
+) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
     let dashboard = find(&pages.dashboards, &client, &id)?;
     let view = build(&state, &client, dashboard, &query).await?;

@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::dashboard::{DashboardView, build, find, kpi_link};
 use super::{
-    Frame, PageError, ViewQuery, as_of_text, filter_form, kpi_panel, page, pages_for, visible,
+    Frame, HtmlError, PageError, ViewQuery, as_of_text, filter_form, kpi_panel, page, pages_for,
+    visible,
 };
 use crate::AppState;
 use crate::auth::Client;
@@ -102,7 +103,7 @@ pub async fn html(
     State(state): State<AppState>,
     axum::Extension(client): axum::Extension<Arc<Client>>,
     Query(query): Query<ViewQuery>,
-) -> Result<Markup, PageError> {
+) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
     let dashboard = find(&pages.dashboards, &client, DASHBOARD)?;
     let page_data = data(&state, &client, &query).await?;

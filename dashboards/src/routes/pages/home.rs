@@ -10,7 +10,9 @@ use axum::extract::State;
 use maud::{Markup, html};
 use serde::Serialize;
 
-use super::{Frame, PageError, as_of_text, icons, page, pages_for, variation_icon, visible};
+use super::{
+    Frame, HtmlError, PageError, as_of_text, icons, page, pages_for, variation_icon, visible,
+};
 use crate::AppState;
 use crate::auth::Client;
 use crate::charts::icons::Icon;
@@ -148,7 +150,7 @@ fn icon_title(name: Option<&str>) -> &'static str {
 pub async fn html(
     State(state): State<AppState>,
     axum::Extension(client): axum::Extension<Arc<Client>>,
-) -> Result<Markup, PageError> {
+) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
     let home = build(&state, &client).await?;
     let main = html! {

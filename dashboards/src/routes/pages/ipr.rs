@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::dashboard::{DashboardView, build, find, kpi_link};
 use super::{
-    CSS, Frame, PageError, ViewQuery, as_of_text, assurance_class, filter_form, icon_key, icons,
-    kpi_panel, page, pages_for, shown, variation_class, visible,
+    CSS, Frame, HtmlError, PageError, ViewQuery, as_of_text, assurance_class, filter_form,
+    icon_key, icons, kpi_panel, page, pages_for, shown, variation_class, visible,
 };
 use crate::AppState;
 use crate::auth::Client;
@@ -236,7 +236,7 @@ pub async fn html(
     State(state): State<AppState>,
     axum::Extension(client): axum::Extension<Arc<Client>>,
     Query(query): Query<IprQuery>,
-) -> Result<Markup, PageError> {
+) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
     let view = report(&state, &client, &query).await?;
     let board = find(&pages.dashboards, &client, BOARD)?;
@@ -290,7 +290,7 @@ pub async fn export(
     State(state): State<AppState>,
     axum::Extension(client): axum::Extension<Arc<Client>>,
     Query(query): Query<IprQuery>,
-) -> Result<Response, PageError> {
+) -> Result<Response, HtmlError> {
     let pages = pages_for(&state, &client)?;
     let view = report(&state, &client, &query).await?;
     let as_of = as_of_text(view.report.as_of, pages.kpis.time_zone());

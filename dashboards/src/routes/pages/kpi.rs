@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::dashboard::kpi_link;
 use super::{
-    Frame, PageError, ViewQuery, as_of_text, filter_form, icons, kpi_panel, page, pages_for, shown,
-    view_of, visible,
+    Frame, HtmlError, PageError, ViewQuery, as_of_text, filter_form, icons, kpi_panel, page,
+    pages_for, shown, view_of, visible,
 };
 use crate::AppState;
 use crate::auth::Client;
@@ -213,7 +213,7 @@ pub async fn html(
     axum::Extension(client): axum::Extension<Arc<Client>>,
     Path(id): Path<String>,
     Query(query): Query<KpiQuery>,
-) -> Result<Markup, PageError> {
+) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
     let (view, default_grain) = build(&state, &client, &id, &query).await?;
     let kpi = &view.kpi;

@@ -58,9 +58,11 @@ pub enum PageError {
     Unavailable,
 }
 
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
+impl PageError {
+    /// The status and the message a person or a script is shown (failures are logged here,
+    /// once, and shown only as "retry").
+    fn status_and_message(self) -> (StatusCode, String) {
+        match self {
             PageError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             PageError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
             PageError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
@@ -75,8 +77,51 @@ impl IntoResponse for PageError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "this service runs without the KPI pages".to_string(),
             ),
-        };
+        }
+    }
+}
+
+/// The JSON twins answer `{"error": …}`.
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.status_and_message();
         (status, error_body(&message)).into_response()
+    }
+}
+
+/// A page's error as people see it: the same status, as a short page with a way back.
+#[derive(Debug)]
+pub struct HtmlError(pub PageError);
+
+impl From<PageError> for HtmlError {
+    fn from(e: PageError) -> Self {
+        HtmlError(e)
+    }
+}
+
+impl IntoResponse for HtmlError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.0.status_and_message();
+        let heading = match status {
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::FORBIDDEN => "Not yours to see",
+            StatusCode::BAD_REQUEST => "That view cannot be shown",
+            _ => "Not available just now",
+        };
+        let page = html! {
+            (DOCTYPE)
+            html lang="en-GB" {
+                (head(heading, CSS))
+                body {
+                    main id="main" {
+                        h1 { (heading) }
+                        p class="error" { (message) }
+                        p { a href="/" { "Back to your dashboards" } }
+                    }
+                }
+            }
+        };
+        (status, page).into_response()
     }
 }
 
