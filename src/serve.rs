@@ -227,6 +227,14 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         options.accept_wal_loss,
     )
     .await?;
+    // The dashboards are checked before anything listens: a mistake in a trust's own file
+    // stops the start with its file and line.
+    let dashboards = bright_dashboards::spec::Dashboards::load(
+        sink.engine()
+            .kpi_catalogue()
+            .context("the KPI catalogue is not registered")?,
+        options.settings.dashboards.folder.as_deref(),
+    )?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let adt = AdtConfig {
         time_zone: config.time_zone,
@@ -300,13 +308,6 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         .with_window(window)
         .with_health(health);
     let engine = sink.engine().clone();
-    let catalogue = engine
-        .kpi_catalogue()
-        .context("the KPI catalogue is not registered")?;
-    let dashboards = bright_dashboards::spec::Dashboards::load(
-        catalogue,
-        options.settings.dashboards.folder.as_deref(),
-    )?;
     let kpis = Arc::new(bright_dashboards::kpis::KpiService::new(
         engine,
         config.time_zone,

@@ -1,6 +1,6 @@
 //! `bright kpi list|show|run|check` and KPI views in `bright sql`, over the generated lake.
 
-use crate::support::{ok, run, small_lake};
+use crate::support::{bright, ok, run, small_lake};
 
 #[test]
 fn list_and_show_describe_the_catalogue() {
@@ -384,6 +384,30 @@ fn dashboards_are_listed_and_checked_with_mistakes_named_by_file_and_line() {
         stderr.contains(&format!("{}:8: unknown KPI 'bed_ocupancy'", file.display())),
         "{stderr}"
     );
+    // `bright serve` checks them before it listens, and does not start.
+    let service = tempfile::tempdir().unwrap();
+    let config = service.path().join("bright.toml");
+    std::fs::write(&config, format!("[dashboards]\nfolder = {folder:?}\n")).unwrap();
+    let served = bright()
+        .args(["serve", "--config", config.to_str().unwrap(), "--lake"])
+        .arg(service.path().join("lake"))
+        .arg("--wal")
+        .arg(service.path().join("wal"))
+        .arg("--landing")
+        .arg(service.path().join("landing"))
+        .arg("--quarantine")
+        .arg(service.path().join("quarantine"))
+        .arg("--users-db")
+        .arg(service.path().join("users.sqlite3"))
+        .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .env("BRIGHT_PSEUDO_KEY", "a dashboards test key, 16+ bytes")
+        .output()
+        .unwrap();
+    assert!(!served.status.success());
+    let stdout = String::from_utf8_lossy(&served.stdout);
+    assert!(!stdout.contains("listening"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&served.stderr);
+    assert!(stderr.contains("unknown KPI 'bed_ocupancy'"), "{stderr}");
     std::fs::write(
         &file,
         std::fs::read_to_string(&file)
