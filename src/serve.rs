@@ -182,6 +182,8 @@ pub(crate) struct Running {
     pub mllp_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub sink: Arc<Sink>,
+    /// The KPI series the pages read.
+    pub kpis: Arc<bright_dashboards::kpis::KpiService>,
     pub lake: bright_engine::lake::Lake,
     /// Turns true to stop the listeners.
     pub stopped: tokio::sync::watch::Receiver<bool>,
@@ -323,7 +325,7 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         Some(Arc::new(http_source)),
     )
     .with_users(Arc::new(users), Default::default())
-    .with_pages(kpis, Arc::new(dashboards));
+    .with_pages(kpis.clone(), Arc::new(dashboards));
     tasks.push(pages_task);
     let mut http_stopped = stopped.clone();
     let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
@@ -333,6 +335,7 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         mllp_addr,
         http_addr,
         sink,
+        kpis,
         lake,
         stopped,
         stop,

@@ -45,12 +45,19 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
     let mut lines = BufReader::new(stdout).lines();
     // Ready when it prints where to look.
     let mut printed = Vec::new();
+    let mut sign_in = None;
     let address = loop {
         let line = lines
             .next()
             .unwrap_or_else(|| panic!("demo exited early: {printed:?}"))
             .unwrap();
         printed.push(line.clone());
+        if let Some(rest) = line.trim().strip_prefix("Sign in:") {
+            sign_in = rest
+                .trim()
+                .split_once(" / ")
+                .map(|(n, p)| (n.to_string(), p.to_string()));
+        }
         if let Some(url) = line.trim().strip_prefix("Health:") {
             break url
                 .trim()
@@ -91,6 +98,40 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
     let response = get(&address, "/health", None);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("\"status\":\"ok\""), "{response}");
+
+    // The printed name and password sign in, and the home page opens (its KPIs were
+    // computed before the address was printed).
+    let (name, password) = sign_in.unwrap_or_else(|| panic!("no sign-in printed: {printed:?}"));
+    let form = format!("name={name}&password={password}&next=%2F");
+    let mut stream = TcpStream::connect(&address).expect("server listening");
+    write!(
+        stream,
+        "POST /login HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut signed_in = String::new();
+    stream.read_to_string(&mut signed_in).unwrap();
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    let cookie = signed_in
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no session cookie: {signed_in}"))
+        .to_string();
+    let mut stream = TcpStream::connect(&address).expect("server listening");
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut home = String::new();
+    stream.read_to_string(&mut home).unwrap();
+    assert!(home.starts_with("HTTP/1.1 200"), "{home}");
+    assert!(
+        home.contains("Your dashboards") && home.contains("Data as of"),
+        "{home}"
+    );
 
     // The lake it made is queryable while it runs.
     let count = ok(&[
