@@ -209,12 +209,12 @@ pub fn breakdowns(
                     .position(|b| b == column)
                     .is_some_and(|i| key[i].as_deref() == Some(value.as_str()))
             });
-            let Some(start) = Date32Type::to_naive_date_opt(dates.value(row)) else {
-                continue;
-            };
             if !wanted || dates.is_null(row) {
                 continue;
             }
+            let Some(start) = Date32Type::to_naive_date_opt(dates.value(row)) else {
+                continue;
+            };
             let period = Period {
                 start,
                 value: values[row],

@@ -8,11 +8,10 @@
 //! `<target dir>/screenshots`, for people to look at. `scripts/test` installs chromium,
 //! chromium-driver and axe-core (`BRIGHT_AXE_JS` names its `axe.min.js`).
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -41,20 +40,26 @@ fn chromedriver() -> Driver {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let child = Command::new("chromedriver")
+    let mut child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver runs (Debian's chromium-driver; scripts/test installs it)");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "chromedriver did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    // Ready when it says so; keep draining its output afterwards so it never blocks.
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut said = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("chromedriver exited before it started: {said:?}"))
+            .expect("reads");
+        if line.contains("started successfully") {
+            break;
+        }
+        said.push(line);
     }
+    std::thread::spawn(move || for _ in lines {});
     Driver { child, port }
 }
 

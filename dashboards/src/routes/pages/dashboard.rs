@@ -135,11 +135,6 @@ pub async fn html(
     let pages = pages_for(&state, &client)?;
     let dashboard = find(&pages.dashboards, &client, &id)?;
     let view = build(&state, &client, dashboard, &query).await?;
-    let filters: Vec<(String, Vec<String>)> = view
-        .filters
-        .iter()
-        .map(|f| (f.name.clone(), f.values.clone()))
-        .collect();
     let chosen: Vec<String> = view
         .filters
         .iter()
@@ -153,7 +148,7 @@ pub async fn html(
             @if chosen.is_empty() { "Whole trust" } @else { (chosen.join(", ")) }
             ", by " (view.grain) "."
         }
-        (filter_form(&query, dashboard.grain, &filters))
+        (filter_form(&query, dashboard.grain, &view.filters))
         @for section in &view.sections {
             h2 { (section.title) }
             div class="panels" {

@@ -107,12 +107,6 @@ pub async fn html(
     let pages = pages_for(&state, &client)?;
     let dashboard = find(&pages.dashboards, &client, DASHBOARD)?;
     let page_data = data(&state, &client, &query).await?;
-    let filters: Vec<(String, Vec<String>)> = page_data
-        .dashboard
-        .filters
-        .iter()
-        .map(|f| (f.name.clone(), f.values.clone()))
-        .collect();
     let main = html! {
         h1 { "Data quality" }
         p class="lead" { "What each feed sent, what bright refused and why it matters to its owner." }
@@ -143,7 +137,7 @@ pub async fn html(
                 }
             }
         }
-        (filter_form(&query, dashboard.grain, &filters))
+        (filter_form(&query, dashboard.grain, &page_data.dashboard.filters))
         h2 { "Refused records by feed and owner" }
         @if page_data.refused.is_empty() {
             p { "No records were refused in the periods shown." }

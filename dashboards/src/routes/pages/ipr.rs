@@ -240,12 +240,6 @@ pub async fn html(
     let pages = pages_for(&state, &client)?;
     let view = report(&state, &client, &query).await?;
     let board = find(&pages.dashboards, &client, BOARD)?;
-    let filters: Vec<(String, Vec<String>)> = build(&state, &client, board, &ViewQuery::default())
-        .await?
-        .filters
-        .into_iter()
-        .map(|f| (f.name, f.values))
-        .collect();
     let filtered = query.variation.as_deref().is_some_and(|v| !v.is_empty())
         || query.assurance.as_deref().is_some_and(|a| !a.is_empty());
     let mut export = url::form_urlencoded::Serializer::new(String::new());
@@ -264,7 +258,7 @@ pub async fn html(
             (view.report.description) " By " (view.report.grain) "; "
             a href=(export) download { "download the report as one HTML file" } "."
         }
-        (filter_form(&query.view, board.grain, &filters))
+        (filter_form(&query.view, board.grain, &view.report.filters))
         (matrix(&view, &query))
         (uncharted(&view))
         @if filtered {

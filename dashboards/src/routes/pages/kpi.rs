@@ -218,7 +218,6 @@ pub async fn html(
     let (view, default_grain) = build(&state, &client, &id, &query).await?;
     let kpi = &view.kpi;
     let chosen = query.view.chosen(&view.breakdowns);
-    let filters: Vec<(String, Vec<String>)> = Vec::new();
     let main = html! {
         p class="note" { a href="/ipr" { "Integrated Performance Report" } " › " (kpi.title) }
         h1 { (kpi.title) }
@@ -230,7 +229,7 @@ pub async fn html(
             }
             ", by " (kpi.grain) "."
         }
-        (filter_form(&query.view, default_grain, &filters))
+        (filter_form(&query.view, default_grain, &[]))
         (kpi_panel(kpi, &kpi_link(&kpi.id, &query.view), None))
         @if let Some(s) = &view.rebase_suggestion {
             section class="panel" {

@@ -27,6 +27,7 @@ use crate::kpis::{KpiService, breakdowns};
 use crate::spec::{Dashboard, Dashboards};
 use crate::view::{KpiView, Shape, kpi_view};
 use crate::{AppState, error_body};
+use dashboard::FilterView;
 
 pub mod dashboard;
 pub mod data_quality;
@@ -511,12 +512,12 @@ pub(crate) fn values_table(view: &KpiView) -> Markup {
 pub(crate) fn filter_form(
     query: &ViewQuery,
     default_grain: Grain,
-    filters: &[(String, Vec<String>)],
+    filters: &[dashboard::FilterView],
 ) -> Markup {
     let grain = query.grain.unwrap_or(default_grain);
     html! {
         form class="filters" method="get" {
-            @for (filter, values) in filters {
+            @for FilterView { name: filter, values, .. } in filters {
                 label {
                     (filter.replace('_', " "))
                     select name=(filter) {
