@@ -339,6 +339,15 @@ async fn every_page_shows_what_its_json_twin_says() {
     let (status, _) = get(state, "/api/ipr?grain=fortnight", Some(READER)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
+    // Three months of finance are trial limits, and the page says so.
+    let page = html(state, "/dashboards/finance").await;
+    assert_eq!(
+        page.matches("Trial limits: only 3 months so far.").count(),
+        3
+    );
+    let page = html(state, "/dashboards/ed").await;
+    assert!(!page.contains("Trial limits"), "14 weeks of ED are enough");
+
     // Home and data quality.
     let page = html(state, "/").await;
     assert!(page.contains("Your dashboards") && page.contains("What changed since yesterday"));

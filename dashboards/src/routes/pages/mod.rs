@@ -437,6 +437,9 @@ pub(crate) fn icons(view: &KpiView, size: u32) -> Markup {
     }
 }
 
+/// Below this many points a chart's limits are trial limits (Making Data Count's caption).
+const TRIAL_POINTS: usize = 12;
+
 /// A KPI's full panel: title, icons, narration, figures, chart and its values table.
 pub(crate) fn kpi_panel(view: &KpiView, link: &str, note: Option<&str>) -> Markup {
     let points = view.chart_points();
@@ -462,6 +465,12 @@ pub(crate) fn kpi_panel(view: &KpiView, link: &str, note: Option<&str>) -> Marku
                         (view.updated_to.map_or_else(|| "–".to_string(), |d| d.format("%-d %b %Y").to_string()))
                         @if view.stale { " " span class="lozenge stale" { "late" } }
                     }
+                }
+            }
+            @if !points.is_empty() && points.len() < TRIAL_POINTS {
+                p class="note" {
+                    "Trial limits: only " (points.len()) " " (view.grain) "s so far. "
+                    "They become more reliable as more data is added."
                 }
             }
             @if let Some(error) = &view.error {
