@@ -40,6 +40,8 @@ pub enum Scope {
     Read,
     /// Posting to one feed, or (`None`) to every feed.
     Ingest(Option<String>),
+    /// Adding annotations and rebases to KPIs.
+    Annotate,
 }
 
 impl std::str::FromStr for Scope {
@@ -47,11 +49,12 @@ impl std::str::FromStr for Scope {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "read" => Ok(Scope::Read),
+            "annotate" => Ok(Scope::Annotate),
             "ingest:*" => Ok(Scope::Ingest(None)),
             _ => match s.strip_prefix("ingest:") {
                 Some(feed) if !feed.is_empty() => Ok(Scope::Ingest(Some(feed.to_string()))),
                 _ => Err(format!(
-                    "unknown scope '{s}' (read, ingest:<feed> or ingest:*)"
+                    "unknown scope '{s}' (read, annotate, ingest:<feed> or ingest:*)"
                 )),
             },
         }
@@ -75,8 +78,13 @@ impl Client {
         self.scopes.iter().any(|s| match s {
             Scope::Ingest(None) => true,
             Scope::Ingest(Some(f)) => f == feed,
-            Scope::Read => false,
+            Scope::Read | Scope::Annotate => false,
         })
+    }
+
+    /// Whether the client may annotate and rebase KPIs (managers, admins, clients so scoped).
+    pub fn may_annotate(&self) -> bool {
+        self.scopes.contains(&Scope::Annotate)
     }
 
     /// Whether the client may read dashboards, KPIs and the lake.
@@ -211,9 +219,13 @@ fn session_client(state: &AppState, request: &Request) -> Result<Arc<Client>, Bo
                 .into_response(),
         ));
     }
+    let scopes = match session.user.role {
+        Role::Manager | Role::Admin => vec![Scope::Read, Scope::Annotate],
+        _ => vec![Scope::Read],
+    };
     Ok(Arc::new(Client {
         name: format!("user:{}", session.user.name),
-        scopes: vec![Scope::Read],
+        scopes,
         role: Some(session.user.role),
         csrf: Some(session.csrf),
     }))
@@ -250,6 +262,50 @@ fn sign_in_first(request: &Request) -> Response {
     }
 }
 
+/// The largest form a page posts (a note and a few fields); a bigger one is refused before
+/// its CSRF token is looked for.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// A page's form carries its CSRF token as the field `csrf` (a form cannot set headers): for
+/// a signed-in form post without the `x-csrf-token` header, the field's value is copied into
+/// it, so the one check in [`session_client`] covers forms and scripts alike. The body is put
+/// back for the handler.
+async fn form_csrf_to_header(request: Request) -> Result<Request, Response> {
+    let is_form = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|e| e.trim() == "application/x-www-form-urlencoded")
+        });
+    let safe = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !is_form || safe || request.headers().contains_key("x-csrf-token") {
+        return Ok(request);
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                error_body("a form of more than 16 KiB"),
+            )
+                .into_response()
+        })?;
+    let field = url::form_urlencoded::parse(&bytes)
+        .find(|(name, _)| name == crate::routes::login::CSRF_FIELD)
+        .and_then(|(_, value)| HeaderValue::from_str(&value).ok());
+    if let Some(value) = field {
+        parts.headers.insert("x-csrf-token", value);
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
 /// Middleware on every route but `/health` and the login pages: authenticates the bearer
 /// token (or a signed-in session), hands the [`Client`] to the handler, and writes the audit
 /// line.
@@ -276,18 +332,26 @@ pub async fn authenticate(
                 return unauthorized("unknown token");
             }
         },
-        None => match session_client(&state, &request) {
-            Ok(client) => client,
-            Err(response) if response.status() == StatusCode::UNAUTHORIZED && is_page(&request) => {
-                // A person opening a page is sent to sign in, and brought back afterwards.
-                tracing::info!(target: "bright::audit", %method, %path, status = 303, "Page without a session: sent to sign in.");
-                return sign_in_first(&request);
+        None => {
+            request = match form_csrf_to_header(request).await {
+                Ok(request) => request,
+                Err(response) => return response,
+            };
+            match session_client(&state, &request) {
+                Ok(client) => client,
+                Err(response)
+                    if response.status() == StatusCode::UNAUTHORIZED && is_page(&request) =>
+                {
+                    // A person opening a page is sent to sign in, and brought back afterwards.
+                    tracing::info!(target: "bright::audit", %method, %path, status = 303, "Page without a session: sent to sign in.");
+                    return sign_in_first(&request);
+                }
+                Err(response) => {
+                    tracing::info!(target: "bright::audit", %method, %path, status = response.status().as_u16(), "Request without a token or session refused.");
+                    return *response;
+                }
             }
-            Err(response) => {
-                tracing::info!(target: "bright::audit", %method, %path, status = response.status().as_u16(), "Request without a token or session refused.");
-                return *response;
-            }
-        },
+        }
     };
     request.extensions_mut().insert(client.clone());
     let response = next.run(request).await;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Float64Type};
+use bright_engine::annotations::{self, Annotation, AnnotationError};
 use bright_engine::kpi::{KpiCache, Period, RefreshReport};
 use bright_engine::query::{QueryEngine, QueryError, QueryOutput};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -25,6 +26,10 @@ pub struct KpiService {
     time_zone: chrono_tz::Tz,
     cache: tokio::sync::Mutex<KpiCache>,
     kept: RwLock<Kept>,
+    /// Every annotation in the lake (a few hundred at most), read again on each refresh and
+    /// after each one a page adds.
+    notes: RwLock<Arc<Vec<Annotation>>>,
+    notes_read: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -55,6 +60,8 @@ impl KpiService {
             time_zone,
             cache: tokio::sync::Mutex::new(KpiCache::new()),
             kept: RwLock::new(Kept::default()),
+            notes: RwLock::new(Arc::new(Vec::new())),
+            notes_read: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -79,6 +86,7 @@ impl KpiService {
 
     /// KPI `id` broken down by `by`: the kept copy, or computed now (once, for everyone).
     pub async fn series(&self, id: &str, by: &[String]) -> Result<Arc<QueryOutput>, QueryError> {
+        self.read_notes_once().await;
         let key: Key = (id.to_string(), by.to_vec());
         if let Some(found) = self.kept_series(&key) {
             return Ok(found);
@@ -100,8 +108,54 @@ impl KpiService {
         self.kept.read().ok()?.series.get(key).cloned()
     }
 
+    /// The annotations of KPI `id` that belong on its charts for organisation `org` (`None`:
+    /// every organisation together), oldest first.
+    pub fn notes(&self, id: &str, org: Option<&str>) -> Vec<Annotation> {
+        let all = self
+            .notes
+            .read()
+            .map(|n| n.clone())
+            .unwrap_or_else(|e| e.into_inner().clone());
+        all.iter()
+            .filter(|a| a.kpi_id == id && a.applies_to(org))
+            .cloned()
+            .collect()
+    }
+
+    /// Reads the annotations the first time anything asks (a failure is retried by the
+    /// refresh tick).
+    pub async fn read_notes_once(&self) {
+        if !self
+            .notes_read
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+            && let Err(e) = self.reload_notes().await
+        {
+            tracing::error!(error = %e, "Reading the annotations failed.");
+        }
+    }
+
+    /// Reads the annotations again from the lake.
+    pub async fn reload_notes(&self) -> Result<(), AnnotationError> {
+        let read = Arc::new(annotations::read_all(&self.engine).await?);
+        if let Ok(mut notes) = self.notes.write() {
+            *notes = read;
+        }
+        Ok(())
+    }
+
+    /// Stores `annotation` in the lake (durable when this returns) and shows it on the pages
+    /// at once (pages chart the kept series with the notes on every view, so a rebase moves
+    /// the limits and icons straight away).
+    pub async fn annotate(&self, annotation: &Annotation) -> Result<(), AnnotationError> {
+        annotations::add(&self.engine, annotation).await?;
+        self.reload_notes().await
+    }
+
     /// Brings every kept series up to date with the lake and the acknowledged rows.
     pub async fn refresh(&self) -> Result<RefreshReport, QueryError> {
+        if let Err(e) = self.reload_notes().await {
+            tracing::error!(error = %e, "Reading the annotations failed; the pages keep the last read.");
+        }
         let mut cache = self.cache.lock().await;
         let report = cache.refresh(&self.engine, self.today()).await?;
         let keys: Vec<Key> = self

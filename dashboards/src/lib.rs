@@ -256,6 +256,14 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
         ("/api/dashboards/{id}", get(pages::dashboard::api)),
         ("/kpi/{id}", get(pages::kpi::html)),
         ("/api/kpi/{id}", get(pages::kpi::api)),
+        ("/kpi/{id}/annotations", post(pages::annotations::form)),
+        ("/favourites", post(pages::favourites::favourite)),
+        ("/views", post(pages::favourites::save_view)),
+        ("/views/delete", post(pages::favourites::delete_view)),
+        (
+            "/api/annotations",
+            get(pages::annotations::list).post(pages::annotations::post),
+        ),
         ("/data-quality", get(pages::data_quality::html)),
         ("/api/data-quality", get(pages::data_quality::api)),
     ]

@@ -9,7 +9,8 @@
 //! Sessions live here too: a random token per login (the browser's cookie; the store keeps
 //! only its SHA-256), a CSRF token for the person's forms, an idle and an absolute limit, and
 //! logout that deletes the row. Repeated failed logins for a name wait longer and longer.
-//! Favourites and saved filters join this store as the pages that need them land.
+//! Each person's favourite dashboards and saved views (a page with its filters, named) are
+//! kept here as well, and go when the person does.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -97,6 +98,8 @@ pub enum UsersError {
     Exists { name: String },
     #[error("there is no user '{name}'")]
     NoSuchUser { name: String },
+    #[error("{0}")]
+    BadView(String),
     #[error("the user store: {0}")]
     Store(#[from] rusqlite::Error),
     #[error("password hashing: {0}")]
@@ -174,6 +177,19 @@ impl UserStore {
                 name TEXT PRIMARY KEY,
                 failures INTEGER NOT NULL,
                 last_failure INTEGER NOT NULL
+            ) STRICT;
+            CREATE TABLE IF NOT EXISTS favourites (
+                name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                dashboard TEXT NOT NULL,
+                added_at TEXT NOT NULL,
+                PRIMARY KEY (name, dashboard)
+            ) STRICT;
+            CREATE TABLE IF NOT EXISTS saved_views (
+                name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                label TEXT NOT NULL,
+                path TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (name, label)
             ) STRICT;",
         )?;
         Ok(UserStore {
@@ -195,7 +211,7 @@ impl UserStore {
         valid_name(name)?;
         valid_password(password)?;
         let hashed = hash(password)?;
-        let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let created_at = now_rfc3339();
         let inserted = self.db().execute(
             "INSERT INTO users (name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO NOTHING",
@@ -304,6 +320,123 @@ impl UserStore {
             _ => Ok(None),
         }
     }
+}
+
+/// A view a person saved: a page of bright with its filters, under their own name for it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SavedView {
+    pub label: String,
+    /// The page and its query string (`/dashboards/ed?site=RXN01&grain=week`).
+    pub path: String,
+    pub created_at: String,
+}
+
+/// Longest name of a saved view.
+pub const MAX_VIEW_LABEL_CHARS: usize = 80;
+/// Longest path of a saved view.
+const MAX_VIEW_PATH_CHARS: usize = 1_000;
+
+/// A page a view may be saved of: a dashboard, a KPI or the IPR, as a plain path of bright's.
+fn valid_view(label: &str, path: &str) -> Result<(), UsersError> {
+    let label_ok = (1..=MAX_VIEW_LABEL_CHARS).contains(&label.trim().chars().count())
+        && !label.chars().any(char::is_control);
+    if !label_ok {
+        return Err(UsersError::BadView(format!(
+            "a saved view needs a name of 1 to {MAX_VIEW_LABEL_CHARS} characters"
+        )));
+    }
+    let page = path.split('?').next().unwrap_or("");
+    let path_ok = path.len() <= MAX_VIEW_PATH_CHARS
+        && (page == "/ipr" || page.starts_with("/dashboards/") || page.starts_with("/kpi/"))
+        && !path.contains("//")
+        && !path.contains(['\\', '#'])
+        && !path.chars().any(|c| c.is_control() || c.is_whitespace());
+    if !path_ok {
+        return Err(UsersError::BadView(
+            "only a dashboard, a KPI page or the IPR can be saved as a view".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl UserStore {
+    /// Pins (`pinned`) or unpins dashboard `dashboard` for `name`.
+    pub fn set_favourite(
+        &self,
+        name: &str,
+        dashboard: &str,
+        pinned: bool,
+    ) -> Result<(), UsersError> {
+        if pinned {
+            self.db().execute(
+                "INSERT INTO favourites (name, dashboard, added_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name, dashboard) DO NOTHING",
+                params![name, dashboard, now_rfc3339()],
+            )?;
+        } else {
+            self.db().execute(
+                "DELETE FROM favourites WHERE name = ?1 AND dashboard = ?2",
+                params![name, dashboard],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The dashboards `name` pinned, first pinned first.
+    pub fn favourites(&self, name: &str) -> Result<Vec<String>, UsersError> {
+        let db = self.db();
+        let mut query = db.prepare(
+            "SELECT dashboard FROM favourites WHERE name = ?1 ORDER BY added_at, dashboard",
+        )?;
+        let rows = query.query_map(params![name], |row| row.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Saves `path` as `name`'s view `label` (replacing one of the same label).
+    pub fn save_view(&self, name: &str, label: &str, path: &str) -> Result<SavedView, UsersError> {
+        valid_view(label, path)?;
+        let label = label.trim();
+        let created_at = now_rfc3339();
+        self.db().execute(
+            "INSERT INTO saved_views (name, label, path, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name, label) DO UPDATE SET path = ?3, created_at = ?4",
+            params![name, label, path, created_at],
+        )?;
+        Ok(SavedView {
+            label: label.to_string(),
+            path: path.to_string(),
+            created_at,
+        })
+    }
+
+    /// `name`'s saved views, by label.
+    pub fn saved_views(&self, name: &str) -> Result<Vec<SavedView>, UsersError> {
+        let db = self.db();
+        let mut query = db.prepare(
+            "SELECT label, path, created_at FROM saved_views WHERE name = ?1 ORDER BY label",
+        )?;
+        let rows = query.query_map(params![name], |row| {
+            Ok(SavedView {
+                label: row.get(0)?,
+                path: row.get(1)?,
+                created_at: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes `name`'s view `label`; deleting one that is not there is not an error.
+    pub fn delete_view(&self, name: &str, label: &str) -> Result<(), UsersError> {
+        self.db().execute(
+            "DELETE FROM saved_views WHERE name = ?1 AND label = ?2",
+            params![name, label.trim()],
+        )?;
+        Ok(())
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// How long a session lasts: idle, and at most.
@@ -663,6 +796,73 @@ mod tests {
         assert_eq!(store.login_wait_secs("who", 300).expect("asks"), 0);
         // A name nobody has waits like any other, so waiting does not reveal who exists.
         assert_eq!(store.login_wait_secs("nobody", 300).expect("asks"), 0);
+    }
+
+    #[test]
+    fn favourites_and_saved_views_are_each_persons_and_outlive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("u.sqlite3");
+        let store = UserStore::open(&path).expect("opens");
+        store
+            .add("ed.lead", Role::Manager, "correct horse battery")
+            .expect("adds");
+        store
+            .add("board.member", Role::Viewer, "correct horse battery")
+            .expect("adds");
+        store.set_favourite("ed.lead", "ed", true).expect("pins");
+        store.set_favourite("ed.lead", "flow", true).expect("pins");
+        store
+            .set_favourite("ed.lead", "ed", true)
+            .expect("pinning twice is fine");
+        store
+            .save_view(
+                "ed.lead",
+                "North site, weekly",
+                "/dashboards/ed?site=N&grain=week",
+            )
+            .expect("saves");
+        store
+            .save_view(
+                "ed.lead",
+                " North site, weekly ",
+                "/dashboards/ed?site=N&grain=month",
+            )
+            .expect("the same name replaces");
+        for (label, path) in [
+            ("", "/dashboards/ed"),
+            ("elsewhere", "https://example.org/"),
+            ("elsewhere", "//example.org/x"),
+            ("login", "/login?next=/"),
+            ("spaces", "/kpi/x? a"),
+        ] {
+            assert!(
+                matches!(
+                    store.save_view("ed.lead", label, path),
+                    Err(UsersError::BadView(_))
+                ),
+                "{label} {path}"
+            );
+        }
+        drop(store);
+        let store = UserStore::open(&path).expect("reopens");
+        assert_eq!(store.favourites("ed.lead").expect("reads"), ["ed", "flow"]);
+        assert!(store.favourites("board.member").expect("reads").is_empty());
+        let views = store.saved_views("ed.lead").expect("reads");
+        assert_eq!(views.len(), 1);
+        assert_eq!(views[0].label, "North site, weekly");
+        assert_eq!(views[0].path, "/dashboards/ed?site=N&grain=month");
+        store.set_favourite("ed.lead", "ed", false).expect("unpins");
+        assert_eq!(store.favourites("ed.lead").expect("reads"), ["flow"]);
+        store
+            .delete_view("ed.lead", "North site, weekly")
+            .expect("deletes");
+        assert!(store.saved_views("ed.lead").expect("reads").is_empty());
+        store
+            .save_view("ed.lead", "IPR", "/ipr?grain=month")
+            .expect("saves");
+        store.remove("ed.lead").expect("removes");
+        assert!(store.saved_views("ed.lead").expect("reads").is_empty());
+        assert!(store.favourites("ed.lead").expect("reads").is_empty());
     }
 
     #[test]

@@ -3,13 +3,14 @@
 //! narration, and whether the data is late. The HTML pages draw it; their JSON twins
 //! serialise the same structure, so the two can never disagree.
 
+use bright_engine::annotations::{Annotation, Kind};
 use bright_engine::kpi::{Grain, Kpi, Period, chart_kpi, period_end, pool};
 use bright_engine::spc::PointType;
 use bright_engine::spc::narrate::Describe;
 use chrono::NaiveDate;
 use serde::{Serialize, Serializer};
 
-use crate::charts::spc::ChartPoint;
+use crate::charts::spc::{ChartNote, ChartPoint};
 
 /// One period of a KPI's chart.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +29,38 @@ pub struct PointView {
     #[serde(serialize_with = "point_type_name")]
     pub point_type: PointType,
     pub special_cause: &'static str,
+}
+
+/// An annotation where it falls on a chart.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AnnotationView {
+    pub id: String,
+    pub kind: Kind,
+    pub on_date: NaiveDate,
+    /// The period it falls in, as the chart labels it.
+    pub period: String,
+    /// Index of that period among the chart's points.
+    pub point: usize,
+    pub note: String,
+    pub author: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl AnnotationView {
+    /// `3 Mar 2025: Discharge lounge opened (j.smith)`; a rebase says so.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {}{} ({})",
+            self.on_date.format("%-d %b %Y"),
+            if self.kind == Kind::Rebase {
+                "Rebased: "
+            } else {
+                ""
+            },
+            self.note,
+            self.author
+        )
+    }
 }
 
 fn point_type_name<S: Serializer>(t: &PointType, s: S) -> Result<S::Ok, S::Error> {
@@ -62,6 +95,8 @@ pub struct KpiView {
     pub assurance_icon: Option<&'static str>,
     pub narration: String,
     pub points: Vec<PointView>,
+    /// The notes and rebases that fall in the periods shown, oldest first.
+    pub annotations: Vec<AnnotationView>,
     /// Why the KPI could not be charted, if it could not.
     pub error: Option<String>,
 }
@@ -100,8 +135,16 @@ fn plural(grain: Grain) -> &'static str {
     }
 }
 
-/// `kpi`'s series (`rows`, at its own grain) charted as `shape` says.
-pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape) -> KpiView {
+/// The index of the period of `starts` (first days, ascending, at `grain`) holding `day`.
+fn period_of(starts: &[NaiveDate], grain: Grain, day: NaiveDate) -> Option<usize> {
+    let i = starts.partition_point(|s| *s <= day).checked_sub(1)?;
+    (day < period_end(grain, starts[i])).then_some(i)
+}
+
+/// `kpi`'s series (`rows`, at its own grain) charted as `shape` says, with `notes` (this KPI's
+/// annotations for the organisation shown) drawn where they fall; a rebase among them starts a
+/// new process at its period.
+pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape, notes: &[Annotation]) -> KpiView {
     let grain = shape.grain.max(kpi.grain);
     let periods: Vec<Period> = pool(kpi, rows, grain, shape.today)
         .into_iter()
@@ -134,6 +177,7 @@ pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape) -> KpiView {
             grain.as_str()
         ),
         points: Vec::new(),
+        annotations: Vec::new(),
         error: None,
     };
     let Some(last) = periods.last() else {
@@ -149,13 +193,34 @@ pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape) -> KpiView {
         .pred_opt()
         .map(|d| grain.period_start(d));
     view.stale = shape.to.is_none() && expected.is_some_and(|e| last.start < e);
+    let starts: Vec<NaiveDate> = periods.iter().map(|p| p.start).collect();
+    view.annotations = notes
+        .iter()
+        .filter_map(|a| {
+            let point = period_of(&starts, grain, a.on_date)?;
+            Some(AnnotationView {
+                id: a.id.clone(),
+                kind: a.kind,
+                on_date: a.on_date,
+                period: period_label(grain, starts[point]),
+                point,
+                note: a.note.clone(),
+                author: a.author.clone(),
+                created_at: a.created_at,
+            })
+        })
+        .collect();
+    let mut rebase = vec![false; periods.len()];
+    for a in view.annotations.iter().filter(|a| a.kind == Kind::Rebase) {
+        rebase[a.point] = true;
+    }
     let column = |f: fn(&Period) -> Option<f64>| periods.iter().map(f).collect::<Vec<_>>();
     let chart = match chart_kpi(
         kpi,
         &column(|p| p.value),
         &column(|p| p.numerator),
         &column(|p| p.denominator),
-        &vec![false; periods.len()],
+        &rebase,
     ) {
         Ok(chart) => chart,
         Err(e) => {
@@ -198,6 +263,18 @@ pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape) -> KpiView {
 }
 
 impl KpiView {
+    /// The annotations as the SVG chart numbers them.
+    pub fn chart_notes(&self) -> Vec<ChartNote> {
+        self.annotations
+            .iter()
+            .map(|a| ChartNote {
+                point: a.point,
+                rebase: a.kind == Kind::Rebase,
+                text: a.summary(),
+            })
+            .collect()
+    }
+
     /// The points as the SVG chart draws them.
     pub fn chart_points(&self) -> Vec<ChartPoint> {
         self.points

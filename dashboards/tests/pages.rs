@@ -23,11 +23,17 @@ use tower::ServiceExt;
 
 const READER: &str = "t-reader-0123456789";
 const FEEDER: &str = "t-feeder-0123456789";
+const ANNOTATOR: &str = "t-annotator-0123456789";
 
 struct Site {
     state: AppState,
     theatre_cookie: String,
-    _dir: tempfile::TempDir,
+    /// The theatre lead's session's CSRF token (a role that may not annotate).
+    theatre_csrf: String,
+    manager_cookie: String,
+    manager_csrf: String,
+    config: SimConfig,
+    dir: tempfile::TempDir,
 }
 
 /// A trust simulated for 100 days up to yesterday, served with pages.
@@ -35,24 +41,17 @@ async fn site() -> Site {
     let dir = tempfile::tempdir().expect("a folder");
     let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("a lake");
     let today = chrono::Utc::now().date_naive();
-    generate_into_lake(
-        SimConfig::new(7, 100, today),
-        simulation_key(7),
-        &lake,
-        Box::new(|_| {}),
-    )
-    .await
-    .expect("the simulation fills the lake");
-    lake.ensure_tables().await.expect("every table");
-    let config = QueryConfig::default();
-    let mut engine = QueryEngine::open(&lake, &config).await.expect("engine");
-    let catalogue = Catalogue::embedded().expect("catalogue");
-    let dashboards = Dashboards::load(&catalogue, None).expect("dashboards");
-    engine
-        .register_kpis(catalogue, &BTreeMap::new())
+    let config = SimConfig::new(7, 100, today);
+    generate_into_lake(config.clone(), simulation_key(7), &lake, Box::new(|_| {}))
         .await
-        .expect("every KPI plans");
-    let kpis = Arc::new(KpiService::new(Arc::new(engine), config.time_zone));
+        .expect("the simulation fills the lake");
+    lake.ensure_tables().await.expect("every table");
+    let (engine, catalogue) = engine_over(&lake).await;
+    let dashboards = Dashboards::load(&catalogue, None).expect("dashboards");
+    let kpis = Arc::new(KpiService::new(
+        Arc::new(engine),
+        QueryConfig::default().time_zone,
+    ));
     let client = |name: &str, token: &str, scopes: &[&str]| ClientConfig {
         name: name.into(),
         token_sha256: token_sha256(token),
@@ -61,14 +60,21 @@ async fn site() -> Site {
     let clients = Clients::new(&[
         client("board-pack", READER, &["read"]),
         client("ed-system", FEEDER, &["ingest:ed_attendances"]),
+        client("improvement-bot", ANNOTATOR, &["read", "annotate"]),
     ])
     .expect("clients");
     let store = UserStore::open(&dir.path().join("users.sqlite3")).expect("store");
     let theatre = store
         .add("theatre.lead", Role::Theatre, "correct horse battery")
         .expect("added");
-    let (token, _) = store
+    let (token, theatre_session) = store
         .start_session(&theatre, chrono::Utc::now().timestamp())
+        .expect("a session");
+    let manager = store
+        .add("flow.manager", Role::Manager, "correct horse battery")
+        .expect("added");
+    let (manager_token, manager_session) = store
+        .start_session(&manager, chrono::Utc::now().timestamp())
         .expect("a session");
     let state = AppState::new("lake", clients, 1 << 20, None)
         .with_users(Arc::new(store), SessionLimits::default())
@@ -76,8 +82,25 @@ async fn site() -> Site {
     Site {
         state,
         theatre_cookie: format!("bright_session={}", token.0),
-        _dir: dir,
+        theatre_csrf: theatre_session.csrf,
+        manager_cookie: format!("bright_session={}", manager_token.0),
+        manager_csrf: manager_session.csrf,
+        config,
+        dir,
     }
+}
+
+/// A query engine over `lake` with the KPI catalogue planned.
+async fn engine_over(lake: &Lake) -> (QueryEngine, Catalogue) {
+    let mut engine = QueryEngine::open(lake, &QueryConfig::default())
+        .await
+        .expect("engine");
+    let catalogue = Catalogue::embedded().expect("catalogue");
+    engine
+        .register_kpis(catalogue.clone(), &BTreeMap::new())
+        .await
+        .expect("every KPI plans");
+    (engine, catalogue)
 }
 
 async fn get(state: &AppState, path: &str, auth: Option<&str>) -> (StatusCode, String) {
@@ -419,7 +442,10 @@ async fn no_route_opens_without_a_token_or_a_session() {
                     "{method} {path} with {credentials:?}: {status}"
                 );
                 // Pages send people to sign in; the API answers 401 to scripts.
-                if method == "GET" && credentials != Some("t-guess") {
+                if method == "GET"
+                    && credentials != Some("t-guess")
+                    && status != StatusCode::METHOD_NOT_ALLOWED
+                {
                     assert_eq!(
                         to_login,
                         !path.starts_with("/api/"),
@@ -441,4 +467,297 @@ async fn no_route_opens_without_a_token_or_a_session() {
             response.status()
         );
     }
+}
+
+/// Sends `request` through the router: its status, and its `location` or body.
+async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, String) {
+    let response = router(state.clone())
+        .oneshot(request)
+        .await
+        .expect("answered");
+    let status = response.status();
+    let location = response
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap_or_default().to_string());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        location.unwrap_or_else(|| String::from_utf8_lossy(&bytes).to_string()),
+    )
+}
+
+fn form_post(path: &str, cookie: &str, fields: &[(&str, &str)]) -> Request<Body> {
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    Request::post(path)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .expect("request")
+}
+
+fn json_post(path: &str, token: &str, body: &Value) -> Request<Body> {
+    Request::post(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn managers_annotate_and_rebase_and_every_chart_shows_it() {
+    let site = site().await;
+    let state = &site.state;
+
+    // The simulator annotated the change it planted in the ED, on its day.
+    let planted = bright_sim::Changes::planted(&site.config);
+    let listed = json(state, "/api/annotations?kpi=ed_4h_performance").await;
+    let notes = listed["annotations"].as_array().expect("a list");
+    assert_eq!(notes.len(), 1, "{listed}");
+    assert_eq!(notes[0]["on_date"], planted.ed_staffing.to_string());
+    assert_eq!(notes[0]["author"], "bright simulator");
+    let page = json(state, "/api/kpi/ed_4h_performance?grain=week").await;
+    let on_chart = page["annotations"].as_array().expect("annotations");
+    assert_eq!(on_chart.len(), 1, "{on_chart:?}");
+    let point = on_chart[0]["point"].as_u64().expect("a point") as usize;
+    let start = page["points"][point]["start"].as_str().expect("a start");
+    assert!(start <= planted.ed_staffing.to_string().as_str());
+    let body = html(state, "/kpi/ed_4h_performance").await;
+    assert!(
+        body.contains(r#"<g class="note"><title>1. "#),
+        "marker on the chart"
+    );
+    assert!(body.contains("More senior ED staff at the front door"));
+    // A viewer is not offered the forms.
+    assert!(!body.contains("Add note"));
+
+    // A manager's page offers them; a form post needs the session's CSRF token.
+    let (status, manager_page) = get(
+        state,
+        "/kpi/bed_occupancy_ga?grain=month",
+        Some(&site.manager_cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(manager_page.contains("Add note"), "form for managers");
+    assert!(
+        manager_page.contains(&site.manager_csrf),
+        "form carries its token"
+    );
+    let annotate = |cookie: &str, fields: &[(&str, &str)]| {
+        send(
+            state,
+            form_post("/kpi/bed_occupancy_ga/annotations", cookie, fields),
+        )
+    };
+    let day = (chrono::Utc::now().date_naive() - chrono::Duration::days(40)).to_string();
+    let note = [
+        ("on_date", day.as_str()),
+        ("note", "Escalation ward closed"),
+        ("kind", "note"),
+        ("back", "grain=month"),
+    ];
+    let (status, _) = annotate(&site.manager_cookie, &note).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+    let wrong = [note.as_slice(), &[("csrf", "0123456789abcdef")]].concat();
+    let (status, _) = annotate(&site.manager_cookie, &wrong).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "someone else's token");
+    let theatre = [note.as_slice(), &[("csrf", site.theatre_csrf.as_str())]].concat();
+    let (status, body) = annotate(&site.theatre_cookie, &theatre).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a theatre lead: {body}");
+    assert!(body.contains("only managers"), "{body}");
+    let signed = [note.as_slice(), &[("csrf", site.manager_csrf.as_str())]].concat();
+    let (status, location) = annotate(&site.manager_cookie, &signed).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert_eq!(location, "/kpi/bed_occupancy_ga?grain=month#notes");
+    let page = json(state, "/api/kpi/bed_occupancy_ga?grain=month").await;
+    assert_eq!(page["notes"][0]["note"], "Escalation ward closed");
+    assert_eq!(page["notes"][0]["author"], "flow.manager");
+    assert_eq!(page["annotations"][0]["kind"], "note");
+    // Every chart of the KPI shows it: its dashboard too.
+    let flow = html(state, "/dashboards/flow").await;
+    assert!(
+        flow.contains("Escalation ward closed (flow.manager)"),
+        "on the flow dashboard"
+    );
+
+    // A script with the annotate scope records a rebase; the chart starts a new process there.
+    let before = json(state, "/api/kpi/ed_attendances?grain=week").await;
+    let points = before["points"].as_array().expect("points");
+    let middle = points.len() / 2;
+    let from = points[middle]["start"].as_str().expect("start").to_string();
+    assert!(points.iter().all(|p| p["rebase_group"] == 0));
+    let rebase = serde_json::json!({
+        "kpi": "ed_attendances", "on_date": from, "kind": "rebase",
+        "note": "New minor injuries unit takes walk-ins",
+    });
+    let (status, body) = send(state, json_post("/api/annotations", READER, &rebase)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "read-only client: {body}");
+    let (status, body) = send(state, json_post("/api/annotations", ANNOTATOR, &rebase)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let stored: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(stored["author"], "improvement-bot");
+    assert_eq!(stored["kind"], "rebase");
+    let after = json(state, "/api/kpi/ed_attendances?grain=week").await;
+    let groups: Vec<u64> = after["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|p| p["rebase_group"].as_u64().expect("a group"))
+        .collect();
+    assert!(groups[..middle].iter().all(|g| *g == 0), "{groups:?}");
+    assert!(groups[middle..].iter().all(|g| *g == 1), "{groups:?}");
+    let body = html(state, "/kpi/ed_attendances").await;
+    assert!(
+        body.contains(r#"<g class="note rebase">"#),
+        "rebase drawn solid"
+    );
+    assert!(body.contains("Rebased: New minor injuries unit takes walk-ins"));
+
+    // Bad input is refused with the reason, and nothing is stored.
+    for (bad, reason) in [
+        (
+            serde_json::json!({"kpi": "ed_attendances", "on_date": "2025-13-01", "note": "x"}),
+            "not a date",
+        ),
+        (
+            serde_json::json!({"kpi": "ed_attendances", "on_date": from, "note": "   "}),
+            "needs a note",
+        ),
+        (
+            serde_json::json!({"kpi": "no_such_kpi", "on_date": from, "note": "x"}),
+            "no KPI",
+        ),
+        (
+            serde_json::json!({"kpi": "ed_attendances", "on_date": from, "note": "x", "kind": "delete"}),
+            "unknown kind",
+        ),
+        (
+            serde_json::json!({"kpi": "ed_attendances", "on_date": "1900-01-01", "note": "x"}),
+            "a note is about a day",
+        ),
+    ] {
+        let (status, body) = send(state, json_post("/api/annotations", ANNOTATOR, &bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.contains(reason), "{bad}: {body}");
+    }
+
+    // They are in the lake: a fresh engine reads them, and SQL sees the table.
+    let lake = Lake::open(site.dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
+    let (engine, _) = engine_over(&lake).await;
+    let stored = bright_engine::annotations::read_all(&engine)
+        .await
+        .expect("reads");
+    assert_eq!(stored.len(), 5, "three planted, a note and a rebase");
+    assert!(
+        stored
+            .iter()
+            .any(|a| a.note == "Escalation ward closed" && a.author == "flow.manager")
+    );
+    let counted = engine
+        .sql("SELECT count(*) AS n FROM annotations WHERE kind = 'rebase'")
+        .await
+        .expect("SQL over annotations");
+    let n = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(
+        counted.batches[0].column(0),
+    )
+    .value(0);
+    assert_eq!(n, 1, "the rebase, by SQL");
+}
+
+async fn home_of(state: &AppState, cookie: &str) -> Value {
+    let (status, body) = get(state, "/api/home", Some(cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_str(&body).expect("json")
+}
+
+#[tokio::test]
+async fn people_pin_favourites_and_save_views_of_their_own() {
+    let site = site().await;
+    let state = &site.state;
+    let cookie = site.manager_cookie.as_str();
+    let csrf = site.manager_csrf.as_str();
+    let first = home_of(state, cookie).await;
+    let order = |home: &Value| -> Vec<String> {
+        home["dashboards"]
+            .as_array()
+            .expect("dashboards")
+            .iter()
+            .map(|d| d["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    let before = order(&first);
+    let last = before.last().expect("dashboards").clone();
+    assert_ne!(before[0], last);
+
+    // Pinning the last dashboard puts it first, for this person only.
+    let pin = [
+        ("dashboard", last.as_str()),
+        ("pinned", "true"),
+        ("back", "/"),
+    ];
+    let (status, _) = send(state, form_post("/favourites", cookie, &pin)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no CSRF token");
+    let signed = [pin.as_slice(), &[("csrf", csrf)]].concat();
+    let (status, location) = send(state, form_post("/favourites", cookie, &signed)).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/"));
+    let pinned = home_of(state, cookie).await;
+    assert_eq!(order(&pinned)[0], last);
+    assert_eq!(pinned["dashboards"][0]["favourite"], true);
+    let (_, page) = get(state, "/", Some(cookie)).await;
+    assert!(page.contains("Favourite: "), "the pin is said in words too");
+    let unknown = [("dashboard", "no-such"), ("pinned", "true"), ("csrf", csrf)];
+    let (status, _) = send(state, form_post("/favourites", cookie, &unknown)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A view with its filters, saved under a name, listed at home, opened by its link.
+    let view = [
+        ("label", "ED weekly"),
+        ("path", "/dashboards/ed?grain=week"),
+        ("csrf", csrf),
+    ];
+    let (status, location) = send(state, form_post("/views", cookie, &view)).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/dashboards/ed?grain=week")
+    );
+    let saved = home_of(state, cookie).await;
+    assert_eq!(saved["saved_views"][0]["label"], "ED weekly");
+    let (_, page) = get(state, "/", Some(cookie)).await;
+    assert!(page.contains(r#"<a href="/dashboards/ed?grain=week">ED weekly</a>"#));
+    let (_, dashboard) = get(state, "/dashboards/ed?grain=week", Some(cookie)).await;
+    assert!(
+        dashboard.contains(r#"name="path" value="/dashboards/ed?grain=week""#),
+        "the save form carries the view on screen"
+    );
+    let outside = [
+        ("label", "elsewhere"),
+        ("path", "https://example.org/"),
+        ("csrf", csrf),
+    ];
+    let (status, body) = send(state, form_post("/views", cookie, &outside)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let delete = [("label", "ED weekly"), ("back", "/"), ("csrf", csrf)];
+    let (status, _) = send(state, form_post("/views/delete", cookie, &delete)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        home_of(state, cookie).await["saved_views"],
+        serde_json::json!([])
+    );
+
+    // Another person's home is their own; an API client has none.
+    let (_, theirs) = get(state, "/api/home", Some(&site.theatre_cookie)).await;
+    assert!(theirs.contains(r#""saved_views":[]"#), "{theirs}");
+    assert!(!theirs.contains(r#""favourite":true"#), "{theirs}");
+    let request = Request::post("/favourites")
+        .header("authorization", format!("Bearer {READER}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("dashboard=ed&pinned=true"))
+        .expect("request");
+    let (status, _) = send(state, request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }

@@ -8,11 +8,13 @@
 //! - [`pseudonym`]: keyed pseudonymisation of patient identifiers.
 //! - [`spc`]: statistical process control (Making Data Count XmR), pure functions.
 //! - [`kpi`]: the KPI catalogue (manifest + SQL), which [`query`] registers as views.
+//! - [`annotations`]: dated notes and recorded rebases on KPIs, kept in the lake.
 //! - [`ingest_api`]: the trait through which the web service hands requests to ingest.
 //!
 //! Ingest and dashboards depend on this crate only and meet here. It re-exports the `arrow`
 //! it was built with so no other crate pulls a second copy.
 
+pub mod annotations;
 pub mod batch;
 pub mod ingest_api;
 pub mod kpi;

@@ -36,12 +36,13 @@ pub const MAX_CODE_CHARS: usize = 100;
 pub const MAX_FREE_TEXT_CHARS: usize = 1_000;
 
 /// The free-text columns, by table; every other text column is a code or identifier.
-const FREE_TEXT: [(Table, &str); 5] = [
+const FREE_TEXT: [(Table, &str); 6] = [
     (Table::TheatreEvents, theatre_events::PROCEDURE_NAME),
     (Table::TheatreEvents, theatre_events::CANCEL_REASON),
     (Table::EdAttendances, ed_attendances::CHIEF_COMPLAINT),
     (Table::DqIssues, dq_issues::REASON),
     (Table::DqIssues, dq_issues::RECORD_REF),
+    (Table::Annotations, annotations::NOTE),
 ];
 
 fn ts() -> DataType {
@@ -234,6 +235,22 @@ pub mod dq_issues {
     pub const RECEIVED_DATE: &str = "received_date";
 }
 
+/// `annotations`: dated notes managers put on a KPI's charts ("discharge lounge opened"), and
+/// the rebases they record (a new process from that date, with who and why). Kept in the lake
+/// so SQL sees them beside the data they explain.
+pub mod annotations {
+    pub const ANNOTATION_ID: &str = "annotation_id";
+    pub const KPI_ID: &str = "kpi_id";
+    /// `note`, or `rebase`: the KPI's limits are recalculated from `on_date`.
+    pub const KIND: &str = "kind";
+    pub const NOTE: &str = "note";
+    /// Who wrote it (a user name, or the client that posted it).
+    pub const AUTHOR: &str = "author";
+    pub const CREATED_AT: &str = "created_at";
+    /// Partition column: the day the note is about.
+    pub const ON_DATE: &str = "on_date";
+}
+
 /// Every table in the lake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
@@ -245,11 +262,12 @@ pub enum Table {
     WorkforceShifts,
     FinanceLedger,
     DqIssues,
+    Annotations,
 }
 
 impl Table {
     /// All tables, in a stable order.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::AdtEvents,
         Table::EdAttendances,
         Table::TheatreSessions,
@@ -258,6 +276,7 @@ impl Table {
         Table::WorkforceShifts,
         Table::FinanceLedger,
         Table::DqIssues,
+        Table::Annotations,
     ];
 
     /// The table's name in the lake and in SQL.
@@ -271,6 +290,7 @@ impl Table {
             Table::WorkforceShifts => "workforce_shifts",
             Table::FinanceLedger => "finance_ledger",
             Table::DqIssues => "dq_issues",
+            Table::Annotations => "annotations",
         }
     }
 
@@ -296,6 +316,7 @@ impl Table {
             Table::WorkforceShifts => workforce_shifts::SHIFT_DATE,
             Table::FinanceLedger => finance_ledger::MONTH,
             Table::DqIssues => dq_issues::RECEIVED_AT,
+            Table::Annotations => annotations::CREATED_AT,
         }
     }
 
@@ -350,6 +371,7 @@ impl Table {
             Table::WorkforceShifts => workforce_shifts::SHIFT_DATE,
             Table::FinanceLedger => finance_ledger::MONTH,
             Table::DqIssues => dq_issues::RECEIVED_DATE,
+            Table::Annotations => annotations::ON_DATE,
         }
     }
 
@@ -485,6 +507,19 @@ impl Table {
                     required(REASON, Utf8),
                     optional(OWNER, Utf8),
                     required(RECEIVED_DATE, Date32),
+                ]
+            }
+            Table::Annotations => {
+                use annotations::*;
+                vec![
+                    required(ANNOTATION_ID, Utf8),
+                    required(KPI_ID, Utf8),
+                    org(),
+                    required(KIND, Utf8),
+                    required(NOTE, Utf8),
+                    required(AUTHOR, Utf8),
+                    required(CREATED_AT, ts()),
+                    required(ON_DATE, Date32),
                 ]
             }
         };

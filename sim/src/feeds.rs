@@ -472,6 +472,9 @@ impl Sink for FileSink {
                     .join(format!("finance_ledger_{}.csv", r.month.format("%Y-%m")));
                 self.write(path, Some(FINANCE_HEADER), &line)
             }
+            // Annotations are written by people on bright's pages, never by a hospital
+            // system's feed.
+            Record::Annotation(_) => Ok(()),
         }
     }
 

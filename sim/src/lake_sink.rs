@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use bright_engine::annotations::Kind;
 use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::lake::Lake;
@@ -36,8 +37,12 @@ fn table_of(record: &Record) -> Table {
         Record::Beds(_) => Table::Beds,
         Record::Shift(_) => Table::WorkforceShifts,
         Record::Finance(_) => Table::FinanceLedger,
+        Record::Annotation(_) => Table::Annotations,
     }
 }
+
+/// Who wrote the simulator's annotations.
+const ANNOTATION_AUTHOR: &str = "bright simulator";
 
 /// Builds canonical record batches from simulator records.
 pub struct ArrowSink<F> {
@@ -234,6 +239,20 @@ where
                     .pence(r.budget_pence)
                     .pence(r.actual_pence)
                     .date(date32(r.month))
+                    .end();
+            }
+            Record::Annotation(r) => {
+                // Deterministic, so a regenerated lake has the same annotations.
+                builder
+                    .row()
+                    .text(&format!("sim-{org}-{}-{}", r.kpi_id, clock.date(r.day)))
+                    .text(r.kpi_id)
+                    .text(org)
+                    .text(Kind::Note.as_str())
+                    .text(r.note)
+                    .text(ANNOTATION_AUTHOR)
+                    .timestamp(clock.utc_micros(Clock::day_start(r.day)))
+                    .date(date32(clock.date(r.day)))
                     .end();
             }
         }

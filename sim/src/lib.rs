@@ -27,7 +27,7 @@ use chrono::{Datelike, Duration, NaiveDate};
 
 use crate::clock::Clock;
 use crate::hospital::Hospital;
-use crate::records::{BedsRecord, Record};
+use crate::records::{AnnotationRecord, BedsRecord, Record};
 use crate::theatres::Theatres;
 use crate::trust::TrustModel;
 use crate::workforce::Workforce;
@@ -131,6 +131,27 @@ impl Changes {
             discharge_lounge: at(0.60),
             theatre_scheduling: at(0.72),
         }
+    }
+
+    /// The note a manager would put on the chart of the KPI each change moves.
+    pub fn annotations(&self) -> [(&'static str, NaiveDate, &'static str); 3] {
+        [
+            (
+                "ed_4h_performance",
+                self.ed_staffing,
+                "More senior ED staff at the front door",
+            ),
+            (
+                "discharges_before_noon",
+                self.discharge_lounge,
+                "Discharge lounge opened",
+            ),
+            (
+                "theatre_late_starts",
+                self.theatre_scheduling,
+                "First patient sent for earlier (theatre scheduling change)",
+            ),
+        ]
     }
 
     /// One line per change, for the summary.
@@ -289,6 +310,13 @@ impl Simulation {
                             valid_from: clock.first_day(),
                             valid_to: None,
                         }));
+                    }
+                }
+                if live {
+                    for (kpi_id, date, note) in changes.annotations() {
+                        if clock.date(day) == date {
+                            out(Record::Annotation(AnnotationRecord { kpi_id, day, note }));
+                        }
                     }
                 }
                 trust.hospital.run_day(model, clock, changes, day, &mut out);

@@ -231,6 +231,16 @@ pub struct FinanceRecord {
     pub actual_pence: i128,
 }
 
+/// A note a manager would have put on a KPI's charts: the simulator annotates each change it
+/// plants, on the day it starts.
+#[derive(Debug, Clone)]
+pub struct AnnotationRecord {
+    pub kpi_id: &'static str,
+    /// Local day index the change starts.
+    pub day: i64,
+    pub note: &'static str,
+}
+
 /// Anything the simulator emits.
 #[derive(Debug, Clone)]
 pub enum Record {
@@ -241,4 +251,5 @@ pub enum Record {
     Beds(BedsRecord),
     Shift(ShiftRecord),
     Finance(FinanceRecord),
+    Annotation(AnnotationRecord),
 }

@@ -44,7 +44,11 @@ pub fn sent_at(record: &Record) -> Option<SimTime> {
         Record::Adt(r) => Some(r.recorded_at),
         Record::Ed(r) => Some(r.departure.unwrap_or(r.arrival)),
         Record::TheatreEvent(r) => Some(r.time),
-        Record::Session(_) | Record::Beds(_) | Record::Shift(_) | Record::Finance(_) => None,
+        Record::Session(_)
+        | Record::Beds(_)
+        | Record::Shift(_)
+        | Record::Finance(_)
+        | Record::Annotation(_) => None,
     }
 }
 

@@ -99,7 +99,8 @@ fn lake_tables_lists_every_table_with_rows_and_files() {
             "beds",
             "workforce_shifts",
             "finance_ledger",
-            "dq_issues"
+            "dq_issues",
+            "annotations"
         ]
     );
     let count = |table: &str| -> u64 {

@@ -18,6 +18,9 @@ pub const LIMITS: &str = "#A6A6A6";
 /// Chart: the target, dashed.
 pub const TARGET: &str = "#DE1B1B";
 
+/// Chart: an annotation's line and numbered marker (NHS blue; white numbers on it pass AA).
+pub const NOTE: &str = "#005EB8";
+
 /// Icon: improvement (ring, latest points, letter).
 pub const ICON_IMPROVEMENT: &str = "#0072C6";
 /// Icon: concern.

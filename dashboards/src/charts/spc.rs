@@ -2,6 +2,9 @@
 //! by point type, the mean solid, the process limits dashed grey, the target dashed red, each
 //! line broken where the process is rebased.
 //!
+//! Annotations are drawn as numbered markers on a vertical line at their period (dotted for a
+//! note, solid where the process was rebased); pages list the numbered notes under the chart.
+//!
 //! The chart is a pure function of [`SpcChartView`] (a series with its centre line and limits
 //! per point, as both XmR and attribute charts give them), so a page, an export and a golden
 //! test draw the same bytes. Each point carries a `<title>` (its period, value and meaning) for
@@ -15,7 +18,8 @@ use bright_engine::spc::narrate::Unit;
 use maud::{Markup, PreEscaped, html};
 
 use super::palette::{
-    CHART_FONT, LIMITS, MEAN, POINT_COMMON, POINT_CONCERN, POINT_IMPROVEMENT, POINT_NEUTRAL, TARGET,
+    CHART_FONT, LIMITS, MEAN, NOTE, POINT_COMMON, POINT_CONCERN, POINT_IMPROVEMENT, POINT_NEUTRAL,
+    TARGET,
 };
 
 /// One period of a chart.
@@ -33,6 +37,17 @@ pub struct ChartPoint {
     pub point_type: PointType,
 }
 
+/// An annotation on a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartNote {
+    /// Index of the point (period) it falls in.
+    pub point: usize,
+    /// True where the process was rebased.
+    pub rebase: bool,
+    /// What the marker's tooltip says.
+    pub text: String,
+}
+
 /// What a chart shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpcChartView<'a> {
@@ -41,6 +56,8 @@ pub struct SpcChartView<'a> {
     pub unit: Unit,
     pub points: &'a [ChartPoint],
     pub target: Option<f64>,
+    /// Numbered 1, 2, … in this order.
+    pub notes: &'a [ChartNote],
 }
 
 const WIDTH: f64 = 720.0;
@@ -196,6 +213,24 @@ pub fn spc_chart_svg(view: &SpcChartView<'_>) -> Markup {
                     }
                 }
             }
+            @if !view.notes.is_empty() {
+                g class="notes" {
+                    @for (n, note) in view.notes.iter().enumerate().filter(|(_, n)| n.point < points.len()) {
+                        // Markers of notes on the same period stack downwards.
+                        @let stacked = view.notes[..n].iter().filter(|o| o.point == note.point).count();
+                        @let (x, y) = (x_of(note.point), TOP + 10.0 + 19.0 * stacked as f64);
+                        g class=(if note.rebase { "note rebase" } else { "note" }) {
+                            title { (n + 1) ". " (note.text) }
+                            line x1=(px(x)) x2=(px(x)) y1=(px(TOP)) y2=(px(HEIGHT - BOTTOM)) stroke=(NOTE)
+                                stroke-width=(if note.rebase { "2" } else { "1.5" })
+                                stroke-dasharray=(if note.rebase { "none" } else { "2 3" }) {}
+                            circle cx=(px(x)) cy=(px(y)) r="9" fill=(NOTE) {}
+                            text x=(px(x)) y=(px(y)) text-anchor="middle" dominant-baseline="central"
+                                font-size="11" font-weight="bold" fill="#FFFFFF" { (n + 1) }
+                        }
+                    }
+                }
+            }
             g class="periods" font-size="11" fill="#404040" {
                 @for (i, point) in points.iter().enumerate().filter(|(i, _)| i % every == 0) {
                     text text-anchor="end" transform=(PreEscaped(format!(
@@ -254,19 +289,35 @@ mod tests {
             .collect()
     }
 
-    fn view(points: &[ChartPoint]) -> SpcChartView<'_> {
+    fn notes() -> Vec<ChartNote> {
+        vec![
+            ChartNote {
+                point: 5,
+                rebase: false,
+                text: "Jun 2024: Escalation ward open (j.smith)".into(),
+            },
+            ChartNote {
+                point: 15,
+                rebase: true,
+                text: "Apr 2025: Rebased: new front-door model (j.smith)".into(),
+            },
+        ]
+    }
+
+    fn view<'a>(points: &'a [ChartPoint], notes: &'a [ChartNote]) -> SpcChartView<'a> {
         SpcChartView {
             title: "ED four-hour performance",
             unit: Unit::Percent,
             points,
             target: Some(0.78),
+            notes,
         }
     }
 
     #[test]
     fn the_chart_matches_its_golden_svg() {
-        let points = series();
-        let svg = format!("{}\n", spc_chart_svg(&view(&points)).into_string());
+        let (points, notes) = (series(), notes());
+        let svg = format!("{}\n", spc_chart_svg(&view(&points, &notes)).into_string());
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/charts/xmr.svg");
         if std::env::var_os("BRIGHT_BLESS").is_some() {
@@ -280,11 +331,20 @@ mod tests {
 
     #[test]
     fn points_lines_and_breaks_follow_the_series() {
-        let points = series();
-        let svg = spc_chart_svg(&view(&points)).into_string();
-        // One circle per value present, each with its period in a title.
+        let (points, notes) = (series(), notes());
+        let svg = spc_chart_svg(&view(&points, &notes)).into_string();
+        // One circle per value present, each with its period in a title, and one per note.
         let present = points.iter().filter(|p| p.value.is_some()).count();
-        assert_eq!(svg.matches("<circle ").count(), present);
+        assert_eq!(svg.matches("<circle ").count(), present + notes.len());
+        // Notes are numbered in order, the rebase drawn solid.
+        assert!(
+            svg.contains("<title>1. Jun 2024: Escalation ward open"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"<g class="note rebase"><title>2. Apr 2025"#),
+            "{svg}"
+        );
         assert!(svg.contains("<title>Mar 2024: "), "{svg}");
         // The missing month breaks the data line; the rebase breaks mean and limits too.
         let path_of = |class: &str| {

@@ -39,7 +39,7 @@ pub struct LogoutForm {
 }
 
 /// Where to go after signing in: a path of bright's, else the home page.
-fn safe_next(next: Option<&str>) -> &str {
+pub(crate) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(path)
             if path.starts_with('/')

@@ -349,6 +349,14 @@ impl QueryEngine {
         Ok(())
     }
 
+    /// Moves one table to its latest committed snapshot (after bright itself wrote to it).
+    pub async fn refresh_table(&self, table: Table) -> Result<(), QueryError> {
+        let delta = self.lake.open_table(table).await?;
+        let (provider, version) = self.snapshot(&delta).await?;
+        self.live(table)?.replace(provider, version, None);
+        Ok(())
+    }
+
     fn live(&self, table: Table) -> Result<&Arc<LiveTable>, QueryError> {
         self.tables.get(&table).ok_or_else(|| {
             QueryError::DataFusion(DataFusionError::Internal(format!(

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use maud::{Markup, html};
 use serde::Serialize;
 
@@ -131,6 +131,7 @@ pub async fn html(
     axum::Extension(client): axum::Extension<Arc<Client>>,
     Path(id): Path<String>,
     Query(query): Query<ViewQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
     let dashboard = find(&pages.dashboards, &client, &id)?;
@@ -141,14 +142,24 @@ pub async fn html(
         .filter_map(|f| f.chosen.as_ref().map(|v| format!("{} {v}", f.name)))
         .collect();
     let path = format!("/dashboards/{}", dashboard.id);
+    let here = match raw.as_deref().filter(|q| !q.is_empty()) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.clone(),
+    };
+    let (favourites, _) = super::favourites::own(&state, &client);
+    let pinned = favourites.contains(&dashboard.id);
     let main = html! {
-        h1 { (view.title) }
+        div class="title-row" {
+            h1 { (view.title) }
+            (super::favourites::pin_button(&client, &dashboard.id, pinned, &here))
+        }
         p class="lead" {
             (view.description) " "
             @if chosen.is_empty() { "Whole trust" } @else { (chosen.join(", ")) }
             ", by " (view.grain) "."
         }
         (filter_form(&query, dashboard.grain, &view.filters))
+        (super::favourites::save_form(&client, &here))
         @for section in &view.sections {
             h2 { (section.title) }
             div class="panels" {

@@ -62,8 +62,9 @@ async fn data(
         let by = vec!["feed".to_string(), "owner".to_string()];
         let output = service.series(REFUSED, &by).await?;
         let shape = query.shape(dashboard.grain, service.today());
+        let notes = service.notes(REFUSED, None);
         for part in breakdowns(&output, &by, &query.chosen(&["feed".to_string()]))? {
-            let charted = kpi_view(kpi, &part.periods, shape);
+            let charted = kpi_view(kpi, &part.periods, shape, &notes);
             let mut key = part.key.into_iter();
             refused.push(Refused {
                 feed: key.next().flatten(),

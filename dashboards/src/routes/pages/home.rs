@@ -21,7 +21,9 @@ use crate::view::{KpiView, Shape, kpi_view};
 
 #[derive(Debug, Serialize)]
 pub struct Home {
+    /// Favourites first, then the rest in their usual order.
     pub dashboards: Vec<DashboardLink>,
+    pub saved_views: Vec<crate::users::SavedView>,
     pub changes: Arc<Vec<Change>>,
     pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
@@ -33,6 +35,7 @@ pub struct DashboardLink {
     pub description: String,
     pub href: String,
     pub kpis: usize,
+    pub favourite: bool,
 }
 
 /// The changes worked out for one refresh of the series and one day.
@@ -58,7 +61,8 @@ pub struct Change {
 async fn build(state: &AppState, client: &Client) -> Result<Home, PageError> {
     let pages = pages_for(state, client)?;
     let service = &pages.kpis;
-    let dashboards: Vec<DashboardLink> = visible(&pages.dashboards, client)
+    let (favourites, saved_views) = super::favourites::own(state, client);
+    let mut dashboards: Vec<DashboardLink> = visible(&pages.dashboards, client)
         .into_iter()
         .map(|d| DashboardLink {
             id: d.id.clone(),
@@ -66,8 +70,16 @@ async fn build(state: &AppState, client: &Client) -> Result<Home, PageError> {
             description: d.description.clone(),
             href: super::href(d),
             kpis: d.kpis().count(),
+            favourite: favourites.contains(&d.id),
         })
         .collect();
+    // Favourites in the order they were pinned, then the rest (a stable sort keeps theirs).
+    dashboards.sort_by_key(|d| {
+        favourites
+            .iter()
+            .position(|f| *f == d.id)
+            .unwrap_or(usize::MAX)
+    });
     let today = service.today();
     let as_of = service.as_of();
     let memo = pages.changes.lock().ok().and_then(|m| m.clone());
@@ -87,6 +99,7 @@ async fn build(state: &AppState, client: &Client) -> Result<Home, PageError> {
     };
     Ok(Home {
         dashboards,
+        saved_views,
         changes,
         as_of,
     })
@@ -116,11 +129,12 @@ async fn changes_since_yesterday(
             to: None,
             today,
         };
-        let now = kpi_view(kpi, &rows, shape(today));
+        let notes = service.notes(kpi.id.as_str(), None);
+        let now = kpi_view(kpi, &rows, shape(today), &notes);
         let Some(yesterday) = today.pred_opt() else {
             continue;
         };
-        let before = kpi_view(kpi, &rows, shape(yesterday));
+        let before = kpi_view(kpi, &rows, shape(yesterday), &notes);
         let icons = |v: &KpiView| (v.variation_icon, v.assurance_icon);
         if before.updated_to.is_some() && icons(&before) != icons(&now) {
             changes.push(Change {
@@ -157,10 +171,22 @@ pub async fn html(
         h1 { "Your dashboards" }
         ul class="cards" {
             @for d in &home.dashboards {
-                li {
-                    h3 { a href=(d.href) { (d.title) } }
+                li class=(if d.favourite { "favourite" } else { "" }) {
+                    h3 {
+                        @if d.favourite { span class="star" aria-hidden="true" { "★ " } span class="visually-hidden" { "Favourite: " } }
+                        a href=(d.href) { (d.title) }
+                    }
                     p { (d.description) }
                     p class="note" { (d.kpis) " KPIs" }
+                    (super::favourites::pin_button(&client, &d.id, d.favourite, "/"))
+                }
+            }
+        }
+        @if !home.saved_views.is_empty() {
+            h2 { "Your saved views" }
+            ul class="saved" {
+                @for v in &home.saved_views {
+                    li { a href=(v.path) { (v.label) } (super::favourites::delete_button(&client, &v.label)) }
                 }
             }
         }

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
+use bright_engine::annotations::{Annotation, Kind};
 use bright_engine::kpi::{Grain, Kpi};
 use bright_engine::spc::{Rules, XmrOptions, suggest::suggest_rebase};
 use maud::{Markup, html};
@@ -14,14 +15,15 @@ use serde::{Deserialize, Serialize};
 
 use super::dashboard::kpi_link;
 use super::{
-    Frame, HtmlError, PageError, ViewQuery, as_of_text, filter_form, icons, kpi_panel, page,
-    pages_for, shown, view_of, visible,
+    Frame, HtmlError, PageError, ViewQuery, as_of_text, filter_form, icons, kpi_panel, org_of,
+    page, pages_for, shown, view_of, visible,
 };
 use crate::AppState;
 use crate::auth::Client;
 use crate::charts::spc::{SpcChartView, spc_chart_svg};
 use crate::kpis::breakdowns;
 use crate::view::{KpiView, kpi_view, period_label};
+use bright_engine::schema::common::ORG_CODE;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct KpiQuery {
@@ -44,6 +46,9 @@ pub struct KpiPage {
     pub by: Option<String>,
     pub parts: Vec<Part>,
     pub rebase_suggestion: Option<RebaseView>,
+    /// Every annotation of this KPI for the organisation shown, on the chart's periods or
+    /// not, oldest first.
+    pub notes: Vec<Annotation>,
 }
 
 /// The KPI for one value of a breakdown.
@@ -119,13 +124,21 @@ async fn build(
             .into_iter()
             .take(MAX_PARTS)
         {
+            let value = part.key.last().cloned().flatten();
+            let org = if by == ORG_CODE {
+                value.as_deref()
+            } else {
+                org_of(&chosen)
+            };
+            let notes = service.notes(kpi.id.as_str(), org);
             parts.push(Part {
-                value: part.key.last().cloned().flatten(),
-                kpi: kpi_view(kpi, &part.periods, shape),
+                kpi: kpi_view(kpi, &part.periods, shape, &notes),
+                value,
             });
         }
     }
     let rebase_suggestion = suggestion(kpi, &view, shape.grain.max(kpi.grain));
+    let notes = service.notes(kpi.id.as_str(), org_of(&chosen));
     Ok((
         KpiPage {
             breakdowns: kpi.breakdowns.clone(),
@@ -135,6 +148,7 @@ async fn build(
             by,
             parts,
             rebase_suggestion,
+            notes,
             kpi: view,
         },
         default_grain,
@@ -154,7 +168,14 @@ fn suggestion(kpi: &Kpi, view: &KpiView, grain: Grain) -> Option<RebaseView> {
         no_screen_outliers: false,
         rules: Rules::default(),
     };
-    let s = suggest_rebase(&values, &vec![false; values.len()], &options).ok()??;
+    // Rebases already recorded stand; the suggestion looks only after the last of them.
+    let mut rebased = vec![false; values.len()];
+    for a in view.annotations.iter().filter(|a| a.kind == Kind::Rebase) {
+        if let Some(r) = rebased.get_mut(a.point) {
+            *r = true;
+        }
+    }
+    let s = suggest_rebase(&values, &rebased, &options).ok()??;
     let point = view.points.get(s.index)?;
     Some(RebaseView {
         from: point.start,
@@ -186,6 +207,7 @@ fn multiple(part: &Part, by: &str, query: &ViewQuery, id: &str) -> Markup {
         down.filters.insert(by.to_string(), value.clone());
     }
     let points = part.kpi.chart_points();
+    let notes = part.kpi.chart_notes();
     html! {
         li class="multiple" {
             div class="panel-head" {
@@ -202,7 +224,42 @@ fn multiple(part: &Part, by: &str, query: &ViewQuery, id: &str) -> Markup {
                     unit: super::unit_of(&part.kpi),
                     points: &points,
                     target: part.kpi.target,
+                    notes: &notes,
                 }))
+            }
+        }
+    }
+}
+
+/// The form that adds a note or a rebase to this KPI, for the view on screen.
+struct NoteForm<'a> {
+    id: &'a str,
+    csrf: Option<&'a str>,
+    /// The page's query string, to come back to the same view.
+    back: &'a str,
+    org: Option<&'a str>,
+}
+
+impl NoteForm<'_> {
+    fn render(&self, kind: Kind, date: chrono::NaiveDate, note: &str, button: &str) -> Markup {
+        let field = |name: &str| format!("{}-{}", kind.as_str(), name);
+        html! {
+            form class="annotate" method="post" action=(format!("/kpi/{}/annotations", self.id)) {
+                @if let Some(csrf) = self.csrf {
+                    input type="hidden" name=(crate::routes::login::CSRF_FIELD) value=(csrf);
+                }
+                input type="hidden" name="back" value=(self.back);
+                input type="hidden" name="kind" value=(kind.as_str());
+                @if let Some(org) = self.org {
+                    input type="hidden" name="org_code" value=(org);
+                }
+                @if kind == Kind::Rebase {
+                    input type="hidden" name="on_date" value=(date);
+                } @else {
+                    label for=(field("date")) { "Date" input id=(field("date")) type="date" name="on_date" value=(date) required; }
+                }
+                label for=(field("note")) { (note) input id=(field("note")) type="text" name="note" required maxlength="1000"; }
+                button class="button" type="submit" { (button) }
             }
         }
     }
@@ -213,11 +270,19 @@ pub async fn html(
     axum::Extension(client): axum::Extension<Arc<Client>>,
     Path(id): Path<String>,
     Query(query): Query<KpiQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
     let (view, default_grain) = build(&state, &client, &id, &query).await?;
     let kpi = &view.kpi;
     let chosen = query.view.chosen(&view.breakdowns);
+    let form = NoteForm {
+        id: &id,
+        csrf: client.csrf.as_deref(),
+        back: raw.as_deref().unwrap_or(""),
+        org: org_of(&chosen),
+    };
+    let today = pages.kpis.today();
     let main = html! {
         p class="note" { a href="/ipr" { "Integrated Performance Report" } " › " (kpi.title) }
         h1 { (kpi.title) }
@@ -230,6 +295,10 @@ pub async fn html(
             ", by " (kpi.grain) "."
         }
         (filter_form(&query.view, default_grain, &[]))
+        (super::favourites::save_form(&client, &match form.back {
+            "" => format!("/kpi/{id}"),
+            q => format!("/kpi/{id}?{q}"),
+        }))
         (kpi_panel(kpi, &kpi_link(&kpi.id, &query.view), None))
         @if let Some(s) = &view.rebase_suggestion {
             section class="panel" {
@@ -239,6 +308,35 @@ pub async fn html(
                     "If something changed then, recalculating the limits from there would give a mean of "
                     (shown(kpi, Some(s.mean))) " with limits " (shown(kpi, Some(s.lpl))) " to " (shown(kpi, Some(s.upl))) "."
                 }
+                @if client.may_annotate() {
+                    (form.render(Kind::Rebase, s.from, "Why (recorded with your name)", "Rebase here"))
+                } @else {
+                    p class="note" { "A manager can rebase the chart here, recording why." }
+                }
+            }
+        }
+        section class="panel" id="notes" {
+            h2 { "Notes and rebases" }
+            @if view.notes.is_empty() {
+                p class="note" { "No notes on this KPI yet." }
+            } @else {
+                table class="values" {
+                    thead { tr { th scope="col" { "Date" } th scope="col" { "Note" } th scope="col" { "By" } th scope="col" { "Recorded" } } }
+                    tbody {
+                        @for n in &view.notes {
+                            tr {
+                                th scope="row" { (n.on_date.format("%-d %b %Y")) }
+                                td { @if n.kind == Kind::Rebase { strong { "Rebased: " } } (n.note) }
+                                td { (n.author) }
+                                td { (n.created_at.with_timezone(&pages.kpis.time_zone()).format("%-d %b %Y %H:%M")) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if client.may_annotate() {
+                h3 { "Add a note" }
+                (form.render(Kind::Note, today, "Note (what happened)", "Add note"))
             }
         }
         @if let Some(by) = &view.by {

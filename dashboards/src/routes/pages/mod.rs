@@ -29,8 +29,10 @@ use crate::view::{KpiView, Shape, kpi_view};
 use crate::{AppState, error_body};
 use dashboard::FilterView;
 
+pub mod annotations;
 pub mod dashboard;
 pub mod data_quality;
+pub mod favourites;
 pub mod home;
 pub mod ipr;
 pub mod kpi;
@@ -220,10 +222,19 @@ pub(crate) async fn view_of(
         .next()
         .map(|b| b.periods)
         .unwrap_or_default();
+    let notes = service.notes(kpi.id.as_str(), org_of(&applied));
     Ok((
-        kpi_view(kpi, &rows, shape),
+        kpi_view(kpi, &rows, shape, &notes),
         ignored.into_iter().map(|(f, _)| f).collect(),
     ))
+}
+
+/// The organisation a view is filtered to, if any (annotations are per organisation).
+pub(crate) fn org_of(chosen: &[(String, String)]) -> Option<&str> {
+    chosen
+        .iter()
+        .find(|(f, _)| f == bright_engine::schema::common::ORG_CODE)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The values a filter can take: the breakdown's values in the first KPI that has it.
@@ -443,6 +454,7 @@ const TRIAL_POINTS: usize = 12;
 /// A KPI's full panel: title, icons, narration, figures, chart and its values table.
 pub(crate) fn kpi_panel(view: &KpiView, link: &str, note: Option<&str>) -> Markup {
     let points = view.chart_points();
+    let notes = view.chart_notes();
     let unit = unit_of(view);
     html! {
         section class="panel" id={ "kpi-" (view.id) } aria-labelledby={ "title-" (view.id) } {
@@ -482,13 +494,28 @@ pub(crate) fn kpi_panel(view: &KpiView, link: &str, note: Option<&str>) -> Marku
                         unit,
                         points: &points,
                         target: view.target,
+                        notes: &notes,
                     }))
                     figcaption {
+                        (notes_list(view))
                         details {
                             summary { "Values (" (points.len()) " " (view.grain) "s)" }
                             (values_table(view))
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// The chart's numbered annotations, as words.
+pub(crate) fn notes_list(view: &KpiView) -> Markup {
+    html! {
+        @if !view.annotations.is_empty() {
+            ol class="notes" {
+                @for a in &view.annotations {
+                    li class=(if a.kind == bright_engine::annotations::Kind::Rebase { "rebase" } else { "" }) { (a.summary()) }
                 }
             }
         }
@@ -633,5 +660,16 @@ table.values{font-size:.85rem;margin-top:.5rem}
 .about dt{font-weight:600;margin-top:.5rem}.about dd{margin:0}
 .about pre{background:#f0f4f5;padding:.75rem;overflow:auto;font-size:.85rem}
 .ipr .kpi-name{min-width:11rem}
+form.inline{display:inline;margin:0}
+button.quiet{background:#fff;color:#005eb8;border:2px solid #005eb8;padding:.2rem .6rem;font-size:.9rem;font-weight:600;cursor:pointer}
+.cards li.favourite{border-left-color:#ffb81c}.star{color:#212b32}
+.title-row{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem 1rem}
+.save-view{margin:.5rem 0 1rem}
+.saved{list-style:none;padding:0}.saved li{display:flex;gap:1rem;align-items:center;margin:.3rem 0}
+ol.notes{margin:.25rem 0;padding-left:1.6rem;font-size:.9rem}ol.notes li::marker{color:#005eb8;font-weight:700}
+ol.notes li.rebase{font-weight:600}
+.annotate{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end}
+.annotate label{display:flex;flex-direction:column;font-size:.85rem;font-weight:600}
+.annotate input{font-size:1rem;padding:.25rem}.annotate input[name=note]{min-width:22rem}
 @media print{header.top nav,.who form,.filters,.skip{display:none}body{background:#fff}.panel{break-inside:avoid}}
 "#;
