@@ -257,6 +257,8 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
         ("/kpi/{id}", get(pages::kpi::html)),
         ("/api/kpi/{id}", get(pages::kpi::api)),
         ("/kpi/{id}/annotations", post(pages::annotations::form)),
+        ("/kpi/{id}/chart.svg", get(pages::kpi::svg)),
+        ("/kpi/{id}/chart.png", get(pages::kpi::png)),
         ("/favourites", post(pages::favourites::favourite)),
         ("/views", post(pages::favourites::save_view)),
         ("/views/delete", post(pages::favourites::delete_view)),

@@ -761,3 +761,67 @@ async fn people_pin_favourites_and_save_views_of_their_own() {
     let (status, _) = send(state, request).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn each_chart_downloads_as_svg_and_png_of_the_view_on_screen() {
+    let site = site().await;
+    let state = &site.state;
+    let page = html(state, "/dashboards/ed").await;
+    assert!(
+        page.contains("/kpi/ed_4h_performance/chart.png?grain="),
+        "each panel links its chart files at the grain shown"
+    );
+    let fetch = |path: &'static str| async move {
+        let response = router(state.clone())
+            .oneshot(
+                Request::get(path)
+                    .header("authorization", format!("Bearer {READER}"))
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("answered");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 << 20)
+            .await
+            .expect("body");
+        (status, headers, bytes)
+    };
+    let (status, headers, svg) = fetch("/kpi/ed_4h_performance/chart.svg?grain=week").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "image/svg+xml");
+    assert_eq!(
+        headers["content-disposition"],
+        r#"attachment; filename="ed_4h_performance.svg""#
+    );
+    let svg = String::from_utf8(svg.to_vec()).expect("utf-8");
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(
+        svg.contains("More senior ED staff"),
+        "the planted change's note"
+    );
+    // The same view as the page's JSON twin: one circle per value, one per note.
+    let twin = json(state, "/api/kpi/ed_4h_performance?grain=week").await;
+    let values = twin["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .filter(|p| !p["value"].is_null())
+        .count();
+    assert_eq!(svg.matches("<circle class=\"pt-").count(), values);
+
+    let (status, headers, png) = fetch("/kpi/ed_4h_performance/chart.png?grain=week").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "image/png");
+    let reader = png::Decoder::new(std::io::Cursor::new(png.as_ref()))
+        .read_info()
+        .expect("a PNG");
+    assert_eq!(
+        (reader.info().width, reader.info().height),
+        (1440, 696),
+        "twice the chart's size, with its title band"
+    );
+    let (status, _, _) = fetch("/kpi/no_such_kpi/chart.png").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -3,7 +3,8 @@
 //! line broken where the process is rebased.
 //!
 //! Annotations are drawn as numbered markers on a vertical line at their period (dotted for a
-//! note, solid where the process was rebased); pages list the numbered notes under the chart.
+//! note, solid where the process was rebased; the line behind the data, the marker in front);
+//! pages list the numbered notes under the chart.
 //!
 //! The chart is a pure function of [`SpcChartView`] (a series with its centre line and limits
 //! per point, as both XmR and attribute charts give them), so a page, an export and a golden
@@ -138,38 +139,86 @@ fn paths(
     d
 }
 
+/// Where everything of a chart goes, in the chart's own units (a 720 × 320 box): the SVG and
+/// the PNG are drawn from the same layout, so they agree point for point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Layout {
+    /// The value at the bottom and the top of the plot.
+    pub low: f64,
+    pub high: f64,
+    /// Periods across.
+    pub n: usize,
+}
+
+impl Layout {
+    pub const WIDTH: f64 = WIDTH;
+    pub const HEIGHT: f64 = HEIGHT;
+    /// The plot's box: left, top, right, bottom.
+    pub const PLOT: (f64, f64, f64, f64) = (LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM);
+
+    /// The value range that holds every value, limit, mean and the target, with a margin.
+    pub fn of(view: &SpcChartView<'_>) -> Layout {
+        let values = view
+            .points
+            .iter()
+            .flat_map(|p| [p.value, p.lpl, p.upl, p.mean])
+            .chain([view.target])
+            .flatten()
+            .filter(|v| v.is_finite());
+        let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let (low, high) = if low.is_finite() {
+            (low, high)
+        } else {
+            (0.0, 1.0)
+        };
+        let pad = ((high - low) * 0.05)
+            .max(high.abs() * 0.01)
+            .max(f64::EPSILON);
+        Layout {
+            low: low - pad,
+            high: high + pad,
+            n: view.points.len().max(1),
+        }
+    }
+
+    /// Across: period `i`.
+    pub fn x(&self, i: usize) -> f64 {
+        let plot_w = WIDTH - LEFT - RIGHT;
+        if self.n == 1 {
+            LEFT + plot_w / 2.0
+        } else {
+            LEFT + plot_w * i as f64 / (self.n - 1) as f64
+        }
+    }
+
+    /// Down: value `v`.
+    pub fn y(&self, v: f64) -> f64 {
+        TOP + (HEIGHT - TOP - BOTTOM) * (self.high - v) / (self.high - self.low)
+    }
+
+    /// The gridlines' values.
+    pub fn ticks(&self) -> Vec<f64> {
+        ticks(self.low, self.high)
+    }
+
+    /// Where the `n`th note's marker sits (notes on one period stack downwards).
+    pub fn note_marker(&self, notes: &[ChartNote], n: usize) -> (f64, f64) {
+        let note = &notes[n];
+        let stacked = notes[..n].iter().filter(|o| o.point == note.point).count();
+        (self.x(note.point), TOP + 10.0 + 19.0 * stacked as f64)
+    }
+}
+
 /// The chart as an SVG element that scales to its container's width.
 pub fn spc_chart_svg(view: &SpcChartView<'_>) -> Markup {
     let points = view.points;
-    let values = points
-        .iter()
-        .flat_map(|p| [p.value, p.lpl, p.upl, p.mean])
-        .chain([view.target])
-        .flatten()
-        .filter(|v| v.is_finite());
-    let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let (low, high) = if low.is_finite() {
-        (low, high)
-    } else {
-        (0.0, 1.0)
-    };
-    let pad = ((high - low) * 0.05)
-        .max(high.abs() * 0.01)
-        .max(f64::EPSILON);
-    let (low, high) = (low - pad, high + pad);
+    let layout = Layout::of(view);
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
-    let n = points.len().max(1);
-    let x_of = |i: usize| {
-        if n == 1 {
-            LEFT + plot_w / 2.0
-        } else {
-            LEFT + plot_w * i as f64 / (n - 1) as f64
-        }
-    };
-    let y_of = |v: f64| TOP + plot_h * (high - v) / (high - low);
+    let x_of = |i: usize| layout.x(i);
+    let y_of = |v: f64| layout.y(v);
     let every = points.len().div_ceil(MAX_LABELS).max(1);
     let label = format!("SPC chart of {}", view.title);
     let data = paths(points, |p| p.value, x_of, y_of);
@@ -181,7 +230,7 @@ pub fn spc_chart_svg(view: &SpcChartView<'_>) -> Markup {
             class="spc-chart" role="img" aria-label=(label) font-family=(CHART_FONT) {
             title { (label) }
             g class="grid" {
-                @for tick in ticks(low, high) {
+                @for tick in layout.ticks() {
                     line x1=(px(LEFT)) x2=(px(WIDTH - RIGHT)) y1=(px(y_of(tick))) y2=(px(y_of(tick)))
                         stroke="#D9D9D9" stroke-width="1" {}
                     text x=(px(LEFT - 6.0)) y=(px(y_of(tick))) text-anchor="end"
@@ -197,6 +246,17 @@ pub fn spc_chart_svg(view: &SpcChartView<'_>) -> Markup {
                     y2=(px(y_of(target))) stroke=(TARGET) stroke-width="1.5"
                     stroke-dasharray="6 4" {
                     title { "Target " (view.unit.format(target)) }
+                }
+            }
+            // Notes' lines lie behind the data, so no point is hidden; their markers are on top.
+            @if !view.notes.is_empty() {
+                g class="note-lines" {
+                    @for note in view.notes.iter().filter(|n| n.point < points.len()) {
+                        @let x = x_of(note.point);
+                        line x1=(px(x)) x2=(px(x)) y1=(px(TOP)) y2=(px(HEIGHT - BOTTOM)) stroke=(NOTE)
+                            stroke-width=(if note.rebase { "2" } else { "1.5" })
+                            stroke-dasharray=(if note.rebase { "none" } else { "2 3" }) {}
+                    }
                 }
             }
             path class="limit" d=(lpl) fill="none" stroke=(LIMITS) stroke-width="1.5" stroke-dasharray="6 4" {}
@@ -216,14 +276,9 @@ pub fn spc_chart_svg(view: &SpcChartView<'_>) -> Markup {
             @if !view.notes.is_empty() {
                 g class="notes" {
                     @for (n, note) in view.notes.iter().enumerate().filter(|(_, n)| n.point < points.len()) {
-                        // Markers of notes on the same period stack downwards.
-                        @let stacked = view.notes[..n].iter().filter(|o| o.point == note.point).count();
-                        @let (x, y) = (x_of(note.point), TOP + 10.0 + 19.0 * stacked as f64);
+                        @let (x, y) = layout.note_marker(view.notes, n);
                         g class=(if note.rebase { "note rebase" } else { "note" }) {
                             title { (n + 1) ". " (note.text) }
-                            line x1=(px(x)) x2=(px(x)) y1=(px(TOP)) y2=(px(HEIGHT - BOTTOM)) stroke=(NOTE)
-                                stroke-width=(if note.rebase { "2" } else { "1.5" })
-                                stroke-dasharray=(if note.rebase { "none" } else { "2 3" }) {}
                             circle cx=(px(x)) cy=(px(y)) r="9" fill=(NOTE) {}
                             text x=(px(x)) y=(px(y)) text-anchor="middle" dominant-baseline="central"
                                 font-size="11" font-weight="bold" fill="#FFFFFF" { (n + 1) }
@@ -243,13 +298,13 @@ pub fn spc_chart_svg(view: &SpcChartView<'_>) -> Markup {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bright_engine::spc::{Improvement, Rules, XmrOptions, xmr};
 
     /// Two years of monthly four-hour performance: one month far above the rest, a month
     /// missing, and a step up after a change in month 15, rebased there.
-    fn series() -> Vec<ChartPoint> {
+    pub(crate) fn series() -> Vec<ChartPoint> {
         let values: Vec<Option<f64>> = (0..24)
             .map(|i| {
                 let wobble = [0.0, 0.012, -0.008, 0.004, -0.011, 0.007][i % 6];
@@ -289,7 +344,7 @@ mod tests {
             .collect()
     }
 
-    fn notes() -> Vec<ChartNote> {
+    pub(crate) fn notes() -> Vec<ChartNote> {
         vec![
             ChartNote {
                 point: 5,
@@ -304,7 +359,7 @@ mod tests {
         ]
     }
 
-    fn view<'a>(points: &'a [ChartPoint], notes: &'a [ChartNote]) -> SpcChartView<'a> {
+    pub(crate) fn view<'a>(points: &'a [ChartPoint], notes: &'a [ChartNote]) -> SpcChartView<'a> {
         SpcChartView {
             title: "ED four-hour performance",
             unit: Unit::Percent,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, RawQuery, State};
+use axum::response::{IntoResponse, Response};
 use bright_engine::annotations::{Annotation, Kind};
 use bright_engine::kpi::{Grain, Kpi};
 use bright_engine::spc::{Rules, XmrOptions, suggest::suggest_rebase};
@@ -229,6 +230,76 @@ fn multiple(part: &Part, by: &str, query: &ViewQuery, id: &str) -> Markup {
             }
         }
     }
+}
+
+/// The chart as people take it away: `svg` or `png`.
+#[derive(Debug, Clone, Copy)]
+pub enum ChartFile {
+    Svg,
+    Png,
+}
+
+/// `GET /kpi/{id}/chart.svg` and `GET /kpi/{id}/chart.png`: the chart of the view the query
+/// string names (filters, grain, range), notes included, as a file to download.
+async fn chart_file(
+    state: &AppState,
+    client: &Client,
+    id: &str,
+    query: &KpiQuery,
+    file: ChartFile,
+) -> Result<Response, HtmlError> {
+    let (view, _) = build(state, client, id, query).await?;
+    let kpi = &view.kpi;
+    let points = kpi.chart_points();
+    let notes = kpi.chart_notes();
+    let chart = SpcChartView {
+        title: &kpi.title,
+        unit: super::unit_of(kpi),
+        points: &points,
+        target: kpi.target,
+        notes: &notes,
+    };
+    let (body, content_type, extension) = match file {
+        ChartFile::Svg => (
+            spc_chart_svg(&chart).into_string().into_bytes(),
+            "image/svg+xml",
+            "svg",
+        ),
+        ChartFile::Png => (
+            crate::charts::png::spc_chart_png(&chart, 2)
+                .map_err(|e| PageError::Failed(e.to_string()))?,
+            "image/png",
+            "png",
+        ),
+    };
+    // The KPI id is a catalogue id (letters, digits, underscores), safe in a header.
+    let disposition = format!("attachment; filename=\"{}.{extension}\"", kpi.id);
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+pub async fn svg(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Arc<Client>>,
+    Path(id): Path<String>,
+    Query(query): Query<KpiQuery>,
+) -> Result<Response, HtmlError> {
+    chart_file(&state, &client, &id, &query, ChartFile::Svg).await
+}
+
+pub async fn png(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Arc<Client>>,
+    Path(id): Path<String>,
+    Query(query): Query<KpiQuery>,
+) -> Result<Response, HtmlError> {
+    chart_file(&state, &client, &id, &query, ChartFile::Png).await
 }
 
 /// The form that adds a note or a rebase to this KPI, for the view on screen.

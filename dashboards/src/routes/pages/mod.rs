@@ -498,6 +498,11 @@ pub(crate) fn kpi_panel(view: &KpiView, link: &str, note: Option<&str>) -> Marku
                     }))
                     figcaption {
                         (notes_list(view))
+                        p class="note downloads" {
+                            "Download the chart: "
+                            a href=(chart_link(link, view.grain, "svg")) download { "SVG" } " · "
+                            a href=(chart_link(link, view.grain, "png")) download { "PNG" }
+                        }
                         details {
                             summary { "Values (" (points.len()) " " (view.grain) "s)" }
                             (values_table(view))
@@ -506,6 +511,18 @@ pub(crate) fn kpi_panel(view: &KpiView, link: &str, note: Option<&str>) -> Marku
                 }
             }
         }
+    }
+}
+
+/// The chart file of the KPI page at `link` (`/kpi/{id}?…` → `/kpi/{id}/chart.png?…`), at
+/// the `grain` shown (a dashboard's default grain may not be the KPI page's).
+fn chart_link(link: &str, grain: &str, extension: &str) -> String {
+    let (page, query) = link.split_once('?').unwrap_or((link, ""));
+    let has_grain = query.split('&').any(|pair| pair.starts_with("grain="));
+    match (query.is_empty(), has_grain) {
+        (true, _) => format!("{page}/chart.{extension}?grain={grain}"),
+        (false, true) => format!("{page}/chart.{extension}?{query}"),
+        (false, false) => format!("{page}/chart.{extension}?{query}&grain={grain}"),
     }
 }
 
