@@ -83,6 +83,8 @@ pub struct KpiView {
     pub improvement: &'static str,
     pub target: Option<f64>,
     pub target_source: Option<String>,
+    /// Where values usually fall elsewhere, and the source that says so.
+    pub reference_range: Option<bright_engine::kpi::ReferenceRange>,
     /// The last day of the latest period shown.
     pub updated_to: Option<NaiveDate>,
     /// True when the latest period is older than the last complete one: the data is late.
@@ -163,6 +165,7 @@ pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape, notes: &[Annotation]) 
         improvement: kpi.improvement.as_str(),
         target: kpi.target.as_ref().map(|t| t.value),
         target_source: kpi.target.as_ref().map(|t| t.source.clone()),
+        reference_range: kpi.reference_range.clone(),
         updated_to: None,
         stale: false,
         latest: None,
@@ -263,6 +266,11 @@ pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape, notes: &[Annotation]) 
 }
 
 impl KpiView {
+    /// The reference range as the chart's band.
+    pub fn band(&self) -> Option<(f64, f64)> {
+        self.reference_range.as_ref().map(|r| (r.low, r.high))
+    }
+
     /// The annotations as the SVG chart numbers them.
     pub fn chart_notes(&self) -> Vec<ChartNote> {
         self.annotations

@@ -21,6 +21,10 @@ pub const TARGET: &str = "#DE1B1B";
 /// Chart: an annotation's line and numbered marker (NHS blue; white numbers on it pass AA).
 pub const NOTE: &str = "#005EB8";
 
+/// Chart: the band of a KPI's reference range (NHS blue at 8% on white, solid so the SVG and
+/// the PNG match).
+pub const REFERENCE_BAND: &str = "#EBF3FA";
+
 /// Icon: improvement (ring, latest points, letter).
 pub const ICON_IMPROVEMENT: &str = "#0072C6";
 /// Icon: concern.

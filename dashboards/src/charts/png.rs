@@ -12,7 +12,7 @@ use plotters::prelude::{DrawingArea, IntoDrawingArea};
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{Color, FontStyle, IntoFont, RGBColor};
 
-use super::palette::{LIMITS, MEAN, NOTE, POINT_COMMON, TARGET};
+use super::palette::{LIMITS, MEAN, NOTE, POINT_COMMON, REFERENCE_BAND, TARGET};
 use super::spc::{ChartPoint, Layout, SpcChartView, point_colour};
 
 /// The embedded font (DejaVu Sans; licence beside it in `assets/fonts`).
@@ -110,6 +110,13 @@ fn draw(
             .pos(Pos::new(HPos::Left, VPos::Center)),
     ))
     .map_err(draw_error)?;
+    if let Some((low, high)) = view.band {
+        area.draw(&Rectangle::new(
+            [at(left, layout.y(high)), at(right, layout.y(low))],
+            rgb(REFERENCE_BAND).filled(),
+        ))
+        .map_err(draw_error)?;
+    }
     for tick in layout.ticks() {
         let y = layout.y(tick);
         area.draw(&PathElement::new(
@@ -277,6 +284,15 @@ fn key(
     if view.target.is_some() {
         line(area, &mut x, TARGET, true)?;
         label(area, &mut x, "Target")?;
+    }
+    if view.band.is_some() {
+        area.draw(&Rectangle::new(
+            [pixel(x, y - 5.0, scale), pixel(x + 20.0, y + 5.0, scale)],
+            rgb(REFERENCE_BAND).filled(),
+        ))
+        .map_err(draw_error)?;
+        x += 25.0;
+        label(area, &mut x, "Reference range")?;
     }
     let shown = |t: PointType| {
         view.points
@@ -543,6 +559,19 @@ mod tests {
                 "note at {x}"
             );
         }
+        // The reference range's band, behind the rest.
+        let band = svg
+            .iter()
+            .find(|(_, a)| attr(a, "class") == Some("reference"))
+            .expect("a band");
+        let number = |k| {
+            attr(&band.1, k)
+                .and_then(|v| v.parse::<f64>().ok())
+                .expect(k)
+        };
+        let middle = number("y") + number("height") / 2.0;
+        let share = image.share_along(64.0, 704.0, middle, rgb(REFERENCE_BAND));
+        assert!(share > 0.5, "band at {middle}: {share}");
         // And the background is white where nothing is drawn.
         assert_eq!(image.at((2, 2)), Some(RGBColor(255, 255, 255)));
     }

@@ -6,6 +6,8 @@
 //! note, solid where the process was rebased; the line behind the data, the marker in front);
 //! pages list the numbered notes under the chart.
 //!
+//! A KPI's reference range is a pale band behind everything.
+//!
 //! The chart is a pure function of [`SpcChartView`] (a series with its centre line and limits
 //! per point, as both XmR and attribute charts give them), so a page, an export and a golden
 //! test draw the same bytes. Each point carries a `<title>` (its period, value and meaning) for
@@ -20,7 +22,7 @@ use maud::{Markup, PreEscaped, html};
 
 use super::palette::{
     CHART_FONT, LIMITS, MEAN, NOTE, POINT_COMMON, POINT_CONCERN, POINT_IMPROVEMENT, POINT_NEUTRAL,
-    TARGET,
+    REFERENCE_BAND, TARGET,
 };
 
 /// One period of a chart.
@@ -59,6 +61,8 @@ pub struct SpcChartView<'a> {
     pub target: Option<f64>,
     /// Numbered 1, 2, … in this order.
     pub notes: &'a [ChartNote],
+    /// Where values usually fall elsewhere (low, high), drawn as a band.
+    pub band: Option<(f64, f64)>,
 }
 
 const WIDTH: f64 = 720.0;
@@ -163,6 +167,11 @@ impl Layout {
             .iter()
             .flat_map(|p| [p.value, p.lpl, p.upl, p.mean])
             .chain([view.target])
+            .chain(
+                view.band
+                    .into_iter()
+                    .flat_map(|(low, high)| [Some(low), Some(high)]),
+            )
             .flatten()
             .filter(|v| v.is_finite());
         let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -229,6 +238,12 @@ pub fn spc_chart_svg(view: &SpcChartView<'_>) -> Markup {
         svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) }
             class="spc-chart" role="img" aria-label=(label) font-family=(CHART_FONT) {
             title { (label) }
+            @if let Some((low, high)) = view.band {
+                rect class="reference" x=(px(LEFT)) y=(px(y_of(high))) width=(px(plot_w))
+                    height=(px(y_of(low) - y_of(high))) fill=(REFERENCE_BAND) {
+                    title { "Reference range " (view.unit.format(low)) " to " (view.unit.format(high)) }
+                }
+            }
             g class="grid" {
                 @for tick in layout.ticks() {
                     line x1=(px(LEFT)) x2=(px(WIDTH - RIGHT)) y1=(px(y_of(tick))) y2=(px(y_of(tick)))
@@ -366,6 +381,7 @@ pub(crate) mod tests {
             points,
             target: Some(0.78),
             notes,
+            band: Some((0.70, 0.76)),
         }
     }
 

@@ -175,6 +175,16 @@ pub struct Target {
     pub source: String,
 }
 
+/// The range a KPI's values usually fall in elsewhere (peers, published figures), drawn on its
+/// charts as a band, with where it comes from.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceRange {
+    pub low: f64,
+    pub high: f64,
+    pub source: String,
+}
+
 /// A parameter of the catalogue's queries, bound to `$name`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -228,6 +238,8 @@ pub struct Kpi {
     pub improvement: Improvement,
     /// Its target, if it has one.
     pub target: Option<Target>,
+    /// Where its values usually fall, if known.
+    pub reference_range: Option<ReferenceRange>,
     /// The team that owns it.
     pub owner: String,
     /// The SPC chart that suits it.
@@ -305,6 +317,7 @@ struct RawKpi {
     #[serde(deserialize_with = "from_str")]
     improvement: Improvement,
     target: Option<Target>,
+    reference_range: Option<ReferenceRange>,
     owner: String,
     #[serde(deserialize_with = "from_str")]
     chart: ChartKind,
@@ -482,6 +495,18 @@ fn check_kpi(raw: RawKpi, names: &mut BTreeSet<String>) -> Result<Kpi, String> {
             target.value
         ));
     }
+    if let Some(range) = &raw.reference_range
+        && !(range.low.is_finite()
+            && range.high.is_finite()
+            && range.low < range.high
+            && (raw.unit != Unit::Percent || (0.0 <= range.low && range.high <= 1.0)))
+    {
+        return Err(format!(
+            "{id}: reference range {} to {} is not a range of this KPI's values (low below high; \
+             percentages are proportions from 0 to 1)",
+            range.low, range.high
+        ));
+    }
     if raw.rollup == Rollup::Max && has_denominator {
         return Err(format!("{id}: a max roll-up cannot pool a denominator"));
     }
@@ -504,6 +529,7 @@ fn check_kpi(raw: RawKpi, names: &mut BTreeSet<String>) -> Result<Kpi, String> {
         breakdowns: raw.breakdowns,
         improvement: raw.improvement,
         target: raw.target,
+        reference_range: raw.reference_range,
         owner: raw.owner,
         chart: raw.chart,
         numerator: raw.numerator,

@@ -35,8 +35,8 @@ mod pool;
 pub use cache::{KpiCache, RefreshReport};
 pub use chart::{ChartError, KpiChart, chart_kpi, chart_series};
 pub use manifest::{
-    Catalogue, Grain, HelperView, Kpi, KpiError, KpiId, OverTime, Param, Rollup, Target,
-    VALUE_COLUMNS,
+    Catalogue, Grain, HelperView, Kpi, KpiError, KpiId, OverTime, Param, ReferenceRange, Rollup,
+    Target, VALUE_COLUMNS,
 };
 pub use pool::{Period, period_end, pool};
 

@@ -226,6 +226,7 @@ fn multiple(part: &Part, by: &str, query: &ViewQuery, id: &str) -> Markup {
                     points: &points,
                     target: part.kpi.target,
                     notes: &notes,
+                    band: part.kpi.band(),
                 }))
             }
         }
@@ -258,6 +259,7 @@ async fn chart_file(
         points: &points,
         target: kpi.target,
         notes: &notes,
+        band: kpi.band(),
     };
     let (body, content_type, extension) = match file {
         ChartFile::Svg => (
@@ -430,6 +432,11 @@ pub async fn html(
                 dt { "Target" } dd {
                     (shown(kpi, kpi.target))
                     @if let Some(source) = &view.target_source { " — " (source) }
+                }
+                @if let Some(range) = &kpi.reference_range {
+                    dt { "Reference range" } dd {
+                        (shown(kpi, Some(range.low))) " to " (shown(kpi, Some(range.high))) " — " (range.source)
+                    }
                 }
                 dt { "Chart" } dd { (kpi.chart) " chart; better is " (kpi.improvement) }
             }

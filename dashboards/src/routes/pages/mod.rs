@@ -495,6 +495,7 @@ pub(crate) fn kpi_panel(view: &KpiView, link: &str, note: Option<&str>) -> Marku
                         points: &points,
                         target: view.target,
                         notes: &notes,
+                        band: view.band(),
                     }))
                     figcaption {
                         (notes_list(view))
