@@ -38,10 +38,13 @@ struct Site {
 
 /// A trust simulated for 100 days up to yesterday, served with pages.
 async fn site() -> Site {
+    site_of(SimConfig::new(7, 100, chrono::Utc::now().date_naive())).await
+}
+
+/// The hospital `config` simulates, served with pages.
+async fn site_of(config: SimConfig) -> Site {
     let dir = tempfile::tempdir().expect("a folder");
     let lake = Lake::open(dir.path().join("lake").to_str().expect("utf-8")).expect("a lake");
-    let today = chrono::Utc::now().date_naive();
-    let config = SimConfig::new(7, 100, today);
     generate_into_lake(config.clone(), simulation_key(7), &lake, Box::new(|_| {}))
         .await
         .expect("the simulation fills the lake");
@@ -575,6 +578,7 @@ async fn managers_annotate_and_rebase_and_every_chart_shows_it() {
     assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
     assert_eq!(location, "/kpi/bed_occupancy_ga?grain=month#notes");
     let page = json(state, "/api/kpi/bed_occupancy_ga?grain=month").await;
+    assert!(page["peers"].is_null(), "one trust has no peers");
     assert_eq!(page["notes"][0]["note"], "Escalation ward closed");
     assert_eq!(page["notes"][0]["author"], "flow.manager");
     assert_eq!(page["annotations"][0]["kind"], "note");
@@ -824,4 +828,66 @@ async fn each_chart_downloads_as_svg_and_png_of_the_view_on_screen() {
     );
     let (status, _, _) = fetch("/kpi/no_such_kpi/chart.png").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn with_several_trusts_a_kpi_shows_its_peers_in_a_funnel_or_by_quartiles() {
+    let mut config = SimConfig::new(11, 75, chrono::Utc::now().date_naive());
+    config.trusts = 4;
+    let site = site_of(config).await;
+    let state = &site.state;
+
+    let page = json(state, "/api/kpi/ed_4h_performance?grain=month").await;
+    let peers = &page["peers"];
+    assert_eq!(peers["kind"], "funnel", "{peers}");
+    let rows = peers["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 4);
+    let sum = |field: &str| {
+        rows.iter()
+            .map(|r| r[field].as_f64().expect(field))
+            .sum::<f64>()
+    };
+    let pooled = sum("numerator") / sum("denominator");
+    let centre = peers["centre"].as_f64().expect("centre");
+    assert!((centre - pooled).abs() < 1e-12, "{centre} vs {pooled}");
+    for row in rows {
+        // Beyond the 99.8% funnel at this trust's size, by hand.
+        let (value, n) = (
+            row["value"].as_f64().expect("value"),
+            row["denominator"].as_f64().expect("denominator"),
+        );
+        let half = 3.090_232 * (pooled * (1.0 - pooled) / n).sqrt();
+        let outside = value > pooled + half || value < pooled - half;
+        assert_eq!(row["outside"], outside, "{row}");
+        assert!((row["numerator"].as_f64().expect("n") / n - value).abs() < 1e-12);
+    }
+    let chosen = rows[2]["org_code"].as_str().expect("org").to_string();
+    let body = html(
+        state,
+        &format!("/kpi/ed_4h_performance?grain=month&org_code={chosen}"),
+    )
+    .await;
+    assert!(body.contains("Among its peers"), "peers section");
+    assert_eq!(body.matches(r#"class="peer chosen""#).count(), 1);
+    assert!(
+        body.contains(&format!(">{chosen}</text>")),
+        "the chosen trust is named"
+    );
+
+    // A count is compared by quartiles.
+    let page = json(state, "/api/kpi/ed_attendances?grain=week").await;
+    let peers = &page["peers"];
+    assert_eq!(peers["kind"], "quartiles", "{peers}");
+    let q = |k: &str| peers[k].as_f64().expect(k);
+    assert!(q("q1") <= q("median") && q("median") <= q("q3"), "{peers}");
+    let values: Vec<f64> = peers["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["value"].as_f64().expect("value"))
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] >= w[1]), "highest first");
+    // Below the organisation (a site chosen), peers are not compared.
+    let page = json(state, "/api/kpi/ed_attendances?grain=week&site=none").await;
+    assert!(page["peers"].is_null());
 }

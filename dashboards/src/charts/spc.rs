@@ -112,7 +112,7 @@ fn ticks(low: f64, high: f64) -> Vec<f64> {
 }
 
 /// Coordinates rounded to a tenth of a pixel: enough for the eye, stable as text.
-fn px(x: f64) -> String {
+pub(crate) fn px(x: f64) -> String {
     let text = format!("{x:.1}");
     text.strip_suffix(".0").map(str::to_string).unwrap_or(text)
 }

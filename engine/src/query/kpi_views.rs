@@ -196,17 +196,32 @@ impl KpiViews {
             Rollup::Sum => sum(col(NUMERATOR)),
             Rollup::Max => max(col(NUMERATOR)),
         };
+        // The sums get names of their own: grouping by every column the query itself groups
+        // by (`org_code` and all breakdowns), DataFusion carries the query's `numerator` and
+        // `denominator` through as functionally dependent columns, and the same names twice
+        // would not plan.
+        const POOLED_NUMERATOR: &str = "pooled_numerator";
+        const POOLED_DENOMINATOR: &str = "pooled_denominator";
         let frame = frame.aggregate(
             group,
             vec![
-                numerator.alias(NUMERATOR),
-                sum(col(DENOMINATOR)).alias(DENOMINATOR),
+                numerator.alias(POOLED_NUMERATOR),
+                sum(col(DENOMINATOR)).alias(POOLED_DENOMINATOR),
             ],
         )?;
-        let frame = with_value(kpi, frame)?;
+        let (numerator, denominator) = (col(POOLED_NUMERATOR), col(POOLED_DENOMINATOR));
+        let value = if kpi.denominator.is_some() {
+            numerator.clone() / nullif(denominator.clone(), lit(0.0))
+        } else {
+            numerator.clone()
+        };
         let mut columns: Vec<Expr> = vec![col(PERIOD).alias("date")];
         columns.extend(by.iter().map(|b| col(b.as_str())));
-        columns.extend([col(VALUE), col(NUMERATOR), col(DENOMINATOR)]);
+        columns.extend([
+            value.alias(VALUE),
+            numerator.alias(NUMERATOR),
+            denominator.alias(DENOMINATOR),
+        ]);
         let mut order: Vec<_> = by
             .iter()
             .map(|b| col(b.as_str()).sort(true, false))

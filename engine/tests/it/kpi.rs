@@ -84,6 +84,31 @@ async fn series_roll_up_by_pooling_numerators_and_denominators() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kpi_splits_by_organisation_and_a_breakdown_together() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = fixture_engine(dir.path()).await;
+    let catalogue = engine.kpi_catalogue().expect("registered").clone();
+    for kpi in catalogue.kpis.iter().filter(|k| !k.breakdowns.is_empty()) {
+        let first = kpi.breakdowns[0].clone();
+        let alone = engine
+            .kpi_series(kpi.id.as_str(), None, None, std::slice::from_ref(&first))
+            .await
+            .unwrap_or_else(|e| panic!("{} by {first}: {e}", kpi.id));
+        let with_org = engine
+            .kpi_series(
+                kpi.id.as_str(),
+                None,
+                None,
+                &["org_code".to_string(), first],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{} by org_code and a breakdown: {e}", kpi.id));
+        // The fixtures hold one organisation: the same rows, with its code.
+        assert_eq!(with_org.num_rows(), alone.num_rows(), "{}", kpi.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_windowed_run_gives_the_full_run_s_periods_for_every_kpi() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = fixture_engine(dir.path()).await;

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bright_engine::annotations::{Annotation, Kind};
-use bright_engine::kpi::{Grain, Kpi};
+use bright_engine::kpi::{Grain, Kpi, pool};
 use bright_engine::spc::{Rules, XmrOptions, suggest::suggest_rebase};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
@@ -17,10 +17,11 @@ use serde::{Deserialize, Serialize};
 use super::dashboard::kpi_link;
 use super::{
     Frame, HtmlError, PageError, ViewQuery, as_of_text, filter_form, icons, kpi_panel, org_of,
-    page, pages_for, shown, view_of, visible,
+    page, pages_for, shown, splits, view_of, visible,
 };
 use crate::AppState;
 use crate::auth::Client;
+use crate::charts::funnel::{Peers, peers, peers_svg};
 use crate::charts::spc::{SpcChartView, spc_chart_svg};
 use crate::kpis::breakdowns;
 use crate::view::{KpiView, kpi_view, period_label};
@@ -47,6 +48,9 @@ pub struct KpiPage {
     pub by: Option<String>,
     pub parts: Vec<Part>,
     pub rebase_suggestion: Option<RebaseView>,
+    /// This KPI across the organisations in the lake for the latest complete period (when
+    /// there are three or more and no filter below the organisation is chosen).
+    pub peers: Option<Peers>,
     /// Every annotation of this KPI for the organisation shown, on the chart's periods or
     /// not, oldest first.
     pub notes: Vec<Annotation>,
@@ -93,15 +97,15 @@ async fn build(
         kpi.grain
     };
     let shape = query.view.shape(default_grain, service.today());
-    let chosen = query.view.chosen(&kpi.breakdowns);
+    let chosen = query.view.chosen(&splits(kpi));
     let (view, _) = view_of(service, kpi, &chosen, shape).await?;
     let by = match &query.by {
         Some(by) if by.is_empty() => None,
-        Some(by) if kpi.breakdowns.contains(by) => Some(by.clone()),
+        Some(by) if splits(kpi).contains(by) => Some(by.clone()),
         Some(by) => {
             return Err(PageError::BadRequest(format!(
                 "KPI '{id}' cannot be broken down by '{by}' (it can by: {})",
-                kpi.breakdowns.join(", ")
+                splits(kpi).join(", ")
             )));
         }
         None => kpi
@@ -140,6 +144,11 @@ async fn build(
     }
     let rebase_suggestion = suggestion(kpi, &view, shape.grain.max(kpi.grain));
     let notes = service.notes(kpi.id.as_str(), org_of(&chosen));
+    let peers = if chosen.iter().all(|(f, _)| f == ORG_CODE) {
+        peers_of(service, kpi, shape).await?
+    } else {
+        None
+    };
     Ok((
         KpiPage {
             breakdowns: kpi.breakdowns.clone(),
@@ -149,11 +158,47 @@ async fn build(
             by,
             parts,
             rebase_suggestion,
+            peers,
             notes,
             kpi: view,
         },
         default_grain,
     ))
+}
+
+/// `kpi` for each organisation in the lake, for the latest period all of them have complete.
+async fn peers_of(
+    service: &crate::kpis::KpiService,
+    kpi: &Kpi,
+    shape: crate::view::Shape,
+) -> Result<Option<Peers>, PageError> {
+    let by = [ORG_CODE.to_string()];
+    let output = service.series(kpi.id.as_str(), &by).await?;
+    let grain = shape.grain.max(kpi.grain);
+    let mut lasts = Vec::new();
+    for part in breakdowns(&output, &by, &[])? {
+        let Some(org) = part.key.into_iter().next().flatten() else {
+            continue;
+        };
+        let pooled = pool(kpi, &part.periods, grain, service.today());
+        let last = pooled
+            .into_iter()
+            .rev()
+            .find(|p| shape.to.is_none_or(|to| p.start < to) && p.value.is_some());
+        if let Some(last) = last {
+            lasts.push((org, last));
+        }
+    }
+    let Some(period) = lasts.iter().map(|(_, p)| p.start).max() else {
+        return Ok(None);
+    };
+    let rows = lasts
+        .into_iter()
+        .filter(|(_, p)| p.start == period)
+        .filter_map(|(org, p)| Some((org, p.value?, p.numerator, p.denominator)))
+        .collect();
+    let proportion = kpi.unit == bright_engine::spc::narrate::Unit::Percent;
+    Ok(peers(period_label(grain, period), rows, proportion))
 }
 
 /// A rebase proposal for XmR charts (the rule that finds it is Making Data Count's shift).
@@ -348,7 +393,9 @@ pub async fn html(
     let pages = pages_for(&state, &client)?;
     let (view, default_grain) = build(&state, &client, &id, &query).await?;
     let kpi = &view.kpi;
-    let chosen = query.view.chosen(&view.breakdowns);
+    let mut offered = view.breakdowns.clone();
+    offered.push(ORG_CODE.to_string());
+    let chosen = query.view.chosen(&offered);
     let form = NoteForm {
         id: &id,
         csrf: client.csrf.as_deref(),
@@ -410,6 +457,44 @@ pub async fn html(
             @if client.may_annotate() {
                 h3 { "Add a note" }
                 (form.render(Kind::Note, today, "Note (what happened)", "Add note"))
+            }
+        }
+        @if let Some(p) = &view.peers {
+            section class="panel" id="peers" {
+                h2 { "Among its peers, " (p.period) }
+                p {
+                    @if p.kind == "funnel" {
+                        (p.rows.len()) " organisations. The line is the pooled value, " (shown(kpi, Some(p.centre)))
+                        "; the funnels are the 95% and 99.8% limits, narrower for larger organisations. "
+                        @let outside = p.rows.iter().filter(|r| r.outside).count();
+                        @if outside == 0 { "No organisation is outside the 99.8% limits." }
+                        @else { (outside) " outside the 99.8% limits." }
+                    } @else {
+                        (p.rows.len()) " organisations. Median " (shown(kpi, Some(p.median)))
+                        "; the middle half from " (shown(kpi, Some(p.q1))) " to " (shown(kpi, Some(p.q3))) "."
+                    }
+                }
+                figure {
+                    (peers_svg(&kpi.title, super::unit_of(kpi), p, form.org))
+                    figcaption {
+                        details {
+                            summary { "Values (" (p.rows.len()) " organisations)" }
+                            table class="values" {
+                                thead { tr { th scope="col" { "Organisation" } th scope="col" { "Value" } th scope="col" { "Denominator" } th scope="col" { "Beyond chance?" } } }
+                                tbody {
+                                    @for r in &p.rows {
+                                        tr {
+                                            th scope="row" { (r.org_code) }
+                                            td { (shown(kpi, Some(r.value))) }
+                                            td { (r.denominator.map_or_else(|| "–".to_string(), |d| format!("{d:.0}"))) }
+                                            td { @if r.outside { "outside 99.8% limits" } @else { "–" } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         @if let Some(by) = &view.by {

@@ -214,7 +214,7 @@ pub(crate) async fn view_of(
     let (applied, ignored): (Vec<_>, Vec<_>) = chosen
         .iter()
         .cloned()
-        .partition(|(f, _)| kpi.breakdowns.contains(f));
+        .partition(|(f, _)| splits(kpi).contains(f));
     let by: Vec<String> = applied.iter().map(|(f, _)| f.clone()).collect();
     let output = service.series(kpi.id.as_str(), &by).await?;
     let rows = breakdowns(&output, &by, &applied)?
@@ -227,6 +227,14 @@ pub(crate) async fn view_of(
         kpi_view(kpi, &rows, shape, &notes),
         ignored.into_iter().map(|(f, _)| f).collect(),
     ))
+}
+
+/// What `kpi` can be filtered and broken down by: its breakdowns, and the organisation (every
+/// KPI has it, for lakes that hold several trusts).
+pub(crate) fn splits(kpi: &Kpi) -> Vec<String> {
+    let mut splits = kpi.breakdowns.clone();
+    splits.push(bright_engine::schema::common::ORG_CODE.to_string());
+    splits
 }
 
 /// The organisation a view is filtered to, if any (annotations are per organisation).
@@ -646,7 +654,8 @@ h1{margin:.25rem 0 .25rem;font-size:1.8rem}h2{font-size:1.35rem;margin:1.5rem 0 
 .note{color:#4c6272;font-size:.9rem;margin:.25rem 0}
 .figures{display:flex;flex-wrap:wrap;gap:.25rem 1.5rem;margin:.25rem 0 .5rem}
 .figures div{display:flex;gap:.4rem}.figures dt{color:#4c6272}.figures dd{margin:0;font-weight:600}
-figure{margin:0}svg.spc-chart{width:100%;height:auto;display:block}
+figure{margin:0}svg.spc-chart,svg.peers-chart{width:100%;height:auto;display:block}
+#peers figure{max-width:1000px}
 summary{cursor:pointer;color:#005eb8}
 table{border-collapse:collapse;background:#fff}
 th,td{padding:.3rem .5rem;border-bottom:1px solid #d8dde0;text-align:left;vertical-align:middle}
