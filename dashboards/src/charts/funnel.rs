@@ -9,7 +9,7 @@ use maud::{Markup, html};
 use serde::Serialize;
 
 use super::palette::{CHART_FONT, LIMITS, MEAN, NOTE, POINT_COMMON, POINT_CONCERN};
-use super::spc::px;
+use super::spc::{px, ticks};
 
 /// z of the two funnel limits: 95% and 99.8% two-sided.
 pub const Z95: f64 = 1.959_964;
@@ -126,10 +126,22 @@ const BOTTOM: f64 = 44.0;
 pub fn peers_svg(title: &str, unit: Unit, peers: &Peers, chosen: Option<&str>) -> Markup {
     let label = format!("{title} among its peers, {}", peers.period);
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-    let values = peers.rows.iter().map(|p| p.value);
-    let (mut low, mut high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
-        (l.min(v), h.max(v))
-    });
+    // A funnel opens from a fiftieth of the largest denominator, so its shape shows; the
+    // value axis holds every organisation and the limits at the smallest one.
+    let dens: Vec<f64> = peers.rows.iter().filter_map(|p| p.denominator).collect();
+    let max_n = dens.iter().copied().fold(1.0, f64::max) * 1.05;
+    let smallest = dens.iter().copied().fold(f64::INFINITY, f64::min);
+    let min_n = (max_n / 50.0).min(smallest * 0.9).max(1.0);
+    let mut extent: Vec<f64> = peers.rows.iter().map(|p| p.value).collect();
+    if peers.kind == "funnel" && smallest.is_finite() {
+        extent.push(funnel_limit(peers.centre, smallest, Z998));
+        extent.push(funnel_limit(peers.centre, smallest, -Z998));
+    }
+    let (mut low, mut high) = extent
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+            (l.min(*v), h.max(*v))
+        });
     let pad = ((high - low) * 0.08).max(high.abs() * 0.02).max(1e-9);
     low -= pad;
     high += pad;
@@ -141,14 +153,13 @@ pub fn peers_svg(title: &str, unit: Unit, peers: &Peers, chosen: Option<&str>) -
             title { (label) }
             rect x=(px(LEFT)) y=(px(TOP)) width=(px(plot_w)) height=(px(plot_h)) fill="none"
                 stroke="#A6A6A6" stroke-width="1" {}
-            @for tick in [low + pad, (low + high) / 2.0, high - pad] {
+            @for tick in ticks(low, high) {
+                line x1=(px(LEFT)) x2=(px(WIDTH - RIGHT)) y1=(px(y_of(tick))) y2=(px(y_of(tick)))
+                    stroke="#D9D9D9" stroke-width="1" {}
                 text x=(px(LEFT - 6.0)) y=(px(y_of(tick))) text-anchor="end" dominant-baseline="middle"
                     font-size="11" fill="#404040" { (unit.format(tick)) }
             }
             @if peers.kind == "funnel" {
-                @let dens: Vec<f64> = peers.rows.iter().filter_map(|p| p.denominator).collect();
-                @let max_n = dens.iter().copied().fold(1.0, f64::max) * 1.05;
-                @let min_n = (dens.iter().copied().fold(f64::INFINITY, f64::min) * 0.9).max(1.0);
                 @let x_of = |n: f64| LEFT + plot_w * (n - min_n) / (max_n - min_n).max(1.0);
                 @let curve = |z: f64| {
                     (0..=60).map(|i| {
@@ -178,7 +189,12 @@ pub fn peers_svg(title: &str, unit: Unit, peers: &Peers, chosen: Option<&str>) -
                         }
                     }
                 }
-                text x=(px(LEFT + plot_w / 2.0)) y=(px(HEIGHT - 10.0)) text-anchor="middle" font-size="11" fill="#404040" {
+                @for tick in ticks(min_n, max_n) {
+                    text x=(px(x_of(tick))) y=(px(HEIGHT - BOTTOM + 14.0)) text-anchor="middle" font-size="11" fill="#404040" {
+                        (format!("{tick:.0}"))
+                    }
+                }
+                text x=(px(LEFT + plot_w / 2.0)) y=(px(HEIGHT - 6.0)) text-anchor="middle" font-size="11" fill="#404040" {
                     "Denominator (size) →"
                 }
             } @else {

@@ -97,7 +97,7 @@ pub fn meaning(point_type: PointType) -> &'static str {
 }
 
 /// Round steps (1, 2 or 5 × 10ⁿ) for about five gridlines between `low` and `high`.
-fn ticks(low: f64, high: f64) -> Vec<f64> {
+pub(crate) fn ticks(low: f64, high: f64) -> Vec<f64> {
     let span = (high - low).max(f64::EPSILON);
     let rough = span / 5.0;
     let magnitude = 10f64.powf(rough.log10().floor());

@@ -410,7 +410,7 @@ pub async fn html(
             (kpi.description) " "
             @if chosen.is_empty() { "Whole trust" } @else {
                 (chosen.iter().map(|(f, v)| format!("{} {v}", f.replace('_', " "))).collect::<Vec<_>>().join(", "))
-                " (" a href=(format!("/kpi/{id}")) { "whole trust" } ")"
+                " (" a href=(format!("/kpi/{id}")) { @if org_of(&chosen).is_some() { "all organisations" } @else { "whole trust" } } ")"
             }
             ", by " (kpi.grain) "."
         }
