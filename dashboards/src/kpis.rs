@@ -116,10 +116,17 @@ impl KpiService {
             .read()
             .map(|n| n.clone())
             .unwrap_or_else(|e| e.into_inner().clone());
-        all.iter()
-            .filter(|a| a.kpi_id == id && a.applies_to(org))
-            .cloned()
-            .collect()
+        let mut found: Vec<Annotation> = Vec::new();
+        for a in all.iter().filter(|a| a.kpi_id == id && a.applies_to(org)) {
+            // Several organisations' copies of one note (the simulator writes one per trust)
+            // show once on a chart of them all.
+            let copy =
+                |b: &Annotation| (b.kind, b.on_date, &b.note) == (a.kind, a.on_date, &a.note);
+            if !found.iter().any(copy) {
+                found.push(a.clone());
+            }
+        }
+        found
     }
 
     /// Reads the annotations the first time anything asks (a failure is retried by the

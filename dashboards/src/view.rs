@@ -137,10 +137,17 @@ fn plural(grain: Grain) -> &'static str {
     }
 }
 
-/// The index of the period of `starts` (first days, ascending, at `grain`) holding `day`.
+/// The index of the period of `starts` (first days, ascending, at `grain`) holding `day`; for
+/// a day in a gap between periods (no data), the next period, where the change first shows.
+/// `None` before the first period or after the last.
 fn period_of(starts: &[NaiveDate], grain: Grain, day: NaiveDate) -> Option<usize> {
-    let i = starts.partition_point(|s| *s <= day).checked_sub(1)?;
-    (day < period_end(grain, starts[i])).then_some(i)
+    let after = starts.partition_point(|s| *s <= day);
+    let i = after.checked_sub(1)?;
+    if day < period_end(grain, starts[i]) {
+        Some(i)
+    } else {
+        (after < starts.len()).then_some(after)
+    }
 }
 
 /// `kpi`'s series (`rows`, at its own grain) charted as `shape` says, with `notes` (this KPI's
@@ -297,5 +304,23 @@ impl KpiView {
                 point_type: p.point_type,
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_falls_in_its_period_or_the_first_one_after_a_gap() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("a date");
+        // Weeks from Monday 2 March 2026, the week of 16 March missing.
+        let starts = [d("2026-03-02"), d("2026-03-09"), d("2026-03-23")];
+        assert_eq!(period_of(&starts, Grain::Week, d("2026-03-04")), Some(0));
+        assert_eq!(period_of(&starts, Grain::Week, d("2026-03-15")), Some(1));
+        assert_eq!(period_of(&starts, Grain::Week, d("2026-03-18")), Some(2));
+        assert_eq!(period_of(&starts, Grain::Week, d("2026-03-29")), Some(2));
+        assert_eq!(period_of(&starts, Grain::Week, d("2026-03-01")), None);
+        assert_eq!(period_of(&starts, Grain::Week, d("2026-03-30")), None);
     }
 }

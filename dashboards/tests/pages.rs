@@ -838,6 +838,13 @@ async fn with_several_trusts_a_kpi_shows_its_peers_in_a_funnel_or_by_quartiles()
     let state = &site.state;
 
     let page = json(state, "/api/kpi/ed_4h_performance?grain=month").await;
+    // Each trust's copy of the planted change's note shows once on the chart of them all.
+    assert_eq!(
+        page["notes"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        page["notes"]
+    );
     let peers = &page["peers"];
     assert_eq!(peers["kind"], "funnel", "{peers}");
     let rows = peers["rows"].as_array().expect("rows");
