@@ -681,7 +681,7 @@ table.values{font-size:.85rem;margin-top:.5rem}
 .ipr tr.detail summary{font-size:.85rem}
 .matrix td,.matrix th{text-align:center;border:1px solid #d8dde0}
 .matrix td a{display:block;min-width:4rem}
-.changes{list-style:none;padding:0}.changes li{margin:.4rem 0;display:flex;align-items:center;gap:.5rem}.changes li span{flex:1}
+.changes{list-style:none;padding:0}.changes li{margin:.4rem 0;display:flex;align-items:center;gap:.5rem}.changes li>span:not(.icons){flex:1}
 .panel figure{max-width:1000px}
 .multiples{grid-template-columns:repeat(auto-fill,minmax(380px,1fr))}
 .about dt{font-weight:600;margin-top:.5rem}.about dd{margin:0}
