@@ -10,7 +10,8 @@ use bright_engine::spc::narrate::Describe;
 use chrono::NaiveDate;
 use serde::{Serialize, Serializer};
 
-use crate::charts::spc::{ChartNote, ChartPoint};
+use crate::charts::spc::{ChartNote, ChartPoint, SpcChartView};
+use bright_engine::spc::narrate::Unit;
 
 /// One period of a KPI's chart.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -273,6 +274,19 @@ pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape, notes: &[Annotation]) 
 }
 
 impl KpiView {
+    /// Draws the view's chart with `draw` (the SVG, the PNG), titled `title`.
+    pub fn draw_chart<R>(&self, title: &str, draw: impl FnOnce(&SpcChartView<'_>) -> R) -> R {
+        let (points, notes) = (self.chart_points(), self.chart_notes());
+        draw(&SpcChartView {
+            title,
+            unit: self.unit.parse().unwrap_or(Unit::Count),
+            points: &points,
+            target: self.target,
+            notes: &notes,
+            band: self.band(),
+        })
+    }
+
     /// The reference range as the chart's band.
     pub fn band(&self) -> Option<(f64, f64)> {
         self.reference_range.as_ref().map(|r| (r.low, r.high))

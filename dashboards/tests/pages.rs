@@ -115,20 +115,7 @@ async fn get(state: &AppState, path: &str, auth: Option<&str>) -> (StatusCode, S
         Some(token) => request = request.header("authorization", format!("Bearer {token}")),
         None => {}
     }
-    let response = router(state.clone())
-        .oneshot(request.body(Body::empty()).expect("request"))
-        .await
-        .expect("answered");
-    let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap_or_default().to_string());
-    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
-        .await
-        .expect("body");
-    let body = String::from_utf8(bytes.to_vec()).expect("utf-8");
-    (status, location.unwrap_or(body))
+    send(state, request.body(Body::empty()).expect("request")).await
 }
 
 async fn json(state: &AppState, path: &str) -> Value {
@@ -483,13 +470,11 @@ async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, String) 
         .headers()
         .get("location")
         .map(|l| l.to_str().unwrap_or_default().to_string());
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
         .await
         .expect("body");
-    (
-        status,
-        location.unwrap_or_else(|| String::from_utf8_lossy(&bytes).to_string()),
-    )
+    let body = String::from_utf8(bytes.to_vec()).expect("utf-8");
+    (status, location.unwrap_or(body))
 }
 
 fn form_post(path: &str, cookie: &str, fields: &[(&str, &str)]) -> Request<Body> {

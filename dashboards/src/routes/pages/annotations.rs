@@ -19,10 +19,9 @@ use super::{HtmlError, PageError, pages_for};
 use crate::AppState;
 use crate::auth::Client;
 
-/// What a person or script sends.
+/// What a person or script says of an annotation.
 #[derive(Debug, Clone, Deserialize)]
-pub struct NewAnnotation {
-    pub kpi: String,
+pub struct Fields {
     /// The day it is about, `YYYY-MM-DD`.
     pub on_date: String,
     pub note: String,
@@ -34,15 +33,19 @@ pub struct NewAnnotation {
     pub org_code: Option<String>,
 }
 
+/// A script's annotation: the fields and the KPI.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewAnnotation {
+    pub kpi: String,
+    #[serde(flatten)]
+    pub fields: Fields,
+}
+
 /// The KPI page's form: the KPI is in the path.
 #[derive(Debug, Clone, Deserialize)]
 pub struct AnnotationForm {
-    pub on_date: String,
-    pub note: String,
-    #[serde(default)]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub org_code: Option<String>,
+    #[serde(flatten)]
+    pub fields: Fields,
     /// The page's query string, to go back to the same view.
     #[serde(default)]
     pub back: Option<String>,
@@ -101,12 +104,13 @@ async fn add(
     let kpi = catalogue
         .get(&new.kpi)
         .map_err(|_| PageError::BadRequest(format!("no KPI '{}'", clip(&new.kpi))))?;
-    let on_date = NaiveDate::parse_from_str(new.on_date.trim(), "%Y-%m-%d").map_err(|_| {
-        PageError::BadRequest(format!(
-            "'{}' is not a date (YYYY-MM-DD)",
-            clip(&new.on_date)
-        ))
-    })?;
+    let on_date =
+        NaiveDate::parse_from_str(new.fields.on_date.trim(), "%Y-%m-%d").map_err(|_| {
+            PageError::BadRequest(format!(
+                "'{}' is not a date (YYYY-MM-DD)",
+                clip(&new.fields.on_date)
+            ))
+        })?;
     let latest = service
         .today()
         .checked_add_days(chrono::Days::new(366))
@@ -116,13 +120,13 @@ async fn add(
             "a note is about a day from {EARLIEST} to a year from today, not {on_date}"
         )));
     }
-    let kind = match new.kind.as_deref().map(str::trim) {
+    let kind = match new.fields.kind.as_deref().map(str::trim) {
         None | Some("") => Kind::Note,
         Some(kind) => kind
             .parse()
             .map_err(|e: AnnotationError| PageError::BadRequest(e.to_string()))?,
     };
-    let org_code = match new.org_code.as_deref().map(str::trim) {
+    let org_code = match new.fields.org_code.as_deref().map(str::trim) {
         None | Some("") => EVERY_ORG.to_string(),
         Some(org) => org.to_string(),
     };
@@ -132,7 +136,7 @@ async fn add(
         org_code,
         kind,
         on_date,
-        note: new.note.trim().to_string(),
+        note: new.fields.note.trim().to_string(),
         author: author(client),
         created_at: chrono::Utc::now(),
     };
@@ -201,10 +205,7 @@ pub async fn form(
 ) -> Result<Response, HtmlError> {
     let new = NewAnnotation {
         kpi: id.clone(),
-        on_date: form.on_date,
-        note: form.note,
-        kind: form.kind,
-        org_code: form.org_code,
+        fields: form.fields,
     };
     let added = add(&state, &client, new).await?;
     let id = added.kpi_id;

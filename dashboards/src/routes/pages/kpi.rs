@@ -22,7 +22,7 @@ use super::{
 use crate::AppState;
 use crate::auth::Client;
 use crate::charts::funnel::{Peers, peers, peers_svg};
-use crate::charts::spc::{SpcChartView, spc_chart_svg};
+use crate::charts::spc::spc_chart_svg;
 use crate::kpis::breakdowns;
 use crate::view::{KpiView, kpi_view, period_label};
 use bright_engine::schema::common::ORG_CODE;
@@ -252,8 +252,7 @@ fn multiple(part: &Part, by: &str, query: &ViewQuery, id: &str) -> Markup {
     if let Some(value) = &part.value {
         down.filters.insert(by.to_string(), value.clone());
     }
-    let points = part.kpi.chart_points();
-    let notes = part.kpi.chart_notes();
+    let points = &part.kpi.points;
     html! {
         li class="multiple" {
             div class="panel-head" {
@@ -265,14 +264,7 @@ fn multiple(part: &Part, by: &str, query: &ViewQuery, id: &str) -> Markup {
                 @if part.kpi.stale { " " span class="lozenge stale" { "late" } }
             }
             @if !points.is_empty() {
-                (spc_chart_svg(&SpcChartView {
-                    title: &format!("{} – {name}", part.kpi.title),
-                    unit: super::unit_of(&part.kpi),
-                    points: &points,
-                    target: part.kpi.target,
-                    notes: &notes,
-                    band: part.kpi.band(),
-                }))
+                (part.kpi.draw_chart(&format!("{} – {name}", part.kpi.title), spc_chart_svg))
             }
         }
     }
@@ -296,25 +288,19 @@ async fn chart_file(
 ) -> Result<Response, HtmlError> {
     let (view, _) = build(state, client, id, query).await?;
     let kpi = &view.kpi;
-    let points = kpi.chart_points();
-    let notes = kpi.chart_notes();
-    let chart = SpcChartView {
-        title: &kpi.title,
-        unit: super::unit_of(kpi),
-        points: &points,
-        target: kpi.target,
-        notes: &notes,
-        band: kpi.band(),
-    };
     let (body, content_type, extension) = match file {
         ChartFile::Svg => (
-            spc_chart_svg(&chart).into_string().into_bytes(),
+            kpi.draw_chart(&kpi.title, spc_chart_svg)
+                .into_string()
+                .into_bytes(),
             "image/svg+xml",
             "svg",
         ),
         ChartFile::Png => (
-            crate::charts::png::spc_chart_png(&chart, 2)
-                .map_err(|e| PageError::Failed(e.to_string()))?,
+            kpi.draw_chart(&kpi.title, |chart| {
+                crate::charts::png::spc_chart_png(chart, 2)
+            })
+            .map_err(|e| PageError::Failed(e.to_string()))?,
             "image/png",
             "png",
         ),

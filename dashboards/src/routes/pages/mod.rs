@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::auth::Client;
 use crate::charts::icons::{Icon, icon_svg};
-use crate::charts::spc::{SpcChartView, spc_chart_svg};
+use crate::charts::spc::spc_chart_svg;
 use crate::kpis::{KpiService, breakdowns};
 use crate::spec::{Dashboard, Dashboards};
 use crate::view::{KpiView, Shape, kpi_view};
@@ -461,9 +461,7 @@ const TRIAL_POINTS: usize = 12;
 
 /// A KPI's full panel: title, icons, narration, figures, chart and its values table.
 pub(crate) fn kpi_panel(view: &KpiView, link: &str, note: Option<&str>) -> Markup {
-    let points = view.chart_points();
-    let notes = view.chart_notes();
-    let unit = unit_of(view);
+    let points = &view.points;
     html! {
         section class="panel" id={ "kpi-" (view.id) } aria-labelledby={ "title-" (view.id) } {
             div class="panel-head" {
@@ -497,14 +495,7 @@ pub(crate) fn kpi_panel(view: &KpiView, link: &str, note: Option<&str>) -> Marku
                 p class="error" { (error) }
             } @else if !points.is_empty() {
                 figure {
-                    (spc_chart_svg(&SpcChartView {
-                        title: &view.title,
-                        unit,
-                        points: &points,
-                        target: view.target,
-                        notes: &notes,
-                        band: view.band(),
-                    }))
+                    (view.draw_chart(&view.title, spc_chart_svg))
                     figcaption {
                         (notes_list(view))
                         p class="note downloads" {
