@@ -1,10 +1,13 @@
 //! Patient flow through one trust: the emergency department, admissions, bed moves and
 //! discharges, as a discrete-event simulation on the trust's local clock.
 //!
-//! Beds are real constraints. Every ward has its regular beds plus a few escalation beds (the
-//! configured margin); an admitted ED patient waits in the department ("boards") until a bed is
-//! free, opening an escalation bed only after waiting hours, so winter pressure shows up as
-//! crowding, long waits and poorer four-hour performance rather than impossible occupancy.
+//! Beds are real constraints. Every ward has its regular beds; the acute medical unit and the
+//! medical wards also have a few escalation beds (the configured margin) that the winter plan
+//! opens from December to March. An admitted ED patient waits in the department ("boards")
+//! until a bed is free, in winter opening an escalation bed only after waiting hours; each
+//! morning's board round brings forward as many of the next day's planned discharges as half
+//! the patients boarding. So winter pressure shows up as crowding, long waits and poorer
+//! four-hour performance rather than impossible occupancy.
 //! Elective patients are cancelled when no regular bed is free. Medical emergencies go through
 //! the acute medical unit, surgical ones through the surgical assessment unit, a few through
 //! intensive care, and long stays step down to rehabilitation, each move an A02. Corrections
@@ -12,8 +15,8 @@
 //! cancelled wrong transfers and A13 cancelled discharges, each kept consistent with the beds.
 //!
 //! The simulation runs a warm-up before the first reported day so the hospital starts full; of
-//! the warm-up only what explains the first day is reported (admissions still open, and ED
-//! attendances still in the department).
+//! the warm-up only the admissions still open on the first day are reported; the ED extract
+//! starts with the first reported day's arrivals.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -29,7 +32,7 @@ use crate::records::{
     AdtRecord, AdtType, ArrivalMode, Disposal, EdRecord, Location, PatientClass, Record,
 };
 use crate::trust::{TrustModel, WardRole, specialty as sp};
-use crate::{Changes, rng_stream, winter};
+use crate::{Changes, escalation_open, rng_stream, winter};
 
 /// ED arrivals per day at the reference trust, before weekday, season and trend.
 const ED_ARRIVALS_PER_DAY: f64 = 395.0;
@@ -103,6 +106,9 @@ enum Ev {
         from: (usize, usize),
     },
     CancelDischarge(u64),
+    /// The morning board round: when the department holds patients waiting for a bed, wards
+    /// bring forward discharges planned for the next day and a half.
+    BoardRound,
 }
 
 /// Who is asking for a bed.
@@ -276,7 +282,7 @@ impl Hospital {
         let beds = model
             .wards
             .iter()
-            .map(|w| vec![None; w.beds as usize + escalation])
+            .map(|w| vec![None; w.beds as usize + if w.escalates() { escalation } else { 0 }])
             .collect();
         Hospital {
             rng: stream(0x1001),
@@ -377,7 +383,7 @@ impl Hospital {
             + 0.04 * ((f64::from(date.ordinal()) - 190.0) / 365.0 * std::f64::consts::TAU).cos();
         let trend =
             1.0 + 0.02 * (f64::from(date.year() - 2024) + f64::from(date.ordinal()) / 365.0);
-        let daily = ED_ARRIVALS_PER_DAY * model.scale * week_factor * season * trend;
+        let daily = ED_ARRIVALS_PER_DAY * model.demand * week_factor * season * trend;
         let total: f64 = ED_HOURLY.iter().sum();
         for (hour, rate) in ED_HOURLY.iter().enumerate() {
             let n = poisson(&mut self.ed_rng, daily * rate / total);
@@ -386,29 +392,30 @@ impl Hospital {
                 self.at(t, Ev::EdArrive);
             }
         }
+        self.at(start + 9 * HOUR, Ev::BoardRound);
         let weekend = matches!(weekday, Weekday::Sat | Weekday::Sun);
         // GP direct admissions, mostly in working hours.
         let gp = poisson(
             &mut self.rng,
-            12.0 * model.scale * if weekend { 0.5 } else { 1.0 } * (1.0 + 0.15 * w),
+            12.0 * model.demand * if weekend { 0.5 } else { 1.0 } * (1.0 + 0.15 * w),
         );
         for _ in 0..gp {
             let t = start + 9 * HOUR + self.rng.random_range(0..10 * HOUR);
             self.at(t, Ev::GpArrive);
         }
         if !weekend {
-            let elective = poisson(&mut self.rng, 24.0 * model.scale);
+            let elective = poisson(&mut self.rng, 24.0 * model.demand);
             for _ in 0..elective {
                 let t = start + 7 * HOUR + self.rng.random_range(0..3 * HOUR);
                 self.at(t, Ev::ElectiveArrive);
             }
-            let day_cases = poisson(&mut self.rng, 40.0 * model.scale);
+            let day_cases = poisson(&mut self.rng, 40.0 * model.demand);
             for _ in 0..day_cases {
                 let t = start + 7 * HOUR + 30 * MINUTE + self.rng.random_range(0..5 * HOUR);
                 self.at(t, Ev::DayCaseArrive);
             }
         }
-        let maternity = poisson(&mut self.rng, 13.0 * model.scale);
+        let maternity = poisson(&mut self.rng, 13.0 * model.demand);
         for _ in 0..maternity {
             let t = start + self.rng.random_range(0..DAY);
             self.at(t, Ev::MaternityArrive);
@@ -485,6 +492,7 @@ impl Hospital {
                     self.adt(AdtType::A02, t, encounter, prior, None, out);
                 }
             }
+            Ev::BoardRound => self.board_round(t),
             Ev::CancelDischarge(encounter) => {
                 if self.encounters.contains_key(&encounter) {
                     self.adt(AdtType::A13, t, encounter, None, None, out);
@@ -573,10 +581,10 @@ impl Hospital {
         }
         let wait_mean = match acuity {
             1 => 2.0,
-            2 => 14.0,
-            3 => 55.0,
-            4 => 75.0,
-            _ => 85.0,
+            2 => 16.0,
+            3 => 70.0,
+            4 => 95.0,
+            _ => 105.0,
         } * staffing
             * (1.0 + crowd / 55.0);
         let r = &mut self.ed_rng;
@@ -598,7 +606,7 @@ impl Hospital {
         };
         let p_admit = (base * age_factor * (1.0 + 0.10 * winter(date))).min(0.95);
         if r.random_bool(p_admit) {
-            let decision = seen + minutes(lognormal(r, 95.0 * staffing.max(0.85), 0.5));
+            let decision = seen + minutes(lognormal(r, 110.0 * staffing.max(0.85), 0.5));
             ed.decision_to_admit = Some(decision);
             self.open_ed.insert(attendance, ed);
             let Route {
@@ -633,7 +641,7 @@ impl Hospital {
             Disposal::Discharged
         };
         let treatment =
-            lognormal(r, 70.0, 0.6) * if acuity <= 3 { 1.35 } else { 1.0 } * staffing.max(0.85);
+            lognormal(r, 80.0, 0.6) * if acuity <= 3 { 1.35 } else { 1.0 } * staffing.max(0.85);
         ed.departure = Some(seen + minutes(treatment.min(1440.0)));
         ed.disposal = Some(disposal);
         self.at_ed_depart(ed);
@@ -647,8 +655,9 @@ impl Hospital {
     }
 
     fn report_ed(&mut self, ed: EdRecord, out: &mut dyn FnMut(Record)) {
-        // Attendances that ended during the warm-up are not part of the reported history.
-        if ed.departure.is_some_and(|d| d < self.live_from) {
+        // The ED extract starts on the first reported day: attendances that began in the
+        // warm-up are not part of the reported history (their admissions still are).
+        if ed.arrival < self.live_from {
             return;
         }
         out(Record::Ed(ed));
@@ -796,7 +805,7 @@ impl Hospital {
             sp::OBSTETRICS => (1.3, 0.5),
             sp::GENERAL_SURGERY | sp::UROLOGY | sp::GYNAECOLOGY => (2.2, 0.85),
             sp::TRAUMA_ORTHO => (3.5, 0.8),
-            _ => (3.4, 1.0),
+            _ => (2.9, 1.0),
         };
         let age_factor = if age >= 75 { 1.35 } else { 1.0 };
         let elective_factor = if emergency { 1.0 } else { 0.8 };
@@ -1004,7 +1013,7 @@ impl Hospital {
                 Some(_) => {}
             }
         }
-        let escalate = t >= request.escalate_at;
+        let escalate = t >= request.escalate_at && escalation_open(clock.date(Clock::day_of(t)));
         let Some((ward, slot, escalation)) =
             self.free_slot(&request.wards, &request.fallback, escalate)
         else {
@@ -1327,6 +1336,37 @@ impl Hospital {
             }
         }
         self.close_warmup(encounter);
+    }
+
+    /// Brings forward, to later today, planned discharges of the next day and a half (the
+    /// soonest first), one for every two patients waiting in the department for a bed: how a
+    /// full hospital's wards respond, and what keeps winter from tipping it into gridlock.
+    fn board_round(&mut self, t: SimTime) {
+        let wanted = usize::try_from(self.boarders / 2).unwrap_or(0);
+        if wanted == 0 {
+            return;
+        }
+        let mut due: Vec<(SimTime, u64)> = self
+            .encounters
+            .iter()
+            .filter(|(_, e)| {
+                e.class == PatientClass::Inpatient
+                    && e.paused_until <= t
+                    && e.moving.is_none()
+                    && e.discharge_at > t + 8 * HOUR
+                    && e.discharge_at < t + 36 * HOUR
+            })
+            .map(|(&id, e)| (e.discharge_at, id))
+            .collect();
+        due.sort_unstable();
+        for (_, id) in due.into_iter().take(wanted) {
+            let when = t + 2 * HOUR + self.rng.random_range(0..6 * HOUR);
+            if let Some(enc) = self.encounters.get_mut(&id) {
+                enc.discharge_at = when.max(enc.admit_time + 4 * HOUR);
+                let at = enc.discharge_at;
+                self.at(at, Ev::Discharge(id));
+            }
+        }
     }
 
     fn destination(&mut self, encounter: u64) -> &'static str {

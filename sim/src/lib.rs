@@ -122,12 +122,24 @@ pub struct Changes {
 }
 
 impl Changes {
-    /// Plants the changes at 45%, 60% and 72% of the reported period.
+    /// Plants the changes at 45%, 60% and 72% of the reported period; the ED change moves to
+    /// the nearest day between late April and July within the middle half of the period, if
+    /// there is one, so that winter's pressure does not arrive in the weeks after it and hide
+    /// it (four-hour performance falls by several points every winter).
     pub fn planted(config: &SimConfig) -> Self {
         let first = config.first_day();
         let at = |fraction: f64| first + Duration::days((f64::from(config.days) * fraction) as i64);
+        let calm = |d: &NaiveDate| {
+            let md = (d.month(), d.day());
+            ((4, 20)..=(7, 31)).contains(&md) && (at(0.25)..=at(0.75)).contains(d)
+        };
+        let ed = at(0.45);
+        let ed_staffing = (0..=i64::from(config.days))
+            .flat_map(|k| [ed - Duration::days(k), ed + Duration::days(k)])
+            .find(calm)
+            .unwrap_or(ed);
         Changes {
-            ed_staffing: at(0.45),
+            ed_staffing,
             discharge_lounge: at(0.60),
             theatre_scheduling: at(0.72),
         }
@@ -184,6 +196,47 @@ pub(crate) fn rng_stream(seed: u64, trust: &TrustModel, purpose: u64) -> rand_ch
 pub(crate) fn winter(date: NaiveDate) -> f64 {
     let angle = (f64::from(date.ordinal()) - 15.0) / 365.25 * std::f64::consts::TAU;
     angle.cos().max(0.0)
+}
+
+/// Whether a ward's escalation beds are open on `date`: the winter plan opens them from
+/// 1 December to 31 March, and the bed base reported for those days includes them, so
+/// occupancy stays at or under 100% as in the daily sitreps.
+pub(crate) fn escalation_open(date: NaiveDate) -> bool {
+    matches!(date.month(), 12 | 1 | 2 | 3)
+}
+
+/// A ward's bed base over the reported days `first..end`: one row per stretch of days with or
+/// without its escalation beds, the last left open.
+fn bed_base(
+    ward: usize,
+    beds: u32,
+    escalation: u32,
+    first: NaiveDate,
+    end: NaiveDate,
+) -> Vec<BedsRecord> {
+    let base = |open: bool| beds + if open { escalation } else { 0 };
+    let mut records = Vec::new();
+    let mut from = first;
+    let mut open = escalation > 0 && escalation_open(first);
+    for day in first.iter_days().take_while(|d| *d < end) {
+        if escalation > 0 && escalation_open(day) != open {
+            records.push(BedsRecord {
+                ward,
+                beds: base(open),
+                valid_from: from,
+                valid_to: day.pred_opt(),
+            });
+            from = day;
+            open = !open;
+        }
+    }
+    records.push(BedsRecord {
+        ward,
+        beds: base(open),
+        valid_from: from,
+        valid_to: None,
+    });
+    records
 }
 
 /// Where the simulation's records go.
@@ -290,6 +343,7 @@ impl Simulation {
         let total = warmup + i64::from(self.config.days);
         let clock = &self.clock;
         let changes = &self.changes;
+        let (escalation_beds, end) = (self.config.escalation_beds, self.config.end);
         for day in 0..total {
             let live = day >= warmup;
             for trust in &mut self.trusts {
@@ -303,13 +357,17 @@ impl Simulation {
                     }
                 };
                 if day == warmup {
+                    let first = clock.date(warmup);
                     for (ward, w) in model.wards.iter().enumerate() {
-                        out(Record::Beds(BedsRecord {
+                        for record in bed_base(
                             ward,
-                            beds: w.beds,
-                            valid_from: clock.first_day(),
-                            valid_to: None,
-                        }));
+                            w.beds,
+                            if w.escalates() { escalation_beds } else { 0 },
+                            first,
+                            end,
+                        ) {
+                            out(Record::Beds(record));
+                        }
                     }
                 }
                 if live {

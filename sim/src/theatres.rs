@@ -2,7 +2,7 @@
 //!
 //! Weekday elective lists follow each theatre's timetable (AM/PM halves or all-day lists); the
 //! emergency theatre runs a long list every day for cases that arrive through it. Lists are
-//! booked to about 90% of their time; the day then unfolds with late starts, cases longer or
+//! booked full; the day then unfolds with late starts, cases longer or
 //! shorter than planned, turnarounds, overruns, and on-the-day cancellations (patient unfit,
 //! no bed, list overrun…). The planted scheduling change shortens late starts from its date.
 
@@ -25,6 +25,10 @@ const CANCEL_REASONS: [&str; 5] = [
     "surgeon unavailable",
 ];
 const OVERRUN: &str = "list overrun";
+/// Minutes booked between cases for cleaning and sending for the next patient.
+const BOOKED_TURNAROUND_MIN: i64 = 15;
+/// Minutes a list is booked beyond its planned end, expecting some cases to run short.
+const OVERBOOK_MIN: i64 = 10;
 
 /// Theatre state of one trust.
 pub(crate) struct Theatres {
@@ -45,6 +49,8 @@ struct Booked {
     procedure: Procedure,
     /// For emergency cases: when the patient is ready.
     ready: SimTime,
+    /// An emergency case: done when the theatre is free, never cancelled for an overrun.
+    emergency: bool,
 }
 
 impl Theatres {
@@ -144,26 +150,28 @@ impl Theatres {
         if options.is_empty() {
             return booked;
         }
-        let budget = (list as f64 * 0.9) as SimTime;
-        let mut used = 0;
-        for _ in 0..12 {
+        // Lists are booked full: each case's planned minutes plus a turnaround, the way a
+        // scheduler fills the gap a long case leaves with shorter ones.
+        let need = |p: &Procedure| planned_minutes(p) * MINUTE + BOOKED_TURNAROUND_MIN * MINUTE;
+        let mut left = list + OVERBOOK_MIN * MINUTE;
+        for _ in 0..24 {
             let p = options[self.rng.random_range(0..options.len())];
-            let need = planned_minutes(&p) * MINUTE + 15 * MINUTE;
-            if used + need > budget && !booked.is_empty() {
-                break;
+            if need(&p) > left && !booked.is_empty() {
+                continue;
             }
-            used += need;
+            left -= need(&p).min(left);
             booked.push(Booked {
                 specialty,
                 procedure: p,
                 ready: 0,
+                emergency: false,
             });
         }
         booked
     }
 
     fn book_emergency(&mut self, start: SimTime, end: SimTime) -> Vec<Booked> {
-        let n = Poisson::new(4.5)
+        let n = Poisson::new(6.5)
             .map(|d| d.sample(&mut self.rng) as usize)
             .unwrap_or(4);
         let options = TrustModel::emergency_procedures();
@@ -174,6 +182,7 @@ impl Theatres {
                     specialty,
                     procedure,
                     ready: start + self.rng.random_range(0..(end - start - 2 * HOUR).max(HOUR)),
+                    emergency: true,
                 }
             })
             .collect();
@@ -224,7 +233,9 @@ impl Theatres {
                 };
             cursor = cursor.max(case.ready);
             let expected_end = cursor + planned_minutes(&case.procedure) * MINUTE;
-            if overran || (order > 0 && expected_end > planned_end + 30 * MINUTE) {
+            if !case.emergency
+                && (overran || (order > 0 && expected_end > planned_end + 30 * MINUTE))
+            {
                 overran = true;
                 self.cancelled_cases += 1;
                 emit(CANCELLED, cursor.min(planned_end), Some(OVERRUN));
@@ -248,7 +259,7 @@ impl Theatres {
             let out_of_theatre = anaesthesia_end + (r.random_range(2.0..6.0) * 60.0) as SimTime;
             let in_recovery = out_of_theatre + (r.random_range(1.0..4.0) * 60.0) as SimTime;
             let cleaning_start = in_recovery + (r.random_range(0.0..3.0) * 60.0) as SimTime;
-            let cleaning_end = cleaning_start + (r.random_range(8.0..18.0) * 60.0) as SimTime;
+            let cleaning_end = cleaning_start + (r.random_range(6.0..14.0) * 60.0) as SimTime;
             let times = [
                 sent_for,
                 in_room,
@@ -265,7 +276,7 @@ impl Theatres {
                 emit(milestone, time, None);
             }
             // Turnaround: the next anaesthetic starts after cleaning, sometimes a little later.
-            cursor = cleaning_end + (self.rng.random_range(0.0..8.0) * 60.0) as SimTime;
+            cursor = cleaning_end + (self.rng.random_range(0.0..5.0) * 60.0) as SimTime;
         }
     }
 }

@@ -68,6 +68,27 @@ pub struct Ward {
     pub beds: u32,
 }
 
+impl Ward {
+    /// Whether the ward opens escalation beds in winter: the acute medical unit and the
+    /// medical base wards, where winter's extra emergency admissions land.
+    pub fn escalates(&self) -> bool {
+        use specialty::*;
+        match self.role {
+            WardRole::MedicalAssessment => true,
+            WardRole::Base => [
+                GENERAL_MEDICINE,
+                GERIATRICS,
+                RESPIRATORY,
+                CARDIOLOGY,
+                GASTRO,
+                STROKE,
+            ]
+            .contains(&self.specialty),
+            _ => false,
+        }
+    }
+}
+
 /// One hospital site.
 #[derive(Debug, Clone)]
 pub struct Site {
@@ -117,6 +138,10 @@ pub struct TrustModel {
     pub name: String,
     /// Relative size (1.0 = the reference trust).
     pub scale: f64,
+    /// Patient demand relative to the reference trust: its general and acute bed base's share
+    /// of the reference trust's (whole wards round the bed base, so demand follows the beds
+    /// actually built), times a local pressure of ±8% that spreads trusts' performance.
+    pub demand: f64,
     pub sites: Vec<Site>,
     pub wards: Vec<Ward>,
     pub theatres: Vec<Theatre>,
@@ -389,6 +414,14 @@ impl TrustModel {
             })
             .collect();
         let wards = build_wards(scale);
+        let pressure = if index == 0 {
+            1.0
+        } else {
+            0.92 + ((h >> 36) % 161) as f64 / 1000.0
+        };
+        let demand = f64::from(general_acute_beds(&wards))
+            / f64::from(general_acute_beds(&build_wards(1.0)))
+            * pressure;
         let theatres = build_theatres(scale, h);
         let population = (320_000.0 * scale) as u32;
         TrustModel {
@@ -396,6 +429,7 @@ impl TrustModel {
             org_code,
             name,
             scale,
+            demand,
             sites,
             wards,
             theatres,
@@ -453,6 +487,14 @@ pub fn org_code(index: u32) -> String {
         char::from(DIGITS[(n / 36) % 36]),
         char::from(DIGITS[n % 36])
     )
+}
+
+fn general_acute_beds(wards: &[Ward]) -> u32 {
+    wards
+        .iter()
+        .filter(|w| w.role.ward_type() == "general_acute")
+        .map(|w| w.beds)
+        .sum()
 }
 
 fn build_wards(scale: f64) -> Vec<Ward> {

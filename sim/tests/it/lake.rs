@@ -38,9 +38,10 @@ fn float(out: &QueryOutput, col: usize, row: usize) -> f64 {
 async fn simulated_lake() -> (tempfile::TempDir, Lake, Changes) {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
-    // 200 days from March to September: all three changes fall in spring and summer, so
-    // comparing the weeks either side of each is not confounded by winter pressure.
-    let mut config = SimConfig::new(11, 200, NaiveDate::from_ymd_opt(2025, 10, 1).unwrap());
+    // 300 days from December to September: a winter with its escalation beds, and all three
+    // changes in spring and summer, so comparing the weeks either side of each is not
+    // confounded by winter pressure.
+    let mut config = SimConfig::new(11, 300, NaiveDate::from_ymd_opt(2025, 10, 1).unwrap());
     config.escalation_beds = ESCALATION_BEDS;
     let changes = Changes::planted(&config);
     generate_into_lake(config, simulation_key(11), &lake, Box::new(|_| {}))
@@ -49,13 +50,15 @@ async fn simulated_lake() -> (tempfile::TempDir, Lake, Changes) {
     (dir, lake, changes)
 }
 
-/// Replays ADT in event order, tracking where every open encounter is.
+/// Replays ADT in event order, tracking where every open encounter is; `beds` holds each
+/// ward's regular beds.
 fn replay_adt(out: &QueryOutput, beds: &HashMap<String, u32>) -> (usize, usize) {
-    let (kind, encounter, ward, bed) = (
+    let (kind, encounter, ward, bed, time) = (
         column(out, 0),
         column(out, 1),
         column(out, 2),
         column(out, 3),
+        column(out, 4),
     );
     let mut at: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut ever_admitted: BTreeMap<String, bool> = BTreeMap::new();
@@ -112,6 +115,15 @@ fn replay_adt(out: &QueryOutput, beds: &HashMap<String, u32>) -> (usize, usize) 
                 "{w}: {in_ward} patients, {capacity} beds with escalation"
             );
             peak_over_beds = peak_over_beds.max(in_ward.saturating_sub(beds[w] as usize));
+            // Escalation beds are a winter plan: nobody is put in one from April to November.
+            if b.starts_with('E') && k != "A13" {
+                let month: u32 = time[i].as_deref().unwrap()[5..7].parse().unwrap();
+                assert!(
+                    matches!(month, 12 | 1 | 2 | 3),
+                    "{k} into escalation bed {w} {b} at {:?}",
+                    time[i]
+                );
+            }
         }
     }
     (peak_over_beds, transfers)
@@ -145,22 +157,43 @@ async fn the_simulated_hospital_is_consistent_and_shows_its_planted_changes() {
 
     // ADT replayed in order is possible: no discharge without admission, no double-booked
     // bed, no ward beyond its beds plus the escalation margin.
-    let beds_out = engine.sql("SELECT ward, beds FROM beds").await.unwrap();
+    // The bed base without its winter escalation beds.
+    let beds_out = engine
+        .sql("SELECT ward, min(beds) FROM beds GROUP BY ward")
+        .await
+        .unwrap();
     let beds: HashMap<String, u32> = column(&beds_out, 0)
         .into_iter()
         .zip(column(&beds_out, 1))
         .map(|(w, b)| (w.unwrap(), b.unwrap().parse().unwrap()))
         .collect();
     let adt = engine
-        .sql("SELECT event_type, encounter_id, ward, bed FROM adt_events ORDER BY event_time, event_id")
+        .sql("SELECT event_type, encounter_id, ward, bed, event_time FROM adt_events ORDER BY event_time, event_id")
         .await
         .unwrap();
     let (peak_over_beds, transfers) = replay_adt(&adt, &beds);
     assert!(transfers > 1000, "patients move between wards: {transfers}");
+    assert!(peak_over_beds > 0, "winter pressure opens escalation beds");
+    // The reported bed base includes them while they are open: sitreps count open beds.
+    let out = engine
+        .sql(
+            "SELECT sum(CASE WHEN valid_from <= DATE '2025-01-15' AND coalesce(valid_to, DATE '2100-01-01') >= DATE '2025-01-15' THEN beds END) \
+                  - sum(CASE WHEN valid_from <= DATE '2025-07-15' AND coalesce(valid_to, DATE '2100-01-01') >= DATE '2025-07-15' THEN beds END) \
+             FROM beds",
+        )
+        .await
+        .unwrap();
+    let winter_extra = float(&out, 0, 0);
     assert!(
-        peak_over_beds > 0,
-        "bed pressure opens escalation beds at some point"
+        winter_extra >= f64::from(ESCALATION_BEDS) * 10.0,
+        "{winter_extra} more beds open in January than in July"
     );
+    // The bed base starts on the first reported day, not in the warm-up.
+    let out = engine
+        .sql("SELECT CAST(min(valid_from) AS VARCHAR) FROM beds")
+        .await
+        .unwrap();
+    assert_eq!(column(&out, 0)[0].as_deref(), Some("2024-12-05"));
 
     // Volumes: about 390 ED arrivals a day, about a quarter admitted.
     let out = engine
@@ -190,10 +223,10 @@ async fn the_simulated_hospital_is_consistent_and_shows_its_planted_changes() {
                FROM adt_events GROUP BY encounter_id), \
              nights AS (SELECT DISTINCT CAST(event_date AS TIMESTAMP) AT TIME ZONE 'UTC' AS midnight \
                         FROM adt_events WHERE event_date BETWEEN DATE '2025-04-01' AND DATE '2025-09-30') \
-             SELECT avg(occupied) / (SELECT sum(beds) FROM beds WHERE ward_type = 'general_acute') \
+             SELECT avg(occupied) / (SELECT sum(b) FROM (SELECT min(beds) AS b FROM beds WHERE ward_type = 'general_acute' GROUP BY ward)) \
              FROM (SELECT n.midnight, count(*) AS occupied FROM nights n \
                    JOIN stays s ON s.admitted < n.midnight AND (s.discharged IS NULL OR s.discharged >= n.midnight) \
-                   JOIN beds b ON b.ward = s.ward \
+                   JOIN (SELECT DISTINCT ward, ward_type FROM beds) b ON b.ward = s.ward \
                    WHERE NOT s.cancelled AND b.ward_type = 'general_acute' GROUP BY n.midnight)",
         )
         .await
