@@ -57,6 +57,8 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let location = args.lake.lake.clone();
     let folder = demo_folder(&location)?;
     let replay_file = folder.join("replay.ndjson");
+    // The first simulated day, kept beside the lake: charts start there on every run.
+    let history_file = folder.join("history_from");
     let lake = open_lake(&location)?;
     if !lake.has_table(Table::AdtEvents).await? {
         println!(
@@ -82,7 +84,19 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         bar.finish_and_clear();
         print_summary(&config, &changes, &summary);
         bright_sim::replay::save(&future, &replay_file)?;
+        std::fs::write(&history_file, config.first_day().to_string())
+            .with_context(|| format!("cannot write {}", history_file.display()))?;
     }
+    let mut settings = crate::config::Config::default();
+    settings.dashboards.history_from = match std::fs::read_to_string(&history_file) {
+        Ok(text) => Some(
+            text.trim()
+                .parse()
+                .with_context(|| format!("{} does not hold a date", history_file.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", history_file.display())),
+    };
     let replay = if replay_file.exists() {
         bright_sim::replay::load(&replay_file)?
     } else {
@@ -117,7 +131,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         landing_poll: Duration::from_secs(2),
         org: None,
         key: simulation_key(args.seed),
-        settings: crate::config::Config::default(),
+        settings,
         extra_clients: vec![client],
     })
     .await?;

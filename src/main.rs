@@ -435,6 +435,11 @@ async fn generate(args: GenerateArgs) -> Result<()> {
     };
     bar.finish_and_clear();
     print_summary(&config, &changes, &summary);
+    println!(
+        "Admissions still open on {first} are in the lake with their earlier days; to serve it, \
+         put `history_from = \"{first}\"` under [dashboards] in bright.toml so charts start there.",
+        first = config.first_day()
+    );
     Ok(())
 }
 

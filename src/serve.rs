@@ -310,10 +310,10 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         .with_window(window)
         .with_health(health);
     let engine = sink.engine().clone();
-    let kpis = Arc::new(bright_dashboards::kpis::KpiService::new(
-        engine,
-        config.time_zone,
-    ));
+    let kpis = Arc::new(
+        bright_dashboards::kpis::KpiService::new(engine, config.time_zone)
+            .with_history_from(options.settings.dashboards.history_from),
+    );
     let refresh = Duration::from_secs(options.settings.dashboards.refresh_secs.max(1));
     let pages_task = kpis.clone().spawn(refresh, stopped.clone());
     let users = bright_dashboards::users::UserStore::open(&options.users_db)

@@ -30,6 +30,8 @@ pub struct KpiService {
     /// after each one a page adds.
     notes: RwLock<Arc<Vec<Annotation>>>,
     notes_read: std::sync::atomic::AtomicBool,
+    /// The first day the lake's history is complete, if it starts with partial days.
+    history_from: Option<NaiveDate>,
 }
 
 #[derive(Default)]
@@ -62,7 +64,21 @@ impl KpiService {
             kept: RwLock::new(Kept::default()),
             notes: RwLock::new(Arc::new(Vec::new())),
             notes_read: std::sync::atomic::AtomicBool::new(false),
+            history_from: None,
         }
+    }
+
+    /// Charts start at the first period on or after `day`: a lake loaded from an extract of the
+    /// stays still open on its first day holds only those patients' earlier days, which would
+    /// chart as a hospital filling up from empty.
+    pub fn with_history_from(mut self, day: Option<NaiveDate>) -> Self {
+        self.history_from = day;
+        self
+    }
+
+    /// The first day charts show, if set.
+    pub fn history_from(&self) -> Option<NaiveDate> {
+        self.history_from
     }
 
     pub fn engine(&self) -> &Arc<QueryEngine> {

@@ -46,6 +46,11 @@ pub struct DashboardsConfig {
     /// Seconds between refreshes of the KPI series the pages show.
     #[serde(default = "default_refresh_secs")]
     pub refresh_secs: u64,
+    /// The first day the lake's history is complete (e.g. `2024-12-03`): charts start at the
+    /// first period on or after it. Set it when the lake was loaded from an extract that holds
+    /// only the stays still open on its first day.
+    #[serde(default)]
+    pub history_from: Option<chrono::NaiveDate>,
 }
 
 fn default_refresh_secs() -> u64 {
@@ -63,6 +68,7 @@ impl Default for DashboardsConfig {
             clients: Vec::new(),
             folder: None,
             refresh_secs: default_refresh_secs(),
+            history_from: None,
         }
     }
 }

@@ -51,10 +51,11 @@ async fn site_of(config: SimConfig) -> Site {
     lake.ensure_tables().await.expect("every table");
     let (engine, catalogue) = engine_over(&lake).await;
     let dashboards = Dashboards::load(&catalogue, None).expect("dashboards");
-    let kpis = Arc::new(KpiService::new(
-        Arc::new(engine),
-        QueryConfig::default().time_zone,
-    ));
+    // The simulator's first reported day is where its history is complete.
+    let kpis = Arc::new(
+        KpiService::new(Arc::new(engine), QueryConfig::default().time_zone)
+            .with_history_from(Some(config.first_day())),
+    );
     let client = |name: &str, token: &str, scopes: &[&str]| ClientConfig {
         name: name.into(),
         token_sha256: token_sha256(token),
@@ -882,4 +883,81 @@ async fn with_several_trusts_a_kpi_shows_its_peers_in_a_funnel_or_by_quartiles()
     // Below the organisation (a site chosen), peers are not compared.
     let page = json(state, "/api/kpi/ed_attendances?grain=week&site=none").await;
     assert!(page["peers"].is_null());
+}
+
+/// A year of the simulated trust: each process change the simulator plants shows as special
+/// cause improvement on its KPI's chart on the dashboard that carries it, at that dashboard's
+/// grain, in the periods just after the change (and not just before it); and no chart starts
+/// before the first reported day (the simulator's warm-up is not history).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_planted_change_is_special_cause_on_its_dashboard_chart() {
+    let end = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).expect("a date");
+    let config = SimConfig::new(5, 365, end);
+    let first_day = config.first_day();
+    let changes = bright_sim::Changes::planted(&config);
+    let site = site_of(config).await;
+    let state = &site.state;
+
+    // Each KPI's chart on its audience's dashboard (the board's monthly summary aside).
+    let home = json(state, "/api/home").await;
+    let ids: Vec<String> = home["dashboards"]
+        .as_array()
+        .expect("dashboards")
+        .iter()
+        .filter_map(|d| d["id"].as_str().map(str::to_string))
+        .filter(|id| id != "board")
+        .collect();
+    assert!(ids.len() >= 6, "{ids:?}");
+    let mut charts = BTreeMap::new();
+    for dashboard in &ids {
+        let page = json(state, &format!("/api/dashboards/{dashboard}")).await;
+        let grain = page["grain"].as_str().expect("a grain").to_string();
+        for kpi in page["sections"]
+            .as_array()
+            .expect("sections")
+            .iter()
+            .flat_map(|s| s["kpis"].as_array().expect("kpis"))
+        {
+            let id = kpi["id"].as_str().expect("an id").to_string();
+            let first = kpi["points"][0]["start"].as_str().unwrap_or("9999");
+            let grain: bright_engine::kpi::Grain =
+                serde_json::from_value(Value::String(grain.clone())).expect("a grain");
+            let first_period = grain.period_start(first_day).to_string();
+            assert!(
+                first >= first_period.as_str(),
+                "{dashboard}: {id} starts in {first}, before {first_period}, the period of the first reported day"
+            );
+            charts.entry(id).or_insert_with(|| (dashboard, kpi.clone()));
+        }
+    }
+
+    for (id, date, note) in changes.annotations() {
+        let (dashboard, chart) = &charts[id];
+        let notes = chart["annotations"].as_array().expect("annotations");
+        let marked = notes
+            .iter()
+            .find(|n| n["note"] == note)
+            .unwrap_or_else(|| panic!("{dashboard}: {id} has no note of its change: {notes:?}"));
+        assert_eq!(marked["on_date"], date.to_string());
+        let at = marked["point"].as_u64().expect("a point") as usize;
+        let points = chart["points"].as_array().expect("points");
+        let improving = |range: std::ops::Range<usize>| {
+            points[range]
+                .iter()
+                .filter(|p| p["point_type"] == "special_cause_improvement")
+                .count()
+        };
+        // The period holding the change is part before, part after: compare the eight whole
+        // periods either side.
+        let (before, after) = (improving(at - 8..at), improving(at + 1..at + 9));
+        let shown: Vec<String> = points[at - 8..at + 9]
+            .iter()
+            .map(|p| format!("{} {:.3} {}", p["label"], p["value"], p["point_type"]))
+            .collect();
+        assert!(
+            after >= 4 && after > before,
+            "{dashboard}: {id} after {date}: {after} of 8 periods special cause improvement, {before} before\n{}",
+            shown.join("\n")
+        );
+    }
 }

@@ -28,7 +28,7 @@ const OVERRUN: &str = "list overrun";
 /// Minutes booked between cases for cleaning and sending for the next patient.
 const BOOKED_TURNAROUND_MIN: i64 = 15;
 /// Minutes a list is booked beyond its planned end, expecting some cases to run short.
-const OVERBOOK_MIN: i64 = 10;
+const OVERBOOK_MIN: i64 = 15;
 
 /// Theatre state of one trust.
 pub(crate) struct Theatres {
@@ -171,7 +171,7 @@ impl Theatres {
     }
 
     fn book_emergency(&mut self, start: SimTime, end: SimTime) -> Vec<Booked> {
-        let n = Poisson::new(6.5)
+        let n = Poisson::new(7.5)
             .map(|d| d.sample(&mut self.rng) as usize)
             .unwrap_or(4);
         let options = TrustModel::emergency_procedures();
@@ -205,7 +205,7 @@ impl Theatres {
     ) {
         // Late starts: the first anaesthetic begins this long after the planned start.
         let median_late =
-            if scheduling_change { 6.0 } else { 19.0 } + if monday { 4.0 } else { 0.0 };
+            if scheduling_change { 5.0 } else { 15.0 } + if monday { 4.0 } else { 0.0 };
         let late = lognormal(&mut self.rng, median_late + 6.0, 0.55) - 6.0;
         let mut cursor = planned_start + (late * 60.0) as SimTime;
         let mut overran = false;

@@ -194,6 +194,12 @@ async fn the_simulated_hospital_is_consistent_and_shows_its_planted_changes() {
         .await
         .unwrap();
     assert_eq!(column(&out, 0)[0].as_deref(), Some("2024-12-05"));
+    // So does the ED extract: attendances of the warm-up are not history.
+    let out = engine
+        .sql("SELECT CAST(min(arrival_date) AS VARCHAR) FROM ed_attendances")
+        .await
+        .unwrap();
+    assert_eq!(column(&out, 0)[0].as_deref(), Some("2024-12-05"));
 
     // Volumes: about 390 ED arrivals a day, about a quarter admitted.
     let out = engine

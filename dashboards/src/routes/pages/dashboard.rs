@@ -74,7 +74,7 @@ pub(crate) async fn build(
         .kpi_catalogue()
         .ok_or(PageError::Unavailable)?;
     let chosen = query.chosen(&dashboard.filters);
-    let shape = query.shape(dashboard.grain, service.today());
+    let shape = query.shape(dashboard.grain, service);
     let mut filters = Vec::new();
     for name in &dashboard.filters {
         filters.push(FilterView {

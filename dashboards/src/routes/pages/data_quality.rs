@@ -61,7 +61,7 @@ async fn data(
     {
         let by = vec!["feed".to_string(), "owner".to_string()];
         let output = service.series(REFUSED, &by).await?;
-        let shape = query.shape(dashboard.grain, service.today());
+        let shape = query.shape(dashboard.grain, service);
         let notes = service.notes(REFUSED, None);
         for part in breakdowns(&output, &by, &query.chosen(&["feed".to_string()]))? {
             let charted = kpi_view(kpi, &part.periods, shape, &notes);

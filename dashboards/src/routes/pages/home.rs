@@ -125,7 +125,7 @@ async fn changes_since_yesterday(
             .unwrap_or_default();
         let shape = |today| Shape {
             grain: kpi.grain,
-            from: None,
+            from: service.history_from(),
             to: None,
             today,
         };

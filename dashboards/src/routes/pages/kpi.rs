@@ -96,7 +96,7 @@ async fn build(
     } else {
         kpi.grain
     };
-    let shape = query.view.shape(default_grain, service.today());
+    let shape = query.view.shape(default_grain, service);
     let chosen = query.view.chosen(&splits(kpi));
     let (view, _) = view_of(service, kpi, &chosen, shape).await?;
     let by = match &query.by {

@@ -193,12 +193,13 @@ impl ViewQuery {
             .collect()
     }
 
-    pub fn shape(&self, default: Grain, today: NaiveDate) -> Shape {
+    /// The view this query asks of `service`'s series: never before the history starts.
+    pub fn shape(&self, default: Grain, service: &KpiService) -> Shape {
         Shape {
             grain: self.grain.unwrap_or(default),
-            from: self.from,
+            from: self.from.max(service.history_from()),
             to: self.to,
-            today,
+            today: service.today(),
         }
     }
 }
