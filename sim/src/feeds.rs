@@ -24,7 +24,7 @@ use chrono::NaiveDate;
 
 use crate::clock::{Clock, SimTime};
 use crate::patients::Population;
-use crate::records::{AdtRecord, ArrivalMode, Record};
+use crate::records::{AdtRecord, ArrivalMode, Record, temporary_number};
 use crate::trust::TrustModel;
 use crate::{SimError, Sink};
 use bright_engine::schema::adt_events;
@@ -181,7 +181,7 @@ impl Renderer {
         pv1[37] = disposition.into();
         pv1[44] = clock.hl7(r.admit_time);
         pv1[45] = discharge;
-        let segments = [
+        let mut segments = vec![
             format!(
                 "MSH|^~\\&|{SENDING_APPLICATION}|{org}|BRIGHT|{org}|{recorded}||ADT^{code}^{structure}|{control}|P|2.4|||AL|NE|GBR|8859/1|EN",
                 org = trust.org_code,
@@ -190,20 +190,36 @@ impl Renderer {
                 control = control_id(r.control_id),
             ),
             format!("EVN|{}|{recorded}|||SIMPAS|{event}", r.event_type.code()),
-            format!(
-                "PID|1||{}^^^NHS^NH~{}^^^{}^MR||{}^{}||{}|{}|||{}^^^^{}",
-                person.nhs_number,
-                person.local_id,
-                trust.org_code,
-                person.family_name.to_uppercase(),
-                person.given_name,
-                person.date_of_birth.format("%Y%m%d"),
-                person.sex,
-                person.address,
-                person.postcode,
-            ),
+            match r.temporary {
+                // Brought in unidentified: a temporary number, no name, birth date or address.
+                Some(n) => format!(
+                    "PID|1||{}^^^{}^MR||UNKNOWN^PATIENT|||{}",
+                    temporary_number(n),
+                    trust.org_code,
+                    person.sex,
+                ),
+                None => format!(
+                    "PID|1||{}^^^NHS^NH~{}^^^{}^MR||{}^{}||{}|{}|||{}^^^^{}",
+                    person.nhs_number,
+                    person.local_id,
+                    trust.org_code,
+                    person.family_name.to_uppercase(),
+                    person.given_name,
+                    person.date_of_birth.format("%Y%m%d"),
+                    person.sex,
+                    person.address,
+                    person.postcode,
+                ),
+            },
             pv1.join("|").trim_end_matches('|').to_string(),
         ];
+        if let Some(n) = r.merged {
+            // ADT_A39 puts the merged-away record after the surviving patient's PID.
+            segments.insert(
+                3,
+                format!("MRG|{}^^^{}^MR", temporary_number(n), trust.org_code),
+            );
+        }
         let mut message = segments.join("\r");
         message.push('\r');
         message.push('\n');
@@ -474,7 +490,9 @@ impl Sink for FileSink {
             }
             // Annotations are written by people on bright's pages, never by a hospital
             // system's feed.
-            Record::Annotation(_) => Ok(()),
+            // The feed files carry the records as finally sent; what ingest refused on the
+            // way is what the lake's `dq_issues` holds.
+            Record::Annotation(_) | Record::DqIssue(_) => Ok(()),
         }
     }
 

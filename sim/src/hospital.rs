@@ -27,15 +27,28 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Poisson};
 
 use crate::clock::{Clock, DAY, HOUR, MINUTE, SimTime};
+use crate::feeds::{SENDING_APPLICATION, control_id};
 use crate::patients::{PatientId, Population};
 use crate::records::{
-    AdtRecord, AdtType, ArrivalMode, Disposal, EdRecord, Location, PatientClass, Record,
+    AdtRecord, AdtType, ArrivalMode, Disposal, DqIssueRecord, EdRecord, Location, PatientClass,
+    Record,
 };
 use crate::trust::{TrustModel, WardRole, specialty as sp};
 use crate::{Changes, escalation_open, rng_stream, winter};
 
 /// ED arrivals per day at the reference trust, before weekday, season and trend.
 const ED_ARRIVALS_PER_DAY: f64 = 395.0;
+/// Share of very unwell ambulance arrivals admitted unidentified, under a temporary number.
+const UNIDENTIFIED_SHARE: f64 = 0.05;
+/// Share of ADT messages the PAS first sends without a patient identifier (refused by ingest
+/// and sent again).
+const ADT_REFUSED_SHARE: f64 = 0.0005;
+/// Share of ED extract rows first sent with a departure before the arrival (the day's file is
+/// refused and sent again).
+const ED_REFUSED_SHARE: f64 = 0.0008;
+/// The teams ingest names as owners of the ADT and ED feeds' refusals.
+const ADT_OWNER: &str = "PAS interface team";
+const ED_OWNER: &str = "ED systems team";
 /// Relative ED arrival rate by local hour (normalised by its sum when used).
 const ED_HOURLY: [f64; 24] = [
     0.55, 0.45, 0.38, 0.33, 0.30, 0.33, 0.45, 0.70, 1.00, 1.30, 1.45, 1.45, 1.40, 1.35, 1.30, 1.30,
@@ -106,6 +119,9 @@ enum Ev {
         from: (usize, usize),
     },
     CancelDischarge(u64),
+    /// A patient brought in unidentified is matched to their record: an A40 merges the
+    /// temporary one into it.
+    Merge(u64),
     /// The morning board round: when the department holds patients waiting for a bed, wards
     /// bring forward discharges planned for the next day and a half.
     BoardRound,
@@ -147,6 +163,8 @@ struct BedRequest {
     los_hours: f64,
     /// Hours on the first ward (assessment unit, ICU) and the move after it.
     next: Option<(f64, NextMove)>,
+    /// Brought in unidentified: admitted under a temporary hospital number.
+    unidentified: bool,
 }
 
 /// Where an admitted patient moves on to after their first ward.
@@ -197,6 +215,10 @@ struct Encounter {
     /// cancelled): no other event may be recorded for the patient.
     paused_until: SimTime,
     age: u32,
+    /// The temporary hospital number the PAS knows the patient by, until the merge.
+    temporary: Option<u64>,
+    /// The temporary number merged into the patient's record (the A40's MRG-1).
+    merged_from: Option<u64>,
 }
 
 /// Whether reported output has started.
@@ -236,6 +258,9 @@ pub(crate) struct Hospital {
     warmup_adt: BTreeMap<u64, Vec<AdtRecord>>,
     /// First reported instant; ED rows that ended before it are warm-up only.
     live_from: SimTime,
+    next_temporary: u64,
+    /// The day of the ED extract being written and the rows in it so far.
+    ed_lines: (i64, usize),
     pub stats: FlowStats,
 }
 
@@ -302,6 +327,8 @@ impl Hospital {
             phase: Phase::WarmUp,
             warmup_adt: BTreeMap::new(),
             live_from,
+            next_temporary: 0,
+            ed_lines: (0, 0),
             stats: FlowStats::default(),
         }
     }
@@ -441,7 +468,7 @@ impl Hospital {
             Ev::EdDepart(attendance) => {
                 self.in_department -= 1;
                 if let Some(ed) = self.open_ed.remove(&attendance) {
-                    self.report_ed(ed, out);
+                    self.report_ed(clock, ed, out);
                 }
             }
             Ev::GpArrive => self.gp_arrive(model, clock, t),
@@ -493,6 +520,7 @@ impl Hospital {
                 }
             }
             Ev::BoardRound => self.board_round(t),
+            Ev::Merge(encounter) => self.merge(t, encounter, out),
             Ev::CancelDischarge(encounter) => {
                 if self.encounters.contains_key(&encounter) {
                     self.adt(AdtType::A13, t, encounter, None, None, out);
@@ -616,6 +644,11 @@ impl Hospital {
                 next,
             } = self.emergency_route(model, age);
             let los = self.los_hours(specialty, age, date, true);
+            // Now and then someone brought in by ambulance, very unwell, cannot be identified
+            // at first and is admitted under a temporary hospital number.
+            let unidentified = mode == ArrivalMode::Ambulance
+                && acuity <= 2
+                && self.ed_rng.random_bool(UNIDENTIFIED_SHARE);
             let request = BedRequest {
                 need: Need::Emergency { attendance },
                 patient,
@@ -627,6 +660,7 @@ impl Hospital {
                 escalate_at: decision + 4 * HOUR,
                 los_hours: los,
                 next,
+                unidentified,
             };
             self.boarders += 1;
             self.request(decision, request);
@@ -654,11 +688,30 @@ impl Hospital {
         self.at(departure, Ev::EdDepart(attendance));
     }
 
-    fn report_ed(&mut self, ed: EdRecord, out: &mut dyn FnMut(Record)) {
+    fn report_ed(&mut self, clock: &Clock, ed: EdRecord, out: &mut dyn FnMut(Record)) {
         // The ED extract starts on the first reported day: attendances that began in the
         // warm-up are not part of the reported history (their admissions still are).
         if ed.arrival < self.live_from {
             return;
+        }
+        let day = Clock::day_of(ed.departure.unwrap_or(ed.arrival));
+        if self.ed_lines.0 != day {
+            self.ed_lines = (day, 0);
+        }
+        self.ed_lines.1 += 1;
+        if self.ed_rng.random_bool(ED_REFUSED_SHARE) {
+            // The day's extract is refused for this row and sent again corrected; the header
+            // is line 1.
+            out(Record::DqIssue(DqIssueRecord {
+                feed: "ed_attendances",
+                received: Clock::day_start(day + 1) + 2 * HOUR,
+                record_ref: format!("file ed_attendances_{}.csv", clock.date(day)),
+                reason: format!(
+                    "line {}, field 'departure_time': is before the arrival",
+                    self.ed_lines.1 + 1
+                ),
+                owner: ED_OWNER,
+            }));
         }
         out(Record::Ed(ed));
     }
@@ -837,6 +890,7 @@ impl Hospital {
                 escalate_at: t + 4 * HOUR,
                 los_hours: los,
                 next,
+                unidentified: false,
             },
         );
     }
@@ -885,6 +939,7 @@ impl Hospital {
                 escalate_at: SimTime::MAX,
                 los_hours: los,
                 next: None,
+                unidentified: false,
             },
         );
     }
@@ -913,6 +968,7 @@ impl Hospital {
                 escalate_at: SimTime::MAX,
                 los_hours: hours,
                 next: None,
+                unidentified: false,
             },
         );
     }
@@ -934,6 +990,7 @@ impl Hospital {
                 escalate_at: t + HOUR,
                 los_hours: los,
                 next: None,
+                unidentified: false,
             },
         );
     }
@@ -1049,7 +1106,7 @@ impl Hospital {
                     if let Some(mut ed) = self.open_ed.remove(&attendance) {
                         ed.departure = Some(t);
                         ed.disposal = Some(Disposal::Admitted);
-                        self.report_ed(ed, out);
+                        self.report_ed(clock, ed, out);
                     }
                 }
                 self.admit(clock, changes, t, request, ward, slot, out);
@@ -1081,6 +1138,10 @@ impl Hospital {
             ..next
         });
         self.beds[ward][slot] = Some(encounter);
+        let temporary = request.unidentified.then(|| {
+            self.next_temporary += 1;
+            self.next_temporary
+        });
         self.encounters.insert(
             encounter,
             Encounter {
@@ -1097,12 +1158,19 @@ impl Hospital {
                 cancel_discharge_done: false,
                 paused_until: 0,
                 age,
+                temporary,
+                merged_from: None,
             },
         );
         self.stats.admissions += 1;
         self.adt(AdtType::A01, t, encounter, None, None, out);
         self.at(discharge_at, Ev::Discharge(encounter));
         self.plan_next(encounter, next, discharge_at);
+        if temporary.is_some() {
+            // Identified within hours, on the ward; the records are merged then.
+            let found = minutes(lognormal(&mut self.rng, 360.0, 0.7).min(4320.0));
+            self.at((t + found).min(discharge_at - MINUTE), Ev::Merge(encounter));
+        }
         if self.rng.random_bool(0.05) && discharge_at - t > 2 * HOUR {
             let when = t + self.rng.random_range(HOUR..discharge_at - t);
             self.at(when, Ev::Update(encounter));
@@ -1179,6 +1247,7 @@ impl Hospital {
             escalate_at: SimTime::MAX,
             los_hours: 0.0,
             next: None,
+            unidentified: false,
         };
         enc.moving = Some(id);
         self.requests.insert(id, request);
@@ -1369,6 +1438,24 @@ impl Hospital {
         }
     }
 
+    /// Merges the temporary record of a patient identified on the ward into their own (A40);
+    /// from then on the PAS names the patient by their NHS number.
+    fn merge(&mut self, t: SimTime, encounter: u64, out: &mut dyn FnMut(Record)) {
+        let Some(enc) = self.encounters.get_mut(&encounter) else {
+            return;
+        };
+        if enc.paused_until > t {
+            let resume = enc.paused_until;
+            self.at(resume, Ev::Merge(encounter));
+            return;
+        }
+        let Some(n) = enc.temporary.take() else {
+            return;
+        };
+        enc.merged_from = Some(n);
+        self.adt(AdtType::A40, t, encounter, None, None, out);
+    }
+
     fn destination(&mut self, encounter: u64) -> &'static str {
         let Some(enc) = self.encounters.get(&encounter) else {
             return "19";
@@ -1452,11 +1539,31 @@ impl Hospital {
             discharge_destination: destination,
             admit_time: enc.admit_time,
             discharge_time: (kind == AdtType::A03).then_some(t),
+            temporary: enc.temporary,
+            merged: enc.merged_from.filter(|_| kind == AdtType::A40),
         };
         self.next_control += 1;
         match self.phase {
             Phase::WarmUp => self.warmup_adt.entry(encounter).or_default().push(record),
-            Phase::Live => out(Record::Adt(record)),
+            Phase::Live => {
+                if self.rng.random_bool(ADT_REFUSED_SHARE) {
+                    // Refused (AE) and sent again once the interface was put right.
+                    out(Record::DqIssue(DqIssueRecord {
+                        feed: "hl7_adt",
+                        received: record.recorded_at,
+                        record_ref: format!(
+                            "{SENDING_APPLICATION}/{}",
+                            control_id(record.control_id)
+                        ),
+                        reason: format!(
+                            "PID-3: {} needs the patient's identifier (PID-3: NHS number or local number)",
+                            kind.code()
+                        ),
+                        owner: ADT_OWNER,
+                    }));
+                }
+                out(Record::Adt(record));
+            }
         }
     }
 }

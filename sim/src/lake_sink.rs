@@ -13,7 +13,7 @@ use bright_engine::annotations::Kind;
 use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::lake::Lake;
-use bright_engine::pseudonym::{NHS_NUMBER, PseudoKey};
+use bright_engine::pseudonym::{LOCAL_ID, NHS_NUMBER, PseudoKey};
 use bright_engine::schema::Table;
 use chrono::{Datelike, NaiveDate};
 
@@ -21,7 +21,7 @@ use crate::clock::{Clock, SimTime, date32};
 use crate::feeds;
 use crate::patients::{PatientId, Population};
 use crate::records::ArrivalMode;
-use crate::records::Record;
+use crate::records::{Record, temporary_number};
 use crate::trust::TrustModel;
 use crate::{SimConfig, SimError, Simulation, Sink, Summary};
 
@@ -38,6 +38,7 @@ fn table_of(record: &Record) -> Table {
         Record::Shift(_) => Table::WorkforceShifts,
         Record::Finance(_) => Table::FinanceLedger,
         Record::Annotation(_) => Table::Annotations,
+        Record::DqIssue(_) => Table::DqIssues,
     }
 }
 
@@ -83,6 +84,14 @@ where
             .patient_key(NHS_NUMBER, &population.nhs_number(patient.index))
     }
 
+    /// The pseudonym ingest gives a temporary hospital number: a local id of the trust.
+    fn temporary_key(&self, trust: &TrustModel, n: u64) -> String {
+        self.key.patient_key(
+            LOCAL_ID,
+            &format!("{}/{}", trust.org_code, temporary_number(n)),
+        )
+    }
+
     fn flush_table(&mut self, table: Table) -> Result<(), SimError> {
         if let Some(builder) = self.tables.get_mut(&table)
             && !builder.is_empty()
@@ -104,8 +113,15 @@ where
 
     fn push(&mut self, trust: &TrustModel, clock: &Clock, record: Record) -> Result<(), SimError> {
         let table = table_of(&record);
+        let merged = match &record {
+            Record::Adt(r) => r.merged.map(|n| self.temporary_key(trust, n)),
+            _ => None,
+        };
         let key = match &record {
-            Record::Adt(r) => Some(self.patient_key(trust, r.patient)),
+            Record::Adt(r) => Some(match r.temporary {
+                Some(n) => self.temporary_key(trust, n),
+                None => self.patient_key(trust, r.patient),
+            }),
             Record::Ed(r) => Some(self.patient_key(trust, r.patient)),
             _ => None,
         };
@@ -137,8 +153,7 @@ where
                     .text(r.admission_method)
                     .opt_text(r.discharge_destination)
                     .text(SOURCE)
-                    // The simulated PAS never merges patient records.
-                    .opt_text(None)
+                    .opt_text(merged.as_deref())
                     .date(clock.utc_date32(r.event_time))
                     .end();
             }
@@ -253,6 +268,18 @@ where
                     .text(ANNOTATION_AUTHOR)
                     .timestamp(clock.utc_micros(Clock::day_start(r.day)))
                     .date(date32(clock.date(r.day)))
+                    .end();
+            }
+            Record::DqIssue(r) => {
+                builder
+                    .row()
+                    .text(r.feed)
+                    .timestamp(utc(r.received))
+                    .text(org)
+                    .text(&r.record_ref)
+                    .text(&r.reason)
+                    .text(r.owner)
+                    .date(clock.utc_date32(r.received))
                     .end();
             }
         }

@@ -22,6 +22,8 @@ pub enum AdtType {
     A12,
     /// Cancel discharge.
     A13,
+    /// Merge patient records: a temporary record merged into the identified patient's.
+    A40,
 }
 
 impl AdtType {
@@ -35,6 +37,7 @@ impl AdtType {
             AdtType::A11 => "A11",
             AdtType::A12 => "A12",
             AdtType::A13 => "A13",
+            AdtType::A40 => "A40",
         }
     }
 
@@ -44,6 +47,7 @@ impl AdtType {
             AdtType::A01 | AdtType::A08 | AdtType::A13 => "ADT_A01",
             AdtType::A02 | AdtType::A03 => "ADT_A02",
             AdtType::A11 | AdtType::A12 => "ADT_A11",
+            AdtType::A40 => "ADT_A39",
         }
     }
 }
@@ -103,6 +107,16 @@ pub struct AdtRecord {
     pub admit_time: SimTime,
     /// Discharge time (A03 only).
     pub discharge_time: Option<SimTime>,
+    /// The temporary hospital number the message names the patient by (PID-3), while a
+    /// patient brought in unidentified is not yet matched to their record.
+    pub temporary: Option<u64>,
+    /// A40 only: the temporary hospital number merged into the patient's record (MRG-1).
+    pub merged: Option<u64>,
+}
+
+/// The temporary hospital number `n` as PID-3 and MRG-1 carry it.
+pub fn temporary_number(n: u64) -> String {
+    format!("T{n:07}")
 }
 
 /// How an emergency attendance ended.
@@ -241,6 +255,17 @@ pub struct AnnotationRecord {
     pub note: &'static str,
 }
 
+/// A record a feed sent that ingest refused or flagged, as ingest notes it in `dq_issues`: the
+/// sender fixed it and sent it again, so the records themselves are in the other tables.
+#[derive(Debug, Clone)]
+pub struct DqIssueRecord {
+    pub feed: &'static str,
+    pub received: SimTime,
+    pub record_ref: String,
+    pub reason: String,
+    pub owner: &'static str,
+}
+
 /// Anything the simulator emits.
 #[derive(Debug, Clone)]
 pub enum Record {
@@ -252,4 +277,5 @@ pub enum Record {
     Shift(ShiftRecord),
     Finance(FinanceRecord),
     Annotation(AnnotationRecord),
+    DqIssue(DqIssueRecord),
 }

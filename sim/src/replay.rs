@@ -44,6 +44,7 @@ pub fn sent_at(record: &Record) -> Option<SimTime> {
         Record::Adt(r) => Some(r.recorded_at),
         Record::Ed(r) => Some(r.departure.unwrap_or(r.arrival)),
         Record::TheatreEvent(r) => Some(r.time),
+        Record::DqIssue(r) => Some(r.received),
         Record::Session(_)
         | Record::Beds(_)
         | Record::Shift(_)
@@ -99,6 +100,8 @@ impl Sink for Split<'_> {
                 feed: "theatre_events".into(),
                 record: self.renderer.theatre_event(trust, clock, r),
             },
+            // Live, ingest notes what it refuses itself.
+            Record::DqIssue(_) => return Ok(()),
             _ => return self.past.record(trust, clock, record),
         };
         self.future.push(Timed {

@@ -100,6 +100,7 @@ fn replay_adt(out: &QueryOutput, beds: &HashMap<String, u32>) -> (usize, usize) 
                 assert!(at.remove(&e).is_some(), "A11 for {e}, who is not admitted");
             }
             "A08" => assert!(at.contains_key(&e), "A08 for {e}, who is not in a bed"),
+            "A40" => assert!(at.contains_key(&e), "A40 for {e}, who is not in a bed"),
             other => panic!("unexpected event type {other}"),
         }
         // After every event: each bed holds at most one patient and each ward at most its
@@ -200,6 +201,79 @@ async fn the_simulated_hospital_is_consistent_and_shows_its_planted_changes() {
         .await
         .unwrap();
     assert_eq!(column(&out, 0)[0].as_deref(), Some("2024-12-05"));
+
+    // Patients brought in unidentified are admitted under a temporary number and merged into
+    // their own record (A40): every event of the stay before the merge names the temporary
+    // record, every event after it the patient.
+    let out = engine
+        .sql(
+            "SELECT count(*), count(DISTINCT prior_patient_key) FROM adt_events \
+             WHERE event_type = 'A40' AND prior_patient_key IS NOT NULL \
+               AND prior_patient_key <> patient_key",
+        )
+        .await
+        .unwrap();
+    let (merges, merged) = (float(&out, 0, 0), float(&out, 1, 0));
+    assert!((50.0..=2000.0).contains(&merges), "{merges} merges");
+    assert_eq!(merges, merged, "each temporary record is merged once");
+    let out = engine
+        .sql(
+            "SELECT count(*) FROM adt_events m JOIN adt_events e ON e.encounter_id = m.encounter_id \
+             WHERE m.event_type = 'A40' AND e.event_type <> 'A40' \
+               AND ((e.event_time < m.event_time AND e.patient_key <> m.prior_patient_key) \
+                 OR (e.event_time > m.event_time AND e.patient_key <> m.patient_key))",
+        )
+        .await
+        .unwrap();
+    assert_eq!(float(&out, 0, 0), 0.0, "events naming the wrong record");
+
+    // What ingest refused on the way is noted for the feeds' owners: ADT messages without a
+    // patient identifier, ED extracts with a departure before the arrival.
+    let out = engine
+        .sql(
+            "SELECT feed, owner, count(*), min(reason) FROM dq_issues GROUP BY feed, owner ORDER BY feed",
+        )
+        .await
+        .unwrap();
+    let (feeds, owners, counts, reasons) = (
+        column(&out, 0),
+        column(&out, 1),
+        column(&out, 2),
+        column(&out, 3),
+    );
+    assert_eq!(
+        feeds,
+        [Some("ed_attendances".into()), Some("hl7_adt".into())],
+        "{owners:?}"
+    );
+    assert_eq!(
+        owners,
+        [
+            Some("ED systems team".into()),
+            Some("PAS interface team".into())
+        ]
+    );
+    for (count, reason) in counts.iter().zip(&reasons) {
+        let count: f64 = count.as_deref().unwrap().parse().unwrap();
+        assert!(
+            (20.0..=1000.0).contains(&count),
+            "{count} issues: {reason:?}"
+        );
+    }
+    assert!(
+        reasons[0]
+            .as_deref()
+            .unwrap()
+            .ends_with(", field 'departure_time': is before the arrival"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1]
+            .as_deref()
+            .unwrap()
+            .contains("needs the patient's identifier (PID-3"),
+        "{reasons:?}"
+    );
 
     // Volumes: about 390 ED arrivals a day, about a quarter admitted.
     let out = engine
