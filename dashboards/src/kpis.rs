@@ -17,6 +17,7 @@ use bright_engine::annotations::{self, Annotation, AnnotationError};
 use bright_engine::kpi::{KpiCache, Period, RefreshReport};
 use bright_engine::query::{QueryEngine, QueryError, QueryOutput};
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 
 type Key = (String, Vec<String>);
 
@@ -32,7 +33,25 @@ pub struct KpiService {
     notes_read: std::sync::atomic::AtomicBool,
     /// The first day the lake's history is complete, if it starts with partial days.
     history_from: Option<NaiveDate>,
+    /// The latest records ingest refused or flagged, newest first, read again on each refresh.
+    issues: RwLock<Arc<Vec<Issue>>>,
+    issues_read: std::sync::atomic::AtomicBool,
 }
+
+/// A record a feed sent that ingest refused or flagged, as `dq_issues` keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Issue {
+    pub received_at: DateTime<Utc>,
+    pub feed: String,
+    /// The team told about it.
+    pub owner: Option<String>,
+    /// Which delivery: a message's sender and control id, a file, an HTTP request.
+    pub record: Option<String>,
+    pub reason: String,
+}
+
+/// How many of the latest issues the data-quality page lists.
+pub const LATEST_ISSUES: usize = 20;
 
 #[derive(Default)]
 struct Kept {
@@ -65,6 +84,8 @@ impl KpiService {
             notes: RwLock::new(Arc::new(Vec::new())),
             notes_read: std::sync::atomic::AtomicBool::new(false),
             history_from: None,
+            issues: RwLock::new(Arc::new(Vec::new())),
+            issues_read: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -174,10 +195,77 @@ impl KpiService {
         self.reload_notes().await
     }
 
+    /// The latest records ingest refused or flagged, newest first (read the first time
+    /// anything asks, then on every refresh).
+    pub async fn latest_issues(&self) -> Arc<Vec<Issue>> {
+        if !self
+            .issues_read
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+            && let Err(e) = self.reload_issues().await
+        {
+            tracing::error!(error = %e, "Reading the data-quality issues failed.");
+        }
+        self.issues
+            .read()
+            .map(|i| i.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Reads the latest issues again from the lake and the acknowledged rows.
+    pub async fn reload_issues(&self) -> Result<(), QueryError> {
+        use bright_engine::schema::dq_issues;
+        let sql = format!(
+            "SELECT {at}, {feed}, {owner}, {record}, {reason} FROM dq_issues \
+             ORDER BY {at} DESC, {feed}, {record} LIMIT {LATEST_ISSUES}",
+            at = dq_issues::RECEIVED_AT,
+            feed = dq_issues::FEED,
+            owner = dq_issues::OWNER,
+            record = dq_issues::RECORD_REF,
+            reason = dq_issues::REASON,
+        );
+        let output = self.engine.sql(&sql).await?;
+        let mut read = Vec::with_capacity(output.num_rows());
+        for batch in &output.batches {
+            let text = |i: usize| -> Result<Vec<Option<String>>, QueryError> {
+                let column = cast(batch.column(i), &DataType::Utf8)?;
+                let column = column.as_string::<i32>();
+                Ok((0..column.len())
+                    .map(|r| column.is_valid(r).then(|| column.value(r).to_string()))
+                    .collect())
+            };
+            let at = cast(batch.column(0), &DataType::Int64)?;
+            let at = at.as_primitive::<arrow::datatypes::Int64Type>();
+            let (feed, owner, record, reason) = (text(1)?, text(2)?, text(3)?, text(4)?);
+            for row in 0..batch.num_rows() {
+                let Some(received_at) = at
+                    .is_valid(row)
+                    .then(|| DateTime::from_timestamp_micros(at.value(row)))
+                    .flatten()
+                else {
+                    continue;
+                };
+                read.push(Issue {
+                    received_at,
+                    feed: feed[row].clone().unwrap_or_default(),
+                    owner: owner[row].clone(),
+                    record: record[row].clone(),
+                    reason: reason[row].clone().unwrap_or_default(),
+                });
+            }
+        }
+        if let Ok(mut issues) = self.issues.write() {
+            *issues = Arc::new(read);
+        }
+        Ok(())
+    }
+
     /// Brings every kept series up to date with the lake and the acknowledged rows.
     pub async fn refresh(&self) -> Result<RefreshReport, QueryError> {
         if let Err(e) = self.reload_notes().await {
             tracing::error!(error = %e, "Reading the annotations failed; the pages keep the last read.");
+        }
+        if let Err(e) = self.reload_issues().await {
+            tracing::error!(error = %e, "Reading the data-quality issues failed; the page keeps the last read.");
         }
         let mut cache = self.cache.lock().await;
         let report = cache.refresh(&self.engine, self.today()).await?;

@@ -142,7 +142,7 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("a folder");
     let today = chrono::Utc::now().date_naive().to_string();
     let lake = dir.path().join("lake");
-    ok(&[
+    let generated = ok(&[
         "generate",
         "--days",
         "120",
@@ -174,7 +174,21 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         .write_all(format!("{PASSWORD}\n").as_bytes())
         .expect("writes");
     assert!(add.wait().expect("ends").success());
-    let (server, _, http) = serve(dir.path(), KEY, &[]);
+    // Charts start on the first simulated day, as `bright generate` advises.
+    let advice = generated
+        .lines()
+        .find_map(|l| l.split_once("put `").and_then(|(_, r)| r.split_once('`')))
+        .map(|(setting, _)| setting.to_string())
+        .expect("generate says how to set history_from");
+    let first_day = chrono::Utc::now().date_naive() - chrono::Duration::days(120);
+    assert_eq!(advice, format!("history_from = \"{first_day}\""));
+    let config = dir.path().join("bright.toml");
+    std::fs::write(&config, format!("[dashboards]\n{advice}\n")).expect("writes");
+    let (server, _, http) = serve(
+        dir.path(),
+        KEY,
+        &["--config", config.to_str().expect("utf-8")],
+    );
     let base = format!("http://127.0.0.1:{http}");
     let driver = chromedriver();
     let client = browser(&driver).await;

@@ -1,6 +1,7 @@
 //! `GET /data-quality` and its twin `GET /api/data-quality`: accuracy flagged to its owners —
 //! each feed's freshness now (stale or not, since when, records and refusals since start),
-//! refused records by feed and owning team over time, and the data-quality KPIs' charts.
+//! refused records by feed and owning team over time, the latest of them with their reasons,
+//! and the data-quality KPIs' charts.
 
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use super::{
 };
 use crate::AppState;
 use crate::auth::Client;
-use crate::kpis::breakdowns;
+use crate::kpis::{Issue, LATEST_ISSUES, breakdowns};
 use crate::view::kpi_view;
 
 /// The dashboard whose KPIs the page charts.
@@ -30,6 +31,9 @@ pub struct DataQuality {
     pub feeds: Vec<FeedStatus>,
     /// Refused records per feed and owner: the latest period and the whole range shown.
     pub refused: Vec<Refused>,
+    /// The latest refused or flagged records (of the feed chosen, if one is), newest first,
+    /// with the reason their owner needs to put them right.
+    pub latest: Vec<Issue>,
     #[serde(flatten)]
     pub dashboard: DashboardView,
 }
@@ -77,9 +81,18 @@ async fn data(
         }
         refused.sort_by(|a, b| b.total.total_cmp(&a.total));
     }
+    let feed = query.filters.get("feed").filter(|f| !f.trim().is_empty());
+    let latest = service
+        .latest_issues()
+        .await
+        .iter()
+        .filter(|i| feed.is_none_or(|f| &i.feed == f))
+        .cloned()
+        .collect();
     Ok(DataQuality {
         feeds: state.ingest().map(|api| api.feeds()).unwrap_or_default(),
         refused,
+        latest,
         dashboard: view,
     })
 }
@@ -108,6 +121,7 @@ pub async fn html(
     let pages = pages_for(&state, &client)?;
     let dashboard = find(&pages.dashboards, &client, DASHBOARD)?;
     let page_data = data(&state, &client, &query).await?;
+    let zone = pages.kpis.time_zone();
     let main = html! {
         h1 { "Data quality" }
         p class="lead" { "What each feed sent, what bright refused and why it matters to its owner." }
@@ -155,6 +169,29 @@ pub async fn html(
                             td { (r.owner.as_deref().unwrap_or("–")) }
                             td class="num" { (r.latest.map_or("–".to_string(), |v| format!("{v:.0}"))) }
                             td class="num" { (format!("{:.0}", r.total)) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Latest refused and flagged records" }
+        @if page_data.latest.is_empty() {
+            p { "Nothing refused or flagged yet." }
+        } @else {
+            p { "The latest " (LATEST_ISSUES) " at most, newest first, with what their owner needs to put them right." }
+            table class="values" {
+                thead { tr {
+                    th scope="col" { "Received" } th scope="col" { "Feed" } th scope="col" { "Owner" }
+                    th scope="col" { "Record" } th scope="col" { "Reason" }
+                } }
+                tbody {
+                    @for i in &page_data.latest {
+                        tr {
+                            td { (i.received_at.with_timezone(&zone).format("%-d %b %Y %H:%M")) }
+                            td { (i.feed) }
+                            td { (i.owner.as_deref().unwrap_or("–")) }
+                            td { (i.record.as_deref().unwrap_or("–")) }
+                            td { (i.reason) }
                         }
                     }
                 }
