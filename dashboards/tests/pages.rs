@@ -300,6 +300,8 @@ async fn every_page_shows_what_its_json_twin_says() {
     // A dashboard filtered by site: the filter's values are the sites, and KPIs split by
     // site differ from the whole trust.
     let flow = json(state, "/api/dashboards/flow").await;
+    // One trust: no trust to choose.
+    assert_eq!(flow["filters"][0]["name"], "site", "{}", flow["filters"]);
     let sites: Vec<String> = flow["filters"][0]["values"]
         .as_array()
         .expect("values")
@@ -911,6 +913,32 @@ async fn with_several_trusts_a_kpi_shows_its_peers_in_a_funnel_or_by_quartiles()
     // Below the organisation (a site chosen), peers are not compared.
     let page = json(state, "/api/kpi/ed_attendances?grain=week&site=none").await;
     assert!(page["peers"].is_null());
+
+    // Dashboards offer each trust on its own, all of them together by default.
+    let ed = json(state, "/api/dashboards/ed").await;
+    let trusts = &ed["filters"][0];
+    assert_eq!(trusts["name"], "org_code", "{}", ed["filters"]);
+    assert_eq!(trusts["values"].as_array().map(Vec::len), Some(4));
+    let body = html(state, "/dashboards/ed").await;
+    assert!(body.contains("Trust"), "the filter is labelled for people");
+    let one = json(state, &format!("/api/dashboards/ed?org_code={chosen}")).await;
+    assert_eq!(one["filters"][0]["chosen"], chosen.as_str());
+    let four_hours = |view: &Value| {
+        view["sections"][0]["kpis"]
+            .as_array()
+            .expect("kpis")
+            .iter()
+            .find(|k| k["id"] == "ed_4h_performance")
+            .expect("on the ED dashboard")["points"]
+            .clone()
+    };
+    let alone = json(
+        state,
+        &format!("/api/kpi/ed_4h_performance?grain=week&org_code={chosen}"),
+    )
+    .await;
+    assert_eq!(four_hours(&one), alone["points"], "the trust's own numbers");
+    assert_ne!(four_hours(&one), four_hours(&ed), "not the region's");
 }
 
 /// A year of the simulated trust: each process change the simulator plants shows as special

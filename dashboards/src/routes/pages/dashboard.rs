@@ -73,10 +73,17 @@ pub(crate) async fn build(
         .engine()
         .kpi_catalogue()
         .ok_or(PageError::Unavailable)?;
-    let chosen = query.chosen(&dashboard.filters);
+    // A lake of several trusts (a region's) offers each trust on its own; the default view
+    // is all of them together.
+    let mut offered = dashboard.filters.clone();
+    let org = bright_engine::schema::common::ORG_CODE;
+    if filter_values(service, dashboard, org).await?.len() > 1 {
+        offered.insert(0, org.to_string());
+    }
+    let chosen = query.chosen(&offered);
     let shape = query.shape(dashboard.grain, service);
     let mut filters = Vec::new();
-    for name in &dashboard.filters {
+    for name in &offered {
         filters.push(FilterView {
             name: name.clone(),
             values: filter_values(service, dashboard, name).await?,

@@ -246,7 +246,8 @@ pub(crate) fn org_of(chosen: &[(String, String)]) -> Option<&str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The values a filter can take: the breakdown's values in the first KPI that has it.
+/// The values a filter can take: the breakdown's values in the first KPI that has it (any KPI
+/// for the organisation).
 pub(crate) async fn filter_values(
     service: &KpiService,
     dashboard: &Dashboard,
@@ -258,7 +259,7 @@ pub(crate) async fn filter_values(
     let Some(kpi) = dashboard
         .kpis()
         .filter_map(|id| catalogue.get(id).ok())
-        .find(|k| k.breakdowns.iter().any(|b| b == filter))
+        .find(|k| splits(k).iter().any(|b| b == filter))
     else {
         return Ok(Vec::new());
     };
@@ -573,7 +574,8 @@ pub(crate) fn filter_form(
         form class="filters" method="get" {
             @for FilterView { name: filter, values, .. } in filters {
                 label {
-                    (filter.replace('_', " "))
+                    @if filter == bright_engine::schema::common::ORG_CODE { "Trust" }
+                    @else { (filter.replace('_', " ")) }
                     select name=(filter) {
                         option value="" { "All" }
                         @for v in values {
