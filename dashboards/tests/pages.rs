@@ -253,6 +253,20 @@ async fn every_page_shows_what_its_json_twin_says() {
         })
         .collect();
     assert_eq!(ipr["uncharted"], serde_json::json!([]));
+    // A range before the history has nothing to judge, and the report says so.
+    let before = format!("/ipr?to={}", site.config.first_day());
+    let empty = json(state, &format!("/api{before}")).await;
+    assert_eq!(
+        empty["uncharted"].as_array().map(Vec::len),
+        Some(kpis.len()),
+        "{}",
+        empty["uncharted"]
+    );
+    assert!(
+        html(state, &before)
+            .await
+            .contains("No complete period to judge yet")
+    );
     assert_eq!(cells.iter().map(|c| c.2).sum::<usize>(), kpis.len());
     let (a, v, n) = cells.iter().max_by_key(|c| c.2).expect("a cell");
     let one_cell = json(state, &format!("/api/ipr?variation={v}&assurance={a}")).await;
