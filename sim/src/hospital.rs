@@ -632,7 +632,7 @@ impl Hospital {
             4 => 0.085,
             _ => 0.02,
         };
-        let p_admit = (base * age_factor * (1.0 + 0.14 * winter(date))).min(0.95);
+        let p_admit = (base * age_factor * (1.0 + 0.12 * winter(date))).min(0.95);
         if r.random_bool(p_admit) {
             let decision = seen + minutes(lognormal(r, 110.0 * staffing.max(0.85), 0.5));
             ed.decision_to_admit = Some(decision);
@@ -862,7 +862,7 @@ impl Hospital {
         };
         let age_factor = if age >= 75 { 1.35 } else { 1.0 };
         let elective_factor = if emergency { 1.0 } else { 0.8 };
-        let season = 1.0 + 0.11 * winter(date);
+        let season = 1.0 + 0.10 * winter(date);
         lognormal(&mut self.rng, median_days, sigma) * 24.0 * age_factor * elective_factor * season
     }
 
