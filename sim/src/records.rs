@@ -214,7 +214,7 @@ pub struct TheatreEventRecord {
 pub struct BedsRecord {
     pub ward: usize,
     pub beds: u32,
-    /// Local day index the row starts (may be before the first simulated day).
+    /// The first day the row holds (from the first reported day on).
     pub valid_from: chrono::NaiveDate,
     pub valid_to: Option<chrono::NaiveDate>,
 }
