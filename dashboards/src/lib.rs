@@ -27,6 +27,7 @@ pub mod charts;
 pub mod kpis;
 pub mod routes;
 pub mod spec;
+pub mod trackboard;
 pub mod users;
 pub mod view;
 
