@@ -13,6 +13,7 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Float64Type};
+use arrow::record_batch::RecordBatch;
 use bright_engine::annotations::{self, Annotation, AnnotationError};
 use bright_engine::kpi::{KpiCache, Period, RefreshReport};
 use bright_engine::query::{QueryEngine, QueryError, QueryOutput};
@@ -48,6 +49,27 @@ pub struct Issue {
     /// Which delivery: a message's sender and control id, a file, an HTTP request.
     pub record: Option<String>,
     pub reason: String,
+}
+
+/// Column `i` of a query's batch as text, nulls as `None`.
+pub(crate) fn text_column(
+    batch: &RecordBatch,
+    i: usize,
+) -> Result<Vec<Option<String>>, QueryError> {
+    let column = cast(batch.column(i), &DataType::Utf8)?;
+    let column = column.as_string::<i32>();
+    Ok((0..column.len())
+        .map(|r| column.is_valid(r).then(|| column.value(r).to_string()))
+        .collect())
+}
+
+/// Column `i` of a query's batch, a timestamp, as microseconds since the epoch.
+pub(crate) fn micros_column(batch: &RecordBatch, i: usize) -> Result<Vec<Option<i64>>, QueryError> {
+    let column = cast(batch.column(i), &DataType::Int64)?;
+    let column = column.as_primitive::<arrow::datatypes::Int64Type>();
+    Ok((0..column.len())
+        .map(|r| column.is_valid(r).then(|| column.value(r)))
+        .collect())
 }
 
 /// How many of the latest issues the data-quality page lists.
@@ -226,22 +248,11 @@ impl KpiService {
         let output = self.engine.sql(&sql).await?;
         let mut read = Vec::with_capacity(output.num_rows());
         for batch in &output.batches {
-            let text = |i: usize| -> Result<Vec<Option<String>>, QueryError> {
-                let column = cast(batch.column(i), &DataType::Utf8)?;
-                let column = column.as_string::<i32>();
-                Ok((0..column.len())
-                    .map(|r| column.is_valid(r).then(|| column.value(r).to_string()))
-                    .collect())
-            };
-            let at = cast(batch.column(0), &DataType::Int64)?;
-            let at = at.as_primitive::<arrow::datatypes::Int64Type>();
+            let text = |i| text_column(batch, i);
+            let at = micros_column(batch, 0)?;
             let (feed, owner, record, reason) = (text(1)?, text(2)?, text(3)?, text(4)?);
             for row in 0..batch.num_rows() {
-                let Some(received_at) = at
-                    .is_valid(row)
-                    .then(|| DateTime::from_timestamp_micros(at.value(row)))
-                    .flatten()
-                else {
+                let Some(received_at) = at[row].and_then(DateTime::from_timestamp_micros) else {
                     continue;
                 };
                 read.push(Issue {

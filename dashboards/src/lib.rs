@@ -274,6 +274,8 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
             get(pages::annotations::list).post(pages::annotations::post),
         ),
         ("/data-quality", get(pages::data_quality::html)),
+        ("/theatres", get(pages::theatres::html)),
+        ("/api/theatres", get(pages::theatres::api)),
         ("/api/data-quality", get(pages::data_quality::api)),
     ]
 }

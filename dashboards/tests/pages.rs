@@ -1031,3 +1031,79 @@ async fn each_planted_change_is_special_cause_on_its_dashboard_chart() {
         );
     }
 }
+
+/// The trackboard over a simulated trust whose history runs to the end of today: one tile per
+/// theatre with a list today, each from the milestones up to now (none after it), filtered by
+/// site, the same on the page as in its JSON twin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trackboard_shows_each_theatre_with_a_list_today_from_its_milestones_so_far() {
+    let site = site_of(SimConfig::new(
+        3,
+        20,
+        chrono::Utc::now().date_naive() + chrono::Duration::days(2),
+    ))
+    .await;
+    let state = &site.state;
+    let lake = Lake::open(site.dir.path().join("lake").to_str().expect("utf-8")).expect("lake");
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .expect("engine");
+    let board = json(state, "/api/theatres").await;
+    let now = chrono::Utc::now().to_rfc3339();
+    let date = board["date"].as_str().expect("a date").to_string();
+    let count = |sql: String| {
+        let engine = &engine;
+        async move {
+            let out = engine.sql(&sql).await.expect("query");
+            let column = bright_engine::arrow::compute::cast(
+                out.batches[0].column(0),
+                &bright_engine::arrow::datatypes::DataType::Int64,
+            )
+            .expect("cast");
+            column
+                .as_any()
+                .downcast_ref::<bright_engine::arrow::array::Int64Array>()
+                .expect("ints")
+                .value(0)
+        }
+    };
+    let theatres = count(format!(
+        "SELECT count(DISTINCT theatre) FROM theatre_sessions WHERE session_date = DATE '{date}'"
+    ))
+    .await;
+    let tiles = board["tiles"].as_array().expect("tiles");
+    assert!(theatres >= 1, "the emergency theatre has a list every day");
+    assert_eq!(tiles.len() as i64, theatres, "one tile per theatre");
+    let page = html(state, "/theatres").await;
+    for t in tiles {
+        let session = t["session_id"].as_str().expect("a session");
+        let so_far = count(format!(
+            "SELECT count(*) FROM theatre_events WHERE session_id = '{session}' \
+             AND milestone <> 'cancelled' AND event_time <= TIMESTAMP '{now}'"
+        ))
+        .await;
+        let status = t["status"].as_str().expect("a status");
+        let idle = status == "idle";
+        assert_eq!(idle, so_far == 0, "{t}: {so_far} milestones so far");
+        if let Some(last) = t["last_event"].as_str() {
+            assert!(last <= now.as_str(), "{t}: nothing from the future");
+        }
+        assert!(
+            t["done"].as_u64() <= t["planned"].as_u64(),
+            "{t}: done of planned"
+        );
+        assert!(page.contains(t["theatre"].as_str().expect("theatre")));
+        assert!(page.contains(t["status_label"].as_str().expect("label")));
+    }
+    // One site's rooms only.
+    let sites = board["sites"].as_array().expect("sites");
+    let one = sites[0].as_str().expect("a site");
+    let filtered = json(state, &format!("/api/theatres?site={one}")).await;
+    let kept = filtered["tiles"].as_array().expect("tiles");
+    assert!(!kept.is_empty());
+    assert!(kept.iter().all(|t| t["site"] == one), "{kept:?}");
+    assert_eq!(
+        kept.len(),
+        tiles.iter().filter(|t| t["site"] == one).count()
+    );
+}

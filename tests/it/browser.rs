@@ -104,6 +104,17 @@ async fn whole_page(client: &Client) -> Vec<u8> {
     png
 }
 
+/// The text of the page the browser shows.
+async fn body_text(client: &Client) -> String {
+    client
+        .find(Locator::Css("body"))
+        .await
+        .expect("a body")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// Script errors the page's collector caught.
 async fn script_errors(client: &Client) -> Vec<String> {
     let errors = client
@@ -281,13 +292,7 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     ];
     for (shot, path, expected) in pages {
         client.goto(&format!("{base}{path}")).await.expect("opens");
-        let text = client
-            .find(Locator::Css("body"))
-            .await
-            .expect("a body")
-            .text()
-            .await
-            .expect("text");
+        let text = body_text(&client).await;
         for wanted in expected {
             assert!(text.contains(wanted), "{path}: '{wanted}' not on the page");
         }
@@ -302,6 +307,19 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         std::fs::write(shots.join(format!("{shot}.png")), whole_page(&client).await)
             .expect("saved");
     }
+
+    // The trackboard: this lake ends yesterday, so no theatre has a list today; the page says
+    // so and passes the same checks.
+    client
+        .goto(&format!("{base}/theatres"))
+        .await
+        .expect("opens");
+    let text = body_text(&client).await;
+    assert!(text.contains("Theatres now") && text.contains("No theatre has a list today"));
+    assert_eq!(script_errors(&client).await, Vec::<String>::new());
+    let violations = accessibility(&client, &axe).await;
+    assert!(violations.is_empty(), "/theatres: {violations:#?}");
+    std::fs::write(shots.join("trackboard.png"), whole_page(&client).await).expect("saved");
 
     // The keyboard reaches the page: the first Tab lands on "Skip to content".
     client.goto(&format!("{base}/ipr")).await.expect("opens");

@@ -36,6 +36,7 @@ pub mod favourites;
 pub mod home;
 pub mod ipr;
 pub mod kpi;
+pub mod theatres;
 
 /// What the pages need beyond the rest of the service.
 #[derive(Debug, Clone)]
@@ -657,6 +658,9 @@ thead th{background:#d8dde0}
 table.values{font-size:.85rem;margin-top:.5rem}
 .lozenge{display:inline-block;padding:0 .45rem;border-radius:.7rem;font-size:.8rem;font-weight:600;background:#e8edee}
 .lozenge.stale{background:#ffd1ad;color:#212b32}
+.rooms{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(16rem,1fr));gap:.75rem}
+.room{padding:.6rem .8rem;border-radius:.3rem}.room h2{margin:0;font-size:1.6rem}.room .site{font-size:1rem;font-weight:400}
+.room p{margin:.2rem 0}.room .status{font-size:1.3rem}
 .error{background:#fde8e8;border-left:6px solid #d5281b;padding:.5rem .75rem}
 .filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;background:#fff;padding:.5rem .75rem;border:1px solid #d8dde0;margin:1rem 0}
 .filters label{display:flex;flex-direction:column;font-size:.85rem;font-weight:600;text-transform:capitalize}
