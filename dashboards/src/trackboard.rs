@@ -173,9 +173,10 @@ pub struct Room {
     pub since: Option<DateTime<Utc>>,
     /// The case in the room, or the one it is being turned round after.
     pub current_case: Option<String>,
-    /// The next case on the list not yet in the room.
+    /// The next case on the list not yet in the room (of those known so far).
     pub next_case: Option<String>,
-    /// Cases out of theatre, of the cases planned (cancelled ones included).
+    /// Cases out of theatre, of the list's cases the milestones have named so far (cancelled
+    /// ones included): a case not yet sent for is not known to the board.
     pub done: usize,
     pub planned: usize,
     pub cancelled: usize,

@@ -284,7 +284,8 @@ pub async fn html(
                     @if let Some(p) = &t.procedure { p { (p) } }
                     @if let Some(p) = &t.next_procedure { p class="next" { "Next: " (p) } }
                     p class="counts" {
-                        (t.room.done) " of " (t.room.planned) " cases done"
+                        // Cases are known once their first milestone arrives: count those.
+                        (t.room.done) " done of " (t.room.planned) " cases so far"
                         @if t.room.cancelled > 0 { " · " (t.room.cancelled) " cancelled" }
                         @if let Some(late) = t.late_start_min { @if late > 0 { " · started " (late) " min late" } }
                     }
