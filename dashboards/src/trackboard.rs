@@ -182,8 +182,10 @@ pub struct Room {
     pub cancelled: usize,
 }
 
-/// The state of a room from its list's case events, in any order.
-pub fn room(events: &[CaseEvent]) -> Room {
+/// The state of a room from its list's case events, in any order. A case is known only once
+/// its first milestone arrives, so a room with nobody waiting is ready rather than finished
+/// until `list_over` (the list's planned end has passed).
+pub fn room(events: &[CaseEvent], list_over: bool) -> Room {
     let mut cases: BTreeMap<&str, Case> = BTreeMap::new();
     for e in events {
         let case = cases.entry(e.case_id.as_str()).or_insert_with(|| Case {
@@ -278,7 +280,7 @@ pub fn room(events: &[CaseEvent]) -> Room {
     }
     if let Some((case, _, t)) = latest_in(&|m| m == Milestone::CleaningEnd) {
         return Room {
-            status: if waiting.is_empty() {
+            status: if waiting.is_empty() && list_over {
                 RoomStatus::SessionFinished
             } else {
                 RoomStatus::Ready
@@ -288,7 +290,7 @@ pub fn room(events: &[CaseEvent]) -> Room {
             ..base
         };
     }
-    if !cases.is_empty() && waiting.is_empty() {
+    if list_over && !cases.is_empty() && waiting.is_empty() {
         // Every case cancelled.
         return Room {
             status: RoomStatus::SessionFinished,
@@ -339,9 +341,9 @@ mod tests {
             RoomStatus::Cleaning,
             RoomStatus::SessionFinished,
         ];
-        assert_eq!(room(&[]).status, RoomStatus::Idle);
+        assert_eq!(room(&[], true).status, RoomStatus::Idle);
         for (n, want) in expected.iter().enumerate() {
-            let r = room(&case[..=n]);
+            let r = room(&case[..=n], true);
             assert_eq!(r.status, *want, "after {}", MILESTONES[n]);
             let since = match *want {
                 // In recovery: ready for cleaning since the patient left theatre.
@@ -351,8 +353,10 @@ mod tests {
             };
             assert_eq!(r.since, Some(since), "after {}", MILESTONES[n]);
         }
-        let last = room(&case);
+        let last = room(&case, true);
         assert_eq!((last.done, last.planned, last.cancelled), (1, 1, 0));
+        // Before the list's end more cases may yet be sent for: the room is ready.
+        assert_eq!(room(&case, false).status, RoomStatus::Ready);
         assert_eq!(last.next_case, None);
     }
 
@@ -360,42 +364,42 @@ mod tests {
     fn any_arrival_order_ends_in_the_same_state() {
         let mut events = whole_case("C1", 1, 0);
         events.extend(whole_case("C2", 2, 100).into_iter().take(5));
-        let in_order = room(&events);
+        let in_order = room(&events, true);
         assert_eq!(in_order.status, RoomStatus::Closing);
         assert_eq!(in_order.current_case.as_deref(), Some("C2"));
         let mut reversed = events.clone();
         reversed.reverse();
-        assert_eq!(room(&reversed), in_order);
+        assert_eq!(room(&reversed, true), in_order);
         for k in 1..events.len() {
             let mut rotated = events.clone();
             rotated.rotate_left(k);
-            assert_eq!(room(&rotated), in_order, "rotated by {k}");
+            assert_eq!(room(&rotated, true), in_order, "rotated by {k}");
         }
         // A late or resent event changes nothing: the earliest time of a milestone stands.
         let mut late = events.clone();
         late.push(event("C2", 2, "sent_for", 150));
         late.push(event("C2", 2, "knife_to_skin", 149));
-        assert_eq!(room(&late), in_order);
+        assert_eq!(room(&late, true), in_order);
     }
 
     #[test]
     fn the_next_patient_sent_for_while_the_last_is_closing_shows_on_the_tile_not_the_room() {
         let mut events = whole_case("C1", 1, 0)[..5].to_vec();
         events.push(event("C2", 2, "sent_for", 45));
-        let r = room(&events);
+        let r = room(&events, true);
         assert_eq!(r.status, RoomStatus::Closing);
         assert_eq!(r.current_case.as_deref(), Some("C1"));
         assert_eq!(r.next_case.as_deref(), Some("C2"));
         // C1 out and cleaned, C2 still on its way: sent for, since C2 was sent for.
         let mut events = whole_case("C1", 1, 0);
         events.push(event("C2", 2, "sent_for", 45));
-        let r = room(&events);
+        let r = room(&events, true);
         assert_eq!((r.status, r.since), (RoomStatus::SentFor, Some(at(45))));
         // The rest of the list cancelled: the session is over once the room is clean.
         let mut events = whole_case("C1", 1, 0);
         events.push(event("C2", 2, "cancelled", 20));
         events.push(event("C3", 3, "cancelled", 20));
-        let r = room(&events);
+        let r = room(&events, true);
         assert_eq!(
             (r.status, r.since),
             (RoomStatus::SessionFinished, Some(at(90)))
@@ -407,7 +411,7 @@ mod tests {
     fn the_theatre_waits_for_cleaning_while_the_next_patient_is_anaesthetised_next_door() {
         let mut events = whole_case("C1", 1, 0)[..7].to_vec();
         events.extend(whole_case("C2", 2, 50).into_iter().take(3));
-        let r = room(&events);
+        let r = room(&events, true);
         assert_eq!(
             (r.status, r.since),
             (RoomStatus::ReadyForCleaning, Some(at(60)))
@@ -416,12 +420,12 @@ mod tests {
         assert_eq!(r.next_case.as_deref(), Some("C2"));
         // Surgery under way means the theatre was cleaned, recorded or not.
         events.push(event("C2", 2, "knife_to_skin", 80));
-        let r = room(&events);
+        let r = room(&events, true);
         assert_eq!((r.status, r.since), (RoomStatus::KnifeToSkin, Some(at(80))));
         assert_eq!(r.current_case.as_deref(), Some("C2"));
         // And once C2 is out, the theatre waits for cleaning after C2, not after C1.
         events.push(event("C2", 2, "out_of_theatre", 150));
-        let r = room(&events);
+        let r = room(&events, true);
         assert_eq!(
             (r.status, r.since),
             (RoomStatus::ReadyForCleaning, Some(at(150)))
@@ -434,7 +438,7 @@ mod tests {
         let mut events = whole_case("C1", 1, 0);
         events.push(event("C2", 2, "cancelled", 30));
         events.extend(whole_case("C3", 3, 100).into_iter().take(2));
-        let r = room(&events);
+        let r = room(&events, true);
         assert_eq!(r.status, RoomStatus::InAnaestheticRoom);
         assert_eq!(r.current_case.as_deref(), Some("C3"));
         assert_eq!((r.done, r.planned, r.cancelled), (1, 3, 1));
@@ -442,15 +446,22 @@ mod tests {
         let mut events = whole_case("C1", 1, 0);
         events.push(event("C2", 2, "sent_for", 95));
         events.push(event("C2", 2, "cancelled", 100));
-        let r = room(&events);
+        let r = room(&events, true);
         assert_eq!(r.status, RoomStatus::SessionFinished);
         assert_eq!(r.next_case, None);
+        // Only a cancellation known so far, early in the day: not started yet.
+        let first_cancelled = [event("C1", 1, "cancelled", 0)];
+        assert_eq!(room(&first_cancelled, false).status, RoomStatus::Idle);
+        assert_eq!(
+            room(&first_cancelled, true).status,
+            RoomStatus::SessionFinished
+        );
         // Between cases with more to come: ready.
         let mut events = whole_case("C1", 1, 0);
         events.push(event("C2", 2, "cancelled", 30));
         // An unknown milestone name is ignored, but the case is on the list.
         events.push(event("C3", 3, "not_a_milestone", 95));
-        let r = room(&events);
+        let r = room(&events, true);
         assert_eq!((r.status, r.since), (RoomStatus::Ready, Some(at(90))));
         assert_eq!(r.next_case.as_deref(), Some("C3"));
     }

@@ -141,7 +141,7 @@ fn shown(lists: Vec<Session>, now: DateTime<Utc>) -> Option<Session> {
 }
 
 fn tile(session: Session, now: DateTime<Utc>) -> Tile {
-    let state = room(&session.events);
+    let state = room(&session.events, now >= session.planned_end);
     let first_in = session
         .events
         .iter()
