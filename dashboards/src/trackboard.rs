@@ -122,6 +122,33 @@ impl RoomStatus {
     }
 }
 
+/// The name of an NHS Data Dictionary treatment function code (the `specialty` columns), for
+/// the specialties of acute trusts' lists and wards.
+pub fn specialty_name(code: &str) -> Option<&'static str> {
+    Some(match code.trim() {
+        "100" => "General surgery",
+        "101" => "Urology",
+        "110" => "Trauma and orthopaedics",
+        "120" => "Ear, nose and throat",
+        "130" => "Ophthalmology",
+        "140" => "Oral surgery",
+        "160" => "Plastic surgery",
+        "170" => "Cardiothoracic surgery",
+        "192" => "Critical care medicine",
+        "300" => "General internal medicine",
+        "301" => "Gastroenterology",
+        "314" => "Rehabilitation",
+        "320" => "Cardiology",
+        "328" => "Stroke medicine",
+        "340" => "Respiratory medicine",
+        "420" => "Paediatrics",
+        "430" => "Geriatric medicine",
+        "501" => "Obstetrics",
+        "502" => "Gynaecology",
+        _ => return None,
+    })
+}
+
 /// One `theatre_events` row of a list, as the board reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CaseEvent {
@@ -464,6 +491,13 @@ mod tests {
         let r = room(&events, true);
         assert_eq!((r.status, r.since), (RoomStatus::Ready, Some(at(90))));
         assert_eq!(r.next_case.as_deref(), Some("C3"));
+    }
+
+    #[test]
+    fn lists_are_named_by_specialty_and_an_unknown_code_is_not_guessed() {
+        assert_eq!(specialty_name("110"), Some("Trauma and orthopaedics"));
+        assert_eq!(specialty_name(" 502 "), Some("Gynaecology"));
+        assert_eq!(specialty_name("999"), None);
     }
 
     #[test]

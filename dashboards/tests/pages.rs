@@ -1106,6 +1106,9 @@ async fn the_trackboard_shows_each_theatre_with_a_list_today_from_its_milestones
         );
         assert!(page.contains(t["theatre"].as_str().expect("theatre")));
         assert!(page.contains(t["status_label"].as_str().expect("label")));
+        // Every simulated list's specialty has a name, and the tile shows the name.
+        let name = t["specialty_name"].as_str().expect("a named specialty");
+        assert!(page.contains(name), "{name}");
     }
     // One site's rooms only.
     let sites = board["sites"].as_array().expect("sites");

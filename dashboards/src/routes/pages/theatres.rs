@@ -20,7 +20,7 @@ use super::{Frame, HtmlError, PageError, page, pages_for, visible};
 use crate::AppState;
 use crate::auth::Client;
 use crate::kpis::{micros_column, text_column};
-use crate::trackboard::{CaseEvent, Room, room};
+use crate::trackboard::{CaseEvent, Room, room, specialty_name};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct BoardQuery {
@@ -46,6 +46,8 @@ pub struct Tile {
     pub site: String,
     pub session_id: String,
     pub specialty: Option<String>,
+    /// The specialty in words, when its code is one bright knows.
+    pub specialty_name: Option<&'static str>,
     pub planned_start: DateTime<Utc>,
     pub planned_end: DateTime<Utc>,
     /// The whole list was cancelled before the day.
@@ -157,6 +159,7 @@ fn tile(session: Session, now: DateTime<Utc>) -> Tile {
         site: session.site.clone(),
         session_id: session.id.clone(),
         specialty: session.specialty.clone(),
+        specialty_name: session.specialty.as_deref().and_then(specialty_name),
         planned_start: session.planned_start,
         planned_end: session.planned_end,
         list_cancelled: session.cancelled,
@@ -266,7 +269,7 @@ pub async fn html(
                 li class="room" style=(format!("background:{background};color:{text}")) {
                     h2 { (t.theatre) " " span class="site" { (t.site) } }
                     p class="session" {
-                        (t.specialty.as_deref().unwrap_or("–")) " · "
+                        (t.specialty_name.or(t.specialty.as_deref()).unwrap_or("–")) " · "
                         (hhmm(t.planned_start, zone)) "–" (hhmm(t.planned_end, zone))
                     }
                     p class="status" {
