@@ -59,7 +59,8 @@ pub struct Tile {
     /// The procedure of the case holding the room, and of the next case, in plain words.
     pub procedure: Option<String>,
     pub next_procedure: Option<String>,
-    /// Minutes the first patient went in after the list's planned start.
+    /// Minutes after the list's planned start the first patient went into the anaesthetic
+    /// room.
     pub late_start_min: Option<i64>,
     /// The latest milestone the board has for the list.
     pub last_event: Option<DateTime<Utc>>,
@@ -144,10 +145,12 @@ fn shown(lists: Vec<Session>, now: DateTime<Utc>) -> Option<Session> {
 
 fn tile(session: Session, now: DateTime<Utc>) -> Tile {
     let state = room(&session.events, now >= session.planned_end);
+    // As the KPI catalogue's late starts count it (kpi.theatre_lists.first_in): the first
+    // patient into the anaesthetic room.
     let first_in = session
         .events
         .iter()
-        .filter(|e| e.milestone == "anaesthesia_start")
+        .filter(|e| e.milestone == "in_anaesthetic_room")
         .map(|e| e.time)
         .min();
     let name = |case: &Option<String>| {
