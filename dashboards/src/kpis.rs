@@ -13,12 +13,11 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Float64Type};
-use arrow::record_batch::RecordBatch;
 use bright_engine::annotations::{self, Annotation, AnnotationError};
 use bright_engine::kpi::{KpiCache, Period, RefreshReport};
 use bright_engine::query::{QueryEngine, QueryError, QueryOutput};
+use bright_engine::reads::{self, Issue};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
 
 type Key = (String, Vec<String>);
 
@@ -37,39 +36,6 @@ pub struct KpiService {
     /// The latest records ingest refused or flagged, newest first, read again on each refresh.
     issues: RwLock<Arc<Vec<Issue>>>,
     issues_read: std::sync::atomic::AtomicBool,
-}
-
-/// A record a feed sent that ingest refused or flagged, as `dq_issues` keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Issue {
-    pub received_at: DateTime<Utc>,
-    pub feed: String,
-    /// The team told about it.
-    pub owner: Option<String>,
-    /// Which delivery: a message's sender and control id, a file, an HTTP request.
-    pub record: Option<String>,
-    pub reason: String,
-}
-
-/// Column `i` of a query's batch as text, nulls as `None`.
-pub(crate) fn text_column(
-    batch: &RecordBatch,
-    i: usize,
-) -> Result<Vec<Option<String>>, QueryError> {
-    let column = cast(batch.column(i), &DataType::Utf8)?;
-    let column = column.as_string::<i32>();
-    Ok((0..column.len())
-        .map(|r| column.is_valid(r).then(|| column.value(r).to_string()))
-        .collect())
-}
-
-/// Column `i` of a query's batch, a timestamp, as microseconds since the epoch.
-pub(crate) fn micros_column(batch: &RecordBatch, i: usize) -> Result<Vec<Option<i64>>, QueryError> {
-    let column = cast(batch.column(i), &DataType::Int64)?;
-    let column = column.as_primitive::<arrow::datatypes::Int64Type>();
-    Ok((0..column.len())
-        .map(|r| column.is_valid(r).then(|| column.value(r)))
-        .collect())
 }
 
 /// How many of the latest issues the data-quality page lists.
@@ -235,37 +201,9 @@ impl KpiService {
 
     /// Reads the latest issues again from the lake and the acknowledged rows.
     pub async fn reload_issues(&self) -> Result<(), QueryError> {
-        use bright_engine::schema::dq_issues;
-        let sql = format!(
-            "SELECT {at}, {feed}, {owner}, {record}, {reason} FROM dq_issues \
-             ORDER BY {at} DESC, {feed}, {record} LIMIT {LATEST_ISSUES}",
-            at = dq_issues::RECEIVED_AT,
-            feed = dq_issues::FEED,
-            owner = dq_issues::OWNER,
-            record = dq_issues::RECORD_REF,
-            reason = dq_issues::REASON,
-        );
-        let output = self.engine.sql(&sql).await?;
-        let mut read = Vec::with_capacity(output.num_rows());
-        for batch in &output.batches {
-            let text = |i| text_column(batch, i);
-            let at = micros_column(batch, 0)?;
-            let (feed, owner, record, reason) = (text(1)?, text(2)?, text(3)?, text(4)?);
-            for row in 0..batch.num_rows() {
-                let Some(received_at) = at[row].and_then(DateTime::from_timestamp_micros) else {
-                    continue;
-                };
-                read.push(Issue {
-                    received_at,
-                    feed: feed[row].clone().unwrap_or_default(),
-                    owner: owner[row].clone(),
-                    record: record[row].clone(),
-                    reason: reason[row].clone().unwrap_or_default(),
-                });
-            }
-        }
+        let read = Arc::new(reads::latest_issues(&self.engine, LATEST_ISSUES).await?);
         if let Ok(mut issues) = self.issues.write() {
-            *issues = Arc::new(read);
+            *issues = read;
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub mod kpi;
 pub mod lake;
 pub mod pseudonym;
 pub mod query;
+pub mod reads;
 pub mod schema;
 pub mod spc;
 

@@ -18,7 +18,9 @@ use super::{
 };
 use crate::AppState;
 use crate::auth::Client;
-use crate::kpis::{Issue, LATEST_ISSUES, breakdowns};
+use bright_engine::reads::Issue;
+
+use crate::kpis::{LATEST_ISSUES, breakdowns};
 use crate::view::kpi_view;
 
 /// The dashboard whose KPIs the page charts.

@@ -3,15 +3,15 @@
 //! ([`crate::trackboard`]), the case in it and the next, cases done of planned, cancellations
 //! and the late start. `?site=` keeps one site's rooms.
 //!
-//! The board is read from the lake and the acknowledged rows on each request; it is not yet
-//! pushed live to viewers.
+//! The board is read from the lake and the acknowledged rows on each request
+//! ([`reads::theatre_lists`]); it is not yet pushed live to viewers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use bright_engine::query::QueryOutput;
+use bright_engine::reads::{self, TheatreList};
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 use super::{Frame, HtmlError, PageError, page, pages_for, visible};
 use crate::AppState;
 use crate::auth::Client;
-use crate::kpis::{micros_column, text_column};
 use crate::trackboard::{CaseEvent, Room, room, specialty_name};
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,113 +65,61 @@ pub struct Tile {
     pub last_event: Option<DateTime<Utc>>,
 }
 
-struct Session {
-    id: String,
-    site: String,
-    theatre: String,
-    specialty: Option<String>,
-    planned_start: DateTime<Utc>,
-    planned_end: DateTime<Utc>,
-    cancelled: bool,
-    events: Vec<CaseEvent>,
-    procedures: BTreeMap<String, String>,
-}
-
-fn time(micros: Option<i64>) -> Option<DateTime<Utc>> {
-    micros.and_then(DateTime::from_timestamp_micros)
-}
-
-/// Today's lists and their milestones up to `now`, per session.
-fn sessions(output: &QueryOutput) -> Result<Vec<Session>, PageError> {
-    let mut by_id: BTreeMap<String, Session> = BTreeMap::new();
-    let failed = |e: bright_engine::query::QueryError| PageError::Failed(e.to_string());
-    for batch in &output.batches {
-        let text = |i| text_column(batch, i).map_err(failed);
-        let micros = |i| micros_column(batch, i).map_err(failed);
-        let (id, site, theatre, specialty) = (text(0)?, text(1)?, text(2)?, text(3)?);
-        let (start, end, cancelled) = (micros(4)?, micros(5)?, text(6)?);
-        let (case, order, milestone, at, procedure) =
-            (text(7)?, text(8)?, text(9)?, micros(10)?, text(11)?);
-        for row in 0..batch.num_rows() {
-            let (Some(sid), Some(start), Some(end)) =
-                (id[row].clone(), time(start[row]), time(end[row]))
-            else {
-                continue;
-            };
-            let session = by_id.entry(sid.clone()).or_insert_with(|| Session {
-                id: sid,
-                site: site[row].clone().unwrap_or_default(),
-                theatre: theatre[row].clone().unwrap_or_default(),
-                specialty: specialty[row].clone(),
-                planned_start: start,
-                planned_end: end,
-                cancelled: cancelled[row].as_deref() == Some("true"),
-                events: Vec::new(),
-                procedures: BTreeMap::new(),
-            });
-            if let (Some(case), Some(milestone), Some(at)) =
-                (case[row].clone(), milestone[row].clone(), time(at[row]))
-            {
-                if let Some(name) = procedure[row].clone() {
-                    session.procedures.insert(case.clone(), name);
-                }
-                session.events.push(CaseEvent {
-                    case_id: case,
-                    planned_order: order[row]
-                        .as_deref()
-                        .and_then(|o| o.parse().ok())
-                        .unwrap_or(i32::MAX),
-                    milestone,
-                    time: at,
-                });
-            }
-        }
-    }
-    Ok(by_id.into_values().collect())
-}
-
 /// The list a theatre's tile shows: the one under way or most recently started, else the
 /// next to start.
-fn shown(lists: Vec<Session>, now: DateTime<Utc>) -> Option<Session> {
-    let (started, later): (Vec<Session>, Vec<Session>) = lists
+fn shown(lists: Vec<TheatreList>, now: DateTime<Utc>) -> Option<TheatreList> {
+    let (started, later): (Vec<TheatreList>, Vec<TheatreList>) = lists
         .into_iter()
-        .partition(|s| s.planned_start <= now || !s.events.is_empty());
+        .partition(|s| s.planned_start <= now || !s.milestones.is_empty());
     started
         .into_iter()
         .max_by_key(|s| s.planned_start)
         .or_else(|| later.into_iter().min_by_key(|s| s.planned_start))
 }
 
-fn tile(session: Session, now: DateTime<Utc>) -> Tile {
-    let state = room(&session.events, now >= session.planned_end);
+fn tile(list: TheatreList, now: DateTime<Utc>) -> Tile {
+    let events: Vec<CaseEvent> = list
+        .milestones
+        .iter()
+        .map(|m| CaseEvent {
+            case_id: m.case_id.clone(),
+            planned_order: m.planned_order,
+            milestone: m.milestone.clone(),
+            time: m.time,
+        })
+        .collect();
+    let state = room(&events, now >= list.planned_end);
     // As the KPI catalogue's late starts count it (kpi.theatre_lists.first_in): the first
     // patient into the anaesthetic room.
-    let first_in = session
-        .events
+    let first_in = list
+        .milestones
         .iter()
-        .filter(|e| e.milestone == "in_anaesthetic_room")
-        .map(|e| e.time)
+        .filter(|m| m.milestone == "in_anaesthetic_room")
+        .map(|m| m.time)
         .min();
     let name = |case: &Option<String>| {
-        case.as_ref()
-            .and_then(|c| session.procedures.get(c).cloned())
+        let case = case.as_ref()?;
+        list.milestones
+            .iter()
+            .find(|m| &m.case_id == case)
+            .and_then(|m| m.procedure_name.clone())
     };
     Tile {
-        theatre: session.theatre.clone(),
-        site: session.site.clone(),
-        session_id: session.id.clone(),
-        specialty: session.specialty.clone(),
-        specialty_name: session.specialty.as_deref().and_then(specialty_name),
-        planned_start: session.planned_start,
-        planned_end: session.planned_end,
-        list_cancelled: session.cancelled,
+        specialty_name: list.specialty.as_deref().and_then(specialty_name),
         status_label: state.status.label(),
         minutes_in_status: state.since.map(|s| (now - s).num_minutes().max(0)),
         procedure: name(&state.current_case),
         next_procedure: name(&state.next_case),
-        late_start_min: first_in.map(|t| (t - session.planned_start).num_minutes()),
-        last_event: session.events.iter().map(|e| e.time).max(),
+        late_start_min: first_in.map(|t| (t - list.planned_start).num_minutes()),
+        last_event: list.milestones.iter().map(|m| m.time).max(),
         room: state,
+        theatre: list.theatre,
+        site: list.site,
+        session_id: list.session_id,
+        specialty: list.specialty,
+        planned_start: list.planned_start,
+        planned_end: list.planned_end,
+        list_cancelled: list.cancelled,
     }
 }
 
@@ -181,28 +128,15 @@ async fn board(state: &AppState, client: &Client, query: &BoardQuery) -> Result<
     let service = &pages.kpis;
     let now = Utc::now();
     let date = service.today();
-    // Milestones up to now: a feed that sends ahead must not move a room into the future.
-    let sql = format!(
-        "SELECT s.session_id, s.site, s.theatre, s.specialty, s.planned_start, s.planned_end, \
-                CAST(s.cancelled AS VARCHAR), e.case_id, CAST(e.planned_order AS VARCHAR), \
-                e.milestone, e.event_time, e.procedure_name \
-         FROM theatre_sessions s \
-         LEFT JOIN theatre_events e \
-           ON e.session_id = s.session_id AND e.event_time <= to_timestamp_micros({now}) \
-         WHERE s.session_date = DATE '{date}'",
-        now = now.timestamp_micros(),
-    );
-    let output = service
-        .engine()
-        .sql(&sql)
+    let lists = reads::theatre_lists(service.engine(), date, now)
         .await
         .map_err(|e| PageError::Failed(e.to_string()))?;
-    let mut by_theatre: BTreeMap<(String, String), Vec<Session>> = BTreeMap::new();
-    for s in sessions(&output)? {
+    let mut by_theatre: BTreeMap<(String, String), Vec<TheatreList>> = BTreeMap::new();
+    for list in lists {
         by_theatre
-            .entry((s.site.clone(), s.theatre.clone()))
+            .entry((list.site.clone(), list.theatre.clone()))
             .or_default()
-            .push(s);
+            .push(list);
     }
     let mut sites: Vec<String> = by_theatre.keys().map(|(site, _)| site.clone()).collect();
     sites.dedup();
