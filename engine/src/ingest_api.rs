@@ -7,6 +7,32 @@
 
 use std::fmt;
 
+use crate::schema::Table;
+
+/// The HL7 ADT feed's name (`dq_issues.feed`, feed health).
+pub const HL7_ADT: &str = "hl7_adt";
+
+/// The team told about refused ADT messages unless `bright.toml` names another.
+pub const ADT_OWNER: &str = "PAS interface team";
+
+/// The team told about a feed's refused records (`dq_issues.owner`) unless `bright.toml`
+/// names another: one per feed that lands a table, the PAS interface team for ADT (and any
+/// other name).
+pub fn default_owner(feed: &str) -> &'static str {
+    let owners = [
+        (Table::EdAttendances, "ED systems team"),
+        (Table::TheatreEvents, "Theatre systems team"),
+        (Table::TheatreSessions, "Theatre systems team"),
+        (Table::WorkforceShifts, "Rostering team"),
+        (Table::Beds, "Bed management team"),
+        (Table::FinanceLedger, "Finance systems team"),
+    ];
+    owners
+        .iter()
+        .find(|(table, _)| table.name() == feed)
+        .map_or(ADT_OWNER, |(_, owner)| owner)
+}
+
 /// How a request body is written, from its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFormat {

@@ -23,8 +23,8 @@ use crate::transforms::{Feed, TimeWindow};
 /// Minutes over which rates and refusal shares are computed.
 pub const WINDOW_MINUTES: i64 = 15;
 
-/// The HL7 ADT feed's name.
-pub const HL7_ADT: &str = "hl7_adt";
+pub use bright_engine::ingest_api::HL7_ADT;
+use bright_engine::ingest_api::default_owner;
 
 /// `[ingest.feeds.<feed>]` in `bright.toml`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -79,13 +79,6 @@ pub fn feed_names() -> Vec<&'static str> {
     std::iter::once(HL7_ADT)
         .chain(Feed::ALL.map(Feed::name))
         .collect()
-}
-
-fn default_owner(feed: &str) -> &'static str {
-    match Feed::from_name(feed) {
-        Some(feed) => feed.owner(),
-        None => crate::mllp::ADT_OWNER,
-    }
 }
 
 /// The team told about `feed`'s refused records: from `health` when a source has one.

@@ -41,8 +41,7 @@ const START: u8 = 0x0B;
 const END: u8 = 0x1C;
 const CR: u8 = 0x0D;
 
-/// The team told about refused ADT messages unless `bright.toml` names another.
-pub const ADT_OWNER: &str = "PAS interface team";
+pub use bright_engine::ingest_api::ADT_OWNER;
 
 /// Listener settings.
 #[derive(Debug, Clone)]

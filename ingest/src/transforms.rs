@@ -65,13 +65,7 @@ impl Feed {
     /// The team told about the feed's rejected records (`dq_issues.owner`) unless
     /// `bright.toml` names another (see [`crate::health`]).
     pub fn owner(self) -> &'static str {
-        match self {
-            Feed::EdAttendances => "ED systems team",
-            Feed::TheatreEvents | Feed::TheatreSessions => "Theatre systems team",
-            Feed::WorkforceShifts => "Rostering team",
-            Feed::Beds => "Bed management team",
-            Feed::FinanceLedger => "Finance systems team",
-        }
+        bright_engine::ingest_api::default_owner(self.name())
     }
 }
 

@@ -27,6 +27,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal, Poisson};
 
 use crate::clock::{Clock, DAY, HOUR, MINUTE, SimTime};
+use bright_engine::ingest_api::{HL7_ADT, default_owner};
+use bright_engine::schema::Table;
+
 use crate::feeds::{SENDING_APPLICATION, control_id};
 use crate::patients::{PatientId, Population};
 use crate::records::{
@@ -46,9 +49,6 @@ const ADT_REFUSED_SHARE: f64 = 0.0005;
 /// Share of ED extract rows first sent with a departure before the arrival (the day's file is
 /// refused and sent again).
 const ED_REFUSED_SHARE: f64 = 0.0008;
-/// The teams ingest names as owners of the ADT and ED feeds' refusals.
-const ADT_OWNER: &str = "PAS interface team";
-const ED_OWNER: &str = "ED systems team";
 /// Relative ED arrival rate by local hour (normalised by its sum when used).
 const ED_HOURLY: [f64; 24] = [
     0.55, 0.45, 0.38, 0.33, 0.30, 0.33, 0.45, 0.70, 1.00, 1.30, 1.45, 1.45, 1.40, 1.35, 1.30, 1.30,
@@ -703,14 +703,14 @@ impl Hospital {
             // The day's extract is refused for this row and sent again corrected; the header
             // is line 1.
             out(Record::DqIssue(DqIssueRecord {
-                feed: "ed_attendances",
+                feed: Table::EdAttendances.name(),
                 received: Clock::day_start(day + 1) + 2 * HOUR,
                 record_ref: format!("file ed_attendances_{}.csv", clock.date(day)),
                 reason: format!(
                     "line {}, field 'departure_time': is before the arrival",
                     self.ed_lines.1 + 1
                 ),
-                owner: ED_OWNER,
+                owner: default_owner(Table::EdAttendances.name()),
             }));
         }
         out(Record::Ed(ed));
@@ -1549,7 +1549,7 @@ impl Hospital {
                 if self.rng.random_bool(ADT_REFUSED_SHARE) {
                     // Refused (AE) and sent again once the interface was put right.
                     out(Record::DqIssue(DqIssueRecord {
-                        feed: "hl7_adt",
+                        feed: HL7_ADT,
                         received: record.recorded_at,
                         record_ref: format!(
                             "{SENDING_APPLICATION}/{}",
@@ -1559,7 +1559,7 @@ impl Hospital {
                             "PID-3: {} needs the patient's identifier (PID-3: NHS number or local number)",
                             kind.code()
                         ),
-                        owner: ADT_OWNER,
+                        owner: default_owner(HL7_ADT),
                     }));
                 }
                 out(Record::Adt(record));
