@@ -1079,6 +1079,11 @@ async fn the_trackboard_shows_each_theatre_with_a_list_today_from_its_milestones
     assert!(theatres >= 1, "the emergency theatre has a list every day");
     assert_eq!(tiles.len() as i64, theatres, "one tile per theatre");
     let page = html(state, "/theatres").await;
+    assert!(
+        html(state, "/").await.contains(r#"href="/theatres""#),
+        "every page's navigation leads to the trackboard"
+    );
+    assert!(page.contains(r#"href="/theatres" aria-current="page""#));
     for t in tiles {
         let session = t["session_id"].as_str().expect("a session");
         let so_far = count(format!(

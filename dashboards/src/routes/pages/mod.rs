@@ -385,6 +385,8 @@ pub(crate) fn page(frame: &Frame<'_>, main: Markup) -> Markup {
             };
             (href(d), label)
         }))
+        // The live trackboard, for everyone who sees pages: theatre staff look there first.
+        .chain([("/theatres".to_string(), "Theatres now")])
         .collect();
     let person = frame
         .client
