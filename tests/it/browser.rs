@@ -207,8 +207,8 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
 
     // Opening a page first asks to sign in, then lands on that page.
     client.goto(&format!("{base}/ipr")).await.expect("opens");
-    let url = client.current_url().await.expect("a url");
-    assert_eq!(url.path(), "/login", "{url}");
+    let login = client.current_url().await.expect("a url");
+    assert_eq!(login.path(), "/login", "{login}");
     let name = client
         .find(Locator::Id("name"))
         .await
@@ -231,8 +231,14 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         .click()
         .await
         .expect("signs in");
-    let url = client.current_url().await.expect("a url");
-    assert_eq!(url.path(), "/ipr", "{url}");
+    // The sign-in answers with a redirect: wait for the browser to follow it.
+    let landing = login.join("/ipr").expect("a url");
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_url(&landing)
+        .await
+        .expect("lands on the page it asked for");
 
     let pages: [(&str, &str, &[&str]); 10] = [
         (
