@@ -21,6 +21,8 @@ pub struct Config {
     pub dashboards: DashboardsConfig,
     #[serde(default)]
     pub ingest: IngestConfig,
+    #[serde(default)]
+    pub alerts: bright_dashboards::alerts::AlertsConfig,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -46,6 +48,8 @@ pub fn load(path: &Path) -> Result<Config> {
         .with_context(|| format!("{}: [[dashboards.clients]]", path.display()))?;
     FeedHealth::new(&config.ingest, chrono::Utc::now())
         .with_context(|| format!("{} is not valid", path.display()))?;
+    bright_dashboards::alerts::Webhook::from_config(&config.alerts)
+        .with_context(|| format!("{}: [[alerts.webhooks]]", path.display()))?;
     config
         .ingest
         .window()

@@ -115,6 +115,13 @@ pub struct ServeArgs {
         default_value = "./bright-users.sqlite3"
     )]
     users_db: PathBuf,
+    /// Alerts raised and their webhook deliveries still to make (the durable outbox).
+    #[arg(
+        long,
+        env = "BRIGHT_ALERTS_DB",
+        default_value = "./bright-alerts.sqlite3"
+    )]
+    alerts_db: PathBuf,
     /// Milliseconds between scans of the landing folders.
     #[arg(long, default_value_t = 2_000)]
     landing_poll_ms: u64,
@@ -170,6 +177,7 @@ pub(crate) struct ServiceOptions {
     pub landing_poll: Duration,
     pub quarantine: PathBuf,
     pub users_db: PathBuf,
+    pub alerts_db: PathBuf,
     pub org: Option<String>,
     pub key: PseudoKey,
     pub settings: crate::config::Config,
@@ -316,6 +324,18 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     );
     let refresh = Duration::from_secs(options.settings.dashboards.refresh_secs.max(1));
     let pages_task = kpis.clone().spawn(refresh, stopped.clone());
+    let webhooks = bright_dashboards::alerts::Webhook::from_config(&options.settings.alerts)
+        .context("[[alerts.webhooks]]")?;
+    let alerts = Arc::new(
+        bright_dashboards::alerts::Alerts::open(&options.alerts_db, webhooks).with_context(
+            || {
+                format!(
+                    "cannot open the alert store {}",
+                    options.alerts_db.display()
+                )
+            },
+        )?,
+    );
     let users = bright_dashboards::users::UserStore::open(&options.users_db)
         .with_context(|| format!("cannot open the user store {}", options.users_db.display()))?;
     let state = bright_dashboards::AppState::new(
@@ -325,7 +345,12 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         Some(Arc::new(http_source)),
     )
     .with_users(Arc::new(users), Default::default())
-    .with_pages(kpis.clone(), Arc::new(dashboards));
+    .with_pages(kpis.clone(), Arc::new(dashboards))
+    .with_alerts(alerts.clone());
+    tasks.push(alerts.spawn_delivery(stopped.clone()));
+    // The live boards follow ingest from the start (the cleaning team is told a room is ready
+    // whether or not anyone has the trackboard open).
+    state.start_live(stopped.clone());
     tasks.push(pages_task);
     let mut http_stopped = stopped.clone();
     let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
@@ -415,6 +440,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         landing_poll: Duration::from_millis(args.landing_poll_ms.max(10)),
         quarantine: args.quarantine,
         users_db: args.users_db,
+        alerts_db: args.alerts_db,
         org: args.pipeline.org,
         key,
         settings,

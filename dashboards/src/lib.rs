@@ -22,9 +22,11 @@ use bright_engine::ingest_api::{IngestApi, IngestRefusal, Position};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
+pub mod alerts;
 pub mod auth;
 pub mod charts;
 pub mod kpis;
+pub mod live;
 pub mod routes;
 pub mod spec;
 pub mod trackboard;
@@ -91,6 +93,8 @@ struct Inner {
     users: std::sync::OnceLock<(Arc<users::UserStore>, users::SessionLimits)>,
     /// The KPI series and dashboards the pages show, once set (see [`AppState::with_pages`]).
     pages: std::sync::OnceLock<routes::pages::Pages>,
+    /// Where rules raise alerts, once set (see [`AppState::with_alerts`]).
+    alerts: std::sync::OnceLock<Arc<alerts::Alerts>>,
 }
 
 impl AppState {
@@ -111,6 +115,7 @@ impl AppState {
                 ingest,
                 users: std::sync::OnceLock::new(),
                 pages: std::sync::OnceLock::new(),
+                alerts: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -133,8 +138,28 @@ impl AppState {
             kpis,
             dashboards,
             changes: Default::default(),
+            theatres: Default::default(),
         });
         self
+    }
+
+    /// Starts the live boards' tasks (they also start on their first viewer); they stop when
+    /// `stopped` turns true. Without pages there is nothing to start.
+    pub fn start_live(&self, stopped: tokio::sync::watch::Receiver<bool>) {
+        if let Some(pages) = self.pages() {
+            pages.theatres.start(self, Some(stopped));
+        }
+    }
+
+    /// Lets the live boards' rules raise alerts into `alerts` (and its webhooks); without it
+    /// nothing is raised and `/api/alerts` answers 503. Set once.
+    pub fn with_alerts(self, alerts: Arc<alerts::Alerts>) -> Self {
+        let _ = self.inner.alerts.set(alerts);
+        self
+    }
+
+    pub fn alerts(&self) -> Option<&Arc<alerts::Alerts>> {
+        self.inner.alerts.get()
     }
 
     pub fn pages(&self) -> Option<&routes::pages::Pages> {
@@ -254,6 +279,8 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
             post(routes::ingest::post).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         ),
         ("/api/feeds", get(routes::feeds::get)),
+        ("/api/alerts", get(routes::alerts::list)),
+        ("/api/alerts/{id}/ack", post(routes::alerts::acknowledge)),
         ("/", get(pages::home::html)),
         ("/api/home", get(pages::home::api)),
         ("/ipr", get(pages::ipr::html)),
@@ -276,6 +303,7 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
         ("/data-quality", get(pages::data_quality::html)),
         ("/theatres", get(pages::theatres::html)),
         ("/api/theatres", get(pages::theatres::api)),
+        ("/theatres/stream", get(pages::theatres::events)),
         ("/api/data-quality", get(pages::data_quality::api)),
     ]
 }

@@ -7,17 +7,22 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use bright_dashboards::alerts::Alerts;
 use bright_dashboards::auth::{ClientConfig, Clients, token_sha256};
 use bright_dashboards::kpis::KpiService;
 use bright_dashboards::spec::Dashboards;
 use bright_dashboards::users::{Role, SessionLimits, UserStore};
 use bright_dashboards::{AppState, PUBLIC_PATHS, protected_routes, router};
+use bright_engine::arrow::record_batch::RecordBatch;
+use bright_engine::batch::BatchBuilder;
 use bright_engine::kpi::Catalogue;
 use bright_engine::lake::Lake;
 use bright_engine::query::{QueryConfig, QueryEngine};
+use bright_engine::schema::Table;
 use bright_engine::spc::narrate::Unit;
 use bright_sim::SimConfig;
 use bright_sim::lake_sink::{generate_into_lake, simulation_key};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -1126,4 +1131,274 @@ async fn the_trackboard_shows_each_theatre_with_a_list_today_from_its_milestones
         kept.len(),
         tiles.iter().filter(|t| t["site"] == one).count()
     );
+}
+
+/// A theatre list today at `site`/`theatre`, under way: started an hour ago, ends in three.
+fn list_today(session: &str, theatre: &str, today: chrono::NaiveDate) -> RecordBatch {
+    let now = chrono::Utc::now();
+    let mut rows = BatchBuilder::new(Table::TheatreSessions);
+    rows.row()
+        .text(session)
+        .text("RXN")
+        .text("Main site")
+        .text(theatre)
+        .timestamp((now - chrono::Duration::hours(1)).timestamp_micros())
+        .timestamp((now + chrono::Duration::hours(3)).timestamp_micros())
+        .opt_text(Some("110"))
+        .boolean(false)
+        .date(days(today))
+        .end();
+    rows.finish().expect("a batch")
+}
+
+/// One milestone of `case` (first on the list) at `at`.
+fn milestone(
+    session: &str,
+    theatre: &str,
+    case: &str,
+    name: &str,
+    at: DateTime<Utc>,
+) -> RecordBatch {
+    let mut rows = BatchBuilder::new(Table::TheatreEvents);
+    rows.row()
+        .text(&format!("{case}-{name}"))
+        .text(case)
+        .opt_text(Some(session))
+        .text("RXN")
+        .text("Main site")
+        .text(theatre)
+        .opt_text(Some("110"))
+        .opt_text(Some("W401"))
+        .opt_text(Some("Total knee replacement"))
+        .text(name)
+        .timestamp(at.timestamp_micros())
+        .opt_int32(Some(1))
+        .opt_int32(Some(90))
+        .opt_text(None)
+        .date(days(at.date_naive()))
+        .end();
+    rows.finish().expect("a batch")
+}
+
+fn days(date: chrono::NaiveDate) -> i32 {
+    (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+/// An open Server-Sent Events response, read event by event.
+struct Events {
+    body: axum::body::BodyDataStream,
+    text: String,
+}
+
+impl Events {
+    async fn open(state: &AppState, path: &str, last_id: Option<&str>) -> Events {
+        let mut request = Request::get(path).header("authorization", format!("Bearer {READER}"));
+        if let Some(id) = last_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = router(state.clone())
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Events {
+            body: response.into_body().into_data_stream(),
+            text: String::new(),
+        }
+    }
+
+    /// The next `board` event: its id and its markup (waiting at most 5 s, pings skipped).
+    async fn board(&mut self) -> (String, String) {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(end) = self.text.find("\n\n") {
+                let event: String = self.text.drain(..end + 2).collect();
+                if !event.contains("event: board") {
+                    continue;
+                }
+                let field = |name: &str| -> Vec<&str> {
+                    event.lines().filter_map(|l| l.strip_prefix(name)).collect()
+                };
+                let id = field("id: ")
+                    .first()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                return (id, field("data: ").join("\n"));
+            }
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), self.body.next())
+                .await
+                .expect("an event within 5 s")
+                .expect("the stream stays open")
+                .expect("a chunk");
+            self.text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Board events until one whose markup contains `wanted`.
+    async fn until(&mut self, wanted: &str) -> (String, String) {
+        loop {
+            let (id, markup) = self.board().await;
+            if markup.contains(wanted) {
+                return (id, markup);
+            }
+        }
+    }
+}
+
+/// Acknowledged milestones reach every open trackboard at once, through the one computation
+/// the board shares: each viewer's stream shows the room "Ready for cleaning" the moment
+/// `out_of_theatre` is acknowledged, a viewer that reconnects with its last event id gets
+/// the frames it missed, and the JSON twin says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
+    let site = site_of(SimConfig::new(11, 3, chrono::Utc::now().date_naive())).await;
+    let alerts = Arc::new(
+        Alerts::open(&site.dir.path().join("alerts.sqlite3"), Vec::new()).expect("an alert store"),
+    );
+    let state = &site.state.clone().with_alerts(alerts);
+    let pages = state.pages().expect("pages");
+    let engine = pages.kpis.engine().clone();
+    let today = pages.kpis.today();
+    engine
+        .buffer_append(
+            Table::TheatreSessions,
+            list_today("S-LIVE", "Theatre 9", today),
+        )
+        .expect("appended");
+    let mut first = Events::open(state, "/theatres/stream", None).await;
+    let mut second = Events::open(state, "/theatres/stream?site=Main%20site", None).await;
+    let (seen, markup) = first.until("Theatre 9").await;
+    assert!(markup.contains("Not started"), "{markup}");
+    second.until("Theatre 9").await;
+
+    let now = chrono::Utc::now();
+    for (name, ago) in [
+        ("sent_for", 70),
+        ("in_anaesthetic_room", 60),
+        ("anaesthesia_start", 55),
+        ("knife_to_skin", 45),
+        ("surgery_end", 5),
+        ("anaesthesia_end", 3),
+    ] {
+        let at = now - chrono::Duration::minutes(ago);
+        engine
+            .buffer_append(
+                Table::TheatreEvents,
+                milestone("S-LIVE", "Theatre 9", "C1", name, at),
+            )
+            .expect("appended");
+    }
+    let (_, markup) = first.until("Closing").await;
+    assert!(markup.contains("Total knee replacement"), "{markup}");
+    engine
+        .buffer_append(
+            Table::TheatreEvents,
+            milestone(
+                "S-LIVE",
+                "Theatre 9",
+                "C1",
+                "out_of_theatre",
+                chrono::Utc::now(),
+            ),
+        )
+        .expect("appended");
+    let (_, markup) = first.until("Ready for cleaning").await;
+    assert!(
+        markup.contains("Ready for cleaning</strong> just now"),
+        "{markup}"
+    );
+    let (_, other) = second.until("Ready for cleaning").await;
+    assert!(other.contains("Theatre 9"), "{other}");
+    let board = json(state, "/api/theatres").await;
+    let tile = board["tiles"]
+        .as_array()
+        .expect("tiles")
+        .iter()
+        .find(|t| t["theatre"] == "Theatre 9")
+        .expect("the tile")
+        .clone();
+    assert_eq!(tile["status"], "ready_for_cleaning", "{tile}");
+    assert_eq!(tile["late_start_min"], 0, "{tile}");
+    assert_eq!(tile["done"], 1, "{tile}");
+
+    // The cleaning team is told once: the alert is raised when the room turns ready, and later
+    // computations of the board (another milestone, ticks) do not raise it again.
+    let cleaning = |list: &Value| -> Vec<Value> {
+        list["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .filter(|a| a["kind"] == "room_ready_for_cleaning")
+            .cloned()
+            .collect()
+    };
+    let raised = cleaning(&json(state, "/api/alerts").await);
+    assert_eq!(raised.len(), 1, "{raised:?}");
+    assert_eq!(
+        raised[0]["title"],
+        "Theatre 9 (Main site) is ready for cleaning"
+    );
+    assert!(
+        raised[0]["detail"]
+            .as_str()
+            .expect("detail")
+            .starts_with("Total knee replacement finished"),
+        "{raised:?}"
+    );
+    // Another theatre's list arrives: the board is computed again (polled until it shows).
+    engine
+        .buffer_append(
+            Table::TheatreSessions,
+            list_today("S-OTHER", "Theatre 8", today),
+        )
+        .expect("appended");
+    while json(state, "/api/theatres").await["tiles"]
+        .as_array()
+        .expect("tiles")
+        .iter()
+        .all(|t| t["theatre"] != "Theatre 8")
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(cleaning(&json(state, "/api/alerts").await).len(), 1);
+
+    // A person acknowledges it (with the session's CSRF token); an API client cannot.
+    let id = raised[0]["id"].as_i64().expect("an id");
+    let ack = |auth: (&str, &str), csrf: Option<&str>| {
+        let mut request = Request::post(format!("/api/alerts/{id}/ack")).header(auth.0, auth.1);
+        if let Some(csrf) = csrf {
+            request = request.header("x-csrf-token", csrf);
+        }
+        request.body(Body::empty()).expect("request")
+    };
+    let (status, _) = send(
+        state,
+        ack(("authorization", &format!("Bearer {READER}")), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = send(
+        state,
+        ack(("cookie", &site.theatre_cookie), Some(&site.theatre_csrf)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let acked = cleaning(&json(state, "/api/alerts").await);
+    assert_eq!(acked[0]["acknowledged_by"], "theatre.lead", "{acked:?}");
+
+    // A viewer that lost its link after the first frame catches up on reconnecting: the
+    // frames after it come first, ending with the room ready for cleaning.
+    let mut back = Events::open(state, "/theatres/stream", Some(&seen)).await;
+    let (_, replayed) = back.board().await;
+    assert!(
+        !replayed.contains("Ready for cleaning"),
+        "the missed frames come in order"
+    );
+    back.until("Ready for cleaning").await;
+
+    // A site with no theatre says so rather than showing every site's rooms.
+    let mut nowhere = Events::open(state, "/theatres/stream?site=Nowhere", None).await;
+    let (_, markup) = nowhere.board().await;
+    assert!(markup.contains("No theatre at Nowhere"), "{markup}");
 }

@@ -123,7 +123,9 @@ pub async fn theatre_lists(
                 CAST(s.{cancelled} AS VARCHAR), e.{case}, e.{order}, e.{milestone}, e.{at}, \
                 e.{procedure} \
          FROM theatre_sessions s \
-         LEFT JOIN theatre_events e \
+         LEFT JOIN (SELECT * FROM theatre_events \
+                    WHERE {event_date} BETWEEN DATE '{date}' - INTERVAL '1 day' \
+                                          AND DATE '{date}' + INTERVAL '1 day') e \
            ON e.{sid} = s.{sid} AND e.{at} <= to_timestamp_micros({until}) \
          WHERE s.{date_col} = DATE '{date}'",
         sid = ts::SESSION_ID,
@@ -139,6 +141,9 @@ pub async fn theatre_lists(
         at = ev::EVENT_TIME,
         procedure = ev::PROCEDURE_NAME,
         date_col = ts::SESSION_DATE,
+        // Only the partitions a day's lists can have events in (a list that runs past
+        // midnight, a day cut in UTC or local time), not the whole history.
+        event_date = ev::EVENT_DATE,
         until = until.timestamp_micros(),
     );
     let output = engine.sql(&sql).await?;

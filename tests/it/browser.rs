@@ -16,11 +16,15 @@ use std::process::{Child, Command, Stdio};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::support::{bright, ok, serve, terminate};
+use crate::support::{bright, ok, serve_with_env, terminate};
 
 const KEY: &str = "a browser test key, 16+ bytes";
 const NAME: &str = "ward.manager";
 const PASSWORD: &str = "correct horse battery staple";
+/// The cleaning team's webhook signing secret.
+const CLEANING_SECRET: &str = "the cleaning team's webhook secret";
+/// The theatre system's token for the ingest API.
+const THEATRE_TOKEN: &str = "t-theatre-system-0123456789";
 
 /// chromedriver on a free loopback port, killed when dropped.
 struct Driver {
@@ -193,12 +197,26 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         .expect("generate says how to set history_from");
     let first_day = chrono::Utc::now().date_naive() - chrono::Duration::days(120);
     assert_eq!(advice, format!("history_from = \"{first_day}\""));
+    // The cleaning team's end of the webhook: a real HTTP receiver on loopback.
+    let hook = Receiver::start().await;
     let config = dir.path().join("bright.toml");
-    std::fs::write(&config, format!("[dashboards]\n{advice}\n")).expect("writes");
-    let (server, _, http) = serve(
+    std::fs::write(
+        &config,
+        format!(
+            "[dashboards]\n{advice}\n\n[[dashboards.clients]]\nname = \"theatre-system\"\n\
+             token_sha256 = \"{}\"\nscopes = [\"ingest:theatre_sessions\", \"ingest:theatre_events\"]\n\n\
+             [[alerts.webhooks]]\nname = \"cleaning-team\"\nurl = \"http://{}/hook\"\n\
+             secret_env = \"BRIGHT_CLEANING_SECRET\"\nkinds = [\"room_ready_for_cleaning\"]\n",
+            bright_dashboards::auth::token_sha256(THEATRE_TOKEN),
+            hook.addr
+        ),
+    )
+    .expect("writes");
+    let (server, _, http) = serve_with_env(
         dir.path(),
         KEY,
         &["--config", config.to_str().expect("utf-8")],
+        &[("BRIGHT_CLEANING_SECRET", CLEANING_SECRET)],
     );
     let base = format!("http://127.0.0.1:{http}");
     let driver = chromedriver();
@@ -385,7 +403,204 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     assert!(icons.len() >= 60, "icons and sparklines are drawn");
     std::fs::write(shots.join("ipr-export.png"), whole_page(&client).await).expect("saved");
 
-    client.close().await.expect("closes");
+    // The trackboard live: a list starts today and its milestones are posted as the theatre
+    // system would; the open page shows each without being reloaded, "Ready for cleaning"
+    // within 2 s of the milestone's acknowledgement.
+    client
+        .goto(&format!("{base}/theatres"))
+        .await
+        .expect("opens");
+    let today: Value = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/theatres').then(r => r.json()).then(b => done(b.date));",
+            vec![],
+        )
+        .await
+        .expect("the board's day");
+    let today = today.as_str().expect("a date");
+    let now = chrono::Utc::now();
+    let at = |minutes: i64| (now + chrono::Duration::minutes(minutes)).to_rfc3339();
+    post(
+        http,
+        "theatre_sessions",
+        &json!({"session_id": "S-LIVE", "org_code": "RXN", "site": "Main site",
+                "theatre": "Theatre 9", "session_date": today, "planned_start": at(-60),
+                "planned_end": at(180), "specialty": "110", "cancelled": false})
+        .to_string(),
+    );
+    let milestone = |name: &str, minutes: i64| {
+        json!({"event_id": format!("C1-{name}"), "case_id": "C1", "session_id": "S-LIVE",
+               "org_code": "RXN", "site": "Main site", "theatre": "Theatre 9",
+               "specialty": "110", "procedure_code": "W401",
+               "procedure_name": "Total knee replacement", "milestone": name,
+               "event_time": at(minutes), "planned_order": 1, "planned_duration_min": 90})
+        .to_string()
+    };
+    let events: Vec<String> = [
+        ("sent_for", -70),
+        ("in_anaesthetic_room", -60),
+        ("anaesthesia_start", -55),
+        ("knife_to_skin", -45),
+        ("surgery_end", -3),
+    ]
+    .iter()
+    .map(|(name, minutes)| milestone(name, *minutes))
+    .collect();
+    post(http, "theatre_events", &events.join("\n"));
+    let tile = "//li[contains(@class, 'room') and contains(., 'Theatre 9')]";
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::XPath(&format!("{tile}[contains(., 'Closing')]")))
+        .await
+        .expect("the tile appears and follows the milestones without a reload");
+    post(http, "theatre_events", &milestone("out_of_theatre", 0));
+    let acknowledged = std::time::Instant::now();
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(2))
+        .for_element(Locator::XPath(&format!(
+            "{tile}[contains(., 'Ready for cleaning')]"
+        )))
+        .await
+        .expect("'Ready for cleaning' within 2 s of the acknowledgement");
+    println!(
+        "Ready for cleaning on the page {} ms after the acknowledgement",
+        acknowledged.elapsed().as_millis()
+    );
+    // And the cleaning team is told, without anyone phoning: one signed notification.
+    let told = hook.first(std::time::Duration::from_secs(10)).await;
+    assert_eq!(told["kind"], "room_ready_for_cleaning", "{told}");
+    assert_eq!(
+        told["title"], "Theatre 9 (Main site) is ready for cleaning",
+        "{told}"
+    );
+    assert_eq!(script_errors(&client).await, Vec::<String>::new());
+    let violations = accessibility(&client, &axe).await;
+    assert!(violations.is_empty(), "/theatres live: {violations:#?}");
+    std::fs::write(shots.join("trackboard-live.png"), whole_page(&client).await).expect("saved");
+
+    // The server stops: the page dims and says it is reconnecting, so the numbers left on
+    // it never look live.
     terminate(server);
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(20))
+        .for_element(Locator::Css("body.offline"))
+        .await
+        .expect("the page dims");
+    let link = client
+        .find(Locator::Id("link"))
+        .await
+        .expect("the link notice");
+    assert!(link.is_displayed().await.expect("visible"));
+    assert!(link.text().await.expect("text").contains("Reconnecting"));
+    std::fs::write(
+        shots.join("trackboard-offline.png"),
+        whole_page(&client).await,
+    )
+    .expect("saved");
+
+    client.close().await.expect("closes");
     println!("Screenshots: {}", shots.display());
+}
+
+/// Posts NDJSON records to feed `feed` of the service on `http` as the theatre system, with
+/// curl; panics unless they are acknowledged.
+fn post(http: u16, feed: &str, ndjson: &str) {
+    let mut curl = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-X", "POST"])
+        .args(["-H", &format!("Authorization: Bearer {THEATRE_TOKEN}")])
+        .args([
+            "-H",
+            "Content-Type: application/x-ndjson",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(format!("http://127.0.0.1:{http}/api/ingest/{feed}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    curl.stdin
+        .take()
+        .expect("stdin")
+        .write_all(ndjson.as_bytes())
+        .expect("writes");
+    let out = curl.wait_with_output().expect("curl ends");
+    assert!(
+        out.status.success(),
+        "{feed}: {} {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A webhook receiver on loopback that keeps what it is sent and checks each request's
+/// signature as the cleaning team's system would.
+struct Receiver {
+    addr: std::net::SocketAddr,
+    got: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        use axum::http::{HeaderMap, StatusCode};
+        type Got = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+        async fn receive(
+            axum::extract::State(got): axum::extract::State<Got>,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> StatusCode {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let Ok(timestamp) = header("x-bright-timestamp").parse::<i64>() else {
+                return StatusCode::BAD_REQUEST;
+            };
+            let expected =
+                bright_dashboards::alerts::signature(CLEANING_SECRET.as_bytes(), timestamp, &body);
+            if header("x-bright-signature") != expected {
+                return StatusCode::UNAUTHORIZED;
+            }
+            match serde_json::from_slice(&body) {
+                Ok(alert) => {
+                    got.lock().expect("lock").push(alert);
+                    StatusCode::NO_CONTENT
+                }
+                Err(_) => StatusCode::BAD_REQUEST,
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let got: Got = Default::default();
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(got.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver { addr, got }
+    }
+
+    /// The first notification received, waiting up to `wait`.
+    async fn first(&self, wait: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            if let Some(first) = self.got.lock().expect("lock").first() {
+                return first.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no notification within {wait:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
 }

@@ -399,6 +399,8 @@ fn dashboards_are_listed_and_checked_with_mistakes_named_by_file_and_line() {
         .arg(service.path().join("quarantine"))
         .arg("--users-db")
         .arg(service.path().join("users.sqlite3"))
+        .arg("--alerts-db")
+        .arg(service.path().join("alerts.sqlite3"))
         .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .env("BRIGHT_PSEUDO_KEY", "a dashboards test key, 16+ bytes")
         .output()

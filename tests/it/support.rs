@@ -13,6 +13,16 @@ pub fn bright() -> Command {
 /// Starts `bright serve` in `dir` (lake, log and landing folders there, ports picked by the
 /// system) with `args` added, and returns it with its MLLP and HTTP ports once both listen.
 pub fn serve(dir: &Path, key: &str, args: &[&str]) -> (Child, u16, u16) {
+    serve_with_env(dir, key, args, &[])
+}
+
+/// [`serve`] with environment variables added (secrets bright.toml names).
+pub fn serve_with_env(
+    dir: &Path,
+    key: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, u16, u16) {
     let mut child = bright()
         .arg("serve")
         .arg("--lake")
@@ -25,9 +35,12 @@ pub fn serve(dir: &Path, key: &str, args: &[&str]) -> (Child, u16, u16) {
         .arg(dir.join("quarantine"))
         .arg("--users-db")
         .arg(dir.join("users.sqlite3"))
+        .arg("--alerts-db")
+        .arg(dir.join("alerts.sqlite3"))
         .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .args(args)
         .env("BRIGHT_PSEUDO_KEY", key)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -1,5 +1,6 @@
 //! One module per resource.
 
+pub mod alerts;
 pub mod feeds;
 pub mod ingest;
 pub mod login;

@@ -42,6 +42,9 @@ pub(super) struct LiveTable {
     /// As queries see it: the canonical columns, typed as the lake reads them.
     pub(super) schema: SchemaRef,
     state: RwLock<State>,
+    /// Counts changes of the rows queries see (rows acknowledged, another writer's commit),
+    /// so live boards recompute when, and only when, their tables change.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,7 +94,18 @@ impl LiveTable {
                 buffer_version: 0,
                 next_generation: 0,
             }),
+            changed: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Ticks on every change of the rows queries see; a flush, which only moves rows from
+    /// the buffer to the lake, does not tick.
+    pub(super) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn tell(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -123,6 +137,7 @@ impl LiveTable {
         flushed: Option<u64>,
     ) {
         let mut state = self.write();
+        let moved = state.version != version;
         state.provider = provider;
         state.version = version;
         if let Some(flushed) = flushed {
@@ -131,6 +146,10 @@ impl LiveTable {
             if state.buffer.len() != before {
                 state.buffer_version += 1;
             }
+        }
+        drop(state);
+        if flushed.is_none() && moved {
+            self.tell();
         }
     }
 
@@ -159,6 +178,8 @@ impl LiveTable {
             generation.batches.push(merged);
         }
         state.buffer_version += 1;
+        drop(state);
+        self.tell();
         Ok(())
     }
 

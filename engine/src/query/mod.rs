@@ -366,6 +366,13 @@ impl QueryEngine {
         })
     }
 
+    /// A signal that ticks whenever the rows queries see of `table` change (acknowledged rows
+    /// arrive, or another writer commits and a refresh picks it up): live boards wait on it
+    /// instead of polling.
+    pub fn changes(&self, table: Table) -> Result<tokio::sync::watch::Receiver<u64>, QueryError> {
+        Ok(self.live(table)?.changes())
+    }
+
     /// Makes rows ingest has acknowledged queryable before they reach the lake. `batch` has
     /// the table's canonical schema ([`Table::schema`]).
     pub fn buffer_append(&self, table: Table, batch: RecordBatch) -> Result<(), QueryError> {

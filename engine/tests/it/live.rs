@@ -26,10 +26,18 @@ async fn buffered_rows_are_queryable_at_once_and_counted_once_across_a_flush() {
     let w2_stays: usize = count(&engine, stays).await.parse().expect("n");
     // The materialised stays are computed now, before the buffer has anything.
     assert_eq!(engine.buffered_rows(Table::AdtEvents), 0);
+    // Live boards follow a table's change signal: it ticks when rows arrive, for that table
+    // only, and not when a flush merely moves rows into the lake.
+    let mut adt = engine.changes(Table::AdtEvents).expect("a signal");
+    let mut beds = engine.changes(Table::Beds).expect("a signal");
+    assert!(!adt.has_changed().expect("open"));
 
     engine
         .buffer_append(Table::AdtEvents, csv_batch(Table::AdtEvents, V10))
         .expect("buffers");
+    assert!(adt.has_changed().expect("open"), "rows arrived");
+    assert!(!beds.has_changed().expect("open"));
+    adt.mark_unchanged();
     assert_eq!(count(&engine, all).await, (lake_rows + 1).to_string());
     // The materialised view sees the buffer move on and recomputes.
     assert_eq!(count(&engine, stays).await, (w2_stays + 1).to_string());
@@ -54,10 +62,20 @@ async fn buffered_rows_are_queryable_at_once_and_counted_once_across_a_flush() {
         .expect("writes");
     // Until the commit the session keeps its Delta snapshot: still no double count.
     assert_eq!(count(&engine, all).await, (lake_rows + 2).to_string());
+    assert!(
+        adt.has_changed().expect("open"),
+        "a row arrived during the flush"
+    );
+    adt.mark_unchanged();
     engine
         .buffer_flushed(Table::AdtEvents, generation)
         .await
         .expect("commits");
+    assert!(
+        !adt.has_changed().expect("open"),
+        "a flush changes no row queries see"
+    );
+    beds.mark_unchanged();
     assert_eq!(count(&engine, all).await, (lake_rows + 2).to_string());
     assert_eq!(engine.buffered_rows(Table::AdtEvents), 1);
     assert_eq!(count(&engine, stays).await, (w2_stays + 2).to_string());

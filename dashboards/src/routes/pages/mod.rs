@@ -46,6 +46,8 @@ pub struct Pages {
     /// What changed since yesterday, worked out once per refresh of the series (it charts
     /// every KPI day by day twice), keyed by the refresh time and the day.
     pub(crate) changes: Arc<std::sync::Mutex<Option<home::Changes>>>,
+    /// The theatre trackboard, computed once for every viewer.
+    pub theatres: Arc<theatres::Live>,
 }
 
 /// Why a page cannot be shown.
@@ -662,7 +664,11 @@ table.values{font-size:.85rem;margin-top:.5rem}
 .lozenge.stale{background:#ffd1ad;color:#212b32}
 .rooms{list-style:none;padding:0;display:grid;grid-template-columns:repeat(auto-fill,minmax(16rem,1fr));gap:.75rem}
 .room{padding:.6rem .8rem;border-radius:.3rem}.room h2{margin:0;font-size:1.6rem}.room .site{font-size:1rem;font-weight:400}
-.room p{margin:.2rem 0}.room .status{font-size:1.3rem}
+.room p{margin:.2rem 0}.room .status{font-size:1.3rem}.room .age{font-size:.85rem}
+.room.stale{outline:.3rem dashed #D5281B;outline-offset:-.3rem}
+.freshness{color:#4C6272;margin:.3rem 0}.freshness .warning{color:#D5281B}
+.link{display:none;background:#D5281B;color:#fff;padding:.4rem .8rem;font-weight:600}
+body.offline .link{display:block}body.offline #board{opacity:.4;filter:grayscale(1)}
 .error{background:#fde8e8;border-left:6px solid #d5281b;padding:.5rem .75rem}
 .filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;background:#fff;padding:.5rem .75rem;border:1px solid #d8dde0;margin:1rem 0}
 .filters label{display:flex;flex-direction:column;font-size:.85rem;font-weight:600;text-transform:capitalize}

@@ -3,23 +3,38 @@
 //! ([`crate::trackboard`]), the case in it and the next, cases done of planned, cancellations
 //! and the late start. `?site=` keeps one site's rooms.
 //!
-//! The board is read from the lake and the acknowledged rows on each request
-//! ([`reads::theatre_lists`]); it is not yet pushed live to viewers.
+//! The board is computed by one task ([`Live`]): when theatre rows arrive (the engine's change
+//! signal: acknowledged milestones are on the board before their lake commit) and every
+//! [`TICK`] for the minutes shown, from the lists read once per change
+//! ([`reads::theatre_lists`]). Every viewer gets the same frames over Server-Sent Events
+//! (`GET /theatres/stream`, [`crate::live`]); the page and its JSON twin read the latest
+//! frame, so a room full of wall screens costs one computation, not one per screen.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use bright_engine::ingest_api::FeedStatus;
 use bright_engine::reads::{self, TheatreList};
-use chrono::{DateTime, Utc};
-use maud::{Markup, html};
+use bright_engine::schema::Table;
+use chrono::{DateTime, NaiveDate, Utc};
+use maud::{Markup, PreEscaped, html};
 use serde::{Deserialize, Serialize};
 
-use super::{Frame, HtmlError, PageError, page, pages_for, visible};
+use super::{Frame, HtmlError, PageError, Pages, page, pages_for, visible};
 use crate::AppState;
 use crate::auth::Client;
+use crate::live::{FOLLOW_SCRIPT, Hub, stream};
 use crate::trackboard::{CaseEvent, Room, room, specialty_name};
+
+/// How often the board is recomputed without new rows, for the minutes it shows.
+pub const TICK: Duration = Duration::from_secs(15);
+/// The feed whose silence makes the tiles of lists under way stale.
+const FEED: &str = "theatre_events";
 
 #[derive(Debug, Default, Deserialize)]
 pub struct BoardQuery {
@@ -28,18 +43,39 @@ pub struct BoardQuery {
 }
 
 /// The board as its JSON twin answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Board {
-    /// The trust's day shown and when it was read.
-    pub date: chrono::NaiveDate,
+    /// The trust's day shown and when it was computed.
+    pub date: NaiveDate,
     pub as_of: DateTime<Utc>,
+    /// When the theatre feed last delivered, and whether it has been silent too long (none
+    /// when this process does not run ingest).
+    pub feed: Option<FeedHealth>,
     pub sites: Vec<String>,
     pub site: Option<String>,
     pub tiles: Vec<Tile>,
 }
 
+/// The theatre feed's health as the board shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedHealth {
+    pub last_delivery: Option<String>,
+    pub minutes_silent: u64,
+    pub stale: bool,
+}
+
+impl From<&FeedStatus> for FeedHealth {
+    fn from(f: &FeedStatus) -> Self {
+        FeedHealth {
+            last_delivery: f.last_delivery.clone(),
+            minutes_silent: f.seconds_silent / 60,
+            stale: f.stale,
+        }
+    }
+}
+
 /// One theatre's tile.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Tile {
     pub theatre: String,
     pub site: String,
@@ -61,8 +97,11 @@ pub struct Tile {
     /// Minutes after the list's planned start the first patient went into the anaesthetic
     /// room.
     pub late_start_min: Option<i64>,
-    /// The latest milestone the board has for the list.
+    /// The latest milestone the board has for the list, and its age in minutes.
     pub last_event: Option<DateTime<Utc>>,
+    pub data_age_min: Option<i64>,
+    /// The list is under way while the theatre feed is silent: the status may be out of date.
+    pub stale: bool,
 }
 
 /// The list a theatre's tile shows: the one under way or most recently started, else the
@@ -77,7 +116,7 @@ fn shown(lists: Vec<TheatreList>, now: DateTime<Utc>) -> Option<TheatreList> {
         .or_else(|| later.into_iter().min_by_key(|s| s.planned_start))
 }
 
-fn tile(list: TheatreList, now: DateTime<Utc>) -> Tile {
+fn tile(list: TheatreList, now: DateTime<Utc>, feed_stale: bool) -> Tile {
     let events: Vec<CaseEvent> = list
         .milestones
         .iter()
@@ -89,6 +128,7 @@ fn tile(list: TheatreList, now: DateTime<Utc>) -> Tile {
         })
         .collect();
     let state = room(&events, now >= list.planned_end);
+    let last_event = list.milestones.iter().map(|m| m.time).max();
     // As the KPI catalogue's late starts count it (kpi.theatre_lists.first_in): the first
     // patient into the anaesthetic room.
     let first_in = list
@@ -111,7 +151,9 @@ fn tile(list: TheatreList, now: DateTime<Utc>) -> Tile {
         procedure: name(&state.current_case),
         next_procedure: name(&state.next_case),
         late_start_min: first_in.map(|t| (t - list.planned_start).num_minutes()),
-        last_event: list.milestones.iter().map(|m| m.time).max(),
+        last_event,
+        data_age_min: last_event.map(|t| (now - t).num_minutes().max(0)),
+        stale: feed_stale && list.planned_start <= now && now < list.planned_end && !list.cancelled,
         room: state,
         theatre: list.theatre,
         site: list.site,
@@ -123,37 +165,221 @@ fn tile(list: TheatreList, now: DateTime<Utc>) -> Tile {
     }
 }
 
-async fn board(state: &AppState, client: &Client, query: &BoardQuery) -> Result<Board, PageError> {
-    let pages = pages_for(state, client)?;
-    let service = &pages.kpis;
-    let now = Utc::now();
-    let date = service.today();
-    let lists = reads::theatre_lists(service.engine(), date, now)
-        .await
-        .map_err(|e| PageError::Failed(e.to_string()))?;
+/// The whole board (every site) from the day's lists at `now`.
+fn assemble(
+    lists: &[TheatreList],
+    date: NaiveDate,
+    now: DateTime<Utc>,
+    feed: Option<FeedHealth>,
+) -> Board {
     let mut by_theatre: BTreeMap<(String, String), Vec<TheatreList>> = BTreeMap::new();
     for list in lists {
         by_theatre
             .entry((list.site.clone(), list.theatre.clone()))
             .or_default()
-            .push(list);
+            .push(list.clone());
     }
     let mut sites: Vec<String> = by_theatre.keys().map(|(site, _)| site.clone()).collect();
     sites.dedup();
-    let site = query.site.clone().filter(|s| !s.trim().is_empty());
+    let feed_stale = feed.as_ref().is_some_and(|f| f.stale);
     let tiles = by_theatre
-        .into_iter()
-        .filter(|((s, _), _)| site.as_ref().is_none_or(|chosen| chosen == s))
-        .filter_map(|(_, lists)| shown(lists, now))
-        .map(|s| tile(s, now))
+        .into_values()
+        .filter_map(|lists| shown(lists, now))
+        .map(|s| tile(s, now, feed_stale))
         .collect();
-    Ok(Board {
+    Board {
         date,
         as_of: now,
+        feed,
         sites,
-        site,
+        site: None,
         tiles,
-    })
+    }
+}
+
+impl Board {
+    /// The board of one site (`None` or blank: every site).
+    fn of_site(&self, site: Option<&str>) -> Board {
+        let site = site.map(str::trim).filter(|s| !s.is_empty());
+        let mut board = self.clone();
+        if let Some(site) = site {
+            board.site = Some(site.to_string());
+            board.tiles.retain(|t| t.site == site);
+        }
+        board
+    }
+}
+
+/// The trackboard's live computation: one per service.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub hub: Arc<Hub<Board>>,
+    started: OnceLock<()>,
+}
+
+impl Live {
+    /// Starts the board's task unless it runs already; it stops when `stopped` turns true (or
+    /// with the runtime, when there is none).
+    pub fn start(&self, state: &AppState, stopped: Option<tokio::sync::watch::Receiver<bool>>) {
+        if self.started.set(()).is_err() {
+            return;
+        }
+        let state = state.clone();
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                match stopped {
+                    Some(mut s) => {
+                        let _ = s.wait_for(|stop| *stop).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = run(state, hub.clone()) => {}
+                () = stopped => {}
+            }
+            hub.close();
+        });
+    }
+
+    /// The latest board, starting the task if need be and waiting briefly for its first.
+    async fn board(&self, state: &AppState) -> Result<Arc<crate::live::Frame<Board>>, PageError> {
+        self.start(state, None);
+        self.hub
+            .first(Duration::from_secs(30))
+            .await
+            .ok_or_else(|| PageError::Failed("the trackboard has not been computed yet".into()))
+    }
+}
+
+/// The board's loop: recompute on new theatre rows or a tick; read the lists again only when
+/// rows changed or the day turned.
+async fn run(state: AppState, hub: Arc<Hub<Board>>) {
+    let Some(pages) = state.pages().cloned() else {
+        return;
+    };
+    let engine = pages.kpis.engine().clone();
+    let (Ok(mut events), Ok(mut sessions)) = (
+        engine.changes(Table::TheatreEvents),
+        engine.changes(Table::TheatreSessions),
+    ) else {
+        tracing::error!("The trackboard cannot follow the theatre tables.");
+        return;
+    };
+    let mut lists: Option<(NaiveDate, Vec<TheatreList>)> = None;
+    let mut told = std::collections::HashSet::new();
+    let mut changed = true;
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let now = Utc::now();
+        let today = pages.kpis.today();
+        if changed || lists.as_ref().is_none_or(|(day, _)| *day != today) {
+            // Marked seen before reading, so rows arriving during the read wake the next one.
+            events.mark_unchanged();
+            sessions.mark_unchanged();
+            match reads::theatre_lists(&engine, today, now).await {
+                Ok(read) => {
+                    if lists.as_ref().is_some_and(|(day, _)| *day != today) {
+                        told.clear();
+                    }
+                    lists = Some((today, read));
+                    changed = false;
+                }
+                // The board keeps its last lists (their age shows) and tries on the next tick.
+                Err(e) => tracing::error!(error = %e, "Reading the theatre lists failed."),
+            }
+        }
+        if let Some((day, lists)) = &lists {
+            let feed = state
+                .ingest()
+                .and_then(|api| api.feeds().into_iter().find(|f| f.feed == FEED))
+                .map(|f| FeedHealth::from(&f));
+            let board = assemble(lists, *day, now, feed);
+            if let Some(alerts) = state.alerts() {
+                tell_cleaning(alerts, &board, pages.kpis.time_zone(), &mut told);
+            }
+            let views = views(&board, pages.kpis.time_zone());
+            hub.publish(board, views);
+        }
+        tokio::select! {
+            r = events.changed() => { changed = true; if r.is_err() { return; } }
+            r = sessions.changed() => { changed = true; if r.is_err() { return; } }
+            _ = tick.tick() => {}
+        }
+    }
+}
+
+/// The kind of alert that tells the cleaning team a theatre is ready for them.
+pub const CLEANING: &str = "room_ready_for_cleaning";
+
+/// Raises an alert for each room that has become ready for cleaning, once per case (the
+/// store's dedup key holds across restarts; `told` spares it the question on every tick).
+fn tell_cleaning(
+    alerts: &crate::alerts::Alerts,
+    board: &Board,
+    zone: chrono_tz::Tz,
+    told: &mut std::collections::HashSet<String>,
+) {
+    use crate::alerts::{NewAlert, Severity};
+    use crate::trackboard::RoomStatus;
+    for t in &board.tiles {
+        let (RoomStatus::ReadyForCleaning, Some(case), Some(since)) =
+            (t.room.status, &t.room.current_case, t.room.since)
+        else {
+            continue;
+        };
+        let key = format!("cleaning:{}:{case}", t.session_id);
+        if told.contains(&key) {
+            continue;
+        }
+        let alert = NewAlert {
+            kind: CLEANING,
+            severity: Severity::Info,
+            key: key.clone(),
+            cooldown: Duration::from_secs(24 * 3600),
+            title: format!("{} ({}) is ready for cleaning", t.theatre, t.site),
+            detail: format!(
+                "{} finished; the patient left theatre at {}.{}",
+                t.procedure.as_deref().unwrap_or("The case"),
+                hhmm(since, zone),
+                t.next_procedure
+                    .as_ref()
+                    .map(|n| format!(" Next: {n}."))
+                    .unwrap_or_default()
+            ),
+            link: Some(format!(
+                "/theatres?site={}",
+                url::form_urlencoded::byte_serialize(t.site.as_bytes()).collect::<String>()
+            )),
+        };
+        match alerts.raise(&alert, Utc::now()) {
+            Ok(_) => {
+                told.insert(key);
+            }
+            // Not marked told: the next computation tries again.
+            Err(e) => tracing::error!(error = %e, "Raising a cleaning alert failed."),
+        }
+    }
+}
+
+/// The board rendered for every view: all sites (`""`) and each site.
+fn views(board: &Board, zone: chrono_tz::Tz) -> BTreeMap<String, String> {
+    std::iter::once(None)
+        .chain(board.sites.iter().map(|s| Some(s.as_str())))
+        .map(|site| {
+            let markup = tiles(&board.of_site(site), zone);
+            (site.unwrap_or("").to_string(), markup.into_string())
+        })
+        .collect()
+}
+
+fn live(state: &AppState) -> Result<&Live, PageError> {
+    state
+        .pages()
+        .map(|p: &Pages| p.theatres.as_ref())
+        .ok_or(PageError::Unavailable)
 }
 
 pub async fn api(
@@ -161,41 +387,48 @@ pub async fn api(
     axum::Extension(client): axum::Extension<Arc<Client>>,
     Query(query): Query<BoardQuery>,
 ) -> Result<Json<Board>, PageError> {
-    Ok(Json(board(&state, &client, &query).await?))
+    pages_for(&state, &client)?;
+    let frame = live(&state)?.board(&state).await?;
+    Ok(Json(frame.data.of_site(query.site.as_deref())))
+}
+
+/// `GET /theatres/stream?site=`: the board's frames for one site (or all) as Server-Sent
+/// Events; `Last-Event-ID` resumes after a reconnect.
+pub async fn events(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Arc<Client>>,
+    Query(query): Query<BoardQuery>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, PageError> {
+    pages_for(&state, &client)?;
+    let live = live(&state)?;
+    live.start(&state, None);
+    let site = query.site.unwrap_or_default().trim().to_string();
+    let absent = html! { p { "No theatre at " (site) " has a list today." } }.into_string();
+    let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    Ok(stream(live.hub.clone(), site, absent, last).into_response())
 }
 
 fn hhmm(t: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
     t.with_timezone(&zone).format("%H:%M").to_string()
 }
 
-pub async fn html(
-    State(state): State<AppState>,
-    axum::Extension(client): axum::Extension<Arc<Client>>,
-    Query(query): Query<BoardQuery>,
-) -> Result<Markup, HtmlError> {
-    let pages = pages_for(&state, &client)?;
-    let board = board(&state, &client, &query).await?;
-    let zone = pages.kpis.time_zone();
-    let main = html! {
-        h1 { "Theatres now" }
-        p class="lead" {
-            "Each theatre's list today, " (board.date.format("%-d %B %Y")) ", as its milestones say."
-        }
-        form class="filters" method="get" {
-            label {
-                "Site"
-                select name="site" {
-                    option value="" { "All" }
-                    @for s in &board.sites {
-                        @if board.site.as_deref() == Some(s.as_str()) {
-                            option value=(s) selected { (s) }
-                        } @else {
-                            option value=(s) { (s) }
+/// The board's live part: its freshness line and the tiles.
+fn tiles(board: &Board, zone: chrono_tz::Tz) -> Markup {
+    html! {
+        p class="freshness" {
+            "Live · computed " (board.as_of.with_timezone(&zone).format("%H:%M:%S"))
+            @if let Some(feed) = &board.feed {
+                @match (&feed.last_delivery, feed.stale) {
+                    (_, true) => {
+                        " · " strong class="warning" {
+                            "the theatre feed has been silent for " (feed.minutes_silent) " min"
                         }
                     }
+                    (Some(_), false) => { " · theatre feed last heard " (ago(feed.minutes_silent)) }
+                    (None, false) => " · nothing from the theatre feed since bright started",
                 }
             }
-            button type="submit" { "Show" }
         }
         @if board.tiles.is_empty() {
             p { "No theatre has a list today." }
@@ -203,7 +436,7 @@ pub async fn html(
         ul class="rooms" {
             @for t in &board.tiles {
                 @let (background, text) = t.room.status.colours();
-                li class="room" style=(format!("background:{background};color:{text}")) {
+                li class={"room" @if t.stale { " stale" }} style=(format!("background:{background};color:{text}")) {
                     h2 { (t.theatre) " " span class="site" { (t.site) } }
                     p class="session" {
                         (t.specialty_name.or(t.specialty.as_deref()).unwrap_or("–")) " · "
@@ -229,9 +462,74 @@ pub async fn html(
                         @if t.room.cancelled > 0 { " · " (t.room.cancelled) " cancelled" }
                         @if let Some(late) = t.late_start_min { @if late > 0 { " · started " (late) " min late" } }
                     }
+                    p class="age" {
+                        @match (t.last_event, t.data_age_min) {
+                            (Some(at), Some(age)) => { "Last milestone " (hhmm(at, zone)) ", " (ago(age.unsigned_abs())) }
+                            _ => "No milestones yet",
+                        }
+                    }
+                    @if t.stale {
+                        p class="age" { strong { "May be out of date: the theatre feed is silent" } }
+                    }
                 }
             }
         }
+    }
+}
+
+fn ago(minutes: u64) -> String {
+    match minutes {
+        0 => "just now".to_string(),
+        1 => "1 min ago".to_string(),
+        m => format!("{m} min ago"),
+    }
+}
+
+pub async fn html(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Arc<Client>>,
+    Query(query): Query<BoardQuery>,
+) -> Result<Markup, HtmlError> {
+    let pages = pages_for(&state, &client)?;
+    let frame = live(&state)?.board(&state).await?;
+    let board = frame.data.of_site(query.site.as_deref());
+    let zone = pages.kpis.time_zone();
+    let stream_url = match &board.site {
+        Some(site) => format!(
+            "/theatres/stream?site={}",
+            url::form_urlencoded::byte_serialize(site.as_bytes()).collect::<String>()
+        ),
+        None => "/theatres/stream".to_string(),
+    };
+    let main = html! {
+        h1 { "Theatres now" }
+        p class="lead" {
+            "Each theatre's list today, " (board.date.format("%-d %B %Y")) ", as its milestones say. "
+            "The board updates itself as milestones arrive."
+        }
+        p id="link" class="link" role="status" {
+            "Reconnecting… the board below may be out of date."
+        }
+        form class="filters" method="get" {
+            label {
+                "Site"
+                select name="site" {
+                    option value="" { "All" }
+                    @for s in &board.sites {
+                        @if board.site.as_deref() == Some(s.as_str()) {
+                            option value=(s) selected { (s) }
+                        } @else {
+                            option value=(s) { (s) }
+                        }
+                    }
+                }
+            }
+            button type="submit" { "Show" }
+        }
+        div id="board" data-stream=(stream_url) aria-live="polite" {
+            (tiles(&board, zone))
+        }
+        script { (PreEscaped(FOLLOW_SCRIPT)) }
     };
     Ok(page(
         &Frame {
@@ -246,4 +544,70 @@ pub async fn html(
         },
         main,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bright_engine::reads::Milestone;
+    use chrono::Duration as Minutes;
+
+    fn list(id: &str, theatre: &str, start: DateTime<Utc>, hours: i64) -> TheatreList {
+        TheatreList {
+            session_id: id.into(),
+            site: "Main site".into(),
+            theatre: theatre.into(),
+            specialty: Some("101".into()),
+            planned_start: start,
+            planned_end: start + Minutes::hours(hours),
+            cancelled: false,
+            milestones: vec![Milestone {
+                case_id: format!("{id}-1"),
+                planned_order: 1,
+                milestone: "knife_to_skin".into(),
+                time: start + Minutes::minutes(40),
+                procedure_name: Some("Cystoscopy".into()),
+            }],
+        }
+    }
+
+    /// When the theatre feed goes silent, the tiles of lists under way say their status may
+    /// be out of date (text and a dashed red outline); a list already over is not stale, and
+    /// every tile still shows its data age.
+    #[test]
+    fn a_silent_feed_makes_the_tiles_of_lists_under_way_stale() {
+        let now = Utc::now();
+        let lists = [
+            list("S1", "Theatre 1", now - Minutes::hours(2), 4),
+            list("S2", "Theatre 2", now - Minutes::hours(6), 4),
+        ];
+        let silent = FeedHealth {
+            last_delivery: Some((now - Minutes::minutes(50)).to_rfc3339()),
+            minutes_silent: 50,
+            stale: true,
+        };
+        let board = assemble(&lists, now.date_naive(), now, Some(silent));
+        let stale: Vec<bool> = board.tiles.iter().map(|t| t.stale).collect();
+        assert_eq!(stale, [true, false]);
+        assert_eq!(board.tiles[0].data_age_min, Some(80));
+        let markup = tiles(&board, chrono_tz::Europe::London).into_string();
+        assert!(markup.contains("silent for 50 min"), "{markup}");
+        assert_eq!(markup.matches("May be out of date").count(), 1, "{markup}");
+        assert!(markup.contains(r#"class="room stale""#), "{markup}");
+        assert!(markup.contains("80 min ago"), "{markup}");
+
+        let heard = FeedHealth {
+            last_delivery: Some(now.to_rfc3339()),
+            minutes_silent: 0,
+            stale: false,
+        };
+        let board = assemble(&lists, now.date_naive(), now, Some(heard));
+        assert!(board.tiles.iter().all(|t| !t.stale));
+        let markup = tiles(&board, chrono_tz::Europe::London).into_string();
+        assert!(
+            markup.contains("theatre feed last heard just now"),
+            "{markup}"
+        );
+        assert!(!markup.contains("May be out of date"), "{markup}");
+    }
 }

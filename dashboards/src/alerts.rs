@@ -1,0 +1,636 @@
+//! Alerts: raised by bright's rules (a theatre ready for cleaning, …), kept in an embedded
+//! database, and delivered to webhooks from a durable outbox.
+//!
+//! Raising an alert and queueing its deliveries is one SQLite transaction, committed with a
+//! full sync before [`Alerts::raise`] returns: a restart or a receiver that is down loses no
+//! delivery. Each alert has a dedup key; the same key within its cooldown raises nothing, so a
+//! rule that sees the same condition on every tick (or a feed that flaps) makes one alert.
+//!
+//! The delivery task posts each queued body to its webhook, in the order raised, and marks it
+//! delivered on a 2xx answer; otherwise it retries with exponential backoff (2 s doubling, at
+//! most 5 min apart) for as long as it takes, later alerts for that webhook waiting behind it. A body is sent again only if bright stops between
+//! the receiver's answer and the mark, so each carries its delivery id for the receiver to
+//! drop a repeat.
+//!
+//! Every request is signed: `X-Bright-Timestamp` (Unix seconds) and `X-Bright-Signature:
+//! sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the webhook's secret>`, so a receiver
+//! can check that bright sent it and that it is not an old request replayed.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// Longest wait between two attempts of one delivery.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A receiver that has not answered by then counts as down for this attempt.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `[alerts]` section of `bright.toml`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Where alerts are sent besides the pages.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One webhook: `url` gets a JSON body per alert of the kinds it wants.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub name: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    /// The environment variable holding the signing secret (kept out of the file).
+    pub secret_env: String,
+    /// Alert kinds sent (e.g. `room_ready_for_cleaning`); none means every kind.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlertsError {
+    #[error("webhook '{name}': {reason}")]
+    Webhook { name: String, reason: String },
+    #[error("the alert store: {0}")]
+    Store(#[from] rusqlite::Error),
+}
+
+/// A webhook ready to send to.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub name: String,
+    pub url: reqwest::Url,
+    secret: Vec<u8>,
+    kinds: Vec<String>,
+}
+
+impl Webhook {
+    pub fn new(
+        name: &str,
+        url: &str,
+        secret: &[u8],
+        kinds: &[String],
+    ) -> Result<Self, AlertsError> {
+        let bad = |reason: String| AlertsError::Webhook {
+            name: name.to_string(),
+            reason,
+        };
+        let url = reqwest::Url::parse(url).map_err(|e| bad(format!("url '{url}': {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad(format!("url '{url}' is not http or https")));
+        }
+        if secret.len() < 16 {
+            return Err(bad("the secret needs at least 16 bytes".into()));
+        }
+        Ok(Webhook {
+            name: name.to_string(),
+            url,
+            secret: secret.to_vec(),
+            kinds: kinds.to_vec(),
+        })
+    }
+
+    /// The configured webhooks, their secrets read from the environment.
+    pub fn from_config(config: &AlertsConfig) -> Result<Vec<Webhook>, AlertsError> {
+        config
+            .webhooks
+            .iter()
+            .map(|w| {
+                let secret = std::env::var(&w.secret_env).map_err(|_| AlertsError::Webhook {
+                    name: w.name.clone(),
+                    reason: format!("the environment variable {} is not set", w.secret_env),
+                })?;
+                Webhook::new(&w.name, &w.url, secret.as_bytes(), &w.kinds)
+            })
+            .collect()
+    }
+
+    fn wants(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind)
+    }
+}
+
+/// The signature header's value for `body` sent at `timestamp` with `secret`.
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret) else {
+        unreachable!("HMAC takes a key of any length")
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    fn parse(text: &str) -> Severity {
+        match text {
+            "critical" => Severity::Critical,
+            "warning" => Severity::Warning,
+            _ => Severity::Info,
+        }
+    }
+}
+
+/// What a rule raises.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert {
+    pub kind: &'static str,
+    pub severity: Severity,
+    /// Alerts with the same key within `cooldown` of each other are one alert.
+    pub key: String,
+    pub cooldown: Duration,
+    pub title: String,
+    pub detail: String,
+    /// The page that shows what the alert is about.
+    pub link: Option<String>,
+}
+
+/// An alert as kept and sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub id: i64,
+    pub kind: String,
+    pub severity: Severity,
+    pub key: String,
+    pub title: String,
+    pub detail: String,
+    pub link: Option<String>,
+    pub raised_at: DateTime<Utc>,
+    pub acknowledged_by: Option<String>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+/// Deliveries queued, made and failing, for the operations page and `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Deliveries {
+    pub pending: u64,
+    pub delivered: u64,
+    /// Pending deliveries whose last attempt failed.
+    pub failing: u64,
+}
+
+/// One delivery still to make.
+struct Pending {
+    id: i64,
+    webhook: String,
+    body: String,
+    attempts: i64,
+    /// Microseconds since the Unix epoch.
+    next_at: i64,
+}
+
+/// The alert store and its webhooks.
+#[derive(Debug)]
+pub struct Alerts {
+    db: Mutex<Connection>,
+    webhooks: Vec<Webhook>,
+    wake: tokio::sync::Notify,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+impl Alerts {
+    /// Opens (creating if need be) the store at `path`, delivering to `webhooks`.
+    pub fn open(path: &Path, webhooks: Vec<Webhook>) -> Result<Alerts, AlertsError> {
+        let db = Connection::open(path)?;
+        // FULL syncs every commit: an alert raised (and its deliveries) survives a crash.
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS alerts (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL,
+                severity TEXT NOT NULL,
+                dedup_key TEXT NOT NULL,
+                title TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                link TEXT,
+                raised_at INTEGER NOT NULL,
+                acknowledged_by TEXT,
+                acknowledged_at INTEGER
+            ) STRICT;
+            CREATE INDEX IF NOT EXISTS alerts_by_key ON alerts (dedup_key, raised_at);
+            CREATE TABLE IF NOT EXISTS outbox (
+                id INTEGER PRIMARY KEY,
+                alert_id INTEGER NOT NULL REFERENCES alerts (id),
+                webhook TEXT NOT NULL,
+                body TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_at INTEGER NOT NULL,
+                delivered_at INTEGER,
+                last_error TEXT
+            ) STRICT;
+            CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);",
+        )?;
+        Ok(Alerts {
+            db: Mutex::new(db),
+            webhooks,
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A poisoned lock only means a thread panicked between whole transactions.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Raises `alert` at `now` and queues it for every webhook that wants its kind, unless
+    /// an alert with the same key was raised within its cooldown (then `None`).
+    pub fn raise(
+        &self,
+        alert: &NewAlert,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Alert>, AlertsError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let cooldown = chrono::Duration::from_std(alert.cooldown).unwrap_or(chrono::Duration::MAX);
+        let since = now
+            .checked_sub_signed(cooldown)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let recent: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM alerts WHERE dedup_key = ?1 AND raised_at > ?2 LIMIT 1",
+                params![alert.key, micros(since)],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if recent.is_some() {
+            return Ok(None);
+        }
+        tx.execute(
+            "INSERT INTO alerts (kind, severity, dedup_key, title, detail, link, raised_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                alert.kind,
+                alert.severity.name(),
+                alert.key,
+                alert.title,
+                alert.detail,
+                alert.link,
+                micros(now)
+            ],
+        )?;
+        let raised = Alert {
+            id: tx.last_insert_rowid(),
+            kind: alert.kind.to_string(),
+            severity: alert.severity,
+            key: alert.key.clone(),
+            title: alert.title.clone(),
+            detail: alert.detail.clone(),
+            link: alert.link.clone(),
+            raised_at: now,
+            acknowledged_by: None,
+            acknowledged_at: None,
+        };
+        let body = serde_json::to_string(&raised).unwrap_or_default();
+        let mut queued = false;
+        for webhook in self.webhooks.iter().filter(|w| w.wants(alert.kind)) {
+            tx.execute(
+                "INSERT INTO outbox (alert_id, webhook, body, next_at) VALUES (?1, ?2, ?3, ?4)",
+                params![raised.id, webhook.name, body, micros(now)],
+            )?;
+            queued = true;
+        }
+        tx.commit()?;
+        if queued {
+            self.wake.notify_one();
+        }
+        Ok(Some(raised))
+    }
+
+    /// The latest `n` alerts, newest first.
+    pub fn latest(&self, n: usize) -> Result<Vec<Alert>, AlertsError> {
+        let db = self.db();
+        let mut statement = db.prepare(
+            "SELECT id, kind, severity, dedup_key, title, detail, link, raised_at,
+                    acknowledged_by, acknowledged_at
+             FROM alerts ORDER BY raised_at DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = statement.query_map(params![n as i64], |row| {
+            Ok(Alert {
+                id: row.get(0)?,
+                kind: row.get(1)?,
+                severity: Severity::parse(&row.get::<_, String>(2)?),
+                key: row.get(3)?,
+                title: row.get(4)?,
+                detail: row.get(5)?,
+                link: row.get(6)?,
+                raised_at: time(row.get(7)?),
+                acknowledged_by: row.get(8)?,
+                acknowledged_at: row.get::<_, Option<i64>>(9)?.map(time),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that `by` has seen alert `id` and is dealing with it; false when there is no
+    /// such alert. The first acknowledgement stands.
+    pub fn acknowledge(&self, id: i64, by: &str, now: DateTime<Utc>) -> Result<bool, AlertsError> {
+        let db = self.db();
+        let exists: Option<i64> = db
+            .query_row("SELECT id FROM alerts WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        db.execute(
+            "UPDATE alerts SET acknowledged_by = ?2, acknowledged_at = ?3
+             WHERE id = ?1 AND acknowledged_by IS NULL",
+            params![id, by, micros(now)],
+        )?;
+        Ok(true)
+    }
+
+    /// Counts of the outbox.
+    pub fn deliveries(&self) -> Result<Deliveries, AlertsError> {
+        let db = self.db();
+        Ok(db.query_row(
+            "SELECT count(*) FILTER (WHERE delivered_at IS NULL),
+                    count(*) FILTER (WHERE delivered_at IS NOT NULL),
+                    count(*) FILTER (WHERE delivered_at IS NULL AND attempts > 0)
+             FROM outbox",
+            [],
+            |row| {
+                Ok(Deliveries {
+                    pending: row.get::<_, i64>(0)? as u64,
+                    delivered: row.get::<_, i64>(1)? as u64,
+                    failing: row.get::<_, i64>(2)? as u64,
+                })
+            },
+        )?)
+    }
+
+    /// Deliveries not yet made, oldest first, with when each is next due.
+    fn undelivered(&self) -> Result<Vec<Pending>, AlertsError> {
+        let db = self.db();
+        let mut statement = db.prepare(
+            "SELECT id, webhook, body, attempts, next_at FROM outbox
+             WHERE delivered_at IS NULL ORDER BY id LIMIT 256",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(Pending {
+                id: row.get(0)?,
+                webhook: row.get(1)?,
+                body: row.get(2)?,
+                attempts: row.get(3)?,
+                next_at: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the next pending delivery falls due, if any.
+    fn next_due(&self) -> Result<Option<DateTime<Utc>>, AlertsError> {
+        let db = self.db();
+        let next: Option<i64> = db.query_row(
+            "SELECT min(next_at) FROM outbox WHERE delivered_at IS NULL",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(next.map(time))
+    }
+
+    fn settle(
+        &self,
+        id: i64,
+        attempts: i64,
+        outcome: Result<(), String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), AlertsError> {
+        let db = self.db();
+        match outcome {
+            Ok(()) => db.execute(
+                "UPDATE outbox SET delivered_at = ?2, attempts = ?3, last_error = NULL WHERE id = ?1",
+                params![id, micros(now), attempts + 1],
+            )?,
+            Err(error) => {
+                let backoff = Duration::from_secs(2u64.saturating_pow(attempts.clamp(0, 30) as u32 + 1))
+                    .min(MAX_BACKOFF);
+                let next = now + chrono::Duration::from_std(backoff).unwrap_or_default();
+                db.execute(
+                    "UPDATE outbox SET attempts = ?2, next_at = ?3, last_error = ?4 WHERE id = ?1",
+                    params![id, attempts + 1, micros(next), error],
+                )?
+            }
+        };
+        Ok(())
+    }
+
+    /// One attempt of every delivery due now. Each webhook gets its alerts in the order they
+    /// were raised: behind a delivery waiting for its retry, the later ones wait too.
+    async fn deliver_due(&self, client: &reqwest::Client) -> Result<(), AlertsError> {
+        let mut blocked: Vec<String> = Vec::new();
+        for Pending {
+            id,
+            webhook: name,
+            body,
+            attempts,
+            next_at,
+        } in self.undelivered()?
+        {
+            // A webhook no longer configured keeps its deliveries until it is back.
+            let Some(webhook) = self.webhooks.iter().find(|w| w.name == name) else {
+                continue;
+            };
+            if blocked.contains(&name) {
+                continue;
+            }
+            if next_at > micros(Utc::now()) {
+                blocked.push(name);
+                continue;
+            }
+            let timestamp = Utc::now().timestamp();
+            let sent = client
+                .post(webhook.url.clone())
+                .header("content-type", "application/json")
+                .header("x-bright-delivery", id.to_string())
+                .header("x-bright-timestamp", timestamp.to_string())
+                .header(
+                    "x-bright-signature",
+                    signature(&webhook.secret, timestamp, body.as_bytes()),
+                )
+                .body(body)
+                .send()
+                .await;
+            let outcome = match sent {
+                Ok(answer) if answer.status().is_success() => Ok(()),
+                Ok(answer) => Err(format!("answered {}", answer.status())),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = &outcome {
+                tracing::warn!(webhook = %name, delivery = id, error = %e, "A webhook delivery failed; it will be retried.");
+                blocked.push(name);
+            }
+            self.settle(id, attempts, outcome, Utc::now())?;
+        }
+        Ok(())
+    }
+
+    /// Delivers the outbox until `stopped` turns true: at once when an alert is raised, and
+    /// each pending delivery when its retry falls due.
+    pub fn spawn_delivery(
+        self: std::sync::Arc<Self>,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            if self.webhooks.is_empty() {
+                return;
+            }
+            let client = match reqwest::Client::builder().timeout(TIMEOUT).build() {
+                Ok(client) => client,
+                Err(e) => {
+                    tracing::error!(error = %e, "No HTTP client for the webhooks.");
+                    return;
+                }
+            };
+            loop {
+                if let Err(e) = self.deliver_due(&client).await {
+                    tracing::error!(error = %e, "Reading the alert outbox failed.");
+                }
+                let wait = match self.next_due() {
+                    Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                    Ok(None) => MAX_BACKOFF,
+                    Err(_) => Duration::from_secs(5),
+                }
+                .max(Duration::from_millis(50));
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
+                    _ = stopped.wait_for(|stop| *stop) => return,
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cleaning(key: &str) -> NewAlert {
+        NewAlert {
+            kind: "room_ready_for_cleaning",
+            severity: Severity::Info,
+            key: key.into(),
+            cooldown: Duration::from_secs(3600),
+            title: "Theatre 9 is ready for cleaning".into(),
+            detail: "Patient out of theatre at 14:05.".into(),
+            link: Some("/theatres".into()),
+        }
+    }
+
+    #[test]
+    fn the_same_key_within_its_cooldown_raises_one_alert() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let hook = Webhook::new("cleaning", "http://127.0.0.1:9/", b"sixteen byte key", &[])
+            .expect("a webhook");
+        let alerts = Alerts::open(&dir.path().join("alerts.sqlite3"), vec![hook]).expect("opens");
+        let t0 = Utc::now();
+        let first = alerts
+            .raise(&cleaning("c1"), t0)
+            .expect("raised")
+            .expect("new");
+        let again = alerts
+            .raise(&cleaning("c1"), t0 + chrono::Duration::minutes(30))
+            .expect("raised");
+        assert_eq!(again, None, "within the cooldown");
+        let other = alerts.raise(&cleaning("c2"), t0).expect("raised");
+        assert!(other.is_some(), "another key is another alert");
+        let later = alerts
+            .raise(&cleaning("c1"), t0 + chrono::Duration::minutes(61))
+            .expect("raised");
+        assert!(later.is_some(), "after the cooldown it is raised again");
+        assert_eq!(alerts.latest(10).expect("listed").len(), 3);
+        assert_eq!(alerts.deliveries().expect("counted").pending, 3);
+
+        assert!(
+            alerts
+                .acknowledge(first.id, "theatre.lead", t0)
+                .expect("acked")
+        );
+        assert!(
+            alerts
+                .acknowledge(first.id, "someone.else", t0)
+                .expect("acked")
+        );
+        let acked = alerts
+            .latest(10)
+            .expect("listed")
+            .into_iter()
+            .find(|a| a.id == first.id)
+            .expect("kept");
+        assert_eq!(
+            acked.acknowledged_by.as_deref(),
+            Some("theatre.lead"),
+            "the first stands"
+        );
+        assert!(!alerts.acknowledge(999, "x", t0).expect("answered"));
+    }
+
+    #[test]
+    fn only_the_kinds_a_webhook_wants_are_queued_for_it_and_bad_webhooks_are_refused() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let hook = Webhook::new(
+            "ops",
+            "https://ops.example.nhs.uk/bright",
+            b"sixteen byte key",
+            &["feed_stale".to_string()],
+        )
+        .expect("a webhook");
+        let alerts = Alerts::open(&dir.path().join("alerts.sqlite3"), vec![hook]).expect("opens");
+        alerts.raise(&cleaning("c1"), Utc::now()).expect("raised");
+        assert_eq!(alerts.deliveries().expect("counted").pending, 0);
+        assert!(Webhook::new("x", "ftp://host/", b"sixteen byte key", &[]).is_err());
+        assert!(Webhook::new("x", "http://host/", b"short", &[]).is_err());
+    }
+
+    #[test]
+    fn signatures_cover_the_timestamp_and_the_body() {
+        let key = b"sixteen byte key";
+        let signed = signature(key, 1_700_000_000, b"{}");
+        assert!(
+            signed.starts_with("sha256=") && signed.len() == 7 + 64,
+            "{signed}"
+        );
+        assert_ne!(signed, signature(key, 1_700_000_001, b"{}"));
+        assert_ne!(signed, signature(key, 1_700_000_000, b"{ }"));
+        assert_ne!(signed, signature(b"another key, 16+", 1_700_000_000, b"{}"));
+    }
+}
