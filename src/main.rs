@@ -100,6 +100,11 @@ enum Command {
         #[command(subcommand)]
         command: users::UsersCommand,
     },
+    /// Read-only links for wall screens: make, list, revoke.
+    Kiosk {
+        #[command(subcommand)]
+        command: users::KioskCommand,
+    },
     /// The dashboards the pages show: list them, check their files.
     Dashboards {
         #[command(subcommand)]
@@ -241,6 +246,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Config { command } => config::config_command(command),
         Command::Token { command } => config::token_command(command),
         Command::Users { command } => users::users_command(command),
+        Command::Kiosk { command } => users::kiosk_command(command),
         Command::Spc(args) => spc::run(args),
         Command::Kpi { command } => kpi::run(command).await,
         Command::Dashboards { command } => dashboards::run(command),

@@ -1,5 +1,6 @@
 //! `bright users add|list|remove|passwd`: the people who log in to the pages, kept in the
-//! embedded user store (`bright_dashboards::users`).
+//! embedded user store (`bright_dashboards::users`); `bright kiosk new|list|revoke`: the
+//! read-only links of wall screens, kept in the same store.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -136,6 +137,78 @@ pub fn users_command(command: UsersCommand) -> Result<()> {
             if generated {
                 println!("One-time password: {password}");
             }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KioskCommand {
+    /// Make a read-only link for a wall screen; prints it once (only its hash is kept).
+    New {
+        /// The board it shows: theatres.
+        #[arg(long)]
+        board: String,
+        /// Only this site's rooms.
+        #[arg(long)]
+        site: Option<String>,
+        /// Where the screen is, so it can be found again to revoke.
+        #[arg(long)]
+        label: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// List the kiosk links, revoked ones included.
+    List {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// Revoke a kiosk link: its screen stops showing the board at once.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+}
+
+pub fn kiosk_command(command: KioskCommand) -> Result<()> {
+    match command {
+        KioskCommand::New {
+            board,
+            site,
+            label,
+            store,
+        } => {
+            let (kiosk, token) = store.open()?.add_kiosk(&board, site.as_deref(), &label)?;
+            println!(
+                "Kiosk link {} for {} ({}).",
+                kiosk.id, kiosk.board, kiosk.label
+            );
+            println!("Open on the screen: /kiosk/{token}");
+            println!("Anyone with the link sees the board: hand it over privately.");
+        }
+        KioskCommand::List { store } => {
+            println!(
+                "{:<10} {:<10} {:<16} {:<26} label",
+                "id", "board", "site", "state"
+            );
+            for kiosk in store.open()?.kiosks()? {
+                let state = kiosk
+                    .revoked_at
+                    .map_or("active".to_string(), |at| format!("revoked {at}"));
+                println!(
+                    "{:<10} {:<10} {:<16} {:<26} {}",
+                    kiosk.id,
+                    kiosk.board,
+                    kiosk.site.as_deref().unwrap_or("all"),
+                    state,
+                    kiosk.label
+                );
+            }
+        }
+        KioskCommand::Revoke { id, store } => {
+            store.open()?.revoke_kiosk(&id)?;
+            println!("Kiosk link {id} revoked.");
         }
     }
     Ok(())

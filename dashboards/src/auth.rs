@@ -70,6 +70,8 @@ pub struct Client {
     pub role: Option<Role>,
     /// A person's session CSRF token, which the pages' forms carry.
     pub csrf: Option<String>,
+    /// A wall screen's kiosk link: it reads its one board and nothing else.
+    pub kiosk: Option<crate::users::Kiosk>,
 }
 
 impl Client {
@@ -148,6 +150,7 @@ impl Clients {
                 scopes,
                 role: None,
                 csrf: None,
+                kiosk: None,
             });
             if let Some(first) = by_hash.insert(hash, client) {
                 return Err(ClientsError::SharedToken {
@@ -228,7 +231,49 @@ fn session_client(state: &AppState, request: &Request) -> Result<Arc<Client>, Bo
         scopes,
         role: Some(session.user.role),
         csrf: Some(session.csrf),
+        kiosk: None,
     }))
+}
+
+/// A wall screen with a kiosk link (its cookie), asking for a page of its board with GET:
+/// a reader of that board only.
+fn kiosk_client(state: &AppState, request: &Request) -> Option<Result<Arc<Client>, Box<Response>>> {
+    let token = crate::routes::kiosk::kiosk_cookie(request.headers())?;
+    let users = state.users()?;
+    let kiosk = match users.kiosk(token) {
+        Ok(Some(kiosk)) => kiosk,
+        Ok(None) => {
+            return Some(Err(Box::new(unauthorized(
+                "this screen's kiosk link was revoked; ask an administrator for a new one",
+            ))));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Looking up a kiosk link failed.");
+            return Some(Err(Box::new(
+                StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            )));
+        }
+    };
+    let reading = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !reading || !crate::routes::kiosk::paths(&kiosk.board).contains(&request.uri().path()) {
+        return Some(Err(Box::new(
+            (
+                StatusCode::FORBIDDEN,
+                error_body("a kiosk link opens only its own board"),
+            )
+                .into_response(),
+        )));
+    }
+    Some(Ok(Arc::new(Client {
+        name: format!("kiosk:{}", kiosk.id),
+        scopes: vec![Scope::Read],
+        role: None,
+        csrf: None,
+        kiosk: Some(kiosk),
+    })))
 }
 
 /// A browser's page request (not the API, not a change): sent to sign in when it has no
@@ -337,7 +382,11 @@ pub async fn authenticate(
                 Ok(request) => request,
                 Err(response) => return response,
             };
-            match session_client(&state, &request) {
+            let kiosk = crate::routes::login::session_cookie(request.headers())
+                .is_none()
+                .then(|| kiosk_client(&state, &request))
+                .flatten();
+            match kiosk.unwrap_or_else(|| session_client(&state, &request)) {
                 Ok(client) => client,
                 Err(response)
                     if response.status() == StatusCode::UNAUTHORIZED && is_page(&request) =>

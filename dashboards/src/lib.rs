@@ -326,6 +326,8 @@ pub fn router(state: AppState) -> Router {
             get(routes::login::form).post(routes::login::login),
         )
         .route("/logout", post(routes::login::logout))
+        // The link is the credential: it is checked by its handler.
+        .route("/kiosk/{token}", get(routes::kiosk::open))
         .merge(protected)
         .with_state(state)
 }

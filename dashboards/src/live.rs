@@ -186,6 +186,7 @@ struct Viewer<T> {
     frames: broadcast::Receiver<Arc<Frame<T>>>,
     ping: tokio::time::Interval,
     closed: watch::Receiver<bool>,
+    still_allowed: Box<dyn Fn() -> bool + Send>,
     _open: Open,
 }
 
@@ -198,12 +199,14 @@ fn board_event<T>(frame: &Frame<T>, view: &str, absent: &str) -> Event {
 
 /// One viewer's stream of `view` (`""` for the whole board): `board` events carrying the
 /// view's markup with the frame's id, and `ping` events carrying the time. `absent` is the
-/// markup sent when a frame has no such view.
+/// markup sent when a frame has no such view. The stream ends at a ping once
+/// `still_allowed` says the viewer's credential has gone (a revoked kiosk link).
 pub fn stream<T: Send + Sync + 'static>(
     hub: Arc<Hub<T>>,
     view: String,
     absent: String,
     last_id: Option<&str>,
+    still_allowed: Box<dyn Fn() -> bool + Send>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<T>> {
     // Subscribe before catching up, so no frame falls between the two.
     let frames = hub.sent.subscribe();
@@ -213,6 +216,7 @@ pub fn stream<T: Send + Sync + 'static>(
     let viewer = Viewer {
         _open: Open::new(&hub.open),
         closed: hub.closed.subscribe(),
+        still_allowed,
         hub,
         view,
         absent,
@@ -247,6 +251,9 @@ pub fn stream<T: Send + Sync + 'static>(
                 },
                 _ = viewer.closed.changed() => {}
                 _ = viewer.ping.tick() => {
+                    if !(viewer.still_allowed)() {
+                        return None;
+                    }
                     let event = Event::default().event("ping").data(Utc::now().to_rfc3339());
                     return Some((Ok(event), Some(viewer)));
                 }
@@ -289,6 +296,7 @@ mod tests {
             view.to_string(),
             "no such site".into(),
             last_id,
+            Box::new(|| true),
         );
         axum::response::IntoResponse::into_response(sse)
             .into_body()

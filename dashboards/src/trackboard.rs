@@ -158,6 +158,8 @@ pub struct CaseEvent {
     /// A milestone name, or `cancelled`.
     pub milestone: String,
     pub time: DateTime<Utc>,
+    /// Minutes booked for the case, anaesthesia start to out of theatre.
+    pub planned_duration_min: Option<i32>,
 }
 
 /// Where one case has got to.
@@ -327,6 +329,86 @@ pub fn room(events: &[CaseEvent], list_over: bool) -> Room {
     base
 }
 
+/// How a list is going against its planned times.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Pace {
+    /// Touch time (anaesthesia start to out of theatre, the case in theatre counted to now)
+    /// inside the list's planned times so far, over its planned minutes so far: the KPI
+    /// catalogue's capped utilisation for the day once the list has ended. None before it
+    /// starts.
+    pub capped_utilisation: Option<f64>,
+    /// The case in theatre: minutes since its anaesthesia start, and minutes booked.
+    pub case_elapsed_min: Option<i64>,
+    pub case_booked_min: Option<i64>,
+    /// Minutes the list runs past its planned end: while a patient is in theatre after the
+    /// end, or expected to (the case's anaesthesia start plus its booked minutes).
+    pub overrun_min: Option<i64>,
+    /// The overrun is under way (the planned end has passed), not only expected.
+    pub overrunning: bool,
+}
+
+/// The pace of a list from its case events at `now`, with `room` its state then.
+pub fn pace(
+    events: &[CaseEvent],
+    room: &Room,
+    planned_start: DateTime<Utc>,
+    planned_end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Pace {
+    let cancelled: std::collections::BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.milestone == CANCELLED)
+        .map(|e| e.case_id.as_str())
+        .collect();
+    let first = |case: &str, name: &str| {
+        events
+            .iter()
+            .filter(|e| e.case_id == case && e.milestone == name)
+            .map(|e| e.time)
+            .min()
+    };
+    let cases: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e.case_id.as_str()).collect();
+    let window_end = now.min(planned_end);
+    let planned_so_far = (window_end - planned_start).num_seconds();
+    let touch: i64 = cases
+        .iter()
+        .filter(|c| !cancelled.contains(*c))
+        .filter_map(|c| {
+            let from = first(c, "anaesthesia_start")?;
+            let to = first(c, "out_of_theatre").unwrap_or(now);
+            let (from, to) = (from.max(planned_start), to.min(window_end));
+            Some((to - from).num_seconds().max(0))
+        })
+        .sum();
+    let in_theatre = matches!(
+        room.status,
+        RoomStatus::InTheatre | RoomStatus::KnifeToSkin | RoomStatus::Closing
+    );
+    let current = room.current_case.as_deref().filter(|_| in_theatre);
+    let started = current.and_then(|c| first(c, "anaesthesia_start"));
+    let booked = current.and_then(|c| {
+        events
+            .iter()
+            .find(|e| e.case_id == c && e.planned_duration_min.is_some())
+            .and_then(|e| e.planned_duration_min)
+    });
+    let expected_out = match (started, booked) {
+        (Some(s), Some(b)) => Some((s + chrono::Duration::minutes(b.into())).max(now)),
+        _ => current.map(|_| now),
+    };
+    let overrun_min = expected_out
+        .filter(|out| *out > planned_end)
+        .map(|out| (out - planned_end).num_minutes().max(1));
+    Pace {
+        capped_utilisation: (planned_so_far > 0).then(|| touch as f64 / planned_so_far as f64),
+        case_elapsed_min: started.map(|s| (now - s).num_minutes().max(0)),
+        case_booked_min: booked.map(i64::from),
+        overrun_min,
+        overrunning: overrun_min.is_some() && now > planned_end,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +423,7 @@ mod tests {
             planned_order: order,
             milestone: milestone.into(),
             time: at(minute),
+            planned_duration_min: Some(60),
         }
     }
 
@@ -531,5 +614,59 @@ mod tests {
             let contrast = (a.max(b) + 0.05) / (a.min(b) + 0.05);
             assert!(contrast >= 4.5, "{}: {contrast:.2}", status.label());
         }
+    }
+
+    /// Capped utilisation so far counts touch time inside the planned times up to now (the
+    /// case in theatre to now); a case expected to run past the list's end warns before the
+    /// end and counts the overrun after it.
+    #[test]
+    fn pace_counts_touch_time_so_far_and_warns_of_an_overrun() {
+        let (start, end) = (at(0), at(240));
+        // Case 1: anaesthesia at 10, out at 70 (60 min); case 2: anaesthesia at 100, booked 60.
+        let mut events = vec![
+            event("c1", 1, "anaesthesia_start", 10),
+            event("c1", 1, "out_of_theatre", 70),
+            event("c1", 1, "cleaning_end", 85),
+            event("c2", 2, "sent_for", 80),
+            event("c2", 2, "anaesthesia_start", 100),
+        ];
+        let now = at(120);
+        let state = room(&events, false);
+        assert_eq!(state.status, RoomStatus::InTheatre);
+        let p = pace(&events, &state, start, end, now);
+        // (60 + 20) touch minutes of 120 planned so far.
+        assert_eq!(p.capped_utilisation, Some(80.0 / 120.0));
+        assert_eq!(
+            (p.case_elapsed_min, p.case_booked_min),
+            (Some(20), Some(60))
+        );
+        assert_eq!(p.overrun_min, None);
+
+        // Case 3 starts at 200, booked 60: expected out at 260, 20 min past the end.
+        events.push(event("c2", 2, "out_of_theatre", 160));
+        events.push(event("c2", 2, "cleaning_end", 175));
+        events.push(event("c3", 3, "anaesthesia_start", 200));
+        let now = at(210);
+        let state = room(&events, false);
+        let p = pace(&events, &state, start, end, now);
+        assert_eq!((p.overrun_min, p.overrunning), (Some(20), false));
+        // At 250 it is overrunning; touch time counts only to the planned end.
+        let now = at(250);
+        let p = pace(&events, &room(&events, true), start, end, now);
+        assert_eq!((p.overrun_min, p.overrunning), (Some(20), true));
+        assert_eq!(p.capped_utilisation, Some((60.0 + 60.0 + 40.0) / 240.0));
+        // Still in theatre at 275, past its booking: it runs on to now.
+        let p = pace(&events, &room(&events, true), start, end, at(275));
+        assert_eq!((p.overrun_min, p.overrunning), (Some(35), true));
+
+        // Cancelled cases count no touch time; before the list starts there is no rate.
+        let cancelled = vec![
+            event("c9", 1, "anaesthesia_start", 10),
+            event("c9", 1, "cancelled", 12),
+        ];
+        let p = pace(&cancelled, &room(&cancelled, false), start, end, at(60));
+        assert_eq!(p.capped_utilisation, Some(0.0));
+        let p = pace(&[], &room(&[], false), start, end, at(-5));
+        assert_eq!(p.capped_utilisation, None);
     }
 }

@@ -100,6 +100,10 @@ pub enum UsersError {
     NoSuchUser { name: String },
     #[error("{0}")]
     BadView(String),
+    #[error("unknown board '{board}' (a kiosk link shows one of: {})", KIOSK_BOARDS.join(", "))]
+    UnknownBoard { board: String },
+    #[error("there is no kiosk link '{id}'")]
+    NoSuchKiosk { id: String },
     #[error("the user store: {0}")]
     Store(#[from] rusqlite::Error),
     #[error("password hashing: {0}")]
@@ -190,6 +194,15 @@ impl UserStore {
                 path TEXT NOT NULL,
                 created_at TEXT NOT NULL,
                 PRIMARY KEY (name, label)
+            ) STRICT;
+            CREATE TABLE IF NOT EXISTS kiosks (
+                id TEXT PRIMARY KEY,
+                token_sha256 TEXT NOT NULL UNIQUE,
+                board TEXT NOT NULL,
+                site TEXT,
+                label TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT
             ) STRICT;",
         )?;
         Ok(UserStore {
@@ -470,6 +483,114 @@ pub struct Session {
 /// SHA-256, so a copy of the store opens no session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionToken(pub String);
+
+/// The boards a kiosk link may show.
+pub const KIOSK_BOARDS: [&str; 1] = ["theatres"];
+
+/// A wall screen's read-only link to one board (and a site of it), until revoked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Kiosk {
+    pub id: String,
+    pub board: String,
+    pub site: Option<String>,
+    pub label: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl UserStore {
+    /// Makes a kiosk link for `board` (one of [`KIOSK_BOARDS`]), kept to `site` when given;
+    /// returns it with its secret token (only its hash is kept).
+    pub fn add_kiosk(
+        &self,
+        board: &str,
+        site: Option<&str>,
+        label: &str,
+    ) -> Result<(Kiosk, String), UsersError> {
+        if !KIOSK_BOARDS.contains(&board) {
+            return Err(UsersError::UnknownBoard {
+                board: board.to_string(),
+            });
+        }
+        let id = random_hex(4).map_err(UsersError::Random)?;
+        let token = random_hex(32).map_err(UsersError::Random)?;
+        let kiosk = Kiosk {
+            id,
+            board: board.to_string(),
+            site: site.map(str::to_string),
+            label: label.to_string(),
+            created_at: now_rfc3339(),
+            revoked_at: None,
+        };
+        self.db().execute(
+            "INSERT INTO kiosks (id, token_sha256, board, site, label, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                kiosk.id,
+                token_sha256(&token),
+                kiosk.board,
+                kiosk.site,
+                kiosk.label,
+                kiosk.created_at
+            ],
+        )?;
+        Ok((kiosk, token))
+    }
+
+    /// The kiosk link of `token`, unless it was revoked.
+    pub fn kiosk(&self, token: &str) -> Result<Option<Kiosk>, UsersError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT id, board, site, label, created_at FROM kiosks
+                 WHERE token_sha256 = ?1 AND revoked_at IS NULL",
+                params![token_sha256(token)],
+                |row| {
+                    Ok(Kiosk {
+                        id: row.get(0)?,
+                        board: row.get(1)?,
+                        site: row.get(2)?,
+                        label: row.get(3)?,
+                        created_at: row.get(4)?,
+                        revoked_at: None,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Every kiosk link, revoked ones included, oldest first.
+    pub fn kiosks(&self) -> Result<Vec<Kiosk>, UsersError> {
+        let db = self.db();
+        let mut statement = db.prepare(
+            "SELECT id, board, site, label, created_at, revoked_at FROM kiosks
+             ORDER BY created_at, id",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(Kiosk {
+                id: row.get(0)?,
+                board: row.get(1)?,
+                site: row.get(2)?,
+                label: row.get(3)?,
+                created_at: row.get(4)?,
+                revoked_at: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Revokes kiosk link `id`: its screens stop at their next request.
+    pub fn revoke_kiosk(&self, id: &str) -> Result<(), UsersError> {
+        let changed = self.db().execute(
+            "UPDATE kiosks SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now_rfc3339()],
+        )?;
+        if changed == 0 {
+            return Err(UsersError::NoSuchKiosk { id: id.to_string() });
+        }
+        Ok(())
+    }
+}
 
 fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
     let mut buffer = vec![0u8; bytes];

@@ -1321,6 +1321,10 @@ async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
     assert_eq!(tile["status"], "ready_for_cleaning", "{tile}");
     assert_eq!(tile["late_start_min"], 0, "{tile}");
     assert_eq!(tile["done"], 1, "{tile}");
+    // Anaesthesia 55 min ago to out now, of the 60 planned minutes so far.
+    let utilisation = tile["capped_utilisation"].as_f64().expect("a rate");
+    assert!((utilisation - 55.0 / 60.0).abs() < 0.01, "{tile}");
+    assert!(tile["overrun_min"].is_null(), "{tile}");
 
     // The cleaning team is told once: the alert is raised when the room turns ready, and later
     // computations of the board (another milestone, ticks) do not raise it again.
@@ -1401,4 +1405,94 @@ async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
     let mut nowhere = Events::open(state, "/theatres/stream?site=Nowhere", None).await;
     let (_, markup) = nowhere.board().await;
     assert!(markup.contains("No theatre at Nowhere"), "{markup}");
+}
+
+/// A kiosk link opens its board, for its site only, read-only, and nothing else; revoked, it
+/// opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kiosk_link_opens_only_its_board_until_revoked() {
+    let site = site_of(SimConfig::new(11, 3, chrono::Utc::now().date_naive())).await;
+    let state = &site.state;
+    let pages = state.pages().expect("pages");
+    let engine = pages.kpis.engine().clone();
+    let today = pages.kpis.today();
+    engine
+        .buffer_append(
+            Table::TheatreSessions,
+            list_today("S-K", "Theatre 5", today),
+        )
+        .expect("appended");
+    let users = state.users().expect("users");
+    let (kiosk, token) = users
+        .add_kiosk("theatres", Some("Main site"), "Corridor")
+        .expect("a kiosk link");
+    assert!(
+        users.add_kiosk("ipr", None, "Boardroom").is_err(),
+        "only live boards"
+    );
+
+    let (status, location) = get(state, &format!("/kiosk/{token}"), None).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/theatres")
+    );
+    let response = router(state.clone())
+        .oneshot(
+            Request::get(format!("/kiosk/{token}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("answered");
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let cookie = cookie.split(';').next().expect("a pair").to_string();
+    let as_kiosk = |method: &str, path: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("cookie", &cookie)
+            .body(Body::empty())
+            .expect("request")
+    };
+    // Its site only, whatever the query asks.
+    let (status, body) = send(state, as_kiosk("GET", "/api/theatres?site=Elsewhere")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let board: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(board["site"], "Main site");
+    assert!(
+        board["tiles"]
+            .as_array()
+            .expect("tiles")
+            .iter()
+            .all(|t| t["site"] == "Main site")
+    );
+    let (status, page) = send(state, as_kiosk("GET", "/theatres")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(r#"class="kiosk""#) && !page.contains("<nav"),
+        "no chrome"
+    );
+    for (method, path) in [
+        ("GET", "/ipr"),
+        ("GET", "/api/feeds"),
+        ("GET", "/kpi/ed_4h_performance"),
+        ("POST", "/api/alerts/1/ack"),
+        ("POST", "/theatres"),
+    ] {
+        let (status, _) = send(state, as_kiosk(method, path)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    users.revoke_kiosk(&kiosk.id).expect("revoked");
+    let (status, _) = send(state, as_kiosk("GET", "/api/theatres")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = get(state, &format!("/kiosk/{token}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(users.kiosks().expect("listed")[0].revoked_at.is_some());
 }

@@ -95,6 +95,8 @@ pub struct Milestone {
     pub milestone: String,
     pub time: DateTime<Utc>,
     pub procedure_name: Option<String>,
+    /// The minutes booked for the case, anaesthesia start to out of theatre.
+    pub planned_duration_min: Option<i32>,
 }
 
 /// A theatre list of one day with its milestones so far.
@@ -121,7 +123,7 @@ pub async fn theatre_lists(
     let sql = format!(
         "SELECT s.{sid}, s.{site}, s.{theatre}, s.{specialty}, s.{start}, s.{end}, \
                 CAST(s.{cancelled} AS VARCHAR), e.{case}, e.{order}, e.{milestone}, e.{at}, \
-                e.{procedure} \
+                e.{procedure}, e.{duration} \
          FROM theatre_sessions s \
          LEFT JOIN (SELECT * FROM theatre_events \
                     WHERE {event_date} BETWEEN DATE '{date}' - INTERVAL '1 day' \
@@ -140,6 +142,7 @@ pub async fn theatre_lists(
         milestone = ev::MILESTONE,
         at = ev::EVENT_TIME,
         procedure = ev::PROCEDURE_NAME,
+        duration = ev::PLANNED_DURATION_MIN,
         date_col = ts::SESSION_DATE,
         // Only the partitions a day's lists can have events in (a list that runs past
         // midnight, a day cut in UTC or local time), not the whole history.
@@ -156,12 +159,13 @@ pub async fn theatre_lists(
             texts(batch, 3)?,
         );
         let (start, end, cancelled) = (ints(batch, 4)?, ints(batch, 5)?, texts(batch, 6)?);
-        let (case, order, milestone, at, procedure) = (
+        let (case, order, milestone, at, procedure, duration) = (
             texts(batch, 7)?,
             ints(batch, 8)?,
             texts(batch, 9)?,
             ints(batch, 10)?,
             texts(batch, 11)?,
+            ints(batch, 12)?,
         );
         for row in 0..batch.num_rows() {
             let (Some(sid), Some(start), Some(end)) =
@@ -190,6 +194,7 @@ pub async fn theatre_lists(
                     milestone,
                     time,
                     procedure_name: procedure[row].clone(),
+                    planned_duration_min: duration[row].and_then(|d| i32::try_from(d).ok()),
                 });
             }
         }

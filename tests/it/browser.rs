@@ -481,8 +481,145 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     assert!(violations.is_empty(), "/theatres live: {violations:#?}");
     std::fs::write(shots.join("trackboard-live.png"), whole_page(&client).await).expect("saved");
 
+    // A wall screen: a kiosk link for one site, a dozen theatres at different stages; the
+    // board fits 1920×1080 and 3840×2160 with no scrollbar and nothing cut off.
+    let sessions: Vec<String> = (1..=11)
+        .map(|n| {
+            json!({"session_id": format!("S-{n}"), "org_code": "RXN", "site": "Main site",
+                   "theatre": format!("Theatre {n:02}"), "session_date": today,
+                   "planned_start": at(-180), "planned_end": at(60), "specialty": "100",
+                   "cancelled": false})
+            .to_string()
+        })
+        .collect();
+    post(http, "theatre_sessions", &sessions.join("\n"));
+    let case = |session: &str, theatre: &str, name: &str, minutes: i64, booked: i64| {
+        json!({"event_id": format!("{session}-{name}"), "case_id": format!("{session}-1"),
+               "session_id": session, "org_code": "RXN", "site": "Main site",
+               "theatre": theatre, "specialty": "100", "procedure_code": "H011",
+               "procedure_name": "Laparoscopic appendicectomy", "milestone": name,
+               "event_time": at(minutes), "planned_order": 1, "planned_duration_min": booked})
+        .to_string()
+    };
+    let stages = [
+        case("S-1", "Theatre 01", "anaesthesia_start", -40, 60),
+        case("S-1", "Theatre 01", "knife_to_skin", -30, 60),
+        case("S-2", "Theatre 02", "sent_for", -5, 60),
+        case("S-3", "Theatre 03", "out_of_theatre", -20, 60),
+        case("S-3", "Theatre 03", "cleaning_start", -10, 60),
+        case("S-4", "Theatre 04", "anaesthesia_start", -170, 240),
+        case("S-4", "Theatre 04", "surgery_end", -2, 240),
+    ];
+    post(http, "theatre_events", &stages.join("\n"));
+    let kiosk = |label: &str| -> (String, String) {
+        let out = ok(&[
+            "kiosk",
+            "new",
+            "--board",
+            "theatres",
+            "--site",
+            "Main site",
+            "--label",
+            label,
+            "--db",
+            dir.path().join("users.sqlite3").to_str().expect("utf-8"),
+        ]);
+        let link = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Open on the screen: "))
+            .expect("the link")
+            .to_string();
+        let id = out.split_whitespace().nth(2).expect("the id").to_string();
+        (id, link)
+    };
+    let (corridor, link) = kiosk("Theatre corridor");
+    client.delete_all_cookies().await.expect("signed out");
+    client.goto(&format!("{base}{link}")).await.expect("opens");
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//li[contains(@class, 'room') and contains(., 'Theatre 04') and contains(., 'Expected to overrun')]",
+        ))
+        .await
+        .expect("the kiosk board, live");
+    for (width, height) in [(1920u32, 1080u32), (3840, 2160)] {
+        client
+            .set_window_size(width, height)
+            .await
+            .expect("resizes");
+        std::fs::write(
+            shots.join(format!("trackboard-kiosk-{width}x{height}.png")),
+            client.screenshot().await.expect("a screenshot"),
+        )
+        .expect("saved");
+        let fit: Value = client
+            .execute(
+                "const d = document.documentElement;
+                 const rooms = Array.from(document.querySelectorAll('.room'));
+                 return {page: d.scrollWidth <= innerWidth && d.scrollHeight <= innerHeight,
+                         cut: rooms.filter(r => r.scrollHeight > r.clientHeight + 1)
+                                   .map(r => r.querySelector('h2').textContent + ': ' +
+                                             r.scrollHeight + ' > ' + r.clientHeight),
+                         rooms: rooms.length, nav: document.querySelectorAll('nav').length};",
+                vec![],
+            )
+            .await
+            .expect("measures");
+        assert_eq!(
+            fit,
+            json!({"page": true, "cut": [], "rooms": 12, "nav": 0}),
+            "{width}×{height}"
+        );
+    }
+    client.set_window_size(1440, 1000).await.expect("resizes");
+    let violations = accessibility(&client, &axe).await;
+    assert!(violations.is_empty(), "kiosk: {violations:#?}");
+    // The link opens its board and nothing else.
+    let elsewhere: Value = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             Promise.all(['/ipr', '/api/feeds', '/theatres'].map(p => fetch(p, {redirect: 'manual'})
+               .then(r => r.status))).then(done);",
+            vec![],
+        )
+        .await
+        .expect("fetches");
+    assert_eq!(elsewhere, json!([403, 403, 200]));
+    // Revoked: the screen stops at once, and dims.
+    ok(&[
+        "kiosk",
+        "revoke",
+        &corridor,
+        "--db",
+        dir.path().join("users.sqlite3").to_str().expect("utf-8"),
+    ]);
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(20))
+        .for_element(Locator::Css("body.offline"))
+        .await
+        .expect("the revoked screen dims");
+    let status: Value = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/theatres').then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .expect("fetches");
+    assert_eq!(status, json!(401));
+
     // The server stops: the page dims and says it is reconnecting, so the numbers left on
     // it never look live.
+    let (_, link) = kiosk("Theatre reception");
+    client.goto(&format!("{base}{link}")).await.expect("opens");
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::Css("#board .room"))
+        .await
+        .expect("the board");
     terminate(server);
     client
         .wait()

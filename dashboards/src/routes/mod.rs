@@ -3,5 +3,6 @@
 pub mod alerts;
 pub mod feeds;
 pub mod ingest;
+pub mod kiosk;
 pub mod login;
 pub mod pages;

@@ -666,6 +666,7 @@ table.values{font-size:.85rem;margin-top:.5rem}
 .room{padding:.6rem .8rem;border-radius:.3rem}.room h2{margin:0;font-size:1.6rem}.room .site{font-size:1rem;font-weight:400}
 .room p{margin:.2rem 0}.room .status{font-size:1.3rem}.room .age{font-size:.85rem}
 .room.stale{outline:.3rem dashed #D5281B;outline-offset:-.3rem}
+.room.overrun{box-shadow:0 0 0 .35rem #DA291C}.room .warning strong{background:#DA291C;color:#fff;padding:0 .3rem}
 .freshness{color:#4C6272;margin:.3rem 0}.freshness .warning{color:#D5281B}
 .link{display:none;background:#D5281B;color:#fff;padding:.4rem .8rem;font-weight:600}
 body.offline .link{display:block}body.offline #board{opacity:.4;filter:grayscale(1)}

@@ -29,7 +29,7 @@ use super::{Frame, HtmlError, PageError, Pages, page, pages_for, visible};
 use crate::AppState;
 use crate::auth::Client;
 use crate::live::{FOLLOW_SCRIPT, Hub, stream};
-use crate::trackboard::{CaseEvent, Room, room, specialty_name};
+use crate::trackboard::{CaseEvent, Pace, Room, pace, room, specialty_name};
 
 /// How often the board is recomputed without new rows, for the minutes it shows.
 pub const TICK: Duration = Duration::from_secs(15);
@@ -89,6 +89,8 @@ pub struct Tile {
     pub list_cancelled: bool,
     #[serde(flatten)]
     pub room: Room,
+    #[serde(flatten)]
+    pub pace: Pace,
     pub status_label: &'static str,
     pub minutes_in_status: Option<i64>,
     /// The procedure of the case holding the room, and of the next case, in plain words.
@@ -125,9 +127,11 @@ fn tile(list: TheatreList, now: DateTime<Utc>, feed_stale: bool) -> Tile {
             planned_order: m.planned_order,
             milestone: m.milestone.clone(),
             time: m.time,
+            planned_duration_min: m.planned_duration_min,
         })
         .collect();
     let state = room(&events, now >= list.planned_end);
+    let pace = pace(&events, &state, list.planned_start, list.planned_end, now);
     let last_event = list.milestones.iter().map(|m| m.time).max();
     // As the KPI catalogue's late starts count it (kpi.theatre_lists.first_in): the first
     // patient into the anaesthetic room.
@@ -155,6 +159,7 @@ fn tile(list: TheatreList, now: DateTime<Utc>, feed_stale: bool) -> Tile {
         data_age_min: last_event.map(|t| (now - t).num_minutes().max(0)),
         stale: feed_stale && list.planned_start <= now && now < list.planned_end && !list.cancelled,
         room: state,
+        pace,
         theatre: list.theatre,
         site: list.site,
         session_id: list.session_id,
@@ -375,6 +380,14 @@ fn views(board: &Board, zone: chrono_tz::Tz) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The site a request shows: a kiosk link's own, else the one asked for.
+fn site_shown(client: &Client, query: &BoardQuery) -> Option<String> {
+    match &client.kiosk {
+        Some(kiosk) => kiosk.site.clone(),
+        None => query.site.clone(),
+    }
+}
+
 fn live(state: &AppState) -> Result<&Live, PageError> {
     state
         .pages()
@@ -389,7 +402,9 @@ pub async fn api(
 ) -> Result<Json<Board>, PageError> {
     pages_for(&state, &client)?;
     let frame = live(&state)?.board(&state).await?;
-    Ok(Json(frame.data.of_site(query.site.as_deref())))
+    Ok(Json(
+        frame.data.of_site(site_shown(&client, &query).as_deref()),
+    ))
 }
 
 /// `GET /theatres/stream?site=`: the board's frames for one site (or all) as Server-Sent
@@ -403,10 +418,25 @@ pub async fn events(
     pages_for(&state, &client)?;
     let live = live(&state)?;
     live.start(&state, None);
-    let site = query.site.unwrap_or_default().trim().to_string();
+    let site = site_shown(&client, &query)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let absent = html! { p { "No theatre at " (site) " has a list today." } }.into_string();
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    Ok(stream(live.hub.clone(), site, absent, last).into_response())
+    // A kiosk screen's stream ends once its link is revoked (checked at each ping); its
+    // reconnection is then refused and the board dims.
+    let still_allowed: Box<dyn Fn() -> bool + Send> = match (&client.kiosk, state.users()) {
+        (Some(_), Some(users)) => {
+            let users = users.clone();
+            let token = crate::routes::kiosk::kiosk_cookie(&headers)
+                .unwrap_or_default()
+                .to_string();
+            Box::new(move || matches!(users.kiosk(&token), Ok(Some(_))))
+        }
+        _ => Box::new(|| true),
+    };
+    Ok(stream(live.hub.clone(), site, absent, last, still_allowed).into_response())
 }
 
 fn hhmm(t: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
@@ -433,10 +463,11 @@ fn tiles(board: &Board, zone: chrono_tz::Tz) -> Markup {
         @if board.tiles.is_empty() {
             p { "No theatre has a list today." }
         }
-        ul class="rooms" {
+        @let (cols, rows) = grid(board.tiles.len());
+        ul class="rooms" style=(format!("--cols:{cols};--rows:{rows}")) {
             @for t in &board.tiles {
                 @let (background, text) = t.room.status.colours();
-                li class={"room" @if t.stale { " stale" }} style=(format!("background:{background};color:{text}")) {
+                li class={"room" @if t.stale { " stale" } @if t.pace.overrun_min.is_some() { " overrun" }} style=(format!("background:{background};color:{text}")) {
                     h2 { (t.theatre) " " span class="site" { (t.site) } }
                     p class="session" {
                         (t.specialty_name.or(t.specialty.as_deref()).unwrap_or("–")) " · "
@@ -454,13 +485,31 @@ fn tiles(board: &Board, zone: chrono_tz::Tz) -> Markup {
                             }
                         }
                     }
-                    @if let Some(p) = &t.procedure { p { (p) } }
+                    @if let Some(p) = &t.procedure {
+                        p {
+                            (p)
+                            @if let (Some(elapsed), Some(booked)) = (t.pace.case_elapsed_min, t.pace.case_booked_min) {
+                                " · " (elapsed) " of " (booked) " min booked"
+                            }
+                        }
+                    }
+                    @if let Some(over) = t.pace.overrun_min {
+                        p class="warning" {
+                            strong {
+                                @if t.pace.overrunning { "Overrunning: " (over) " min past the list's end" }
+                                @else { "Expected to overrun by " (over) " min" }
+                            }
+                        }
+                    }
                     @if let Some(p) = &t.next_procedure { p class="next" { "Next: " (p) } }
                     p class="counts" {
                         // Cases are known once their first milestone arrives: count those.
                         (t.room.done) " done of " (t.room.planned) " cases so far"
                         @if t.room.cancelled > 0 { " · " (t.room.cancelled) " cancelled" }
                         @if let Some(late) = t.late_start_min { @if late > 0 { " · started " (late) " min late" } }
+                    }
+                    @if let Some(u) = t.pace.capped_utilisation {
+                        p class="counts" { "Utilisation so far " (format!("{:.0}%", u * 100.0)) " (capped)" }
                     }
                     p class="age" {
                         @match (t.last_event, t.data_age_min) {
@@ -477,6 +526,14 @@ fn tiles(board: &Board, zone: chrono_tz::Tz) -> Markup {
     }
 }
 
+/// Columns and rows that lay `n` tiles out on a 16:9 wall screen with tiles about 4:3: the
+/// kiosk layout sizes its type from them so every tile fits without scrolling.
+fn grid(n: usize) -> (usize, usize) {
+    let n = n.max(1);
+    let cols = ((n as f64 * 4.0 / 3.0).sqrt().ceil() as usize).clamp(1, n);
+    (cols, n.div_ceil(cols))
+}
+
 fn ago(minutes: u64) -> String {
     match minutes {
         0 => "just now".to_string(),
@@ -485,6 +542,48 @@ fn ago(minutes: u64) -> String {
     }
 }
 
+/// The board on a wall screen: no navigation, dark, large type sized to fit every tile on the
+/// screen (1920×1080 to 3840×2160) without scrolling.
+fn kiosk_page(board: &Board, zone: chrono_tz::Tz, stream_url: &str) -> Markup {
+    let heading = match &board.site {
+        Some(site) => format!("Theatres now · {site}"),
+        None => "Theatres now".to_string(),
+    };
+    html! {
+        (maud::DOCTYPE)
+        html lang="en-GB" {
+            (super::head(&heading, &format!("{}{}", super::CSS, KIOSK_CSS)))
+            body class="kiosk" {
+                header class="kiosk-top" {
+                    h1 { (heading) }
+                    span { (board.date.format("%A %-d %B %Y")) }
+                    p id="link" class="link" role="status" {
+                        "Reconnecting… the board may be out of date."
+                    }
+                }
+                main id="board" data-stream=(stream_url) aria-live="polite" {
+                    (tiles(board, zone))
+                }
+                script { (PreEscaped(FOLLOW_SCRIPT)) }
+            }
+        }
+    }
+}
+
+/// The kiosk layout, after the pages' style sheet.
+const KIOSK_CSS: &str = "body.kiosk{margin:0;height:100vh;display:flex;flex-direction:column;\
+background:#212B32;color:#fff;max-width:none}\
+.kiosk-top{display:flex;align-items:baseline;gap:2vw;padding:.6vh 1vw;font-size:2.2vh}\
+.kiosk-top h1{margin:0;font-size:3.4vh}.kiosk .link{margin:0 0 0 auto}\
+.kiosk #board{flex:1 1 auto;min-height:0;display:flex;flex-direction:column;padding:0 1vw 1vh;\
+max-width:none;margin:0;width:100%}.kiosk .room h2{margin:0}\
+.kiosk .freshness{color:#D8DDE0;font-size:1.8vh;margin:0 0 .6vh}\
+.kiosk .rooms{flex:1 1 auto;min-height:0;margin:0;display:grid;gap:1vh;\
+grid-template-columns:repeat(var(--cols),minmax(0,1fr));grid-template-rows:repeat(var(--rows),minmax(0,1fr));\
+font-size:min(calc(84vh / (var(--rows) * 15)),calc(96vw / (var(--cols) * 20)))}\
+.kiosk .room{padding:.4em .7em}.kiosk .room h2{font-size:1.5em}\
+.kiosk .room .status{font-size:1.3em}.kiosk .room .site{font-size:.7em}.kiosk .room .age{font-size:.85em}";
+
 pub async fn html(
     State(state): State<AppState>,
     axum::Extension(client): axum::Extension<Arc<Client>>,
@@ -492,7 +591,7 @@ pub async fn html(
 ) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
     let frame = live(&state)?.board(&state).await?;
-    let board = frame.data.of_site(query.site.as_deref());
+    let board = frame.data.of_site(site_shown(&client, &query).as_deref());
     let zone = pages.kpis.time_zone();
     let stream_url = match &board.site {
         Some(site) => format!(
@@ -501,6 +600,9 @@ pub async fn html(
         ),
         None => "/theatres/stream".to_string(),
     };
+    if client.kiosk.is_some() {
+        return Ok(kiosk_page(&board, zone, &stream_url));
+    }
     let main = html! {
         h1 { "Theatres now" }
         p class="lead" {
@@ -567,6 +669,7 @@ mod tests {
                 milestone: "knife_to_skin".into(),
                 time: start + Minutes::minutes(40),
                 procedure_name: Some("Cystoscopy".into()),
+                planned_duration_min: Some(45),
             }],
         }
     }
