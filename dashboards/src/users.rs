@@ -484,6 +484,18 @@ pub struct Session {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionToken(pub String);
 
+/// A `kiosks` row selected as id, board, site, label, created_at, revoked_at.
+fn kiosk_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Kiosk> {
+    Ok(Kiosk {
+        id: row.get(0)?,
+        board: row.get(1)?,
+        site: row.get(2)?,
+        label: row.get(3)?,
+        created_at: row.get(4)?,
+        revoked_at: row.get(5)?,
+    })
+}
+
 /// The boards a kiosk link may show.
 pub const KIOSK_BOARDS: [&str; 1] = ["theatres"];
 
@@ -542,19 +554,10 @@ impl UserStore {
         Ok(self
             .db()
             .query_row(
-                "SELECT id, board, site, label, created_at FROM kiosks
+                "SELECT id, board, site, label, created_at, revoked_at FROM kiosks
                  WHERE token_sha256 = ?1 AND revoked_at IS NULL",
                 params![token_sha256(token)],
-                |row| {
-                    Ok(Kiosk {
-                        id: row.get(0)?,
-                        board: row.get(1)?,
-                        site: row.get(2)?,
-                        label: row.get(3)?,
-                        created_at: row.get(4)?,
-                        revoked_at: None,
-                    })
-                },
+                kiosk_row,
             )
             .optional()?)
     }
@@ -566,16 +569,7 @@ impl UserStore {
             "SELECT id, board, site, label, created_at, revoked_at FROM kiosks
              ORDER BY created_at, id",
         )?;
-        let rows = statement.query_map([], |row| {
-            Ok(Kiosk {
-                id: row.get(0)?,
-                board: row.get(1)?,
-                site: row.get(2)?,
-                label: row.get(3)?,
-                created_at: row.get(4)?,
-                revoked_at: row.get(5)?,
-            })
-        })?;
+        let rows = statement.query_map([], kiosk_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

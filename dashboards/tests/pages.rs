@@ -1151,6 +1151,22 @@ fn list_today(session: &str, theatre: &str, today: chrono::NaiveDate) -> RecordB
     rows.finish().expect("a batch")
 }
 
+/// A trust simulated for three days up to yesterday, and a list under way today at "Main
+/// site" (acknowledged, not yet in the lake): the site, its engine and the trust's today.
+async fn site_with_a_list_today(
+    session: &str,
+    theatre: &str,
+) -> (Site, Arc<QueryEngine>, chrono::NaiveDate) {
+    let site = site_of(SimConfig::new(11, 3, chrono::Utc::now().date_naive())).await;
+    let pages = site.state.pages().expect("pages");
+    let engine = pages.kpis.engine().clone();
+    let today = pages.kpis.today();
+    engine
+        .buffer_append(Table::TheatreSessions, list_today(session, theatre, today))
+        .expect("appended");
+    (site, engine, today)
+}
+
 /// One milestone of `case` (first on the list) at `at`.
 fn milestone(
     session: &str,
@@ -1252,20 +1268,11 @@ impl Events {
 /// the frames it missed, and the JSON twin says the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
-    let site = site_of(SimConfig::new(11, 3, chrono::Utc::now().date_naive())).await;
+    let (site, engine, today) = site_with_a_list_today("S-LIVE", "Theatre 9").await;
     let alerts = Arc::new(
         Alerts::open(&site.dir.path().join("alerts.sqlite3"), Vec::new()).expect("an alert store"),
     );
     let state = &site.state.clone().with_alerts(alerts);
-    let pages = state.pages().expect("pages");
-    let engine = pages.kpis.engine().clone();
-    let today = pages.kpis.today();
-    engine
-        .buffer_append(
-            Table::TheatreSessions,
-            list_today("S-LIVE", "Theatre 9", today),
-        )
-        .expect("appended");
     let mut first = Events::open(state, "/theatres/stream", None).await;
     let mut second = Events::open(state, "/theatres/stream?site=Main%20site", None).await;
     let (seen, markup) = first.until("Theatre 9").await;
@@ -1411,17 +1418,8 @@ async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
 /// opens nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kiosk_link_opens_only_its_board_until_revoked() {
-    let site = site_of(SimConfig::new(11, 3, chrono::Utc::now().date_naive())).await;
+    let (site, _, _) = site_with_a_list_today("S-K", "Theatre 5").await;
     let state = &site.state;
-    let pages = state.pages().expect("pages");
-    let engine = pages.kpis.engine().clone();
-    let today = pages.kpis.today();
-    engine
-        .buffer_append(
-            Table::TheatreSessions,
-            list_today("S-K", "Theatre 5", today),
-        )
-        .expect("appended");
     let users = state.users().expect("users");
     let (kiosk, token) = users
         .add_kiosk("theatres", Some("Main site"), "Corridor")
