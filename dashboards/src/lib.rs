@@ -139,6 +139,7 @@ impl AppState {
             dashboards,
             changes: Default::default(),
             theatres: Default::default(),
+            command_centre: Default::default(),
         });
         self
     }
@@ -147,7 +148,8 @@ impl AppState {
     /// `stopped` turns true. Without pages there is nothing to start.
     pub fn start_live(&self, stopped: tokio::sync::watch::Receiver<bool>) {
         if let Some(pages) = self.pages() {
-            pages.theatres.start(self, Some(stopped));
+            routes::pages::theatres::start(&pages.theatres, self, Some(stopped.clone()));
+            routes::pages::command_centre::start(&pages.command_centre, self, Some(stopped));
         }
     }
 
@@ -304,6 +306,9 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
         ("/theatres", get(pages::theatres::html)),
         ("/api/theatres", get(pages::theatres::api)),
         ("/theatres/stream", get(pages::theatres::events)),
+        ("/command-centre", get(pages::command_centre::html)),
+        ("/api/command-centre", get(pages::command_centre::api)),
+        ("/command-centre/stream", get(pages::command_centre::events)),
         ("/api/data-quality", get(pages::data_quality::api)),
     ]
 }

@@ -159,6 +159,74 @@ impl<T: Send + Sync + 'static> Hub<T> {
     }
 }
 
+/// A board computed by one task for every viewer: its hub, and whether the task runs.
+#[derive(Debug)]
+pub struct LiveBoard<T> {
+    pub hub: Arc<Hub<T>>,
+    started: std::sync::OnceLock<()>,
+}
+
+impl<T: Send + Sync + 'static> Default for LiveBoard<T> {
+    fn default() -> Self {
+        LiveBoard {
+            hub: Arc::new(Hub::new()),
+            started: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl<T: Send + Sync + 'static> LiveBoard<T> {
+    /// Starts `run` (the board's loop) unless it runs already; it stops when `stopped` turns
+    /// true (or with the runtime, when there is none), and then every open stream ends.
+    pub fn start<F, Fut>(
+        &self,
+        state: &crate::AppState,
+        stopped: Option<watch::Receiver<bool>>,
+        run: F,
+    ) where
+        F: FnOnce(crate::AppState, Arc<Hub<T>>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if self.started.set(()).is_err() {
+            return;
+        }
+        let hub = self.hub.clone();
+        let running = run(state.clone(), hub.clone());
+        tokio::spawn(async move {
+            let stopped = async move {
+                match stopped {
+                    Some(mut s) => {
+                        let _ = s.wait_for(|stop| *stop).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = running => {}
+                () = stopped => {}
+            }
+            hub.close();
+        });
+    }
+
+    /// The latest frame, starting `run` if need be and waiting briefly for its first.
+    pub async fn latest<F, Fut>(
+        &self,
+        state: &crate::AppState,
+        run: F,
+    ) -> Result<Arc<Frame<T>>, String>
+    where
+        F: FnOnce(crate::AppState, Arc<Hub<T>>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.start(state, None, run);
+        self.hub
+            .first(Duration::from_secs(30))
+            .await
+            .ok_or_else(|| "the board has not been computed yet".to_string())
+    }
+}
+
 /// Counts a stream as open for as long as it lives.
 struct Open(Arc<AtomicUsize>);
 

@@ -89,6 +89,20 @@ pub enum RoomStatus {
 }
 
 impl RoomStatus {
+    /// Every status, in the order a room passes them.
+    pub const ALL: [RoomStatus; 10] = [
+        RoomStatus::Idle,
+        RoomStatus::SentFor,
+        RoomStatus::InAnaestheticRoom,
+        RoomStatus::InTheatre,
+        RoomStatus::KnifeToSkin,
+        RoomStatus::Closing,
+        RoomStatus::ReadyForCleaning,
+        RoomStatus::Cleaning,
+        RoomStatus::Ready,
+        RoomStatus::SessionFinished,
+    ];
+
     /// The status in words.
     pub fn label(self) -> &'static str {
         match self {
@@ -596,19 +610,7 @@ mod tests {
             };
             0.2126 * channel(1) + 0.7152 * channel(3) + 0.0722 * channel(5)
         }
-        let all = [
-            RoomStatus::Idle,
-            RoomStatus::SentFor,
-            RoomStatus::InAnaestheticRoom,
-            RoomStatus::InTheatre,
-            RoomStatus::KnifeToSkin,
-            RoomStatus::Closing,
-            RoomStatus::ReadyForCleaning,
-            RoomStatus::Cleaning,
-            RoomStatus::Ready,
-            RoomStatus::SessionFinished,
-        ];
-        for status in all {
+        for status in RoomStatus::ALL {
             let (background, text) = status.colours();
             let (a, b) = (luminance(background), luminance(text));
             let contrast = (a.max(b) + 0.05) / (a.min(b) + 0.05);

@@ -497,7 +497,7 @@ fn kiosk_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Kiosk> {
 }
 
 /// The boards a kiosk link may show.
-pub const KIOSK_BOARDS: [&str; 1] = ["theatres"];
+pub const KIOSK_BOARDS: [&str; 2] = ["theatres", "command-centre"];
 
 /// A wall screen's read-only link to one board (and a site of it), until revoked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

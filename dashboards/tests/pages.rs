@@ -1060,22 +1060,7 @@ async fn the_trackboard_shows_each_theatre_with_a_list_today_from_its_milestones
     };
     let now = as_of(&board["as_of"]);
     let date = board["date"].as_str().expect("a date").to_string();
-    let count = |sql: String| {
-        let engine = &engine;
-        async move {
-            let out = engine.sql(&sql).await.expect("query");
-            let column = bright_engine::arrow::compute::cast(
-                out.batches[0].column(0),
-                &bright_engine::arrow::datatypes::DataType::Int64,
-            )
-            .expect("cast");
-            column
-                .as_any()
-                .downcast_ref::<bright_engine::arrow::array::Int64Array>()
-                .expect("ints")
-                .value(0)
-        }
-    };
+    let count = |sql: String| count(&engine, sql);
     let theatres = count(format!(
         "SELECT count(DISTINCT theatre) FROM theatre_sessions WHERE session_date = DATE '{date}'"
     ))
@@ -1151,13 +1136,14 @@ fn list_today(session: &str, theatre: &str, today: chrono::NaiveDate) -> RecordB
     rows.finish().expect("a batch")
 }
 
-/// A trust simulated for three days up to yesterday, and a list under way today at "Main
+/// A trust simulated for `days` days up to yesterday, and a list under way today at "Main
 /// site" (acknowledged, not yet in the lake): the site, its engine and the trust's today.
 async fn site_with_a_list_today(
+    days: u32,
     session: &str,
     theatre: &str,
 ) -> (Site, Arc<QueryEngine>, chrono::NaiveDate) {
-    let site = site_of(SimConfig::new(11, 3, chrono::Utc::now().date_naive())).await;
+    let site = site_of(SimConfig::new(11, days, chrono::Utc::now().date_naive())).await;
     let pages = site.state.pages().expect("pages");
     let engine = pages.kpis.engine().clone();
     let today = pages.kpis.today();
@@ -1198,6 +1184,21 @@ fn milestone(
 
 fn days(date: chrono::NaiveDate) -> i32 {
     (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
+}
+
+/// The first value of a query's first column, as a count.
+async fn count(engine: &QueryEngine, sql: String) -> i64 {
+    let out = engine.sql(&sql).await.expect("query");
+    let column = bright_engine::arrow::compute::cast(
+        out.batches[0].column(0),
+        &bright_engine::arrow::datatypes::DataType::Int64,
+    )
+    .expect("cast");
+    column
+        .as_any()
+        .downcast_ref::<bright_engine::arrow::array::Int64Array>()
+        .expect("ints")
+        .value(0)
 }
 
 /// An open Server-Sent Events response, read event by event.
@@ -1268,7 +1269,7 @@ impl Events {
 /// the frames it missed, and the JSON twin says the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
-    let (site, engine, today) = site_with_a_list_today("S-LIVE", "Theatre 9").await;
+    let (site, engine, today) = site_with_a_list_today(3, "S-LIVE", "Theatre 9").await;
     let alerts = Arc::new(
         Alerts::open(&site.dir.path().join("alerts.sqlite3"), Vec::new()).expect("an alert store"),
     );
@@ -1418,7 +1419,7 @@ async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
 /// opens nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kiosk_link_opens_only_its_board_until_revoked() {
-    let (site, _, _) = site_with_a_list_today("S-K", "Theatre 5").await;
+    let (site, _, _) = site_with_a_list_today(3, "S-K", "Theatre 5").await;
     let state = &site.state;
     let users = state.users().expect("users");
     let (kiosk, token) = users
@@ -1493,4 +1494,79 @@ async fn a_kiosk_link_opens_only_its_board_until_revoked() {
     let (status, _) = get(state, &format!("/kiosk/{token}"), None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(users.kiosks().expect("listed")[0].revoked_at.is_some());
+}
+
+/// The command-centre wall says what the lake says: patients on wards and beds open today,
+/// the emergency department now, discharges, the trackboard's rooms; its page and stream
+/// carry the same wall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_centre_wall_counts_what_the_lake_holds_now() {
+    let (site, engine, today) = site_with_a_list_today(30, "S-W", "Theatre 7").await;
+    let state = &site.state;
+    let wall = json(state, "/api/command-centre").await;
+    let count = |sql: String| count(&engine, sql);
+    let sum = |field: &str, of: &str| -> i64 {
+        wall[of]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r[field].as_i64().expect("a count"))
+            .sum()
+    };
+    assert_eq!(
+        sum("patients", "wards"),
+        count("SELECT count(*) FROM kpi.current_inpatients".into()).await
+    );
+    assert_eq!(
+        sum("beds", "wards"),
+        count(format!(
+            "SELECT COALESCE(sum(beds), 0) FROM beds WHERE valid_from <= DATE '{today}' \
+             AND (valid_to IS NULL OR valid_to >= DATE '{today}')"
+        ))
+        .await
+    );
+    let as_of = chrono::DateTime::parse_from_rfc3339(wall["as_of"].as_str().expect("a time"))
+        .expect("RFC 3339")
+        .timestamp_micros();
+    assert_eq!(
+        sum("in_department", "ed"),
+        count(format!(
+            "SELECT count(*) FROM kpi.ed_attendances_latest \
+             WHERE arrival_time <= to_timestamp_micros({as_of}) \
+               AND arrival_time > to_timestamp_micros({as_of}) - INTERVAL '7 days' \
+               AND (departure_time IS NULL OR departure_time > to_timestamp_micros({as_of}))"
+        ))
+        .await
+    );
+    assert!(sum("in_department", "ed") >= sum("over_4h", "ed"));
+    assert!(sum("over_4h", "ed") >= sum("over_12h", "ed"));
+    assert_eq!(
+        wall["discharges"]["today"].as_i64().expect("a count"),
+        count(format!(
+            "SELECT count(*) FROM kpi.inpatient_stays \
+             WHERE end_event = 'A03' AND local_date(end_time) = DATE '{today}'"
+        ))
+        .await
+    );
+    assert!(wall["discharges"]["expected"].as_f64().expect("a mean") > 0.0);
+    // The trackboard's one list today, not started.
+    assert_eq!(wall["theatres"], serde_json::json!([["Not started", 1]]));
+    let level = wall["pressure"].as_u64().expect("a level");
+    assert!((1..=4).contains(&level));
+    let highest = wall["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| p["level"].as_u64().expect("a level"))
+        .max();
+    assert_eq!(Some(level), highest, "the highest parameter sets the level");
+
+    let page = html(state, "/command-centre").await;
+    assert!(
+        page.contains("Pressure level") && page.contains("ED now") && page.contains("Theatres")
+    );
+    assert!(page.contains(r#"data-stream="/command-centre/stream""#));
+    let mut events = Events::open(state, "/command-centre/stream", None).await;
+    let (_, markup) = events.board().await;
+    assert!(markup.contains("Discharges today"), "{markup}");
 }

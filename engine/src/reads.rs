@@ -201,3 +201,160 @@ pub async fn theatre_lists(
     }
     Ok(lists.into_values().collect())
 }
+
+/// The emergency department of one site at an instant, from the latest version of each
+/// attendance (`kpi.ed_attendances_latest`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EdNow {
+    pub site: String,
+    /// Arrived and not yet departed.
+    pub in_department: i64,
+    /// Of those, in the department 4 and 12 hours or more since arrival.
+    pub over_4h: i64,
+    pub over_12h: i64,
+    /// In the department with a decision to admit: waiting for a bed.
+    pub decisions_to_admit: i64,
+    /// Arrived by ambulance and not yet handed over.
+    pub ambulances_waiting: i64,
+    /// Mean minutes from ambulance arrival to handover of the handovers in the last hour.
+    pub handover_mean_min: Option<f64>,
+}
+
+/// Each site's emergency department at `now`. Arrivals from a week before count (a longer
+/// attendance is a recording error), none after `now`.
+pub async fn ed_now(engine: &QueryEngine, now: DateTime<Utc>) -> Result<Vec<EdNow>, QueryError> {
+    let at = format!("to_timestamp_micros({})", now.timestamp_micros());
+    let since = (now - chrono::Duration::days(8)).date_naive();
+    let sql = format!(
+        "WITH here AS (
+             SELECT * FROM kpi.ed_attendances_latest
+             WHERE arrival_date >= DATE '{since}' AND arrival_time <= {at}
+               AND arrival_time > {at} - INTERVAL '7 days'
+         )
+         SELECT site,
+                count(*) FILTER (WHERE inside) AS in_department,
+                count(*) FILTER (WHERE inside AND arrival_time <= {at} - INTERVAL '4 hours'),
+                count(*) FILTER (WHERE inside AND arrival_time <= {at} - INTERVAL '12 hours'),
+                count(*) FILTER (WHERE inside AND decision_to_admit_time <= {at}),
+                count(*) FILTER (WHERE inside AND ambulance_arrival_time <= {at}
+                                 AND (handover_time IS NULL OR handover_time > {at})),
+                avg(minutes_between(ambulance_arrival_time, handover_time))
+                    FILTER (WHERE handover_time > {at} - INTERVAL '1 hour'
+                            AND handover_time <= {at})
+         FROM (SELECT *, departure_time IS NULL OR departure_time > {at} AS inside FROM here)
+         GROUP BY site ORDER BY site"
+    );
+    let output = engine.sql(&sql).await?;
+    let mut sites = Vec::new();
+    for batch in &output.batches {
+        let site = texts(batch, 0)?;
+        let counts: Vec<Vec<Option<i64>>> =
+            (1..=5).map(|i| ints(batch, i)).collect::<Result<_, _>>()?;
+        let handover = cast(batch.column(6), &DataType::Float64)?;
+        let handover = handover.as_primitive::<arrow::datatypes::Float64Type>();
+        for row in 0..batch.num_rows() {
+            let n = |i: usize| counts[i][row].unwrap_or(0);
+            sites.push(EdNow {
+                site: site[row].clone().unwrap_or_default(),
+                in_department: n(0),
+                over_4h: n(1),
+                over_12h: n(2),
+                decisions_to_admit: n(3),
+                ambulances_waiting: n(4),
+                handover_mean_min: handover.is_valid(row).then(|| handover.value(row)),
+            });
+        }
+    }
+    Ok(sites)
+}
+
+/// One ward now: its beds open today (from `beds`) and the patients on it
+/// (`kpi.current_inpatients`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WardNow {
+    pub site: String,
+    pub ward: String,
+    pub ward_type: Option<String>,
+    pub beds: i64,
+    pub patients: i64,
+}
+
+/// Every ward with beds open on `today` or patients on it now.
+pub async fn wards_now(engine: &QueryEngine, today: NaiveDate) -> Result<Vec<WardNow>, QueryError> {
+    let sql = format!(
+        "WITH open_beds AS (
+             SELECT org_code, site, ward, max(ward_type) AS ward_type, sum(beds) AS beds
+             FROM beds
+             WHERE valid_from <= DATE '{today}' AND (valid_to IS NULL OR valid_to >= DATE '{today}')
+             GROUP BY org_code, site, ward
+         ),
+         patients AS (
+             SELECT org_code, site, ward, count(*) AS patients
+             FROM kpi.current_inpatients GROUP BY org_code, site, ward
+         )
+         SELECT COALESCE(b.site, p.site), COALESCE(b.ward, p.ward), b.ward_type,
+                COALESCE(b.beds, 0), COALESCE(p.patients, 0)
+         FROM open_beds b
+         FULL JOIN patients p
+           ON p.org_code = b.org_code AND p.site = b.site AND p.ward = b.ward
+         ORDER BY 1, 2"
+    );
+    let output = engine.sql(&sql).await?;
+    let mut wards = Vec::new();
+    for batch in &output.batches {
+        let (site, ward, kind) = (texts(batch, 0)?, texts(batch, 1)?, texts(batch, 2)?);
+        let (beds, patients) = (ints(batch, 3)?, ints(batch, 4)?);
+        for row in 0..batch.num_rows() {
+            wards.push(WardNow {
+                site: site[row].clone().unwrap_or_default(),
+                ward: ward[row].clone().unwrap_or_default(),
+                ward_type: kind[row].clone(),
+                beds: beds[row].unwrap_or(0),
+                patients: patients[row].unwrap_or(0),
+            });
+        }
+    }
+    Ok(wards)
+}
+
+/// Discharges (A03, cancellations applied) on the trust's day `today` so far, and the mean of
+/// the same weekday over the four weeks before: what the day is expected to reach.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Discharges {
+    pub today: i64,
+    pub expected: f64,
+}
+
+pub async fn discharges(engine: &QueryEngine, today: NaiveDate) -> Result<Discharges, QueryError> {
+    let weeks: Vec<String> = (1..=4)
+        .map(|w| format!("DATE '{}'", today - chrono::Duration::weeks(w)))
+        .collect();
+    let sql = format!(
+        "SELECT count(*) FILTER (WHERE day = DATE '{today}'),
+                CAST(count(*) FILTER (WHERE day IN ({weeks})) AS DOUBLE) / 4.0
+         FROM (SELECT local_date(end_time) AS day FROM kpi.inpatient_stays
+               WHERE end_event = 'A03' AND end_time >= CAST(DATE '{first}' AS TIMESTAMP))",
+        weeks = weeks.join(", "),
+        first = today - chrono::Duration::weeks(4) - chrono::Duration::days(1),
+    );
+    let output = engine.sql(&sql).await?;
+    let batch = output
+        .batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| {
+            QueryError::DataFusion(datafusion::error::DataFusionError::Internal(
+                "a count returns one row".into(),
+            ))
+        })?;
+    let expected = cast(batch.column(1), &DataType::Float64)?;
+    let expected = expected.as_primitive::<arrow::datatypes::Float64Type>();
+    Ok(Discharges {
+        today: ints(batch, 0)?[0].unwrap_or(0),
+        expected: if expected.is_valid(0) {
+            expected.value(0)
+        } else {
+            0.0
+        },
+    })
+}

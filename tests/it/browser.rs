@@ -511,28 +511,9 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         case("S-4", "Theatre 04", "surgery_end", -2, 240),
     ];
     post(http, "theatre_events", &stages.join("\n"));
-    let kiosk = |label: &str| -> (String, String) {
-        let out = ok(&[
-            "kiosk",
-            "new",
-            "--board",
-            "theatres",
-            "--site",
-            "Main site",
-            "--label",
-            label,
-            "--db",
-            dir.path().join("users.sqlite3").to_str().expect("utf-8"),
-        ]);
-        let link = out
-            .lines()
-            .find_map(|l| l.strip_prefix("Open on the screen: "))
-            .expect("the link")
-            .to_string();
-        let id = out.split_whitespace().nth(2).expect("the id").to_string();
-        (id, link)
-    };
-    let (corridor, link) = kiosk("Theatre corridor");
+    let users_db = dir.path().join("users.sqlite3");
+    let kiosk = |board: &str, label: &str| kiosk_link(&users_db, board, label);
+    let (corridor, link) = kiosk("theatres", "Theatre corridor");
     client.delete_all_cookies().await.expect("signed out");
     client.goto(&format!("{base}{link}")).await.expect("opens");
     client
@@ -543,36 +524,7 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         ))
         .await
         .expect("the kiosk board, live");
-    for (width, height) in [(1920u32, 1080u32), (3840, 2160)] {
-        client
-            .set_window_size(width, height)
-            .await
-            .expect("resizes");
-        std::fs::write(
-            shots.join(format!("trackboard-kiosk-{width}x{height}.png")),
-            client.screenshot().await.expect("a screenshot"),
-        )
-        .expect("saved");
-        let fit: Value = client
-            .execute(
-                "const d = document.documentElement;
-                 const rooms = Array.from(document.querySelectorAll('.room'));
-                 return {page: d.scrollWidth <= innerWidth && d.scrollHeight <= innerHeight,
-                         cut: rooms.filter(r => r.scrollHeight > r.clientHeight + 1)
-                                   .map(r => r.querySelector('h2').textContent + ': ' +
-                                             r.scrollHeight + ' > ' + r.clientHeight),
-                         rooms: rooms.length, nav: document.querySelectorAll('nav').length};",
-                vec![],
-            )
-            .await
-            .expect("measures");
-        assert_eq!(
-            fit,
-            json!({"page": true, "cut": [], "rooms": 12, "nav": 0}),
-            "{width}×{height}"
-        );
-    }
-    client.set_window_size(1440, 1000).await.expect("resizes");
+    fits_both_screens(&client, &shots, "trackboard-kiosk", ".room", 12).await;
     let violations = accessibility(&client, &axe).await;
     assert!(violations.is_empty(), "kiosk: {violations:#?}");
     // The link opens its board and nothing else.
@@ -610,9 +562,39 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         .expect("fetches");
     assert_eq!(status, json!(401));
 
+    // The command-centre wall on a kiosk link: it fits both screens with nothing cut off.
+    let (_, link) = kiosk("command-centre", "Command centre wall");
+    client.goto(&format!("{base}{link}")).await.expect("opens");
+    client
+        .wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::Css("#board .wall"))
+        .await
+        .expect("the wall");
+    let text = body_text(&client).await;
+    for wanted in [
+        "Pressure level",
+        "ED now",
+        "Beds",
+        "Discharges today",
+        "Theatres",
+        "Alerts",
+    ] {
+        assert!(text.contains(wanted), "the wall has no '{wanted}'");
+    }
+    // The cleaning alert raised above is on the rail.
+    assert!(
+        text.contains("Theatre 9 (Main site) is ready for cleaning"),
+        "{text}"
+    );
+    fits_both_screens(&client, &shots, "command-centre", ".tile", 7).await;
+    assert_eq!(script_errors(&client).await, Vec::<String>::new());
+    let violations = accessibility(&client, &axe).await;
+    assert!(violations.is_empty(), "command centre: {violations:#?}");
+
     // The server stops: the page dims and says it is reconnecting, so the numbers left on
     // it never look live.
-    let (_, link) = kiosk("Theatre reception");
+    let (_, link) = kiosk("theatres", "Theatre reception");
     client.goto(&format!("{base}{link}")).await.expect("opens");
     client
         .wait()
@@ -740,4 +722,64 @@ impl Receiver {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
+}
+
+/// A new kiosk link for `board` (the trackboard's for "Main site"): its id and its path.
+fn kiosk_link(users_db: &std::path::Path, board: &str, label: &str) -> (String, String) {
+    let db = users_db.to_str().expect("utf-8");
+    let mut args = vec![
+        "kiosk", "new", "--board", board, "--label", label, "--db", db,
+    ];
+    if board == "theatres" {
+        args.extend(["--site", "Main site"]);
+    }
+    let out = ok(&args);
+    let link = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Open on the screen: "))
+        .expect("the link")
+        .to_string();
+    let id = out.split_whitespace().nth(2).expect("the id").to_string();
+    (id, link)
+}
+
+/// The open page at 1920×1080 and 3840×2160: no scrollbar, and each of its `count` boxes
+/// (`selector`, each headed by an h2) shows all it holds. A screenshot of each is saved.
+async fn fits_both_screens(
+    client: &Client,
+    shots: &std::path::Path,
+    name: &str,
+    selector: &str,
+    count: usize,
+) {
+    for (width, height) in [(1920u32, 1080u32), (3840, 2160)] {
+        client
+            .set_window_size(width, height)
+            .await
+            .expect("resizes");
+        std::fs::write(
+            shots.join(format!("{name}-{width}x{height}.png")),
+            client.screenshot().await.expect("a screenshot"),
+        )
+        .expect("saved");
+        let fit: Value = client
+            .execute(
+                "const d = document.documentElement;
+                 const boxes = Array.from(document.querySelectorAll(arguments[0]));
+                 return {page: d.scrollWidth <= innerWidth && d.scrollHeight <= innerHeight,
+                         cut: boxes.filter(b => b.scrollHeight > b.clientHeight + 1)
+                                   .map(b => b.querySelector('h2').textContent + ': ' +
+                                             b.scrollHeight + ' > ' + b.clientHeight),
+                         boxes: boxes.length, nav: document.querySelectorAll('nav').length};",
+                vec![json!(selector)],
+            )
+            .await
+            .expect("measures");
+        assert_eq!(
+            fit,
+            json!({"page": true, "cut": [], "boxes": count, "nav": 0}),
+            "{name} at {width}×{height}"
+        );
+    }
+    client.set_window_size(1440, 1000).await.expect("resizes");
 }

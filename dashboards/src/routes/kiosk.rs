@@ -17,6 +17,11 @@ pub const KIOSK_COOKIE: &str = "bright_kiosk";
 pub fn paths(board: &str) -> &'static [&'static str] {
     match board {
         "theatres" => &["/theatres", "/theatres/stream", "/api/theatres"],
+        "command-centre" => &[
+            "/command-centre",
+            "/command-centre/stream",
+            "/api/command-centre",
+        ],
         _ => &[],
     }
 }

@@ -30,6 +30,7 @@ use crate::{AppState, error_body};
 use dashboard::FilterView;
 
 pub mod annotations;
+pub mod command_centre;
 pub mod dashboard;
 pub mod data_quality;
 pub mod favourites;
@@ -48,6 +49,8 @@ pub struct Pages {
     pub(crate) changes: Arc<std::sync::Mutex<Option<home::Changes>>>,
     /// The theatre trackboard, computed once for every viewer.
     pub theatres: Arc<theatres::Live>,
+    /// The command-centre wall, likewise.
+    pub command_centre: Arc<command_centre::Live>,
 }
 
 /// Why a page cannot be shown.
@@ -388,7 +391,10 @@ pub(crate) fn page(frame: &Frame<'_>, main: Markup) -> Markup {
             (href(d), label)
         }))
         // The live trackboard, for everyone who sees pages: theatre staff look there first.
-        .chain([("/theatres".to_string(), "Theatres now")])
+        .chain([
+            ("/theatres".to_string(), "Theatres now"),
+            ("/command-centre".to_string(), "Command centre"),
+        ])
         .collect();
     let person = frame
         .client

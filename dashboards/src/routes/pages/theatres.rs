@@ -11,7 +11,7 @@
 //! frame, so a room full of wall screens costs one computation, not one per screen.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::{Frame, HtmlError, PageError, Pages, page, pages_for, visible};
 use crate::AppState;
 use crate::auth::Client;
-use crate::live::{FOLLOW_SCRIPT, Hub, stream};
+use crate::live::{FOLLOW_SCRIPT, Hub, LiveBoard, stream};
 use crate::trackboard::{CaseEvent, Pace, Room, pace, room, specialty_name};
 
 /// How often the board is recomputed without new rows, for the minutes it shows.
@@ -216,46 +216,11 @@ impl Board {
 }
 
 /// The trackboard's live computation: one per service.
-#[derive(Debug, Default)]
-pub struct Live {
-    pub hub: Arc<Hub<Board>>,
-    started: OnceLock<()>,
-}
+pub type Live = LiveBoard<Board>;
 
-impl Live {
-    /// Starts the board's task unless it runs already; it stops when `stopped` turns true (or
-    /// with the runtime, when there is none).
-    pub fn start(&self, state: &AppState, stopped: Option<tokio::sync::watch::Receiver<bool>>) {
-        if self.started.set(()).is_err() {
-            return;
-        }
-        let state = state.clone();
-        let hub = self.hub.clone();
-        tokio::spawn(async move {
-            let stopped = async move {
-                match stopped {
-                    Some(mut s) => {
-                        let _ = s.wait_for(|stop| *stop).await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                () = run(state, hub.clone()) => {}
-                () = stopped => {}
-            }
-            hub.close();
-        });
-    }
-
-    /// The latest board, starting the task if need be and waiting briefly for its first.
-    async fn board(&self, state: &AppState) -> Result<Arc<crate::live::Frame<Board>>, PageError> {
-        self.start(state, None);
-        self.hub
-            .first(Duration::from_secs(30))
-            .await
-            .ok_or_else(|| PageError::Failed("the trackboard has not been computed yet".into()))
-    }
+/// Starts the trackboard's task unless it runs already (see [`LiveBoard::start`]).
+pub fn start(live: &Live, state: &AppState, stopped: Option<tokio::sync::watch::Receiver<bool>>) {
+    live.start(state, stopped, run);
 }
 
 /// The board's loop: recompute on new theatre rows or a tick; read the lists again only when
@@ -401,7 +366,10 @@ pub async fn api(
     Query(query): Query<BoardQuery>,
 ) -> Result<Json<Board>, PageError> {
     pages_for(&state, &client)?;
-    let frame = live(&state)?.board(&state).await?;
+    let frame = live(&state)?
+        .latest(&state, run)
+        .await
+        .map_err(PageError::Failed)?;
     Ok(Json(
         frame.data.of_site(site_shown(&client, &query).as_deref()),
     ))
@@ -417,26 +385,34 @@ pub async fn events(
 ) -> Result<axum::response::Response, PageError> {
     pages_for(&state, &client)?;
     let live = live(&state)?;
-    live.start(&state, None);
+    start(live, &state, None);
     let site = site_shown(&client, &query)
         .unwrap_or_default()
         .trim()
         .to_string();
     let absent = html! { p { "No theatre at " (site) " has a list today." } }.into_string();
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    // A kiosk screen's stream ends once its link is revoked (checked at each ping); its
-    // reconnection is then refused and the board dims.
-    let still_allowed: Box<dyn Fn() -> bool + Send> = match (&client.kiosk, state.users()) {
+    let still_allowed = kiosk_still_allowed(&state, &client, &headers);
+    Ok(stream(live.hub.clone(), site, absent, last, still_allowed).into_response())
+}
+
+/// Whether a stream may go on: a kiosk screen's ends once its link is revoked (checked at
+/// each ping), and its reconnection is then refused, so the board dims.
+pub(crate) fn kiosk_still_allowed(
+    state: &AppState,
+    client: &Client,
+    headers: &HeaderMap,
+) -> Box<dyn Fn() -> bool + Send> {
+    match (&client.kiosk, state.users()) {
         (Some(_), Some(users)) => {
             let users = users.clone();
-            let token = crate::routes::kiosk::kiosk_cookie(&headers)
+            let token = crate::routes::kiosk::kiosk_cookie(headers)
                 .unwrap_or_default()
                 .to_string();
             Box::new(move || matches!(users.kiosk(&token), Ok(Some(_))))
         }
         _ => Box::new(|| true),
-    };
-    Ok(stream(live.hub.clone(), site, absent, last, still_allowed).into_response())
+    }
 }
 
 fn hhmm(t: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
@@ -590,7 +566,10 @@ pub async fn html(
     Query(query): Query<BoardQuery>,
 ) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
-    let frame = live(&state)?.board(&state).await?;
+    let frame = live(&state)?
+        .latest(&state, run)
+        .await
+        .map_err(PageError::Failed)?;
     let board = frame.data.of_site(site_shown(&client, &query).as_deref());
     let zone = pages.kpis.time_zone();
     let stream_url = match &board.site {
