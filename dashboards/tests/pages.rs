@@ -1121,14 +1121,26 @@ async fn the_trackboard_shows_each_theatre_with_a_list_today_from_its_milestones
 /// A theatre list today at `site`/`theatre`, under way: started an hour ago, ends in three.
 fn list_today(session: &str, theatre: &str, today: chrono::NaiveDate) -> RecordBatch {
     let now = chrono::Utc::now();
+    let hours = chrono::Duration::hours;
+    list_at(session, theatre, today, now - hours(1), now + hours(3))
+}
+
+/// A theatre list on `today` at "Main site", planned from `start` to `end`.
+fn list_at(
+    session: &str,
+    theatre: &str,
+    today: chrono::NaiveDate,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> RecordBatch {
     let mut rows = BatchBuilder::new(Table::TheatreSessions);
     rows.row()
         .text(session)
         .text("RXN")
         .text("Main site")
         .text(theatre)
-        .timestamp((now - chrono::Duration::hours(1)).timestamp_micros())
-        .timestamp((now + chrono::Duration::hours(3)).timestamp_micros())
+        .timestamp(start.timestamp_micros())
+        .timestamp(end.timestamp_micros())
         .opt_text(Some("110"))
         .boolean(false)
         .date(days(today))
@@ -1399,6 +1411,42 @@ async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
     let acked = cleaning(&json(state, "/api/alerts").await);
     assert_eq!(acked[0]["acknowledged_by"], "theatre.lead", "{acked:?}");
 
+    // A list whose planned end has passed with a patient still in theatre: the tile says it
+    // is overrunning, and an alert is raised once.
+    let now = chrono::Utc::now();
+    engine
+        .buffer_append(
+            Table::TheatreSessions,
+            list_at(
+                "S-OVER",
+                "Theatre 6",
+                today,
+                now - chrono::Duration::hours(4),
+                now - chrono::Duration::minutes(10),
+            ),
+        )
+        .expect("appended");
+    for (name, ago) in [("anaesthesia_start", 60), ("knife_to_skin", 50)] {
+        let at = now - chrono::Duration::minutes(ago);
+        engine
+            .buffer_append(
+                Table::TheatreEvents,
+                milestone("S-OVER", "Theatre 6", "C6", name, at),
+            )
+            .expect("appended");
+    }
+    let (_, markup) = first.until("Overrunning").await;
+    assert!(markup.contains("Theatre 6"), "{markup}");
+    let overruns: Vec<Value> = json(state, "/api/alerts").await["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["kind"] == "theatre_overrun")
+        .cloned()
+        .collect();
+    assert_eq!(overruns.len(), 1, "{overruns:?}");
+    assert_eq!(overruns[0]["title"], "Theatre 6 (Main site) is overrunning");
+
     // A viewer that lost its link after the first frame catches up on reconnecting: the
     // frames after it come first, ending with the room ready for cleaning.
     let mut back = Events::open(state, "/theatres/stream", Some(&seen)).await;
@@ -1502,7 +1550,10 @@ async fn a_kiosk_link_opens_only_its_board_until_revoked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_centre_wall_counts_what_the_lake_holds_now() {
     let (site, engine, today) = site_with_a_list_today(30, "S-W", "Theatre 7").await;
-    let state = &site.state;
+    let alerts = Arc::new(
+        Alerts::open(&site.dir.path().join("alerts.sqlite3"), Vec::new()).expect("an alert store"),
+    );
+    let state = &site.state.clone().with_alerts(alerts);
     let wall = json(state, "/api/command-centre").await;
     let count = |sql: String| count(&engine, sql);
     let sum = |field: &str, of: &str| -> i64 {
@@ -1560,6 +1611,17 @@ async fn the_command_centre_wall_counts_what_the_lake_holds_now() {
         .map(|p| p["level"].as_u64().expect("a level"))
         .max();
     assert_eq!(Some(level), highest, "the highest parameter sets the level");
+    // A level of 3 or 4 is an alert on the rail; below that there is none.
+    let pressure: Vec<&Value> = wall["alerts"]
+        .as_array()
+        .expect("the rail")
+        .iter()
+        .filter(|a| a["kind"] == "pressure_level")
+        .collect();
+    assert_eq!(pressure.len(), usize::from(level >= 3), "{pressure:?}");
+    if level >= 3 {
+        assert_eq!(pressure[0]["title"], format!("Pressure level {level}"));
+    }
 
     let page = html(state, "/command-centre").await;
     assert!(

@@ -89,6 +89,8 @@ pub struct Wall {
 #[derive(Debug, Clone, Serialize)]
 pub struct FeedRow {
     pub feed: String,
+    /// The team that looks after it.
+    pub owner: String,
     #[serde(flatten)]
     pub health: FeedHealth,
 }
@@ -173,17 +175,22 @@ async fn compute(state: &AppState, now: DateTime<Utc>) -> Result<Wall, String> {
         .iter()
         .map(|f| FeedRow {
             feed: f.feed.clone(),
+            owner: f.owner.clone(),
             health: FeedHealth::from(f),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let pressure = parameters.iter().map(|p| p.level).max().unwrap_or(1);
     let alerts = match state.alerts() {
-        Some(store) => store.latest(RAIL).map_err(|e| e.to_string())?,
+        Some(store) => {
+            raise(store, &feeds, pressure, &parameters, today, now);
+            store.latest(RAIL).map_err(|e| e.to_string())?
+        }
         None => Vec::new(),
     };
     Ok(Wall {
         date: today,
         as_of: now,
-        pressure: parameters.iter().map(|p| p.level).max().unwrap_or(1),
+        pressure,
         parameters,
         ed,
         wards,
@@ -203,6 +210,73 @@ async fn compute(state: &AppState, now: DateTime<Utc>) -> Result<Wall, String> {
         alerts,
     })
 }
+
+/// The wall's rules: a feed gone silent (once an hour while it stays silent) and a pressure
+/// level of 3 or 4 (once per level and day, again after four hours).
+fn raise(
+    alerts: &crate::alerts::Alerts,
+    feeds: &[FeedRow],
+    pressure: u8,
+    parameters: &[Parameter],
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) {
+    use crate::alerts::{NewAlert, Severity};
+    let mut raised: Vec<NewAlert> = feeds
+        .iter()
+        .filter(|f| f.health.stale)
+        .map(|f| NewAlert {
+            kind: FEED_STALE,
+            severity: Severity::Warning,
+            key: format!("feed_stale:{}", f.feed),
+            cooldown: Duration::from_secs(3600),
+            title: format!(
+                "{} has been silent for {} min",
+                f.feed, f.health.minutes_silent
+            ),
+            detail: format!(
+                "{} Its owner: {}.",
+                f.health
+                    .last_delivery
+                    .as_ref()
+                    .map_or("Nothing since bright started.".to_string(), |t| format!(
+                        "Last delivery {t}."
+                    )),
+                f.owner
+            ),
+            link: Some("/data-quality".into()),
+        })
+        .collect();
+    if pressure >= 3 {
+        let causes: Vec<String> = parameters
+            .iter()
+            .filter(|p| p.level >= 3)
+            .map(|p| format!("{} {}", p.name, number(p.value, 0)))
+            .collect();
+        raised.push(NewAlert {
+            kind: PRESSURE,
+            severity: if pressure == 4 {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            },
+            key: format!("pressure:{pressure}:{today}"),
+            cooldown: Duration::from_secs(4 * 3600),
+            title: format!("Pressure level {pressure}"),
+            detail: format!("Set by: {}.", causes.join("; ")),
+            link: Some("/command-centre".into()),
+        });
+    }
+    for alert in raised {
+        if let Err(e) = alerts.raise(&alert, now) {
+            tracing::error!(error = %e, "Raising an alert failed.");
+        }
+    }
+}
+
+/// Alert kinds the wall raises.
+pub const FEED_STALE: &str = "feed_stale";
+pub const PRESSURE: &str = "pressure_level";
 
 /// The wall's loop: recompute when its tables or the trackboard change (no more often than
 /// [`MIN_GAP`]) and on a tick.
@@ -547,5 +621,71 @@ mod tests {
         assert_eq!(level(Some(92.0), t), 2);
         assert_eq!(level(Some(97.0), t), 3);
         assert_eq!(level(Some(120.0), t), 4);
+    }
+
+    /// A silent feed is an alert naming its owner, raised once while it stays silent; a
+    /// pressure level of 3 is a warning naming what set it.
+    #[test]
+    fn a_silent_feed_and_a_high_pressure_level_raise_one_alert_each() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let alerts = crate::alerts::Alerts::open(&dir.path().join("a.sqlite3"), Vec::new())
+            .expect("a store");
+        let feeds = [
+            FeedRow {
+                feed: "hl7_adt".into(),
+                owner: "PAS interface team".into(),
+                health: FeedHealth {
+                    last_delivery: Some("2026-12-03T09:00:00Z".into()),
+                    minutes_silent: 25,
+                    stale: true,
+                },
+            },
+            FeedRow {
+                feed: "beds".into(),
+                owner: "Bed management team".into(),
+                health: FeedHealth {
+                    last_delivery: None,
+                    minutes_silent: 3,
+                    stale: false,
+                },
+            },
+        ];
+        let parameters = [Parameter {
+            name: "G&A bed occupancy (%)",
+            value: Some(96.0),
+            thresholds: [92.0, 95.0, 98.0],
+            level: 3,
+        }];
+        let today = NaiveDate::from_ymd_opt(2026, 12, 3).expect("a day");
+        let now = Utc::now();
+        for minutes in [0, 10, 20] {
+            raise(
+                &alerts,
+                &feeds,
+                3,
+                &parameters,
+                today,
+                now + chrono::Duration::minutes(minutes),
+            );
+        }
+        let raised = alerts.latest(10).expect("listed");
+        assert_eq!(raised.len(), 2, "{raised:?}");
+        let stale = raised
+            .iter()
+            .find(|a| a.kind == FEED_STALE)
+            .expect("the feed");
+        assert_eq!(stale.title, "hl7_adt has been silent for 25 min");
+        assert!(
+            stale.detail.contains("PAS interface team"),
+            "{}",
+            stale.detail
+        );
+        let pressure = raised
+            .iter()
+            .find(|a| a.kind == PRESSURE)
+            .expect("the level");
+        assert_eq!(pressure.title, "Pressure level 3");
+        assert_eq!(pressure.detail, "Set by: G&A bed occupancy (%) 96.");
+        assert_eq!(pressure.severity, crate::alerts::Severity::Warning);
     }
 }

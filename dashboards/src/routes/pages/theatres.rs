@@ -283,9 +283,12 @@ async fn run(state: AppState, hub: Arc<Hub<Board>>) {
 
 /// The kind of alert that tells the cleaning team a theatre is ready for them.
 pub const CLEANING: &str = "room_ready_for_cleaning";
+/// The kind of alert of a list running past its planned end with a patient in theatre.
+pub const OVERRUN: &str = "theatre_overrun";
 
-/// Raises an alert for each room that has become ready for cleaning, once per case (the
-/// store's dedup key holds across restarts; `told` spares it the question on every tick).
+/// Raises an alert for each list that runs past its planned end with a patient in theatre
+/// (once per list), and for each room that has become ready for cleaning (once per case):
+/// the store's dedup keys hold across restarts; `told` spares it the question on every tick.
 fn tell_cleaning(
     alerts: &crate::alerts::Alerts,
     board: &Board,
@@ -294,6 +297,34 @@ fn tell_cleaning(
 ) {
     use crate::alerts::{NewAlert, Severity};
     use crate::trackboard::RoomStatus;
+    for t in board.tiles.iter().filter(|t| t.pace.overrunning) {
+        let key = format!("overrun:{}", t.session_id);
+        if told.contains(&key) {
+            continue;
+        }
+        let alert = NewAlert {
+            kind: OVERRUN,
+            severity: Severity::Warning,
+            key: key.clone(),
+            cooldown: Duration::from_secs(24 * 3600),
+            title: format!("{} ({}) is overrunning", t.theatre, t.site),
+            detail: format!(
+                "The list was planned to end at {}; {} is still in theatre.",
+                hhmm(t.planned_end, zone),
+                t.procedure.as_deref().unwrap_or("a case")
+            ),
+            link: Some(format!(
+                "/theatres?site={}",
+                url::form_urlencoded::byte_serialize(t.site.as_bytes()).collect::<String>()
+            )),
+        };
+        match alerts.raise(&alert, Utc::now()) {
+            Ok(_) => {
+                told.insert(key);
+            }
+            Err(e) => tracing::error!(error = %e, "Raising an overrun alert failed."),
+        }
+    }
     for t in &board.tiles {
         let (RoomStatus::ReadyForCleaning, Some(case), Some(since)) =
             (t.room.status, &t.room.current_case, t.room.since)
