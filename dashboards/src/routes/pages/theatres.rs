@@ -268,7 +268,7 @@ async fn run(state: AppState, hub: Arc<Hub<Board>>) {
                 .map(|f| FeedHealth::from(&f));
             let board = assemble(lists, *day, now, feed);
             if let Some(alerts) = state.alerts() {
-                tell_cleaning(alerts, &board, pages.kpis.time_zone(), &mut told);
+                tell_rooms(alerts, &board, pages.kpis.time_zone(), &mut told);
             }
             let views = views(&board, pages.kpis.time_zone());
             hub.publish(board, views);
@@ -289,7 +289,7 @@ pub const OVERRUN: &str = "theatre_overrun";
 /// Raises an alert for each list that runs past its planned end with a patient in theatre
 /// (once per list), and for each room that has become ready for cleaning (once per case):
 /// the store's dedup keys hold across restarts; `told` spares it the question on every tick.
-fn tell_cleaning(
+fn tell_rooms(
     alerts: &crate::alerts::Alerts,
     board: &Board,
     zone: chrono_tz::Tz,
@@ -297,15 +297,16 @@ fn tell_cleaning(
 ) {
     use crate::alerts::{NewAlert, Severity};
     use crate::trackboard::RoomStatus;
+    let link = |t: &Tile| {
+        let site: String = url::form_urlencoded::byte_serialize(t.site.as_bytes()).collect();
+        Some(format!("/theatres?site={site}"))
+    };
+    let mut due = Vec::new();
     for t in board.tiles.iter().filter(|t| t.pace.overrunning) {
-        let key = format!("overrun:{}", t.session_id);
-        if told.contains(&key) {
-            continue;
-        }
-        let alert = NewAlert {
+        due.push(NewAlert {
             kind: OVERRUN,
             severity: Severity::Warning,
-            key: key.clone(),
+            key: format!("overrun:{}", t.session_id),
             cooldown: Duration::from_secs(24 * 3600),
             title: format!("{} ({}) is overrunning", t.theatre, t.site),
             detail: format!(
@@ -313,17 +314,8 @@ fn tell_cleaning(
                 hhmm(t.planned_end, zone),
                 t.procedure.as_deref().unwrap_or("a case")
             ),
-            link: Some(format!(
-                "/theatres?site={}",
-                url::form_urlencoded::byte_serialize(t.site.as_bytes()).collect::<String>()
-            )),
-        };
-        match alerts.raise(&alert, Utc::now()) {
-            Ok(_) => {
-                told.insert(key);
-            }
-            Err(e) => tracing::error!(error = %e, "Raising an overrun alert failed."),
-        }
+            link: link(t),
+        });
     }
     for t in &board.tiles {
         let (RoomStatus::ReadyForCleaning, Some(case), Some(since)) =
@@ -331,14 +323,10 @@ fn tell_cleaning(
         else {
             continue;
         };
-        let key = format!("cleaning:{}:{case}", t.session_id);
-        if told.contains(&key) {
-            continue;
-        }
-        let alert = NewAlert {
+        due.push(NewAlert {
             kind: CLEANING,
             severity: Severity::Info,
-            key: key.clone(),
+            key: format!("cleaning:{}:{case}", t.session_id),
             cooldown: Duration::from_secs(24 * 3600),
             title: format!("{} ({}) is ready for cleaning", t.theatre, t.site),
             detail: format!(
@@ -350,17 +338,17 @@ fn tell_cleaning(
                     .map(|n| format!(" Next: {n}."))
                     .unwrap_or_default()
             ),
-            link: Some(format!(
-                "/theatres?site={}",
-                url::form_urlencoded::byte_serialize(t.site.as_bytes()).collect::<String>()
-            )),
-        };
+            link: link(t),
+        });
+    }
+    due.retain(|a| !told.contains(&a.key));
+    for alert in due {
         match alerts.raise(&alert, Utc::now()) {
             Ok(_) => {
-                told.insert(key);
+                told.insert(alert.key);
             }
             // Not marked told: the next computation tries again.
-            Err(e) => tracing::error!(error = %e, "Raising a cleaning alert failed."),
+            Err(e) => tracing::error!(error = %e, kind = alert.kind, "Raising an alert failed."),
         }
     }
 }
