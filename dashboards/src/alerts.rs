@@ -378,6 +378,13 @@ impl Alerts {
         Ok(true)
     }
 
+    /// Alerts raised, all told.
+    pub fn raised(&self) -> Result<u64, AlertsError> {
+        let db = self.db();
+        let n: i64 = db.query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))?;
+        Ok(n as u64)
+    }
+
     /// Counts of the outbox.
     pub fn deliveries(&self) -> Result<Deliveries, AlertsError> {
         let db = self.db();

@@ -180,6 +180,11 @@ impl AppState {
             .unwrap_or_default()
     }
 
+    /// Time since the service started.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.inner.started.elapsed()
+    }
+
     pub fn clients(&self) -> &auth::Clients {
         &self.inner.clients
     }
@@ -281,6 +286,7 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
             post(routes::ingest::post).layer(DefaultBodyLimit::max(state.inner.max_body_bytes)),
         ),
         ("/api/feeds", get(routes::feeds::get)),
+        ("/metrics", get(routes::metrics::get)),
         ("/api/alerts", get(routes::alerts::list)),
         ("/api/alerts/{id}/ack", post(routes::alerts::acknowledge)),
         ("/", get(pages::home::html)),

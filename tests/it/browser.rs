@@ -476,6 +476,41 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         told["title"], "Theatre 9 (Main site) is ready for cleaning",
         "{told}"
     );
+
+    // The service's own health, for the trust's monitoring, says the same.
+    let metrics: Value = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/metrics').then(r => r.text()).then(done);",
+            vec![],
+        )
+        .await
+        .expect("fetches");
+    let metrics = metrics.as_str().expect("text");
+    let sample = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert_eq!(
+        sample("bright_ingest_records_total{feed=\"theatre_events\"}"),
+        6.0
+    );
+    assert_eq!(
+        sample("bright_ingest_records_total{feed=\"theatre_sessions\"}"),
+        1.0
+    );
+    assert!(
+        sample("bright_live_streams{board=\"theatres\"}") >= 1.0,
+        "this page's stream"
+    );
+    assert!(sample("bright_alerts_raised_total") >= 1.0);
+    assert!(sample("bright_alert_deliveries{state=\"delivered\"}") >= 1.0);
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        let (_, value) = line.rsplit_once(' ').expect("a name and a value");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
     assert_eq!(script_errors(&client).await, Vec::<String>::new());
     let violations = accessibility(&client, &axe).await;
     assert!(violations.is_empty(), "/theatres live: {violations:#?}");

@@ -5,4 +5,5 @@ pub mod feeds;
 pub mod ingest;
 pub mod kiosk;
 pub mod login;
+pub mod metrics;
 pub mod pages;
