@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::response::sse::{Event, Sse};
+use axum::body::{Body, Bytes};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures_util::Stream;
 use tokio::sync::{broadcast, watch};
 
 /// Frames kept for viewers that reconnect.
@@ -40,6 +41,9 @@ pub struct Frame<T> {
     pub data: Arc<T>,
     /// The board as each view renders it (key `""`: unfiltered).
     pub views: BTreeMap<String, String>,
+    /// Each view as its `board` event on the wire, written once and shared by every viewer
+    /// (at ten thousand screens, formatting the event per viewer was most of the cost).
+    wire: BTreeMap<String, Bytes>,
 }
 
 #[derive(Debug)]
@@ -102,12 +106,18 @@ impl<T: Send + Sync + 'static> Hub<T> {
             }
             let n = kept.next;
             kept.next += 1;
+            let id = format!("{}-{n}", self.run);
+            let wire = views
+                .iter()
+                .map(|(view, markup)| (view.clone(), board_event(&id, markup)))
+                .collect();
             let frame = Arc::new(Frame {
-                id: format!("{}-{n}", self.run),
+                id,
                 n,
                 at: Utc::now(),
                 data: Arc::new(data),
                 views,
+                wire,
             });
             kept.frames.push_back(frame.clone());
             while kept.frames.len() > KEPT {
@@ -258,11 +268,17 @@ struct Viewer<T> {
     _open: Open,
 }
 
-fn board_event<T>(frame: &Frame<T>, view: &str, absent: &str) -> Event {
-    Event::default()
-        .event("board")
-        .id(frame.id.clone())
-        .data(frame.views.get(view).map_or(absent, String::as_str))
+/// A `board` event as Server-Sent Events write it: each line of the markup its own `data:`
+/// line (a browser joins them with newlines).
+fn board_event(id: &str, markup: &str) -> Bytes {
+    let mut event = format!("event: board\nid: {id}\n");
+    for line in markup.split('\n') {
+        event.push_str("data: ");
+        event.push_str(line.trim_end_matches('\r'));
+        event.push('\n');
+    }
+    event.push('\n');
+    Bytes::from(event)
 }
 
 /// One viewer's stream of `view` (`""` for the whole board): `board` events carrying the
@@ -275,7 +291,7 @@ pub fn stream<T: Send + Sync + 'static>(
     absent: String,
     last_id: Option<&str>,
     still_allowed: Box<dyn Fn() -> bool + Send>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<T>> {
+) -> Response {
     // Subscribe before catching up, so no frame falls between the two.
     let frames = hub.sent.subscribe();
     let pending: VecDeque<_> = hub.catch_up(last_id).into();
@@ -293,7 +309,10 @@ pub fn stream<T: Send + Sync + 'static>(
         frames,
         ping,
     };
-    let first = Event::default().retry(RETRY).comment("bright live board");
+    let first = Bytes::from(format!(
+        "retry: {}\n: bright live board\n\n",
+        RETRY.as_millis()
+    ));
     let events = futures_util::stream::unfold(Some(viewer), |viewer| async move {
         let mut viewer = viewer?;
         loop {
@@ -305,8 +324,11 @@ pub fn stream<T: Send + Sync + 'static>(
                     continue;
                 }
                 viewer.sent = frame.n;
-                let event = board_event(&frame, &viewer.view, &viewer.absent);
-                return Some((Ok(event), Some(viewer)));
+                let event = match frame.wire.get(&viewer.view) {
+                    Some(shared) => shared.clone(),
+                    None => board_event(&frame.id, &viewer.absent),
+                };
+                return Some((Ok::<_, Infallible>(event), Some(viewer)));
             }
             tokio::select! {
                 received = viewer.frames.recv() => match received {
@@ -322,16 +344,24 @@ pub fn stream<T: Send + Sync + 'static>(
                     if !(viewer.still_allowed)() {
                         return None;
                     }
-                    let event = Event::default().event("ping").data(Utc::now().to_rfc3339());
-                    return Some((Ok(event), Some(viewer)));
+                    let event = format!("event: ping\ndata: {}\n\n", Utc::now().to_rfc3339());
+                    return Some((Ok(Bytes::from(event)), Some(viewer)));
                 }
             }
         }
     });
-    Sse::new(futures_util::StreamExt::chain(
+    let body = Body::from_stream(futures_util::StreamExt::chain(
         futures_util::stream::once(async move { Ok(first) }),
         events,
-    ))
+    ));
+    (
+        [
+            (CONTENT_TYPE, "text/event-stream"),
+            (CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// The page script that follows a stream: each `board` event replaces the board's markup,
@@ -366,9 +396,7 @@ mod tests {
             last_id,
             Box::new(|| true),
         );
-        axum::response::IntoResponse::into_response(sse)
-            .into_body()
-            .into_data_stream()
+        sse.into_body().into_data_stream()
     }
 
     /// What the stream says until `done` holds of it (each chunk within 5 s).
