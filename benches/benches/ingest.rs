@@ -116,15 +116,7 @@ fn fsyncs_per_second(dir: &std::path::Path) -> f64 {
 }
 
 fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    bright_benches::memory_bytes("VmHWM:") / 1048576.0
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

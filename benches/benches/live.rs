@@ -40,14 +40,7 @@ fn quantile(xs: &mut [f64], q: f64) -> f64 {
 
 /// This process's resident memory, in bytes.
 fn rss() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb * 1024.0)
+    bright_benches::memory_bytes("VmRSS:")
 }
 
 /// Opens a trackboard stream over TCP; returns it once the response headers arrived.
