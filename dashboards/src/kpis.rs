@@ -129,6 +129,22 @@ impl KpiService {
         Ok(output)
     }
 
+    /// Whether every KPI's whole-trust series is computed and kept: work that reads them
+    /// all (the alert rules) waits for that rather than computing them a second time while
+    /// the service warms.
+    pub fn all_kept(&self) -> bool {
+        let Some(catalogue) = self.engine.kpi_catalogue() else {
+            return false;
+        };
+        let Ok(kept) = self.kept.read() else {
+            return false;
+        };
+        catalogue
+            .kpis
+            .iter()
+            .all(|k| kept.series.contains_key(&(k.id.to_string(), Vec::new())))
+    }
+
     fn kept_series(&self, key: &Key) -> Option<Arc<QueryOutput>> {
         self.kept.read().ok()?.series.get(key).cloned()
     }

@@ -1623,6 +1623,58 @@ async fn the_command_centre_wall_counts_what_the_lake_holds_now() {
         assert_eq!(pressure[0]["title"], format!("Pressure level {level}"));
     }
 
+    // The KPIs whose icons changed since yesterday (the home page's list) are alerts: a
+    // variation turned special cause, an assurance that changed.
+    let home = json(state, "/api/home").await;
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for c in home["changes"].as_array().expect("changes") {
+        let (variation, assurance) = (&c["variation_icon"], &c["assurance_icon"]);
+        if !variation.is_null() && variation != "common_cause" && *variation != c["before"][0] {
+            expected.push((
+                "kpi_special_cause".into(),
+                c["id"].as_str().expect("id").into(),
+            ));
+        }
+        if *assurance != c["before"][1] {
+            expected.push((
+                "kpi_assurance_changed".into(),
+                c["id"].as_str().expect("id").into(),
+            ));
+        }
+    }
+    // The rules wait for every KPI's series (the home page computed them): a new row makes
+    // the wall compute again, and it raises them (polled for at most 30 s).
+    engine
+        .buffer_append(
+            Table::TheatreSessions,
+            list_today("S-W2", "Theatre 8", today),
+        )
+        .expect("appended");
+    expected.sort();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let raised = loop {
+        let mut raised: Vec<(String, String)> = json(state, "/api/alerts").await["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .filter(|a| a["kind"].as_str().is_some_and(|k| k.starts_with("kpi_")))
+            .map(|a| {
+                let link = a["link"].as_str().expect("a link");
+                (
+                    a["kind"].as_str().expect("kind").to_string(),
+                    link.trim_start_matches("/kpi/").to_string(),
+                )
+            })
+            .collect();
+        raised.sort();
+        if raised == expected || std::time::Instant::now() > deadline {
+            break raised;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    println!("KPI alerts: {raised:?}");
+    assert_eq!(raised, expected);
+
     let page = html(state, "/command-centre").await;
     assert!(
         page.contains("Pressure level") && page.contains("ED now") && page.contains("Theatres")

@@ -253,7 +253,8 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     let landing = login.join("/ipr").expect("a url");
     client
         .wait()
-        .at_most(std::time::Duration::from_secs(10))
+        // The first report is computed as the service warms, beside other tests' work.
+        .at_most(std::time::Duration::from_secs(60))
         .for_url(&landing)
         .await
         .expect("lands on the page it asked for");

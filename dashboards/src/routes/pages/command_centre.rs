@@ -183,6 +183,13 @@ async fn compute(state: &AppState, now: DateTime<Utc>) -> Result<Wall, String> {
     let alerts = match state.alerts() {
         Some(store) => {
             raise(store, &feeds, pressure, &parameters, today, now);
+            // Once the pages' series are all computed (not while the service warms them).
+            if pages.kpis.all_kept() {
+                match super::home::changes(pages).await {
+                    Ok(changes) => raise_kpis(store, &changes, today, now),
+                    Err(e) => tracing::error!(error = ?e, "Working out the KPIs' changes failed."),
+                }
+            }
             store.latest(RAIL).map_err(|e| e.to_string())?
         }
         None => Vec::new(),
@@ -274,7 +281,72 @@ fn raise(
     }
 }
 
+/// The KPI rules, from the KPIs whose icons changed since yesterday: a variation icon that
+/// turns to special cause (of concern: a warning; improvement or neither: for information),
+/// and an assurance icon that changes. Once per KPI, icon and day.
+fn raise_kpis(
+    alerts: &crate::alerts::Alerts,
+    changes: &[super::home::Change],
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) {
+    use crate::alerts::{NewAlert, Severity};
+    let title = |name: Option<&str>, assurance: bool| {
+        if assurance {
+            super::assurance_icon(name).title()
+        } else {
+            super::variation_icon(name).map_or("no data", |i| i.title())
+        }
+    };
+    for c in changes {
+        let mut raised = Vec::new();
+        let special = c
+            .variation_icon
+            .filter(|v| *v != "common_cause" && c.before.0 != Some(*v));
+        if let Some(v) = special {
+            raised.push(NewAlert {
+                kind: KPI_SPECIAL_CAUSE,
+                severity: if v.starts_with("concern") {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
+                key: format!("kpi:{}:{v}:{today}", c.id),
+                cooldown: Duration::from_secs(24 * 3600),
+                title: format!("{}: {}", c.title, title(Some(v), false)),
+                detail: format!(
+                    "Its latest point is special cause; the day before the chart showed {}.",
+                    title(c.before.0, false)
+                ),
+                link: Some(format!("/kpi/{}", c.id)),
+            });
+        }
+        if c.assurance_icon != c.before.1 {
+            raised.push(NewAlert {
+                kind: KPI_ASSURANCE,
+                severity: Severity::Info,
+                key: format!(
+                    "assurance:{}:{}:{today}",
+                    c.id,
+                    c.assurance_icon.unwrap_or("none")
+                ),
+                cooldown: Duration::from_secs(24 * 3600),
+                title: format!("{}: {}", c.title, title(c.assurance_icon, true)),
+                detail: format!("The day before: {}.", title(c.before.1, true)),
+                link: Some(format!("/kpi/{}", c.id)),
+            });
+        }
+        for alert in raised {
+            if let Err(e) = alerts.raise(&alert, now) {
+                tracing::error!(error = %e, "Raising a KPI alert failed.");
+            }
+        }
+    }
+}
+
 /// Alert kinds the wall raises.
+pub const KPI_SPECIAL_CAUSE: &str = "kpi_special_cause";
+pub const KPI_ASSURANCE: &str = "kpi_assurance_changed";
 pub const FEED_STALE: &str = "feed_stale";
 pub const PRESSURE: &str = "pressure_level";
 

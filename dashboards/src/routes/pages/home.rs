@@ -80,11 +80,25 @@ async fn build(state: &AppState, client: &Client) -> Result<Home, PageError> {
             .position(|f| *f == d.id)
             .unwrap_or(usize::MAX)
     });
+    let changes = changes(pages).await?;
+    let as_of = service.as_of();
+    Ok(Home {
+        dashboards,
+        saved_views,
+        changes,
+        as_of,
+    })
+}
+
+/// The KPIs whose icons changed since yesterday, worked out once per refresh of the series
+/// (the home page and the alert rules share it).
+pub(crate) async fn changes(pages: &super::Pages) -> Result<Arc<Vec<Change>>, PageError> {
+    let service = &pages.kpis;
     let today = service.today();
     let as_of = service.as_of();
     let memo = pages.changes.lock().ok().and_then(|m| m.clone());
-    let changes = match memo {
-        Some(memo) if memo.as_of == as_of && memo.today == today => memo.list,
+    match memo {
+        Some(memo) if memo.as_of == as_of && memo.today == today => Ok(memo.list),
         _ => {
             let list = Arc::new(changes_since_yesterday(service, today).await?);
             if let Ok(mut slot) = pages.changes.lock() {
@@ -94,15 +108,9 @@ async fn build(state: &AppState, client: &Client) -> Result<Home, PageError> {
                     list: list.clone(),
                 });
             }
-            list
+            Ok(list)
         }
-    };
-    Ok(Home {
-        dashboards,
-        saved_views,
-        changes,
-        as_of,
-    })
+    }
 }
 
 /// Every KPI charted day by day up to yesterday and up to the day before: those whose icons
