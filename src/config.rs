@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use serde::Deserialize;
 
 /// The whole configuration file: a section per part of bright.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -50,6 +50,11 @@ pub fn load(path: &Path) -> Result<Config> {
         .with_context(|| format!("{} is not valid", path.display()))?;
     bright_dashboards::alerts::Webhook::from_config(&config.alerts)
         .with_context(|| format!("{}: [[alerts.webhooks]]", path.display()))?;
+    config
+        .alerts
+        .rules()
+        .check()
+        .with_context(|| format!("{} is not valid", path.display()))?;
     config
         .ingest
         .window()
@@ -160,6 +165,29 @@ mod tests {
         std::fs::write(&path, "[ingest]\nearliest_date = \"01/04/2005\"\n").unwrap();
         let e = format!("{:#}", load(&path).unwrap_err());
         assert!(e.contains("earliest_date"), "{e}");
+    }
+
+    #[test]
+    fn the_alert_rules_are_read_and_checked() {
+        use bright_dashboards::alerts::CleaningNotice;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bright.toml");
+        std::fs::write(
+            &path,
+            "[alerts]\ncleaning_notice_at = \"anaesthesia_end\"\n\n[alerts.pressure]\n\
+             ga_occupancy_percent = [90, 94, 97]\n",
+        )
+        .unwrap();
+        let rules = load(&path).unwrap().alerts.rules();
+        assert_eq!(rules.cleaning_notice_at, CleaningNotice::AnaesthesiaEnd);
+        assert_eq!(rules.pressure.ga_occupancy_percent, [90.0, 94.0, 97.0]);
+        // The others keep their defaults.
+        assert_eq!(rules.pressure.ed_over_12h, [1.0, 5.0, 10.0]);
+        std::fs::write(&path, "[alerts.pressure]\ned_over_12h = [10, 5, 1]\n").unwrap();
+        let e = format!("{:#}", load(&path).unwrap_err());
+        assert!(e.contains("must rise"), "{e}");
+        std::fs::write(&path, "[alerts]\ncleaning_notice_at = \"knife_to_skin\"\n").unwrap();
+        assert!(load(&path).is_err());
     }
 
     #[test]

@@ -327,14 +327,14 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     let webhooks = bright_dashboards::alerts::Webhook::from_config(&options.settings.alerts)
         .context("[[alerts.webhooks]]")?;
     let alerts = Arc::new(
-        bright_dashboards::alerts::Alerts::open(&options.alerts_db, webhooks).with_context(
-            || {
+        bright_dashboards::alerts::Alerts::open(&options.alerts_db, webhooks)
+            .with_context(|| {
                 format!(
                     "cannot open the alert store {}",
                     options.alerts_db.display()
                 )
-            },
-        )?,
+            })?
+            .with_rules(options.settings.alerts.rules()),
     );
     let users = bright_dashboards::users::UserStore::open(&options.users_db)
         .with_context(|| format!("cannot open the user store {}", options.users_db.display()))?;

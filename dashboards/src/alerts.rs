@@ -32,12 +32,122 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `[alerts]` section of `bright.toml`.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Where alerts are sent besides the pages.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    #[serde(default)]
+    pub cleaning_notice_at: CleaningNotice,
+    #[serde(default)]
+    pub pressure: PressureThresholds,
+}
+
+impl AlertsConfig {
+    pub fn rules(&self) -> Rules {
+        Rules {
+            cleaning_notice_at: self.cleaning_notice_at,
+            pressure: self.pressure,
+        }
+    }
+}
+
+/// The milestone of a case that tells the cleaning team: at the patient leaving theatre (the
+/// room is ready for cleaning), or earlier for notice — at the end of surgery or of
+/// anaesthesia, when the room will free up within minutes.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CleaningNotice {
+    SurgeryEnd,
+    AnaesthesiaEnd,
+    #[default]
+    OutOfTheatre,
+}
+
+impl CleaningNotice {
+    pub fn milestone(self) -> &'static str {
+        match self {
+            CleaningNotice::SurgeryEnd => "surgery_end",
+            CleaningNotice::AnaesthesiaEnd => "anaesthesia_end",
+            CleaningNotice::OutOfTheatre => "out_of_theatre",
+        }
+    }
+}
+
+/// The thresholds of pressure levels 2, 3 and 4 for each parameter of the command centre's
+/// level (a trust sets its own from its OPEL action card).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PressureThresholds {
+    #[serde(default = "default_occupancy")]
+    pub ga_occupancy_percent: [f64; 3],
+    #[serde(default = "default_over_12h")]
+    pub ed_over_12h: [f64; 3],
+    #[serde(default = "default_handover")]
+    pub handover_mean_min: [f64; 3],
+    #[serde(default = "default_dta")]
+    pub decisions_to_admit: [f64; 3],
+}
+
+fn default_occupancy() -> [f64; 3] {
+    [92.0, 95.0, 98.0]
+}
+fn default_over_12h() -> [f64; 3] {
+    [1.0, 5.0, 10.0]
+}
+fn default_handover() -> [f64; 3] {
+    [15.0, 30.0, 60.0]
+}
+fn default_dta() -> [f64; 3] {
+    [5.0, 10.0, 20.0]
+}
+
+impl Default for PressureThresholds {
+    fn default() -> Self {
+        PressureThresholds {
+            ga_occupancy_percent: default_occupancy(),
+            ed_over_12h: default_over_12h(),
+            handover_mean_min: default_handover(),
+            decisions_to_admit: default_dta(),
+        }
+    }
+}
+
+impl PressureThresholds {
+    /// Each parameter's name and thresholds, in the order the wall shows them.
+    pub fn parameters(&self) -> [(&'static str, [f64; 3]); 4] {
+        [
+            ("G&A bed occupancy (%)", self.ga_occupancy_percent),
+            ("ED patients over 12 hours", self.ed_over_12h),
+            (
+                "Mean ambulance handover, last hour (min)",
+                self.handover_mean_min,
+            ),
+            ("Decisions to admit waiting", self.decisions_to_admit),
+        ]
+    }
+}
+
+/// What the rules watch for, from `[alerts]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rules {
+    pub cleaning_notice_at: CleaningNotice,
+    pub pressure: PressureThresholds,
+}
+
+impl Rules {
+    /// Refuses thresholds that do not rise from level 2 to 4.
+    pub fn check(&self) -> Result<(), AlertsError> {
+        for (name, t) in self.pressure.parameters() {
+            if !(t[0] <= t[1] && t[1] <= t[2]) || t.iter().any(|x| !x.is_finite()) {
+                return Err(AlertsError::Thresholds {
+                    name: name.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One webhook: `url` gets a JSON body per alert of the kinds it wants.
@@ -60,6 +170,8 @@ pub enum AlertsError {
     Webhook { name: String, reason: String },
     #[error("the alert store: {0}")]
     Store(#[from] rusqlite::Error),
+    #[error("[alerts.pressure] {name}: the thresholds of levels 2, 3 and 4 must rise")]
+    Thresholds { name: String },
 }
 
 /// A webhook ready to send to.
@@ -214,6 +326,7 @@ pub struct Alerts {
     db: Mutex<Connection>,
     webhooks: Vec<Webhook>,
     wake: tokio::sync::Notify,
+    rules: Rules,
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -261,7 +374,18 @@ impl Alerts {
             db: Mutex::new(db),
             webhooks,
             wake: tokio::sync::Notify::new(),
+            rules: Rules::default(),
         })
+    }
+
+    /// The rules' settings (defaults until set).
+    pub fn with_rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {

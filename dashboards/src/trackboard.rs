@@ -57,6 +57,12 @@ impl Milestone {
             .map(|i| Self::ALL[i])
     }
 
+    /// Its name in `theatre_events.milestone`.
+    pub fn name(self) -> &'static str {
+        let i = Self::ALL.iter().position(|m| *m == self).unwrap_or(0);
+        MILESTONES[i]
+    }
+
     /// The room status this milestone starts.
     fn status(self) -> RoomStatus {
         match self {
@@ -223,6 +229,8 @@ pub struct Room {
     pub done: usize,
     pub planned: usize,
     pub cancelled: usize,
+    /// The furthest milestone of the case holding the room (its `theatre_events` name).
+    pub milestone: Option<&'static str>,
 }
 
 /// The state of a room from its list's case events, in any order. A case is known only once
@@ -299,6 +307,7 @@ pub fn room(events: &[CaseEvent], list_over: bool) -> Room {
         done,
         planned: cases.len(),
         cancelled: cases.len() - active.len(),
+        milestone: None,
     };
     if let Some(case) = holding
         && let Some((m, _)) = case.furthest()
@@ -307,6 +316,7 @@ pub fn room(events: &[CaseEvent], list_over: bool) -> Room {
             status: m.status(),
             since: case.status_since(),
             current_case: Some(case.id.clone()),
+            milestone: Some(m.name()),
             ..base
         };
     }

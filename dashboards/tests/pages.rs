@@ -1367,7 +1367,7 @@ async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
         raised[0]["detail"]
             .as_str()
             .expect("detail")
-            .starts_with("Total knee replacement finished"),
+            .starts_with("Total knee replacement: the patient left theatre at"),
         "{raised:?}"
     );
     // Another theatre's list arrives: the board is computed again (polled until it shows).

@@ -47,18 +47,6 @@ pub struct Parameter {
     pub level: u8,
 }
 
-/// The thresholds bright starts with (levels 2, 3, 4): a trust sets its own with its OPEL
-/// action card.
-pub const DEFAULT_THRESHOLDS: [(&str, [f64; 3]); 4] = [
-    ("G&A bed occupancy (%)", [92.0, 95.0, 98.0]),
-    ("ED patients over 12 hours", [1.0, 5.0, 10.0]),
-    (
-        "Mean ambulance handover, last hour (min)",
-        [15.0, 30.0, 60.0],
-    ),
-    ("Decisions to admit waiting", [5.0, 10.0, 20.0]),
-];
-
 fn level(value: Option<f64>, thresholds: [f64; 3]) -> u8 {
     let Some(v) = value else { return 1 };
     1 + thresholds.iter().filter(|t| v >= **t).count() as u8
@@ -158,14 +146,19 @@ async fn compute(state: &AppState, now: DateTime<Utc>) -> Result<Wall, String> {
         (!handovers.is_empty()).then(|| handovers.iter().sum::<f64>() / handovers.len() as f64),
         (!ed.is_empty()).then(|| total(|e| e.decisions_to_admit)),
     ];
-    let parameters: Vec<Parameter> = DEFAULT_THRESHOLDS
-        .iter()
+    let thresholds = state
+        .alerts()
+        .map(|a| a.rules().pressure)
+        .unwrap_or_default();
+    let parameters: Vec<Parameter> = thresholds
+        .parameters()
+        .into_iter()
         .zip(values)
         .map(|((name, thresholds), value)| Parameter {
             name,
             value,
-            thresholds: *thresholds,
-            level: level(value, *thresholds),
+            thresholds,
+            level: level(value, thresholds),
         })
         .collect();
     let feeds = state

@@ -21,6 +21,7 @@ use axum::response::IntoResponse;
 use bright_engine::ingest_api::FeedStatus;
 use bright_engine::reads::{self, TheatreList};
 use bright_engine::schema::Table;
+use bright_engine::schema::theatre_events::MILESTONES;
 use chrono::{DateTime, NaiveDate, Utc};
 use maud::{Markup, PreEscaped, html};
 use serde::{Deserialize, Serialize};
@@ -317,21 +318,41 @@ fn tell_rooms(
             link: link(t),
         });
     }
+    // The cleaning team is told when the case holding the room reaches the configured
+    // milestone (out of theatre by default; surgery or anaesthesia end for notice).
+    let notice = alerts.rules().cleaning_notice_at.milestone();
+    let reached = |m: &str| {
+        let at = |name: &str| MILESTONES.iter().position(|x| *x == name);
+        at(m) >= at(notice) && at(m) < at("cleaning_start")
+    };
     for t in &board.tiles {
-        let (RoomStatus::ReadyForCleaning, Some(case), Some(since)) =
-            (t.room.status, &t.room.current_case, t.room.since)
+        let (Some(case), Some(since), Some(m)) =
+            (&t.room.current_case, t.room.since, t.room.milestone)
         else {
             continue;
         };
+        if !reached(m) {
+            continue;
+        }
+        let ready = t.room.status == RoomStatus::ReadyForCleaning;
         due.push(NewAlert {
             kind: CLEANING,
             severity: Severity::Info,
             key: format!("cleaning:{}:{case}", t.session_id),
             cooldown: Duration::from_secs(24 * 3600),
-            title: format!("{} ({}) is ready for cleaning", t.theatre, t.site),
+            title: if ready {
+                format!("{} ({}) is ready for cleaning", t.theatre, t.site)
+            } else {
+                format!("{} ({}) will be ready for cleaning soon", t.theatre, t.site)
+            },
             detail: format!(
-                "{} finished; the patient left theatre at {}.{}",
+                "{}: {} at {}.{}",
                 t.procedure.as_deref().unwrap_or("The case"),
+                if ready {
+                    "the patient left theatre"
+                } else {
+                    "surgery has ended; the patient is still in theatre"
+                },
                 hhmm(since, zone),
                 t.next_procedure
                     .as_ref()
@@ -710,5 +731,72 @@ mod tests {
             "{markup}"
         );
         assert!(!markup.contains("May be out of date"), "{markup}");
+    }
+
+    /// The cleaning team is told at the configured milestone: by default once the patient is
+    /// out of theatre; with `surgery_end`, as soon as surgery ends ("will be ready soon"), and
+    /// not again when the patient leaves (one alert per case).
+    #[test]
+    fn the_cleaning_notice_comes_at_the_configured_milestone() {
+        use crate::alerts::{Alerts, CleaningNotice, Rules};
+        let now = Utc::now();
+        let mut closing = list("S1", "Theatre 1", now - Minutes::hours(2), 4);
+        closing.milestones.push(Milestone {
+            case_id: "S1-1".into(),
+            planned_order: 1,
+            milestone: "surgery_end".into(),
+            time: now - Minutes::minutes(3),
+            procedure_name: Some("Cystoscopy".into()),
+            planned_duration_min: Some(45),
+        });
+        let board = |lists: &[TheatreList]| assemble(lists, now.date_naive(), now, None);
+        let zone = chrono_tz::Europe::London;
+        let raised = |notice: CleaningNotice, lists: &[TheatreList]| {
+            let dir = tempfile::tempdir().expect("a folder");
+            let alerts = Alerts::open(&dir.path().join("a.sqlite3"), Vec::new())
+                .expect("a store")
+                .with_rules(Rules {
+                    cleaning_notice_at: notice,
+                    ..Rules::default()
+                });
+            let mut told = std::collections::HashSet::new();
+            tell_rooms(&alerts, &board(lists), zone, &mut told);
+            alerts.latest(10).expect("listed")
+        };
+        assert!(raised(CleaningNotice::OutOfTheatre, &[closing.clone()]).is_empty());
+        let early = raised(CleaningNotice::SurgeryEnd, &[closing.clone()]);
+        assert_eq!(early.len(), 1);
+        assert_eq!(
+            early[0].title,
+            "Theatre 1 (Main site) will be ready for cleaning soon"
+        );
+        assert!(
+            early[0].detail.starts_with("Cystoscopy: surgery has ended"),
+            "{}",
+            early[0].detail
+        );
+
+        // Both rules on one store: surgery end, then out of theatre — still one alert.
+        let dir = tempfile::tempdir().expect("a folder");
+        let alerts = Alerts::open(&dir.path().join("a.sqlite3"), Vec::new())
+            .expect("a store")
+            .with_rules(Rules {
+                cleaning_notice_at: CleaningNotice::SurgeryEnd,
+                ..Rules::default()
+            });
+        let mut told = std::collections::HashSet::new();
+        tell_rooms(&alerts, &board(&[closing.clone()]), zone, &mut told);
+        let mut out = closing;
+        out.milestones.push(Milestone {
+            case_id: "S1-1".into(),
+            planned_order: 1,
+            milestone: "out_of_theatre".into(),
+            time: now,
+            procedure_name: None,
+            planned_duration_min: None,
+        });
+        let mut fresh = std::collections::HashSet::new();
+        tell_rooms(&alerts, &board(&[out]), zone, &mut fresh);
+        assert_eq!(alerts.latest(10).expect("listed").len(), 1);
     }
 }
