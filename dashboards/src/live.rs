@@ -31,6 +31,10 @@ pub const PING: Duration = Duration::from_secs(5);
 /// How long the browser waits before it reconnects a dropped stream.
 const RETRY: Duration = Duration::from_secs(2);
 
+/// Views whose key starts with this hold the board's JSON twin for that view, written once
+/// per frame like the markup (not sent on the stream).
+pub const JSON_VIEW: &str = "json:";
+
 /// One state of a board.
 #[derive(Debug)]
 pub struct Frame<T> {
@@ -44,6 +48,14 @@ pub struct Frame<T> {
     /// Each view as its `board` event on the wire, written once and shared by every viewer
     /// (at ten thousand screens, formatting the event per viewer was most of the cost).
     wire: BTreeMap<String, Bytes>,
+}
+
+impl<T> Frame<T> {
+    /// The JSON twin of `view`, if the board wrote one.
+    pub fn json(&self, view: &str) -> Option<Response> {
+        let body = self.views.get(&format!("{JSON_VIEW}{view}"))?;
+        Some(([(CONTENT_TYPE, "application/json")], body.clone()).into_response())
+    }
 }
 
 #[derive(Debug)]
@@ -109,6 +121,7 @@ impl<T: Send + Sync + 'static> Hub<T> {
             let id = format!("{}-{n}", self.run);
             let wire = views
                 .iter()
+                .filter(|(view, _)| !view.starts_with(JSON_VIEW))
                 .map(|(view, markup)| (view.clone(), board_event(&id, markup)))
                 .collect();
             let frame = Arc::new(Frame {

@@ -377,7 +377,12 @@ async fn run(state: AppState, hub: Arc<Hub<Wall>>) {
         match compute(&state, Utc::now()).await {
             Ok(wall) => {
                 let view = wall_markup(&wall, pages.kpis.time_zone()).into_string();
-                hub.publish(wall, BTreeMap::from([(String::new(), view)]));
+                let mut views = BTreeMap::from([(String::new(), view)]);
+                // The JSON twin too, once per frame rather than per request.
+                if let Ok(json) = serde_json::to_string(&wall) {
+                    views.insert(crate::live::JSON_VIEW.to_string(), json);
+                }
+                hub.publish(wall, views);
             }
             // The wall keeps its last state (its age shows) and tries again.
             Err(e) => tracing::error!(error = %e, "Computing the command-centre wall failed."),
@@ -396,13 +401,15 @@ async fn run(state: AppState, hub: Arc<Hub<Wall>>) {
 pub async fn api(
     State(state): State<AppState>,
     axum::Extension(client): axum::Extension<Arc<Client>>,
-) -> Result<Json<Wall>, PageError> {
+) -> Result<axum::response::Response, PageError> {
     pages_for(&state, &client)?;
     let frame = live(&state)?
         .latest(&state, run)
         .await
         .map_err(PageError::Failed)?;
-    Ok(Json(frame.data.as_ref().clone()))
+    Ok(frame
+        .json("")
+        .unwrap_or_else(|| Json(frame.data.as_ref().clone()).into_response()))
 }
 
 /// `GET /command-centre/stream`: the wall's frames as Server-Sent Events.

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::{Frame, HtmlError, PageError, Pages, page, pages_for, visible};
 use crate::AppState;
 use crate::auth::Client;
-use crate::live::{FOLLOW_SCRIPT, Hub, LiveBoard, stream};
+use crate::live::{FOLLOW_SCRIPT, Hub, JSON_VIEW, LiveBoard, stream};
 use crate::trackboard::{CaseEvent, Pace, Room, pace, room, specialty_name};
 
 /// How often the board is recomputed without new rows, for the minutes it shows.
@@ -376,13 +376,17 @@ fn tell_rooms(
 
 /// The board rendered for every view: all sites (`""`) and each site.
 fn views(board: &Board, zone: chrono_tz::Tz) -> BTreeMap<String, String> {
-    std::iter::once(None)
-        .chain(board.sites.iter().map(|s| Some(s.as_str())))
-        .map(|site| {
-            let markup = tiles(&board.of_site(site), zone);
-            (site.unwrap_or("").to_string(), markup.into_string())
-        })
-        .collect()
+    let mut views = BTreeMap::new();
+    for site in std::iter::once(None).chain(board.sites.iter().map(|s| Some(s.as_str()))) {
+        let shown = board.of_site(site);
+        let key = site.unwrap_or("").to_string();
+        // The JSON twin too, once per frame rather than per request.
+        if let Ok(json) = serde_json::to_string(&shown) {
+            views.insert(format!("{JSON_VIEW}{key}"), json);
+        }
+        views.insert(key, tiles(&shown, zone).into_string());
+    }
+    views
 }
 
 /// The site a request shows: a kiosk link's own, else the one asked for.
@@ -404,15 +408,19 @@ pub async fn api(
     State(state): State<AppState>,
     axum::Extension(client): axum::Extension<Arc<Client>>,
     Query(query): Query<BoardQuery>,
-) -> Result<Json<Board>, PageError> {
+) -> Result<axum::response::Response, PageError> {
     pages_for(&state, &client)?;
     let frame = live(&state)?
         .latest(&state, run)
         .await
         .map_err(PageError::Failed)?;
-    Ok(Json(
-        frame.data.of_site(site_shown(&client, &query).as_deref()),
-    ))
+    let site = site_shown(&client, &query);
+    let view = site.as_deref().map(str::trim).unwrap_or("");
+    Ok(match frame.json(view) {
+        Some(written) => written,
+        // A site the board does not have: its (empty) board, made now.
+        None => Json(frame.data.of_site(site.as_deref())).into_response(),
+    })
 }
 
 /// `GET /theatres/stream?site=`: the board's frames for one site (or all) as Server-Sent
