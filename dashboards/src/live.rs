@@ -108,8 +108,10 @@ impl<T: Send + Sync + 'static> Hub<T> {
         self.kept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Publishes a new state unless every view renders as the latest one already does (a
-    /// tick that changed nothing a viewer sees sends nothing). Returns whether it was sent.
+    /// Publishes a new state unless every view renders as the latest one already does
+    /// (nothing a viewer sees changed: the boards print their computation time to the
+    /// second, so in practice two computations within one second). Returns whether it was
+    /// sent.
     pub fn publish(&self, data: T, views: BTreeMap<String, String>) -> bool {
         let frame = {
             let mut kept = self.kept();
