@@ -666,10 +666,9 @@ pub async fn html(
             client: &client,
             dashboards: visible(&pages.dashboards, &client),
             current: "/theatres",
-            as_of: format!(
-                "Milestones as of {}",
-                board.as_of.with_timezone(&zone).format("%-d %b %Y %H:%M")
-            ),
+            // The board below carries its own, live, computation time: a time fixed when the
+            // page loaded would go stale in the header while the board moves on.
+            as_of: "Live board".to_string(),
         },
         main,
     ))
