@@ -327,6 +327,8 @@ pub struct Alerts {
     webhooks: Vec<Webhook>,
     wake: tokio::sync::Notify,
     rules: Rules,
+    /// Ticks after each delivery attempt is recorded, for whoever waits on the outbox.
+    attempted: tokio::sync::watch::Sender<u64>,
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -375,6 +377,7 @@ impl Alerts {
             webhooks,
             wake: tokio::sync::Notify::new(),
             rules: Rules::default(),
+            attempted: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -500,6 +503,11 @@ impl Alerts {
             params![id, by, micros(now)],
         )?;
         Ok(true)
+    }
+
+    /// A signal that ticks after each delivery attempt is recorded (made or failed).
+    pub fn attempts(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.attempted.subscribe()
     }
 
     /// Alerts raised, all told.
@@ -630,6 +638,7 @@ impl Alerts {
                 blocked.push(name);
             }
             self.settle(id, attempts, outcome, Utc::now())?;
+            self.attempted.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(())
     }

@@ -57,13 +57,17 @@ fn cleaning(key: &str) -> NewAlert {
     }
 }
 
-/// Polls until `done` holds (at most 30 s).
-async fn until(mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "gave up waiting");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits until `done` holds of the outbox, looking again after each delivery attempt (at
+/// most 30 s).
+async fn until(alerts: &Alerts, mut done: impl FnMut(&Alerts) -> bool) {
+    let mut attempts = alerts.attempts();
+    let waited = tokio::time::timeout(Duration::from_secs(30), async {
+        while !done(alerts) {
+            attempts.changed().await.expect("the store is open");
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting");
 }
 
 /// Checks a request as a receiver would: the signature over timestamp and body.
@@ -98,13 +102,13 @@ async fn alerts_reach_a_receiver_that_was_down_once_each_and_signed() {
 
     // The receiver is down: the alert is kept and retried.
     alerts.raise(&cleaning("1"), Utc::now()).expect("raised");
-    until(|| alerts.deliveries().expect("counted").failing == 1).await;
+    until(&alerts, |a| a.deliveries().expect("counted").failing == 1).await;
     alerts.raise(&cleaning("2"), Utc::now()).expect("raised");
 
     // It comes back: both arrive, in order, once each, signed.
     let got: Received = Arc::default();
     let _up = receiver(addr, got.clone()).await;
-    until(|| alerts.deliveries().expect("counted").delivered == 2).await;
+    until(&alerts, |a| a.deliveries().expect("counted").delivered == 2).await;
     let requests = got.lock().expect("lock").clone();
     assert_eq!(requests.len(), 2, "nothing sent twice");
     let bodies: Vec<serde_json::Value> = requests.iter().map(|(h, b)| verify(h, b)).collect();
@@ -132,8 +136,11 @@ async fn alerts_reach_a_receiver_that_was_down_once_each_and_signed() {
     assert_eq!(reopened.deliveries().expect("counted").pending, 1);
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let _delivery = reopened.clone().spawn_delivery(stopped);
-    until(|| got.lock().expect("lock").len() == 3).await;
-    until(|| reopened.deliveries().expect("counted").delivered == 3).await;
+    until(&reopened, |a| {
+        a.deliveries().expect("counted").delivered == 3
+    })
+    .await;
+    assert_eq!(got.lock().expect("lock").len(), 3, "nothing sent twice");
     let (headers, body) = got.lock().expect("lock")[2].clone();
     assert_eq!(
         verify(&headers, &body)["title"],

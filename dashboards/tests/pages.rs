@@ -1370,21 +1370,15 @@ async fn acknowledged_milestones_reach_every_open_trackboard_at_once() {
             .starts_with("Total knee replacement: the patient left theatre at"),
         "{raised:?}"
     );
-    // Another theatre's list arrives: the board is computed again (polled until it shows).
+    // Another theatre's list arrives: the board is computed again (its frame reaches the
+    // open stream).
     engine
         .buffer_append(
             Table::TheatreSessions,
             list_today("S-OTHER", "Theatre 8", today),
         )
         .expect("appended");
-    while json(state, "/api/theatres").await["tiles"]
-        .as_array()
-        .expect("tiles")
-        .iter()
-        .all(|t| t["theatre"] != "Theatre 8")
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    first.until("Theatre 8").await;
     assert_eq!(cleaning(&json(state, "/api/alerts").await).len(), 1);
 
     // A person acknowledges it (with the session's CSRF token); an API client cannot.
@@ -1643,7 +1637,9 @@ async fn the_command_centre_wall_counts_what_the_lake_holds_now() {
         }
     }
     // The rules wait for every KPI's series (the home page computed them): a new row makes
-    // the wall compute again, and it raises them (polled for at most 30 s).
+    // the wall compute again, and it raises them before it sends the frame (looked at after
+    // each of the wall's next frames, at most ten).
+    let mut wall_stream = Events::open(state, "/command-centre/stream", None).await;
     engine
         .buffer_append(
             Table::TheatreSessions,
@@ -1651,9 +1647,8 @@ async fn the_command_centre_wall_counts_what_the_lake_holds_now() {
         )
         .expect("appended");
     expected.sort();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let raised = loop {
-        let mut raised: Vec<(String, String)> = json(state, "/api/alerts").await["alerts"]
+    let kpi_alerts = |list: &Value| -> Vec<(String, String)> {
+        let mut raised: Vec<(String, String)> = list["alerts"]
             .as_array()
             .expect("alerts")
             .iter()
@@ -1667,11 +1662,16 @@ async fn the_command_centre_wall_counts_what_the_lake_holds_now() {
             })
             .collect();
         raised.sort();
-        if raised == expected || std::time::Instant::now() > deadline {
-            break raised;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        raised
     };
+    let mut raised = Vec::new();
+    for _ in 0..10 {
+        wall_stream.board().await;
+        raised = kpi_alerts(&json(state, "/api/alerts").await);
+        if raised == expected {
+            break;
+        }
+    }
     println!("KPI alerts: {raised:?}");
     assert_eq!(raised, expected);
 

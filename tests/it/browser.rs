@@ -697,13 +697,14 @@ fn post(http: u16, feed: &str, ndjson: &str) {
 /// signature as the cleaning team's system would.
 struct Receiver {
     addr: std::net::SocketAddr,
-    got: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    /// What it was sent, in order; waiters see each arrival.
+    got: std::sync::Arc<tokio::sync::watch::Sender<Vec<Value>>>,
 }
 
 impl Receiver {
     async fn start() -> Receiver {
         use axum::http::{HeaderMap, StatusCode};
-        type Got = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+        type Got = std::sync::Arc<tokio::sync::watch::Sender<Vec<Value>>>;
         async fn receive(
             axum::extract::State(got): axum::extract::State<Got>,
             headers: HeaderMap,
@@ -726,7 +727,7 @@ impl Receiver {
             }
             match serde_json::from_slice(&body) {
                 Ok(alert) => {
-                    got.lock().expect("lock").push(alert);
+                    got.send_modify(|all| all.push(alert));
                     StatusCode::NO_CONTENT
                 }
                 Err(_) => StatusCode::BAD_REQUEST,
@@ -736,7 +737,7 @@ impl Receiver {
             .await
             .expect("binds");
         let addr = listener.local_addr().expect("an address");
-        let got: Got = Default::default();
+        let got: Got = std::sync::Arc::new(tokio::sync::watch::Sender::new(Vec::new()));
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
             .with_state(got.clone());
@@ -746,17 +747,12 @@ impl Receiver {
 
     /// The first notification received, waiting up to `wait`.
     async fn first(&self, wait: std::time::Duration) -> Value {
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            if let Some(first) = self.got.lock().expect("lock").first() {
-                return first.clone();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no notification within {wait:?}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        let mut got = self.got.subscribe();
+        let arrived = tokio::time::timeout(wait, got.wait_for(|all| !all.is_empty()))
+            .await
+            .unwrap_or_else(|_| panic!("no notification within {wait:?}"))
+            .expect("the receiver runs");
+        arrived[0].clone()
     }
 }
 
