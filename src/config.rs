@@ -191,6 +191,22 @@ mod tests {
     }
 
     #[test]
+    fn the_theatre_report_time_is_a_time_of_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bright.toml");
+        std::fs::write(&path, "[dashboards]\ntheatre_report_at = \"07:15\"\n").unwrap();
+        let at = load(&path).unwrap().dashboards.theatre_report_at;
+        assert_eq!(at, chrono::NaiveTime::from_hms_opt(7, 15, 0).unwrap());
+        assert_eq!(
+            Config::default().dashboards.theatre_report_at,
+            chrono::NaiveTime::from_hms_opt(6, 30, 0).unwrap()
+        );
+        std::fs::write(&path, "[dashboards]\ntheatre_report_at = \"7.15am\"\n").unwrap();
+        let e = format!("{:#}", load(&path).unwrap_err());
+        assert!(e.contains("not a time of day like 06:30"), "{e}");
+    }
+
+    #[test]
     fn unknown_settings_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bright.toml");

@@ -122,6 +122,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         quarantine: folder.join("quarantine"),
         users_db,
         alerts_db: folder.join("alerts.sqlite3"),
+        reports: folder.join("reports"),
         mllp_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         mllp_tls: None,
         http_addr: SocketAddr::from(([127, 0, 0, 1], args.port)),

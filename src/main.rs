@@ -82,7 +82,7 @@ enum Command {
         command: kpi::KpiCommand,
     },
     /// Run ingest (HL7 MLLP), the query layer and the web service over a lake.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Load feed files through the ingest pipeline into the lake.
     Ingest(serve::IngestArgs),
     /// Validate a configuration file (bright.toml).
@@ -241,7 +241,7 @@ async fn run(command: Command) -> Result<()> {
         } => sql(&query, &lake.lake, &catalogue, format).await,
         Command::Lake { command } => lake_command(command).await,
         Command::Generate(args) => generate(args).await,
-        Command::Serve(args) => serve::serve(args).await,
+        Command::Serve(args) => serve::serve(*args).await,
         Command::Ingest(args) => serve::ingest(args).await,
         Command::Config { command } => config::config_command(command),
         Command::Token { command } => config::token_command(command),

@@ -122,6 +122,10 @@ pub struct ServeArgs {
         default_value = "./bright-alerts.sqlite3"
     )]
     alerts_db: PathBuf,
+    /// Reports folder: each morning's theatre performance report of the day before is written
+    /// there (HTML and CSV).
+    #[arg(long, env = "BRIGHT_REPORTS", default_value = "./reports")]
+    reports: PathBuf,
     /// Milliseconds between scans of the landing folders.
     #[arg(long, default_value_t = 2_000)]
     landing_poll_ms: u64,
@@ -178,6 +182,7 @@ pub(crate) struct ServiceOptions {
     pub quarantine: PathBuf,
     pub users_db: PathBuf,
     pub alerts_db: PathBuf,
+    pub reports: PathBuf,
     pub org: Option<String>,
     pub key: PseudoKey,
     pub settings: crate::config::Config,
@@ -351,6 +356,20 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     // The live boards follow ingest from the start (the cleaning team is told a room is ready
     // whether or not anyone has the trackboard open).
     state.start_live(stopped.clone());
+    println!(
+        "Reports: {}/ (theatre report each morning)",
+        options.reports.display()
+    );
+    tasks.push(
+        bright_dashboards::routes::pages::theatre_report::spawn_daily(
+            state.clone(),
+            bright_dashboards::routes::pages::theatre_report::Daily {
+                folder: options.reports.clone(),
+                at: options.settings.dashboards.theatre_report_at,
+            },
+            stopped.clone(),
+        ),
+    );
     tasks.push(pages_task);
     let mut http_stopped = stopped.clone();
     let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
@@ -441,6 +460,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         quarantine: args.quarantine,
         users_db: args.users_db,
         alerts_db: args.alerts_db,
+        reports: args.reports,
         org: args.pipeline.org,
         key,
         settings,

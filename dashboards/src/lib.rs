@@ -29,6 +29,7 @@ pub mod kpis;
 pub mod live;
 pub mod routes;
 pub mod spec;
+pub mod theatre_report;
 pub mod trackboard;
 pub mod users;
 pub mod view;
@@ -54,6 +55,24 @@ pub struct DashboardsConfig {
     /// only the stays still open on its first day.
     #[serde(default)]
     pub history_from: Option<chrono::NaiveDate>,
+    /// The trust's local time (`HH:MM`) after which each morning's theatre report of the day
+    /// before is made.
+    #[serde(
+        default = "default_theatre_report_at",
+        deserialize_with = "hours_minutes"
+    )]
+    pub theatre_report_at: chrono::NaiveTime,
+}
+
+fn default_theatre_report_at() -> chrono::NaiveTime {
+    chrono::NaiveTime::from_hms_opt(6, 30, 0).unwrap_or_default()
+}
+
+/// A time of day written `HH:MM`.
+fn hours_minutes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<chrono::NaiveTime, D::Error> {
+    let text = String::deserialize(d)?;
+    chrono::NaiveTime::parse_from_str(text.trim(), "%H:%M")
+        .map_err(|_| serde::de::Error::custom(format!("'{text}' is not a time of day like 06:30")))
 }
 
 fn default_refresh_secs() -> u64 {
@@ -72,6 +91,7 @@ impl Default for DashboardsConfig {
             folder: None,
             refresh_secs: default_refresh_secs(),
             history_from: None,
+            theatre_report_at: default_theatre_report_at(),
         }
     }
 }
@@ -312,6 +332,13 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
         ("/theatres", get(pages::theatres::html)),
         ("/api/theatres", get(pages::theatres::api)),
         ("/theatres/stream", get(pages::theatres::events)),
+        ("/theatres/report", get(pages::theatre_report::html)),
+        ("/theatres/report.csv", get(pages::theatre_report::csv)),
+        (
+            "/theatres/report/export",
+            get(pages::theatre_report::export),
+        ),
+        ("/api/theatres/report", get(pages::theatre_report::api)),
         ("/command-centre", get(pages::command_centre::html)),
         ("/api/command-centre", get(pages::command_centre::api)),
         ("/command-centre/stream", get(pages::command_centre::events)),

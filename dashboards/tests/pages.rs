@@ -1684,3 +1684,287 @@ async fn the_command_centre_wall_counts_what_the_lake_holds_now() {
     let (_, markup) = events.board().await;
     assert!(markup.contains("Discharges today"), "{markup}");
 }
+
+/// The catalogue KPI `id` for `date`, broken down by `by`: (key, numerator, denominator) per
+/// breakdown.
+async fn kpi_day(
+    engine: &QueryEngine,
+    id: &str,
+    date: chrono::NaiveDate,
+    by: &[&str],
+) -> Vec<(Vec<Option<String>>, f64, f64)> {
+    let by: Vec<String> = by.iter().map(|b| b.to_string()).collect();
+    let output = engine
+        .kpi_series(id, Some(date), date.succ_opt(), &by)
+        .await
+        .expect("the KPI's series");
+    bright_dashboards::kpis::breakdowns(&output, &by, &[])
+        .expect("rows")
+        .into_iter()
+        .flat_map(|b| {
+            b.periods
+                .into_iter()
+                .filter(|p| p.start == date)
+                .map(move |p| {
+                    (
+                        b.key.clone(),
+                        p.numerator.unwrap_or(0.0),
+                        p.denominator.unwrap_or(0.0),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// Each rate of the report as the catalogue KPI it is, with the report's numerator and
+/// denominator for it.
+fn report_parts(id: &str, row: &Value) -> (f64, f64) {
+    let n = |field: &str| {
+        row[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} in {row}"))
+    };
+    let late = &row["late_starts"];
+    match id {
+        "theatre_utilisation_capped" => (n("touch_capped_min"), n("planned_min")),
+        "theatre_utilisation_uncapped" => (n("touch_min"), n("planned_min")),
+        "theatre_cases_per_session" => (n("cases_completed"), n("lists_held")),
+        "theatre_late_starts" => (
+            late[1].as_f64().expect("band") + late[2].as_f64().expect("band"),
+            n("lists_started"),
+        ),
+        "theatre_early_finishes" => (n("early_finishes"), n("lists_finished")),
+        "theatre_turnaround_mean_min" => (n("turnaround_min"), n("turnarounds")),
+        "theatre_cancellations_on_day" => (n("cases_cancelled"), n("cases_booked")),
+        other => panic!("no report figure for {other}"),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_theatre_report_adds_up_to_the_catalogues_kpis_for_the_day() {
+    let site = site_of(SimConfig::new(5, 40, chrono::Utc::now().date_naive())).await;
+    let alerts = Arc::new(
+        Alerts::open(&site.dir.path().join("alerts.sqlite3"), Vec::new()).expect("an alert store"),
+    );
+    let state = &site.state.clone().with_alerts(alerts.clone());
+    let pages = state.pages().expect("pages");
+    let engine = pages.kpis.engine().clone();
+    let yesterday = pages.kpis.today().pred_opt().expect("a day");
+
+    // Yesterday by default, every site.
+    let report = json(state, "/api/theatres/report").await;
+    assert_eq!(report["date"], yesterday.to_string());
+    assert_eq!(report["day_complete"], true);
+    let planned = count(
+        &engine,
+        format!("SELECT count(*) FROM theatre_sessions WHERE session_date = DATE '{yesterday}'"),
+    )
+    .await;
+    let total = &report["total"];
+    assert_eq!(total["lists_planned"].as_i64(), Some(planned));
+    assert!(total["lists_held"].as_i64() > Some(0), "{total}");
+    assert!(total["cases_completed"].as_i64() > Some(0), "{total}");
+
+    // Every rate, for the day, each site, each theatre and each specialty, is the catalogue
+    // KPI's numerator over its denominator.
+    let levels: [(&str, &[&str], &[&str]); 3] = [
+        ("by_site", &["site"], &["site"]),
+        ("by_theatre", &["site", "theatre"], &["site", "theatre"]),
+        ("by_specialty", &["specialty"], &["specialty"]),
+    ];
+    let mut compared = 0;
+    for id in bright_dashboards::theatre_report::RATE_KPIS.map(|(id, _)| id) {
+        let whole = kpi_day(&engine, id, yesterday, &[]).await;
+        let (n, d) = whole
+            .iter()
+            .fold((0.0, 0.0), |(n, d), (_, a, b)| (n + a, d + b));
+        let (rn, rd) = report_parts(id, total);
+        assert!(
+            close(n, rn) && close(d, rd),
+            "{id}: KPI {n}/{d}, report {rn}/{rd}"
+        );
+        for (field, by, keys) in levels {
+            let rows = report[field].as_array().expect("rows");
+            let kpi = kpi_day(&engine, id, yesterday, by).await;
+            for (key, n, d) in &kpi {
+                let row = rows
+                    .iter()
+                    .find(|r| {
+                        keys.iter()
+                            .zip(key)
+                            .all(|(k, v)| r[*k].as_str() == v.as_deref())
+                    })
+                    .unwrap_or_else(|| panic!("{id} {field}: no row for {key:?}"));
+                let (rn, rd) = report_parts(id, row);
+                assert!(
+                    close(*n, rn) && close(*d, rd),
+                    "{id} {field} {key:?}: KPI {n}/{d}, report {rn}/{rd}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 50, "{compared} breakdown rows compared");
+    // The icons' chart reaches the day, and its value there is the report's.
+    for trend in report["trends"].as_array().expect("trends") {
+        let (value, kpi) = (&trend["value"], &trend["kpi_value"]);
+        match (value.as_f64(), kpi.as_f64()) {
+            (Some(a), Some(b)) => assert!(close(a, b), "{trend}"),
+            (a, b) => assert_eq!(a, b, "{trend}"),
+        }
+        assert!(trend["variation_icon"].is_string(), "{trend}");
+    }
+    // Cancellation reasons add up to the cases cancelled, and the theatre system's reasons
+    // are the ones shown.
+    let reasons = report["cancellations"].as_array().expect("reasons");
+    let cancelled: i64 = reasons
+        .iter()
+        .map(|r| r["cases"].as_i64().expect("n"))
+        .sum();
+    assert_eq!(Some(cancelled), total["cases_cancelled"].as_i64());
+
+    // One site: its lists only, and the KPIs filtered to it.
+    let one = report["sites"][0].as_str().expect("a site").to_string();
+    let of_site = json(
+        state,
+        &format!("/api/theatres/report?site={one}&date={yesterday}"),
+    )
+    .await;
+    let by_site = report["by_site"].as_array().expect("sites");
+    let row = by_site
+        .iter()
+        .find(|r| r["site"] == one.as_str())
+        .expect("its row");
+    for field in [
+        "lists_held",
+        "cases_completed",
+        "touch_capped_min",
+        "planned_min",
+    ] {
+        assert_eq!(of_site["total"][field], row[field], "{field}");
+    }
+    assert!(
+        of_site["lists"]
+            .as_array()
+            .expect("lists")
+            .iter()
+            .all(|l| l["site"] == one.as_str())
+    );
+
+    // The page prints what the JSON says, with its thresholds and downloads.
+    let page = html(state, &format!("/theatres/report?date={yesterday}")).await;
+    assert!(page.contains("Theatre performance report"));
+    assert!(
+        page.contains("more than 15 minutes after the planned start"),
+        "the grace period is printed"
+    );
+    assert!(page.contains("more than 30 minutes before the planned end"));
+    assert!(page.contains(&format!(r#"href="/theatres/report.csv?date={yesterday}""#)));
+    for reason in reasons {
+        assert!(page.contains(&escaped(reason["reason"].as_str().expect("text"))));
+    }
+    let capped = total["rates"]["utilisation_capped"]
+        .as_f64()
+        .expect("a rate");
+    assert!(
+        page.contains(&format!("{:.1}%", capped * 100.0)),
+        "capped utilisation shown"
+    );
+    assert!(
+        html(state, "/")
+            .await
+            .contains(r#"href="/theatres/report""#),
+        "in the navigation"
+    );
+
+    // The CSV and the one-file HTML.
+    let (status, csv) = get(
+        state,
+        &format!("/theatres/report.csv?date={yesterday}"),
+        Some(READER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut lines = csv.lines();
+    let header = lines.next().expect("a header");
+    assert!(header.starts_with("date,level,site,theatre,specialty,label,lists_planned"));
+    assert!(header.ends_with("late_start_grace_min,early_finish_grace_min"));
+    let first = lines.next().expect("the day's line");
+    assert!(
+        first.starts_with(&format!("{yesterday},all,,,,All sites,{planned},")),
+        "{first}"
+    );
+    let (status, file) = get(
+        state,
+        &format!("/theatres/report/export?date={yesterday}"),
+        Some(READER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(file.starts_with("<!DOCTYPE html>"));
+    assert!(file.contains("@page{size:A4"), "prints on A4");
+    for outside in ["<script", "src=", "href=\"/", "<link"] {
+        assert!(!file.contains(outside), "self-contained: {outside}");
+    }
+
+    // A day to come is refused; a bad date is a bad request.
+    let tomorrow = pages.kpis.today().succ_opt().expect("a day");
+    let (status, _) = get(
+        state,
+        &format!("/api/theatres/report?date={tomorrow}"),
+        Some(READER),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = get(state, "/api/theatres/report?date=yesterday", Some(READER)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The morning run: files in the reports folder, figures in the lake, one announcement —
+    // and a second run (a restart) adds neither rows nor alerts.
+    let folder = site.dir.path().join("reports");
+    let made = bright_dashboards::routes::pages::theatre_report::produce(state, &folder, yesterday)
+        .await
+        .expect("made");
+    assert_eq!(std::fs::read_to_string(&made.csv).expect("the CSV"), csv);
+    let kept = std::fs::read_to_string(&made.html).expect("the HTML");
+    assert!(kept.contains("Theatre performance report"));
+    assert!(made.lake_rows > 0);
+    let alert = made.alert.expect("announced");
+    let raised = alerts.latest(5).expect("alerts");
+    let announced = raised.iter().find(|a| a.id == alert).expect("kept");
+    assert_eq!(announced.kind, "theatre_report");
+    assert_eq!(
+        announced.link.as_deref(),
+        Some(format!("/theatres/report?date={yesterday}").as_str())
+    );
+    for (column, field) in [
+        ("cases_completed", "cases_completed"),
+        ("lists_planned", "lists_planned"),
+        ("late_starts_band_3", "late_starts"),
+    ] {
+        let in_lake = count(
+            &engine,
+            format!(
+                "SELECT CAST(sum({column}) AS BIGINT) FROM theatre_reports \
+                 WHERE report_date = DATE '{yesterday}'"
+            ),
+        )
+        .await;
+        let expected = if field == "late_starts" {
+            total[field][2].as_i64()
+        } else {
+            total[field].as_i64()
+        };
+        assert_eq!(Some(in_lake), expected, "{column}");
+    }
+    let again =
+        bright_dashboards::routes::pages::theatre_report::produce(state, &folder, yesterday)
+            .await
+            .expect("made again");
+    assert_eq!((again.lake_rows, again.alert), (0, None));
+    assert_eq!(alerts.raised().expect("count"), 1);
+}

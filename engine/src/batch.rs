@@ -8,7 +8,8 @@
 
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
-    Int8Builder, Int32Builder, StringBuilder, TimestampMicrosecondBuilder, make_builder,
+    Int8Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+    make_builder,
 };
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
@@ -161,6 +162,12 @@ impl Row<'_> {
     /// An integer or null.
     pub fn opt_int32(mut self, value: Option<i32>) -> Self {
         self.next::<Int32Builder>().append_option(value);
+        self
+    }
+
+    /// A 64-bit integer (a count).
+    pub fn int64(mut self, value: i64) -> Self {
+        self.next::<Int64Builder>().append_value(value);
         self
     }
 

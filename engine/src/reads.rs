@@ -358,3 +358,161 @@ pub async fn discharges(engine: &QueryEngine, today: NaiveDate) -> Result<Discha
         },
     })
 }
+
+/// One operating list held on a day, as `kpi.theatre_lists` works it out: the figures the
+/// theatre performance report adds up by theatre, specialty and site.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ListHeld {
+    pub org_code: String,
+    pub site: String,
+    pub theatre: String,
+    pub specialty: Option<String>,
+    pub session_id: String,
+    pub planned_start: DateTime<Utc>,
+    pub planned_end: DateTime<Utc>,
+    pub planned_min: f64,
+    /// First patient into the anaesthetic room, last patient out of theatre.
+    pub first_in: Option<DateTime<Utc>>,
+    pub last_out: Option<DateTime<Utc>>,
+    pub touch_min: f64,
+    pub touch_capped_min: f64,
+    pub turnaround_min: f64,
+    pub turnarounds: i64,
+    pub cases_booked: i64,
+    pub cases_cancelled: i64,
+    pub cases_completed: i64,
+}
+
+/// A list of the day cancelled before the day, or a case cancelled on it, with where it was.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Cancelled {
+    pub org_code: String,
+    pub site: String,
+    pub theatre: String,
+    pub specialty: Option<String>,
+    /// The reason the theatre system gave (cases only; `None` when it gave none).
+    pub reason: Option<String>,
+    pub count: i64,
+}
+
+/// A day of theatre lists for the performance report.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct TheatreDay {
+    pub lists: Vec<ListHeld>,
+    /// Lists planned for the day and cancelled before it, by theatre.
+    pub lists_cancelled: Vec<Cancelled>,
+    /// Cases cancelled on the day on lists held, by theatre, list specialty and reason.
+    pub cases_cancelled: Vec<Cancelled>,
+}
+
+/// The lists of the trust's day `date`, from the same views the KPI catalogue's theatre KPIs
+/// read, so the report and the catalogue cannot disagree on a definition.
+pub async fn theatre_day(engine: &QueryEngine, date: NaiveDate) -> Result<TheatreDay, QueryError> {
+    let lists = engine
+        .sql(&format!(
+            "SELECT org_code, site, theatre, specialty, session_id, planned_start, planned_end,
+                    first_in, last_out, cases_booked, cases_cancelled, cases_completed,
+                    turnarounds, planned_min, touch_min, touch_capped_min, turnaround_min
+             FROM kpi.theatre_lists WHERE session_date = DATE '{date}'
+             ORDER BY org_code, site, theatre, planned_start"
+        ))
+        .await?;
+    let mut day = TheatreDay::default();
+    for batch in &lists.batches {
+        let text: Vec<Vec<Option<String>>> =
+            (0..5).map(|i| texts(batch, i)).collect::<Result<_, _>>()?;
+        let int: Vec<Vec<Option<i64>>> =
+            (5..13).map(|i| ints(batch, i)).collect::<Result<_, _>>()?;
+        let float: Vec<Vec<Option<f64>>> = (13..17)
+            .map(|i| floats(batch, i))
+            .collect::<Result<_, _>>()?;
+        for row in 0..batch.num_rows() {
+            let (Some(planned_start), Some(planned_end)) = (time(int[0][row]), time(int[1][row]))
+            else {
+                continue;
+            };
+            let t = |i: usize| text[i][row].clone().unwrap_or_default();
+            let n = |i: usize| int[i][row].unwrap_or(0);
+            let f = |i: usize| float[i][row].unwrap_or(0.0);
+            day.lists.push(ListHeld {
+                org_code: t(0),
+                site: t(1),
+                theatre: t(2),
+                specialty: text[3][row].clone(),
+                session_id: t(4),
+                planned_start,
+                planned_end,
+                first_in: time(int[2][row]),
+                last_out: time(int[3][row]),
+                cases_booked: n(4),
+                cases_cancelled: n(5),
+                cases_completed: n(6),
+                turnarounds: n(7),
+                planned_min: f(0),
+                touch_min: f(1),
+                touch_capped_min: f(2),
+                turnaround_min: f(3),
+            });
+        }
+    }
+    day.lists_cancelled = cancellations(
+        engine,
+        &format!(
+            "SELECT org_code, site, theatre, specialty, CAST(NULL AS VARCHAR), count(*)
+             FROM theatre_sessions WHERE session_date = DATE '{date}' AND cancelled
+             GROUP BY org_code, site, theatre, specialty ORDER BY 1, 2, 3, 4"
+        ),
+    )
+    .await?;
+    // One reason per case (as kpi.theatre_cases counts one cancellation per case), on the
+    // list's specialty (as the KPI breaks it down).
+    day.cases_cancelled = cancellations(
+        engine,
+        &format!(
+            "WITH cases AS (
+                 SELECT org_code, session_id, case_id, MIN(cancel_reason) AS reason
+                 FROM theatre_events WHERE milestone = 'cancelled'
+                 GROUP BY org_code, site, theatre, session_id, case_id
+             )
+             SELECT s.org_code, s.site, s.theatre, s.specialty, c.reason, count(*)
+             FROM cases c
+             JOIN theatre_sessions s ON s.org_code = c.org_code AND s.session_id = c.session_id
+             WHERE s.session_date = DATE '{date}' AND NOT s.cancelled
+             GROUP BY s.org_code, s.site, s.theatre, s.specialty, c.reason
+             ORDER BY 1, 2, 3, 4, 5"
+        ),
+    )
+    .await?;
+    Ok(day)
+}
+
+async fn cancellations(engine: &QueryEngine, sql: &str) -> Result<Vec<Cancelled>, QueryError> {
+    let output = engine.sql(sql).await?;
+    let mut out = Vec::new();
+    for batch in &output.batches {
+        let text: Vec<Vec<Option<String>>> =
+            (0..5).map(|i| texts(batch, i)).collect::<Result<_, _>>()?;
+        let count = ints(batch, 5)?;
+        for row in 0..batch.num_rows() {
+            let t = |i: usize| text[i][row].clone().unwrap_or_default();
+            out.push(Cancelled {
+                org_code: t(0),
+                site: t(1),
+                theatre: t(2),
+                specialty: text[3][row].clone(),
+                reason: text[4][row].clone(),
+                count: count[row].unwrap_or(0),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Column `i` of a batch as 64-bit floats.
+fn floats(batch: &RecordBatch, i: usize) -> Result<Vec<Option<f64>>, QueryError> {
+    let column = cast(batch.column(i), &DataType::Float64)?;
+    let column = column.as_primitive::<arrow::datatypes::Float64Type>();
+    Ok((0..column.len())
+        .map(|r| column.is_valid(r).then(|| column.value(r)))
+        .collect())
+}

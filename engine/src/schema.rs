@@ -251,6 +251,46 @@ pub mod annotations {
     pub const ON_DATE: &str = "on_date";
 }
 
+/// `theatre_reports`: the figures of each morning's theatre performance report, one row per
+/// theatre and list specialty of the day. Every figure is a count or a sum of minutes, so any
+/// grouping adds up (utilisation = Σ touch ÷ Σ planned); the thresholds used are kept beside
+/// them.
+pub mod theatre_reports {
+    pub const THEATRE: &str = "theatre";
+    pub const SPECIALTY: &str = "specialty";
+    /// Lists planned for the day: held, and cancelled before the day.
+    pub const LISTS_PLANNED: &str = "lists_planned";
+    pub const LISTS_HELD: &str = "lists_held";
+    /// Held lists with a patient in the anaesthetic room, and with a patient out of theatre.
+    pub const LISTS_STARTED: &str = "lists_started";
+    pub const LISTS_FINISHED: &str = "lists_finished";
+    pub const CASES_BOOKED: &str = "cases_booked";
+    pub const CASES_COMPLETED: &str = "cases_completed";
+    pub const CASES_CANCELLED: &str = "cases_cancelled";
+    pub const PLANNED_MIN: &str = "planned_min";
+    pub const TOUCH_MIN: &str = "touch_min";
+    pub const TOUCH_CAPPED_MIN: &str = "touch_capped_min";
+    /// Lists started up to the grace period late, up to twice it, and later.
+    pub const LATE_STARTS_BAND_1: &str = "late_starts_band_1";
+    pub const LATE_STARTS_BAND_2: &str = "late_starts_band_2";
+    pub const LATE_STARTS_BAND_3: &str = "late_starts_band_3";
+    /// Minutes lost to late starts, every late list counted.
+    pub const LATE_START_MIN: &str = "late_start_min";
+    pub const EARLY_FINISHES: &str = "early_finishes";
+    /// Minutes between the last patient out and the planned end, on early-finishing lists.
+    pub const EARLY_FINISH_MIN: &str = "early_finish_min";
+    pub const TURNAROUNDS: &str = "turnarounds";
+    pub const TURNAROUND_MIN: &str = "turnaround_min";
+    /// Lists whose last patient left theatre after the planned end, and the minutes over.
+    pub const OVERRUNS: &str = "overruns";
+    pub const OVERRUN_MIN: &str = "overrun_min";
+    pub const LATE_START_GRACE_MIN: &str = "late_start_grace_min";
+    pub const EARLY_FINISH_GRACE_MIN: &str = "early_finish_grace_min";
+    pub const MADE_AT: &str = "made_at";
+    /// Partition column: the day reported on.
+    pub const REPORT_DATE: &str = "report_date";
+}
+
 /// Every table in the lake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
@@ -263,11 +303,12 @@ pub enum Table {
     FinanceLedger,
     DqIssues,
     Annotations,
+    TheatreReports,
 }
 
 impl Table {
     /// All tables, in a stable order.
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::AdtEvents,
         Table::EdAttendances,
         Table::TheatreSessions,
@@ -277,6 +318,7 @@ impl Table {
         Table::FinanceLedger,
         Table::DqIssues,
         Table::Annotations,
+        Table::TheatreReports,
     ];
 
     /// The table's name in the lake and in SQL.
@@ -291,6 +333,7 @@ impl Table {
             Table::FinanceLedger => "finance_ledger",
             Table::DqIssues => "dq_issues",
             Table::Annotations => "annotations",
+            Table::TheatreReports => "theatre_reports",
         }
     }
 
@@ -317,6 +360,7 @@ impl Table {
             Table::FinanceLedger => finance_ledger::MONTH,
             Table::DqIssues => dq_issues::RECEIVED_AT,
             Table::Annotations => annotations::CREATED_AT,
+            Table::TheatreReports => theatre_reports::MADE_AT,
         }
     }
 
@@ -372,11 +416,12 @@ impl Table {
             Table::FinanceLedger => finance_ledger::MONTH,
             Table::DqIssues => dq_issues::RECEIVED_DATE,
             Table::Annotations => annotations::ON_DATE,
+            Table::TheatreReports => theatre_reports::REPORT_DATE,
         }
     }
 
     fn build_schema(self) -> Schema {
-        use DataType::{Boolean, Date32, Float64, Int8, Int32, Utf8};
+        use DataType::{Boolean, Date32, Float64, Int8, Int32, Int64, Utf8};
         let org = || required(common::ORG_CODE, Utf8);
         let site = || required(common::SITE, Utf8);
         let fields = match self {
@@ -520,6 +565,41 @@ impl Table {
                     required(AUTHOR, Utf8),
                     required(CREATED_AT, ts()),
                     required(ON_DATE, Date32),
+                ]
+            }
+            Table::TheatreReports => {
+                use theatre_reports::*;
+                let count = |name| required(name, Int64);
+                let minutes = |name| required(name, Float64);
+                vec![
+                    org(),
+                    site(),
+                    required(THEATRE, Utf8),
+                    optional(SPECIALTY, Utf8),
+                    count(LISTS_PLANNED),
+                    count(LISTS_HELD),
+                    count(LISTS_STARTED),
+                    count(LISTS_FINISHED),
+                    count(CASES_BOOKED),
+                    count(CASES_COMPLETED),
+                    count(CASES_CANCELLED),
+                    minutes(PLANNED_MIN),
+                    minutes(TOUCH_MIN),
+                    minutes(TOUCH_CAPPED_MIN),
+                    count(LATE_STARTS_BAND_1),
+                    count(LATE_STARTS_BAND_2),
+                    count(LATE_STARTS_BAND_3),
+                    minutes(LATE_START_MIN),
+                    count(EARLY_FINISHES),
+                    minutes(EARLY_FINISH_MIN),
+                    count(TURNAROUNDS),
+                    minutes(TURNAROUND_MIN),
+                    count(OVERRUNS),
+                    minutes(OVERRUN_MIN),
+                    minutes(LATE_START_GRACE_MIN),
+                    minutes(EARLY_FINISH_GRACE_MIN),
+                    required(MADE_AT, ts()),
+                    required(REPORT_DATE, Date32),
                 ]
             }
         };

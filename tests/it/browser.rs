@@ -108,6 +108,37 @@ async fn whole_page(client: &Client) -> Vec<u8> {
     png
 }
 
+/// `path` of the open site fetched by the page (its session's cookie goes along), read as
+/// `text` or `json`.
+async fn fetch(client: &Client, path: &str, read: &str) -> Value {
+    client
+        .execute_async(
+            &format!(
+                "const done = arguments[arguments.length - 1];
+                 fetch('{path}').then(r => r.{read}()).then(done);"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Opens `file` from disk and checks it drew without fetching anything.
+async fn opens_offline(client: &Client, file: &std::path::Path) {
+    client
+        .goto(&format!("file://{}", file.display()))
+        .await
+        .expect("opens offline");
+    let fetched: Value = client
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name);",
+            vec![],
+        )
+        .await
+        .expect("runs");
+    assert_eq!(fetched, json!([]), "{} fetched something", file.display());
+}
+
 /// The text of the page the browser shows.
 async fn body_text(client: &Client) -> String {
     client
@@ -259,7 +290,7 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         .await
         .expect("lands on the page it asked for");
 
-    let pages: [(&str, &str, &[&str]); 10] = [
+    let pages: [(&str, &str, &[&str]); 11] = [
         (
             "home",
             "/",
@@ -292,6 +323,16 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
             "theatres",
             "/dashboards/theatres",
             &["Theatres", "Theatre touch-time utilisation (capped)"],
+        ),
+        (
+            "theatre-report",
+            "/theatres/report",
+            &[
+                "Theatre performance report",
+                "By theatre",
+                "Cancelled on the day, by reason",
+                "Definitions and thresholds used",
+            ],
         ),
         (
             "workforce",
@@ -375,34 +416,91 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     assert_eq!(rows.len(), count);
 
     // The exported report, saved and opened from disk, draws without fetching anything.
-    let exported: Value = client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             fetch('/ipr/export').then(r => r.text()).then(done);",
-            vec![],
-        )
-        .await
-        .expect("downloads");
+    let exported = fetch(&client, "/ipr/export", "text").await;
     let file = dir.path().join("ipr.html");
     std::fs::write(&file, exported.as_str().expect("html")).expect("saved");
-    client
-        .goto(&format!("file://{}", file.display()))
-        .await
-        .expect("opens offline");
-    let fetched: Value = client
-        .execute(
-            "return performance.getEntriesByType('resource').map(e => e.name);",
-            vec![],
-        )
-        .await
-        .expect("runs");
-    assert_eq!(fetched, json!([]), "the export fetched something");
+    opens_offline(&client, &file).await;
     let icons = client
         .find_all(Locator::Css("table.ipr svg"))
         .await
         .expect("svgs");
     assert!(icons.len() >= 60, "icons and sparklines are drawn");
     std::fs::write(shots.join("ipr-export.png"), whole_page(&client).await).expect("saved");
+
+    // The morning's theatre report, made by the service itself at start (nobody asked for
+    // it): in the reports folder, announced on the alert rail, readable offline, and printed
+    // by Chromium on A4 landscape pages.
+    let reports = dir.path().join("reports");
+    let made = || -> Option<std::path::PathBuf> {
+        std::fs::read_dir(&reports)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.extension().is_some_and(|x| x == "html")
+                    && p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("theatre-report-"))
+            })
+    };
+    let started = std::time::Instant::now();
+    let report = loop {
+        if let Some(found) = made() {
+            break found;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "no theatre report in {}",
+            reports.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(report.with_extension("csv").exists(), "its CSV beside it");
+    client
+        .goto(&format!("{base}/theatres/report"))
+        .await
+        .expect("opens");
+    let rail = fetch(&client, "/api/alerts", "json").await;
+    assert!(
+        rail.to_string().contains("\"kind\":\"theatre_report\""),
+        "announced: {rail}"
+    );
+    opens_offline(&client, &report).await;
+    let text = body_text(&client).await;
+    for wanted in [
+        "Theatre performance report",
+        "By theatre",
+        "Definitions and thresholds used",
+    ] {
+        assert!(text.contains(wanted), "the kept report: '{wanted}'");
+    }
+    std::fs::write(
+        shots.join("theatre-report-kept.png"),
+        whole_page(&client).await,
+    )
+    .expect("saved");
+    let pdf = dir.path().join("theatre-report.pdf");
+    let printed = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", report.display()))
+        .output()
+        .expect("chromium prints");
+    assert!(printed.status.success(), "{printed:?}");
+    let pdf = std::fs::read(&pdf).expect("a PDF");
+    let text = String::from_utf8_lossy(&pdf);
+    let pages = text.matches("/MediaBox [0 0 841.").count();
+    assert!(pages >= 1, "A4 landscape pages (841.92 × 595.2 points)");
+    assert_eq!(
+        pages,
+        text.matches("/MediaBox").count(),
+        "every page A4 landscape"
+    );
 
     // The trackboard live: a list starts today and its milestones are posted as the theatre
     // system would; the open page shows each without being reloaded, "Ready for cleaning"

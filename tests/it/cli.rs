@@ -101,7 +101,8 @@ fn lake_tables_lists_every_table_with_rows_and_files() {
             "workforce_shifts",
             "finance_ledger",
             "dq_issues",
-            "annotations"
+            "annotations",
+            "theatre_reports"
         ]
     );
     let count = |table: &str| -> u64 {

@@ -37,6 +37,8 @@ pub fn serve_with_env(
         .arg(dir.join("users.sqlite3"))
         .arg("--alerts-db")
         .arg(dir.join("alerts.sqlite3"))
+        .arg("--reports")
+        .arg(dir.join("reports"))
         .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
         .args(args)
         .env("BRIGHT_PSEUDO_KEY", key)

@@ -45,6 +45,11 @@ fn planning_error(file: &std::path::Path, source: impl Into<QueryError>) -> Quer
 }
 
 impl KpiViews {
+    /// The value bound to parameter `name`.
+    pub(super) fn param(&self, name: &str) -> Option<f64> {
+        self.params.get(name).copied()
+    }
+
     /// Plans every helper view and KPI of `catalogue` and registers them in the `kpi`
     /// schema. `overrides` replace parameter defaults. The first failure names its file.
     pub(super) async fn register(

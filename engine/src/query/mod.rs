@@ -284,6 +284,12 @@ impl QueryEngine {
         self.kpis.as_ref().map(kpi_views::KpiViews::catalogue)
     }
 
+    /// The value KPI queries read for parameter `name`: the catalogue's default or the
+    /// override it was registered with.
+    pub fn kpi_param(&self, name: &str) -> Option<f64> {
+        self.kpis.as_ref().and_then(|k| k.param(name))
+    }
+
     /// The lake tables KPI `id` reads, through its helper views.
     pub fn kpi_tables(&self, id: &str) -> Result<std::collections::BTreeSet<Table>, QueryError> {
         let kpis = self.kpis.as_ref().ok_or(QueryError::NoCatalogue)?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bright_engine::arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int8Array, Int32Array,
-    StringArray, TimestampMicrosecondArray,
+    Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use bright_engine::arrow::datatypes::{DataType, TimeUnit};
 use bright_engine::arrow::record_batch::RecordBatch;
@@ -39,6 +39,9 @@ pub fn rows(table: Table, rows: usize, days: i32, tag: &str) -> RecordBatch {
                 )),
                 DataType::Int32 => {
                     Arc::new(Int32Array::from_iter_values((0..rows).map(|i| i as i32)))
+                }
+                DataType::Int64 => {
+                    Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i as i64)))
                 }
                 DataType::Float64 => Arc::new(Float64Array::from_iter_values(
                     (0..rows).map(|i| i as f64 / 2.0),

@@ -13,15 +13,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::{Deserialize, Serialize};
 
 use super::dashboard::{DashboardView, build, find, kpi_link};
 use super::{
-    CSS, Frame, HtmlError, PageError, ViewQuery, as_of_text, assurance_class, filter_form,
-    icon_key, icons, kpi_panel, page, pages_for, shown, variation_class, visible,
+    CSS, Frame, HtmlError, PageError, ViewQuery, as_of_text, assurance_class, download,
+    filter_form, icon_key, icons, kpi_panel, page, pages_for, shown, variation_class, visible,
 };
 use crate::AppState;
 use crate::auth::Client;
@@ -309,18 +308,11 @@ pub async fn export(
             }
         }
     };
-    let name = format!(
-        "attachment; filename=\"ipr-{}.html\"",
-        made.format("%Y-%m-%d")
-    );
-    Ok((
-        [
-            (CONTENT_TYPE, "text/html; charset=utf-8".to_string()),
-            (CONTENT_DISPOSITION, name),
-        ],
-        document.into_string(),
-    )
-        .into_response())
+    Ok(download(
+        "text/html; charset=utf-8",
+        format!("ipr-{}.html", made.format("%Y-%m-%d")),
+        document.into_string().into_bytes(),
+    ))
 }
 
 /// The KPIs the matrix cannot place, named.

@@ -37,6 +37,7 @@ pub mod favourites;
 pub mod home;
 pub mod ipr;
 pub mod kpi;
+pub mod theatre_report;
 pub mod theatres;
 
 /// What the pages need beyond the rest of the service.
@@ -173,7 +174,7 @@ pub struct ViewQuery {
 }
 
 /// An empty form field means "not set" (a date input left blank sends `from=`).
-fn blank_is_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(crate) fn blank_is_none<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned,
@@ -308,6 +309,21 @@ pub(crate) fn shown(view: &KpiView, x: Option<f64>) -> String {
     x.map_or_else(|| "–".to_string(), |x| unit_of(view).format(x))
 }
 
+/// A file to save: `body` as `content_type`, named `name`.
+pub(crate) fn download(content_type: &str, name: String, body: Vec<u8>) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 /// The variation icon a view names.
 pub(crate) fn variation_icon(name: Option<&str>) -> Option<Icon> {
     Icon::ALL.into_iter().find(|i| match i {
@@ -393,6 +409,7 @@ pub(crate) fn page(frame: &Frame<'_>, main: Markup) -> Markup {
         // The live trackboard, for everyone who sees pages: theatre staff look there first.
         .chain([
             ("/theatres".to_string(), "Theatres now"),
+            ("/theatres/report".to_string(), "Theatre report"),
             ("/command-centre".to_string(), "Command centre"),
         ])
         .collect();
@@ -711,5 +728,12 @@ ol.notes li.rebase{font-weight:600}
 .annotate{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end}
 .annotate label{display:flex;flex-direction:column;font-size:.85rem;font-weight:600}
 .annotate input{font-size:1rem;padding:.25rem}.annotate input[name=note]{min-width:22rem}
+dl.headline{display:grid;grid-template-columns:repeat(auto-fill,minmax(9.5rem,1fr));gap:.5rem;margin:1rem 0}
+dl.headline div{background:#fff;border:1px solid #d8dde0;border-top:5px solid #005eb8;padding:.4rem .7rem}
+dl.headline dt{color:#4c6272;font-size:.9rem}dl.headline dd{margin:0;font-size:1.6rem;font-weight:700}
+dl.headline dd.sub{font-size:.85rem;font-weight:400;color:#4c6272}
+table.report{margin:.25rem 0 1rem;font-size:.92rem}table.report td.num{text-align:right;white-space:nowrap}
+table.report thead th{vertical-align:bottom}table.trends tr:first-child>*{border-bottom:0}table.trends tr.says td{padding-top:0;font-size:.85rem;color:#4c6272}table.report tbody th{white-space:nowrap}
+.downloads{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}
 @media print{header.top nav,.who form,.filters,.skip{display:none}body{background:#fff}.panel{break-inside:avoid}}
 "#;
