@@ -352,7 +352,12 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     .with_users(Arc::new(users), Default::default())
     .with_pages(kpis.clone(), Arc::new(dashboards))
     .with_alerts(alerts.clone());
-    tasks.push(alerts.spawn_delivery(stopped.clone()));
+    tasks.push(alerts.clone().spawn_delivery(stopped.clone()));
+    tasks.push(
+        alerts
+            .clone()
+            .spawn_lake_copy(kpis.engine().clone(), stopped.clone()),
+    );
     // The live boards follow ingest from the start (the cleaning team is told a room is ready
     // whether or not anyone has the trackboard open).
     state.start_live(stopped.clone());

@@ -8,9 +8,10 @@
 //!
 //! The delivery task posts each queued body to its webhook, in the order raised, and marks it
 //! delivered on a 2xx answer; otherwise it retries with exponential backoff (2 s doubling, at
-//! most 5 min apart) for as long as it takes, later alerts for that webhook waiting behind it. A body is sent again only if bright stops between
-//! the receiver's answer and the mark, so each carries its delivery id for the receiver to
-//! drop a repeat.
+//! most 5 min apart) for as long as it takes, later alerts for that webhook waiting behind it;
+//! each webhook has its own sender, so one that hangs or is down holds up no other. A body is
+//! sent again only if bright stops between the receiver's answer and the mark, so each carries
+//! its delivery id for the receiver to drop a repeat.
 //!
 //! Every request is signed: `X-Bright-Timestamp` (Unix seconds) and `X-Bright-Signature:
 //! sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" with the webhook's secret>`, so a receiver
@@ -20,11 +21,24 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::Int64Type;
+use bright_engine::annotations::EVERY_ORG;
+use bright_engine::batch::BatchBuilder;
+use bright_engine::query::QueryEngine;
+use bright_engine::schema::{MAX_FREE_TEXT_CHARS, Table};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+/// Most alerts copied into the lake in one commit.
+const LAKE_BATCH: usize = 1_000;
+/// How long a copy into the lake waits for the rest of a burst of alerts.
+const LAKE_GATHER: Duration = Duration::from_secs(1);
+/// How long before a failed copy into the lake is tried again.
+const LAKE_RETRY: Duration = Duration::from_secs(60);
 
 /// Longest wait between two attempts of one delivery.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -172,6 +186,8 @@ pub enum AlertsError {
     Store(#[from] rusqlite::Error),
     #[error("[alerts.pressure] {name}: the thresholds of levels 2, 3 and 4 must rise")]
     Thresholds { name: String },
+    #[error("copying alerts into the lake: {0}")]
+    Lake(String),
 }
 
 /// A webhook ready to send to.
@@ -313,7 +329,6 @@ pub struct Deliveries {
 /// One delivery still to make.
 struct Pending {
     id: i64,
-    webhook: String,
     body: String,
     attempts: i64,
     /// Microseconds since the Unix epoch.
@@ -325,10 +340,18 @@ struct Pending {
 pub struct Alerts {
     db: Mutex<Connection>,
     webhooks: Vec<Webhook>,
-    wake: tokio::sync::Notify,
+    /// Ticks when an alert queues deliveries: each webhook's sender looks at its queue.
+    queued: tokio::sync::watch::Sender<u64>,
     rules: Rules,
     /// Ticks after each delivery attempt is recorded, for whoever waits on the outbox.
     attempted: tokio::sync::watch::Sender<u64>,
+    /// Ticks on each alert raised, for the copy into the lake.
+    raised_tick: tokio::sync::watch::Sender<u64>,
+}
+
+/// Text cut to what the lake's free-text columns hold.
+fn clip(text: &str) -> String {
+    text.chars().take(MAX_FREE_TEXT_CHARS).collect()
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -375,9 +398,10 @@ impl Alerts {
         Ok(Alerts {
             db: Mutex::new(db),
             webhooks,
-            wake: tokio::sync::Notify::new(),
+            queued: tokio::sync::watch::Sender::new(0),
             rules: Rules::default(),
             attempted: tokio::sync::watch::Sender::new(0),
+            raised_tick: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -454,21 +478,37 @@ impl Alerts {
             queued = true;
         }
         tx.commit()?;
+        self.raised_tick.send_modify(|n| *n = n.wrapping_add(1));
         if queued {
-            self.wake.notify_one();
+            self.queued.send_modify(|n| *n = n.wrapping_add(1));
         }
         Ok(Some(raised))
     }
 
     /// The latest `n` alerts, newest first.
     pub fn latest(&self, n: usize) -> Result<Vec<Alert>, AlertsError> {
+        self.select(
+            "ORDER BY raised_at DESC, id DESC LIMIT ?1",
+            params![n as i64],
+        )
+    }
+
+    /// The alerts numbered after `after`, oldest first, at most `n`.
+    fn raised_after(&self, after: i64, n: usize) -> Result<Vec<Alert>, AlertsError> {
+        self.select(
+            "WHERE id > ?1 ORDER BY id LIMIT ?2",
+            params![after, n as i64],
+        )
+    }
+
+    fn select(&self, rest: &str, values: impl rusqlite::Params) -> Result<Vec<Alert>, AlertsError> {
         let db = self.db();
-        let mut statement = db.prepare(
+        let mut statement = db.prepare(&format!(
             "SELECT id, kind, severity, dedup_key, title, detail, link, raised_at,
                     acknowledged_by, acknowledged_at
-             FROM alerts ORDER BY raised_at DESC, id DESC LIMIT ?1",
-        )?;
-        let rows = statement.query_map(params![n as i64], |row| {
+             FROM alerts {rest}"
+        ))?;
+        let rows = statement.query_map(values, |row| {
             Ok(Alert {
                 id: row.get(0)?,
                 kind: row.get(1)?,
@@ -505,6 +545,92 @@ impl Alerts {
         Ok(true)
     }
 
+    /// Copies the alerts the lake's `alerts` table lacks into it: those numbered after the
+    /// highest it holds, one commit per call (at most [`LAKE_BATCH`]). Returns how many.
+    pub async fn copy_to_lake(&self, engine: &QueryEngine) -> Result<usize, AlertsError> {
+        let lake = |e: &dyn std::fmt::Display| AlertsError::Lake(e.to_string());
+        let held = engine
+            .sql("SELECT CAST(max(alert_id) AS BIGINT) FROM alerts")
+            .await
+            .map_err(|e| lake(&e))?;
+        let after = held
+            .batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .and_then(|b| {
+                let ids = b.column(0).as_primitive_opt::<Int64Type>()?;
+                ids.is_valid(0).then(|| ids.value(0))
+            })
+            .unwrap_or(0);
+        let alerts = self.raised_after(after, LAKE_BATCH)?;
+        if alerts.is_empty() {
+            return Ok(0);
+        }
+        let mut rows = BatchBuilder::new(Table::Alerts);
+        for a in &alerts {
+            let day = (a.raised_at.date_naive() - chrono::NaiveDate::default()).num_days();
+            rows.row()
+                .int64(a.id)
+                .text(EVERY_ORG)
+                .text(&a.kind)
+                .text(a.severity.name())
+                .text(&a.key)
+                .text(&clip(&a.title))
+                .text(&clip(&a.detail))
+                .opt_text(a.link.as_deref())
+                .timestamp(micros(a.raised_at))
+                .date(i32::try_from(day).unwrap_or(0))
+                .end();
+        }
+        let batch = rows.finish().map_err(|e| lake(&e))?;
+        engine
+            .lake()
+            .append(Table::Alerts, vec![batch])
+            .await
+            .map_err(|e| lake(&e))?;
+        engine
+            .refresh_table(Table::Alerts)
+            .await
+            .map_err(|e| lake(&e))?;
+        Ok(alerts.len())
+    }
+
+    /// Keeps the lake's `alerts` table up to date until `stopped`: a copy at start (what was
+    /// raised while the lake copy was not running), then after alerts are raised, a burst
+    /// gathered into one commit. The store stays the record: a copy that fails is retried.
+    pub fn spawn_lake_copy(
+        self: std::sync::Arc<Self>,
+        engine: std::sync::Arc<QueryEngine>,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut raised = self.raised_tick.subscribe();
+            loop {
+                raised.mark_unchanged();
+                let wait = match self.copy_to_lake(&engine).await {
+                    Ok(n) if n == LAKE_BATCH => Duration::ZERO,
+                    Ok(_) => LAKE_RETRY,
+                    Err(e) => {
+                        tracing::error!(error = %e, "Copying alerts into the lake failed; retrying.");
+                        LAKE_RETRY
+                    }
+                };
+                let burst = tokio::select! {
+                    _ = raised.changed() => true,
+                    () = tokio::time::sleep(wait) => false,
+                    _ = stopped.wait_for(|stop| *stop) => return,
+                };
+                if burst {
+                    // Alerts come in bursts (a tick's rules): one commit for the burst.
+                    tokio::select! {
+                        () = tokio::time::sleep(LAKE_GATHER) => {}
+                        _ = stopped.wait_for(|stop| *stop) => return,
+                    }
+                }
+            }
+        })
+    }
+
     /// A signal that ticks after each delivery attempt is recorded (made or failed).
     pub fn attempts(&self) -> tokio::sync::watch::Receiver<u64> {
         self.attempted.subscribe()
@@ -536,31 +662,30 @@ impl Alerts {
         )?)
     }
 
-    /// Deliveries not yet made, oldest first, with when each is next due.
-    fn undelivered(&self) -> Result<Vec<Pending>, AlertsError> {
+    /// Deliveries to `webhook` not yet made, oldest first, with when each is next due.
+    fn undelivered(&self, webhook: &str) -> Result<Vec<Pending>, AlertsError> {
         let db = self.db();
         let mut statement = db.prepare(
-            "SELECT id, webhook, body, attempts, next_at FROM outbox
-             WHERE delivered_at IS NULL ORDER BY id LIMIT 256",
+            "SELECT id, body, attempts, next_at FROM outbox
+             WHERE delivered_at IS NULL AND webhook = ?1 ORDER BY id LIMIT 256",
         )?;
-        let rows = statement.query_map([], |row| {
+        let rows = statement.query_map([webhook], |row| {
             Ok(Pending {
                 id: row.get(0)?,
-                webhook: row.get(1)?,
-                body: row.get(2)?,
-                attempts: row.get(3)?,
-                next_at: row.get(4)?,
+                body: row.get(1)?,
+                attempts: row.get(2)?,
+                next_at: row.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// When the next pending delivery falls due, if any.
-    fn next_due(&self) -> Result<Option<DateTime<Utc>>, AlertsError> {
+    /// When the next pending delivery to `webhook` falls due, if any.
+    fn next_due(&self, webhook: &str) -> Result<Option<DateTime<Utc>>, AlertsError> {
         let db = self.db();
         let next: Option<i64> = db.query_row(
-            "SELECT min(next_at) FROM outbox WHERE delivered_at IS NULL",
-            [],
+            "SELECT min(next_at) FROM outbox WHERE delivered_at IS NULL AND webhook = ?1",
+            [webhook],
             |row| row.get(0),
         )?;
         Ok(next.map(time))
@@ -592,28 +717,22 @@ impl Alerts {
         Ok(())
     }
 
-    /// One attempt of every delivery due now. Each webhook gets its alerts in the order they
-    /// were raised: behind a delivery waiting for its retry, the later ones wait too.
-    async fn deliver_due(&self, client: &reqwest::Client) -> Result<(), AlertsError> {
-        let mut blocked: Vec<String> = Vec::new();
+    /// One attempt of each delivery to `webhook` due now, in the order raised: behind a
+    /// delivery waiting for its retry, the later ones wait too.
+    async fn deliver_due(
+        &self,
+        client: &reqwest::Client,
+        webhook: &Webhook,
+    ) -> Result<(), AlertsError> {
         for Pending {
             id,
-            webhook: name,
             body,
             attempts,
             next_at,
-        } in self.undelivered()?
+        } in self.undelivered(&webhook.name)?
         {
-            // A webhook no longer configured keeps its deliveries until it is back.
-            let Some(webhook) = self.webhooks.iter().find(|w| w.name == name) else {
-                continue;
-            };
-            if blocked.contains(&name) {
-                continue;
-            }
             if next_at > micros(Utc::now()) {
-                blocked.push(name);
-                continue;
+                break;
             }
             let timestamp = Utc::now().timestamp();
             let sent = client
@@ -633,21 +752,26 @@ impl Alerts {
                 Ok(answer) => Err(format!("answered {}", answer.status())),
                 Err(e) => Err(e.to_string()),
             };
+            let failed = outcome.is_err();
             if let Err(e) = &outcome {
-                tracing::warn!(webhook = %name, delivery = id, error = %e, "A webhook delivery failed; it will be retried.");
-                blocked.push(name);
+                tracing::warn!(webhook = %webhook.name, delivery = id, error = %e, "A webhook delivery failed; it will be retried.");
             }
             self.settle(id, attempts, outcome, Utc::now())?;
             self.attempted.send_modify(|n| *n = n.wrapping_add(1));
+            if failed {
+                break;
+            }
         }
         Ok(())
     }
 
-    /// Delivers the outbox until `stopped` turns true: at once when an alert is raised, and
-    /// each pending delivery when its retry falls due.
+    /// Delivers the outbox until `stopped` turns true: each webhook by its own sender (a
+    /// receiver that hangs delays only its own deliveries), at once when an alert is queued
+    /// and when a retry falls due. A delivery to a webhook no longer configured waits in the
+    /// outbox until it is back.
     pub fn spawn_delivery(
         self: std::sync::Arc<Self>,
-        mut stopped: tokio::sync::watch::Receiver<bool>,
+        stopped: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             if self.webhooks.is_empty() {
@@ -660,23 +784,45 @@ impl Alerts {
                     return;
                 }
             };
-            loop {
-                if let Err(e) = self.deliver_due(&client).await {
-                    tracing::error!(error = %e, "Reading the alert outbox failed.");
-                }
-                let wait = match self.next_due() {
-                    Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or(Duration::ZERO),
-                    Ok(None) => MAX_BACKOFF,
-                    Err(_) => Duration::from_secs(5),
-                }
-                .max(Duration::from_millis(50));
-                tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(wait) => {}
-                    _ = stopped.wait_for(|stop| *stop) => return,
-                }
-            }
+            let senders = self.webhooks.iter().map(|webhook| {
+                self.clone()
+                    .send_to(client.clone(), webhook.clone(), stopped.clone())
+            });
+            futures_util::future::join_all(senders).await;
         })
+    }
+
+    /// One webhook's sender: its queue in order, then a wait for the next alert or retry.
+    async fn send_to(
+        self: std::sync::Arc<Self>,
+        client: reqwest::Client,
+        webhook: Webhook,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut queued = self.queued.subscribe();
+        loop {
+            queued.mark_unchanged();
+            // Stopping does not wait for a receiver that is slow to answer: the delivery stays
+            // in the outbox and is sent at the next start.
+            let delivered = tokio::select! {
+                done = self.deliver_due(&client, &webhook) => done,
+                _ = stopped.wait_for(|stop| *stop) => return,
+            };
+            if let Err(e) = delivered {
+                tracing::error!(webhook = %webhook.name, error = %e, "Reading the alert outbox failed.");
+            }
+            let wait = match self.next_due(&webhook.name) {
+                Ok(Some(next)) => (next - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+                Ok(None) => MAX_BACKOFF,
+                Err(_) => Duration::from_secs(5),
+            }
+            .max(Duration::from_millis(50));
+            tokio::select! {
+                _ = queued.changed() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+        }
     }
 }
 

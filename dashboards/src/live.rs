@@ -381,15 +381,18 @@ pub fn stream<T: Send + Sync + 'static>(
 
 /// The page script that follows a stream: each `board` event replaces the board's markup,
 /// and a stream silent for longer than two pings (or dropped) dims the page and says it is
-/// reconnecting, so numbers that stopped never look live. The element `#board` names its
-/// stream in `data-stream`.
+/// reconnecting, so numbers that stopped never look live; refused for good (the session
+/// ended, the kiosk link was revoked), it says to sign in again. The element `#board` names
+/// its stream in `data-stream`.
 pub const FOLLOW_SCRIPT: &str = "(function(){var b=document.getElementById('board');\
 if(!b||!window.EventSource)return;var heard=Date.now();\
 var es=new EventSource(b.getAttribute('data-stream'));\
 function live(){heard=Date.now();document.body.classList.remove('offline');}\
 function dim(){document.body.classList.add('offline');}\
 es.addEventListener('board',function(e){b.innerHTML=e.data;live();});\
-es.addEventListener('ping',live);es.addEventListener('error',dim);\
+es.addEventListener('ping',live);\
+es.addEventListener('error',function(){dim();if(es.readyState===2){var l=document.getElementById('link');\
+if(l)l.textContent='This screen is no longer signed in: reload the page to sign in again.';}});\
 setInterval(function(){if(Date.now()-heard>12000)dim();},1000);})();";
 
 #[cfg(test)]

@@ -624,6 +624,28 @@ impl UserStore {
         ))
     }
 
+    /// Whether the session of `token` is still open at `now` (signed in, not idle or past
+    /// its limit), without counting this look as activity: a live page left open must not
+    /// keep an unattended session alive.
+    pub fn session_open(
+        &self,
+        token: &str,
+        now: i64,
+        limits: SessionLimits,
+    ) -> Result<bool, UsersError> {
+        let found: Option<(i64, i64)> = self
+            .db()
+            .query_row(
+                "SELECT started, last_seen FROM sessions WHERE token_sha256 = ?1",
+                params![token_sha256(token)],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        Ok(found.is_some_and(|(started, last_seen)| {
+            now - last_seen <= limits.idle_secs && now - started <= limits.absolute_secs
+        }))
+    }
+
     /// The live session of `token` at `now`, its idle clock restarted; `None` (and the
     /// session ended) when it has been idle or alive too long, or was never started.
     pub fn session(
@@ -867,8 +889,11 @@ mod tests {
             store.session(&token.0, 1_302, limits).expect("looks up"),
             None
         );
-        // Idle too long.
+        // Idle too long; a live page looking at the session does not keep it alive.
         let (idle, _) = store.start_session(&user, 2_000).expect("starts");
+        assert!(store.session_open(&idle.0, 2_050, limits).expect("looks"));
+        assert!(store.session_open(&idle.0, 2_060, limits).expect("looks"));
+        assert!(!store.session_open(&idle.0, 2_061, limits).expect("looks"));
         assert_eq!(
             store.session(&idle.0, 2_061, limits).expect("looks up"),
             None

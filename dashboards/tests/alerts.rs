@@ -148,3 +148,139 @@ async fn alerts_reach_a_receiver_that_was_down_once_each_and_signed() {
     );
     assert_eq!(reopened.latest(10).expect("listed").len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answers_holds_up_no_other_webhook() {
+    let dir = tempfile::tempdir().expect("a folder");
+    // Accepts connections and never answers: each attempt waits for the client's timeout.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let silent_addr = silent.local_addr().expect("an address");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let addr = free_port();
+    let got: Received = Arc::default();
+    let _up = receiver(addr, got.clone()).await;
+    // The silent one first: its delivery is the older in the outbox.
+    let hooks = vec![
+        Webhook::new(
+            "porters",
+            &format!("http://{silent_addr}/hook"),
+            SECRET,
+            &[],
+        )
+        .expect("a webhook"),
+        Webhook::new("cleaning", &format!("http://{addr}/hook"), SECRET, &[]).expect("a webhook"),
+    ];
+    let alerts = Arc::new(Alerts::open(&dir.path().join("alerts.sqlite3"), hooks).expect("opens"));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let delivery = alerts.clone().spawn_delivery(stopped);
+    alerts.raise(&cleaning("4"), Utc::now()).expect("raised");
+    until(&alerts, |a| a.deliveries().expect("counted").delivered == 1).await;
+    // Delivered while the silent receiver's attempt is still waiting for an answer: no
+    // attempt of it has been settled, so the cleaning team did not queue behind it.
+    let counts = alerts.deliveries().expect("counted");
+    assert_eq!((counts.pending, counts.failing), (1, 0), "{counts:?}");
+    let requests = got.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        verify(&requests[0].0, &requests[0].1)["title"],
+        "Theatre 4 is ready for cleaning"
+    );
+    stop.send_replace(true);
+    delivery.await.expect("stops");
+    held.abort();
+}
+
+/// Alerts in the lake's `alerts` table: (id, kind, title) by id.
+async fn in_lake(engine: &bright_engine::query::QueryEngine) -> Vec<(i64, String, String)> {
+    use bright_engine::arrow::array::AsArray;
+    use bright_engine::arrow::datatypes::Int64Type;
+    let out = engine
+        .sql("SELECT alert_id, kind, title FROM alerts ORDER BY alert_id")
+        .await
+        .expect("the alerts table");
+    let mut rows = Vec::new();
+    for batch in &out.batches {
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        let kinds = bright_engine::arrow::compute::cast(
+            batch.column(1),
+            &bright_engine::arrow::datatypes::DataType::Utf8,
+        )
+        .expect("text");
+        let titles = bright_engine::arrow::compute::cast(
+            batch.column(2),
+            &bright_engine::arrow::datatypes::DataType::Utf8,
+        )
+        .expect("text");
+        for i in 0..ids.len() {
+            rows.push((
+                ids.value(i),
+                kinds.as_string::<i32>().value(i).to_string(),
+                titles.as_string::<i32>().value(i).to_string(),
+            ));
+        }
+    }
+    rows
+}
+
+/// Waits (at most 30 s) until the lake's `alerts` table holds `n` alerts.
+async fn until_in_lake(engine: &bright_engine::query::QueryEngine, n: usize) {
+    let mut changed = engine
+        .changes(bright_engine::schema::Table::Alerts)
+        .expect("a table");
+    let waited = tokio::time::timeout(Duration::from_secs(30), async {
+        while in_lake(engine).await.len() < n {
+            changed.changed().await.expect("the engine is open");
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "gave up waiting for {n} alerts in the lake");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alert_raised_reaches_the_lake_once_also_across_a_restart() {
+    use bright_engine::query::{QueryConfig, QueryEngine};
+    let dir = tempfile::tempdir().expect("a folder");
+    let lake = bright_engine::lake::Lake::open(dir.path().join("lake").to_str().expect("utf-8"))
+        .expect("a lake");
+    lake.ensure_tables().await.expect("tables");
+    let engine = Arc::new(
+        QueryEngine::open(&lake, &QueryConfig::default())
+            .await
+            .expect("an engine"),
+    );
+    let store = dir.path().join("alerts.sqlite3");
+    let alerts = Arc::new(Alerts::open(&store, Vec::new()).expect("opens"));
+    // Raised before the copy runs (bright was started without it, or it was behind).
+    alerts.raise(&cleaning("1"), Utc::now()).expect("raised");
+    alerts.raise(&cleaning("2"), Utc::now()).expect("raised");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let copy = alerts.clone().spawn_lake_copy(engine.clone(), stopped);
+    until_in_lake(&engine, 2).await;
+    alerts.raise(&cleaning("3"), Utc::now()).expect("raised");
+    until_in_lake(&engine, 3).await;
+    stop.send_replace(true);
+    copy.await.expect("stops");
+
+    // Raised while stopped; the next start copies it, and nothing twice.
+    alerts.raise(&cleaning("4"), Utc::now()).expect("raised");
+    drop(alerts);
+    let reopened = Arc::new(Alerts::open(&store, Vec::new()).expect("opens"));
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let _copy = reopened.clone().spawn_lake_copy(engine.clone(), stopped);
+    until_in_lake(&engine, 4).await;
+    let rows = in_lake(&engine).await;
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(ids, [1, 2, 3, 4], "each alert once");
+    assert_eq!(rows[0].1, "room_ready_for_cleaning");
+    assert_eq!(rows[3].2, "Theatre 4 is ready for cleaning");
+    // A copy with nothing new writes nothing.
+    assert_eq!(reopened.copy_to_lake(&engine).await.expect("copies"), 0);
+    assert_eq!(in_lake(&engine).await.len(), 4);
+}

@@ -1221,7 +1221,23 @@ struct Events {
 
 impl Events {
     async fn open(state: &AppState, path: &str, last_id: Option<&str>) -> Events {
-        let mut request = Request::get(path).header("authorization", format!("Bearer {READER}"));
+        Events::open_with(
+            state,
+            path,
+            last_id,
+            ("authorization", format!("Bearer {READER}")),
+        )
+        .await
+    }
+
+    /// The stream opened with `credential` (a header and its value).
+    async fn open_with(
+        state: &AppState,
+        path: &str,
+        last_id: Option<&str>,
+        credential: (&str, String),
+    ) -> Events {
+        let mut request = Request::get(path).header(credential.0, credential.1);
         if let Some(id) = last_id {
             request = request.header("last-event-id", id);
         }
@@ -1262,6 +1278,19 @@ impl Events {
                 .expect("a chunk");
             self.text.push_str(&String::from_utf8_lossy(&chunk));
         }
+    }
+
+    /// Waits (at most 15 s: the stream looks at its credential at each 5 s ping) until the
+    /// service ends the stream.
+    async fn ended(&mut self) {
+        use futures_util::StreamExt;
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+            while let Some(chunk) = self.body.next().await {
+                chunk.expect("a chunk");
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the stream went on");
     }
 
     /// Board events until one whose markup contains `wanted`.
@@ -1967,4 +1996,53 @@ async fn the_theatre_report_adds_up_to_the_catalogues_kpis_for_the_day() {
             .expect("made again");
     assert_eq!((again.lake_rows, again.alert), (0, None));
     assert_eq!(alerts.raised().expect("count"), 1);
+}
+
+/// A person's open live board ends with their session: signed out, the stream stops at its
+/// next ping and a reconnection is refused, so the page dims instead of showing a board to
+/// whoever sits down next.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_out_persons_open_boards_stop() {
+    let (site, _, _) = site_with_a_list_today(3, "S-OUT", "Theatre 4").await;
+    let state = &site.state;
+    let cookie = site.manager_cookie.clone();
+    let mut trackboard =
+        Events::open_with(state, "/theatres/stream", None, ("cookie", cookie.clone())).await;
+    let mut wall = Events::open_with(
+        state,
+        "/command-centre/stream",
+        None,
+        ("cookie", cookie.clone()),
+    )
+    .await;
+    trackboard.until("Theatre 4").await;
+    wall.board().await;
+    // Another person's board (a bearer token) goes on.
+    let mut other = Events::open(state, "/theatres/stream", None).await;
+    other.board().await;
+
+    let (status, _) = send(
+        state,
+        form_post("/logout", &cookie, &[("csrf", &site.manager_csrf)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    trackboard.ended().await;
+    wall.ended().await;
+    // No reconnection: sent to sign in (an event stream cannot follow that).
+    let (status, location) = get(state, "/theatres/stream", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "no reconnection");
+    assert!(location.starts_with("/login"), "{location}");
+    // The page's script says why when the reconnection is refused.
+    assert!(
+        html(state, "/theatres")
+            .await
+            .contains("no longer signed in")
+    );
+    // Another person's stream is still open: its pings keep coming.
+    use futures_util::StreamExt;
+    let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), other.body.next())
+        .await
+        .expect("a ping or frame within 10 s");
+    assert!(chunk.is_some(), "the token's stream stays open");
 }

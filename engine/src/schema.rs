@@ -36,8 +36,10 @@ pub const MAX_CODE_CHARS: usize = 100;
 pub const MAX_FREE_TEXT_CHARS: usize = 1_000;
 
 /// The free-text columns, by table; every other text column is a code or identifier.
-const FREE_TEXT: [(Table, &str); 6] = [
+const FREE_TEXT: [(Table, &str); 8] = [
     (Table::TheatreEvents, theatre_events::PROCEDURE_NAME),
+    (Table::Alerts, alerts::TITLE),
+    (Table::Alerts, alerts::DETAIL),
     (Table::TheatreEvents, theatre_events::CANCEL_REASON),
     (Table::EdAttendances, ed_attendances::CHIEF_COMPLAINT),
     (Table::DqIssues, dq_issues::REASON),
@@ -291,6 +293,26 @@ pub mod theatre_reports {
     pub const REPORT_DATE: &str = "report_date";
 }
 
+/// `alerts`: every alert bright raised (a room ready for cleaning, a feed gone silent, a KPI
+/// turned special cause…), copied from the alert store so SQL sees them beside the data they
+/// were about. Acknowledgements stay in the store.
+pub mod alerts {
+    /// The alert's number in the store (and in webhook bodies).
+    pub const ALERT_ID: &str = "alert_id";
+    pub const KIND: &str = "kind";
+    /// `info`, `warning` or `critical`.
+    pub const SEVERITY: &str = "severity";
+    /// Alerts with the same key within their cooldown were one alert.
+    pub const DEDUP_KEY: &str = "dedup_key";
+    pub const TITLE: &str = "title";
+    pub const DETAIL: &str = "detail";
+    /// The page that shows what the alert is about.
+    pub const LINK: &str = "link";
+    pub const RAISED_AT: &str = "raised_at";
+    /// Partition column: the UTC day raised.
+    pub const RAISED_DATE: &str = "raised_date";
+}
+
 /// Every table in the lake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
@@ -304,11 +326,12 @@ pub enum Table {
     DqIssues,
     Annotations,
     TheatreReports,
+    Alerts,
 }
 
 impl Table {
     /// All tables, in a stable order.
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::AdtEvents,
         Table::EdAttendances,
         Table::TheatreSessions,
@@ -319,6 +342,7 @@ impl Table {
         Table::DqIssues,
         Table::Annotations,
         Table::TheatreReports,
+        Table::Alerts,
     ];
 
     /// The table's name in the lake and in SQL.
@@ -334,6 +358,7 @@ impl Table {
             Table::DqIssues => "dq_issues",
             Table::Annotations => "annotations",
             Table::TheatreReports => "theatre_reports",
+            Table::Alerts => "alerts",
         }
     }
 
@@ -361,6 +386,7 @@ impl Table {
             Table::DqIssues => dq_issues::RECEIVED_AT,
             Table::Annotations => annotations::CREATED_AT,
             Table::TheatreReports => theatre_reports::MADE_AT,
+            Table::Alerts => alerts::RAISED_AT,
         }
     }
 
@@ -417,6 +443,7 @@ impl Table {
             Table::DqIssues => dq_issues::RECEIVED_DATE,
             Table::Annotations => annotations::ON_DATE,
             Table::TheatreReports => theatre_reports::REPORT_DATE,
+            Table::Alerts => alerts::RAISED_DATE,
         }
     }
 
@@ -600,6 +627,21 @@ impl Table {
                     minutes(EARLY_FINISH_GRACE_MIN),
                     required(MADE_AT, ts()),
                     required(REPORT_DATE, Date32),
+                ]
+            }
+            Table::Alerts => {
+                use alerts::*;
+                vec![
+                    required(ALERT_ID, Int64),
+                    org(),
+                    required(KIND, Utf8),
+                    required(SEVERITY, Utf8),
+                    required(DEDUP_KEY, Utf8),
+                    required(TITLE, Utf8),
+                    required(DETAIL, Utf8),
+                    optional(LINK, Utf8),
+                    required(RAISED_AT, ts()),
+                    required(RAISED_DATE, Date32),
                 ]
             }
         };

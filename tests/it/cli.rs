@@ -102,7 +102,8 @@ fn lake_tables_lists_every_table_with_rows_and_files() {
             "finance_ledger",
             "dq_issues",
             "annotations",
-            "theatre_reports"
+            "theatre_reports",
+            "alerts"
         ]
     );
     let count = |table: &str| -> u64 {

@@ -422,7 +422,7 @@ pub async fn events(
     let live = live(&state)?;
     start(live, &state, None);
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let still_allowed = super::theatres::kiosk_still_allowed(&state, &client, &headers);
+    let still_allowed = super::theatres::still_allowed(&state, &client, &headers);
     Ok(stream(
         live.hub.clone(),
         String::new(),

@@ -440,24 +440,38 @@ pub async fn events(
         .to_string();
     let absent = html! { p { "No theatre at " (site) " has a list today." } }.into_string();
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let still_allowed = kiosk_still_allowed(&state, &client, &headers);
+    let still_allowed = still_allowed(&state, &client, &headers);
     Ok(stream(live.hub.clone(), site, absent, last, still_allowed).into_response())
 }
 
-/// Whether a stream may go on: a kiosk screen's ends once its link is revoked (checked at
-/// each ping), and its reconnection is then refused, so the board dims.
-pub(crate) fn kiosk_still_allowed(
+/// Whether a stream may go on (checked at each ping): a kiosk screen's ends once its link is
+/// revoked, a person's once their session ends (signed out, idle, past its limit, or the
+/// account removed); the reconnection is then refused, so the board dims. A bearer token
+/// stays valid while the service runs with it.
+pub(crate) fn still_allowed(
     state: &AppState,
     client: &Client,
     headers: &HeaderMap,
 ) -> Box<dyn Fn() -> bool + Send> {
-    match (&client.kiosk, state.users()) {
-        (Some(_), Some(users)) => {
-            let users = users.clone();
-            let token = crate::routes::kiosk::kiosk_cookie(headers)
-                .unwrap_or_default()
-                .to_string();
-            Box::new(move || matches!(users.kiosk(&token), Ok(Some(_))))
+    let Some(users) = state.users().cloned() else {
+        return Box::new(|| true);
+    };
+    if client.kiosk.is_some() {
+        let token = crate::routes::kiosk::kiosk_cookie(headers)
+            .unwrap_or_default()
+            .to_string();
+        return Box::new(move || matches!(users.kiosk(&token), Ok(Some(_))));
+    }
+    match crate::routes::login::session_cookie(headers) {
+        Some(token) if client.role.is_some() => {
+            let token = token.to_string();
+            let limits = state.session_limits();
+            Box::new(move || {
+                matches!(
+                    users.session_open(&token, Utc::now().timestamp(), limits),
+                    Ok(true)
+                )
+            })
         }
         _ => Box::new(|| true),
     }
