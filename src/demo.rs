@@ -4,8 +4,11 @@
 //! they agree: what the hospital's systems sent before the start goes straight into the lake;
 //! what they send after it is saved (`<lake>/_demo/replay.ndjson`) and replayed through the
 //! running service at its time: ADT over MLLP to the listener, ED attendances and theatre
-//! milestones posted over HTTP to `POST /api/ingest/{feed}` with a token made for the run. `--speed N` runs the replay clock N times faster; events then arrive
-//! before their time and ADT ones more than an hour early are flagged as future-dated.
+//! milestones posted over HTTP to `POST /api/ingest/{feed}` with a token made for the run.
+//! `--speed N` runs the replay and the clock the pages and boards read N times faster from
+//! the start, so the trackboard and the wall move through the day in front of the viewer
+//! (ingest still checks times against the wall clock: ADT more than an hour ahead of it is
+//! flagged as future-dated).
 //!
 //! A later run replays what is left: deliveries whose time has passed go in at once (those
 //! taken before are recognised and stored once), the rest at their time.
@@ -114,6 +117,9 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let users_db = folder.join("users.sqlite3");
     let password = demo_user(&users_db)?;
     let stopping = stop_signal();
+    // The replay and the boards share one clock: at `--speed N` both run N times faster from
+    // here, so a milestone sent ahead of the wall clock is on the boards as it arrives.
+    let clock = bright_dashboards::clock::Clock::fast(chrono::Utc::now(), args.speed);
     let running = start(ServiceOptions {
         lake: args.lake.clone(),
         catalogue: kpi::CatalogueArgs::default(),
@@ -135,6 +141,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         key: simulation_key(args.seed),
         settings,
         extra_clients: vec![client],
+        clock,
     })
     .await?;
     // The pages' first view would otherwise wait for every KPI over two years of history:
@@ -174,13 +181,13 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     );
     println!("  Token:   {token}");
     println!("  Feeds:   curl -H \"Authorization: Bearer $TOKEN\" http://{bound}/api/feeds");
-    let now = chrono::Utc::now().timestamp_micros();
+    let now = clock.now().timestamp_micros();
     let due = replay.iter().filter(|t| t.at_micros <= now).count();
     println!(
-        "  Replay:  {} deliveries ({due} already due) over MLLP {} and the ingest API, at {}x",
+        "  Replay:  {} deliveries ({due} already due) over MLLP {} and the ingest API, at {}x (the boards' clock too)",
         replay.len(),
         running.mllp_addr,
-        args.speed
+        clock.speed()
     );
     println!("Press Ctrl-C to stop.");
     let replayer = tokio::spawn(replay_deliveries(
@@ -188,7 +195,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         running.mllp_addr,
         running.http_addr,
         token,
-        args.speed.max(0.001),
+        clock,
         running.stopped.clone(),
     ));
     let result = running.run_until(stopping).await;
@@ -217,27 +224,25 @@ fn demo_user(db: &std::path::Path) -> Result<String> {
     Ok(password)
 }
 
-/// Sends each delivery at its time (the clock running `speed` times faster from now); ones
-/// already due go at once.
+/// Sends each delivery when `clock` (the boards' clock) reaches its time; ones already due go
+/// at once.
 async fn replay_deliveries(
     deliveries: Vec<Timed>,
     mllp: SocketAddr,
     http: SocketAddr,
     token: String,
-    speed: f64,
+    clock: bright_dashboards::clock::Clock,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) {
-    let start_real = tokio::time::Instant::now();
-    let start_virtual = chrono::Utc::now().timestamp_micros();
     let mut connection = None;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<axum::body::Body>();
     for timed in deliveries {
-        if timed.at_micros > start_virtual {
-            let ahead = (timed.at_micros - start_virtual) as f64 / speed;
-            let when = start_real + Duration::from_micros(ahead as u64);
+        let ahead = timed.at_micros - clock.now().timestamp_micros();
+        if ahead > 0 {
+            let wait = Duration::from_micros((ahead as f64 / clock.speed()) as u64);
             tokio::select! {
-                () = tokio::time::sleep_until(when) => {}
+                () = tokio::time::sleep(wait) => {}
                 _ = stopped.wait_for(|stop| *stop) => return,
             }
         }

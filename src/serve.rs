@@ -188,6 +188,8 @@ pub(crate) struct ServiceOptions {
     pub settings: crate::config::Config,
     /// Clients allowed in besides those of the settings (the demo's own).
     pub extra_clients: Vec<bright_dashboards::auth::ClientConfig>,
+    /// The time the pages and boards show (the wall clock but in a fast demo).
+    pub clock: bright_dashboards::clock::Clock,
 }
 
 /// A started service: its addresses, its state, and what stopping it needs.
@@ -325,7 +327,8 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     let engine = sink.engine().clone();
     let kpis = Arc::new(
         bright_dashboards::kpis::KpiService::new(engine, config.time_zone)
-            .with_history_from(options.settings.dashboards.history_from),
+            .with_history_from(options.settings.dashboards.history_from)
+            .with_clock(options.clock),
     );
     let refresh = Duration::from_secs(options.settings.dashboards.refresh_secs.max(1));
     let pages_task = kpis.clone().spawn(refresh, stopped.clone());
@@ -470,6 +473,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         key,
         settings,
         extra_clients: Vec::new(),
+        clock: bright_dashboards::clock::Clock::real(),
     })
     .await?;
     running.run_until(stopping).await

@@ -19,6 +19,8 @@ use bright_engine::query::{QueryEngine, QueryError, QueryOutput};
 use bright_engine::reads::{self, Issue};
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::clock::Clock;
+
 type Key = (String, Vec<String>);
 
 /// Series of the KPI catalogue, shared by every page; see the module documentation.
@@ -36,6 +38,8 @@ pub struct KpiService {
     /// The latest records ingest refused or flagged, newest first, read again on each refresh.
     issues: RwLock<Arc<Vec<Issue>>>,
     issues_read: std::sync::atomic::AtomicBool,
+    /// What "now" and "today" are for the pages (the wall clock but in a fast demo).
+    clock: Clock,
 }
 
 /// How many of the latest issues the data-quality page lists.
@@ -74,7 +78,24 @@ impl KpiService {
             history_from: None,
             issues: RwLock::new(Arc::new(Vec::new())),
             issues_read: std::sync::atomic::AtomicBool::new(false),
+            clock: Clock::real(),
         }
+    }
+
+    /// Pages and boards read `clock` for now and today.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock pages and boards read.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Now, as the pages and boards show it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// Charts start at the first period on or after `day`: a lake loaded from an extract of the
@@ -101,7 +122,7 @@ impl KpiService {
 
     /// Today in the trust's time zone: the first day whose data may still be arriving.
     pub fn today(&self) -> NaiveDate {
-        Utc::now().with_timezone(&self.time_zone).date_naive()
+        self.now().with_timezone(&self.time_zone).date_naive()
     }
 
     /// When the series were last brought up to date (or first computed).

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 pub mod alerts;
 pub mod auth;
 pub mod charts;
+pub mod clock;
 pub mod kpis;
 pub mod live;
 pub mod routes;

@@ -169,6 +169,32 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
         );
     }
 
+    // The boards read the demo's clock: an hour a second, so the trackboard is computed for a
+    // time well ahead of the wall clock, with the replayed milestones on it.
+    let started = std::time::Instant::now();
+    loop {
+        let response = get(&address, "/api/theatres", Some(&token));
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let body = &response[response.find("\r\n\r\n").expect("a body") + 4..];
+        let board: serde_json::Value = serde_json::from_str(body).expect("JSON");
+        let as_of = chrono::DateTime::parse_from_rfc3339(board["as_of"].as_str().expect("as_of"))
+            .expect("a time");
+        let ahead = as_of.to_utc() - chrono::Utc::now();
+        let moving = board["tiles"]
+            .as_array()
+            .expect("tiles")
+            .iter()
+            .any(|t| t["status"] != "idle");
+        if ahead > chrono::Duration::hours(2) && moving {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the trackboard does not follow the demo's clock: {ahead} ahead, {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

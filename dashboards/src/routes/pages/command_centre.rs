@@ -374,7 +374,7 @@ async fn run(state: AppState, hub: Arc<Hub<Wall>>) {
         for signal in &mut signals {
             signal.mark_unchanged();
         }
-        match compute(&state, Utc::now()).await {
+        match compute(&state, pages.kpis.now()).await {
             Ok(wall) => {
                 let view = wall_markup(&wall, pages.kpis.time_zone()).into_string();
                 let mut views = BTreeMap::from([(String::new(), view)]);
@@ -639,9 +639,12 @@ body.offline .link{display:block}body.offline #board{opacity:.4;filter:grayscale
 .pressure-detail td,.pressure-detail th{font-size:1.3vh}\
 .source{margin:0 0 .5vh;color:#AEB7BD;font-size:1.2vh}";
 
-/// The clock: the browser's time, each second.
+/// The clock: the browser's time, each second; in a fast demo (`data-speed`), the demo's
+/// time from `data-from` (milliseconds), running as fast as the boards' clock.
 const CLOCK_SCRIPT: &str = "(function(){var c=document.getElementById('clock');if(!c)return;\
-function t(){var d=new Date();c.textContent=d.toTimeString().slice(0,5);}t();setInterval(t,1000);})();";
+var s=+c.getAttribute('data-speed')||1,from=+c.getAttribute('data-from'),start=Date.now();\
+function t(){var d=s>1?new Date(from+(Date.now()-start)*s):new Date();\
+c.textContent=d.toTimeString().slice(0,5);}t();setInterval(t,1000);})();";
 
 pub async fn html(
     State(state): State<AppState>,
@@ -668,7 +671,12 @@ pub async fn html(
                 header class="top" {
                     h1 { "Command centre" }
                     span { (wall.date.format("%A %-d %B %Y")) }
-                    span id="clock" class="clock" { (hhmm(Utc::now(), zone)) }
+                    @let speed = pages.kpis.clock().speed();
+                    @if speed > 1.0 {
+                        span id="clock" class="clock" data-speed=(speed) data-from=(pages.kpis.now().timestamp_millis()) { (hhmm(pages.kpis.now(), zone)) }
+                    } @else {
+                        span id="clock" class="clock" { (hhmm(Utc::now(), zone)) }
+                    }
                     p id="link" class="link" role="status" { "Reconnecting… the wall may be out of date." }
                 }
                 main id="board" data-stream="/command-centre/stream" aria-live="polite" {

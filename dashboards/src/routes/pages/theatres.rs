@@ -244,7 +244,7 @@ async fn run(state: AppState, hub: Arc<Hub<Board>>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let now = Utc::now();
+        let now = pages.kpis.now();
         let today = pages.kpis.today();
         if changed || lists.as_ref().is_none_or(|(day, _)| *day != today) {
             // Marked seen before reading, so rows arriving during the read wake the next one.
