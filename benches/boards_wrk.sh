@@ -5,6 +5,7 @@
 # connections. They read the latest computed frame, so the goal is a p99 under 50 ms.
 #
 #   benches/boards_wrk.sh [DAYS] [SECONDS]     (defaults: 400 days, 20 s per run)
+#   BRIGHT_PROFILE=release benches/boards_wrk.sh …   (the deployed build; default dev)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 days=${1:-400}
@@ -15,8 +16,10 @@ work=$(mktemp -d)
 server=
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
-cargo build --workspace --locked --bin bright
-bright="$CARGO_TARGET_DIR/debug/bright"
+profile=${BRIGHT_PROFILE:-dev}
+cargo build --workspace --locked --bin bright --profile "$profile"
+case "$profile" in dev) built=debug ;; *) built=$profile ;; esac
+bright="$CARGO_TARGET_DIR/$built/bright"
 tomorrow=$(date -u -d tomorrow +%Y-%m-%d)
 "$bright" generate --days "$days" --seed 42 --end "$tomorrow" --lake "$work/lake" >/dev/null
 token="boards-wrk-token-0123456789"

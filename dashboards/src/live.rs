@@ -35,6 +35,9 @@ const RETRY: Duration = Duration::from_secs(2);
 /// per frame like the markup (not sent on the stream).
 pub const JSON_VIEW: &str = "json:";
 
+/// Each view's pieces (element id, markup), in the order they stand on the page.
+pub type Pieces = BTreeMap<String, Vec<(String, String)>>;
+
 /// One state of a board.
 #[derive(Debug)]
 pub struct Frame<T> {
@@ -45,9 +48,20 @@ pub struct Frame<T> {
     pub data: Arc<T>,
     /// The board as each view renders it (key `""`: unfiltered).
     pub views: BTreeMap<String, String>,
-    /// Each view as its `board` event on the wire, written once and shared by every viewer
-    /// (at ten thousand screens, formatting the event per viewer was most of the cost).
-    wire: BTreeMap<String, Bytes>,
+    /// Each view's pieces that a page can replace one by one (id, markup), when the board
+    /// has them.
+    parts: Pieces,
+    /// Each view on the wire, written once and shared by every viewer (at ten thousand
+    /// screens, formatting the event per viewer was most of the cost).
+    wire: BTreeMap<String, Wire>,
+}
+
+/// A view of a frame as events: the whole view, and (when the view has the same pieces as in
+/// the frame before) only the pieces that changed, for viewers that have that frame.
+#[derive(Debug)]
+struct Wire {
+    whole: Bytes,
+    change: Option<Bytes>,
 }
 
 impl<T> Frame<T> {
@@ -113,9 +127,18 @@ impl<T: Send + Sync + 'static> Hub<T> {
     /// second, so in practice two computations within one second). Returns whether it was
     /// sent.
     pub fn publish(&self, data: T, views: BTreeMap<String, String>) -> bool {
+        self.publish_parts(data, views, BTreeMap::new())
+    }
+
+    /// [`Hub::publish`], with each view's pieces (`parts[view]`: id and markup of elements
+    /// that together make the view): a viewer that has the frame before gets only the pieces
+    /// that changed (a `parts` event) when the view has the same pieces in the same order,
+    /// instead of the whole board — at a room changing status, one tile, not twenty.
+    pub fn publish_parts(&self, data: T, views: BTreeMap<String, String>, parts: Pieces) -> bool {
         let frame = {
             let mut kept = self.kept();
-            if kept.frames.back().is_some_and(|f| f.views == views) {
+            let before = kept.frames.back().cloned();
+            if before.as_ref().is_some_and(|f| f.views == views) {
                 return false;
             }
             let n = kept.next;
@@ -124,7 +147,26 @@ impl<T: Send + Sync + 'static> Hub<T> {
             let wire = views
                 .iter()
                 .filter(|(view, _)| !view.starts_with(JSON_VIEW))
-                .map(|(view, markup)| (view.clone(), board_event(&id, markup)))
+                .map(|(view, markup)| {
+                    let earlier = before.as_ref().and_then(|f| f.parts.get(view));
+                    let change = match (earlier, parts.get(view)) {
+                        (Some(earlier), Some(now))
+                            if earlier.len() == now.len()
+                                && earlier.iter().zip(now).all(|(a, b)| a.0 == b.0) =>
+                        {
+                            let changed: String = earlier
+                                .iter()
+                                .zip(now)
+                                .filter(|(a, b)| a.1 != b.1)
+                                .map(|(_, b)| b.1.as_str())
+                                .collect();
+                            Some(event("parts", &id, &changed))
+                        }
+                        _ => None,
+                    };
+                    let whole = event("board", &id, markup);
+                    (view.clone(), Wire { whole, change })
+                })
                 .collect();
             let frame = Arc::new(Frame {
                 id,
@@ -132,6 +174,7 @@ impl<T: Send + Sync + 'static> Hub<T> {
                 at: Utc::now(),
                 data: Arc::new(data),
                 views,
+                parts,
                 wire,
             });
             kept.frames.push_back(frame.clone());
@@ -283,10 +326,10 @@ struct Viewer<T> {
     _open: Open,
 }
 
-/// A `board` event as Server-Sent Events write it: each line of the markup its own `data:`
-/// line (a browser joins them with newlines).
-fn board_event(id: &str, markup: &str) -> Bytes {
-    let mut event = format!("event: board\nid: {id}\n");
+/// An event (`board` or `parts`) as Server-Sent Events write it: each line of the markup its
+/// own `data:` line (a browser joins them with newlines).
+fn event(name: &str, id: &str, markup: &str) -> Bytes {
+    let mut event = format!("event: {name}\nid: {id}\n");
     for line in markup.split('\n') {
         event.push_str("data: ");
         event.push_str(line.trim_end_matches('\r'));
@@ -338,10 +381,16 @@ pub fn stream<T: Send + Sync + 'static>(
                 if frame.n <= viewer.sent {
                     continue;
                 }
+                // Only the changed pieces when the viewer has the frame just before.
+                let follows = viewer.sent != 0 && frame.n == viewer.sent + 1;
                 viewer.sent = frame.n;
                 let event = match frame.wire.get(&viewer.view) {
-                    Some(shared) => shared.clone(),
-                    None => board_event(&frame.id, &viewer.absent),
+                    Some(Wire {
+                        change: Some(change),
+                        ..
+                    }) if follows => change.clone(),
+                    Some(wire) => wire.whole.clone(),
+                    None => event("board", &frame.id, &viewer.absent),
                 };
                 return Some((Ok::<_, Infallible>(event), Some(viewer)));
             }
@@ -380,7 +429,7 @@ pub fn stream<T: Send + Sync + 'static>(
 }
 
 /// The page script that follows a stream: each `board` event replaces the board's markup,
-/// and a stream silent for longer than two pings (or dropped) dims the page and says it is
+/// each `parts` event the elements it carries (by id), and a stream silent for longer than two pings (or dropped) dims the page and says it is
 /// reconnecting, so numbers that stopped never look live; refused for good (the session
 /// ended, the kiosk link was revoked), it says to sign in again. The element `#board` names
 /// its stream in `data-stream`.
@@ -390,6 +439,9 @@ var es=new EventSource(b.getAttribute('data-stream'));\
 function live(){heard=Date.now();document.body.classList.remove('offline');}\
 function dim(){document.body.classList.add('offline');}\
 es.addEventListener('board',function(e){b.innerHTML=e.data;live();});\
+es.addEventListener('parts',function(e){var t=document.createElement('template');t.innerHTML=e.data;\
+Array.prototype.slice.call(t.content.children).forEach(function(n){var o=document.getElementById(n.id);\
+if(o)o.replaceWith(n);});live();});\
 es.addEventListener('ping',live);\
 es.addEventListener('error',function(){dim();if(es.readyState===2){var l=document.getElementById('link');\
 if(l)l.textContent='This screen is no longer signed in: reload the page to sign in again.';}});\
@@ -461,6 +513,53 @@ mod tests {
             .expect("then the next");
         assert!(two < three);
         assert_eq!(*hub.latest().expect("a frame").data, 4);
+    }
+
+    /// A view made of two pieces, `a` and `b`, whole and in pieces.
+    fn pieces(a: &str, b: Option<&str>) -> (BTreeMap<String, String>, Pieces) {
+        let mut parts = vec![("a".to_string(), format!("<p id=\"a\">{a}</p>"))];
+        if let Some(b) = b {
+            parts.push(("b".to_string(), format!("<p id=\"b\">{b}</p>")));
+        }
+        let whole: String = parts.iter().map(|(_, m)| m.as_str()).collect();
+        (views(&whole), BTreeMap::from([(String::new(), parts)]))
+    }
+
+    #[tokio::test]
+    async fn a_viewer_with_the_frame_before_gets_only_the_pieces_that_changed() {
+        let hub = Arc::new(Hub::<u32>::new());
+        let (v, p) = pieces("1", Some("x"));
+        hub.publish_parts(1, v, p);
+        let mut body = open(&hub, "", None);
+        let first = boards(&mut body, 1).await;
+        assert!(
+            first.contains(r#"data: <p id="a">1</p><p id="b">x</p>"#),
+            "{first}"
+        );
+        // One piece changed: only it, as a `parts` event with the frame's id.
+        let (v, p) = pieces("2", Some("x"));
+        hub.publish_parts(2, v, p);
+        let change = read_until(&mut body, |t| t.contains("event: parts")).await;
+        assert!(change.contains(r#"data: <p id="a">2</p>"#), "{change}");
+        assert!(!change.contains(r#"id="b""#), "{change}");
+        assert!(change.contains(&format!("id: {}-2", hub.run)), "{change}");
+        // Other pieces (a room gone): the whole view.
+        let (v, p) = pieces("3", None);
+        hub.publish_parts(3, v, p);
+        let whole = boards(&mut body, 1).await;
+        assert!(whole.contains(r#"data: <p id="a">3</p>"#), "{whole}");
+        // A viewer without the frame before (new, or back after a reconnect): whole first,
+        // then pieces.
+        let mut late = open(&hub, "", Some(&format!("{}-2", hub.run)));
+        let text = boards(&mut late, 1).await;
+        assert!(
+            text.contains("event: board") && !text.contains("event: parts"),
+            "{text}"
+        );
+        let (v, p) = pieces("4", None);
+        hub.publish_parts(4, v, p);
+        let text = read_until(&mut late, |t| t.contains("event: parts")).await;
+        assert!(text.contains(r#"data: <p id="a">4</p>"#), "{text}");
     }
 
     #[tokio::test]

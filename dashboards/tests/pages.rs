@@ -1253,13 +1253,15 @@ impl Events {
         }
     }
 
-    /// The next `board` event: its id and its markup (waiting at most 5 s, pings skipped).
+    /// The next `board` or `parts` event: its id and its markup (waiting at most 5 s, pings
+    /// skipped).
     async fn board(&mut self) -> (String, String) {
         use futures_util::StreamExt;
         loop {
             if let Some(end) = self.text.find("\n\n") {
                 let event: String = self.text.drain(..end + 2).collect();
-                if !event.contains("event: board") {
+                // A whole board, or the pieces of it that changed.
+                if !event.contains("event: board") && !event.contains("event: parts") {
                     continue;
                 }
                 let field = |name: &str| -> Vec<&str> {

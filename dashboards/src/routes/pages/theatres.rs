@@ -271,8 +271,8 @@ async fn run(state: AppState, hub: Arc<Hub<Board>>) {
             if let Some(alerts) = state.alerts() {
                 tell_rooms(alerts, &board, pages.kpis.time_zone(), &mut told);
             }
-            let views = views(&board, pages.kpis.time_zone());
-            hub.publish(board, views);
+            let (views, parts) = views(&board, pages.kpis.time_zone());
+            hub.publish_parts(board, views, parts);
         }
         tokio::select! {
             r = events.changed() => { changed = true; if r.is_err() { return; } }
@@ -375,8 +375,13 @@ fn tell_rooms(
 }
 
 /// The board rendered for every view: all sites (`""`) and each site.
-fn views(board: &Board, zone: chrono_tz::Tz) -> BTreeMap<String, String> {
+/// Each view of the board (every site, and each site) whole and as its pieces, and its JSON
+/// twin.
+type Views = (BTreeMap<String, String>, crate::live::Pieces);
+
+fn views(board: &Board, zone: chrono_tz::Tz) -> Views {
     let mut views = BTreeMap::new();
+    let mut pieces = BTreeMap::new();
     for site in std::iter::once(None).chain(board.sites.iter().map(|s| Some(s.as_str()))) {
         let shown = board.of_site(site);
         let key = site.unwrap_or("").to_string();
@@ -384,9 +389,11 @@ fn views(board: &Board, zone: chrono_tz::Tz) -> BTreeMap<String, String> {
         if let Ok(json) = serde_json::to_string(&shown) {
             views.insert(format!("{JSON_VIEW}{key}"), json);
         }
-        views.insert(key, tiles(&shown, zone).into_string());
+        let parts = parts(&shown, zone);
+        views.insert(key.clone(), assembled(&shown, &parts).into_string());
+        pieces.insert(key, parts);
     }
-    views
+    (views, pieces)
 }
 
 /// The site a request shows: a kiosk link's own, else the one asked for.
@@ -481,10 +488,12 @@ fn hhmm(t: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
     t.with_timezone(&zone).format("%H:%M").to_string()
 }
 
-/// The board's live part: its freshness line and the tiles.
-fn tiles(board: &Board, zone: chrono_tz::Tz) -> Markup {
-    html! {
-        p class="freshness" {
+/// The board's live part: its freshness line, a note when no theatre has a list, and the
+/// tiles — each its own piece with its own id, so a frame can carry only the pieces that
+/// changed ([`Hub::publish_parts`]).
+fn parts(board: &Board, zone: chrono_tz::Tz) -> Vec<(String, String)> {
+    let fresh = html! {
+        p id="fresh" class="freshness" {
             "Live · computed " (board.as_of.with_timezone(&zone).format("%H:%M:%S"))
             @if let Some(feed) = &board.feed {
                 @match (&feed.last_delivery, feed.stale) {
@@ -498,70 +507,106 @@ fn tiles(board: &Board, zone: chrono_tz::Tz) -> Markup {
                 }
             }
         }
-        @if board.tiles.is_empty() {
-            p { "No theatre has a list today." }
-        }
-        @let (cols, rows) = grid(board.tiles.len());
-        ul class="rooms" style=(format!("--cols:{cols};--rows:{rows}")) {
-            @for t in &board.tiles {
-                @let (background, text) = t.room.status.colours();
-                li class={"room" @if t.stale { " stale" } @if t.pace.overrun_min.is_some() { " overrun" }} style=(format!("background:{background};color:{text}")) {
-                    h2 { (t.theatre) " " span class="site" { (t.site) } }
-                    p class="session" {
-                        (t.specialty_name.or(t.specialty.as_deref()).unwrap_or("–")) " · "
-                        (hhmm(t.planned_start, zone)) "–" (hhmm(t.planned_end, zone))
-                    }
-                    p class="status" {
-                        @if t.list_cancelled {
-                            strong { "List cancelled" }
-                        } @else {
-                            strong { (t.status_label) }
-                            @match t.minutes_in_status {
-                                Some(0) => " just now",
-                                Some(m) => { " for " (m) " min" }
-                                None => "",
-                            }
+    };
+    let mut parts = vec![("fresh".to_string(), fresh.into_string())];
+    if board.tiles.is_empty() {
+        parts.push((
+            "no-lists".to_string(),
+            html! { p id="no-lists" { "No theatre has a list today." } }.into_string(),
+        ));
+    }
+    for t in &board.tiles {
+        let tile = html! {
+            @let (background, text) = t.room.status.colours();
+            li id=(room_id(t)) class={"room" @if t.stale { " stale" } @if t.pace.overrun_min.is_some() { " overrun" }} style=(format!("background:{background};color:{text}")) {
+                h2 { (t.theatre) " " span class="site" { (t.site) } }
+                p class="session" {
+                    (t.specialty_name.or(t.specialty.as_deref()).unwrap_or("–")) " · "
+                    (hhmm(t.planned_start, zone)) "–" (hhmm(t.planned_end, zone))
+                }
+                p class="status" {
+                    @if t.list_cancelled {
+                        strong { "List cancelled" }
+                    } @else {
+                        strong { (t.status_label) }
+                        @match t.minutes_in_status {
+                            Some(0) => " just now",
+                            Some(m) => { " for " (m) " min" }
+                            None => "",
                         }
-                    }
-                    @if let Some(p) = &t.procedure {
-                        p {
-                            (p)
-                            @if let (Some(elapsed), Some(booked)) = (t.pace.case_elapsed_min, t.pace.case_booked_min) {
-                                " · " (elapsed) " of " (booked) " min booked"
-                            }
-                        }
-                    }
-                    @if let Some(over) = t.pace.overrun_min {
-                        p class="warning" {
-                            strong {
-                                @if t.pace.overrunning { "Overrunning: " (over) " min past the list's end" }
-                                @else { "Expected to overrun by " (over) " min" }
-                            }
-                        }
-                    }
-                    @if let Some(p) = &t.next_procedure { p class="next" { "Next: " (p) } }
-                    p class="counts" {
-                        // Cases are known once their first milestone arrives: count those.
-                        (t.room.done) " done of " (t.room.planned) " cases so far"
-                        @if t.room.cancelled > 0 { " · " (t.room.cancelled) " cancelled" }
-                        @if let Some(late) = t.late_start_min { @if late > 0 { " · started " (late) " min late" } }
-                    }
-                    @if let Some(u) = t.pace.capped_utilisation {
-                        p class="counts" { "Utilisation so far " (format!("{:.0}%", u * 100.0)) " (capped)" }
-                    }
-                    p class="age" {
-                        @match (t.last_event, t.data_age_min) {
-                            (Some(at), Some(age)) => { "Last milestone " (hhmm(at, zone)) ", " (ago(age.unsigned_abs())) }
-                            _ => "No milestones yet",
-                        }
-                    }
-                    @if t.stale {
-                        p class="age" { strong { "May be out of date: the theatre feed is silent" } }
                     }
                 }
+                @if let Some(p) = &t.procedure {
+                    p {
+                        (p)
+                        @if let (Some(elapsed), Some(booked)) = (t.pace.case_elapsed_min, t.pace.case_booked_min) {
+                            " · " (elapsed) " of " (booked) " min booked"
+                        }
+                    }
+                }
+                @if let Some(over) = t.pace.overrun_min {
+                    p class="warning" {
+                        strong {
+                            @if t.pace.overrunning { "Overrunning: " (over) " min past the list's end" }
+                            @else { "Expected to overrun by " (over) " min" }
+                        }
+                    }
+                }
+                @if let Some(p) = &t.next_procedure { p class="next" { "Next: " (p) } }
+                p class="counts" {
+                    // Cases are known once their first milestone arrives: count those.
+                    (t.room.done) " done of " (t.room.planned) " cases so far"
+                    @if t.room.cancelled > 0 { " · " (t.room.cancelled) " cancelled" }
+                    @if let Some(late) = t.late_start_min { @if late > 0 { " · started " (late) " min late" } }
+                }
+                @if let Some(u) = t.pace.capped_utilisation {
+                    p class="counts" { "Utilisation so far " (format!("{:.0}%", u * 100.0)) " (capped)" }
+                }
+                p class="age" {
+                    @match (t.last_event, t.data_age_min) {
+                        (Some(at), Some(age)) => { "Last milestone " (hhmm(at, zone)) ", " (ago(age.unsigned_abs())) }
+                        _ => "No milestones yet",
+                    }
+                }
+                @if t.stale {
+                    p class="age" { strong { "May be out of date: the theatre feed is silent" } }
+                }
             }
+        };
+        parts.push((room_id(t), tile.into_string()));
+    }
+    parts
+}
+
+/// A tile's element id: its site and theatre, with anything but letters and digits written
+/// as its code, so two rooms never share one.
+fn room_id(t: &Tile) -> String {
+    let mut id = String::from("room");
+    for c in format!("{}/{}", t.site, t.theatre).chars() {
+        if c.is_ascii_alphanumeric() {
+            id.push(c);
+        } else {
+            id.push_str(&format!("-{:x}-", u32::from(c)));
         }
     }
+    id
+}
+
+/// The pieces in their places: the tiles in the grid sized for their number.
+fn assembled(board: &Board, parts: &[(String, String)]) -> Markup {
+    let (cols, rows) = grid(board.tiles.len());
+    let rooms = parts.len() - board.tiles.len();
+    html! {
+        @for (_, piece) in &parts[..rooms] { (PreEscaped(piece)) }
+        ul class="rooms" style=(format!("--cols:{cols};--rows:{rows}")) {
+            @for (_, piece) in &parts[rooms..] { (PreEscaped(piece)) }
+        }
+    }
+}
+
+/// The board's live part whole.
+fn tiles(board: &Board, zone: chrono_tz::Tz) -> Markup {
+    assembled(board, &parts(board, zone))
 }
 
 /// Columns and rows that lay `n` tiles out on a 16:9 wall screen with tiles about 4:3: the
