@@ -395,6 +395,15 @@ impl Alerts {
             ) STRICT;
             CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);",
         )?;
+        // Which alerts the lake's `alerts` table has (added after the first stores were made).
+        let columns: Vec<String> = db
+            .prepare("SELECT name FROM pragma_table_info('alerts')")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        if !columns.iter().any(|c| c == "in_lake") {
+            db.execute_batch("ALTER TABLE alerts ADD COLUMN in_lake INTEGER NOT NULL DEFAULT 0;")?;
+        }
+        db.execute_batch("CREATE INDEX IF NOT EXISTS alerts_to_copy ON alerts (in_lake, id);")?;
         Ok(Alerts {
             db: Mutex::new(db),
             webhooks,
@@ -493,12 +502,9 @@ impl Alerts {
         )
     }
 
-    /// The alerts numbered after `after`, oldest first, at most `n`.
-    fn raised_after(&self, after: i64, n: usize) -> Result<Vec<Alert>, AlertsError> {
-        self.select(
-            "WHERE id > ?1 ORDER BY id LIMIT ?2",
-            params![after, n as i64],
-        )
+    /// The alerts not yet copied into the lake, oldest first, at most `n`.
+    fn not_in_lake(&self, n: usize) -> Result<Vec<Alert>, AlertsError> {
+        self.select("WHERE in_lake = 0 ORDER BY id LIMIT ?1", params![n as i64])
     }
 
     fn select(&self, rest: &str, values: impl rusqlite::Params) -> Result<Vec<Alert>, AlertsError> {
@@ -545,30 +551,49 @@ impl Alerts {
         Ok(true)
     }
 
-    /// Copies the alerts the lake's `alerts` table lacks into it: those numbered after the
-    /// highest it holds, one commit per call (at most [`LAKE_BATCH`]). Returns how many.
+    /// Copies the alerts not yet in the lake's `alerts` table into it, one commit per call
+    /// (at most [`LAKE_BATCH`]), then marks them copied. An alert the lake already holds (the
+    /// same number raised at the same instant: bright stopped between the commit and the
+    /// mark) is not written again; a new store over an old lake numbers its alerts from 1
+    /// again, and they are new. Returns how many were written.
     pub async fn copy_to_lake(&self, engine: &QueryEngine) -> Result<usize, AlertsError> {
         let lake = |e: &dyn std::fmt::Display| AlertsError::Lake(e.to_string());
+        let alerts = self.not_in_lake(LAKE_BATCH)?;
+        let (Some(first), Some(last)) = (alerts.first(), alerts.last()) else {
+            return Ok(0);
+        };
+        let days = |a: &Alert| (a.raised_at.date_naive() - chrono::NaiveDate::default()).num_days();
+        let (from, to) = alerts.iter().map(|a| a.raised_at.date_naive()).fold(
+            (first.raised_at.date_naive(), last.raised_at.date_naive()),
+            |(lo, hi), d| (lo.min(d), hi.max(d)),
+        );
         let held = engine
-            .sql("SELECT CAST(max(alert_id) AS BIGINT) FROM alerts")
+            .sql(&format!(
+                "SELECT alert_id, CAST(raised_at AS BIGINT) FROM alerts
+                 WHERE raised_date BETWEEN DATE '{from}' AND DATE '{to}'
+                   AND alert_id BETWEEN {} AND {}",
+                first.id, last.id
+            ))
             .await
             .map_err(|e| lake(&e))?;
-        let after = held
-            .batches
-            .iter()
-            .find(|b| b.num_rows() > 0)
-            .and_then(|b| {
-                let ids = b.column(0).as_primitive_opt::<Int64Type>()?;
-                ids.is_valid(0).then(|| ids.value(0))
-            })
-            .unwrap_or(0);
-        let alerts = self.raised_after(after, LAKE_BATCH)?;
-        if alerts.is_empty() {
-            return Ok(0);
+        let mut there = std::collections::HashSet::new();
+        for batch in &held.batches {
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            let at = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)
+                .map_err(|e| lake(&e))?;
+            let at = at.as_primitive::<Int64Type>();
+            for i in 0..batch.num_rows() {
+                if ids.is_valid(i) && at.is_valid(i) {
+                    there.insert((ids.value(i), at.value(i)));
+                }
+            }
         }
         let mut rows = BatchBuilder::new(Table::Alerts);
-        for a in &alerts {
-            let day = (a.raised_at.date_naive() - chrono::NaiveDate::default()).num_days();
+        let mut written = 0;
+        for a in alerts
+            .iter()
+            .filter(|a| !there.contains(&(a.id, micros(a.raised_at))))
+        {
             rows.row()
                 .int64(a.id)
                 .text(EVERY_ORG)
@@ -579,20 +604,28 @@ impl Alerts {
                 .text(&clip(&a.detail))
                 .opt_text(a.link.as_deref())
                 .timestamp(micros(a.raised_at))
-                .date(i32::try_from(day).unwrap_or(0))
+                .date(i32::try_from(days(a)).unwrap_or(0))
                 .end();
+            written += 1;
         }
-        let batch = rows.finish().map_err(|e| lake(&e))?;
-        engine
-            .lake()
-            .append(Table::Alerts, vec![batch])
-            .await
-            .map_err(|e| lake(&e))?;
-        engine
-            .refresh_table(Table::Alerts)
-            .await
-            .map_err(|e| lake(&e))?;
-        Ok(alerts.len())
+        if written > 0 {
+            let batch = rows.finish().map_err(|e| lake(&e))?;
+            engine
+                .lake()
+                .append(Table::Alerts, vec![batch])
+                .await
+                .map_err(|e| lake(&e))?;
+            engine
+                .refresh_table(Table::Alerts)
+                .await
+                .map_err(|e| lake(&e))?;
+        }
+        let db = self.db();
+        db.execute(
+            "UPDATE alerts SET in_lake = 1 WHERE in_lake = 0 AND id BETWEEN ?1 AND ?2",
+            params![first.id, last.id],
+        )?;
+        Ok(written)
     }
 
     /// Keeps the lake's `alerts` table up to date until `stopped`: a copy at start (what was
@@ -608,7 +641,10 @@ impl Alerts {
             loop {
                 raised.mark_unchanged();
                 let wait = match self.copy_to_lake(&engine).await {
-                    Ok(n) if n == LAKE_BATCH => Duration::ZERO,
+                    // More than a batch was waiting: the next at once.
+                    Ok(_) if self.not_in_lake(1).is_ok_and(|more| !more.is_empty()) => {
+                        Duration::ZERO
+                    }
                     Ok(_) => LAKE_RETRY,
                     Err(e) => {
                         tracing::error!(error = %e, "Copying alerts into the lake failed; retrying.");

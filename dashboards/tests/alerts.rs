@@ -283,4 +283,26 @@ async fn every_alert_raised_reaches_the_lake_once_also_across_a_restart() {
     // A copy with nothing new writes nothing.
     assert_eq!(reopened.copy_to_lake(&engine).await.expect("copies"), 0);
     assert_eq!(in_lake(&engine).await.len(), 4);
+    // Stopped between the lake's commit and the store's mark: the next copy finds them in the
+    // lake and writes none twice.
+    rusqlite::Connection::open(&store)
+        .and_then(|db| db.execute("UPDATE alerts SET in_lake = 0", []))
+        .expect("unmarked");
+    assert_eq!(reopened.copy_to_lake(&engine).await.expect("copies"), 0);
+    assert_eq!(in_lake(&engine).await.len(), 4);
+
+    // A new store over the same lake numbers its alerts from 1 again: they are new alerts,
+    // not ones the lake has.
+    let fresh = Alerts::open(&dir.path().join("another.sqlite3"), Vec::new()).expect("opens");
+    fresh
+        .raise(&cleaning("5"), Utc::now() + chrono::Duration::seconds(1))
+        .expect("raised");
+    assert_eq!(fresh.copy_to_lake(&engine).await.expect("copies"), 1);
+    let rows = in_lake(&engine).await;
+    assert_eq!(rows.len(), 5);
+    let new = rows
+        .iter()
+        .find(|r| r.2 == "Theatre 5 is ready for cleaning")
+        .expect("in the lake");
+    assert_eq!(new.0, 1, "its number is 1 again");
 }
