@@ -410,14 +410,6 @@ fn rows_table(caption: &str, rows: &[Row], r: &Report) -> Markup {
 /// Every list held, in theatre order, with its times against plan.
 fn lists_table(view: &ReportView, tz: chrono_tz::Tz) -> Markup {
     let hm = |t: DateTime<Utc>| t.with_timezone(&tz).format("%H:%M").to_string();
-    let signed = |m: f64| {
-        let m = m.round();
-        if m > 0.0 {
-            format!("+{m:.0}")
-        } else {
-            format!("{m:.0}")
-        }
-    };
     html! {
         @if view.report.lists.is_empty() {
             p { "No list was held." }
@@ -436,13 +428,13 @@ fn lists_table(view: &ReportView, tz: chrono_tz::Tz) -> Markup {
                             td class="num" { (hm(l.planned_start)) "–" (hm(l.planned_end)) }
                             td class="num" {
                                 @match (l.first_in, l.start_min) {
-                                    (Some(t), Some(m)) => { (hm(t)) " (" (signed(m)) ")" }
+                                    (Some(t), Some(m)) => { (hm(t)) " (" (signed_minutes(m)) ")" }
                                     _ => { "–" }
                                 }
                             }
                             td class="num" {
                                 @match (l.last_out, l.finish_early_min) {
-                                    (Some(t), Some(m)) => { (hm(t)) " (" (signed(-m)) ")" }
+                                    (Some(t), Some(m)) => { (hm(t)) " (" (signed_minutes(-m)) ")" }
                                     _ => { "–" }
                                 }
                             }
@@ -453,6 +445,19 @@ fn lists_table(view: &ReportView, tz: chrono_tz::Tz) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// Minutes against plan with their sign: `+5`, `-12`, and `0` (never `-0` for a time a few
+/// seconds early).
+fn signed_minutes(m: f64) -> String {
+    let m = m.round();
+    if m > 0.0 {
+        format!("+{m:.0}")
+    } else if m < 0.0 {
+        format!("{m:.0}")
+    } else {
+        "0".to_string()
     }
 }
 
@@ -703,6 +708,14 @@ mod tests {
         NaiveDate::from_ymd_opt(2026, 12, d)
             .and_then(|d| d.and_hms_opt(h, m, 0))
             .unwrap()
+    }
+
+    #[test]
+    fn minutes_against_plan_carry_their_sign_and_none_on_zero() {
+        assert_eq!(signed_minutes(4.6), "+5");
+        assert_eq!(signed_minutes(-12.2), "-12");
+        assert_eq!(signed_minutes(-0.3), "0");
+        assert_eq!(signed_minutes(0.0), "0");
     }
 
     #[test]

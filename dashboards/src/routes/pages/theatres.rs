@@ -627,7 +627,7 @@ fn ago(minutes: u64) -> String {
 
 /// The board on a wall screen: no navigation, dark, large type sized to fit every tile on the
 /// screen (1920×1080 to 3840×2160) without scrolling.
-fn kiosk_page(board: &Board, zone: chrono_tz::Tz, stream_url: &str) -> Markup {
+fn kiosk_page(board: &Board, live: Markup, stream_url: &str) -> Markup {
     let heading = match &board.site {
         Some(site) => format!("Theatres now · {site}"),
         None => "Theatres now".to_string(),
@@ -645,7 +645,7 @@ fn kiosk_page(board: &Board, zone: chrono_tz::Tz, stream_url: &str) -> Markup {
                     }
                 }
                 main id="board" data-stream=(stream_url) aria-live="polite" {
-                    (tiles(board, zone))
+                    (live)
                 }
                 script { (PreEscaped(FOLLOW_SCRIPT)) }
             }
@@ -686,8 +686,15 @@ pub async fn html(
         ),
         None => "/theatres/stream".to_string(),
     };
+    // The board as the frame already rendered it for this view (one rendering per frame, not
+    // per request); a site the frame has no view of renders here.
+    let key = board.site.clone().unwrap_or_default();
+    let live = match frame.views.get(&key) {
+        Some(markup) => PreEscaped(markup.clone()),
+        None => tiles(&board, zone),
+    };
     if client.kiosk.is_some() {
-        return Ok(kiosk_page(&board, zone, &stream_url));
+        return Ok(kiosk_page(&board, live, &stream_url));
     }
     let main = html! {
         h1 { "Theatres now" }
@@ -715,7 +722,7 @@ pub async fn html(
             button type="submit" { "Show" }
         }
         div id="board" data-stream=(stream_url) aria-live="polite" {
-            (tiles(&board, zone))
+            (live)
         }
         script { (PreEscaped(FOLLOW_SCRIPT)) }
     };
