@@ -374,11 +374,11 @@ fn tell_rooms(
     }
 }
 
-/// The board rendered for every view: all sites (`""`) and each site.
-/// Each view of the board (every site, and each site) whole and as its pieces, and its JSON
-/// twin.
+/// Views by key (`""`: every site), whole and as their pieces.
 type Views = (BTreeMap<String, String>, crate::live::Pieces);
 
+/// The board rendered for every view: all sites (`""`) and each site, whole and as its
+/// pieces, and its JSON twin.
 fn views(board: &Board, zone: chrono_tz::Tz) -> Views {
     let mut views = BTreeMap::new();
     let mut pieces = BTreeMap::new();
