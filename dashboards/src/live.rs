@@ -6,7 +6,9 @@
 //! that reconnect, and a broadcast channel to every open stream. [`stream`] serves one viewer:
 //! after a reconnect (`Last-Event-ID`) it replays the frames the viewer missed, or sends the
 //! latest frame whole when those are gone (another process's id, or too far behind); a viewer
-//! too slow for the broadcast gets the latest frame whole instead of a broken stream; and a
+//! that is behind gets the newest frame whole instead of each one it missed, and one too slow
+//! for the broadcast the latest whole instead of a broken stream; a viewer that has the frame
+//! before gets only the pieces that changed (a tile, not the board); and a
 //! `ping` event every few seconds lets the page tell a live link from a dead one (comments,
 //! the usual SSE keep-alive, never reach a page's script).
 
@@ -326,6 +328,30 @@ struct Viewer<T> {
     _open: Open,
 }
 
+impl<T: Send + Sync + 'static> Viewer<T> {
+    /// After a frame arrives: the frames already queued behind it too, and of them all only
+    /// the newest — a viewer that is behind (a slow link, a busy service) gets the board as it
+    /// is now, whole, instead of working through every state it missed.
+    fn newest_only(&mut self) {
+        loop {
+            match self.frames.try_recv() {
+                Ok(frame) => self.pending.push_back(frame),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.pending.clear();
+                    self.pending.extend(self.hub.latest());
+                    return;
+                }
+                Err(_) => break,
+            }
+        }
+        if self.pending.len() > 1 {
+            let newest = self.pending.pop_back();
+            self.pending.clear();
+            self.pending.extend(newest);
+        }
+    }
+}
+
 /// An event (`board` or `parts`) as Server-Sent Events write it: each line of the markup its
 /// own `data:` line (a browser joins them with newlines).
 fn event(name: &str, id: &str, markup: &str) -> Bytes {
@@ -396,7 +422,10 @@ pub fn stream<T: Send + Sync + 'static>(
             }
             tokio::select! {
                 received = viewer.frames.recv() => match received {
-                    Ok(frame) => viewer.pending.push_back(frame),
+                    Ok(frame) => {
+                        viewer.pending.push_back(frame);
+                        viewer.newest_only();
+                    }
                     // Too far behind: the latest state whole, not the frames it missed.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         viewer.pending.extend(viewer.hub.latest());
@@ -592,6 +621,32 @@ mod tests {
         hub.publish(100, views("frame 100"));
         let next = boards(&mut body, 1).await;
         assert!(next.contains("frame 100") && !next.contains(&format!("frame {}", 5 + KEPT)));
+    }
+
+    #[tokio::test]
+    async fn a_viewer_behind_by_several_frames_gets_the_newest_whole_not_each_in_turn() {
+        let hub = Arc::new(Hub::<u32>::new());
+        let (v, p) = pieces("1", Some("x"));
+        hub.publish_parts(1, v, p);
+        let mut body = open(&hub, "", None);
+        boards(&mut body, 1).await;
+        // Three frames while the viewer reads nothing.
+        for n in 2..=4 {
+            let (v, p) = pieces(&n.to_string(), Some("x"));
+            hub.publish_parts(n, v, p);
+        }
+        let text = boards(&mut body, 1).await;
+        assert!(
+            text.contains(r#"data: <p id="a">4</p><p id="b">x</p>"#),
+            "{text}"
+        );
+        assert!(!text.contains(">2<") && !text.contains(">3<"), "{text}");
+        assert!(!text.contains("event: parts"), "{text}");
+        // Caught up: the next frame is a change again.
+        let (v, p) = pieces("5", Some("x"));
+        hub.publish_parts(5, v, p);
+        let text = read_until(&mut body, |t| t.contains("event: parts")).await;
+        assert!(text.contains(r#"data: <p id="a">5</p>"#), "{text}");
     }
 
     #[tokio::test]
