@@ -41,7 +41,8 @@ pub struct DemoArgs {
     /// Seed of the simulated hospital.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// How many times faster than the wall clock the day is replayed.
+    /// How many times faster than the wall clock the day is replayed (and the boards' clock
+    /// runs); less than 1 replays at the wall clock's pace.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
 }
