@@ -230,6 +230,8 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     assert_eq!(advice, format!("history_from = \"{first_day}\""));
     // The cleaning team's end of the webhook: a real HTTP receiver on loopback.
     let hook = Receiver::start().await;
+    // The theatre office's: told when the morning report is ready.
+    let office = Receiver::start().await;
     let config = dir.path().join("bright.toml");
     std::fs::write(
         &config,
@@ -237,9 +239,12 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
             "[dashboards]\n{advice}\n\n[[dashboards.clients]]\nname = \"theatre-system\"\n\
              token_sha256 = \"{}\"\nscopes = [\"ingest:theatre_sessions\", \"ingest:theatre_events\"]\n\n\
              [[alerts.webhooks]]\nname = \"cleaning-team\"\nurl = \"http://{}/hook\"\n\
-             secret_env = \"BRIGHT_CLEANING_SECRET\"\nkinds = [\"room_ready_for_cleaning\"]\n",
+             secret_env = \"BRIGHT_CLEANING_SECRET\"\nkinds = [\"room_ready_for_cleaning\"]\n\n\
+             [[alerts.webhooks]]\nname = \"theatre-office\"\nurl = \"http://{}/hook\"\n\
+             secret_env = \"BRIGHT_CLEANING_SECRET\"\nkinds = [\"theatre_report\"]\n",
             bright_dashboards::auth::token_sha256(THEATRE_TOKEN),
-            hook.addr
+            hook.addr,
+            office.addr
         ),
     )
     .expect("writes");
@@ -430,31 +435,19 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     // The morning's theatre report, made by the service itself at start (nobody asked for
     // it): in the reports folder, announced on the alert rail, readable offline, and printed
     // by Chromium on A4 landscape pages.
-    let reports = dir.path().join("reports");
-    let made = || -> Option<std::path::PathBuf> {
-        std::fs::read_dir(&reports)
-            .ok()?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.extension().is_some_and(|x| x == "html")
-                    && p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("theatre-report-"))
-            })
-    };
-    let started = std::time::Instant::now();
-    let report = loop {
-        if let Some(found) = made() {
-            break found;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(120),
-            "no theatre report in {}",
-            reports.display()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    // Announced once its files are written: the office's receiver is told (signed, as every
+    // webhook delivery), and the report is in the reports folder.
+    let announced = office.first(std::time::Duration::from_secs(120)).await;
+    assert_eq!(announced["kind"], "theatre_report", "{announced}");
+    let link = announced["link"].as_str().expect("a link");
+    let day = link
+        .strip_prefix("/theatres/report?date=")
+        .expect("the report's page");
+    let report = dir
+        .path()
+        .join("reports")
+        .join(format!("theatre-report-{day}.html"));
+    assert!(report.exists(), "{}", report.display());
     assert!(report.with_extension("csv").exists(), "its CSV beside it");
     client
         .goto(&format!("{base}/theatres/report"))

@@ -170,8 +170,19 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
     }
 
     // The boards read the demo's clock: an hour a second, so the trackboard is computed for a
-    // time well ahead of the wall clock, with the replayed milestones on it.
+    // time well ahead of the wall clock, with the replayed milestones on it. Looked at each
+    // time the board's stream says it moved.
+    let mut stream = TcpStream::connect(&address).expect("server listening");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /theatres/stream HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+    .unwrap();
     let started = std::time::Instant::now();
+    let mut chunk = [0u8; 1 << 16];
     loop {
         let response = get(&address, "/api/theatres", Some(&token));
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
@@ -192,7 +203,9 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
             started.elapsed() < std::time::Duration::from_secs(120),
             "the trackboard does not follow the demo's clock: {ahead} ahead, {body}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        // The next frame (or ping) of the board's stream.
+        let read = stream.read(&mut chunk).expect("the stream goes on");
+        assert!(read > 0, "the board's stream ended");
     }
 
     let status = Command::new("kill")
