@@ -21,8 +21,6 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::Int64Type;
 use bright_engine::annotations::EVERY_ORG;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::query::QueryEngine;
@@ -567,27 +565,9 @@ impl Alerts {
             (first.raised_at.date_naive(), last.raised_at.date_naive()),
             |(lo, hi), d| (lo.min(d), hi.max(d)),
         );
-        let held = engine
-            .sql(&format!(
-                "SELECT alert_id, CAST(raised_at AS BIGINT) FROM alerts
-                 WHERE raised_date BETWEEN DATE '{from}' AND DATE '{to}'
-                   AND alert_id BETWEEN {} AND {}",
-                first.id, last.id
-            ))
+        let there = bright_engine::reads::alerts_held(engine, first.id, last.id, from, to)
             .await
             .map_err(|e| lake(&e))?;
-        let mut there = std::collections::HashSet::new();
-        for batch in &held.batches {
-            let ids = batch.column(0).as_primitive::<Int64Type>();
-            let at = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Int64)
-                .map_err(|e| lake(&e))?;
-            let at = at.as_primitive::<Int64Type>();
-            for i in 0..batch.num_rows() {
-                if ids.is_valid(i) && at.is_valid(i) {
-                    there.insert((ids.value(i), at.value(i)));
-                }
-            }
-        }
         let mut rows = BatchBuilder::new(Table::Alerts);
         let mut written = 0;
         for a in alerts

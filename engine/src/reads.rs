@@ -486,6 +486,52 @@ pub async fn theatre_day(engine: &QueryEngine, date: NaiveDate) -> Result<Theatr
     Ok(day)
 }
 
+/// Rows the lake's `theatre_reports` table holds for `date` (none until its morning run).
+pub async fn theatre_report_rows(engine: &QueryEngine, date: NaiveDate) -> Result<i64, QueryError> {
+    let output = engine
+        .sql(&format!(
+            "SELECT count(*) FROM theatre_reports WHERE report_date = DATE '{date}'"
+        ))
+        .await?;
+    Ok(first_int(&output)?.unwrap_or(0))
+}
+
+/// The alerts the lake's `alerts` table holds numbered `first..=last` and raised between the
+/// days `from` and `to`: (number, raised at in microseconds).
+pub async fn alerts_held(
+    engine: &QueryEngine,
+    first: i64,
+    last: i64,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<std::collections::HashSet<(i64, i64)>, QueryError> {
+    let output = engine
+        .sql(&format!(
+            "SELECT alert_id, raised_at FROM alerts
+             WHERE raised_date BETWEEN DATE '{from}' AND DATE '{to}'
+               AND alert_id BETWEEN {first} AND {last}"
+        ))
+        .await?;
+    let mut held = std::collections::HashSet::new();
+    for batch in &output.batches {
+        let (ids, at) = (ints(batch, 0)?, ints(batch, 1)?);
+        held.extend(
+            ids.into_iter()
+                .zip(at)
+                .filter_map(|(id, at)| Some((id?, at?))),
+        );
+    }
+    Ok(held)
+}
+
+/// The first value of a query's first column, as an integer.
+fn first_int(output: &crate::query::QueryOutput) -> Result<Option<i64>, QueryError> {
+    match output.batches.iter().find(|b| b.num_rows() > 0) {
+        Some(batch) => Ok(ints(batch, 0)?[0]),
+        None => Ok(None),
+    }
+}
+
 async fn cancellations(engine: &QueryEngine, sql: &str) -> Result<Vec<Cancelled>, QueryError> {
     let output = engine.sql(sql).await?;
     let mut out = Vec::new();

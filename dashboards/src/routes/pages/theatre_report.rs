@@ -96,22 +96,33 @@ fn yesterday(pages: &Pages) -> NaiveDate {
     today.pred_opt().unwrap_or(today)
 }
 
+/// The report of `date` for `site` (or all), its lists read from the lake.
 pub(crate) async fn build(
     pages: &Pages,
     date: NaiveDate,
     site: Option<&str>,
 ) -> Result<ReportView, PageError> {
-    let service = &pages.kpis;
-    let engine = service.engine();
-    let today = service.today();
-    if date > today {
+    if date > pages.kpis.today() {
         return Err(PageError::BadRequest(format!(
             "{date} has not happened yet; choose a day up to today"
         )));
     }
+    let day = reads::theatre_day(pages.kpis.engine(), date).await?;
+    build_from(pages, date, site, &day).await
+}
+
+/// The report of `day` (the lists of `date`, already read) for `site` (or all).
+async fn build_from(
+    pages: &Pages,
+    date: NaiveDate,
+    site: Option<&str>,
+    day: &reads::TheatreDay,
+) -> Result<ReportView, PageError> {
+    let service = &pages.kpis;
+    let engine = service.engine();
+    let today = service.today();
     let thresholds = Thresholds::of(engine);
-    let day = reads::theatre_day(engine, date).await?;
-    let report = Report::build(date, site, &day, thresholds);
+    let report = Report::build(date, site, day, thresholds);
     let catalogue = engine.kpi_catalogue().ok_or(PageError::Unavailable)?;
     let chosen: Vec<(String, String)> = site
         .map(|s| vec![(bright_engine::schema::common::SITE.to_string(), s.into())])
@@ -537,7 +548,12 @@ pub async fn produce(
     date: NaiveDate,
 ) -> Result<Produced, ProduceError> {
     let pages = state.pages().ok_or(PageError::Unavailable)?;
-    let view = build(pages, date, None).await?;
+    let engine = pages.kpis.engine();
+    // Read once: the report and the lake's rows are the same lists.
+    let day = reads::theatre_day(engine, date)
+        .await
+        .map_err(PageError::from)?;
+    let view = build_from(pages, date, None, &day).await?;
     let tz = pages.kpis.time_zone();
     let stem = file_stem(&view);
     let csv = view
@@ -548,31 +564,11 @@ pub async fn produce(
     let csv_path = folder.join(format!("{stem}.csv"));
     write_whole(&html_path, document(&view, tz).into_string().as_bytes())?;
     write_whole(&csv_path, &csv)?;
-    let engine = pages.kpis.engine();
-    let kept = engine
-        .sql(&format!(
-            "SELECT count(*) FROM theatre_reports WHERE report_date = DATE '{date}'"
-        ))
+    let already = reads::theatre_report_rows(engine, date)
         .await
         .map_err(PageError::from)?;
-    let already = kept
-        .batches
-        .iter()
-        .find(|b| b.num_rows() > 0)
-        .and_then(|b| {
-            arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int64)
-                .ok()
-                .map(|c| {
-                    use arrow::array::AsArray;
-                    c.as_primitive::<arrow::datatypes::Int64Type>().value(0)
-                })
-        })
-        .unwrap_or(0);
     let mut lake_rows = 0;
     if already == 0 {
-        let day = reads::theatre_day(engine, date)
-            .await
-            .map_err(PageError::from)?;
         let batch =
             crate::theatre_report::lake_rows(date, &day, view.report.thresholds, view.made_at)
                 .map_err(PageError::from)?;
