@@ -142,7 +142,15 @@ async fn pipeline(
     lake.ensure_tables()
         .await
         .with_context(|| format!("cannot create the tables of {}", lake.root()))?;
-    let config = QueryConfig::default();
+    // Queries (KPI refreshes, board reads, the report) run on a runtime of their own, one
+    // thread a core, so the threads answering HTTP and MLLP never wait behind one.
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let executor = bright_engine::query::Executor::new("bright-query", threads)
+        .context("cannot start the query runtime")?;
+    let config = QueryConfig {
+        executor: Some(executor),
+        ..QueryConfig::default()
+    };
     let mut engine = QueryEngine::open(&lake, &config).await?;
     catalogue.register(&mut engine).await?;
     let (sink, replayed) = Sink::open_with(Arc::new(engine), wal, accept_wal_loss)

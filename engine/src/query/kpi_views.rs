@@ -19,7 +19,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 
 use super::materialised::{MaterialisedView, lake_tables};
-use super::{QueryError, QueryOutput, read_only};
+use super::{QueryError, read_only};
 use crate::kpi::{
     Catalogue, DENOMINATOR, Kpi, KpiError, NUMERATOR, PERIOD, Rollup, SCHEMA, SINCE, VALUE,
 };
@@ -157,7 +157,8 @@ impl KpiViews {
     }
 
     /// The KPI's series from `since` (all periods when `None`) up to but excluding `until`,
-    /// rolled up by `by` (a subset of its breakdowns and `org_code`; empty for one series).
+    /// rolled up by `by` (a subset of its breakdowns and `org_code`; empty for one series),
+    /// planned: the engine runs it where its queries run.
     pub(super) async fn series(
         &self,
         ctx: &SessionContext,
@@ -165,7 +166,7 @@ impl KpiViews {
         since: Option<NaiveDate>,
         until: Option<NaiveDate>,
         by: &[String],
-    ) -> Result<QueryOutput, QueryError> {
+    ) -> Result<DataFrame, QueryError> {
         let kpi = self.catalogue.get(id)?;
         for b in by {
             if b != ORG_CODE && !kpi.breakdowns.contains(b) {
@@ -232,10 +233,7 @@ impl KpiViews {
             .map(|b| col(b.as_str()).sort(true, false))
             .collect();
         order.push(col("date").sort(true, false));
-        let frame = frame.select(columns)?.sort(order)?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
-        Ok(QueryOutput { schema, batches })
+        Ok(frame.select(columns)?.sort(order)?)
     }
 }
 

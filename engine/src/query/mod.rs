@@ -38,6 +38,7 @@ use tracing::debug;
 
 use crate::lake::{Lake, LakeError};
 
+mod executor;
 mod kpi_views;
 mod live;
 mod materialised;
@@ -46,6 +47,7 @@ mod spc_function;
 mod time_functions;
 use crate::kpi::{Catalogue, KpiError};
 use crate::schema::Table;
+pub use executor::Executor;
 
 /// The session's catalog; lake tables are in its `lake` schema, KPIs in `kpi`.
 const CATALOG: &str = "bright";
@@ -87,6 +89,10 @@ pub enum QueryError {
         /// The lake root.
         root: url::Url,
     },
+    /// The query was stopped before it finished (the service shutting down), or failed
+    /// unexpectedly.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// Settings of the query session.
@@ -99,6 +105,9 @@ pub struct QueryConfig {
     pub target_partitions: usize,
     /// The trust's wall clock, for `local_date` and `local_hour`.
     pub time_zone: chrono_tz::Tz,
+    /// Where queries run: a runtime of their own, so they never hold up the threads that
+    /// answer requests; `None` runs them on the caller's.
+    pub executor: Option<Executor>,
 }
 
 impl Default for QueryConfig {
@@ -109,6 +118,7 @@ impl Default for QueryConfig {
             memory_limit: 4 << 30,
             target_partitions: 0,
             time_zone: chrono_tz::Europe::London,
+            executor: None,
         }
     }
 }
@@ -198,6 +208,7 @@ pub struct QueryEngine {
     ctx: SessionContext,
     tables: BTreeMap<Table, Arc<LiveTable>>,
     kpis: Option<kpi_views::KpiViews>,
+    executor: Option<Executor>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -243,6 +254,7 @@ impl QueryEngine {
             ctx,
             tables: BTreeMap::new(),
             kpis: None,
+            executor: config.executor.clone(),
         };
         let mut found = 0;
         for table in Table::ALL {
@@ -312,7 +324,22 @@ impl QueryEngine {
         by: &[String],
     ) -> Result<QueryOutput, QueryError> {
         let kpis = self.kpis.as_ref().ok_or(QueryError::NoCatalogue)?;
-        kpis.series(&self.ctx, id, since, until, by).await
+        let frame = kpis.series(&self.ctx, id, since, until, by).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = self.collect(frame).await?;
+        Ok(QueryOutput { schema, batches })
+    }
+
+    /// Runs a planned query to the end, on the query runtime when there is one.
+    async fn collect(
+        &self,
+        frame: datafusion::dataframe::DataFrame,
+    ) -> Result<Vec<RecordBatch>, QueryError> {
+        let work = async move { Ok(frame.collect().await?) };
+        match &self.executor {
+            Some(executor) => executor.run(work).await,
+            None => work.await,
+        }
     }
 
     async fn snapshot(
@@ -452,14 +479,14 @@ impl QueryEngine {
         if let Some(columns) = columns {
             frame = frame.select_columns(columns)?;
         }
-        Ok(frame.collect().await?)
+        self.collect(frame).await
     }
 
     /// Plans and runs one read-only SQL statement and collects its result.
     pub async fn sql(&self, sql: &str) -> Result<QueryOutput, QueryError> {
         let frame = self.ctx.sql_with_options(sql, read_only()).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let batches = frame.collect().await?;
+        let batches = self.collect(frame).await?;
         debug!(
             rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
             "Ran query."
