@@ -1849,6 +1849,54 @@ async fn the_theatre_report_adds_up_to_the_catalogues_kpis_for_the_day() {
         }
         assert!(trend["variation_icon"].is_string(), "{trend}");
     }
+    // Each theatre's and each specialty's icons are those of the KPI's own page filtered to
+    // it, on the same days.
+    let today = pages.kpis.today();
+    let mut icons_compared = 0;
+    for (field, rows_field, keys) in [
+        ("theatre_trends", "by_theatre", &["site", "theatre"][..]),
+        ("specialty_trends", "by_specialty", &["specialty"][..]),
+    ] {
+        let trends = report[field].as_array().expect("icon rows");
+        let rows = report[rows_field].as_array().expect("rows");
+        assert_eq!(trends.len(), rows.len(), "{field}: a line per row");
+        for (trend, row) in trends.iter().zip(rows) {
+            assert_eq!(trend["label"], row["label"]);
+            let Some(filters) = keys
+                .iter()
+                .map(|k| {
+                    let v = trend[*k].as_str()?;
+                    let v: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+                    Some(format!("&{k}={v}"))
+                })
+                .collect::<Option<String>>()
+            else {
+                // "Specialty not given" has no filter value to ask the KPI page with.
+                continue;
+            };
+            let icons = trend["icons"].as_array().expect("icons");
+            assert_eq!(icons.len(), 7, "{trend}");
+            for icon in icons {
+                let id = icon["kpi"].as_str().expect("an id");
+                let page = json(
+                    state,
+                    &format!("/api/kpi/{id}?grain=day&to={today}&by={filters}"),
+                )
+                .await;
+                assert_eq!(
+                    icon["variation_icon"], page["variation_icon"],
+                    "{id}{filters}"
+                );
+                assert_eq!(
+                    icon["assurance_icon"], page["assurance_icon"],
+                    "{id}{filters}"
+                );
+                assert!(icon["variation_icon"].is_string(), "{id}{filters}: {icon}");
+                icons_compared += 1;
+            }
+        }
+    }
+    assert!(icons_compared > 50, "{icons_compared} icon pairs compared");
     // Cancellation reasons add up to the cases cancelled, and the theatre system's reasons
     // are the ones shown.
     let reasons = report["cancellations"].as_array().expect("reasons");
@@ -1889,6 +1937,8 @@ async fn the_theatre_report_adds_up_to_the_catalogues_kpis_for_the_day() {
     // The page prints what the JSON says, with its thresholds and downloads.
     let page = html(state, &format!("/theatres/report?date={yesterday}")).await;
     assert!(page.contains("Theatre performance report"));
+    assert!(page.contains("How each theatre compares"));
+    assert!(page.contains("How each specialty compares"));
     assert!(
         page.contains("more than 15 minutes after the planned start"),
         "the grace period is printed"

@@ -475,13 +475,27 @@ const ERROR_COLLECTOR: &str = "window.__errs=[];addEventListener('error',functio
 /// The variation and assurance icons of a KPI, each with its meaning as a tooltip and for
 /// screen readers.
 pub(crate) fn icons(view: &KpiView, size: u32) -> Markup {
+    icon_pair(view.variation_icon, view.assurance_icon, size, true)
+}
+
+/// The variation and assurance icons by their names (see [`KpiView`]); with `no_target`
+/// false, a metric without a target shows no assurance icon (where many small ones would
+/// only repeat "no target").
+pub(crate) fn icon_pair(
+    variation: Option<&str>,
+    assurance: Option<&str>,
+    size: u32,
+    no_target: bool,
+) -> Markup {
     html! {
         span class="icons" {
-            @if let Some(icon) = variation_icon(view.variation_icon) {
+            @if let Some(icon) = variation_icon(variation) {
                 span class="icon" title=(icon.title()) { (icon_svg(icon, size)) }
             }
-            @let assurance = assurance_icon(view.assurance_icon);
-            span class="icon" title=(assurance.title()) { (icon_svg(assurance, size)) }
+            @if assurance.is_some() || no_target {
+                @let assurance = assurance_icon(assurance);
+                span class="icon" title=(assurance.title()) { (icon_svg(assurance, size)) }
+            }
         }
     }
 }
@@ -734,6 +748,7 @@ dl.headline dt{color:#4c6272;font-size:.9rem}dl.headline dd{margin:0;font-size:1
 dl.headline dd.sub{font-size:.85rem;font-weight:400;color:#4c6272}
 table.report{margin:.25rem 0 1rem;font-size:.92rem}table.report td.num{text-align:right;white-space:nowrap}
 table.report thead th{vertical-align:bottom}table.trends tr:first-child>*{border-bottom:0}table.trends tr.says td{padding-top:0;font-size:.85rem;color:#4c6272}table.report tbody th{white-space:nowrap}
+table.icons-table td{text-align:center}table.icons-table caption{text-align:left;font-size:.85rem;color:#4c6272;padding:.25rem 0}table.icons-table .none{color:#768692;font-size:.8rem}
 .downloads{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}
 @media print{header.top nav,.who form,.filters,.skip{display:none}body{background:#fff}.panel{break-inside:avoid}}
 "#;

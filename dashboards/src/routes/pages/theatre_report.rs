@@ -23,15 +23,16 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    CSS, Frame, HtmlError, PageError, Pages, as_of_text, download, icon_key, icons, page,
-    pages_for, shown, view_of, visible,
+    CSS, Frame, HtmlError, PageError, Pages, as_of_text, download, icon_key, icon_pair, icons,
+    page, pages_for, shown, view_of, visible,
 };
 use crate::AppState;
 use crate::alerts::{NewAlert, Severity};
 use crate::auth::Client;
 use crate::charts::spark::sparkline_svg;
+use crate::kpis::breakdowns;
 use crate::theatre_report::{RATE_KPIS, Report, Row, Thresholds, minutes, specialty_label};
-use crate::view::{KpiView, Shape};
+use crate::view::{KpiView, Shape, kpi_view};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ReportQuery {
@@ -88,7 +89,40 @@ pub struct ReportView {
     pub day_complete: bool,
     pub made_at: DateTime<Utc>,
     pub trends: Vec<Trend>,
+    /// Each theatre's and each specialty's icons, in the order of the report's rows.
+    pub theatre_trends: Vec<RowTrends>,
+    pub specialty_trends: Vec<RowTrends>,
 }
+
+/// The icons of one theatre's or specialty's daily chart of each metric up to the day.
+#[derive(Debug, Serialize)]
+pub struct RowTrends {
+    pub site: Option<String>,
+    pub theatre: Option<String>,
+    pub specialty: Option<String>,
+    pub label: String,
+    /// One per metric, in the order of [`RATE_KPIS`].
+    pub icons: Vec<Icons>,
+}
+
+/// A metric's variation and assurance icons (`None`: no chart to judge by).
+#[derive(Debug, Serialize)]
+pub struct Icons {
+    pub kpi: &'static str,
+    pub variation_icon: Option<&'static str>,
+    pub assurance_icon: Option<&'static str>,
+}
+
+/// The metrics' names in the icon tables' columns.
+const SHORT_TITLES: [&str; 7] = [
+    "Capped utilisation",
+    "Uncapped utilisation",
+    "Cases per list",
+    "Late starts",
+    "Early finishes",
+    "Turnaround",
+    "Cancelled on the day",
+];
 
 /// The day a report is of when none is asked for: yesterday in the trust's time zone.
 fn yesterday(pages: &Pages) -> NaiveDate {
@@ -159,12 +193,84 @@ async fn build_from(
             view,
         });
     }
+    // Each theatre (a theatre is named within its site) and each specialty, on the same
+    // charts broken down.
+    let theatre_trends =
+        row_trends(pages, site, shape, &report.by_theatre, &["site", "theatre"]).await?;
+    let by_specialty: &[&str] = match site {
+        Some(_) => &["site", "specialty"],
+        None => &["specialty"],
+    };
+    let specialty_trends =
+        row_trends(pages, site, shape, &report.by_specialty, by_specialty).await?;
     Ok(ReportView {
         report,
         day_complete: date < today,
         made_at: Utc::now(),
         trends,
+        theatre_trends,
+        specialty_trends,
     })
+}
+
+/// The icons of each metric's chart for each of `rows`, its series broken down by `by`
+/// (columns of the row: `site`, `theatre`, `specialty`), kept to `site` when one is chosen.
+async fn row_trends(
+    pages: &Pages,
+    site: Option<&str>,
+    shape: Shape,
+    rows: &[Row],
+    by: &[&str],
+) -> Result<Vec<RowTrends>, PageError> {
+    let service = &pages.kpis;
+    let catalogue = service
+        .engine()
+        .kpi_catalogue()
+        .ok_or(PageError::Unavailable)?;
+    let by: Vec<String> = by.iter().map(|b| b.to_string()).collect();
+    let only: Vec<(String, String)> = site
+        .map(|s| vec![("site".to_string(), s.to_string())])
+        .unwrap_or_default();
+    let key_of = |row: &Row| -> Vec<Option<String>> {
+        by.iter()
+            .map(|b| match b.as_str() {
+                "site" => row.site.clone(),
+                "theatre" => row.theatre.clone(),
+                _ => row.specialty.clone(),
+            })
+            .collect()
+    };
+    let mut out: Vec<RowTrends> = rows
+        .iter()
+        .map(|row| RowTrends {
+            site: row.site.clone(),
+            theatre: row.theatre.clone(),
+            specialty: row.specialty.clone(),
+            label: row.label.clone(),
+            icons: Vec::new(),
+        })
+        .collect();
+    for (id, _) in RATE_KPIS {
+        let kpi = catalogue
+            .get(id)
+            .map_err(|e| PageError::Failed(e.to_string()))?;
+        let output = service.series(id, &by).await?;
+        let parts = breakdowns(&output, &by, &only)?;
+        let notes = service.notes(id, None);
+        for (row, trends) in rows.iter().zip(out.iter_mut()) {
+            let key = key_of(row);
+            let view = parts
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| kpi_view(kpi, &p.periods, shape, &notes));
+            trends.icons.push(Icons {
+                kpi: id,
+                variation_icon: view.as_ref().and_then(|v| v.variation_icon),
+                assurance_icon: view.as_ref().and_then(|v| v.assurance_icon),
+            });
+        }
+    }
+    Ok(out)
 }
 
 async fn of_query(
@@ -338,8 +444,10 @@ fn body(view: &ReportView, tz: chrono_tz::Tz) -> Markup {
         }
         h2 { "By theatre" }
         (rows_table("By theatre", &r.by_theatre, r))
+        (icons_table("How each theatre compares", &view.theatre_trends))
         h2 { "By specialty" }
         (rows_table("By specialty", &r.by_specialty, r))
+        (icons_table("How each specialty compares", &view.specialty_trends))
         h2 { "Cancelled on the day, by reason" }
         @if r.cancellations.is_empty() {
             p { "No case was cancelled on the day." }
@@ -364,6 +472,38 @@ fn body(view: &ReportView, tz: chrono_tz::Tz) -> Markup {
             dt { "Cancelled on the day" } dd { "A booked case on a list held that was cancelled, with the reason the theatre system gave." }
         }
         p class="note" { "Made by bright on " (view.made_at.with_timezone(&tz).format("%-d %b %Y at %H:%M")) " from the lake's theatre lists and milestones; the figures are those of the KPI catalogue for the same day." }
+    }
+}
+
+/// Each row's icons for each metric: its own daily chart up to the day, so a theatre whose
+/// turnarounds have been creeping up shows it even when the day itself looked ordinary.
+fn icons_table(caption: &str, rows: &[RowTrends]) -> Markup {
+    html! {
+        @if !rows.is_empty() {
+            table class="report icons-table" {
+                caption { (caption) ": the variation of each metric's daily chart up to this day (and its assurance, where the metric has a target)" }
+                thead { tr {
+                    th scope="col" { "" }
+                    @for title in SHORT_TITLES { th scope="col" { (title) } }
+                } }
+                tbody {
+                    @for row in rows {
+                        tr {
+                            th scope="row" { (row.label) }
+                            @for i in &row.icons {
+                                td {
+                                    @if i.variation_icon.is_some() {
+                                        (icon_pair(i.variation_icon, i.assurance_icon, 26, false))
+                                    } @else {
+                                        span class="none" { "no chart" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
