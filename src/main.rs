@@ -274,7 +274,12 @@ async fn sql(
     format: Format,
 ) -> Result<()> {
     let engine = kpi::engine(location, catalogue).await?;
-    let output = engine.sql(query).await?;
+    // The same sandbox as every other door, every row printed.
+    let limits = bright_engine::query::Limits {
+        max_rows: None,
+        ..bright_engine::query::Limits::default()
+    };
+    let output = engine.analyst_sql(query, &limits).await?.output;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     output.write(output_format(format), &mut out)?;

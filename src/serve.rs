@@ -412,7 +412,12 @@ fn admin_token_client() -> Result<Option<bright_dashboards::auth::ClientConfig>>
         Ok(token) if token.trim().len() >= 16 => Ok(Some(bright_dashboards::auth::ClientConfig {
             name: "admin-token".into(),
             token_sha256: bright_dashboards::auth::token_sha256(token.trim()),
-            scopes: vec!["read".into(), "annotate".into(), "ingest:*".into()],
+            scopes: vec![
+                "read".into(),
+                "annotate".into(),
+                "sql".into(),
+                "ingest:*".into(),
+            ],
         })),
         Ok(token) if token.trim().is_empty() => Ok(None),
         Ok(_) => anyhow::bail!("BRIGHT_ADMIN_TOKEN must be at least 16 characters"),

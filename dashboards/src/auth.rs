@@ -42,6 +42,8 @@ pub enum Scope {
     Ingest(Option<String>),
     /// Adding annotations and rebases to KPIs.
     Annotate,
+    /// Running SQL over the lake (`POST /api/sql` and the other SQL doors).
+    Sql,
 }
 
 impl std::str::FromStr for Scope {
@@ -50,11 +52,12 @@ impl std::str::FromStr for Scope {
         match s {
             "read" => Ok(Scope::Read),
             "annotate" => Ok(Scope::Annotate),
+            "sql" => Ok(Scope::Sql),
             "ingest:*" => Ok(Scope::Ingest(None)),
             _ => match s.strip_prefix("ingest:") {
                 Some(feed) if !feed.is_empty() => Ok(Scope::Ingest(Some(feed.to_string()))),
                 _ => Err(format!(
-                    "unknown scope '{s}' (read, annotate, ingest:<feed> or ingest:*)"
+                    "unknown scope '{s}' (read, annotate, sql, ingest:<feed> or ingest:*)"
                 )),
             },
         }
@@ -80,7 +83,7 @@ impl Client {
         self.scopes.iter().any(|s| match s {
             Scope::Ingest(None) => true,
             Scope::Ingest(Some(f)) => f == feed,
-            Scope::Read | Scope::Annotate => false,
+            Scope::Read | Scope::Annotate | Scope::Sql => false,
         })
     }
 
@@ -92,6 +95,11 @@ impl Client {
     /// Whether the client may read dashboards, KPIs and the lake.
     pub fn may_read(&self) -> bool {
         self.scopes.contains(&Scope::Read)
+    }
+
+    /// Whether the client may run SQL over the lake (analysts, admins, clients so scoped).
+    pub fn may_sql(&self) -> bool {
+        self.scopes.contains(&Scope::Sql)
     }
 }
 
@@ -223,7 +231,9 @@ fn session_client(state: &AppState, request: &Request) -> Result<Arc<Client>, Bo
         ));
     }
     let scopes = match session.user.role {
-        Role::Manager | Role::Admin => vec![Scope::Read, Scope::Annotate],
+        Role::Manager => vec![Scope::Read, Scope::Annotate],
+        Role::Admin => vec![Scope::Read, Scope::Annotate, Scope::Sql],
+        Role::Analyst => vec![Scope::Read, Scope::Sql],
         _ => vec![Scope::Read],
     };
     Ok(Arc::new(Client {

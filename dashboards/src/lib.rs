@@ -116,6 +116,8 @@ struct Inner {
     pages: std::sync::OnceLock<routes::pages::Pages>,
     /// Where rules raise alerts, once set (see [`AppState::with_alerts`]).
     alerts: std::sync::OnceLock<Arc<alerts::Alerts>>,
+    /// Analysts' statements running, per client.
+    sql_running: routes::sql::Running,
 }
 
 impl AppState {
@@ -137,6 +139,7 @@ impl AppState {
                 users: std::sync::OnceLock::new(),
                 pages: std::sync::OnceLock::new(),
                 alerts: std::sync::OnceLock::new(),
+                sql_running: routes::sql::Running::default(),
             }),
         }
     }
@@ -187,6 +190,10 @@ impl AppState {
 
     pub fn pages(&self) -> Option<&routes::pages::Pages> {
         self.inner.pages.get()
+    }
+
+    pub(crate) fn sql_running(&self) -> &routes::sql::Running {
+        &self.inner.sql_running
     }
 
     pub fn users(&self) -> Option<&Arc<users::UserStore>> {
@@ -344,6 +351,7 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
         ("/api/command-centre", get(pages::command_centre::api)),
         ("/command-centre/stream", get(pages::command_centre::events)),
         ("/api/data-quality", get(pages::data_quality::api)),
+        ("/api/sql", post(routes::sql::post)),
     ]
 }
 

@@ -26,9 +26,13 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tower::ServiceExt;
 
+#[path = "../../engine/tests/data/escapes.rs"]
+mod escapes;
+
 const READER: &str = "t-reader-0123456789";
 const FEEDER: &str = "t-feeder-0123456789";
 const ANNOTATOR: &str = "t-annotator-0123456789";
+const NOTEBOOK: &str = "t-notebook-0123456789";
 
 struct Site {
     state: AppState,
@@ -37,6 +41,8 @@ struct Site {
     theatre_csrf: String,
     manager_cookie: String,
     manager_csrf: String,
+    analyst_cookie: String,
+    analyst_csrf: String,
     config: SimConfig,
     dir: tempfile::TempDir,
 }
@@ -70,6 +76,7 @@ async fn site_of(config: SimConfig) -> Site {
         client("board-pack", READER, &["read"]),
         client("ed-system", FEEDER, &["ingest:ed_attendances"]),
         client("improvement-bot", ANNOTATOR, &["read", "annotate"]),
+        client("notebook", NOTEBOOK, &["sql"]),
     ])
     .expect("clients");
     let store = UserStore::open(&dir.path().join("users.sqlite3")).expect("store");
@@ -85,6 +92,12 @@ async fn site_of(config: SimConfig) -> Site {
     let (manager_token, manager_session) = store
         .start_session(&manager, chrono::Utc::now().timestamp())
         .expect("a session");
+    let analyst = store
+        .add("data.analyst", Role::Analyst, "correct horse battery")
+        .expect("added");
+    let (analyst_token, analyst_session) = store
+        .start_session(&analyst, chrono::Utc::now().timestamp())
+        .expect("a session");
     let state = AppState::new("lake", clients, 1 << 20, None)
         .with_users(Arc::new(store), SessionLimits::default())
         .with_pages(kpis, Arc::new(dashboards));
@@ -94,6 +107,8 @@ async fn site_of(config: SimConfig) -> Site {
         theatre_csrf: theatre_session.csrf,
         manager_cookie: format!("bright_session={}", manager_token.0),
         manager_csrf: manager_session.csrf,
+        analyst_cookie: format!("bright_session={}", analyst_token.0),
+        analyst_csrf: analyst_session.csrf,
         config,
         dir,
     }
@@ -2097,4 +2112,191 @@ async fn a_signed_out_persons_open_boards_stop() {
         .await
         .expect("a ping or frame within 10 s");
     assert!(chunk.is_some(), "the token's stream stays open");
+}
+
+/// `POST /api/sql` with `sql`, as `auth` (a token, or a session cookie and its CSRF token),
+/// accepting `accept`: the status, the `x-bright-truncated` header and the body.
+async fn post_sql(
+    state: &AppState,
+    sql: &str,
+    auth: (&str, Option<&str>),
+    accept: &str,
+) -> (StatusCode, Option<String>, Vec<u8>) {
+    let mut request = Request::post("/api/sql")
+        .header("content-type", "application/json")
+        .header("accept", accept);
+    request = match auth {
+        (cookie, csrf) if cookie.starts_with("bright_session=") => {
+            let request = request.header("cookie", cookie);
+            match csrf {
+                Some(csrf) => request.header("x-csrf-token", csrf),
+                None => request,
+            }
+        }
+        (token, _) => request.header("authorization", format!("Bearer {token}")),
+    };
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    let response = router(state.clone())
+        .oneshot(request.body(Body::from(body)).expect("request"))
+        .await
+        .expect("a response");
+    let status = response.status();
+    let truncated = response
+        .headers()
+        .get("x-bright-truncated")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("a body");
+    (status, truncated, bytes.to_vec())
+}
+
+#[tokio::test]
+async fn the_sql_door_answers_analysts_what_the_engine_answers_and_refuses_the_rest() {
+    let site = site_of(SimConfig::new(5, 20, chrono::Utc::now().date_naive())).await;
+    let state = &site.state;
+    let engine = state.pages().expect("pages").kpis.engine().clone();
+    let json_of = |bytes: &[u8]| -> Value { serde_json::from_slice(bytes).expect("JSON") };
+    let queries = [
+        "SELECT ward, count(*) AS n FROM beds GROUP BY ward ORDER BY ward",
+        "SELECT * FROM kpi.ed_4h_performance ORDER BY period, org_code, site",
+        // An ad-hoc join across feeds.
+        "SELECT a.site, count(DISTINCT a.attendance_id) AS attendances, count(e.event_type) AS adt \
+         FROM ed_attendances a LEFT JOIN adt_events e ON e.patient_key = a.patient_key \
+         GROUP BY a.site ORDER BY a.site",
+    ];
+    let analyst = (
+        site.analyst_cookie.as_str(),
+        Some(site.analyst_csrf.as_str()),
+    );
+    for sql in queries {
+        let expected = engine.sql(sql).await.expect("the engine answers");
+        let mut rows = Vec::new();
+        expected
+            .write(bright_engine::query::OutputFormat::Json, &mut rows)
+            .expect("JSON");
+        let (status, truncated, body) = post_sql(state, sql, analyst, "application/json").await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{sql}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(truncated.as_deref(), Some("false"));
+        let answer = json_of(&body);
+        assert_eq!(answer["rows"], json_of(&rows), "{sql}");
+        assert_eq!(answer["row_count"], expected.num_rows());
+        assert!(expected.num_rows() > 0, "{sql}: rows to compare");
+        assert_eq!(
+            answer["columns"].as_array().expect("columns").len(),
+            expected.schema.fields().len()
+        );
+        // The same as CSV, and as an Arrow stream, to a token with the `sql` scope.
+        let mut csv = Vec::new();
+        expected
+            .write(bright_engine::query::OutputFormat::Csv, &mut csv)
+            .expect("CSV");
+        let (status, _, body) = post_sql(state, sql, (NOTEBOOK, None), "text/csv").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, csv, "{sql}");
+        let (status, _, body) = post_sql(
+            state,
+            sql,
+            (NOTEBOOK, None),
+            "application/vnd.apache.arrow.stream",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
+            .expect("an Arrow stream");
+        assert_eq!(reader.schema(), expected.schema);
+        let batches: Vec<RecordBatch> = reader.map(|b| b.expect("a batch")).collect();
+        assert_eq!(
+            bright_engine::arrow::compute::concat_batches(&expected.schema, &batches)
+                .expect("one batch"),
+            bright_engine::arrow::compute::concat_batches(&expected.schema, &expected.batches)
+                .expect("one batch"),
+            "{sql}"
+        );
+    }
+
+    // Who may not: a token that only reads, a theatre lead, a signed-in analyst without the
+    // session's CSRF token, nobody.
+    let sql = "SELECT 1";
+    for (auth, says) in [
+        ((READER, None), "scope 'sql'"),
+        (
+            (
+                site.theatre_cookie.as_str(),
+                Some(site.theatre_csrf.as_str()),
+            ),
+            "role 'theatre'",
+        ),
+        ((site.analyst_cookie.as_str(), None), "x-csrf-token"),
+    ] {
+        let (status, _, body) = post_sql(state, sql, auth, "application/json").await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{}", auth.0);
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains(says), "{body}");
+    }
+    let response = router(state.clone())
+        .oneshot(
+            Request::post("/api/sql")
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"sql":"SELECT 1"}"#))
+                .expect("request"),
+        )
+        .await
+        .expect("a response");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // Every escape refused, with its reason, and nothing written.
+    let owned = site.dir.path().join("owned");
+    std::fs::create_dir(&owned).expect("a folder");
+    std::fs::write(owned.join("secret.csv"), "a\n1\n").expect("written");
+    let escapes = escapes::escapes(&owned);
+    assert!(escapes.len() >= 25);
+    for sql in &escapes {
+        let (status, _, body) = post_sql(state, sql, (NOTEBOOK, None), "application/json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{sql}");
+        assert!(
+            json_of(&body)["error"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty())
+        );
+    }
+    let left: Vec<_> = std::fs::read_dir(&owned)
+        .expect("the folder")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("secret.csv")]);
+
+    // A value too big to build is refused before it is built; rows past the row limit are
+    // left out, and the answer says so.
+    let (status, _, body) = post_sql(
+        state,
+        "SELECT length(repeat('x', 2000000000))",
+        (NOTEBOOK, None),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        json_of(&body)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("MiB"))
+    );
+    let (status, truncated, body) = post_sql(
+        state,
+        "SELECT * FROM generate_series(1, 1000000)",
+        (NOTEBOOK, None),
+        "application/json",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(truncated.as_deref(), Some("true"));
+    let answer = json_of(&body);
+    assert_eq!(answer["truncated"], true);
+    assert_eq!(answer["row_count"], 10_000);
 }

@@ -7,3 +7,4 @@ pub mod kiosk;
 pub mod login;
 pub mod metrics;
 pub mod pages;
+pub mod sql;

@@ -32,9 +32,15 @@ impl Executor {
     /// another runtime: this one lives on a thread of its own, where it is also dropped (a
     /// runtime may not be dropped from async code).
     pub fn new(name: &str, threads: usize) -> std::io::Result<Executor> {
+        Self::with_stack(name, threads, 2 << 20)
+    }
+
+    /// [`Executor::new`] with threads of `stack` bytes of stack.
+    pub fn with_stack(name: &str, threads: usize, stack: usize) -> std::io::Result<Executor> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name(name)
+            .thread_stack_size(stack)
             .enable_all()
             .build()?;
         let handle = runtime.handle().clone();

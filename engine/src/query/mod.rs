@@ -42,12 +42,14 @@ mod executor;
 mod kpi_views;
 mod live;
 mod materialised;
+pub mod sandbox;
 use live::LiveTable;
 mod spc_function;
 mod time_functions;
 use crate::kpi::{Catalogue, KpiError};
 use crate::schema::Table;
 pub use executor::Executor;
+pub use sandbox::{Answer, Limits};
 
 /// The session's catalog; lake tables are in its `lake` schema, KPIs in `kpi`.
 const CATALOG: &str = "bright";
@@ -93,6 +95,12 @@ pub enum QueryError {
     /// unexpectedly.
     #[error("{0}")]
     Stopped(String),
+    /// An analyst's statement may not run (see [`sandbox`]).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// An analyst's statement went past a limit and was stopped (see [`sandbox`]).
+    #[error("stopped: {0}")]
+    Limit(String),
 }
 
 /// Settings of the query session.
@@ -108,6 +116,8 @@ pub struct QueryConfig {
     /// Where queries run: a runtime of their own, so they never hold up the threads that
     /// answer requests; `None` runs them on the caller's.
     pub executor: Option<Executor>,
+    /// Memory analysts' statements may hold together, in a pool of their own (bytes).
+    pub analyst_memory_limit: usize,
 }
 
 impl Default for QueryConfig {
@@ -119,6 +129,7 @@ impl Default for QueryConfig {
             target_partitions: 0,
             time_zone: chrono_tz::Europe::London,
             executor: None,
+            analyst_memory_limit: 1 << 30,
         }
     }
 }
@@ -209,6 +220,9 @@ pub struct QueryEngine {
     tables: BTreeMap<Table, Arc<LiveTable>>,
     kpis: Option<kpi_views::KpiViews>,
     executor: Option<Executor>,
+    /// The analysts' session and runtime, made at their first statement.
+    sandbox: std::sync::OnceLock<sandbox::Sandbox>,
+    analyst_memory: usize,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -255,6 +269,8 @@ impl QueryEngine {
             tables: BTreeMap::new(),
             kpis: None,
             executor: config.executor.clone(),
+            sandbox: std::sync::OnceLock::new(),
+            analyst_memory: config.analyst_memory_limit,
         };
         let mut found = 0;
         for table in Table::ALL {

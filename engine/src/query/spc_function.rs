@@ -108,6 +108,9 @@ struct SpcXmrTable {
 
 impl SpcXmrTable {
     async fn compute(&self, state: &SessionState) -> Result<MemTable> {
+        // The inner statement is an analyst's too: the same check before it is planned.
+        super::sandbox::precheck(&self.query, &super::Limits::default())
+            .map_err(|e| plan_error(e.to_string()))?;
         let plan = state.create_logical_plan(&self.query).await?;
         super::read_only().verify_plan(&plan)?;
         let batches = DataFrame::new(state.clone(), plan).collect().await?;

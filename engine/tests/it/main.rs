@@ -2,6 +2,8 @@
 //! a real S3-compatible server (moto) on loopback, and the SPC engine against an independent
 //! implementation over real A&E series.
 
+#[path = "../data/escapes.rs"]
+mod escapes;
 mod fixtures;
 mod kpi;
 mod kpi_golden;
@@ -10,4 +12,5 @@ mod live;
 mod moto;
 mod query;
 mod s3;
+mod sandbox;
 mod spc_reference;

@@ -1,0 +1,213 @@
+//! `POST /api/sql` (`{"sql": "…"}`): an analyst's statement over the lake, answered as JSON
+//! (default), CSV (`Accept: text/csv`) or an Arrow IPC stream
+//! (`Accept: application/vnd.apache.arrow.stream`).
+//!
+//! Only analysts and admins (or API clients with the `sql` scope) may; the statement runs in
+//! the engine's sandbox (read-only, time, row and answer limits, its own memory and threads:
+//! [`bright_engine::query::sandbox`]), at most [`RUNNING_PER_CLIENT`] at once per client, and
+//! each is written to the audit log with who, what, how many rows, how long and how it ended.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bright_engine::query::{Answer, Limits, OutputFormat, QueryError};
+use serde::Deserialize;
+
+use crate::auth::Client;
+use crate::{AppState, error_body};
+
+/// Statements one client may have running at once: a second tab is fine, a script firing a
+/// hundred is told to wait.
+pub const RUNNING_PER_CLIENT: usize = 2;
+
+/// The Arrow IPC stream's media type.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    pub sql: String,
+}
+
+/// Statements running per client.
+#[derive(Debug, Default)]
+pub struct Running {
+    by_client: Mutex<HashMap<String, usize>>,
+}
+
+/// A place among a client's running statements, given back when dropped.
+pub struct Slot<'a> {
+    running: &'a Running,
+    client: String,
+}
+
+impl Running {
+    fn take(&self, client: &str) -> Option<Slot<'_>> {
+        let mut by_client = self.by_client.lock().ok()?;
+        let n = by_client.entry(client.to_string()).or_default();
+        if *n >= RUNNING_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            running: self,
+            client: client.to_string(),
+        })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut by_client) = self.running.by_client.lock()
+            && let Some(n) = by_client.get_mut(&self.client)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                by_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    (status, error_body(message)).into_response()
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Arc<Client>>,
+    headers: HeaderMap,
+    Json(request): Json<SqlRequest>,
+) -> Response {
+    if !client.may_sql() {
+        let who = match client.role {
+            Some(role) => format!("the role '{}'", role.as_str()),
+            None => "this token".to_string(),
+        };
+        return refused(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "SQL is for analysts and admins: {who} may not run it (a token needs the scope 'sql')"
+            ),
+        );
+    }
+    let Some(pages) = state.pages() else {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this service has no query engine",
+        );
+    };
+    let Some(_slot) = state.sql_running().take(&client.name) else {
+        return refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("{RUNNING_PER_CLIENT} of your statements are running; wait for one to finish"),
+        );
+    };
+    let started = Instant::now();
+    let answer = pages
+        .kpis
+        .engine()
+        .analyst_sql(&request.sql, &Limits::default())
+        .await;
+    let millis = started.elapsed().as_millis() as u64;
+    let (rows, outcome) = match &answer {
+        Ok(a) => (a.output.num_rows(), "answered"),
+        Err(QueryError::Refused(_)) => (0, "refused"),
+        Err(QueryError::Limit(_)) => (0, "stopped"),
+        Err(_) => (0, "failed"),
+    };
+    tracing::info!(
+        target: "bright::audit",
+        client = %client.name,
+        door = "http",
+        sql = %request.sql,
+        rows,
+        millis,
+        outcome,
+        "SQL statement."
+    );
+    match answer {
+        Ok(answer) => respond(&headers, &answer),
+        Err(
+            e @ (QueryError::Refused(_) | QueryError::DataFusion(_) | QueryError::Catalogue(_)),
+        ) => refused(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e @ QueryError::Limit(_)) => refused(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        Err(e) => {
+            tracing::error!(error = %e, "An analyst's statement failed.");
+            refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the statement failed inside bright; it is in the service's log",
+            )
+        }
+    }
+}
+
+/// The answer in the format `Accept` asks for; rows left out at the row limit are said in a
+/// header (`x-bright-truncated: true`) and, in JSON, in the body.
+fn respond(headers: &HeaderMap, answer: &Answer) -> Response {
+    let accept = headers
+        .get(ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let truncated = [("x-bright-truncated", answer.truncated.to_string())];
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::error!(error = %e, "Writing an analyst's answer failed.");
+        refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the answer could not be written",
+        )
+    };
+    if accept.contains(ARROW_STREAM) {
+        let mut out = Vec::new();
+        let written = (|| {
+            let mut writer =
+                arrow_ipc::writer::StreamWriter::try_new(&mut out, &answer.output.schema)?;
+            for batch in &answer.output.batches {
+                writer.write(batch)?;
+            }
+            writer.finish()
+        })();
+        return match written {
+            Ok(()) => (truncated, [(CONTENT_TYPE, ARROW_STREAM)], out).into_response(),
+            Err(e) => failed(&e),
+        };
+    }
+    if accept.contains("text/csv") {
+        let mut out = Vec::new();
+        return match answer.output.write(OutputFormat::Csv, &mut out) {
+            Ok(()) => (truncated, [(CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response(),
+            Err(e) => failed(&e),
+        };
+    }
+    let mut rows = Vec::new();
+    if let Err(e) = answer.output.write(OutputFormat::Json, &mut rows) {
+        return failed(&e);
+    }
+    let rows: serde_json::Value = match serde_json::from_slice(&rows) {
+        Ok(rows) => rows,
+        Err(e) => return failed(&e),
+    };
+    let columns: Vec<serde_json::Value> = answer
+        .output
+        .schema
+        .fields()
+        .iter()
+        .map(|f| serde_json::json!({ "name": f.name(), "type": f.data_type().to_string() }))
+        .collect();
+    (
+        truncated,
+        Json(serde_json::json!({
+            "columns": columns,
+            "rows": rows,
+            "row_count": answer.output.num_rows(),
+            "truncated": answer.truncated,
+        })),
+    )
+        .into_response()
+}

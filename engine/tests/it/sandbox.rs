@@ -1,0 +1,174 @@
+//! Analysts' SQL in the sandbox: every escape refused, every runaway stopped, the engine
+//! alive after each.
+
+use std::time::Duration;
+
+use bright_engine::lake::Lake;
+use bright_engine::query::{Limits, QueryConfig, QueryEngine, QueryError};
+use bright_engine::schema::Table;
+
+use crate::escapes::escapes;
+use crate::fixtures::{int, rows};
+
+async fn engine() -> (tempfile::TempDir, QueryEngine) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+    lake.append(Table::Beds, vec![rows(Table::Beds, 4, 2, "w")])
+        .await
+        .unwrap();
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    (dir, engine)
+}
+
+async fn beds(engine: &QueryEngine) -> i64 {
+    let answer = engine
+        .analyst_sql("SELECT count(*) FROM beds", &Limits::default())
+        .await
+        .unwrap();
+    int(&answer.output, 0, 0)
+}
+
+#[tokio::test]
+async fn every_escape_is_refused_and_nothing_is_written() {
+    let (dir, engine) = engine().await;
+    let owned = dir.path().join("owned");
+    std::fs::create_dir(&owned).unwrap();
+    std::fs::write(owned.join("secret.csv"), "a\n1\n").unwrap();
+    let list = escapes(&owned);
+    assert!(list.len() >= 25, "{} escapes", list.len());
+    for sql in &list {
+        let refused = engine.analyst_sql(sql, &Limits::default()).await;
+        let error = refused.expect_err(sql);
+        assert!(!error.to_string().is_empty(), "{sql}: a reason");
+    }
+    let left: Vec<_> = std::fs::read_dir(&owned)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, vec!["secret.csv".to_string()], "nothing written");
+    assert_eq!(beds(&engine).await, 4, "the lake unchanged");
+}
+
+#[tokio::test]
+async fn statements_that_would_build_without_bound_are_refused_or_stopped() {
+    let (_dir, engine) = engine().await;
+    // No row limit: a statement must be stopped by what it builds or how long it runs, not
+    // answered in part.
+    let quick = Limits {
+        time: Duration::from_secs(3),
+        max_rows: None,
+        ..Limits::default()
+    };
+    let unions = std::iter::once("SELECT 1 AS x".to_string())
+        .chain((0..5_000).map(|i| format!("UNION ALL SELECT {i}")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cases: Vec<(String, &str)> = vec![
+        // Refused before planning: too many tokens, or too many set operations.
+        (unions, "refused: the statement has"),
+        (
+            std::iter::once("SELECT 1 AS x".to_string())
+                .chain((0..600).map(|i| format!("UNION SELECT {i}")))
+                .collect::<Vec<_>>()
+                .join(" "),
+            "UNION/INTERSECT/EXCEPT",
+        ),
+        (format!("SELECT {}", vec!["1"; 30_000].join("+")), "tokens"),
+        (
+            "SELECT length(repeat('x', 2000000000))".into(),
+            "repeat: a value of",
+        ),
+        ("SELECT length(lpad('x', 2000000000))".into(), "lpad"),
+        ("SELECT length(rpad('x', 2000000000, 'y'))".into(), "rpad"),
+        (
+            "SELECT cardinality(array_repeat(1, 2000000000))".into(),
+            "array_repeat",
+        ),
+        (
+            "SELECT cardinality(generate_series(1, 1000000000))".into(),
+            "generate_series",
+        ),
+        ("SELECT cardinality(range(1, 1000000000))".into(), "range"),
+        (
+            "SELECT count(*) FROM generate_series(1, 1000000000000)".into(),
+            "time limit",
+        ),
+        (
+            "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) \
+             SELECT count(*) FROM t"
+                .into(),
+            "time limit",
+        ),
+        (
+            // Its build side outgrows the analysts' pool, its answer the answer's bound, or
+            // the time limit comes first.
+            "SELECT * FROM generate_series(1, 100000000) a(v) \
+             CROSS JOIN generate_series(1, 100000000) b(w)"
+                .into(),
+            "stopped: |Resources exhausted",
+        ),
+    ];
+    for (sql, says) in &cases {
+        let started = std::time::Instant::now();
+        let error = engine.analyst_sql(sql, &quick).await.expect_err(sql);
+        let text = error.to_string();
+        let shown: String = sql.chars().take(80).collect();
+        assert!(says.split('|').any(|s| text.contains(s)), "{shown}: {text}");
+        assert!(
+            matches!(
+                error,
+                QueryError::Refused(_) | QueryError::Limit(_) | QueryError::DataFusion(_)
+            ),
+            "{shown}: {error:?}"
+        );
+        // Each is stopped well before the test's own patience runs out.
+        assert!(started.elapsed() < Duration::from_secs(30), "{shown}");
+    }
+    assert_eq!(beds(&engine).await, 4, "the engine answers after them all");
+}
+
+#[tokio::test]
+async fn a_long_statement_under_the_limits_is_planned_without_overflowing() {
+    let (_dir, engine) = engine().await;
+    // Under the token limit, but deep: planning this chain overflows a thread's default
+    // 2 MiB stack (checked: the process aborts), not the analysts' threads'.
+    let terms = 4_000;
+    let sql = format!("SELECT {} AS n", vec!["1"; terms].join("+"));
+    let answer = engine.analyst_sql(&sql, &Limits::default()).await.unwrap();
+    assert_eq!(int(&answer.output, 0, 0), terms as i64);
+    let unions = std::iter::once("SELECT 1 AS x".to_string())
+        .chain((0..500).map(|_| "UNION ALL SELECT 1".to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let answer = engine
+        .analyst_sql(
+            &format!("SELECT count(*) FROM ({unions})"),
+            &Limits::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(int(&answer.output, 0, 0), 501);
+}
+
+#[tokio::test]
+async fn rows_past_the_limit_are_left_out_and_said_so() {
+    let (_dir, engine) = engine().await;
+    let limits = Limits {
+        max_rows: Some(1_000),
+        ..Limits::default()
+    };
+    let answer = engine
+        .analyst_sql("SELECT * FROM generate_series(1, 1000000000)", &limits)
+        .await
+        .unwrap();
+    assert!(answer.truncated);
+    assert_eq!(answer.output.num_rows(), 1_000);
+    let answer = engine
+        .analyst_sql("SELECT * FROM generate_series(1, 10)", &limits)
+        .await
+        .unwrap();
+    assert!(!answer.truncated);
+    assert_eq!(answer.output.num_rows(), 10);
+}
