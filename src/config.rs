@@ -23,6 +23,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub alerts: bright_dashboards::alerts::AlertsConfig,
+    #[serde(default)]
+    pub sql: bright_dashboards::routes::sql::SqlConfig,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -148,6 +150,11 @@ mod tests {
         assert!(!clients.is_empty());
         let health = FeedHealth::new(&config.ingest, chrono::Utc::now()).unwrap();
         assert_eq!(health.owner("hl7_adt"), "PAS interface team");
+        // The example spells out the defaults of [sql].
+        assert_eq!(
+            config.sql,
+            bright_dashboards::routes::sql::SqlConfig::default()
+        );
     }
 
     #[test]

@@ -137,6 +137,7 @@ async fn pipeline(
     catalogue: &kpi::CatalogueArgs,
     wal: &std::path::Path,
     accept_wal_loss: bool,
+    analyst_memory_mib: usize,
 ) -> Result<(bright_engine::lake::Lake, Arc<Sink>, QueryConfig)> {
     let lake = open_lake(&lake.lake)?;
     lake.ensure_tables()
@@ -149,6 +150,7 @@ async fn pipeline(
         .context("cannot start the query runtime")?;
     let config = QueryConfig {
         executor: Some(executor),
+        analyst_memory_limit: analyst_memory_mib.max(1) << 20,
         ..QueryConfig::default()
     };
     let mut engine = QueryEngine::open(&lake, &config).await?;
@@ -250,6 +252,7 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         &options.catalogue,
         &options.wal,
         options.accept_wal_loss,
+        options.settings.sql.memory_limit_mib,
     )
     .await?;
     // The dashboards are checked before anything listens: a mistake in a trust's own file
@@ -362,7 +365,8 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     )
     .with_users(Arc::new(users), Default::default())
     .with_pages(kpis.clone(), Arc::new(dashboards))
-    .with_alerts(alerts.clone());
+    .with_alerts(alerts.clone())
+    .with_sql(options.settings.sql.clone());
     tasks.push(alerts.clone().spawn_delivery(stopped.clone()));
     tasks.push(
         alerts
@@ -571,6 +575,7 @@ pub async fn ingest(args: IngestArgs) -> Result<()> {
         &args.pipeline.catalogue,
         &args.pipeline.wal,
         args.pipeline.accept_wal_loss,
+        settings.sql.memory_limit_mib,
     )
     .await?;
     let refused = match feed {

@@ -118,6 +118,8 @@ struct Inner {
     alerts: std::sync::OnceLock<Arc<alerts::Alerts>>,
     /// Analysts' statements running, per client.
     sql_running: routes::sql::Running,
+    /// What analysts' statements may use, once set (see [`AppState::with_sql`]).
+    sql: std::sync::OnceLock<routes::sql::SqlConfig>,
 }
 
 impl AppState {
@@ -140,6 +142,7 @@ impl AppState {
                 pages: std::sync::OnceLock::new(),
                 alerts: std::sync::OnceLock::new(),
                 sql_running: routes::sql::Running::default(),
+                sql: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -194,6 +197,16 @@ impl AppState {
 
     pub(crate) fn sql_running(&self) -> &routes::sql::Running {
         &self.inner.sql_running
+    }
+
+    /// Limits analysts' statements (`[sql]`); without it, the defaults. Set once.
+    pub fn with_sql(self, config: routes::sql::SqlConfig) -> Self {
+        let _ = self.inner.sql.set(config);
+        self
+    }
+
+    pub(crate) fn sql_config(&self) -> routes::sql::SqlConfig {
+        self.inner.sql.get().cloned().unwrap_or_default()
     }
 
     pub fn users(&self) -> Option<&Arc<users::UserStore>> {

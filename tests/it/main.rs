@@ -17,4 +17,5 @@ mod reader;
 mod s3;
 mod serve;
 mod spc;
+mod sql;
 mod support;

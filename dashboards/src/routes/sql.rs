@@ -4,7 +4,7 @@
 //!
 //! Only analysts and admins (or API clients with the `sql` scope) may; the statement runs in
 //! the engine's sandbox (read-only, time, row and answer limits, its own memory and threads:
-//! [`bright_engine::query::sandbox`]), at most [`RUNNING_PER_CLIENT`] at once per client, and
+//! [`bright_engine::query::sandbox`]), a few at once per client ([`SqlConfig`]), and
 //! each is written to the audit log with who, what, how many rows, how long and how it ended.
 
 use std::collections::HashMap;
@@ -22,9 +22,47 @@ use serde::Deserialize;
 use crate::auth::Client;
 use crate::{AppState, error_body};
 
-/// Statements one client may have running at once: a second tab is fine, a script firing a
-/// hundred is told to wait.
-pub const RUNNING_PER_CLIENT: usize = 2;
+/// `[sql]` in `bright.toml`: what analysts' statements may use, on every door.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlConfig {
+    /// A statement is stopped after this long.
+    pub time_limit_secs: u64,
+    /// Interactive doors answer at most this many rows (and say when there were more).
+    pub max_rows: usize,
+    /// A statement whose answer holds more is stopped.
+    pub max_answer_mib: usize,
+    /// Memory analysts' statements may hold together, apart from the service's own.
+    pub memory_limit_mib: usize,
+    /// Statements one client may have running at once: a second tab is fine, a script
+    /// firing a hundred is told to wait.
+    pub running_per_client: usize,
+}
+
+impl Default for SqlConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        SqlConfig {
+            time_limit_secs: limits.time.as_secs(),
+            max_rows: limits.max_rows.unwrap_or(10_000),
+            max_answer_mib: limits.max_result_bytes >> 20,
+            memory_limit_mib: 1024,
+            running_per_client: 2,
+        }
+    }
+}
+
+impl SqlConfig {
+    /// The limits of an interactive door's statement.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            time: std::time::Duration::from_secs(self.time_limit_secs.max(1)),
+            max_rows: Some(self.max_rows.max(1)),
+            max_result_bytes: self.max_answer_mib.max(1) << 20,
+            ..Limits::default()
+        }
+    }
+}
 
 /// The Arrow IPC stream's media type.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -48,10 +86,10 @@ pub struct Slot<'a> {
 }
 
 impl Running {
-    fn take(&self, client: &str) -> Option<Slot<'_>> {
+    fn take(&self, client: &str, most: usize) -> Option<Slot<'_>> {
         let mut by_client = self.by_client.lock().ok()?;
         let n = by_client.entry(client.to_string()).or_default();
-        if *n >= RUNNING_PER_CLIENT {
+        if *n >= most {
             return None;
         }
         *n += 1;
@@ -103,17 +141,24 @@ pub async fn post(
             "this service has no query engine",
         );
     };
-    let Some(_slot) = state.sql_running().take(&client.name) else {
+    let config = state.sql_config();
+    let Some(_slot) = state
+        .sql_running()
+        .take(&client.name, config.running_per_client)
+    else {
         return refused(
             StatusCode::TOO_MANY_REQUESTS,
-            &format!("{RUNNING_PER_CLIENT} of your statements are running; wait for one to finish"),
+            &format!(
+                "{} of your statements are running; wait for one to finish",
+                config.running_per_client
+            ),
         );
     };
     let started = Instant::now();
     let answer = pages
         .kpis
         .engine()
-        .analyst_sql(&request.sql, &Limits::default())
+        .analyst_sql(&request.sql, &config.limits())
         .await;
     let millis = started.elapsed().as_millis() as u64;
     let (rows, outcome) = match &answer {

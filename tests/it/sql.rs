@@ -1,0 +1,162 @@
+//! Analysts' SQL on a running service: statements that run away fail on their own bounds
+//! while the boards answer and an ADT message is acknowledged over MLLP.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+use crate::support::{ok, serve_with_env, terminate};
+
+const TOKEN: &str = "sql-isolation-token-0123456789";
+
+/// One HTTP/1.1 request with the token; the status and the body.
+fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("server listening");
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("writes");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reads");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn sql(port: u16, statement: &str) -> (u16, String) {
+    let body = serde_json::json!({ "sql": statement }).to_string();
+    request(port, "POST", "/api/sql", Some(&body))
+}
+
+#[test]
+fn a_runaway_statement_fails_alone_while_the_boards_and_ingest_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A trust whose history reaches today, so the trackboard has today's lists.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    ok(&[
+        "generate",
+        "--days",
+        "15",
+        "--seed",
+        "7",
+        "--end",
+        &tomorrow,
+        "--lake",
+        dir.path().join("lake").to_str().expect("utf-8"),
+    ]);
+    let config = dir.path().join("bright.toml");
+    std::fs::write(
+        &config,
+        "[sql]\ntime_limit_secs = 20\nmemory_limit_mib = 128\nrunning_per_client = 2\n",
+    )
+    .expect("writes");
+    let (child, mllp, http) = serve_with_env(
+        dir.path(),
+        "a test key, 16 bytes or more",
+        &["--config", config.to_str().expect("utf-8")],
+        &[("BRIGHT_ADMIN_TOKEN", TOKEN)],
+    );
+    // Both boards once computed: from here on their requests read frames.
+    for board in ["/api/theatres", "/api/command-centre"] {
+        let mut polls = 0;
+        while request(http, "GET", board, None).0 != 200 {
+            polls += 1;
+            assert!(polls < 600, "{board} never answered");
+            std::thread::yield_now();
+        }
+    }
+
+    // Two statements at once: one that would count 9 × 10^12 rows (the time limit stops it),
+    // one whose set of distinct values outgrows the analysts' 128 MiB (one group cannot
+    // spill: the memory pool stops it).
+    let sent = Instant::now();
+    let forever = std::thread::spawn(move || {
+        let answer = sql(
+            http,
+            "SELECT count(*) FROM generate_series(1, 3000000) a(v) \
+             CROSS JOIN generate_series(1, 3000000) b(w)",
+        );
+        (answer, Instant::now())
+    });
+    let greedy = std::thread::spawn(move || {
+        let answer = sql(
+            http,
+            "SELECT count(DISTINCT v) FROM generate_series(1, 100000000) a(v)",
+        );
+        (answer, Instant::now())
+    });
+
+    // Meanwhile: the boards answer, and an ADT message is acknowledged.
+    let mut slowest = std::time::Duration::ZERO;
+    for path in [
+        "/api/theatres",
+        "/theatres",
+        "/api/command-centre",
+        "/command-centre",
+    ]
+    .iter()
+    .cycle()
+    .take(40)
+    {
+        let asked = Instant::now();
+        let (status, body) = request(http, "GET", path, None);
+        slowest = slowest.max(asked.elapsed());
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let now = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    let message = dir.path().join("a01.hl7");
+    std::fs::write(
+        &message,
+        format!(
+            "MSH|^~\\&|PAS|X01|BRIGHT|X01|{now}||ADT^A01^ADT_A01|ISO1|P|2.4\r\
+             EVN|A01|{now}\r\
+             PID|1||9434765919^^^NHS^NH||SMITH^JANE||19700101|F\r\
+             PV1|1|I|W1^^B1^S1|21|||||300||||||||||V1\r"
+        ),
+    )
+    .expect("writes");
+    let acks = crate::mllp_client::send(mllp, &message);
+    assert!(acks.contains("MSA|AA|ISO1"), "{acks}");
+    let served = Instant::now();
+
+    let ((status, body), forever_ended) = forever.join().expect("the first statement's thread");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("time limit"), "{body}");
+    let ((status, body), greedy_ended) = greedy.join().expect("the second statement's thread");
+    assert!(
+        (status == 422 && body.contains("time limit"))
+            || (status == 400 && body.contains("Resources exhausted")),
+        "{status}: {}",
+        &body[..body.len().min(400)]
+    );
+    // The boards and the message were answered while the first statement still ran.
+    assert!(
+        forever_ended > served,
+        "the statement ended before the rest was served"
+    );
+    eprintln!(
+        "boards and MLLP served {:?} after the statements were sent; slowest board request \
+         {:?}; the greedy statement ended after {:?} with {status}",
+        served - sent,
+        slowest,
+        greedy_ended - sent
+    );
+    // And the service goes on.
+    let (status, body) = sql(http, "SELECT count(*) AS n FROM adt_events");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(request(http, "GET", "/health", None).0, 200);
+    terminate(child);
+}
