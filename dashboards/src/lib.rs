@@ -365,6 +365,10 @@ pub fn protected_routes(state: &AppState) -> Vec<(&'static str, MethodRouter<App
         ("/command-centre/stream", get(pages::command_centre::events)),
         ("/api/data-quality", get(pages::data_quality::api)),
         ("/api/sql", post(routes::sql::post)),
+        ("/sql", get(pages::sql::html).post(pages::sql::post)),
+        ("/sql.csv", post(pages::sql::csv)),
+        ("/sql/saved", post(pages::sql::save)),
+        ("/sql/saved/delete", post(pages::sql::delete)),
     ]
 }
 

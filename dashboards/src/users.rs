@@ -195,6 +195,13 @@ impl UserStore {
                 created_at TEXT NOT NULL,
                 PRIMARY KEY (name, label)
             ) STRICT;
+            CREATE TABLE IF NOT EXISTS saved_queries (
+                name TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+                label TEXT NOT NULL,
+                sql TEXT NOT NULL,
+                saved_at TEXT NOT NULL,
+                PRIMARY KEY (name, label)
+            ) STRICT;
             CREATE TABLE IF NOT EXISTS kiosks (
                 id TEXT PRIMARY KEY,
                 token_sha256 TEXT NOT NULL UNIQUE,
@@ -344,6 +351,17 @@ pub struct SavedView {
     pub created_at: String,
 }
 
+/// An analyst's statement kept under a name (`/sql`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SavedQuery {
+    pub label: String,
+    pub sql: String,
+    pub saved_at: String,
+}
+
+/// Longest statement kept: what a page's form can carry.
+pub const MAX_SAVED_SQL_BYTES: usize = 12 * 1024;
+
 /// Longest name of a saved view.
 pub const MAX_VIEW_LABEL_CHARS: usize = 80;
 /// Longest path of a saved view.
@@ -436,6 +454,59 @@ impl UserStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Keeps `sql` as `name`'s query `label` (replacing one of the same label).
+    pub fn save_query(&self, name: &str, label: &str, sql: &str) -> Result<SavedQuery, UsersError> {
+        let label = label.trim();
+        if !(1..=MAX_VIEW_LABEL_CHARS).contains(&label.chars().count())
+            || label.chars().any(char::is_control)
+        {
+            return Err(UsersError::BadView(format!(
+                "a saved query needs a name of 1 to {MAX_VIEW_LABEL_CHARS} characters"
+            )));
+        }
+        if sql.trim().is_empty() || sql.len() > MAX_SAVED_SQL_BYTES {
+            return Err(UsersError::BadView(format!(
+                "a saved query is a statement of 1 to {MAX_SAVED_SQL_BYTES} bytes"
+            )));
+        }
+        let saved_at = now_rfc3339();
+        self.db().execute(
+            "INSERT INTO saved_queries (name, label, sql, saved_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name, label) DO UPDATE SET sql = ?3, saved_at = ?4",
+            params![name, label, sql, saved_at],
+        )?;
+        Ok(SavedQuery {
+            label: label.to_string(),
+            sql: sql.to_string(),
+            saved_at,
+        })
+    }
+
+    /// `name`'s saved queries, by label.
+    pub fn saved_queries(&self, name: &str) -> Result<Vec<SavedQuery>, UsersError> {
+        let db = self.db();
+        let mut query = db.prepare(
+            "SELECT label, sql, saved_at FROM saved_queries WHERE name = ?1 ORDER BY label",
+        )?;
+        let rows = query.query_map(params![name], |row| {
+            Ok(SavedQuery {
+                label: row.get(0)?,
+                sql: row.get(1)?,
+                saved_at: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes `name`'s query `label`; deleting one that is not there is not an error.
+    pub fn delete_query(&self, name: &str, label: &str) -> Result<(), UsersError> {
+        self.db().execute(
+            "DELETE FROM saved_queries WHERE name = ?1 AND label = ?2",
+            params![name, label.trim()],
+        )?;
+        Ok(())
     }
 
     /// Deletes `name`'s view `label`; deleting one that is not there is not an error.

@@ -2300,3 +2300,137 @@ async fn the_sql_door_answers_analysts_what_the_engine_answers_and_refuses_the_r
     assert_eq!(answer["truncated"], true);
     assert_eq!(answer["row_count"], 10_000);
 }
+
+#[tokio::test]
+async fn analysts_run_save_and_download_sql_on_their_page() {
+    let site = site_of(SimConfig::new(5, 20, chrono::Utc::now().date_naive())).await;
+    let state = &site.state;
+    let engine = state.pages().expect("pages").kpis.engine().clone();
+    let cookie = site.analyst_cookie.as_str();
+    let csrf = site.analyst_csrf.as_str();
+
+    // The page: the editor, every lake table and KPI view with its columns, in the
+    // navigation of those who may use it only.
+    let (status, page) = get(state, "/sql", Some(cookie)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains(r#"<textarea id="sql" name="sql""#));
+    for table in ["lake.beds", "lake.adt_events", "kpi.ed_4h_performance"] {
+        assert!(
+            page.contains(&format!("<code>{table}</code>")),
+            "{table} listed"
+        );
+    }
+    assert!(page.contains(r#"<a href="/sql" aria-current="page">SQL</a>"#));
+    let (_, theirs) = get(state, "/", Some(site.theatre_cookie.as_str())).await;
+    assert!(
+        !theirs.contains(r#"href="/sql""#),
+        "not offered to a theatre lead"
+    );
+    let (status, refused) = get(state, "/sql", Some(site.theatre_cookie.as_str())).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(refused.contains("role &#39;theatre&#39;") || refused.contains("role 'theatre'"));
+
+    // Run: the answer under the statement, the engine's numbers.
+    let sql = "SELECT ward, count(*) AS n FROM beds GROUP BY ward ORDER BY ward";
+    let expected = engine.sql(sql).await.expect("the engine answers");
+    let (status, page) = send(
+        state,
+        form_post("/sql", cookie, &[("csrf", csrf), ("sql", sql)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let rows = expected.num_rows();
+    assert!(rows > 1);
+    assert!(page.contains(&format!("{rows} rows")), "the count is said");
+    let mut csv = Vec::new();
+    expected
+        .write(bright_engine::query::OutputFormat::Csv, &mut csv)
+        .expect("CSV");
+    let csv = String::from_utf8(csv).expect("utf-8");
+    for line in csv.lines().skip(1) {
+        let (ward, n) = line.split_once(',').expect("two columns");
+        assert!(
+            page.contains(&format!("<td>{}</td><td>{n}</td>", escaped(ward))),
+            "{line} shown"
+        );
+    }
+    // Without the session's CSRF token, nothing runs.
+    let (status, _) = send(state, form_post("/sql", cookie, &[("sql", sql)])).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A refused statement: said on the page, the statement kept in the editor.
+    let escape = "COPY (SELECT 1 AS x) TO '/tmp/bright-sql-page.csv'";
+    let (status, page) = send(
+        state,
+        form_post("/sql", cookie, &[("csrf", csrf), ("sql", escape)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("Not answered."), "{page}");
+    assert!(page.contains("only reads"), "the reason is given");
+    assert!(
+        page.contains(&escaped(escape)),
+        "the statement stays in the editor"
+    );
+    assert!(!std::path::Path::new("/tmp/bright-sql-page.csv").exists());
+
+    // Download: the engine's CSV.
+    let response = router(state.clone())
+        .oneshot(form_post(
+            "/sql.csv",
+            cookie,
+            &[("csrf", csrf), ("sql", sql)],
+        ))
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response
+            .headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("attachment"))
+    );
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("a body");
+    assert_eq!(String::from_utf8_lossy(&body), csv);
+
+    // Saved under a name, loaded into the editor, the person's own; deleted.
+    let (status, location) = send(
+        state,
+        form_post(
+            "/sql/saved",
+            cookie,
+            &[("csrf", csrf), ("sql", sql), ("label", "Beds by ward")],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, "/sql?q=Beds+by+ward");
+    let (status, page) = get(state, &location, Some(cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(&escaped(sql)), "loaded into the editor");
+    assert!(page.contains(">Beds by ward</a>"), "listed");
+    let users = state.users().expect("people");
+    assert_eq!(users.saved_queries("data.analyst").expect("read").len(), 1);
+    assert!(
+        users
+            .saved_queries("flow.manager")
+            .expect("read")
+            .is_empty(),
+        "kept for its author only"
+    );
+    let (status, _) = send(
+        state,
+        form_post(
+            "/sql/saved/delete",
+            cookie,
+            &[("csrf", csrf), ("label", "Beds by ward")],
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = get(state, &location, Some(cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -21,6 +21,8 @@ use crate::support::{bright, ok, serve_with_env, terminate};
 const KEY: &str = "a browser test key, 16+ bytes";
 const NAME: &str = "ward.manager";
 const PASSWORD: &str = "correct horse battery staple";
+/// An analyst, who signs in after the manager to use the SQL page.
+const ANALYST: &str = "data.analyst";
 /// The cleaning team's webhook signing secret.
 const CLEANING_SECRET: &str = "the cleaning team's webhook secret";
 /// The theatre system's token for the ingest API.
@@ -140,6 +142,44 @@ async fn opens_offline(client: &Client, file: &std::path::Path) {
 }
 
 /// The text of the page the browser shows.
+/// Clicks the element `css` selects.
+async fn click(client: &Client, css: &str) {
+    let element = client.find(Locator::Css(css)).await;
+    let element = element.unwrap_or_else(|e| panic!("{css}: {e}"));
+    element
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+}
+
+/// Waits up to `seconds` for an element `css` selects.
+async fn wait_for(client: &Client, css: &str, seconds: u64) {
+    let found = client
+        .wait()
+        .at_most(std::time::Duration::from_secs(seconds))
+        .for_element(Locator::Css(css))
+        .await;
+    found.unwrap_or_else(|e| panic!("{css}: {e}"));
+}
+
+/// Types `name` and the password into the sign-in form on screen.
+async fn fill_sign_in(client: &Client, name: &str) {
+    client
+        .find(Locator::Id("name"))
+        .await
+        .expect("a name field")
+        .send_keys(name)
+        .await
+        .expect("types");
+    client
+        .find(Locator::Id("password"))
+        .await
+        .expect("a password")
+        .send_keys(PASSWORD)
+        .await
+        .expect("types");
+}
+
 async fn body_text(client: &Client) -> String {
     client
         .find(Locator::Css("body"))
@@ -199,27 +239,29 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         "--lake",
         lake.to_str().expect("utf-8"),
     ]);
-    let mut add = bright()
-        .args([
-            "users",
-            "add",
-            NAME,
-            "--role",
-            "manager",
-            "--password-stdin",
-            "--db",
-        ])
-        .arg(dir.path().join("users.sqlite3"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("bright users add");
-    add.stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("writes");
-    assert!(add.wait().expect("ends").success());
+    for (name, role) in [(NAME, "manager"), (ANALYST, "analyst")] {
+        let mut add = bright()
+            .args([
+                "users",
+                "add",
+                name,
+                "--role",
+                role,
+                "--password-stdin",
+                "--db",
+            ])
+            .arg(dir.path().join("users.sqlite3"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("bright users add");
+        add.stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{PASSWORD}\n").as_bytes())
+            .expect("writes");
+        assert!(add.wait().expect("ends").success());
+    }
     // Charts start on the first simulated day, as `bright generate` advises.
     let advice = generated
         .lines()
@@ -263,16 +305,7 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     client.goto(&format!("{base}/ipr")).await.expect("opens");
     let login = client.current_url().await.expect("a url");
     assert_eq!(login.path(), "/login", "{login}");
-    let name = client
-        .find(Locator::Id("name"))
-        .await
-        .expect("a name field");
-    name.send_keys(NAME).await.expect("types");
-    let password = client
-        .find(Locator::Id("password"))
-        .await
-        .expect("a password");
-    password.send_keys(PASSWORD).await.expect("types");
+    fill_sign_in(&client, NAME).await;
     std::fs::write(
         shots.join("login.png"),
         client.screenshot().await.expect("a screenshot"),
@@ -718,6 +751,34 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
     assert_eq!(script_errors(&client).await, Vec::<String>::new());
     let violations = accessibility(&client, &axe).await;
     assert!(violations.is_empty(), "command centre: {violations:#?}");
+
+    // An analyst, in a browser of their own (no cookie of the kiosk or the manager), signs in
+    // and asks the lake a question.
+    client.delete_all_cookies().await.expect("cookies gone");
+    client.goto(&format!("{base}/sql")).await.expect("opens");
+    fill_sign_in(&client, ANALYST).await;
+    click(&client, "button[type=submit]").await;
+    wait_for(&client, "#sql", 20).await;
+    let editor = client.find(Locator::Id("sql")).await.expect("the editor");
+    editor.clear().await.expect("cleared");
+    editor
+        .send_keys(
+            "SELECT site, ward, count(*) AS beds_reported\nFROM beds\nGROUP BY site, ward\nORDER BY site, ward",
+        )
+        .await
+        .expect("types");
+    click(&client, ".sql-actions button.button").await;
+    wait_for(&client, ".sql-answer table", 30).await;
+    let text = body_text(&client).await;
+    assert!(
+        text.contains("beds_reported") && text.contains(" rows"),
+        "{text}"
+    );
+    assert!(text.contains("Tables and views"));
+    assert_eq!(script_errors(&client).await, Vec::<String>::new());
+    let violations = accessibility(&client, &axe).await;
+    assert!(violations.is_empty(), "/sql: {violations:#?}");
+    std::fs::write(shots.join("sql.png"), whole_page(&client).await).expect("saved");
 
     // The server stops: the page dims and says it is reconnecting, so the numbers left on
     // it never look live.

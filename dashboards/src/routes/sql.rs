@@ -113,53 +113,49 @@ impl Drop for Slot<'_> {
     }
 }
 
-fn refused(status: StatusCode, message: &str) -> Response {
-    (status, error_body(message)).into_response()
+/// Why `client` may not run SQL, if it may not.
+pub(crate) fn not_allowed(client: &Client) -> Option<String> {
+    if client.may_sql() {
+        return None;
+    }
+    let who = match client.role {
+        Some(role) => format!("the role '{}'", role.as_str()),
+        None => "this token".to_string(),
+    };
+    Some(format!(
+        "SQL is for analysts and admins: {who} may not run it (a token needs the scope 'sql')"
+    ))
 }
 
-pub async fn post(
-    State(state): State<AppState>,
-    axum::Extension(client): axum::Extension<Arc<Client>>,
-    headers: HeaderMap,
-    Json(request): Json<SqlRequest>,
-) -> Response {
-    if !client.may_sql() {
-        let who = match client.role {
-            Some(role) => format!("the role '{}'", role.as_str()),
-            None => "this token".to_string(),
-        };
-        return refused(
-            StatusCode::FORBIDDEN,
-            &format!(
-                "SQL is for analysts and admins: {who} may not run it (a token needs the scope 'sql')"
-            ),
-        );
-    }
-    let Some(pages) = state.pages() else {
-        return refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this service has no query engine",
-        );
-    };
+/// Why a statement gave no answer.
+pub(crate) enum Ran {
+    /// The client has as many statements running as it may.
+    Busy(String),
+    Query(QueryError),
+}
+
+/// Runs `sql` for `client` through `door` under the `[sql]` limits, once the client has a
+/// free place, and writes it to the audit log: who, what, how many rows, how long, how it
+/// ended.
+pub(crate) async fn run(
+    state: &AppState,
+    kpis: &crate::kpis::KpiService,
+    client: &Client,
+    sql: &str,
+    door: &str,
+) -> Result<Answer, Ran> {
     let config = state.sql_config();
     let Some(_slot) = state
         .sql_running()
         .take(&client.name, config.running_per_client)
     else {
-        return refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "{} of your statements are running; wait for one to finish",
-                config.running_per_client
-            ),
-        );
+        return Err(Ran::Busy(format!(
+            "{} of your statements are running; wait for one to finish",
+            config.running_per_client
+        )));
     };
     let started = Instant::now();
-    let answer = pages
-        .kpis
-        .engine()
-        .analyst_sql(&request.sql, &config.limits())
-        .await;
+    let answer = kpis.engine().analyst_sql(sql, &config.limits()).await;
     let millis = started.elapsed().as_millis() as u64;
     let (rows, outcome) = match &answer {
         Ok(a) => (a.output.num_rows(), "answered"),
@@ -170,13 +166,40 @@ pub async fn post(
     tracing::info!(
         target: "bright::audit",
         client = %client.name,
-        door = "http",
-        sql = %request.sql,
+        door,
+        sql = %sql,
         rows,
         millis,
         outcome,
         "SQL statement."
     );
+    answer.map_err(Ran::Query)
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    (status, error_body(message)).into_response()
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    axum::Extension(client): axum::Extension<Arc<Client>>,
+    headers: HeaderMap,
+    Json(request): Json<SqlRequest>,
+) -> Response {
+    if let Some(why) = not_allowed(&client) {
+        return refused(StatusCode::FORBIDDEN, &why);
+    }
+    let Some(pages) = state.pages() else {
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this service has no query engine",
+        );
+    };
+    let answer = match run(&state, &pages.kpis, &client, &request.sql, "http").await {
+        Ok(answer) => Ok(answer),
+        Err(Ran::Busy(message)) => return refused(StatusCode::TOO_MANY_REQUESTS, &message),
+        Err(Ran::Query(e)) => Err(e),
+    };
     match answer {
         Ok(answer) => respond(&headers, &answer),
         Err(

@@ -66,7 +66,7 @@ fn store_error(e: UsersError) -> PageError {
 }
 
 /// `303` to `path` when it is a page of bright's, else home.
-fn back_to(path: Option<&str>) -> Response {
+pub(crate) fn back_to(path: Option<&str>) -> Response {
     let path = crate::routes::login::safe_next(path);
     match axum::http::HeaderValue::from_str(path) {
         Ok(value) => (StatusCode::SEE_OTHER, [(LOCATION, value)]).into_response(),

@@ -37,6 +37,7 @@ pub mod favourites;
 pub mod home;
 pub mod ipr;
 pub mod kpi;
+pub mod sql;
 pub mod theatre_report;
 pub mod theatres;
 
@@ -412,6 +413,8 @@ pub(crate) fn page(frame: &Frame<'_>, main: Markup) -> Markup {
             ("/theatres/report".to_string(), "Theatre report"),
             ("/command-centre".to_string(), "Command centre"),
         ])
+        // Analysts' SQL, for those who may run it.
+        .chain(frame.client.may_sql().then(|| ("/sql".to_string(), "SQL")))
         .collect();
     let person = frame
         .client
@@ -748,6 +751,13 @@ dl.headline dt{color:#4c6272;font-size:.9rem}dl.headline dd{margin:0;font-size:1
 dl.headline dd.sub{font-size:.85rem;font-weight:400;color:#4c6272}
 table.report{margin:.25rem 0 1rem;font-size:.92rem}table.report td.num{text-align:right;white-space:nowrap}
 table.report thead th{vertical-align:bottom}table.trends tr:first-child>*{border-bottom:0}table.trends tr.says td{padding-top:0;font-size:.85rem;color:#4c6272}table.report tbody th{white-space:nowrap}
+.sql-layout{display:grid;grid-template-columns:minmax(0,1fr) 21rem;gap:1.5rem;align-items:start}@media (max-width:60rem){.sql-layout{grid-template-columns:1fr}}
+.sql-editor textarea{display:block;width:100%;font:0.95rem/1.4 ui-monospace,"DejaVu Sans Mono",Consolas,monospace;padding:.5rem;border:2px solid #4c6272;border-radius:4px;margin:.25rem 0 .5rem}
+.sql-actions{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}.sql-actions input{padding:.35rem}
+.sql-error{border-left:6px solid #d5281b;background:#fff;padding:.6rem .9rem;margin:1rem 0}
+.sql-answer{overflow:auto;max-height:70vh;background:#fff}.sql-answer td.null{color:#768692;font-style:italic}
+.sql-side{background:#fff;padding:.5rem 1rem;font-size:.9rem}.sql-side h2{font-size:1.05rem}.sql-side ul{padding-left:1rem;margin:.25rem 0}.sql-side .type{color:#4c6272;font-size:.8rem}.sql-side summary code{font-size:.8rem;overflow-wrap:anywhere}
+.saved-queries li{display:flex;gap:.5rem;align-items:baseline}
 table.icons-table td{text-align:center}table.icons-table caption{text-align:left;font-size:.85rem;color:#4c6272;padding:.25rem 0}table.icons-table .none{color:#768692;font-size:.8rem}
 .downloads{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}
 @media print{header.top nav,.who form,.filters,.skip{display:none}body{background:#fff}.panel{break-inside:avoid}}
