@@ -160,3 +160,133 @@ fn a_runaway_statement_fails_alone_while_the_boards_and_ingest_answer() {
     assert_eq!(request(http, "GET", "/health", None).0, 200);
     terminate(child);
 }
+
+/// The patient identifiers in the feed files under `org`: NHS numbers, local record numbers,
+/// family and given names, dates of birth and postcodes of the HL7 PID segments, and the
+/// NHS numbers and local numbers of the ED extract.
+fn identifiers(org: &std::path::Path) -> std::collections::HashSet<String> {
+    let mut found = std::collections::HashSet::new();
+    let files = |folder: &str| {
+        std::fs::read_dir(org.join(folder))
+            .expect("a feed folder")
+            .flatten()
+            .map(|f| std::fs::read_to_string(f.path()).expect("reads"))
+            .collect::<Vec<_>>()
+    };
+    for text in files("adt") {
+        for pid in text.split(['\r', '\n']).filter(|s| s.starts_with("PID|")) {
+            let fields: Vec<&str> = pid.split('|').collect();
+            let field = |i: usize| fields.get(i).copied().unwrap_or("");
+            for id in field(3).split('~') {
+                found.insert(id.split('^').next().unwrap_or("").to_string());
+            }
+            found.extend(field(5).split('^').take(2).map(str::to_string));
+            found.insert(field(7).to_string());
+            // The postcode: the address's fifth component.
+            found.insert(field(11).split('^').nth(4).unwrap_or("").to_string());
+        }
+    }
+    for text in files("ed") {
+        for line in text.lines().skip(1) {
+            let columns: Vec<&str> = line.split(',').collect();
+            found.extend(columns.iter().skip(2).take(2).map(|c| c.to_string()));
+        }
+    }
+    found.retain(|id| id.len() >= 3);
+    found
+}
+
+/// Whether `text` holds one of `ids`, whole or as a run of letters and digits within it.
+fn holds<'a>(text: &str, ids: &'a std::collections::HashSet<String>) -> Option<&'a String> {
+    if let Some(id) = ids.get(text) {
+        return Some(id);
+    }
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .find_map(|token| ids.get(token))
+}
+
+#[test]
+fn no_patient_identifier_reaches_the_lake() {
+    use bright_engine::arrow::array::{Array, StringArray};
+    use bright_engine::arrow::datatypes::DataType;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let org = crate::support::feed_files(dir.path(), 2, 21, "2025-06-03");
+    let ids = identifiers(&org);
+    assert!(ids.len() > 500, "{} identifiers to look for", ids.len());
+    let lake = dir.path().join("lake");
+    for (feed, folder) in [("hl7_adt", "adt"), ("ed_attendances", "ed")] {
+        let out = crate::support::bright()
+            .args(["ingest", "--feed", feed, "--org", "X01", "--lake"])
+            .arg(&lake)
+            .arg("--wal")
+            .arg(dir.path().join("wal"))
+            .arg(org.join(folder))
+            .env("BRIGHT_PSEUDO_KEY", "a test key, 16 bytes or more")
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{feed}: {out:?}");
+    }
+
+    // Every file of the lake: Parquet decoded value by value, the rest (the Delta logs with
+    // their column statistics) as text.
+    let mut files = vec![lake.clone()];
+    let (mut values, mut parquet_files) = (0usize, 0usize);
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(
+                std::fs::read_dir(&path)
+                    .expect("a folder")
+                    .flatten()
+                    .map(|e| e.path()),
+            );
+            continue;
+        }
+        if path.extension().is_some_and(|e| e == "parquet") {
+            parquet_files += 1;
+            let file = std::fs::File::open(&path).expect("opens");
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .expect("a Parquet file")
+                    .build()
+                    .expect("a reader");
+            for batch in reader {
+                let batch = batch.expect("a batch");
+                for (column, field) in batch.columns().iter().zip(batch.schema().fields()) {
+                    let text = bright_engine::arrow::compute::cast(column, &DataType::Utf8)
+                        .expect("as text");
+                    let text = text
+                        .as_any()
+                        .downcast_ref::<StringArray>()
+                        .expect("strings");
+                    for value in text.iter().flatten() {
+                        values += 1;
+                        if let Some(id) = holds(value, &ids) {
+                            panic!("{}: column {} holds '{id}'", path.display(), field.name());
+                        }
+                    }
+                }
+            }
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).expect("reads")).to_string();
+            if let Some(id) = holds(&text, &ids) {
+                panic!("{} holds '{id}'", path.display());
+            }
+        }
+    }
+    assert!(
+        parquet_files > 10 && values > 20_000,
+        "{parquet_files} files, {values} values"
+    );
+    // The pseudonym is there instead: analysts join on it.
+    let keys = crate::support::sql_csv(
+        &lake,
+        "SELECT count(DISTINCT patient_key) AS n FROM adt_events",
+    );
+    let n: u64 = keys
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("a count");
+    assert!(n > 100, "{n} patients");
+}
