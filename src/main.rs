@@ -275,8 +275,10 @@ async fn sql(
 ) -> Result<()> {
     let engine = kpi::engine(location, catalogue).await?;
     // The same sandbox as every other door, every row printed.
+    // The server's own shell: its user may read everything, the audit log included.
     let limits = bright_engine::query::Limits {
         max_rows: None,
+        forbidden_tables: Vec::new(),
         ..bright_engine::query::Limits::default()
     };
     let output = engine.analyst_sql(query, &limits).await?.output;

@@ -366,7 +366,8 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     .with_users(Arc::new(users), Default::default())
     .with_pages(kpis.clone(), Arc::new(dashboards))
     .with_alerts(alerts.clone())
-    .with_sql(options.settings.sql.clone());
+    .with_sql(options.settings.sql.clone())
+    .with_audit();
     tasks.push(alerts.clone().spawn_delivery(stopped.clone()));
     tasks.push(
         alerts

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod charts;
 pub mod clock;
@@ -120,6 +121,8 @@ struct Inner {
     sql_running: routes::sql::Running,
     /// What analysts' statements may use, once set (see [`AppState::with_sql`]).
     sql: std::sync::OnceLock<routes::sql::SqlConfig>,
+    /// Where sign-ins and statements are recorded, once set (see [`AppState::with_audit`]).
+    audit: std::sync::OnceLock<audit::Audit>,
 }
 
 impl AppState {
@@ -143,6 +146,7 @@ impl AppState {
                 alerts: std::sync::OnceLock::new(),
                 sql_running: routes::sql::Running::default(),
                 sql: std::sync::OnceLock::new(),
+                audit: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -203,6 +207,29 @@ impl AppState {
     pub fn with_sql(self, config: routes::sql::SqlConfig) -> Self {
         let _ = self.inner.sql.set(config);
         self
+    }
+
+    /// Records sign-ins and analysts' statements in the lake's `audit_log` through the ingest
+    /// API's durable path (needs the ingest API and a runtime). Set once.
+    pub fn with_audit(self) -> Self {
+        if let Some(ingest) = &self.inner.ingest {
+            let _ = self.inner.audit.set(audit::Audit::start(ingest.clone()));
+        }
+        self
+    }
+
+    /// Records `event` in the audit log, when there is one (it is always traced).
+    pub(crate) fn audit(&self, event: audit::Event) {
+        match self.inner.audit.get() {
+            Some(audit) => audit.record(event),
+            None => tracing::info!(
+                target: "bright::audit",
+                actor = %event.actor,
+                action = event.action,
+                outcome = event.outcome,
+                "Audit event."
+            ),
+        }
     }
 
     pub(crate) fn sql_config(&self) -> routes::sql::SqlConfig {

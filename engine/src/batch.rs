@@ -171,6 +171,12 @@ impl Row<'_> {
         self
     }
 
+    /// A 64-bit integer or null.
+    pub fn opt_int64(mut self, value: Option<i64>) -> Self {
+        self.next::<Int64Builder>().append_option(value);
+        self
+    }
+
     /// A floating-point number.
     pub fn float64(mut self, value: f64) -> Self {
         self.next::<Float64Builder>().append_value(value);

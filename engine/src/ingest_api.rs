@@ -156,6 +156,14 @@ pub trait IngestApi: Send + Sync + fmt::Debug {
 
     /// Every feed's health now.
     fn feeds(&self) -> Vec<FeedStatus>;
+
+    /// Stores rows bright makes itself (the audit log) on the same durable path as ingested
+    /// ones: on disk and queryable when this returns `Ok`.
+    async fn record(
+        &self,
+        table: crate::schema::Table,
+        batch: arrow::record_batch::RecordBatch,
+    ) -> Result<(), String>;
 }
 
 #[cfg(test)]

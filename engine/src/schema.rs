@@ -36,7 +36,8 @@ pub const MAX_CODE_CHARS: usize = 100;
 pub const MAX_FREE_TEXT_CHARS: usize = 1_000;
 
 /// The free-text columns, by table; every other text column is a code or identifier.
-const FREE_TEXT: [(Table, &str); 8] = [
+const FREE_TEXT: [(Table, &str); 9] = [
+    (Table::AuditLog, audit_log::DETAIL),
     (Table::TheatreEvents, theatre_events::PROCEDURE_NAME),
     (Table::Alerts, alerts::TITLE),
     (Table::Alerts, alerts::DETAIL),
@@ -313,6 +314,29 @@ pub mod alerts {
     pub const RAISED_DATE: &str = "raised_date";
 }
 
+/// `audit_log`: who did what through which door: sign-ins, analysts' statements. Read by
+/// admins only.
+pub mod audit_log {
+    /// Unique per event (the service run and a counter).
+    pub const AUDIT_ID: &str = "audit_id";
+    pub const AT: &str = "at";
+    /// The client (`user:NAME`, an API client's name) or, for a failed sign-in, the name tried.
+    pub const ACTOR: &str = "actor";
+    /// `http` (`POST /api/sql`), `page` (`/sql`), `login`.
+    pub const DOOR: &str = "door";
+    /// `sql`, `login`, `login_failed`.
+    pub const ACTION: &str = "action";
+    /// The statement, or what was asked for.
+    pub const DETAIL: &str = "detail";
+    /// Rows answered.
+    pub const ROWS: &str = "rows";
+    pub const MILLIS: &str = "millis";
+    /// `answered`, `refused`, `stopped`, `failed`, `ok`.
+    pub const OUTCOME: &str = "outcome";
+    /// Partition column: the UTC day.
+    pub const AT_DATE: &str = "at_date";
+}
+
 /// Every table in the lake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
@@ -327,11 +351,12 @@ pub enum Table {
     Annotations,
     TheatreReports,
     Alerts,
+    AuditLog,
 }
 
 impl Table {
     /// All tables, in a stable order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 12] = [
         Table::AdtEvents,
         Table::EdAttendances,
         Table::TheatreSessions,
@@ -343,6 +368,7 @@ impl Table {
         Table::Annotations,
         Table::TheatreReports,
         Table::Alerts,
+        Table::AuditLog,
     ];
 
     /// The table's name in the lake and in SQL.
@@ -359,6 +385,7 @@ impl Table {
             Table::Annotations => "annotations",
             Table::TheatreReports => "theatre_reports",
             Table::Alerts => "alerts",
+            Table::AuditLog => "audit_log",
         }
     }
 
@@ -387,6 +414,7 @@ impl Table {
             Table::Annotations => annotations::CREATED_AT,
             Table::TheatreReports => theatre_reports::MADE_AT,
             Table::Alerts => alerts::RAISED_AT,
+            Table::AuditLog => audit_log::AT,
         }
     }
 
@@ -444,6 +472,7 @@ impl Table {
             Table::Annotations => annotations::ON_DATE,
             Table::TheatreReports => theatre_reports::REPORT_DATE,
             Table::Alerts => alerts::RAISED_DATE,
+            Table::AuditLog => audit_log::AT_DATE,
         }
     }
 
@@ -642,6 +671,22 @@ impl Table {
                     optional(LINK, Utf8),
                     required(RAISED_AT, ts()),
                     required(RAISED_DATE, Date32),
+                ]
+            }
+            Table::AuditLog => {
+                use audit_log::*;
+                vec![
+                    required(AUDIT_ID, Utf8),
+                    org(),
+                    required(AT, ts()),
+                    required(ACTOR, Utf8),
+                    required(DOOR, Utf8),
+                    required(ACTION, Utf8),
+                    optional(DETAIL, Utf8),
+                    optional(ROWS, Int64),
+                    optional(MILLIS, Int64),
+                    required(OUTCOME, Utf8),
+                    required(AT_DATE, Date32),
                 ]
             }
         };

@@ -146,6 +146,14 @@ impl HttpSource {
 
 #[async_trait::async_trait]
 impl IngestApi for HttpSource {
+    async fn record(&self, table: Table, batch: RecordBatch) -> Result<(), String> {
+        self.sink
+            .write(table, batch)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     async fn ingest(&self, mut request: IngestRequest) -> Result<IngestReceipt, IngestRefusal> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let feed = Feed::from_name(&request.feed).ok_or_else(|| IngestRefusal::UnknownFeed {

@@ -87,6 +87,7 @@ pub fn key_column(table: Table) -> Option<&'static str> {
     match table {
         Table::AdtEvents => Some(adt_events::EVENT_ID),
         Table::TheatreEvents => Some(theatre_events::EVENT_ID),
+        Table::AuditLog => Some(bright_engine::schema::audit_log::AUDIT_ID),
         _ => None,
     }
 }

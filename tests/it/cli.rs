@@ -103,7 +103,8 @@ fn lake_tables_lists_every_table_with_rows_and_files() {
             "dq_issues",
             "annotations",
             "theatre_reports",
-            "alerts"
+            "alerts",
+            "audit_log"
         ]
     );
     let count = |table: &str| -> u64 {

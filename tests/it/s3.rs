@@ -48,7 +48,7 @@ fn generate_query_and_maintain_a_lake_on_s3() {
         ],
     );
     let tables = ok_on_s3(&moto, &["lake", "tables", "--lake", lake]);
-    assert_eq!(tables.lines().count(), 12, "{tables}");
+    assert_eq!(tables.lines().count(), 13, "{tables}");
     let csv = ok_on_s3(
         &moto,
         &[
@@ -67,7 +67,7 @@ fn generate_query_and_maintain_a_lake_on_s3() {
     );
     assert!(optimized.starts_with("theatre_events: "), "{optimized}");
     let vacuumed = ok_on_s3(&moto, &["lake", "vacuum", "--lake", lake]);
-    assert_eq!(vacuumed.lines().count(), 11, "{vacuumed}");
+    assert_eq!(vacuumed.lines().count(), 12, "{vacuumed}");
 
     // A lake where there is none fails with one line, not an empty listing.
     let out = on_s3(

@@ -11,12 +11,17 @@ const TOKEN: &str = "sql-isolation-token-0123456789";
 
 /// One HTTP/1.1 request with the token; the status and the body.
 fn request(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    let headers = format!("Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n");
+    exchange(port, method, path, &headers, body.unwrap_or(""))
+}
+
+/// One HTTP/1.1 request with `headers` (each ending in CRLF) and `body`.
+fn exchange(port: u16, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("server listening");
-    let body = body.unwrap_or("");
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {TOKEN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{headers}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("writes");
@@ -66,7 +71,13 @@ fn a_runaway_statement_fails_alone_while_the_boards_and_ingest_answer() {
     let (child, mllp, http) = serve_with_env(
         dir.path(),
         "a test key, 16 bytes or more",
-        &["--config", config.to_str().expect("utf-8")],
+        // Flushed each second, so the audit log reaches the lake's files while the test looks.
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--flush-secs",
+            "1",
+        ],
         &[("BRIGHT_ADMIN_TOKEN", TOKEN)],
     );
     // Both boards once computed: from here on their requests read frames.
@@ -158,6 +169,47 @@ fn a_runaway_statement_fails_alone_while_the_boards_and_ingest_answer() {
     let (status, body) = sql(http, "SELECT count(*) AS n FROM adt_events");
     assert_eq!(status, 200, "{body}");
     assert_eq!(request(http, "GET", "/health", None).0, 200);
+
+    // The audit log: only admins read it; a failed sign-in and every statement are in it.
+    let (status, body) = sql(http, "SELECT * FROM audit_log");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("audit_log is for admins only"), "{body}");
+    let (status, _) = exchange(
+        http,
+        "POST",
+        "/login",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        "name=nobody.here&password=not-the-password&next=%2F",
+    );
+    assert_eq!(status, 401);
+    let lake = dir.path().join("lake");
+    let mut seen = String::new();
+    for _ in 0..600 {
+        seen = crate::support::sql_csv(
+            &lake,
+            "SELECT actor, door, action, outcome, rows, detail FROM audit_log ORDER BY at",
+        );
+        if seen.contains("login_failed") && seen.matches(",sql,").count() >= 4 {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    assert!(
+        seen.contains("user:nobody.here,login,login_failed,refused"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("admin-token,http,sql,stopped,,\"SELECT count(*) FROM generate_series"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("admin-token,http,sql,answered,1,SELECT count(*) AS n FROM adt_events"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("admin-token,http,sql,refused,,SELECT * FROM audit_log"),
+        "{seen}"
+    );
     terminate(child);
 }
 

@@ -129,6 +129,7 @@ pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -
         );
     };
     let name = form.name.trim().to_string();
+    let tried = name.clone();
     // Hashing is CPU work: keep it off the threads that serve requests.
     let checked = tokio::task::spawn_blocking(move || {
         let at = now();
@@ -149,6 +150,23 @@ pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -
     let checked = checked
         .map_err(|e| e.to_string())
         .and_then(|found| found.map_err(|e: crate::users::UsersError| e.to_string()));
+    let outcome = match &checked {
+        Ok(Ok(Some(_))) => Some(("login", "ok")),
+        Ok(Ok(None)) => Some(("login_failed", "refused")),
+        Ok(Err(_)) => Some(("login_failed", "locked")),
+        Err(_) => None,
+    };
+    if let Some((action, outcome)) = outcome {
+        state.audit(crate::audit::Event {
+            actor: format!("user:{tried}"),
+            door: "login",
+            action,
+            detail: None,
+            rows: None,
+            millis: None,
+            outcome,
+        });
+    }
     match checked {
         Ok(Ok(Some(token))) => {
             let cookie = format!(

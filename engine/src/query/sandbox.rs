@@ -58,6 +58,8 @@ pub struct Limits {
     pub max_tokens: usize,
     /// `UNION`, `INTERSECT` and `EXCEPT` in the statement.
     pub max_set_operations: usize,
+    /// Tables the statement may not read (the audit log, for all but admins).
+    pub forbidden_tables: Vec<String>,
 }
 
 impl Default for Limits {
@@ -70,8 +72,32 @@ impl Default for Limits {
             // takes seconds to plan, which the time limit bounds.
             max_tokens: 10_000,
             max_set_operations: 500,
+            forbidden_tables: vec![AUDIT_LOG.to_string()],
         }
     }
+}
+
+/// The audit log's table: read by admins only.
+const AUDIT_LOG: &str = "audit_log";
+
+/// The first of `tables` that `plan` reads, in its subqueries too.
+pub(super) fn reads_any(
+    plan: &datafusion::logical_expr::LogicalPlan,
+    tables: &[String],
+) -> Option<String> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+    let mut found = None;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && tables.iter().any(|t| t == scan.table_name.table())
+        {
+            found = Some(scan.table_name.table().to_string());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 /// An analyst statement's answer.
@@ -205,6 +231,9 @@ async fn run(ctx: &SessionContext, sql: &str, limits: &Limits) -> Result<Answer,
         .sql_with_options(sql, read_only())
         .await
         .map_err(refusal)?;
+    if let Some(table) = reads_any(frame.logical_plan(), &limits.forbidden_tables) {
+        return Err(QueryError::Refused(format!("{table} is for admins only")));
+    }
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let mut stream = frame.execute_stream().await?;
     let mut batches: Vec<RecordBatch> = Vec::new();

@@ -112,6 +112,10 @@ impl SpcXmrTable {
         super::sandbox::precheck(&self.query, &super::Limits::default())
             .map_err(|e| plan_error(e.to_string()))?;
         let plan = state.create_logical_plan(&self.query).await?;
+        // Admins read the audit log directly, never through a chart of it.
+        if let Some(table) = super::sandbox::reads_any(&plan, &["audit_log".to_string()]) {
+            return Err(plan_error(format!("{table} cannot be charted")));
+        }
         super::read_only().verify_plan(&plan)?;
         let batches = DataFrame::new(state.clone(), plan).collect().await?;
         let mut rows: Vec<(i32, Option<f64>)> = Vec::new();

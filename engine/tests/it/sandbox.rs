@@ -172,3 +172,44 @@ async fn rows_past_the_limit_are_left_out_and_said_so() {
     assert!(!answer.truncated);
     assert_eq!(answer.output.num_rows(), 10);
 }
+
+#[tokio::test]
+async fn the_audit_log_is_read_by_those_allowed_only() {
+    let (_dir, engine) = engine().await;
+    for sql in [
+        "SELECT * FROM audit_log",
+        "SELECT count(*) FROM beds WHERE ward IN (SELECT actor FROM audit_log)",
+        "SELECT * FROM beds WHERE EXISTS (SELECT 1 FROM lake.audit_log)",
+    ] {
+        let error = engine
+            .analyst_sql(sql, &Limits::default())
+            .await
+            .expect_err(sql);
+        assert!(
+            error.to_string().contains("audit_log is for admins only"),
+            "{sql}: {error}"
+        );
+    }
+    // Nor through a chart of it.
+    let error = engine
+        .analyst_sql(
+            "SELECT * FROM spc_xmr('SELECT at_date, rows FROM audit_log')",
+            &Limits {
+                forbidden_tables: Vec::new(),
+                ..Limits::default()
+            },
+        )
+        .await
+        .expect_err("charted");
+    assert!(error.to_string().contains("cannot be charted"), "{error}");
+    // An admin's statement reads it.
+    let admin = Limits {
+        forbidden_tables: Vec::new(),
+        ..Limits::default()
+    };
+    let answer = engine
+        .analyst_sql("SELECT count(*) FROM audit_log", &admin)
+        .await
+        .expect("answered");
+    assert_eq!(int(&answer.output, 0, 0), 0);
+}
