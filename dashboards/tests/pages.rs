@@ -2434,3 +2434,93 @@ async fn analysts_run_save_and_download_sql_on_their_page() {
     let (status, _) = get(state, &location, Some(cookie)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_client_runs_only_so_many_statements_at_once() {
+    let site = site_of(SimConfig::new(5, 10, chrono::Utc::now().date_naive())).await;
+    let state = site
+        .state
+        .clone()
+        .with_sql(bright_dashboards::routes::sql::SqlConfig {
+            running_per_client: 1,
+            time_limit_secs: 3,
+            ..Default::default()
+        });
+    // One that runs until its time limit stops it (sent again while the probes below hold
+    // the client's one place).
+    let long = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let answer = post_sql(
+                    &state,
+                    "SELECT count(*) FROM generate_series(1, 3000000) a(v) \
+                     CROSS JOIN generate_series(1, 3000000) b(w)",
+                    (NOTEBOOK, None),
+                    "application/json",
+                )
+                .await;
+                if answer.0 != StatusCode::TOO_MANY_REQUESTS {
+                    return answer;
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    // While it runs, the same client is told to wait (asked until the first has its place).
+    let mut told = None;
+    for _ in 0..10_000 {
+        let (status, _, body) = post_sql(
+            &state,
+            "SELECT 1 AS x",
+            (NOTEBOOK, None),
+            "application/json",
+        )
+        .await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            told = Some(String::from_utf8_lossy(&body).to_string());
+            break;
+        }
+        if long.is_finished() {
+            let (status, _, body) = long.await.expect("the long statement");
+            panic!(
+                "it ended first: {status} {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        tokio::task::yield_now().await;
+    }
+    let told = told.expect("told to wait");
+    assert!(told.contains("1 of your statements are running"), "{told}");
+    // Another person is not.
+    let analyst = (
+        site.analyst_cookie.as_str(),
+        Some(site.analyst_csrf.as_str()),
+    );
+    let (status, _, body) = post_sql(&state, "SELECT 1 AS x", analyst, "application/json").await;
+    assert_ne!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let (status, _, body) = long.await.expect("the long statement");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(String::from_utf8_lossy(&body).contains("time limit of 3 s"));
+    // Its place is given back. (The statement may still hold the analysts' threads until
+    // its operator next yields, so this one may meet its own time limit; it is not refused
+    // for being one too many.)
+    let (status, _, body) = post_sql(
+        &state,
+        "SELECT 1 AS x",
+        (NOTEBOOK, None),
+        "application/json",
+    )
+    .await;
+    assert_ne!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
