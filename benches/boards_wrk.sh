@@ -6,6 +6,9 @@
 #
 #   benches/boards_wrk.sh [DAYS] [SECONDS]     (defaults: 400 days, 20 s per run)
 #   BRIGHT_PROFILE=release benches/boards_wrk.sh …   (the deployed build; default dev)
+#   BRIGHT_RUNAWAY=1 benches/boards_wrk.sh …          (meanwhile, an analyst runs two
+#                                                      statements that never finish, again
+#                                                      and again, through POST /api/sql)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 days=${1:-400}
@@ -14,7 +17,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/bright-target}
 command -v wrk >/dev/null || { echo "boards_wrk.sh: needs wrk (apt-get install wrk)" >&2; exit 1; }
 work=$(mktemp -d)
 server=
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+runaway=()
+trap '[ ${#runaway[@]} -gt 0 ] && kill "${runaway[@]}" 2>/dev/null; [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
 profile=${BRIGHT_PROFILE:-dev}
 cargo build --workspace --locked --bin bright --profile "$profile"
@@ -39,6 +43,18 @@ address=$(grep -o "HTTP: listening on http://[0-9.:]*" "$work/serve.log" | sed '
 for path in /api/theatres /api/command-centre /api/ipr; do
   until curl -sf -H "Authorization: Bearer $token" "http://$address$path" >/dev/null; do sleep 0.5; done
 done
+if [ -n "${BRIGHT_RUNAWAY:-}" ]; then
+  # Two at once (a client's limit), each stopped at its time limit and sent again.
+  for _ in 1 2; do
+    while true; do
+      curl -s -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d '{"sql": "SELECT count(*) FROM generate_series(1, 3000000) a(v) CROSS JOIN generate_series(1, 3000000) b(w)"}' \
+        "http://$address/api/sql"
+    done &
+    runaway+=($!)
+  done
+  echo "With two runaway analyst statements running throughout."
+fi
 echo "| path | connections | requests/s | p50 ms | p99 ms | p99 of the 50 ms goal |"
 echo "| --- | --- | --- | --- | --- | --- |"
 for path in /api/theatres /theatres /api/command-centre /command-centre; do

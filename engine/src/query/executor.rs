@@ -32,15 +32,27 @@ impl Executor {
     /// another runtime: this one lives on a thread of its own, where it is also dropped (a
     /// runtime may not be dropped from async code).
     pub fn new(name: &str, threads: usize) -> std::io::Result<Executor> {
-        Self::with_stack(name, threads, 2 << 20)
+        Self::with_stack(name, threads, 2 << 20, false)
     }
 
-    /// [`Executor::new`] with threads of `stack` bytes of stack.
-    pub fn with_stack(name: &str, threads: usize, stack: usize) -> std::io::Result<Executor> {
+    /// [`Executor::new`] with threads of `stack` bytes of stack, at a lower scheduling
+    /// priority when `background` (the operating system then gives the cores to the
+    /// service's threads first, and to these when those have nothing to do).
+    pub fn with_stack(
+        name: &str,
+        threads: usize,
+        stack: usize,
+        background: bool,
+    ) -> std::io::Result<Executor> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name(name)
             .thread_stack_size(stack)
+            .on_thread_start(move || {
+                if background {
+                    lower_priority();
+                }
+            })
             .enable_all()
             .build()?;
         let handle = runtime.handle().clone();
@@ -69,6 +81,20 @@ impl Executor {
     {
         let task = AbortOnDrop(self.inner.handle.spawn(work));
         task.await
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (a nice value of 10). On Linux a thread
+/// has its own nice value; elsewhere this does nothing.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; a failure only leaves the priority
+    // as it was.
+    unsafe {
+        let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, thread, 10) != 0 {
+            tracing::debug!("The query threads' priority could not be lowered.");
+        }
     }
 }
 
@@ -112,6 +138,36 @@ mod tests {
             .await
             .expect("ran");
         assert_eq!(name.as_deref(), Some("bright-test-query"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn background_threads_run_at_a_lower_priority() {
+        let nice = || {
+            // SAFETY: as in `lower_priority`; getpriority's -1 is also a valid value, which
+            // the comparison below tells apart from 10.
+            unsafe {
+                let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::getpriority(libc::PRIO_PROCESS, thread)
+            }
+        };
+        let mine = nice();
+        let background = Executor::with_stack("bright-test-low", 1, 2 << 20, true)
+            .expect("runtime")
+            .run(async move { Ok(nice()) })
+            .await
+            .expect("ran");
+        // Set to 10, or left where it was when that was lower already.
+        assert!(
+            background >= 10 && background >= mine.min(10),
+            "{background}"
+        );
+        let foreground = Executor::new("bright-test-normal", 1)
+            .expect("runtime")
+            .run(async move { Ok(nice()) })
+            .await
+            .expect("ran");
+        assert_eq!(foreground, mine);
     }
 
     #[tokio::test]

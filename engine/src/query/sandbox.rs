@@ -147,7 +147,8 @@ pub(super) fn sandbox<'a>(
         }
     }
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let executor = Executor::with_stack("bright-sql", threads, STACK_BYTES)?;
+    // Below the service's own threads: a runaway statement takes only the time they leave.
+    let executor = Executor::with_stack("bright-sql", threads, STACK_BYTES, true)?;
     // Two first statements at once: one session is kept, the other dropped unused.
     let _ = cell.set(Sandbox {
         ctx: analysts,
