@@ -12,9 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bright_engine::annotations::EVERY_ORG;
+use bright_engine::arrow::datatypes::Date32Type;
 use bright_engine::batch::BatchBuilder;
 use bright_engine::ingest_api::IngestApi;
-use bright_engine::schema::{MAX_FREE_TEXT_CHARS, Table};
+use bright_engine::schema::{MAX_FREE_TEXT_CHARS, Table, clip};
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
@@ -106,7 +107,7 @@ async fn store(
 ) -> Result<(), String> {
     let mut rows = BatchBuilder::new(Table::AuditLog);
     for (id, at, e) in events {
-        let detail = e.detail.as_deref().map(clip);
+        let detail = e.detail.as_deref().map(|d| clip(d, MAX_FREE_TEXT_CHARS));
         rows.row()
             .text(id)
             .text(EVERY_ORG)
@@ -118,25 +119,9 @@ async fn store(
             .opt_int64(e.rows)
             .opt_int64(e.millis)
             .text(e.outcome)
-            .date(days(at))
+            .date(Date32Type::from_naive_date(at.date_naive()))
             .end();
     }
     let batch = rows.finish().map_err(|e| e.to_string())?;
     ingest.record(Table::AuditLog, batch).await
-}
-
-/// A statement as long as a free-text column holds, its end marked when cut.
-fn clip(text: &str) -> String {
-    if text.chars().count() <= MAX_FREE_TEXT_CHARS {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(MAX_FREE_TEXT_CHARS - 1).collect();
-    cut.push('…');
-    cut
-}
-
-/// Days since 1970-01-01 of `at` (the partition).
-fn days(at: &DateTime<Utc>) -> i32 {
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    i32::try_from((at.date_naive() - epoch).num_days()).unwrap_or(0)
 }

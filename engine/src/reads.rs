@@ -562,3 +562,45 @@ fn floats(batch: &RecordBatch, i: usize) -> Result<Vec<Option<f64>>, QueryError>
         .map(|r| column.is_valid(r).then(|| column.value(r)))
         .collect())
 }
+
+/// A table or view analysts can query, with its columns (name and type), as
+/// `information_schema` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listed {
+    /// `schema.name`: `lake.beds`, `kpi.ed_4h_performance`.
+    pub name: String,
+    pub columns: Vec<(String, String)>,
+}
+
+/// Every lake table, then every KPI view, each with its columns in order.
+pub async fn tables(engine: &QueryEngine) -> Result<Vec<Listed>, QueryError> {
+    let output = engine
+        .sql(
+            "SELECT table_schema, table_name, column_name, data_type \
+             FROM information_schema.columns WHERE table_schema IN ('lake', 'kpi') \
+             ORDER BY table_schema DESC, table_name, ordinal_position",
+        )
+        .await?;
+    let mut tables: Vec<Listed> = Vec::new();
+    for batch in &output.batches {
+        let (schema, table, column, kind) = (
+            texts(batch, 0)?,
+            texts(batch, 1)?,
+            texts(batch, 2)?,
+            texts(batch, 3)?,
+        );
+        for r in 0..batch.num_rows() {
+            let text = |c: &Vec<Option<String>>| c[r].clone().unwrap_or_default();
+            let name = format!("{}.{}", text(&schema), text(&table));
+            let pair = (text(&column), text(&kind));
+            match tables.last_mut() {
+                Some(listed) if listed.name == name => listed.columns.push(pair),
+                _ => tables.push(Listed {
+                    name,
+                    columns: vec![pair],
+                }),
+            }
+        }
+    }
+    Ok(tables)
+}

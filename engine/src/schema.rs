@@ -35,6 +35,20 @@ pub const MAX_CODE_CHARS: usize = 100;
 /// Longest text of a free-text column (a procedure's name, a complaint, a reason).
 pub const MAX_FREE_TEXT_CHARS: usize = 1_000;
 
+/// `text` cut to at most `max` characters (what a column holds), the cut marked with an
+/// ellipsis.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let first = |n: usize| {
+        text.char_indices()
+            .nth(n)
+            .map_or(text, |(at, _)| &text[..at])
+    };
+    if first(max).len() == text.len() {
+        return text.into();
+    }
+    format!("{}…", first(max.saturating_sub(1))).into()
+}
+
 /// The free-text columns, by table; every other text column is a code or identifier.
 const FREE_TEXT: [(Table, &str); 9] = [
     (Table::AuditLog, audit_log::DETAIL),

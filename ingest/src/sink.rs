@@ -73,14 +73,7 @@ pub struct Issue<'a> {
     pub owner: &'a str,
 }
 
-/// `text` cut to at most `max` characters, the cut marked with an ellipsis.
-pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    use crate::transforms::first_chars;
-    if first_chars(text, max).len() == text.len() {
-        return text.into();
-    }
-    format!("{}…", first_chars(text, max.saturating_sub(1))).into()
-}
+pub use bright_engine::schema::clip;
 
 /// The column that identifies a row of `table` across retransmissions, if it has one.
 pub fn key_column(table: Table) -> Option<&'static str> {

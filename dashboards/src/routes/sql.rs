@@ -46,7 +46,8 @@ impl Default for SqlConfig {
             time_limit_secs: limits.time.as_secs(),
             max_rows: limits.max_rows.unwrap_or(10_000),
             max_answer_mib: limits.max_result_bytes >> 20,
-            memory_limit_mib: 1024,
+            memory_limit_mib: bright_engine::query::QueryConfig::default().analyst_memory_limit
+                >> 20,
             running_per_client: 2,
         }
     }
@@ -198,18 +199,17 @@ pub async fn post(
             "this service has no query engine",
         );
     };
-    let answer = match run(&state, &pages.kpis, &client, &request.sql, "http").await {
-        Ok(answer) => Ok(answer),
+    let e = match run(&state, &pages.kpis, &client, &request.sql, "http").await {
+        Ok(answer) => return respond(&headers, &answer),
         Err(Ran::Busy(message)) => return refused(StatusCode::TOO_MANY_REQUESTS, &message),
-        Err(Ran::Query(e)) => Err(e),
+        Err(Ran::Query(e)) => e,
     };
-    match answer {
-        Ok(answer) => respond(&headers, &answer),
-        Err(
-            e @ (QueryError::Refused(_) | QueryError::DataFusion(_) | QueryError::Catalogue(_)),
-        ) => refused(StatusCode::BAD_REQUEST, &e.to_string()),
-        Err(e @ QueryError::Limit(_)) => refused(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
-        Err(e) => {
+    match e {
+        QueryError::Refused(_) | QueryError::DataFusion(_) | QueryError::Catalogue(_) => {
+            refused(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        QueryError::Limit(_) => refused(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+        e => {
             tracing::error!(error = %e, "An analyst's statement failed.");
             refused(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use bright_engine::arrow::array::Array;
 use bright_engine::arrow::util::display::array_value_to_string;
 use bright_engine::query::{Answer, OutputFormat, QueryOutput};
+use bright_engine::reads;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -85,39 +86,15 @@ fn saved(state: &AppState, client: &Client) -> Vec<SavedQuery> {
     })
 }
 
-/// Every table and view analysts can read, with its columns: `(schema.table, [(column,
-/// type)])`, the lake's tables first, then the KPI views.
-async fn catalogue(pages: &Pages) -> Vec<(String, Vec<(String, String)>)> {
-    let listed = pages
-        .kpis
-        .engine()
-        .sql(
-            "SELECT table_schema, table_name, column_name, data_type \
-             FROM information_schema.columns WHERE table_schema IN ('lake', 'kpi') \
-             ORDER BY table_schema DESC, table_name, ordinal_position",
-        )
-        .await;
-    let output = match listed {
-        Ok(output) => output,
-        Err(e) => {
+/// Every table and view analysts can read, with its columns (none, logged, if the listing
+/// fails: the editor still works).
+async fn catalogue(pages: &Pages) -> Vec<reads::Listed> {
+    reads::tables(pages.kpis.engine())
+        .await
+        .unwrap_or_else(|e| {
             tracing::error!(error = %e, "Listing the tables failed.");
-            return Vec::new();
-        }
-    };
-    let mut tables: Vec<(String, Vec<(String, String)>)> = Vec::new();
-    for batch in &output.batches {
-        let text =
-            |c: usize, r: usize| array_value_to_string(batch.column(c), r).unwrap_or_default();
-        for r in 0..batch.num_rows() {
-            let table = format!("{}.{}", text(0, r), text(1, r));
-            let column = (text(2, r), text(3, r));
-            match tables.last_mut() {
-                Some((name, columns)) if *name == table => columns.push(column),
-                _ => tables.push((table, vec![column])),
-            }
-        }
-    }
-    tables
+            Vec::new()
+        })
 }
 
 /// The answer of the statement on the page, or why there is none.
@@ -190,11 +167,11 @@ async fn render(
                     }
                 }
                 h2 { "Tables and views" }
-                @for (table, columns) in &tables {
+                @for table in &tables {
                     details class="table-columns" {
-                        summary { code { (table) } }
+                        summary { code { (table.name) } }
                         ul {
-                            @for (column, kind) in columns {
+                            @for (column, kind) in &table.columns {
                                 li { code { (column) } " " span class="type" { (kind) } }
                             }
                         }
