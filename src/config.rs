@@ -97,9 +97,13 @@ pub enum TokenCommand {
         /// The client's name, as the audit log will show it.
         #[arg(long)]
         name: String,
-        /// What it may do: read, ingest:<feed> or ingest:* (repeat for several).
+        /// What it may do: read, annotate, sql, ingest:<feed> or ingest:* (repeat for several).
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
+        /// When it stops working: an RFC 3339 time or a YYYY-MM-DD date (through that day,
+        /// UTC). Without it, until its entry is removed.
+        #[arg(long)]
+        expires: Option<String>,
     },
 }
 
@@ -115,12 +119,17 @@ pub fn new_token() -> Result<String> {
 
 pub fn token_command(command: TokenCommand) -> Result<()> {
     match command {
-        TokenCommand::New { name, scopes } => {
+        TokenCommand::New {
+            name,
+            scopes,
+            expires,
+        } => {
             let token = new_token()?;
             let entry = bright_dashboards::auth::ClientConfig {
                 name,
                 token_sha256: token_sha256(&token),
                 scopes,
+                expires,
             };
             // Refuse a scope the server would refuse at start-up.
             Clients::new(std::slice::from_ref(&entry))?;
@@ -132,6 +141,9 @@ pub fn token_command(command: TokenCommand) -> Result<()> {
             println!("name = {:?}", entry.name);
             println!("token_sha256 = {:?}", entry.token_sha256);
             println!("scopes = {:?}", entry.scopes);
+            if let Some(expires) = &entry.expires {
+                println!("expires = {expires:?}");
+            }
             Ok(())
         }
     }

@@ -35,6 +35,9 @@ pub struct DemoArgs {
     /// Port for the web service on 127.0.0.1.
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Port for the Postgres wire door (psql, BI tools) on 127.0.0.1.
+    #[arg(long, default_value_t = 5433)]
+    pg_port: u16,
     /// Days of history to simulate when the lake is empty.
     #[arg(long, default_value_t = 730)]
     days: u32,
@@ -112,7 +115,8 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let client = bright_dashboards::auth::ClientConfig {
         name: "demo".into(),
         token_sha256: bright_dashboards::auth::token_sha256(&token),
-        scopes: vec!["read".into(), "ingest:*".into()],
+        scopes: vec!["read".into(), "ingest:*".into(), "sql".into()],
+        expires: None,
     };
     // A person to sign in as: the demo user, with a fresh password each run (printed below).
     let users_db = folder.join("users.sqlite3");
@@ -133,6 +137,8 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         mllp_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         mllp_tls: None,
         http_addr: SocketAddr::from(([127, 0, 0, 1], args.port)),
+        pg_addr: SocketAddr::from(([127, 0, 0, 1], args.pg_port)),
+        pg_tls: None,
         flush_every: Duration::from_secs(10),
         flush_rows: 100_000,
         max_buffered_rows: 1_000_000,
@@ -181,6 +187,11 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         "  KPIs:    {kpis} planned; {exe} kpi list, then e.g. {exe} kpi run bed_occupancy_ga --lake {location} --by site"
     );
     println!("  Token:   {token}");
+    println!(
+        "  SQL:     PGPASSWORD={token} psql \"host={} port={} user=demo dbname=bright\"",
+        running.pg_addr.ip(),
+        running.pg_addr.port()
+    );
     println!("  Feeds:   curl -H \"Authorization: Bearer $TOKEN\" http://{bound}/api/feeds");
     let now = clock.now().timestamp_micros();
     let due = replay.iter().filter(|t| t.at_micros <= now).count();

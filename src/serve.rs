@@ -90,6 +90,15 @@ pub struct ServeArgs {
     /// Address of the web service.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http_addr: SocketAddr,
+    /// Address of the Postgres wire door for analysts' tools (psql, psycopg, BI tools).
+    #[arg(long, default_value = "127.0.0.1:5433")]
+    pg_addr: SocketAddr,
+    /// PEM certificate chain: the Postgres door then offers TLS (psql's `sslmode=require`).
+    #[arg(long, requires = "pg_tls_key")]
+    pg_tls_cert: Option<PathBuf>,
+    /// PEM private key of the Postgres door's certificate.
+    #[arg(long, requires = "pg_tls_cert")]
+    pg_tls_key: Option<PathBuf>,
     /// Seconds between flushes of acknowledged rows to the lake.
     #[arg(long, default_value_t = 10)]
     flush_secs: u64,
@@ -184,6 +193,9 @@ pub(crate) struct ServiceOptions {
     pub mllp_addr: SocketAddr,
     pub mllp_tls: Option<bright_ingest::mllp::MllpTls>,
     pub http_addr: SocketAddr,
+    /// The Postgres wire door's address, and its TLS when set up.
+    pub pg_addr: SocketAddr,
+    pub pg_tls: Option<bright_ingest::mllp::MllpTls>,
     pub flush_every: Duration,
     pub flush_rows: usize,
     pub max_buffered_rows: usize,
@@ -206,6 +218,7 @@ pub(crate) struct ServiceOptions {
 pub(crate) struct Running {
     pub mllp_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub pg_addr: SocketAddr,
     pub sink: Arc<Sink>,
     /// The KPI series the pages read.
     pub kpis: Arc<bright_dashboards::kpis::KpiService>,
@@ -280,12 +293,23 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     let http = tokio::net::TcpListener::bind(options.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", options.http_addr))?;
-    let (mllp_addr, http_addr) = (mllp.local_addr()?, http.local_addr()?);
+    let pg = std::net::TcpListener::bind(options.pg_addr)
+        .with_context(|| format!("cannot listen on {}", options.pg_addr))?;
+    let (mllp_addr, http_addr, pg_addr) =
+        (mllp.local_addr()?, http.local_addr()?, pg.local_addr()?);
     println!(
         "MLLP{}: listening on {mllp_addr}",
         if tls { " over TLS" } else { "" }
     );
     println!("HTTP: listening on http://{http_addr}");
+    println!(
+        "Postgres: listening on {pg_addr}{}",
+        if options.pg_tls.is_some() {
+            " (TLS offered)"
+        } else {
+            ""
+        }
+    );
     println!("Quarantine: {}/<feed>/", options.quarantine.display());
     let listener = Listener::new(sink.clone(), adt, mllp_config)
         .with_health(health.clone())
@@ -392,6 +416,18 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         ),
     );
     tasks.push(pages_task);
+    let door = bright_dashboards::pg::serve(pg, state.clone(), options.pg_tls.map(|t| t.0))?;
+    let mut pg_stopped = stopped.clone();
+    tasks.push(tokio::spawn(async move {
+        tokio::select! {
+            served = door => {
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "The Postgres door stopped.");
+                }
+            }
+            _ = pg_stopped.wait_for(|stop| *stop) => {}
+        }
+    }));
     let mut http_stopped = stopped.clone();
     let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
         let _ = http_stopped.wait_for(|stop| *stop).await;
@@ -399,6 +435,7 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
     Ok(Running {
         mllp_addr,
         http_addr,
+        pg_addr,
         sink,
         kpis,
         lake,
@@ -423,6 +460,7 @@ fn admin_token_client() -> Result<Option<bright_dashboards::auth::ClientConfig>>
                 "sql".into(),
                 "ingest:*".into(),
             ],
+            expires: None,
         })),
         Ok(token) if token.trim().is_empty() => Ok(None),
         Ok(_) => anyhow::bail!("BRIGHT_ADMIN_TOKEN must be at least 16 characters"),
@@ -468,6 +506,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
         _ => None,
     };
+    let pg_tls = match (&args.pg_tls_cert, &args.pg_tls_key) {
+        (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
+        _ => None,
+    };
     // Handlers first: a stop requested as soon as the addresses are printed still flushes.
     let stopping = stop_signal();
     let running = start(ServiceOptions {
@@ -478,6 +520,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         mllp_addr: args.mllp_addr,
         mllp_tls,
         http_addr: args.http_addr,
+        pg_addr: args.pg_addr,
+        pg_tls,
         flush_every: Duration::from_secs(args.flush_secs.max(1)),
         flush_rows: args.flush_rows,
         max_buffered_rows: args.max_buffered_rows,

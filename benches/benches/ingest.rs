@@ -352,8 +352,7 @@ fn main() {
         let clients = Clients::new(&[ClientConfig {
             name: "bench".into(),
             token_sha256: token_sha256(token),
-            scopes: vec!["ingest:theatre_events".into()],
-        }])
+            scopes: vec!["ingest:theatre_events".into()], expires: None, }])
         .expect("clients");
         let source = HttpSource::new(sink.clone(), chrono_tz::Europe::London, simulation_key(5));
         let state = AppState::new("bench", clients, 16 << 20, Some(Arc::new(source)));

@@ -253,8 +253,7 @@ fn main() {
         let clients = Clients::new(&[ClientConfig {
             name: "bench".into(),
             token_sha256: token_sha256(TOKEN),
-            scopes: vec!["read".into()],
-        }])
+            scopes: vec!["read".into()], expires: None, }])
         .expect("clients");
         let state = AppState::new("bench", clients, 1 << 20, None).with_pages(
             kpis.clone(),

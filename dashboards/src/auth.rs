@@ -29,9 +29,13 @@ pub struct ClientConfig {
     pub name: String,
     /// Hex SHA-256 of the client's token (`bright token new` prints both).
     pub token_sha256: String,
-    /// `read`, `ingest:<feed>` or `ingest:*`.
+    /// `read`, `annotate`, `sql`, `ingest:<feed>` or `ingest:*`.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// When the token stops working: an RFC 3339 time (`2027-03-31T18:00:00Z`) or a date
+    /// (`2027-03-31`: through that day, UTC). None: until it is removed.
+    #[serde(default)]
+    pub expires: Option<String>,
 }
 
 /// What a scope allows.
@@ -114,12 +118,55 @@ pub enum ClientsError {
     SharedToken { first: String, second: String },
     #[error("a client has an empty name")]
     NoName,
+    #[error(
+        "client '{name}': expires must be an RFC 3339 time or a YYYY-MM-DD date, not '{value}'"
+    )]
+    BadExpiry { name: String, value: String },
+}
+
+/// Why a token opens nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRefused {
+    Unknown,
+    /// It belongs to a client, but expired at this time.
+    Expired(chrono::DateTime<chrono::Utc>),
+}
+
+impl std::fmt::Display for TokenRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenRefused::Unknown => f.write_str("unknown token"),
+            TokenRefused::Expired(at) => write!(
+                f,
+                "this token expired at {}; ask for a new one",
+                at.format("%Y-%m-%d %H:%M UTC")
+            ),
+        }
+    }
+}
+
+/// When a token configured to expire at `value` stops working.
+fn expiry(name: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, ClientsError> {
+    let value = value.trim();
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(at.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .and_then(|day| day.succ_opt())
+        .and_then(|next| next.and_hms_opt(0, 0, 0))
+        .map(|at| at.and_utc())
+        .ok_or_else(|| ClientsError::BadExpiry {
+            name: name.to_string(),
+            value: value.to_string(),
+        })
 }
 
 /// The configured clients, by the hash of their token.
 #[derive(Debug, Clone, Default)]
 pub struct Clients {
-    by_hash: HashMap<String, Arc<Client>>,
+    /// Each client, and when its token expires.
+    by_hash: HashMap<String, (Arc<Client>, Option<chrono::DateTime<chrono::Utc>>)>,
 }
 
 /// Hex SHA-256 of a token, as the configuration stores it.
@@ -133,7 +180,7 @@ pub fn token_sha256(token: &str) -> String {
 impl Clients {
     /// Checks and indexes the configured clients.
     pub fn new(configs: &[ClientConfig]) -> Result<Clients, ClientsError> {
-        let mut by_hash: HashMap<String, Arc<Client>> = HashMap::new();
+        let mut by_hash = HashMap::new();
         for config in configs {
             if config.name.trim().is_empty() {
                 return Err(ClientsError::NoName);
@@ -160,7 +207,12 @@ impl Clients {
                 csrf: None,
                 kiosk: None,
             });
-            if let Some(first) = by_hash.insert(hash, client) {
+            let expires = config
+                .expires
+                .as_deref()
+                .map(|value| expiry(&config.name, value))
+                .transpose()?;
+            if let Some((first, _)) = by_hash.insert(hash, (client, expires)) {
                 return Err(ClientsError::SharedToken {
                     first: first.name.clone(),
                     second: config.name.clone(),
@@ -174,9 +226,13 @@ impl Clients {
         self.by_hash.is_empty()
     }
 
-    /// The client a bearer token belongs to.
-    pub fn authenticate(&self, token: &str) -> Option<Arc<Client>> {
-        self.by_hash.get(&token_sha256(token)).cloned()
+    /// The client a bearer token belongs to, while the token has not expired.
+    pub fn authenticate(&self, token: &str) -> Result<Arc<Client>, TokenRefused> {
+        match self.by_hash.get(&token_sha256(token)) {
+            None => Err(TokenRefused::Unknown),
+            Some((_, Some(at))) if *at <= chrono::Utc::now() => Err(TokenRefused::Expired(*at)),
+            Some((client, _)) => Ok(client.clone()),
+        }
     }
 }
 
@@ -230,19 +286,24 @@ fn session_client(state: &AppState, request: &Request) -> Result<Arc<Client>, Bo
                 .into_response(),
         ));
     }
-    let scopes = match session.user.role {
+    Ok(Arc::new(person(&session.user, Some(session.csrf))))
+}
+
+/// A signed-in person as a client: what their role allows.
+pub(crate) fn person(user: &crate::users::User, csrf: Option<String>) -> Client {
+    let scopes = match user.role {
         Role::Manager => vec![Scope::Read, Scope::Annotate],
         Role::Admin => vec![Scope::Read, Scope::Annotate, Scope::Sql],
         Role::Analyst => vec![Scope::Read, Scope::Sql],
         _ => vec![Scope::Read],
     };
-    Ok(Arc::new(Client {
-        name: format!("user:{}", session.user.name),
+    Client {
+        name: format!("user:{}", user.name),
         scopes,
-        role: Some(session.user.role),
-        csrf: Some(session.csrf),
+        role: Some(user.role),
+        csrf,
         kiosk: None,
-    }))
+    }
 }
 
 /// A wall screen with a kiosk link (its cookie), asking for a page of its board with GET:
@@ -381,10 +442,10 @@ pub async fn authenticate(
         });
     let client = match token {
         Some(token) => match state.clients().authenticate(token) {
-            Some(client) => client,
-            None => {
-                tracing::warn!(target: "bright::audit", %method, %path, status = 401, "Request with an unknown token refused.");
-                return unauthorized("unknown token");
+            Ok(client) => client,
+            Err(refused) => {
+                tracing::warn!(target: "bright::audit", %method, %path, status = 401, %refused, "Request with a token refused.");
+                return unauthorized(&refused.to_string());
             }
         },
         None => {
@@ -434,6 +495,7 @@ mod tests {
             name: name.into(),
             token_sha256: token_sha256(token),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            expires: None,
         }
     }
 
@@ -450,7 +512,33 @@ mod tests {
         assert!(!ed.may_read());
         let ops = clients.authenticate("t-ops").unwrap();
         assert!(ops.may_ingest("beds") && ops.may_read());
-        assert!(clients.authenticate("t-nobody").is_none());
+        assert_eq!(
+            clients.authenticate("t-nobody").unwrap_err(),
+            TokenRefused::Unknown
+        );
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_with_when() {
+        let mut old = config("old", "t-old", &["sql"]);
+        old.expires = Some("2020-01-31".into());
+        let mut new = config("new", "t-new", &["sql"]);
+        new.expires = Some("2999-01-01T00:00:00Z".into());
+        let clients = Clients::new(&[old, new]).unwrap();
+        let refused = clients.authenticate("t-old").unwrap_err();
+        // A date is the last day the token works.
+        assert_eq!(
+            refused,
+            TokenRefused::Expired("2020-02-01T00:00:00Z".parse().unwrap())
+        );
+        assert!(refused.to_string().contains("expired at 2020-02-01 00:00"));
+        assert_eq!(clients.authenticate("t-new").unwrap().name, "new");
+        let mut bad = config("bad", "t-bad", &[]);
+        bad.expires = Some("soon".into());
+        assert!(matches!(
+            Clients::new(&[bad]).unwrap_err(),
+            ClientsError::BadExpiry { .. }
+        ));
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod charts;
 pub mod clock;
 pub mod kpis;
 pub mod live;
+pub mod pg;
 pub mod routes;
 pub mod spec;
 pub mod theatre_report;
@@ -449,6 +450,7 @@ mod tests {
             name: "ed-system".into(),
             token_sha256: auth::token_sha256(TOKEN),
             scopes: vec!["ingest:ed_attendances".into()],
+            expires: None,
         }])
         .unwrap();
         AppState::new("file:///tmp/lake/", clients, 1024, None)

@@ -71,6 +71,7 @@ async fn site_of(config: SimConfig) -> Site {
         name: name.into(),
         token_sha256: token_sha256(token),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        expires: None,
     };
     let clients = Clients::new(&[
         client("board-pack", READER, &["read"]),

@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::support::{bright, ok, serve_with_env, terminate};
+use crate::support::{ok, serve_with_env, terminate};
 
 const KEY: &str = "a browser test key, 16+ bytes";
 const NAME: &str = "ward.manager";
@@ -240,27 +240,7 @@ async fn a_manager_signs_in_and_every_page_works_in_a_real_browser() {
         lake.to_str().expect("utf-8"),
     ]);
     for (name, role) in [(NAME, "manager"), (ANALYST, "analyst")] {
-        let mut add = bright()
-            .args([
-                "users",
-                "add",
-                name,
-                "--role",
-                role,
-                "--password-stdin",
-                "--db",
-            ])
-            .arg(dir.path().join("users.sqlite3"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("bright users add");
-        add.stdin
-            .take()
-            .expect("stdin")
-            .write_all(format!("{PASSWORD}\n").as_bytes())
-            .expect("writes");
-        assert!(add.wait().expect("ends").success());
+        crate::support::add_user(&dir.path().join("users.sqlite3"), name, role, PASSWORD);
     }
     // Charts start on the first simulated day, as `bright generate` advises.
     let advice = generated

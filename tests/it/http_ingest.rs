@@ -57,6 +57,7 @@ pub(crate) async fn pipeline() -> Pipeline {
         name: "integration-engine".into(),
         token_sha256: token_sha256(TOKEN),
         scopes: vec!["ingest:*".into()],
+        expires: None,
     }])
     .expect("clients");
     let state = AppState::new("test", clients, 1 << 20, Some(Arc::new(source)));

@@ -403,7 +403,14 @@ fn dashboards_are_listed_and_checked_with_mistakes_named_by_file_and_line() {
         .arg(service.path().join("alerts.sqlite3"))
         .arg("--reports")
         .arg(service.path().join("reports"))
-        .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args([
+            "--mllp-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--pg-addr",
+            "127.0.0.1:0",
+        ])
         .env("BRIGHT_PSEUDO_KEY", "a dashboards test key, 16+ bytes")
         .output()
         .unwrap();

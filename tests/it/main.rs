@@ -13,6 +13,7 @@ mod kpi;
 mod mllp_client;
 #[path = "../../engine/tests/it/moto.rs"]
 mod moto;
+mod pg;
 mod reader;
 mod s3;
 mod serve;

@@ -23,6 +23,20 @@ pub fn serve_with_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (Child, u16, u16) {
+    let (child, ports) = serve_doors(dir, key, args, env);
+    (child, ports.mllp, ports.http)
+}
+
+/// The ports a started service listens on.
+pub struct Ports {
+    pub mllp: u16,
+    pub http: u16,
+    /// The Postgres wire door.
+    pub pg: u16,
+}
+
+/// [`serve_with_env`], returning every door's port once all listen.
+pub fn serve_doors(dir: &Path, key: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, Ports) {
     let mut child = bright()
         .arg("serve")
         .arg("--lake")
@@ -39,7 +53,14 @@ pub fn serve_with_env(
         .arg(dir.join("alerts.sqlite3"))
         .arg("--reports")
         .arg(dir.join("reports"))
-        .args(["--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args([
+            "--mllp-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--pg-addr",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .env("BRIGHT_PSEUDO_KEY", key)
         .envs(env.iter().copied())
@@ -55,8 +76,8 @@ pub fn serve_with_env(
             .and_then(|p| p.parse().ok())
             .expect("a port")
     };
-    let (mut mllp, mut http) = (None, None);
-    while mllp.is_none() || http.is_none() {
+    let (mut mllp, mut http, mut pg) = (None, None, None);
+    while mllp.is_none() || http.is_none() || pg.is_none() {
         let line = lines
             .next()
             .expect("serve printed its addresses before exiting")
@@ -65,11 +86,44 @@ pub fn serve_with_env(
             mllp = Some(port(&line));
         } else if line.starts_with("HTTP: listening on http://") {
             http = Some(port(&line));
+        } else if let Some(address) = line.strip_prefix("Postgres: listening on ") {
+            pg = Some(port(address.split(' ').next().unwrap_or(address)));
         }
     }
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, mllp.expect("seen"), http.expect("seen"))
+    let ports = Ports {
+        mllp: mllp.expect("seen"),
+        http: http.expect("seen"),
+        pg: pg.expect("seen"),
+    };
+    (child, ports)
+}
+
+/// Adds a person with `role` and `password` to the user store `db`.
+pub fn add_user(db: &Path, name: &str, role: &str, password: &str) {
+    use std::io::Write;
+    let mut add = bright()
+        .args([
+            "users",
+            "add",
+            name,
+            "--role",
+            role,
+            "--password-stdin",
+            "--db",
+        ])
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("bright users add");
+    add.stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("writes");
+    assert!(add.wait().expect("ends").success());
 }
 
 /// Stops `child` with SIGTERM, as a service manager does, and checks that it exits cleanly.

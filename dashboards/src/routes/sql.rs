@@ -145,6 +145,29 @@ pub(crate) async fn run(
     sql: &str,
     door: &'static str,
 ) -> Result<Answer, Ran> {
+    let engine = kpis.engine();
+    let limits = limits_for(state, client);
+    run_with(state, client, sql, door, engine.analyst_sql(sql, &limits)).await
+}
+
+/// The `[sql]` limits of `client`'s statements: admins may read the audit log.
+pub(crate) fn limits_for(state: &AppState, client: &Client) -> Limits {
+    let mut limits = state.sql_config().limits();
+    if client.role == Some(crate::users::Role::Admin) {
+        limits.forbidden_tables.clear();
+    }
+    limits
+}
+
+/// Runs `work` (the statement `sql`, however a door runs it) once `client` has a free
+/// place, and writes it to the audit log.
+pub(crate) async fn run_with(
+    state: &AppState,
+    client: &Client,
+    sql: &str,
+    door: &'static str,
+    work: impl Future<Output = Result<Answer, QueryError>>,
+) -> Result<Answer, Ran> {
     let config = state.sql_config();
     let Some(_slot) = state
         .sql_running()
@@ -155,29 +178,80 @@ pub(crate) async fn run(
             config.running_per_client
         )));
     };
-    let mut limits = config.limits();
-    if client.role == Some(crate::users::Role::Admin) {
-        limits.forbidden_tables.clear();
-    }
-    let started = Instant::now();
-    let answer = kpis.engine().analyst_sql(sql, &limits).await;
-    let millis = started.elapsed().as_millis() as u64;
-    let (rows, outcome) = match &answer {
-        Ok(a) => (Some(a.output.num_rows() as i64), "answered"),
-        Err(QueryError::Refused(_)) => (None, "refused"),
-        Err(QueryError::Limit(_)) => (None, "stopped"),
-        Err(_) => (None, "failed"),
+    // Written however it ends, also when the client goes away or cancels it (psql's Ctrl-C)
+    // and this wait is dropped half-way.
+    let mut entry = Entry {
+        state,
+        client,
+        sql,
+        door,
+        started: Instant::now(),
+        ended: None,
     };
+    let answer = work.await;
+    entry.ended = Some(match &answer {
+        Ok(a) => (Some(a.output.num_rows() as i64), outcome(None)),
+        Err(e) => (None, outcome(Some(e))),
+    });
+    drop(entry);
+    answer.map_err(Ran::Query)
+}
+
+/// One statement's line in the audit log, written when dropped.
+struct Entry<'a> {
+    state: &'a AppState,
+    client: &'a Client,
+    sql: &'a str,
+    door: &'static str,
+    started: Instant,
+    /// Rows answered and the outcome; `None` while running (dropped then: cancelled).
+    ended: Option<(Option<i64>, &'static str)>,
+}
+
+impl Drop for Entry<'_> {
+    fn drop(&mut self) {
+        let (rows, outcome) = self.ended.unwrap_or((None, "cancelled"));
+        record(
+            self.state,
+            self.client,
+            self.sql,
+            self.door,
+            rows,
+            self.started,
+            outcome,
+        );
+    }
+}
+
+/// How a statement ended, as the audit log says it: `failed` is why it gave no answer.
+pub(crate) fn outcome(failed: Option<&QueryError>) -> &'static str {
+    match failed {
+        None => "answered",
+        Some(QueryError::Refused(_)) => "refused",
+        Some(QueryError::Limit(_)) => "stopped",
+        Some(_) => "failed",
+    }
+}
+
+/// Writes one statement to the audit log.
+pub(crate) fn record(
+    state: &AppState,
+    client: &Client,
+    sql: &str,
+    door: &'static str,
+    rows: Option<i64>,
+    started: Instant,
+    outcome: &'static str,
+) {
     state.audit(crate::audit::Event {
         actor: client.name.clone(),
         door,
         action: "sql",
         detail: Some(sql.to_string()),
         rows,
-        millis: Some(millis as i64),
+        millis: Some(started.elapsed().as_millis() as i64),
         outcome,
     });
-    answer.map_err(Ran::Query)
 }
 
 fn refused(status: StatusCode, message: &str) -> Response {

@@ -49,7 +49,7 @@ mod time_functions;
 use crate::kpi::{Catalogue, KpiError};
 use crate::schema::Table;
 pub use executor::Executor;
-pub use sandbox::{Answer, Limits};
+pub use sandbox::{Answer, Limits, one_statement, precheck};
 
 /// The session's catalog; lake tables are in its `lake` schema, KPIs in `kpi`.
 const CATALOG: &str = "bright";

@@ -22,11 +22,13 @@ use std::time::Duration;
 use arrow::array::{Array, ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use datafusion::common::{Result as DfResult, exec_err};
+use datafusion::common::{ParamValues, Result as DfResult, exec_err};
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{FunctionRegistry, SessionStateBuilder};
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    ColumnarValue, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature,
 };
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -138,6 +140,21 @@ pub(super) fn sandbox<'a>(
         .with_runtime_env(runtime)
         .build();
     let analysts = SessionContext::new_with_state(state);
+    // The Postgres catalogue and functions BI tools and psql ask for on connect; read-only
+    // answers about the catalogue, on every door alike.
+    let catalog = analysts
+        .state()
+        .config()
+        .options()
+        .catalog
+        .default_catalog
+        .clone();
+    datafusion_pg_catalog::setup_pg_catalog(
+        &analysts,
+        &catalog,
+        datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
+    )
+    .map_err(|e| QueryError::DataFusion(*e))?;
     for name in GUARDED {
         if let Ok(inner) = analysts.udf(name) {
             analysts.register_udf(ScalarUDF::new_from_impl(Bounded {
@@ -159,7 +176,7 @@ pub(super) fn sandbox<'a>(
 }
 
 /// Refuses a statement that is too big to plan safely, before it is parsed into a tree.
-pub(super) fn precheck(sql: &str, limits: &Limits) -> Result<(), QueryError> {
+pub fn precheck(sql: &str, limits: &Limits) -> Result<(), QueryError> {
     // Tokens are at least a byte each: a text this long has too many whatever it says.
     if sql.len() > limits.max_tokens.saturating_mul(64) {
         return Err(QueryError::Refused(format!(
@@ -205,6 +222,24 @@ pub(super) fn precheck(sql: &str, limits: &Limits) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// Refuses text that holds more than one statement. Doors that take one statement a
+/// request (a prepared statement) say so, instead of running the first and dropping the rest.
+pub fn one_statement(sql: &str) -> Result<(), QueryError> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| QueryError::Refused(format!("the statement does not parse: {e}")))?;
+    let mut ended = false;
+    for token in &tokens {
+        match token {
+            Token::SemiColon => ended = true,
+            Token::Whitespace(_) | Token::EOF => {}
+            _ if ended => return Err(QueryError::Refused("one statement at a time".into())),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl QueryEngine {
     /// Runs one analyst's statement in the sandbox (see the module's documentation):
     /// refused with [`QueryError::Refused`] when it may not run, stopped with
@@ -214,26 +249,95 @@ impl QueryEngine {
         let sandbox = sandbox(&self.sandbox, &self.ctx, self.analyst_memory)?;
         let ctx = sandbox.ctx.clone();
         let (sql, bounds) = (sql.to_string(), limits.clone());
-        let work = async move { run(&ctx, &sql, &bounds).await };
-        match tokio::time::timeout(limits.time, sandbox.executor.run(work)).await {
-            Ok(answer) => answer,
-            // Dropping the wait stopped the query.
-            Err(_) => Err(QueryError::Limit(format!(
-                "the query ran for its time limit of {} s and was stopped",
-                limits.time.as_secs_f64()
-            ))),
-        }
+        let work = async move {
+            let plan = plan(&ctx, &sql, &bounds).await?;
+            execute(&ctx, plan, None, &bounds).await
+        };
+        within(limits, sandbox.executor.run(work)).await
+    }
+
+    /// Plans one analyst's statement in the sandbox without running it, for doors that
+    /// prepare a statement once and run it with parameters (`$1`) later. Refused as
+    /// [`QueryEngine::analyst_sql`] refuses.
+    pub async fn analyst_plan(
+        &self,
+        sql: &str,
+        limits: &Limits,
+    ) -> Result<LogicalPlan, QueryError> {
+        precheck(sql, limits)?;
+        one_statement(sql)?;
+        let sandbox = sandbox(&self.sandbox, &self.ctx, self.analyst_memory)?;
+        let ctx = sandbox.ctx.clone();
+        let (sql, bounds) = (sql.to_string(), limits.clone());
+        // Planning recurses: it runs on the analysts' deep stacks too.
+        let work = async move { plan(&ctx, &sql, &bounds).await };
+        within(limits, sandbox.executor.run(work)).await
+    }
+
+    /// Runs a plan made by [`QueryEngine::analyst_plan`] with its parameters' values, under
+    /// `limits`. The plan is checked again: this never runs what the sandbox would refuse.
+    pub async fn analyst_execute(
+        &self,
+        plan: LogicalPlan,
+        params: ParamValues,
+        limits: &Limits,
+    ) -> Result<Answer, QueryError> {
+        let sandbox = sandbox(&self.sandbox, &self.ctx, self.analyst_memory)?;
+        let ctx = sandbox.ctx.clone();
+        let bounds = limits.clone();
+        let work = async move {
+            read_only().verify_plan(&plan).map_err(refusal)?;
+            forbid(&plan, &bounds)?;
+            execute(&ctx, plan, Some(params), &bounds).await
+        };
+        within(limits, sandbox.executor.run(work)).await
     }
 }
 
-/// Plans and runs `sql`, keeping to `limits`' rows and bytes.
-async fn run(ctx: &SessionContext, sql: &str, limits: &Limits) -> Result<Answer, QueryError> {
+/// `work`'s answer, or a [`QueryError::Limit`] when it runs past the time limit (dropping
+/// the wait stops it).
+async fn within<T>(
+    limits: &Limits,
+    work: impl Future<Output = Result<T, QueryError>>,
+) -> Result<T, QueryError> {
+    match tokio::time::timeout(limits.time, work).await {
+        Ok(answer) => answer,
+        Err(_) => Err(QueryError::Limit(format!(
+            "the query ran for its time limit of {} s and was stopped",
+            limits.time.as_secs_f64()
+        ))),
+    }
+}
+
+/// Refuses a plan that reads a table `limits` forbids.
+fn forbid(plan: &LogicalPlan, limits: &Limits) -> Result<(), QueryError> {
+    match reads_any(plan, &limits.forbidden_tables) {
+        Some(table) => Err(QueryError::Refused(format!("{table} is for admins only"))),
+        None => Ok(()),
+    }
+}
+
+/// Plans `sql` with the read-only options.
+async fn plan(ctx: &SessionContext, sql: &str, limits: &Limits) -> Result<LogicalPlan, QueryError> {
     let frame = ctx
         .sql_with_options(sql, read_only())
         .await
         .map_err(refusal)?;
-    if let Some(table) = reads_any(frame.logical_plan(), &limits.forbidden_tables) {
-        return Err(QueryError::Refused(format!("{table} is for admins only")));
+    let plan = frame.into_unoptimized_plan();
+    forbid(&plan, limits)?;
+    Ok(plan)
+}
+
+/// Runs `plan` (with `params` for its placeholders), keeping to `limits`' rows and bytes.
+async fn execute(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    params: Option<ParamValues>,
+    limits: &Limits,
+) -> Result<Answer, QueryError> {
+    let mut frame = DataFrame::new(ctx.state(), plan);
+    if let Some(params) = params {
+        frame = frame.with_param_values(params)?;
     }
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let mut stream = frame.execute_stream().await?;

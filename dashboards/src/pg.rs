@@ -1,0 +1,643 @@
+//! The Postgres wire door (`bright serve --pg-addr`): psql, psycopg and JDBC/ODBC BI tools
+//! run analysts' SQL over the lake as if bright were a Postgres server.
+//!
+//! The protocol (startup, simple and extended queries, cancel, TLS) is pgwire's, and the
+//! Postgres dialect, catalogue questions and session statements (`SET application_name`,
+//! `BEGIN`, `SHOW`) are answered by datafusion-postgres. What is bright's:
+//! - signing in: a person's password (their role must allow SQL) or an API token with the
+//!   `sql` scope as the password, with the pages' throttling of failed attempts; each try is
+//!   in the audit log;
+//! - every statement that reads data goes through the engine's sandbox, as on every other
+//!   door ([`bright_engine::query::sandbox`]): read-only, its time and answer limits, its own
+//!   memory and threads, and the audit log; the library's own execution path is never used;
+//! - `SET` of engine settings is refused (client settings such as `DateStyle` are kept);
+//! - the connections run on a runtime of their own, with deep stacks and a lower priority,
+//!   so a client's SQL, however deep, never takes the boards' threads or the process.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bright_engine::query::{Answer, Executor, Limits, QueryError, one_statement, precheck};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{Set, Statement};
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use datafusion_postgres::pgwire::api::cancel::DefaultCancelHandler;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, METADATA_USER, NoopHandler,
+    PgWireConnectionState, PgWireServerHandlers, PidSecretKeyGenerator,
+    RandomPidSecretKeyGenerator, Type,
+};
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::startup::Authentication;
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use datafusion_postgres::{DfSessionService, Parser, QueryHook};
+use futures_util::{Sink, SinkExt};
+
+use crate::AppState;
+use crate::auth::{Client, TokenRefused};
+use crate::routes::sql::{Ran, limits_for, not_allowed, outcome, record, run_with};
+
+/// How the door is named in the audit log.
+const DOOR: &str = "pg";
+/// The connections' threads' stacks: parsing a statement recurses once per nesting level.
+const STACK_BYTES: usize = 64 << 20;
+
+/// Serves the Postgres wire protocol on `listener` until the returned future is dropped.
+/// `tls`, when given, is offered to clients that ask for it (psql's `sslmode=require`).
+pub fn serve(
+    listener: std::net::TcpListener,
+    state: AppState,
+    tls: Option<datafusion_postgres::pgwire::tokio::TlsAcceptor>,
+) -> std::io::Result<impl Future<Output = std::io::Result<()>> + Send + 'static> {
+    listener.set_nonblocking(true)?;
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let executor = Executor::with_stack("bright-pg", threads, STACK_BYTES, true)?;
+    let door = Arc::new(Door::new(state));
+    Ok(async move {
+        let accepting = async move {
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            loop {
+                let (socket, peer) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "A Postgres connection could not be accepted.");
+                        continue;
+                    }
+                };
+                let (door, tls) = (door.clone(), tls.clone());
+                tokio::spawn(async move {
+                    let _ = socket.set_nodelay(true);
+                    if let Err(e) =
+                        datafusion_postgres::pgwire::tokio::process_socket(socket, tls, door).await
+                    {
+                        tracing::info!(%peer, error = %e, "A Postgres connection ended with an error.");
+                    }
+                });
+            }
+        };
+        executor
+            .run(accepting)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    })
+}
+
+/// The handlers of every connection.
+struct Door {
+    queries: Arc<Queries>,
+    login: Arc<Login>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Door {
+    fn new(state: AppState) -> Door {
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(EngineSettings),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+            Arc::new(Sandboxed {
+                state: state.clone(),
+            }),
+        ];
+        // The library's session only answers session statements (SET, SHOW): every other
+        // statement goes through the engine's sandbox, so it is given an empty session of its
+        // own, which holds nothing and is used for nothing else.
+        let service = Arc::new(DfSessionService::new_with_hooks(
+            Arc::new(SessionContext::new()),
+            hooks,
+        ));
+        let parser = Arc::new(Checked {
+            inner: service.query_parser(),
+        });
+        let manager = Arc::new(ConnectionManager::new());
+        let mut parameters = DefaultServerParameterProvider::default();
+        parameters.server_version = format!("16.0 (bright {})", env!("CARGO_PKG_VERSION"));
+        parameters.default_transaction_read_only = true;
+        Door {
+            queries: Arc::new(Queries {
+                service,
+                parser,
+                state: state.clone(),
+            }),
+            login: Arc::new(Login {
+                state,
+                manager: manager.clone(),
+                parameters,
+                keys: RandomPidSecretKeyGenerator::default(),
+            }),
+            cancel: Arc::new(DefaultCancelHandler::new(manager)),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Door {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.queries.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.login.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::copy::CopyHandler> {
+        Arc::new(NoopHandler)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl datafusion_postgres::pgwire::api::cancel::CancelHandler> {
+        self.cancel.clone()
+    }
+}
+
+/// An error a Postgres client shows as `ERROR:  <message>`, with its SQLSTATE.
+fn user_error(severity: &str, code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        severity.to_string(),
+        code.to_string(),
+        message,
+    )))
+}
+
+/// Why a statement gave no answer, as SQLSTATE and message.
+fn statement_error(e: QueryError) -> PgWireError {
+    let code = match &e {
+        // insufficient_privilege: the sandbox does not allow it.
+        QueryError::Refused(_) => "42501",
+        // query_canceled, as for Postgres' statement_timeout.
+        QueryError::Limit(_) => "57014",
+        // syntax_error_or_access_rule_violation: what the analyst wrote.
+        QueryError::DataFusion(_) | QueryError::Catalogue(_) => "42000",
+        _ => "XX000",
+    };
+    user_error("ERROR", code, e.to_string())
+}
+
+fn ran_error(e: Ran) -> PgWireError {
+    match e {
+        // too_many_connections: the per-client limit of statements at once.
+        Ran::Busy(message) => user_error("ERROR", "53300", message),
+        Ran::Query(e) => statement_error(e),
+    }
+}
+
+/// The signed-in client of a connection (set when it signed in).
+fn signed_in(client: &(impl ClientInfo + ?Sized)) -> PgWireResult<Arc<Client>> {
+    client
+        .session_extensions()
+        .get::<Client>()
+        .ok_or_else(|| user_error("FATAL", "28000", "not signed in".into()))
+}
+
+/// The limits of a statement on this door: no row limit (BI tools import whole tables), the
+/// answer bound, time and tables as on every door.
+fn door_limits(state: &AppState, client: &Client) -> Limits {
+    Limits {
+        max_rows: None,
+        ..limits_for(state, client)
+    }
+}
+
+/// The engine the statements run in, when this service has one.
+fn engine(state: &AppState) -> PgWireResult<Arc<bright_engine::query::QueryEngine>> {
+    state
+        .pages()
+        .map(|pages| pages.kpis.engine().clone())
+        .ok_or_else(|| user_error("ERROR", "58000", "this service has no query engine".into()))
+}
+
+/// An answer as Postgres rows, in the formats the client asked for.
+fn rows(
+    answer: Answer,
+    format: &Format,
+    client: &(impl ClientInfo + ?Sized),
+) -> PgWireResult<QueryResponse> {
+    let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+    let fields = Arc::new(arrow_schema_to_pg_fields(
+        &answer.output.schema,
+        format,
+        Some(options),
+    )?);
+    let each = fields.clone();
+    let rows = answer
+        .output
+        .batches
+        .into_iter()
+        .flat_map(move |batch| encode_recordbatch(each.clone(), batch));
+    Ok(QueryResponse::new(fields, futures_util::stream::iter(rows)))
+}
+
+/// Statements about the session rather than the data, answered by the library's hooks.
+fn session_statement(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::Set(_)
+            | Statement::ShowVariable { .. }
+            | Statement::ShowStatus { .. }
+            | Statement::ShowCatalogs { .. }
+            | Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+    )
+}
+
+/// Refuses `SET` of an engine setting (`datafusion.*`, any dotted name): only the client
+/// settings Postgres clients send (`DateStyle`, `application_name`, ...) are kept.
+#[derive(Debug)]
+struct EngineSettings;
+
+impl EngineSettings {
+    fn refusal(statement: &Statement) -> Option<PgWireError> {
+        let Statement::Set(Set::SingleAssignment { variable, .. }) = statement else {
+            return None;
+        };
+        let name = variable.to_string();
+        (name.contains('.') || name.to_ascii_lowercase().starts_with("datafusion")).then(|| {
+            user_error(
+                "ERROR",
+                "42501",
+                format!("the engine's settings cannot be changed here ({name})"),
+            )
+        })
+    }
+}
+
+#[async_trait]
+impl QueryHook for EngineSettings {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::refusal(statement).map(Err)
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        Self::refusal(statement).map(Err)
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::refusal(statement).map(Err)
+    }
+}
+
+/// Every statement the session hooks leave: planned and run in the engine's sandbox.
+struct Sandboxed {
+    state: AppState,
+}
+
+#[async_trait]
+impl QueryHook for Sandboxed {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Some(self.simple(statement, client).await)
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _session_context: &SessionContext,
+        client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        Some(self.plan(statement, client).await)
+    }
+
+    async fn handle_extended_query(
+        &self,
+        _statement: &Statement,
+        _logical_plan: &LogicalPlan,
+        _params: &ParamValues,
+        _session_context: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        // `Queries::do_query` runs prepared statements itself (it knows the formats the
+        // client asked for); a statement reaching the library's own path is never run.
+        Some(Err(user_error(
+            "ERROR",
+            "XX000",
+            "this statement cannot run here".into(),
+        )))
+    }
+}
+
+impl Sandboxed {
+    async fn simple(
+        &self,
+        statement: &Statement,
+        client: &dyn HookClient,
+    ) -> PgWireResult<Response> {
+        let who = signed_in(client)?;
+        let engine = engine(&self.state)?;
+        let limits = door_limits(&self.state, &who);
+        let sql = statement.to_string();
+        let answer = run_with(
+            &self.state,
+            &who,
+            &sql,
+            DOOR,
+            engine.analyst_sql(&sql, &limits),
+        )
+        .await
+        .map_err(ran_error)?;
+        Ok(Response::Query(rows(answer, &Format::UnifiedText, client)?))
+    }
+
+    async fn plan(
+        &self,
+        statement: &Statement,
+        client: &(dyn ClientInfo + Send + Sync),
+    ) -> PgWireResult<LogicalPlan> {
+        let who = signed_in(client)?;
+        let engine = engine(&self.state)?;
+        let limits = door_limits(&self.state, &who);
+        let sql = statement.to_string();
+        let started = Instant::now();
+        let planned = engine.analyst_plan(&sql, &limits).await;
+        // A prepared statement is in the audit log when it runs; one refused here never runs.
+        if let Err(e) = &planned {
+            record(
+                &self.state,
+                &who,
+                &sql,
+                DOOR,
+                None,
+                started,
+                outcome(Some(e)),
+            );
+        }
+        planned.map_err(statement_error)
+    }
+}
+
+/// The parser of prepared statements: the statement's size is checked before it is parsed
+/// (as every door does), and a text of several statements is refused rather than cut.
+struct Checked {
+    inner: Arc<Parser>,
+}
+
+type Prepared = <Parser as QueryParser>::Statement;
+
+#[async_trait]
+impl QueryParser for Checked {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        precheck(sql, &Limits::default()).map_err(statement_error)?;
+        one_statement(sql).map_err(statement_error)?;
+        self.inner.parse_sql(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        self.inner.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.inner.get_result_schema(stmt, column_format)
+    }
+}
+
+/// Simple and extended queries.
+struct Queries {
+    service: Arc<DfSessionService>,
+    parser: Arc<Checked>,
+    state: AppState,
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Queries {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // Before the library parses it: a statement too big to parse safely is refused.
+        precheck(query, &Limits::default()).map_err(statement_error)?;
+        SimpleQueryHandler::do_query(self.service.as_ref(), client, query).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Queries {
+    type Statement = Prepared;
+    type QueryParser = Checked;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (sql, Some((statement, plan))) = &portal.statement.statement else {
+            return Ok(Response::EmptyQuery);
+        };
+        if session_statement(statement) {
+            return ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows)
+                .await;
+        }
+        let who = signed_in(client)?;
+        let engine = engine(&self.state)?;
+        let limits = door_limits(&self.state, &who);
+        let params = parameters(portal, plan)?;
+        let answer = run_with(
+            &self.state,
+            &who,
+            sql,
+            DOOR,
+            engine.analyst_execute(plan.clone(), params, &limits),
+        )
+        .await
+        .map_err(ran_error)?;
+        Ok(Response::Query(rows(
+            answer,
+            &portal.result_column_format,
+            client,
+        )?))
+    }
+}
+
+/// The values bound to a prepared statement's `$1`, `$2`, ..., typed as the plan infers
+/// them where the client did not say.
+fn parameters(portal: &Portal<Prepared>, plan: &LogicalPlan) -> PgWireResult<ParamValues> {
+    let inferred = plan
+        .get_parameter_types()
+        .map_err(|e| statement_error(QueryError::DataFusion(e)))?;
+    let mut ordered: Vec<(usize, Option<DataType>)> = inferred
+        .into_iter()
+        .filter_map(|(id, ty)| Some((id.strip_prefix('$')?.parse().ok()?, ty)))
+        .collect();
+    ordered.sort_by_key(|(n, _)| *n);
+    let types: Vec<Option<&DataType>> = ordered.iter().map(|(_, ty)| ty.as_ref()).collect();
+    datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters(portal, &types)
+}
+
+/// Signs a connection in: a cleartext password (over TLS where it is set up), checked
+/// against the people of the user store or the API tokens.
+struct Login {
+    state: AppState,
+    manager: Arc<ConnectionManager>,
+    parameters: DefaultServerParameterProvider,
+    keys: RandomPidSecretKeyGenerator,
+}
+
+#[async_trait]
+impl StartupHandler for Login {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::CleartextPassword,
+                    ))
+                    .await?;
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(password) => {
+                let password = password.into_password()?.password;
+                let user = client.metadata().get(METADATA_USER).cloned();
+                let who = self.sign_in(user.unwrap_or_default(), password).await?;
+                let (pid, key) = self.keys.generate(client);
+                client.set_pid_and_secret_key(pid, key.clone());
+                // Registered for cancel requests (psql's Ctrl-C) for as long as it is open.
+                let (handle, guard) = self.manager.register(pid, key);
+                client.session_extensions().insert(handle);
+                client.session_extensions().insert(guard);
+                client.session_extensions().insert(who);
+                finish_authentication(client, &self.parameters).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl Login {
+    /// The client `user` signs in as with `password`, or why not (said to the client and
+    /// written to the audit log).
+    async fn sign_in(&self, user: String, password: String) -> PgWireResult<Client> {
+        let refused = |message: &str| user_error("FATAL", "28P01", message.to_string());
+        let token = self.state.clients().authenticate(&password);
+        let (actor, checked) = match token {
+            Ok(client) => (client.name.clone(), Ok(Client::clone(&client))),
+            Err(TokenRefused::Expired(at)) => (
+                format!("user:{user}"),
+                Err(TokenRefused::Expired(at).to_string()),
+            ),
+            Err(TokenRefused::Unknown) => {
+                let Some(users) = self.state.users().cloned() else {
+                    return Err(refused("password authentication failed: no such token"));
+                };
+                let name = user.clone();
+                // Hashing is CPU work: off the connection's thread, as the sign-in page does.
+                let found = tokio::task::spawn_blocking(move || {
+                    let at = chrono::Utc::now().timestamp();
+                    let wait = users.login_wait_secs(&name, at)?;
+                    if wait > 0 {
+                        return Ok(Err(format!(
+                            "too many failed attempts for \"{name}\": try again in {wait} seconds"
+                        )));
+                    }
+                    let found = users.verify(&name, &password)?;
+                    users.record_login(&name, found.is_some(), at)?;
+                    Ok(found.map(|u| crate::auth::person(&u, None)).ok_or_else(|| {
+                        format!("password authentication failed for user \"{name}\"")
+                    }))
+                })
+                .await
+                .map_err(|e| user_error("FATAL", "XX000", e.to_string()))?
+                .map_err(|e: crate::users::UsersError| {
+                    user_error("FATAL", "XX000", e.to_string())
+                })?;
+                (format!("user:{user}"), found)
+            }
+        };
+        let checked = checked.and_then(|client| match not_allowed(&client) {
+            Some(why) => Err(why),
+            None => Ok(client),
+        });
+        self.state.audit(crate::audit::Event {
+            actor,
+            door: DOOR,
+            action: if checked.is_ok() {
+                "login"
+            } else {
+                "login_failed"
+            },
+            detail: None,
+            rows: None,
+            millis: None,
+            outcome: if checked.is_ok() { "ok" } else { "refused" },
+        });
+        checked.map_err(|why| refused(&why))
+    }
+}

@@ -1,0 +1,450 @@
+//! The Postgres wire door with real clients: psql (Debian's postgresql-client) and psycopg 3
+//! sign in, list the tables, run a KPI view and an ad-hoc join with exactly `bright sql`'s
+//! numbers, are refused what the sandbox refuses, and a psql Ctrl-C stops a long query.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use bright_dashboards::auth::token_sha256;
+
+use crate::moto::python;
+use crate::support::{add_user, ok, serve_doors, sql_csv, terminate};
+
+const KEY: &str = "a test key, 16 bytes or more";
+const PASSWORD: &str = "a long enough password 1";
+/// An API token with the `sql` scope, one that expired, and one that may only read pages.
+const ROBOT: &str = "robot-token-0123456789abcdef";
+const EXPIRED: &str = "expired-token-0123456789abcd";
+const READER: &str = "reader-token-0123456789abcde";
+
+/// A KPI view and an ad-hoc join across tables, as analysts run them.
+const KPI_VIEW: &str = "SELECT period, site, numerator, denominator, value \
+     FROM kpi.ed_4h_performance ORDER BY period, site";
+const JOIN: &str = "SELECT a.ward, count(*) AS admissions, max(b.beds) AS beds \
+     FROM adt_events a JOIN beds b ON a.ward = b.ward \
+     WHERE a.event_type = 'A01' GROUP BY a.ward ORDER BY a.ward";
+
+/// psql with `args` as `user`, rows unaligned and comma-separated.
+fn psql(port: u16, user: &str, password: &str, args: &[&str]) -> Output {
+    psql_command(port, user, password, args)
+        .output()
+        .expect("psql runs (scripts/test installs postgresql-client)")
+}
+
+fn psql_command(port: u16, user: &str, password: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("psql");
+    command
+        .arg(format!(
+            "host=127.0.0.1 port={port} user={user} dbname=bright sslmode=disable \
+             connect_timeout=20"
+        ))
+        .args(["-X", "-A", "-t", "-F", ",", "-v", "ON_ERROR_STOP=1"])
+        .args(args)
+        .env("PGPASSWORD", password);
+    command
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `bright sql`'s answer as CSV rows, without the header.
+fn bright_rows(lake: &Path, sql: &str) -> Vec<String> {
+    sql_csv(lake, sql)
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Two rows of comma-separated values say the same: each value the same text, or the same
+/// number (psql writes 178 where the CSV writer writes 178.0).
+fn same_row(ours: &str, theirs: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (ours.split(',').collect(), theirs.split(',').collect());
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|(x, y)| {
+            x == y || matches!((x.parse::<f64>(), y.parse::<f64>()), (Ok(p), Ok(q)) if p == q)
+        })
+}
+
+fn assert_same(ours: &[String], theirs: &[String], what: &str) {
+    assert!(!ours.is_empty(), "{what}: bright sql answered no rows");
+    assert_eq!(ours.len(), theirs.len(), "{what}: {theirs:?}");
+    for (a, b) in ours.iter().zip(theirs) {
+        assert!(same_row(a, b), "{what}: bright sql {a} / the door {b}");
+    }
+}
+
+/// psycopg's answers to `requests` (see pg_client.py), one JSON value each.
+fn psycopg(
+    port: u16,
+    user: &str,
+    password: &str,
+    requests: serde_json::Value,
+) -> Vec<serde_json::Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/pg_client.py");
+    let mut child = Command::new(python())
+        .args([script, &port.to_string(), user, password])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(requests.to_string().as_bytes())
+        .expect("writes");
+    let out = child.wait_with_output().expect("ends");
+    assert!(
+        out.status.success(),
+        "the psycopg client failed (scripts/test installs psycopg): {}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
+
+/// The rows of one psycopg answer, comma-separated as the CSV writer writes them.
+fn joined(answer: &serde_json::Value) -> Vec<String> {
+    answer["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("rows expected: {answer}"))
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .expect("a row")
+                .iter()
+                .map(|v| v.as_str().expect("text").to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().join("lake");
+    ok(&[
+        "generate",
+        "--days",
+        "6",
+        "--seed",
+        "11",
+        "--lake",
+        lake.to_str().expect("utf-8"),
+    ]);
+    let users = dir.path().join("users.sqlite3");
+    add_user(&users, "ana", "analyst", PASSWORD);
+    add_user(&users, "vic", "viewer", PASSWORD);
+    add_user(&users, "ada", "admin", PASSWORD);
+    let config = dir.path().join("bright.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sql]\ntime_limit_secs = 30\n\n\
+             [[dashboards.clients]]\nname = \"robot\"\ntoken_sha256 = \"{}\"\nscopes = [\"sql\"]\n\
+             expires = \"2999-12-31\"\n\n\
+             [[dashboards.clients]]\nname = \"old-robot\"\ntoken_sha256 = \"{}\"\n\
+             scopes = [\"sql\"]\nexpires = \"2020-01-01T00:00:00Z\"\n\n\
+             [[dashboards.clients]]\nname = \"reader\"\ntoken_sha256 = \"{}\"\nscopes = [\"read\"]\n",
+            token_sha256(ROBOT),
+            token_sha256(EXPIRED),
+            token_sha256(READER)
+        ),
+    )
+    .expect("writes");
+    let (child, ports) = serve_doors(
+        dir.path(),
+        KEY,
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--flush-secs",
+            "1",
+        ],
+        &[],
+    );
+    let pg = ports.pg;
+
+    // psql: the tables and views are listed, and a table described.
+    let listed = psql(pg, "ana", PASSWORD, &["-c", "\\dt", "-c", "\\dv kpi.*"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed = text(&listed.stdout);
+    for name in [
+        "lake,adt_events,table",
+        "lake,beds,table",
+        "kpi,ed_4h_performance,view",
+    ] {
+        assert!(listed.contains(name), "{name} not in\n{listed}");
+    }
+    let described = psql(pg, "ana", PASSWORD, &["-c", "\\d beds"]);
+    let described = text(&described.stdout);
+    assert!(described.contains("ward,text"), "{described}");
+    assert!(described.contains("valid_from,date"), "{described}");
+
+    // The same numbers as `bright sql`, for a KPI view and a join, by psql and psycopg, as
+    // a person (password) and as an API client (token).
+    for sql in [KPI_VIEW, JOIN] {
+        let ours = bright_rows(&lake, sql);
+        let theirs = psql(pg, "ana", PASSWORD, &["-c", sql]);
+        assert!(theirs.status.success(), "{}", text(&theirs.stderr));
+        let theirs: Vec<String> = text(&theirs.stdout).lines().map(str::to_string).collect();
+        assert_same(&ours, &theirs, &format!("psql: {sql}"));
+        let answers = psycopg(pg, "robot", ROBOT, serde_json::json!([{ "sql": sql }]));
+        assert_same(&ours, &joined(&answers[0]), &format!("psycopg: {sql}"));
+    }
+
+    // Prepared statements with parameters (psycopg binds them on the server), and the types
+    // Postgres clients expect back.
+    let ward = bright_rows(&lake, "SELECT ward FROM beds ORDER BY ward LIMIT 1").remove(0);
+    let by_param = psycopg(
+        pg,
+        "ana",
+        PASSWORD,
+        serde_json::json!([
+            {
+                "sql": "SELECT a.ward, count(*) AS admissions, max(b.beds) AS beds \
+                        FROM adt_events a JOIN beds b ON a.ward = b.ward \
+                        WHERE a.event_type = %s AND a.ward = %s GROUP BY a.ward",
+                "params": ["A01", ward],
+            },
+            {
+                "sql": "SELECT event_time, CAST(event_time AS DATE) AS day, \
+                        CAST(12.5 AS DECIMAL(10, 2)) AS money, CAST(NULL AS BIGINT) AS nothing, \
+                        count(*) OVER () > %s AS many \
+                        FROM adt_events ORDER BY event_time LIMIT 1",
+                "params": [0],
+                "types": true,
+            },
+        ]),
+    );
+    let expected: Vec<String> = bright_rows(&lake, JOIN)
+        .into_iter()
+        .filter(|row| row.starts_with(&format!("{ward},")))
+        .collect();
+    assert_same(&expected, &joined(&by_param[0]), "a prepared statement");
+    let typed = &by_param[1];
+    assert_eq!(
+        typed["columns"],
+        serde_json::json!([
+            ["event_time", "timestamptz"],
+            ["day", "date"],
+            ["money", "numeric"],
+            ["nothing", "int8"],
+            ["many", "bool"]
+        ]),
+        "{typed}"
+    );
+    assert_eq!(
+        typed["types"],
+        serde_json::json!([["datetime+tz", "date", "Decimal", "NoneType", "bool"]]),
+        "{typed}"
+    );
+    assert_eq!(typed["rows"][0][2], "12.50", "{typed}");
+
+    // Sign-in refusals: a wrong password, an unknown person, a viewer, an expired token, a
+    // token without the `sql` scope.
+    for (user, password, said) in [
+        (
+            "ana",
+            "not the password",
+            "password authentication failed for user \"ana\"",
+        ),
+        (
+            "nobody",
+            PASSWORD,
+            "password authentication failed for user \"nobody\"",
+        ),
+        ("vic", PASSWORD, "the role 'viewer' may not run it"),
+        (
+            "old-robot",
+            EXPIRED,
+            "this token expired at 2020-01-01 00:00 UTC",
+        ),
+        ("reader", READER, "this token may not run it"),
+    ] {
+        let refused = psql(pg, user, password, &["-c", "SELECT 1"]);
+        assert!(!refused.status.success(), "{user} was let in");
+        let stderr = text(&refused.stderr);
+        assert!(stderr.contains(said), "{user}: {stderr}");
+    }
+    let refused = &psycopg(pg, "vic", PASSWORD, serde_json::json!([]))[0];
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("may not run it")),
+        "{refused}"
+    );
+
+    // The escape list, through psql (simple queries) and psycopg (prepared statements):
+    // every attempt refused, nothing written.
+    let jail = dir.path().join("jail");
+    std::fs::create_dir(&jail).expect("creates");
+    std::fs::write(jail.join("secret.csv"), "a,b\n1,2\n").expect("writes");
+    let beds = "SELECT count(*) AS n, sum(beds) AS beds FROM beds";
+    let beds_before = bright_rows(&lake, beds);
+    let escapes = escapes::escapes(&jail);
+    for escape in &escapes {
+        let refused = psql(pg, "ana", PASSWORD, &["-c", escape]);
+        assert!(!refused.status.success(), "psql ran: {escape}");
+        assert!(
+            text(&refused.stderr).contains("ERROR:"),
+            "{escape}: {}",
+            text(&refused.stderr)
+        );
+    }
+    let requests: Vec<serde_json::Value> = escapes
+        .iter()
+        .map(|sql| serde_json::json!({ "sql": sql.replace('%', "%%"), "params": [] }))
+        .collect();
+    for (escape, answer) in escapes
+        .iter()
+        .zip(psycopg(pg, "ana", PASSWORD, requests.into()))
+    {
+        assert!(
+            answer["error"].is_string(),
+            "psycopg ran: {escape}: {answer}"
+        );
+    }
+    let mut left: Vec<String> = std::fs::read_dir(&jail)
+        .expect("reads")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["secret.csv"]);
+    assert_eq!(bright_rows(&lake, beds), beds_before);
+
+    // Runaways, refused before they are parsed or stopped with a message; the door goes on.
+    let unions = vec!["SELECT 1 AS x"; 5_000].join(" UNION ALL ");
+    for (runaway, said) in [
+        (unions.as_str(), "refused: the statement has"),
+        ("SELECT length(repeat('x', 2000000000)) AS n", "16 MiB"),
+    ] {
+        let stopped = psql(pg, "ana", PASSWORD, &["-c", runaway]);
+        assert!(!stopped.status.success());
+        assert!(
+            text(&stopped.stderr).contains(said),
+            "{}",
+            text(&stopped.stderr)
+        );
+    }
+    // The audit log: for admins only (an analyst is refused, an admin reads it).
+    let refused = psql(
+        pg,
+        "ana",
+        PASSWORD,
+        &["-c", "SELECT count(*) FROM audit_log"],
+    );
+    assert!(text(&refused.stderr).contains("audit_log is for admins only"));
+
+    // Ctrl-C in psql cancels a query that would run far past the test; the door answers the
+    // next one.
+    let cancelled_after = (0..5)
+        .find_map(|_| interrupted(pg))
+        .expect("psql's Ctrl-C cancelled the query");
+    let next = psql(pg, "ana", PASSWORD, &["-c", "SELECT count(*) FROM beds"]);
+    assert!(next.status.success(), "{}", text(&next.stderr));
+
+    // Every sign-in and statement of the door is in the audit log, which the admin reads
+    // through the door itself.
+    let mut seen = String::new();
+    for _ in 0..600 {
+        let out = psql(
+            pg,
+            "ada",
+            PASSWORD,
+            &[
+                "-c",
+                "SELECT actor, action, outcome FROM audit_log WHERE door = 'pg' ORDER BY at",
+            ],
+        );
+        seen = text(&out.stdout);
+        if seen.contains("user:ana,sql,cancelled") {
+            break;
+        }
+        std::thread::yield_now();
+    }
+    for line in [
+        "user:ana,login,ok",
+        "user:ana,login_failed,refused",
+        "user:vic,login_failed,refused",
+        "user:old-robot,login_failed,refused",
+        "robot,login,ok",
+        "robot,sql,answered",
+        "user:ana,sql,refused",
+        "user:ana,sql,cancelled",
+    ] {
+        assert!(seen.contains(line), "{line} not in\n{seen}");
+    }
+    eprintln!("psql's query was cancelled after {cancelled_after:?}");
+    terminate(child);
+}
+
+/// Runs a never-ending query in psql and interrupts psql (SIGINT, as Ctrl-C) until it ends:
+/// how long that took, when psql said the query was cancelled. `None` when the interrupt came
+/// before psql had sent the query (psql then just stops), so the caller tries again.
+fn interrupted(pg: u16) -> Option<Duration> {
+    use std::io::BufRead;
+    let mut long = psql_command(
+        pg,
+        "ana",
+        PASSWORD,
+        &[
+            "-c",
+            "\\warn sending",
+            "-c",
+            "SELECT count(*) FROM generate_series(1, 3000000) a(v) \
+             CROSS JOIN generate_series(1, 3000000) b(w)",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("psql runs");
+    let stderr = long.stderr.take().expect("piped");
+    let (said, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = said.send(line);
+        }
+    });
+    // psql has signed in and is about to send the query.
+    let first = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("psql signed in");
+    assert_eq!(first, "sending");
+    let started = Instant::now();
+    loop {
+        if long.try_wait().expect("waits").is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(25),
+            "psql was not cancelled"
+        );
+        Command::new("kill")
+            .args(["-INT", &long.id().to_string()])
+            .status()
+            .expect("kill runs");
+        // Between interrupts, psql gets time to send its cancel request.
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    let took = started.elapsed();
+    let rest: Vec<String> = lines.iter().collect();
+    rest.iter()
+        .any(|l| l.contains("canceling statement due to user request"))
+        .then_some(took)
+}
+
+#[path = "../../engine/tests/data/escapes.rs"]
+mod escapes;
