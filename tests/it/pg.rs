@@ -160,6 +160,20 @@ fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
         ),
     )
     .expect("writes");
+    // TLS is offered; clients that ask for it get it.
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", text(&made.stderr));
     let (child, ports) = serve_doors(
         dir.path(),
         KEY,
@@ -168,10 +182,28 @@ fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
             config.to_str().expect("utf-8"),
             "--flush-secs",
             "1",
+            "--pg-tls-cert",
+            cert.to_str().expect("utf-8"),
+            "--pg-tls-key",
+            key.to_str().expect("utf-8"),
         ],
         &[],
     );
     let pg = ports.pg;
+    let secured = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={pg} user=ana dbname=bright sslmode=require connect_timeout=20"
+        ))
+        .args(["-X", "-c", "\\conninfo", "-c", "SELECT count(*) FROM beds"])
+        .env("PGPASSWORD", PASSWORD)
+        .output()
+        .expect("psql runs");
+    assert!(secured.status.success(), "{}", text(&secured.stderr));
+    assert!(
+        text(&secured.stdout).contains("SSL connection"),
+        "{}",
+        text(&secured.stdout)
+    );
 
     // psql: the tables and views are listed, and a table described.
     let listed = psql(pg, "ana", PASSWORD, &["-c", "\\dt", "-c", "\\dv kpi.*"]);
