@@ -30,7 +30,7 @@ token="boards-wrk-token-0123456789"
 BRIGHT_PSEUDO_KEY="a bench key, 16 bytes or more" BRIGHT_ADMIN_TOKEN="$token" \
   "$bright" serve --lake "$work/lake" --wal "$work/wal" --landing "$work/landing" \
   --quarantine "$work/quarantine" --users-db "$work/users.sqlite3" \
-  --alerts-db "$work/alerts.sqlite3" --reports "$work/reports" --mllp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 \
+  --alerts-db "$work/alerts.sqlite3" --reports "$work/reports" --mllp-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --pg-addr 127.0.0.1:0 --flight-addr 127.0.0.1:0 \
   >"$work/serve.log" 2>&1 &
 server=$!
 until grep -q "HTTP: listening on" "$work/serve.log"; do

@@ -38,6 +38,9 @@ pub struct DemoArgs {
     /// Port for the Postgres wire door (psql, BI tools) on 127.0.0.1.
     #[arg(long, default_value_t = 5433)]
     pg_port: u16,
+    /// Port for the Arrow Flight SQL door (ADBC) on 127.0.0.1.
+    #[arg(long, default_value_t = 8815)]
+    flight_port: u16,
     /// Days of history to simulate when the lake is empty.
     #[arg(long, default_value_t = 730)]
     days: u32,
@@ -139,6 +142,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         http_addr: SocketAddr::from(([127, 0, 0, 1], args.port)),
         pg_addr: SocketAddr::from(([127, 0, 0, 1], args.pg_port)),
         pg_tls: None,
+        flight_addr: SocketAddr::from(([127, 0, 0, 1], args.flight_port)),
         flush_every: Duration::from_secs(10),
         flush_rows: 100_000,
         max_buffered_rows: 1_000_000,
@@ -191,6 +195,10 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
         "  SQL:     PGPASSWORD={token} psql \"host={} port={} user=demo dbname=bright\"",
         running.pg_addr.ip(),
         running.pg_addr.port()
+    );
+    println!(
+        "           or ADBC Flight SQL: grpc://{} with the same token as password",
+        running.flight_addr
     );
     println!("  Feeds:   curl -H \"Authorization: Bearer $TOKEN\" http://{bound}/api/feeds");
     let now = clock.now().timestamp_micros();

@@ -93,6 +93,9 @@ pub struct ServeArgs {
     /// Address of the Postgres wire door for analysts' tools (psql, psycopg, BI tools).
     #[arg(long, default_value = "127.0.0.1:5433")]
     pg_addr: SocketAddr,
+    /// Address of the Arrow Flight SQL door for analysts' tools (ADBC, Flight SQL clients).
+    #[arg(long, default_value = "127.0.0.1:8815")]
+    flight_addr: SocketAddr,
     /// PEM certificate chain: the Postgres door then offers TLS (psql's `sslmode=require`).
     #[arg(long, requires = "pg_tls_key")]
     pg_tls_cert: Option<PathBuf>,
@@ -196,6 +199,8 @@ pub(crate) struct ServiceOptions {
     /// The Postgres wire door's address, and its TLS when set up.
     pub pg_addr: SocketAddr,
     pub pg_tls: Option<bright_ingest::mllp::MllpTls>,
+    /// The Arrow Flight SQL door's address.
+    pub flight_addr: SocketAddr,
     pub flush_every: Duration,
     pub flush_rows: usize,
     pub max_buffered_rows: usize,
@@ -219,6 +224,7 @@ pub(crate) struct Running {
     pub mllp_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub pg_addr: SocketAddr,
+    pub flight_addr: SocketAddr,
     pub sink: Arc<Sink>,
     /// The KPI series the pages read.
     pub kpis: Arc<bright_dashboards::kpis::KpiService>,
@@ -295,8 +301,14 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         .with_context(|| format!("cannot listen on {}", options.http_addr))?;
     let pg = std::net::TcpListener::bind(options.pg_addr)
         .with_context(|| format!("cannot listen on {}", options.pg_addr))?;
-    let (mllp_addr, http_addr, pg_addr) =
-        (mllp.local_addr()?, http.local_addr()?, pg.local_addr()?);
+    let flight = std::net::TcpListener::bind(options.flight_addr)
+        .with_context(|| format!("cannot listen on {}", options.flight_addr))?;
+    let (mllp_addr, http_addr, pg_addr, flight_addr) = (
+        mllp.local_addr()?,
+        http.local_addr()?,
+        pg.local_addr()?,
+        flight.local_addr()?,
+    );
     println!(
         "MLLP{}: listening on {mllp_addr}",
         if tls { " over TLS" } else { "" }
@@ -310,6 +322,7 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
             ""
         }
     );
+    println!("Flight SQL: listening on grpc://{flight_addr}");
     println!("Quarantine: {}/<feed>/", options.quarantine.display());
     let listener = Listener::new(sink.clone(), adt, mllp_config)
         .with_health(health.clone())
@@ -416,18 +429,10 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         ),
     );
     tasks.push(pages_task);
-    let door = bright_dashboards::pg::serve(pg, state.clone(), options.pg_tls.map(|t| t.0))?;
-    let mut pg_stopped = stopped.clone();
-    tasks.push(tokio::spawn(async move {
-        tokio::select! {
-            served = door => {
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "The Postgres door stopped.");
-                }
-            }
-            _ = pg_stopped.wait_for(|stop| *stop) => {}
-        }
-    }));
+    let pg_door = bright_dashboards::pg::serve(pg, state.clone(), options.pg_tls.map(|t| t.0))?;
+    tasks.push(until_stopped(pg_door, "Postgres", stopped.clone()));
+    let flight_door = bright_dashboards::flight::serve(flight, state.clone())?;
+    tasks.push(until_stopped(flight_door, "Flight SQL", stopped.clone()));
     let mut http_stopped = stopped.clone();
     let web = tokio::spawn(bright_dashboards::serve(http, state, async move {
         let _ = http_stopped.wait_for(|stop| *stop).await;
@@ -436,6 +441,7 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         mllp_addr,
         http_addr,
         pg_addr,
+        flight_addr,
         sink,
         kpis,
         lake,
@@ -444,6 +450,24 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         tasks,
         web,
         wal: options.wal,
+    })
+}
+
+/// Runs a SQL door until the service stops; a door that fails says so in the log.
+fn until_stopped(
+    door: impl Future<Output = std::io::Result<()>> + Send + 'static,
+    name: &'static str,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::select! {
+            served = door => {
+                if let Err(e) = served {
+                    tracing::error!(error = %e, door = name, "A SQL door stopped.");
+                }
+            }
+            _ = stopped.wait_for(|stop| *stop) => {}
+        }
     })
 }
 
@@ -522,6 +546,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         http_addr: args.http_addr,
         pg_addr: args.pg_addr,
         pg_tls,
+        flight_addr: args.flight_addr,
         flush_every: Duration::from_secs(args.flush_secs.max(1)),
         flush_rows: args.flush_rows,
         max_buffered_rows: args.max_buffered_rows,

@@ -27,6 +27,7 @@ pub mod audit;
 pub mod auth;
 pub mod charts;
 pub mod clock;
+pub mod flight;
 pub mod kpis;
 pub mod live;
 pub mod pg;

@@ -51,8 +51,8 @@ use datafusion_postgres::{DfSessionService, Parser, QueryHook};
 use futures_util::{Sink, SinkExt};
 
 use crate::AppState;
-use crate::auth::{Client, TokenRefused};
-use crate::routes::sql::{Ran, limits_for, not_allowed, outcome, record, run_with};
+use crate::auth::Client;
+use crate::routes::sql::{Ran, SignIn, outcome, record, run_with, sign_in, tool_limits};
 
 /// How the door is named in the audit log.
 const DOOR: &str = "pg";
@@ -208,15 +208,6 @@ fn signed_in(client: &(impl ClientInfo + ?Sized)) -> PgWireResult<Arc<Client>> {
         .ok_or_else(|| user_error("FATAL", "28000", "not signed in".into()))
 }
 
-/// The limits of a statement on this door: no row limit (BI tools import whole tables), the
-/// answer bound, time and tables as on every door.
-fn door_limits(state: &AppState, client: &Client) -> Limits {
-    Limits {
-        max_rows: None,
-        ..limits_for(state, client)
-    }
-}
-
 /// The engine the statements run in, when this service has one.
 fn engine(state: &AppState) -> PgWireResult<Arc<bright_engine::query::QueryEngine>> {
     state
@@ -364,7 +355,7 @@ impl Sandboxed {
     ) -> PgWireResult<Response> {
         let who = signed_in(client)?;
         let engine = engine(&self.state)?;
-        let limits = door_limits(&self.state, &who);
+        let limits = tool_limits(&self.state, &who);
         let sql = statement.to_string();
         let answer = run_with(
             &self.state,
@@ -385,7 +376,7 @@ impl Sandboxed {
     ) -> PgWireResult<LogicalPlan> {
         let who = signed_in(client)?;
         let engine = engine(&self.state)?;
-        let limits = door_limits(&self.state, &who);
+        let limits = tool_limits(&self.state, &who);
         let sql = statement.to_string();
         let started = Instant::now();
         let planned = engine.analyst_plan(&sql, &limits).await;
@@ -496,7 +487,7 @@ impl ExtendedQueryHandler for Queries {
         }
         let who = signed_in(client)?;
         let engine = engine(&self.state)?;
-        let limits = door_limits(&self.state, &who);
+        let limits = tool_limits(&self.state, &who);
         let params = parameters(portal, plan)?;
         let answer = run_with(
             &self.state,
@@ -565,7 +556,12 @@ impl StartupHandler for Login {
             PgWireFrontendMessage::PasswordMessageFamily(password) => {
                 let password = password.into_password()?.password;
                 let user = client.metadata().get(METADATA_USER).cloned();
-                let who = self.sign_in(user.unwrap_or_default(), password).await?;
+                let who = sign_in(&self.state, user.unwrap_or_default(), password, DOOR)
+                    .await
+                    .map_err(|e| match e {
+                        SignIn::Refused(why) => user_error("FATAL", "28P01", why),
+                        SignIn::Failed(why) => user_error("FATAL", "XX000", why),
+                    })?;
                 let (pid, key) = self.keys.generate(client);
                 client.set_pid_and_secret_key(pid, key.clone());
                 // Registered for cancel requests (psql's Ctrl-C) for as long as it is open.
@@ -578,66 +574,5 @@ impl StartupHandler for Login {
             _ => {}
         }
         Ok(())
-    }
-}
-
-impl Login {
-    /// The client `user` signs in as with `password`, or why not (said to the client and
-    /// written to the audit log).
-    async fn sign_in(&self, user: String, password: String) -> PgWireResult<Client> {
-        let refused = |message: &str| user_error("FATAL", "28P01", message.to_string());
-        let token = self.state.clients().authenticate(&password);
-        let (actor, checked) = match token {
-            Ok(client) => (client.name.clone(), Ok(Client::clone(&client))),
-            Err(TokenRefused::Expired(at)) => (
-                format!("user:{user}"),
-                Err(TokenRefused::Expired(at).to_string()),
-            ),
-            Err(TokenRefused::Unknown) => {
-                let Some(users) = self.state.users().cloned() else {
-                    return Err(refused("password authentication failed: no such token"));
-                };
-                let name = user.clone();
-                // Hashing is CPU work: off the connection's thread, as the sign-in page does.
-                let found = tokio::task::spawn_blocking(move || {
-                    let at = chrono::Utc::now().timestamp();
-                    let wait = users.login_wait_secs(&name, at)?;
-                    if wait > 0 {
-                        return Ok(Err(format!(
-                            "too many failed attempts for \"{name}\": try again in {wait} seconds"
-                        )));
-                    }
-                    let found = users.verify(&name, &password)?;
-                    users.record_login(&name, found.is_some(), at)?;
-                    Ok(found.map(|u| crate::auth::person(&u, None)).ok_or_else(|| {
-                        format!("password authentication failed for user \"{name}\"")
-                    }))
-                })
-                .await
-                .map_err(|e| user_error("FATAL", "XX000", e.to_string()))?
-                .map_err(|e: crate::users::UsersError| {
-                    user_error("FATAL", "XX000", e.to_string())
-                })?;
-                (format!("user:{user}"), found)
-            }
-        };
-        let checked = checked.and_then(|client| match not_allowed(&client) {
-            Some(why) => Err(why),
-            None => Ok(client),
-        });
-        self.state.audit(crate::audit::Event {
-            actor,
-            door: DOOR,
-            action: if checked.is_ok() {
-                "login"
-            } else {
-                "login_failed"
-            },
-            detail: None,
-            rows: None,
-            millis: None,
-            outcome: if checked.is_ok() { "ok" } else { "refused" },
-        });
-        checked.map_err(|why| refused(&why))
     }
 }

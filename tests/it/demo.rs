@@ -31,6 +31,8 @@ fn demo_creates_the_lake_serves_health_and_stops_on_ctrl_c() {
             "0",
             "--pg-port",
             "0",
+            "--flight-port",
+            "0",
             "--days",
             "20",
             // An hour of the replayed day a second.

@@ -410,6 +410,8 @@ fn dashboards_are_listed_and_checked_with_mistakes_named_by_file_and_line() {
             "127.0.0.1:0",
             "--pg-addr",
             "127.0.0.1:0",
+            "--flight-addr",
+            "127.0.0.1:0",
         ])
         .env("BRIGHT_PSEUDO_KEY", "a dashboards test key, 16+ bytes")
         .output()

@@ -6,6 +6,7 @@
 mod browser;
 mod cli;
 mod demo;
+mod doors;
 mod hardening;
 mod http_ingest;
 mod kpi;
@@ -13,7 +14,6 @@ mod kpi;
 mod mllp_client;
 #[path = "../../engine/tests/it/moto.rs"]
 mod moto;
-mod pg;
 mod reader;
 mod s3;
 mod serve;

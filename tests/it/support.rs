@@ -33,6 +33,8 @@ pub struct Ports {
     pub http: u16,
     /// The Postgres wire door.
     pub pg: u16,
+    /// The Arrow Flight SQL door.
+    pub flight: u16,
 }
 
 /// [`serve_with_env`], returning every door's port once all listen.
@@ -60,6 +62,8 @@ pub fn serve_doors(dir: &Path, key: &str, args: &[&str], env: &[(&str, &str)]) -
             "127.0.0.1:0",
             "--pg-addr",
             "127.0.0.1:0",
+            "--flight-addr",
+            "127.0.0.1:0",
         ])
         .args(args)
         .env("BRIGHT_PSEUDO_KEY", key)
@@ -76,8 +80,8 @@ pub fn serve_doors(dir: &Path, key: &str, args: &[&str], env: &[(&str, &str)]) -
             .and_then(|p| p.parse().ok())
             .expect("a port")
     };
-    let (mut mllp, mut http, mut pg) = (None, None, None);
-    while mllp.is_none() || http.is_none() || pg.is_none() {
+    let (mut mllp, mut http, mut pg, mut flight) = (None, None, None, None);
+    while mllp.is_none() || http.is_none() || pg.is_none() || flight.is_none() {
         let line = lines
             .next()
             .expect("serve printed its addresses before exiting")
@@ -88,6 +92,8 @@ pub fn serve_doors(dir: &Path, key: &str, args: &[&str], env: &[(&str, &str)]) -
             http = Some(port(&line));
         } else if let Some(address) = line.strip_prefix("Postgres: listening on ") {
             pg = Some(port(address.split(' ').next().unwrap_or(address)));
+        } else if line.starts_with("Flight SQL: listening on grpc://") {
+            flight = Some(port(&line));
         }
     }
     // Keep draining stdout so the server never blocks on a full pipe.
@@ -96,6 +102,7 @@ pub fn serve_doors(dir: &Path, key: &str, args: &[&str], env: &[(&str, &str)]) -
         mllp: mllp.expect("seen"),
         http: http.expect("seen"),
         pg: pg.expect("seen"),
+        flight: flight.expect("seen"),
     };
     (child, ports)
 }

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bright_engine::query::{Answer, Limits, OutputFormat, QueryError};
 use serde::Deserialize;
 
-use crate::auth::Client;
+use crate::auth::{Client, TokenRefused};
 use crate::{AppState, error_body};
 
 /// `[sql]` in `bright.toml`: what analysts' statements may use, on every door.
@@ -128,6 +128,76 @@ pub(crate) fn not_allowed(client: &Client) -> Option<String> {
     ))
 }
 
+/// Why a client of a SQL door (the Postgres or Flight SQL door) is not signed in.
+pub(crate) enum SignIn {
+    /// Said to the client: a wrong password, an expired token, a role without SQL.
+    Refused(String),
+    /// The user store could not be read.
+    Failed(String),
+}
+
+/// Signs a SQL door's client in: `password` is an API token (then `user` is any name) or
+/// the password of the person `user`, throttled as the sign-in page throttles. The client
+/// must be allowed SQL. Each try is written to the audit log.
+pub(crate) async fn sign_in(
+    state: &AppState,
+    user: String,
+    password: String,
+    door: &'static str,
+) -> Result<Client, SignIn> {
+    let (actor, checked) = match state.clients().authenticate(&password) {
+        Ok(client) => (client.name.clone(), Ok(Client::clone(&client))),
+        Err(expired @ TokenRefused::Expired(_)) => {
+            (format!("user:{user}"), Err(expired.to_string()))
+        }
+        Err(TokenRefused::Unknown) => {
+            let Some(users) = state.users().cloned() else {
+                return Err(SignIn::Refused(
+                    "password authentication failed: no such token".into(),
+                ));
+            };
+            let name = user.clone();
+            // Hashing is CPU work: off the connection's thread, as the sign-in page does.
+            let found = tokio::task::spawn_blocking(move || {
+                let at = chrono::Utc::now().timestamp();
+                let wait = users.login_wait_secs(&name, at)?;
+                if wait > 0 {
+                    return Ok(Err(format!(
+                        "too many failed attempts for \"{name}\": try again in {wait} seconds"
+                    )));
+                }
+                let found = users.verify(&name, &password)?;
+                users.record_login(&name, found.is_some(), at)?;
+                Ok(found
+                    .map(|u| crate::auth::person(&u, None))
+                    .ok_or_else(|| format!("password authentication failed for user \"{name}\"")))
+            })
+            .await
+            .map_err(|e| SignIn::Failed(e.to_string()))?
+            .map_err(|e: crate::users::UsersError| SignIn::Failed(e.to_string()))?;
+            (format!("user:{user}"), found)
+        }
+    };
+    let checked = checked.and_then(|client| match not_allowed(&client) {
+        Some(why) => Err(why),
+        None => Ok(client),
+    });
+    let (action, outcome) = match checked {
+        Ok(_) => ("login", "ok"),
+        Err(_) => ("login_failed", "refused"),
+    };
+    state.audit(crate::audit::Event {
+        actor,
+        door,
+        action,
+        detail: None,
+        rows: None,
+        millis: None,
+        outcome,
+    });
+    checked.map_err(SignIn::Refused)
+}
+
 /// Why a statement gave no answer.
 pub(crate) enum Ran {
     /// The client has as many statements running as it may.
@@ -157,6 +227,15 @@ pub(crate) fn limits_for(state: &AppState, client: &Client) -> Limits {
         limits.forbidden_tables.clear();
     }
     limits
+}
+
+/// The limits of a statement from analysts' own tools (the Postgres and Flight SQL doors):
+/// no row limit, as BI tools import whole tables; the time, answer and table limits hold.
+pub(crate) fn tool_limits(state: &AppState, client: &Client) -> Limits {
+    Limits {
+        max_rows: None,
+        ..limits_for(state, client)
+    }
 }
 
 /// Runs `work` (the statement `sql`, however a door runs it) once `client` has a free

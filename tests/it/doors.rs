@@ -1,6 +1,7 @@
-//! The Postgres wire door with real clients: psql (Debian's postgresql-client) and psycopg 3
-//! sign in, list the tables, run a KPI view and an ad-hoc join with exactly `bright sql`'s
-//! numbers, are refused what the sandbox refuses, and a psql Ctrl-C stops a long query.
+//! Analysts' SQL doors with their real clients: psql (Debian's postgresql-client) and
+//! psycopg 3 on the Postgres door, ADBC's Flight SQL driver on the Flight SQL door. They sign
+//! in, list the tables, run a KPI view and an ad-hoc join with exactly `bright sql`'s numbers,
+//! are refused what the sandbox refuses, and a psql Ctrl-C stops a long query.
 
 use std::io::Write;
 use std::path::Path;
@@ -77,16 +78,18 @@ fn assert_same(ours: &[String], theirs: &[String], what: &str) {
     }
 }
 
-/// psycopg's answers to `requests` (see pg_client.py), one JSON value each.
-fn psycopg(
+/// The answers of a client of `door` ("pg": psycopg, "flight": ADBC) to `requests` (see
+/// sql_client.py), one JSON value each.
+fn client(
+    door: &str,
     port: u16,
     user: &str,
     password: &str,
     requests: serde_json::Value,
 ) -> Vec<serde_json::Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/pg_client.py");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/sql_client.py");
     let mut child = Command::new(python())
-        .args([script, &port.to_string(), user, password])
+        .args([script, door, &port.to_string(), user, password])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -101,7 +104,7 @@ fn psycopg(
     let out = child.wait_with_output().expect("ends");
     assert!(
         out.status.success(),
-        "the psycopg client failed (scripts/test installs psycopg): {}",
+        "the {door} client failed (scripts/test installs psycopg and adbc-driver-flightsql): {}",
         text(&out.stderr)
     );
     text(&out.stdout)
@@ -128,7 +131,7 @@ fn joined(answer: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
-fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
+fn analysts_tools_sign_in_query_and_are_sandboxed_on_the_postgres_and_flight_sql_doors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lake = dir.path().join("lake");
     ok(&[
@@ -189,7 +192,7 @@ fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
         ],
         &[],
     );
-    let pg = ports.pg;
+    let (pg, flight) = (ports.pg, ports.flight);
     let secured = Command::new("psql")
         .arg(format!(
             "host=127.0.0.1 port={pg} user=ana dbname=bright sslmode=require connect_timeout=20"
@@ -221,22 +224,71 @@ fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
     assert!(described.contains("ward,text"), "{described}");
     assert!(described.contains("valid_from,date"), "{described}");
 
-    // The same numbers as `bright sql`, for a KPI view and a join, by psql and psycopg, as
-    // a person (password) and as an API client (token).
+    // The same numbers as `bright sql`, for a KPI view and a join, by psql, psycopg and ADBC,
+    // as a person (password) and as an API client (token).
     for sql in [KPI_VIEW, JOIN] {
         let ours = bright_rows(&lake, sql);
         let theirs = psql(pg, "ana", PASSWORD, &["-c", sql]);
         assert!(theirs.status.success(), "{}", text(&theirs.stderr));
         let theirs: Vec<String> = text(&theirs.stdout).lines().map(str::to_string).collect();
         assert_same(&ours, &theirs, &format!("psql: {sql}"));
-        let answers = psycopg(pg, "robot", ROBOT, serde_json::json!([{ "sql": sql }]));
+        let answers = client(
+            "pg",
+            pg,
+            "robot",
+            ROBOT,
+            serde_json::json!([{ "sql": sql }]),
+        );
         assert_same(&ours, &joined(&answers[0]), &format!("psycopg: {sql}"));
+        for (user, password) in [("ana", PASSWORD), ("robot", ROBOT)] {
+            let answers = client(
+                "flight",
+                flight,
+                user,
+                password,
+                serde_json::json!([{ "sql": sql }]),
+            );
+            assert_same(
+                &ours,
+                &joined(&answers[0]),
+                &format!("ADBC as {user}: {sql}"),
+            );
+        }
     }
+    // Arrow types come through as they are.
+    let typed = &client(
+        "flight",
+        flight,
+        "ana",
+        PASSWORD,
+        serde_json::json!([{
+            "sql": "SELECT event_time, CAST(event_time AS DATE) AS day, \
+                    CAST(12.5 AS DECIMAL(10, 2)) AS money, CAST(NULL AS BIGINT) AS nothing \
+                    FROM adt_events ORDER BY event_time LIMIT 1",
+            "types": true,
+        }]),
+    )[0];
+    assert_eq!(
+        typed["columns"],
+        serde_json::json!([
+            ["event_time", "timestamp[us, tz=UTC]"],
+            ["day", "date32[day]"],
+            ["money", "decimal128(10, 2)"],
+            ["nothing", "int64"]
+        ]),
+        "{typed}"
+    );
+    assert_eq!(
+        typed["types"],
+        serde_json::json!([["datetime+tz", "date", "Decimal", "NoneType"]]),
+        "{typed}"
+    );
 
     // Prepared statements with parameters (psycopg binds them on the server), and the types
     // Postgres clients expect back.
     let ward = bright_rows(&lake, "SELECT ward FROM beds ORDER BY ward LIMIT 1").remove(0);
-    let by_param = psycopg(
+    let by_param = client(
+        "pg",
         pg,
         "ana",
         PASSWORD,
@@ -282,8 +334,8 @@ fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
     assert_eq!(typed["rows"][0][2], "12.50", "{typed}");
 
     // Sign-in refusals: a wrong password, an unknown person, a viewer, an expired token, a
-    // token without the `sql` scope.
-    for (user, password, said) in [
+    // token without the `sql` scope; on both doors.
+    let refusals = [
         (
             "ana",
             "not the password",
@@ -301,19 +353,30 @@ fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
             "this token expired at 2020-01-01 00:00 UTC",
         ),
         ("reader", READER, "this token may not run it"),
-    ] {
+    ];
+    for (user, password, said) in refusals {
         let refused = psql(pg, user, password, &["-c", "SELECT 1"]);
         assert!(!refused.status.success(), "{user} was let in");
         let stderr = text(&refused.stderr);
-        assert!(stderr.contains(said), "{user}: {stderr}");
+        assert!(stderr.contains(said), "psql as {user}: {stderr}");
+        for door in ["pg", "flight"] {
+            let port = if door == "pg" { pg } else { flight };
+            let answers = client(
+                door,
+                port,
+                user,
+                password,
+                serde_json::json!([{ "sql": "SELECT 1 AS x" }]),
+            );
+            assert!(
+                answers[0]["error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains(said)),
+                "{door} as {user}: {}",
+                answers[0]
+            );
+        }
     }
-    let refused = &psycopg(pg, "vic", PASSWORD, serde_json::json!([]))[0];
-    assert!(
-        refused["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("may not run it")),
-        "{refused}"
-    );
 
     // The escape list, through psql (simple queries) and psycopg (prepared statements):
     // every attempt refused, nothing written.
@@ -338,12 +401,21 @@ fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
         .collect();
     for (escape, answer) in escapes
         .iter()
-        .zip(psycopg(pg, "ana", PASSWORD, requests.into()))
+        .zip(client("pg", pg, "ana", PASSWORD, requests.into()))
     {
         assert!(
             answer["error"].is_string(),
             "psycopg ran: {escape}: {answer}"
         );
+    }
+    let requests: Vec<serde_json::Value> = escapes
+        .iter()
+        .map(|sql| serde_json::json!({ "sql": sql }))
+        .collect();
+    let answers = client("flight", flight, "ana", PASSWORD, requests.into());
+    assert_eq!(answers.len(), escapes.len());
+    for (escape, answer) in escapes.iter().zip(answers) {
+        assert!(answer["error"].is_string(), "ADBC ran: {escape}: {answer}");
     }
     let mut left: Vec<String> = std::fs::read_dir(&jail)
         .expect("reads")
@@ -359,6 +431,20 @@ fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
         (unions.as_str(), "refused: the statement has"),
         ("SELECT length(repeat('x', 2000000000)) AS n", "16 MiB"),
     ] {
+        let answers = client(
+            "flight",
+            flight,
+            "ana",
+            PASSWORD,
+            serde_json::json!([{ "sql": runaway }]),
+        );
+        assert!(
+            answers[0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(said)),
+            "ADBC: {}",
+            answers[0]
+        );
         let stopped = psql(pg, "ana", PASSWORD, &["-c", runaway]);
         assert!(!stopped.status.success());
         assert!(
@@ -394,24 +480,30 @@ fn psql_and_psycopg_sign_in_query_and_are_sandboxed_on_the_postgres_door() {
             PASSWORD,
             &[
                 "-c",
-                "SELECT actor, action, outcome FROM audit_log WHERE door = 'pg' ORDER BY at",
+                "SELECT actor, door, action, outcome FROM audit_log \
+                 WHERE door IN ('pg', 'flight') ORDER BY at",
             ],
         );
         seen = text(&out.stdout);
-        if seen.contains("user:ana,sql,cancelled") {
+        if seen.contains("user:ana,pg,sql,cancelled") {
             break;
         }
         std::thread::yield_now();
     }
     for line in [
-        "user:ana,login,ok",
-        "user:ana,login_failed,refused",
-        "user:vic,login_failed,refused",
-        "user:old-robot,login_failed,refused",
-        "robot,login,ok",
-        "robot,sql,answered",
-        "user:ana,sql,refused",
-        "user:ana,sql,cancelled",
+        "user:ana,pg,login,ok",
+        "user:ana,pg,login_failed,refused",
+        "user:vic,pg,login_failed,refused",
+        "user:old-robot,pg,login_failed,refused",
+        "robot,pg,login,ok",
+        "robot,pg,sql,answered",
+        "user:ana,pg,sql,refused",
+        "user:ana,pg,sql,cancelled",
+        "user:ana,flight,login,ok",
+        "user:vic,flight,login_failed,refused",
+        "user:ana,flight,sql,answered",
+        "user:ana,flight,sql,refused",
+        "robot,flight,sql,answered",
     ] {
         assert!(seen.contains(line), "{line} not in\n{seen}");
     }
