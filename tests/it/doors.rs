@@ -1,5 +1,6 @@
 //! Analysts' SQL doors with their real clients: psql (Debian's postgresql-client) and
-//! psycopg 3 on the Postgres door, ADBC's Flight SQL driver on the Flight SQL door. They sign
+//! psycopg 3 on the Postgres door, ADBC's Flight SQL driver on the Flight SQL door, curl on
+//! `POST /api/sql`. They sign
 //! in, list the tables, run a KPI view and an ad-hoc join with exactly `bright sql`'s numbers,
 //! are refused what the sandbox refuses, and a psql Ctrl-C stops a long query.
 
@@ -78,6 +79,22 @@ fn assert_same(ours: &[String], theirs: &[String], what: &str) {
     }
 }
 
+/// curl posting `sql` to `POST /api/sql` with `token`, asking for CSV: status and body.
+fn sql_over_http(port: u16, token: &str, sql: &str) -> (u16, String) {
+    let body = serde_json::json!({ "sql": sql }).to_string();
+    crate::http_ingest::curl(&[
+        "-H",
+        &format!("Authorization: Bearer {token}"),
+        "-H",
+        "Content-Type: application/json",
+        "-H",
+        "Accept: text/csv",
+        "--data-binary",
+        &body,
+        &format!("http://127.0.0.1:{port}/api/sql"),
+    ])
+}
+
 /// The answers of a client of `door` ("pg": psycopg, "flight": ADBC) to `requests` (see
 /// sql_client.py), one JSON value each.
 fn client(
@@ -131,7 +148,7 @@ fn joined(answer: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
-fn analysts_tools_sign_in_query_and_are_sandboxed_on_the_postgres_and_flight_sql_doors() {
+fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
     let dir = tempfile::tempdir().expect("tempdir");
     let lake = dir.path().join("lake");
     ok(&[
@@ -240,6 +257,10 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_the_postgres_and_flight_sql
             serde_json::json!([{ "sql": sql }]),
         );
         assert_same(&ours, &joined(&answers[0]), &format!("psycopg: {sql}"));
+        let (status, body) = sql_over_http(ports.http, ROBOT, sql);
+        assert_eq!(status, 200, "{body}");
+        let theirs: Vec<String> = body.lines().skip(1).map(str::to_string).collect();
+        assert_same(&ours, &theirs, &format!("curl: {sql}"));
         for (user, password) in [("ana", PASSWORD), ("robot", ROBOT)] {
             let answers = client(
                 "flight",
@@ -332,6 +353,17 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_the_postgres_and_flight_sql
         "{typed}"
     );
     assert_eq!(typed["rows"][0][2], "12.50", "{typed}");
+
+    // Tokens an HTTP client is refused with: expired, and without the `sql` scope.
+    let (status, body) = sql_over_http(ports.http, EXPIRED, "SELECT 1 AS x");
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body.contains("this token expired at 2020-01-01 00:00 UTC"),
+        "{body}"
+    );
+    let (status, body) = sql_over_http(ports.http, READER, "SELECT 1 AS x");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("this token may not run it"), "{body}");
 
     // Sign-in refusals: a wrong password, an unknown person, a viewer, an expired token, a
     // token without the `sql` scope; on both doors.

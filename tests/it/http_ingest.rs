@@ -320,7 +320,7 @@ async fn a_busy_sink_answers_503_with_retry_after_until_a_flush_makes_room() {
 }
 
 /// `curl` with the response's status code on the last line.
-fn curl(args: &[&str]) -> (u16, String) {
+pub(crate) fn curl(args: &[&str]) -> (u16, String) {
     let out = Command::new("curl")
         .args(["--silent", "--show-error", "--write-out", "\n%{http_code}"])
         .args(args)
