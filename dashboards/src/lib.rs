@@ -8,9 +8,10 @@
 //! [`auth::authenticate`]. Dashboards and boards join the same router as they land; their
 //! charts and icons are drawn by [`charts`].
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -125,7 +126,14 @@ struct Inner {
     sql: std::sync::OnceLock<routes::sql::SqlConfig>,
     /// Where sign-ins and statements are recorded, once set (see [`AppState::with_audit`]).
     audit: std::sync::OnceLock<audit::Audit>,
+    /// When each client's view of patient-level data was last recorded, by what it viewed.
+    viewed: std::sync::Mutex<HashMap<(String, &'static str), Instant>>,
 }
+
+/// A client's repeated views of the same patient-level data within this long are one entry in
+/// the audit log: a wall screen or a script reading a board each second would otherwise bury
+/// the log, and who saw it, and when to within minutes, is what the log is for.
+const VIEW_RECORDED_EVERY: Duration = Duration::from_secs(300);
 
 impl AppState {
     /// State for a service over the lake at `lake` (shown on `/health`), with the clients
@@ -149,6 +157,7 @@ impl AppState {
                 sql_running: routes::sql::Running::default(),
                 sql: std::sync::OnceLock::new(),
                 audit: std::sync::OnceLock::new(),
+                viewed: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -218,6 +227,36 @@ impl AppState {
             let _ = self.inner.audit.set(audit::Audit::start(ingest.clone()));
         }
         self
+    }
+
+    /// Records that `client` viewed patient-level data (`what`: a page or its data), at most
+    /// once a client and page every few minutes.
+    pub(crate) fn audit_view(&self, client: &auth::Client, what: &'static str) {
+        let now = Instant::now();
+        let Ok(mut viewed) = self.inner.viewed.lock() else {
+            return;
+        };
+        let key = (client.name.clone(), what);
+        if viewed
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < VIEW_RECORDED_EVERY)
+        {
+            return;
+        }
+        if viewed.len() > 10_000 {
+            viewed.retain(|_, at| now.duration_since(*at) < VIEW_RECORDED_EVERY);
+        }
+        viewed.insert(key, now);
+        drop(viewed);
+        self.audit(audit::Event {
+            actor: client.name.clone(),
+            door: "page",
+            action: "view",
+            detail: Some(what.to_string()),
+            rows: None,
+            millis: None,
+            outcome: "ok",
+        });
     }
 
     /// Records `event` in the audit log, when there is one (it is always traced).

@@ -494,6 +494,21 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
     );
     assert!(text(&refused.stderr).contains("audit_log is for admins only"));
 
+    // Views of the trackboard (each patient's operation, live) are in the audit log: once a
+    // client every few minutes, however often it reads.
+    let board = format!("http://127.0.0.1:{}/api/theatres", ports.http);
+    let bearer = format!("Authorization: Bearer {READER}");
+    let mut answered = 0;
+    for _ in 0..600 {
+        let (status, body) = crate::http_ingest::curl(&["-H", &bearer, &board]);
+        assert!(status == 200 || status == 503, "{status}: {body}");
+        answered += usize::from(status == 200);
+        if answered == 3 {
+            break;
+        }
+    }
+    assert_eq!(answered, 3, "the trackboard never answered");
+
     // Ctrl-C in psql cancels a query that would run far past the test; the door answers the
     // next one.
     let cancelled_after = (0..5)
@@ -513,7 +528,7 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
             &[
                 "-c",
                 "SELECT actor, door, action, outcome FROM audit_log \
-                 WHERE door IN ('pg', 'flight') ORDER BY at",
+                 WHERE door IN ('pg', 'flight', 'page') ORDER BY at",
             ],
         );
         seen = text(&out.stdout);
@@ -539,6 +554,9 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
     ] {
         assert!(seen.contains(line), "{line} not in\n{seen}");
     }
+    // Recorded before the cancelled statement, which is in: the trackboard's three reads are
+    // one view.
+    assert_eq!(seen.matches("reader,page,view,ok").count(), 1, "{seen}");
     eprintln!("psql's query was cancelled after {cancelled_after:?}");
     terminate(child);
 }

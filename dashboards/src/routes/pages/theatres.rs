@@ -404,6 +404,10 @@ fn site_shown(client: &Client, query: &BoardQuery) -> Option<String> {
     }
 }
 
+/// The trackboard in the audit log: it shows each patient's operation as it happens (the
+/// procedure, the times), so who looked at it is recorded, as for analysts' SQL.
+const TRACKBOARD: &str = "/theatres (the trackboard's cases)";
+
 fn live(state: &AppState) -> Result<&Live, PageError> {
     state
         .pages()
@@ -417,6 +421,7 @@ pub async fn api(
     Query(query): Query<BoardQuery>,
 ) -> Result<axum::response::Response, PageError> {
     pages_for(&state, &client)?;
+    state.audit_view(&client, TRACKBOARD);
     let frame = live(&state)?
         .latest(&state, run)
         .await
@@ -439,6 +444,7 @@ pub async fn events(
     headers: HeaderMap,
 ) -> Result<axum::response::Response, PageError> {
     pages_for(&state, &client)?;
+    state.audit_view(&client, TRACKBOARD);
     let live = live(&state)?;
     start(live, &state, None);
     let site = site_shown(&client, &query)
@@ -673,6 +679,7 @@ pub async fn html(
     Query(query): Query<BoardQuery>,
 ) -> Result<Markup, HtmlError> {
     let pages = pages_for(&state, &client)?;
+    state.audit_view(&client, TRACKBOARD);
     let frame = live(&state)?
         .latest(&state, run)
         .await
