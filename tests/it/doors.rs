@@ -168,7 +168,7 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
     std::fs::write(
         &config,
         format!(
-            "[sql]\ntime_limit_secs = 30\n\n\
+            "[sql]\ntime_limit_secs = 10\n\n\
              [[dashboards.clients]]\nname = \"robot\"\ntoken_sha256 = \"{}\"\nscopes = [\"sql\"]\n\
              expires = \"2999-12-31\"\n\n\
              [[dashboards.clients]]\nname = \"old-robot\"\ntoken_sha256 = \"{}\"\n\
@@ -459,9 +459,43 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
 
     // Runaways, refused before they are parsed or stopped with a message; the door goes on.
     let unions = vec!["SELECT 1 AS x"; 5_000].join(" UNION ALL ");
+    // Never-ending, on both doors at once (a client may run two statements): each stopped
+    // at the time limit.
+    let recursive = "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t) \
+                     SELECT count(*) AS n FROM t";
+    let over_psql = std::thread::spawn(move || psql(pg, "ana", PASSWORD, &["-c", recursive]));
+    let over_adbc = client(
+        "flight",
+        flight,
+        "ana",
+        PASSWORD,
+        serde_json::json!([{ "sql": recursive }]),
+    );
+    assert!(
+        over_adbc[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("time limit")),
+        "ADBC: {}",
+        over_adbc[0]
+    );
+    let over_psql = over_psql.join().expect("psql's thread");
+    assert!(
+        text(&over_psql.stderr).contains("time limit"),
+        "{}",
+        text(&over_psql.stderr)
+    );
     for (runaway, said) in [
         (unions.as_str(), "refused: the statement has"),
         ("SELECT length(repeat('x', 2000000000)) AS n", "16 MiB"),
+        ("SELECT length(lpad('x', 2000000000)) AS n", "lpad"),
+        (
+            "SELECT cardinality(array_repeat(1, 2000000000)) AS n",
+            "array_repeat",
+        ),
+        (
+            "SELECT cardinality(generate_series(1, 1000000000)) AS n",
+            "generate_series",
+        ),
     ] {
         let answers = client(
             "flight",
