@@ -1,6 +1,6 @@
 //! Analysts' SQL doors with their real clients: psql (Debian's postgresql-client) and
-//! psycopg 3 on the Postgres door, ADBC's Flight SQL driver on the Flight SQL door, curl on
-//! `POST /api/sql`. They sign
+//! psycopg 3 and the JDBC driver BI tools use on the Postgres door, ADBC's Flight SQL driver
+//! on the Flight SQL door, curl on `POST /api/sql`. They sign
 //! in, list the tables, run a KPI view and an ad-hoc join with exactly `bright sql`'s numbers,
 //! are refused what the sandbox refuses, and a psql Ctrl-C stops a long query.
 
@@ -77,6 +77,11 @@ fn assert_same(ours: &[String], theirs: &[String], what: &str) {
     for (a, b) in ours.iter().zip(theirs) {
         assert!(same_row(a, b), "{what}: bright sql {a} / the door {b}");
     }
+}
+
+/// The Postgres JDBC driver's jar (Debian's libpostgresql-jdbc-java), or `BRIGHT_JDBC_JAR`.
+fn jdbc_driver() -> String {
+    std::env::var("BRIGHT_JDBC_JAR").unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into())
 }
 
 /// curl posting `sql` to `POST /api/sql` with `token`, asking for CSV: status and body.
@@ -276,6 +281,41 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
             );
         }
     }
+    // A JDBC client, as BI tools are: the catalogue questions they ask on connect answered,
+    // and a statement prepared on the server with `?` bound, with `bright sql`'s numbers.
+    let jdbc = Command::new("java")
+        .arg("-cp")
+        .arg(jdbc_driver())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/JdbcClient.java"
+        ))
+        .args([
+            &pg.to_string(),
+            "ana",
+            PASSWORD,
+            &JOIN.replace("'A01'", "?"),
+            "A01",
+        ])
+        .output()
+        .expect("java runs (scripts/test installs the JDBC driver)");
+    assert!(jdbc.status.success(), "{}", text(&jdbc.stderr));
+    let said = text(&jdbc.stdout);
+    let mut said = said.lines();
+    assert_eq!(said.next(), Some("schemas: kpi,lake,pg_catalog"));
+    let tables = said.next().unwrap_or_default();
+    assert!(
+        tables.contains(",beds,") && tables.contains("adt_events"),
+        "{tables}"
+    );
+    let columns = said.next().unwrap_or_default();
+    assert!(
+        columns.contains("ward text") && columns.contains("valid_from date"),
+        "{columns}"
+    );
+    let rows: Vec<String> = said.map(str::to_string).collect();
+    assert_same(&bright_rows(&lake, JOIN), &rows, "JDBC");
+
     // Arrow types come through as they are.
     let typed = &client(
         "flight",
