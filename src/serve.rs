@@ -323,6 +323,12 @@ pub(crate) async fn start(options: ServiceOptions) -> Result<Running> {
         }
     );
     println!("Flight SQL: listening on grpc://{flight_addr}");
+    if !flight_addr.ip().is_loopback() {
+        println!(
+            "Flight SQL: clients send their passwords and tokens unencrypted; put a TLS proxy in \
+             front of {flight_addr} for any client beyond this machine."
+        );
+    }
     println!("Quarantine: {}/<feed>/", options.quarantine.display());
     let listener = Listener::new(sink.clone(), adt, mllp_config)
         .with_health(health.clone())

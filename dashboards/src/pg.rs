@@ -521,8 +521,10 @@ fn parameters(portal: &Portal<Prepared>, plan: &LogicalPlan) -> PgWireResult<Par
     datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters(portal, &types)
 }
 
-/// Signs a connection in: a cleartext password (over TLS where it is set up), checked
-/// against the people of the user store or the API tokens.
+/// Signs a connection in: a cleartext password, checked against the people of the user store
+/// (argon2 hashes) or the API tokens (SHA-256). From another machine only inside TLS. SCRAM is
+/// not offered: pgwire's SCRAM needs each person's salted password, a key a login can be made
+/// from, which bright would then have to keep beside the hash.
 struct Login {
     state: AppState,
     manager: Arc<ConnectionManager>,
@@ -544,6 +546,17 @@ impl StartupHandler for Login {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                // The password is sent as it is (see `Login`): from another machine, only
+                // inside TLS.
+                if !client.is_secure() && !client.socket_addr().ip().is_loopback() {
+                    return Err(user_error(
+                        "FATAL",
+                        "28000",
+                        "from another machine this door takes passwords only over TLS \
+                         (sslmode=require; the server needs --pg-tls-cert and --pg-tls-key)"
+                            .into(),
+                    ));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 client.set_state(PgWireConnectionState::AuthenticationInProgress);

@@ -211,6 +211,8 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
             cert.to_str().expect("utf-8"),
             "--pg-tls-key",
             key.to_str().expect("utf-8"),
+            "--pg-addr",
+            "0.0.0.0:0",
         ],
         &[],
     );
@@ -229,6 +231,40 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
         "{}",
         text(&secured.stdout)
     );
+    // From another machine (here: this machine's network address rather than loopback) a
+    // password is taken only inside TLS.
+    let outward = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            // Only picks the route: a UDP "connection" sends nothing.
+            socket.connect("203.0.113.1:9")?;
+            socket.local_addr()
+        })
+        .expect("this machine has a network address besides loopback")
+        .ip();
+    assert!(!outward.is_loopback());
+    for (mode, let_in) in [("disable", false), ("require", true)] {
+        let tried = Command::new("psql")
+            .arg(format!(
+                "host={outward} port={pg} user=ana dbname=bright sslmode={mode} connect_timeout=20"
+            ))
+            .args(["-X", "-A", "-t", "-c", "SELECT count(*) FROM beds"])
+            .env("PGPASSWORD", PASSWORD)
+            .output()
+            .expect("psql runs");
+        assert_eq!(
+            tried.status.success(),
+            let_in,
+            "{mode}: {}",
+            text(&tried.stderr)
+        );
+        if !let_in {
+            assert!(
+                text(&tried.stderr).contains("takes passwords only over TLS"),
+                "{}",
+                text(&tried.stderr)
+            );
+        }
+    }
 
     // psql: the tables and views are listed, and a table described.
     let listed = psql(pg, "ana", PASSWORD, &["-c", "\\dt", "-c", "\\dv kpi.*"]);

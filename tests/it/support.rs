@@ -60,11 +60,16 @@ pub fn serve_doors(dir: &Path, key: &str, args: &[&str], env: &[(&str, &str)]) -
             "127.0.0.1:0",
             "--http-addr",
             "127.0.0.1:0",
-            "--pg-addr",
-            "127.0.0.1:0",
             "--flight-addr",
             "127.0.0.1:0",
         ])
+        // A test may open the Postgres door beyond loopback.
+        .args(
+            (!args.contains(&"--pg-addr"))
+                .then_some(["--pg-addr", "127.0.0.1:0"])
+                .into_iter()
+                .flatten(),
+        )
         .args(args)
         .env("BRIGHT_PSEUDO_KEY", key)
         .envs(env.iter().copied())
