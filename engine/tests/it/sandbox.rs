@@ -213,3 +213,55 @@ async fn the_audit_log_is_read_by_those_allowed_only() {
         .expect("answered");
     assert_eq!(int(&answer.output, 0, 0), 0);
 }
+
+#[tokio::test]
+async fn a_prepared_statement_runs_with_its_values_and_only_reads() {
+    use std::sync::Arc;
+
+    use datafusion::common::{DFSchema, ParamValues, ScalarValue};
+    use datafusion::logical_expr::{DdlStatement, DropTable, LogicalPlan};
+
+    let (_dir, engine) = engine().await;
+    let limits = Limits::default();
+    let all = beds(&engine).await;
+    assert!(all > 0);
+    let plan = engine
+        .analyst_plan("SELECT count(*) AS n FROM beds WHERE beds > $1", &limits)
+        .await
+        .unwrap();
+    for (above, expected) in [(-1, all), (i64::MAX, 0)] {
+        let value = ParamValues::List(vec![ScalarValue::Int64(Some(above)).into()]);
+        let answer = engine
+            .analyst_execute(plan.clone(), value, &limits)
+            .await
+            .unwrap();
+        assert_eq!(int(&answer.output, 0, 0), expected, "beds above {above}");
+    }
+
+    // Several statements are refused, not cut to the first.
+    let e = engine
+        .analyst_plan("SELECT 1; DROP TABLE beds", &limits)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("one statement at a time"), "{e}");
+    // A plan that writes, however it was made, is not run; nor one reading the audit log.
+    let drop = LogicalPlan::Ddl(DdlStatement::DropTable(DropTable {
+        name: "beds".into(),
+        if_exists: false,
+        schema: Arc::new(DFSchema::empty()),
+    }));
+    let e = engine
+        .analyst_execute(drop, ParamValues::List(vec![]), &limits)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, QueryError::Refused(_)), "{e}");
+    assert_eq!(beds(&engine).await, all);
+    let e = engine
+        .analyst_plan("SELECT count(*) FROM audit_log", &limits)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("audit_log is for admins only"),
+        "{e}"
+    );
+}
