@@ -281,6 +281,36 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
     let described = text(&described.stdout);
     assert!(described.contains("ward,text"), "{described}");
     assert!(described.contains("valid_from,date"), "{described}");
+    // What clients and BI tools send on connect is answered.
+    let greeted = psql(
+        pg,
+        "ana",
+        PASSWORD,
+        &[
+            "-c",
+            "SET application_name = 'Power BI'",
+            "-c",
+            "SET extra_float_digits = 3",
+            "-c",
+            "SET DateStyle = 'ISO'",
+            "-c",
+            "SELECT current_schema() AS s, current_database() AS d",
+            "-c",
+            "SELECT version() AS v",
+            "-c",
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'kpi'",
+        ],
+    );
+    assert!(greeted.status.success(), "{}", text(&greeted.stderr));
+    let greeted = text(&greeted.stdout);
+    let lines: Vec<&str> = greeted.lines().collect();
+    assert_eq!(
+        &lines[..4],
+        ["SET", "SET", "SET", "public,bright"],
+        "{greeted}"
+    );
+    assert!(lines[4].contains("DataFusion"), "{greeted}");
+    assert!(lines[5].parse::<u32>().is_ok_and(|n| n >= 30), "{greeted}");
 
     // The same numbers as `bright sql`, for a KPI view and a join, by psql, psycopg and ADBC,
     // as a person (password) and as an API client (token).
