@@ -306,7 +306,7 @@ fn analysts_tools_sign_in_query_and_are_sandboxed_on_every_sql_door() {
     let lines: Vec<&str> = greeted.lines().collect();
     assert_eq!(
         &lines[..4],
-        ["SET", "SET", "SET", "public,bright"],
+        ["SET", "SET", "SET", "lake,bright"],
         "{greeted}"
     );
     assert!(lines[4].contains("DataFusion"), "{greeted}");

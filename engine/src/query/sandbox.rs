@@ -155,6 +155,26 @@ pub(super) fn sandbox<'a>(
         datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider,
     )
     .map_err(|e| QueryError::DataFusion(*e))?;
+    // Its `current_schema()` says `public`; bright's tables are in the session's default
+    // schema (`lake`), where a tool that looks only in the current schema should find them.
+    let schema = analysts
+        .state()
+        .config()
+        .options()
+        .catalog
+        .default_schema
+        .clone();
+    analysts.register_udf(datafusion::logical_expr::create_udf(
+        "current_schema",
+        vec![],
+        DataType::Utf8,
+        datafusion::logical_expr::Volatility::Stable,
+        Arc::new(move |_| {
+            Ok(ColumnarValue::Scalar(
+                datafusion::scalar::ScalarValue::Utf8(Some(schema.clone())),
+            ))
+        }),
+    ));
     for name in GUARDED {
         if let Ok(inner) = analysts.udf(name) {
             analysts.register_udf(ScalarUDF::new_from_impl(Bounded {
