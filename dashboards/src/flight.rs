@@ -91,9 +91,7 @@ fn status(e: Ran) -> Status {
 }
 
 fn engine(state: &AppState) -> Result<Arc<QueryEngine>, Status> {
-    state
-        .pages()
-        .map(|pages| pages.kpis.engine().clone())
+    crate::routes::sql::engine(state)
         .ok_or_else(|| Status::unavailable("this service has no query engine"))
 }
 

@@ -208,11 +208,9 @@ fn signed_in(client: &(impl ClientInfo + ?Sized)) -> PgWireResult<Arc<Client>> {
         .ok_or_else(|| user_error("FATAL", "28000", "not signed in".into()))
 }
 
-/// The engine the statements run in, when this service has one.
+/// The engine the statements run in, or the error a client sees without one.
 fn engine(state: &AppState) -> PgWireResult<Arc<bright_engine::query::QueryEngine>> {
-    state
-        .pages()
-        .map(|pages| pages.kpis.engine().clone())
+    crate::routes::sql::engine(state)
         .ok_or_else(|| user_error("ERROR", "58000", "this service has no query engine".into()))
 }
 

@@ -220,6 +220,13 @@ pub(crate) async fn run(
     run_with(state, client, sql, door, engine.analyst_sql(sql, &limits)).await
 }
 
+/// The engine analysts' statements run in, when this service has one (the doors share it).
+pub(crate) fn engine(
+    state: &AppState,
+) -> Option<std::sync::Arc<bright_engine::query::QueryEngine>> {
+    state.pages().map(|pages| pages.kpis.engine().clone())
+}
+
 /// The `[sql]` limits of `client`'s statements: admins may read the audit log.
 pub(crate) fn limits_for(state: &AppState, client: &Client) -> Limits {
     let mut limits = state.sql_config().limits();
