@@ -45,42 +45,12 @@ def main():
     lake, queries = Path(sys.argv[1]), Path(sys.argv[2])
     results = sys.argv[3] == "--results"
     runs = 1 if results else int(sys.argv[3])
-    manifest = tomllib.loads((queries / "kpis.toml").read_text())
-    params = {name: float(p["default"]) for name, p in manifest.get("params", {}).items()}
-    con = duckdb.connect()
-    con.execute("SET threads = 2")
-    for table in TABLES:
-        files = lake / table
-        if not any(files.rglob("*.parquet")):
-            if table not in EMPTY:
-                raise SystemExit(f"{table}: no Parquet files under {files}")
-            # Nothing written yet (the simulator writes no data-quality records).
-            con.execute(f"CREATE TABLE {table} ({EMPTY[table]})")
-            continue
-        con.execute(
-            f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{files}/**/*.parquet', "
-            "hive_partitioning = true)"
-        )
-    for macro in MACROS:
-        con.execute(macro)
-    con.execute("CREATE SCHEMA kpi")
-    for view in manifest.get("view", []):
-        sql = (queries / "views" / f"{view['name']}.sql").read_text()
-        con.execute(f"CREATE VIEW kpi.{view['name']} AS {sql}")
+    manifest, params, con = connect(lake, queries)
     last = con.execute("SELECT max(arrival_date) FROM ed_attendances").fetchone()[0]
     for mode, since in [("full", date(1900, 1, 1)), ("open_day", last)]:
         totals = [0.0] * runs
         for kpi in manifest["kpi"]:
-            sql = (queries / f"{kpi['id']}.sql").read_text()
-            first = period_start(kpi["grain"], since)
-            rollup = "max" if kpi.get("rollup") == "max" else "sum"
-            query = (
-                f"SELECT period, {rollup}(numerator), sum(denominator) FROM ({sql}) AS k "
-                "WHERE period >= $since GROUP BY period ORDER BY period"
-            )
-            used = set(re.findall(r"\$([a-z_][a-z0-9_]*)", query))
-            bound = {name: value for name, value in params.items() if name in used}
-            bound["since"] = first
+            query, bound = kpi_query(queries, kpi, params, since)
             if results:
                 for period, numerator, denominator in con.execute(query, bound).fetchall():
                     print(json.dumps({"kpi": kpi["id"], "period": period.isoformat(),
@@ -99,6 +69,49 @@ def main():
             return
         print(json.dumps({"engine": "duckdb", "kpi": "(all)", "mode": mode,
                           "ms": round(statistics.median(totals), 1)}))
+
+
+def connect(lake, queries, threads=2):
+    """A DuckDB connection over the lake with bright's functions and helper views; returns
+    the catalogue's manifest, its parameter defaults and the connection."""
+    manifest = tomllib.loads((queries / "kpis.toml").read_text())
+    params = {name: float(p["default"]) for name, p in manifest.get("params", {}).items()}
+    con = duckdb.connect()
+    con.execute(f"SET threads = {threads}")
+    for table in TABLES:
+        files = lake / table
+        if not any(files.rglob("*.parquet")):
+            if table not in EMPTY:
+                raise SystemExit(f"{table}: no Parquet files under {files}")
+            # Nothing written yet (the simulator writes no data-quality records).
+            con.execute(f"CREATE TABLE {table} ({EMPTY[table]})")
+            continue
+        con.execute(
+            f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{files}/**/*.parquet', "
+            "hive_partitioning = true)"
+        )
+    for macro in MACROS:
+        con.execute(macro)
+    con.execute("CREATE SCHEMA kpi")
+    for view in manifest.get("view", []):
+        sql = (queries / "views" / f"{view['name']}.sql").read_text()
+        con.execute(f"CREATE VIEW kpi.{view['name']} AS {sql}")
+    return manifest, params, con
+
+
+def kpi_query(queries, kpi, params, since):
+    """KPI `kpi`'s series from `since` rolled up per period as bright's runner does, and the
+    values to bind."""
+    sql = (queries / f"{kpi['id']}.sql").read_text()
+    rollup = "max" if kpi.get("rollup") == "max" else "sum"
+    query = (
+        f"SELECT period, {rollup}(numerator), sum(denominator) FROM ({sql}) AS k "
+        "WHERE period >= $since GROUP BY period ORDER BY period"
+    )
+    used = set(re.findall(r"\$([a-z_][a-z0-9_]*)", query))
+    bound = {name: value for name, value in params.items() if name in used}
+    bound["since"] = period_start(kpi["grain"], since)
+    return query, bound
 
 
 def period_start(grain, day):

@@ -1,0 +1,545 @@
+"""bright beside DuckDB and Polars on the same lake: one query suite, interleaved runs,
+medians, per-query ratios, and a check that the engines give the same answers.
+
+    compare.py --lake DIR --runner BRIGHT_COMPARE [--runs N] [--scale NAME]
+               [--results FILE] [--groups kpi_full,adhoc,...]
+
+`benches/compare.sh` builds the lake and the runner and calls this. The suite:
+- `kpi_full`: every KPI of the catalogue over all history, as dashboards compute it;
+- `kpi_open_day`: every KPI for the period holding the lake's last day (what a tick reads);
+- `kpi_site_month`: every KPI with a site breakdown, by site and month;
+- `kpi_trust_month`: every KPI by trust (`org_code`) and month;
+- `adhoc`: analysts' questions (long stays by ward, a cohort across ED, ADT and theatres,
+  ED time by hour of arrival).
+bright and DuckDB run the same SQL (the catalogue's files; bright's four functions as DuckDB
+macros, `kpi_duckdb.py`). Polars runs what its SQL front end accepts of the same text, and the
+analysts' questions as a Polars user would write them; what it cannot run is reported, with
+its error, and not compared.
+
+Each run starts every engine afresh for each group (bright: a new session, so materialised
+helper views are computed again, as after new ADT data; DuckDB: its views are plain views),
+engines in a rotating order. Exits 1 when two engines disagree on any answer.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).parent))
+import kpi_duckdb  # noqa: E402
+
+ALL_TIME = date(1900, 1, 1)
+GROUPS = ["kpi_full", "kpi_open_day", "kpi_site_month", "kpi_trust_month", "adhoc"]
+
+# Analysts' questions, one SQL text for bright and DuckDB.
+ADHOC = {
+    "adhoc_long_stays_by_ward": """
+        SELECT org_code, ward, count(*) AS long_stays,
+               round(avg(minutes_between(start_time, end_time)) / 1440.0, 3) AS mean_days
+        FROM kpi.inpatient_stays
+        WHERE end_time IS NOT NULL AND minutes_between(start_time, end_time) > 7 * 1440
+        GROUP BY org_code, ward
+        ORDER BY long_stays DESC, org_code, ward
+        LIMIT 10""",
+    "adhoc_ed_admitted_cohort": """
+        WITH ed AS (
+            SELECT org_code, patient_key, departure_time
+            FROM kpi.ed_attendances_latest
+            WHERE departure_time IS NOT NULL AND patient_key IS NOT NULL
+        ),
+        admitted AS (
+            SELECT org_code, patient_key, specialty, event_time
+            FROM adt_events
+            WHERE event_type = 'A01' AND patient_key IS NOT NULL
+        ),
+        cohort AS (
+            SELECT DISTINCT a.org_code, a.specialty, a.patient_key
+            FROM admitted a
+            JOIN ed e ON e.org_code = a.org_code AND e.patient_key = a.patient_key
+             AND a.event_time >= e.departure_time - INTERVAL '2 hours'
+             AND a.event_time <= e.departure_time + INTERVAL '12 hours'
+        ),
+        operated AS (
+            SELECT org_code, specialty, count(DISTINCT case_id) AS cases
+            FROM theatre_events
+            WHERE milestone = 'in_theatre'
+            GROUP BY org_code, specialty
+        )
+        SELECT c.org_code, c.specialty, count(*) AS patients_from_ed,
+               max(o.cases) AS theatre_cases
+        FROM cohort c
+        LEFT JOIN operated o ON o.org_code = c.org_code AND o.specialty = c.specialty
+        GROUP BY c.org_code, c.specialty
+        ORDER BY c.org_code, c.specialty""",
+    "adhoc_ed_time_by_hour": """
+        SELECT local_hour(arrival_time) AS hour, count(*) AS attendances,
+               median(minutes_between(arrival_time, departure_time)) AS median_min,
+               max(minutes_between(arrival_time, departure_time)) AS longest_min
+        FROM kpi.ed_attendances_latest
+        WHERE departure_time IS NOT NULL
+        GROUP BY local_hour(arrival_time)
+        ORDER BY hour""",
+}
+
+
+# ---- engines -------------------------------------------------------------------------------
+
+
+class Bright:
+    name = "bright"
+
+    def __init__(self, runner, lake):
+        self.proc = subprocess.Popen(
+            [runner, str(lake)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def ask(self, request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"bright-compare ended (exit {self.proc.wait()})")
+        return json.loads(line)
+
+    def fresh(self):
+        return self.ask({"op": "session"})["ms"]
+
+    def run(self, query):
+        answer = self.ask(query["bright"])
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        rows = [tuple(r) for r in answer["rows"]]
+        if query["bright"]["op"] == "kpi":
+            # date, [by…], value, numerator, denominator: the value is derived, not compared.
+            rows = [r[:-3] + r[-2:] for r in rows]
+        return answer["ms"], rows
+
+    def peak_rss(self):
+        return self.ask({"op": "memory"})["peak_rss"]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+class DuckDB:
+    name = "duckdb"
+
+    def __init__(self, lake, queries, threads):
+        self.manifest, self.params, self.con = kpi_duckdb.connect(lake, queries, threads)
+
+    def fresh(self):
+        return 0.0
+
+    def run(self, query):
+        sql, bound = query["duckdb"]
+        started = time.perf_counter()
+        rows = self.con.execute(sql, bound).fetchall()
+        return (time.perf_counter() - started) * 1e3, rows
+
+    def close(self):
+        self.con.close()
+
+
+class Polars:
+    name = "polars"
+
+    def __init__(self, lake, queries, manifest, params):
+        self.lake, self.queries, self.manifest, self.params = lake, queries, manifest, params
+
+    def fresh(self):
+        # Lazy scans of every table; views and KPIs are planned lazily on top of them.
+        started = time.perf_counter()
+        ctx = pl.SQLContext()
+        self.scans = {}
+        for table in kpi_duckdb.TABLES:
+            files = self.lake / table
+            if any(files.rglob("*.parquet")):
+                self.scans[table] = pl.scan_parquet(files / "**" / "*.parquet",
+                                                    hive_partitioning=True)
+                ctx.register(table, self.scans[table])
+        self.view_errors = {}
+        for view in self.manifest.get("view", []):
+            try:
+                sql = polars_text((self.queries / "views" / f"{view['name']}.sql").read_text())
+                ctx.register(f"kpi_{view['name']}", ctx.execute(sql))
+            except Exception as e:  # noqa: BLE001 - Polars raises many kinds; all are reported
+                self.view_errors[view["name"]] = one_line(e)
+        self.ctx = ctx
+        return (time.perf_counter() - started) * 1e3
+
+    def run(self, query):
+        spec = query.get("polars")
+        if spec is None:
+            raise NotImplementedError("no Polars form")
+        started = time.perf_counter()
+        if callable(spec):
+            frame = spec(self.scans).collect()
+        else:
+            missing = [v for v in self.view_errors if f"kpi_{v}" in polars_text(spec)]
+            if missing:
+                raise RuntimeError(f"view {missing[0]}: {self.view_errors[missing[0]]}")
+            frame = self.ctx.execute(polars_text(spec)).collect()
+        ms = (time.perf_counter() - started) * 1e3
+        return ms, frame.rows()
+
+    def close(self):
+        pass
+
+
+# ---- the suite -----------------------------------------------------------------------------
+
+
+def bind_text(sql, params, since):
+    """`sql` with its placeholders written in as literals (for views, which cannot take
+    parameters)."""
+    sql = sql.replace("$since", f"DATE '{since.isoformat()}'")
+    for name, value in params.items():
+        sql = sql.replace(f"${name}", repr(value))
+    return sql
+
+
+# bright's four functions in Polars' SQL (which has neither macros nor `timezone()`); the
+# trust's clock is Europe/London, as in `kpi_duckdb.MACROS`.
+POLARS_FUNCTIONS = {
+    "local_date": lambda t: f"CAST(({t}) AT TIME ZONE 'Europe/London' AS DATE)",
+    "local_hour": lambda t: f"EXTRACT(hour FROM ({t}) AT TIME ZONE 'Europe/London')",
+    "local_day_start": lambda d: f"(CAST(({d}) AS TIMESTAMP) AT TIME ZONE 'Europe/London')",
+    "minutes_between": lambda a, b: f"((EXTRACT(epoch FROM ({b})) - EXTRACT(epoch FROM ({a}))) / 60.0)",
+}
+
+
+def polars_text(sql):
+    """bright's SQL as Polars' SQL front end takes it: no schemas (`kpi.x` is `kpi_x`), and
+    bright's functions written out."""
+    sql = re.sub(r"--[^\n]*", "", sql).replace("kpi.", "kpi_")
+    pattern = re.compile(r"\b(" + "|".join(POLARS_FUNCTIONS) + r")\s*\(")
+    while (found := pattern.search(sql)):
+        # The call's arguments, split at its own top-level commas.
+        depth, args, start = 1, [], found.end()
+        i = start
+        while depth:
+            c = sql[i]
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            elif c == "," and depth == 1:
+                args.append(sql[start:i])
+                start = i + 1
+            i += 1
+        args.append(sql[start:i - 1])
+        sql = sql[:found.start()] + POLARS_FUNCTIONS[found.group(1)](*args) + sql[i:]
+    return sql
+
+
+def one_line(error):
+    text = str(error).strip().splitlines()
+    return text[0][:160] if text else type(error).__name__
+
+
+def month_rollup(kpi, by):
+    rollup = "max" if kpi.get("rollup") == "max" else "sum"
+    cols = ", ".join(by)
+    return (
+        f"SELECT CAST(date_trunc('month', period) AS DATE) AS month, {cols}, "
+        f"{rollup}(numerator) AS numerator, sum(denominator) AS denominator "
+        f"FROM kpi.{kpi['id']} GROUP BY CAST(date_trunc('month', period) AS DATE), {cols} "
+        f"ORDER BY month, {cols}"
+    )
+
+
+def suite(queries, manifest, params, open_day, groups):
+    out = []
+    for group in groups:
+        for kpi in manifest["kpi"]:
+            if group in ("kpi_full", "kpi_open_day"):
+                since = ALL_TIME if group == "kpi_full" else open_day
+                sql, bound = kpi_duckdb.kpi_query(queries, kpi, params, since)
+                start = kpi_duckdb.period_start(kpi["grain"], since)
+                text = (queries / f"{kpi['id']}.sql").read_text()
+                rollup = "max" if kpi.get("rollup") == "max" else "sum"
+                out.append({
+                    "group": group, "id": kpi["id"],
+                    "bright": {"op": "kpi", "id": kpi["id"],
+                               "since": None if group == "kpi_full" else start.isoformat(),
+                               "by": []},
+                    "duckdb": (sql, bound),
+                    "polars": (f"SELECT period, {rollup}(numerator), sum(denominator) FROM "
+                               f"({bind_text(text, params, start)}) AS k "
+                               f"WHERE period >= DATE '{start.isoformat()}' "
+                               "GROUP BY period ORDER BY period"),
+                })
+            elif group in ("kpi_site_month", "kpi_trust_month"):
+                by = ["site"] if group == "kpi_site_month" else ["org_code"]
+                if by == ["site"] and "site" not in kpi.get("breakdowns", []):
+                    continue
+                sql = month_rollup(kpi, by)
+                # DuckDB and Polars read the KPI's own SQL in place of bright's `kpi.<id>`
+                # view (a DuckDB view in schema `kpi` named like a table would shadow it).
+                inline = sql.replace(
+                    f"FROM kpi.{kpi['id']}",
+                    f"FROM ({bind_text((queries / (kpi['id'] + '.sql')).read_text(), params, ALL_TIME)}\n) AS k",
+                )
+                out.append({
+                    "group": group, "id": kpi["id"],
+                    "bright": {"op": "sql", "sql": sql},
+                    "duckdb": (inline, {}),
+                    "polars": inline,
+                })
+        if group == "adhoc":
+            for name, sql in ADHOC.items():
+                out.append({
+                    "group": group, "id": name,
+                    "bright": {"op": "sql", "sql": sql},
+                    "duckdb": (sql, {}),
+                    "polars": POLARS_ADHOC.get(name, sql),
+                })
+    return out
+
+
+def _ed_time_by_hour(scans):
+    """`adhoc_ed_time_by_hour` as a Polars user writes it: the latest version of each
+    attendance (departed first, latest departure, then latest arrival), then minutes from
+    arrival to departure by the trust's hour of arrival."""
+    latest = (
+        scans["ed_attendances"]
+        .sort(["departure_time", "arrival_time"], descending=True, nulls_last=True)
+        .group_by(["arrival_date", "org_code", "attendance_id"], maintain_order=True)
+        .first()
+    )
+    minutes = (pl.col("departure_time") - pl.col("arrival_time")).dt.total_microseconds() / 60e6
+    return (
+        latest.filter(pl.col("departure_time").is_not_null())
+        .with_columns(
+            hour=pl.col("arrival_time").dt.convert_time_zone("Europe/London").dt.hour()
+            .cast(pl.Int32),
+            minutes=minutes,
+        )
+        .group_by("hour")
+        .agg(attendances=pl.len(), median_min=pl.col("minutes").median(),
+             longest_min=pl.col("minutes").max())
+        .sort("hour")
+    )
+
+
+POLARS_ADHOC = {"adhoc_ed_time_by_hour": _ed_time_by_hour}
+
+
+# ---- answers -------------------------------------------------------------------------------
+
+
+def normal(value):
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if hasattr(value, "is_finite"):  # Decimal
+        return float(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str) and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", value):
+        return value[:19]
+    return value
+
+
+def sort_key(row):
+    return tuple(
+        (v is None, f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row
+    )
+
+
+def answers(rows):
+    return sorted((tuple(normal(v) for v in row) for row in rows), key=sort_key)
+
+
+def same(a, b):
+    if len(a) != len(b):
+        return f"{len(a)} rows against {len(b)}"
+    for i, (x, y) in enumerate(zip(a, b)):
+        if len(x) != len(y):
+            return f"row {i}: {len(x)} columns against {len(y)}"
+        for u, v in zip(x, y):
+            if isinstance(u, float) and isinstance(v, float):
+                if not math.isclose(u, v, rel_tol=1e-9, abs_tol=1e-9):
+                    return f"row {i}: {x} against {y}"
+            elif u != v:
+                return f"row {i}: {x} against {y}"
+    return None
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+
+def geomean(xs):
+    xs = [x for x in xs if x and x > 0]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lake", type=Path, required=True)
+    ap.add_argument("--runner", required=True)
+    ap.add_argument("--queries", type=Path, default=Path(__file__).parent.parent / "queries")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--scale", default="trust")
+    ap.add_argument("--groups", default=",".join(GROUPS))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2,
+                    help="DuckDB's threads (bright and Polars use every core)")
+    ap.add_argument("--results", type=Path, help="write the run's figures here (JSON)")
+    args = ap.parse_args()
+    groups = [g for g in args.groups.split(",") if g]
+    for g in groups:
+        if g not in GROUPS:
+            raise SystemExit(f"unknown group {g}; groups: {', '.join(GROUPS)}")
+
+    duck = DuckDB(args.lake, args.queries, args.threads)
+    bright = Bright(args.runner, args.lake)
+    polars = Polars(args.lake, args.queries, duck.manifest, duck.params)
+    engines = [bright, duck, polars]
+    open_day = duck.con.execute("SELECT max(arrival_date) FROM ed_attendances").fetchone()[0]
+    queries = suite(args.queries, duck.manifest, duck.params, open_day, groups)
+    tables = {t: duck.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("ed_attendances", "adt_events", "theatre_events")}
+
+    times = {(q["group"], q["id"]): {e.name: [] for e in engines} for q in queries}
+    errors, rows = {}, {}
+    totals = {(g, e.name): [] for g in groups for e in engines}
+    for run in range(args.runs):
+        order = engines[run % 3:] + engines[:run % 3]
+        for group in groups:
+            for engine in order:
+                engine.fresh()
+                total, complete = 0.0, True
+                for q in (q for q in queries if q["group"] == group):
+                    key = (q["group"], q["id"])
+                    try:
+                        ms, answer = engine.run(q)
+                    except Exception as e:  # noqa: BLE001 - every engine's failure is reported
+                        errors[(key, engine.name)] = one_line(e)
+                        complete = False
+                        continue
+                    times[key][engine.name].append(ms)
+                    total += ms
+                    if run == 0:
+                        rows[(key, engine.name)] = answers(answer)
+                if complete:
+                    totals[(group, engine.name)].append(total)
+                print(f"run {run + 1}/{args.runs} {group:<16} {engine.name:<7} "
+                      f"{total / 1e3:8.2f} s{'' if complete else ' (some queries failed)'}",
+                      file=sys.stderr, flush=True)
+    peak = bright.peak_rss()
+    for e in engines:
+        e.close()
+
+    # The answers: bright against each engine that ran the query.
+    disagreements = []
+    for q in queries:
+        key = (q["group"], q["id"])
+        ours = rows.get((key, "bright"))
+        if ours is None:
+            disagreements.append(f"{key[0]} {key[1]}: bright failed: {errors.get((key, 'bright'))}")
+            continue
+        for other in ("duckdb", "polars"):
+            theirs = rows.get((key, other))
+            if theirs is None:
+                continue
+            diff = same(ours, theirs)
+            if diff:
+                disagreements.append(f"{key[0]} {key[1]}: bright and {other} differ: {diff}")
+        if not ours and q["group"] in ("kpi_full", "adhoc"):
+            disagreements.append(f"{key[0]} {key[1]}: no rows (nothing was compared)")
+
+    result = {
+        "scale": args.scale, "runs": args.runs, "lake": str(args.lake),
+        "open_day": open_day.isoformat(), "bright_peak_rss": peak, "tables": tables,
+        "engines": {
+            "bright": "bright-compare (this commit)",
+            "duckdb": duckdb.__version__, "polars": pl.__version__,
+        },
+        "machine": machine(), "threads": args.threads,
+        "queries": [
+            {
+                "group": q["group"], "id": q["id"],
+                **{f"{e.name}_ms": (statistics.median(times[(q['group'], q['id'])][e.name])
+                                    if times[(q['group'], q['id'])][e.name] else None)
+                   for e in engines},
+                **{f"{e.name}_error": errors.get(((q["group"], q["id"]), e.name))
+                   for e in engines if ((q["group"], q["id"]), e.name) in errors},
+                "rows": len(rows.get(((q["group"], q["id"]), "bright"), [])),
+            }
+            for q in queries
+        ],
+        "groups": {
+            g: {e.name: (statistics.median(totals[(g, e.name)]) if totals[(g, e.name)]
+                         else None) for e in engines}
+            for g in groups
+        },
+        "disagreements": disagreements,
+    }
+    for g in groups:
+        qs = [x for x in result["queries"] if x["group"] == g]
+        for other in ("duckdb", "polars"):
+            ratios = [x["bright_ms"] / x[f"{other}_ms"] for x in qs
+                      if x["bright_ms"] and x.get(f"{other}_ms")]
+            result["groups"][g][f"geomean_vs_{other}"] = geomean(ratios)
+            result["groups"][g][f"compared_vs_{other}"] = len(ratios)
+            result["groups"][g][f"max_vs_{other}"] = max(ratios) if ratios else None
+    if args.results:
+        args.results.write_text(json.dumps(result, indent=1))
+    for g, figures in result["groups"].items():
+        print(f"{g:<16} bright {fmt_s(figures['bright'])}  duckdb {fmt_s(figures['duckdb'])}  "
+              f"polars {fmt_s(figures['polars'])}  geomean bright/duckdb "
+              f"{fmt_x(figures['geomean_vs_duckdb'])} (max {fmt_x(figures['max_vs_duckdb'])}, "
+              f"{figures['compared_vs_duckdb']} queries)", file=sys.stderr)
+    for d in disagreements:
+        print(f"DISAGREE {d}", file=sys.stderr)
+    sys.exit(1 if disagreements else 0)
+
+
+def fmt_s(ms):
+    return "—" if ms is None else f"{ms / 1e3:.2f} s"
+
+
+def fmt_x(x):
+    return "—" if x is None else f"{x:.2f}×"
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 2**20:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()}"
+
+
+if __name__ == "__main__":
+    main()

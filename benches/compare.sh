@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bright beside the tools analysts would pick instead, on the same lake and this machine:
+# DuckDB and Polars (from PyPI) run the same query suite over the same Parquet files,
+# interleaved with bright run after run; answers are checked to agree; figures go to
+# benches/RESULTS.md, newest run first.
+#
+#   benches/compare.sh [--scale trust|region|national] [--runs N] [--days D]
+#                      [--lake DIR] [--profile release|dev] [--check] [--no-ingest]
+#
+#   --scale    trust: one trust, 2 years (default); region: 20 trusts, 3 years; national:
+#              150 trusts, enough days for 50 M ED attendances (streamed by `bright generate`)
+#   --runs     runs per engine (default 3); medians are reported
+#   --days     override the scale's days of history
+#   --lake     use (or keep) the lake in DIR instead of a new one in a temporary folder
+#   --profile  cargo profile of bright's binaries (default release: what is deployed)
+#   --check    only check that the engines agree (one run, nothing written to RESULTS.md);
+#              the test suite runs `--scale trust --days 60 --check`
+#   --no-ingest  skip the ingest part (`cargo bench --bench ingest`)
+#
+# BRIGHT_COMPARE_BIN=DIR takes `bright` and `bright-compare` from DIR instead of building.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+command="benches/compare.sh $*"
+scale=trust runs=3 days="" lake="" profile=release check=0 ingest=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --days) days=$2; shift 2 ;;
+    --lake) lake=$2; shift 2 ;;
+    --profile) profile=$2; shift 2 ;;
+    --check) check=1; runs=1; ingest=0; shift ;;
+    --no-ingest) ingest=0; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$scale" in
+  trust) trusts=1; days=${days:-730} ;;
+  region) trusts=20; days=${days:-1095} ;;
+  # One simulated trust has about 190 ED attendances a day: 150 trusts × 1,800 days ≈ 51 M.
+  national) trusts=150; days=${days:-1800} ;;
+  *) echo "compare.sh: --scale is trust, region or national" >&2; exit 2 ;;
+esac
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/bright-target}
+python=${BRIGHT_TEST_PYTHON:-$HOME/.cache/bright-test-venv/bin/python}
+if ! "$python" -c 'import duckdb, polars' 2>/dev/null; then
+  echo "compare.sh: $python lacks duckdb or polars (scripts/test installs them)" >&2
+  exit 2
+fi
+
+if [ -n "${BRIGHT_COMPARE_BIN:-}" ]; then
+  bin=$BRIGHT_COMPARE_BIN
+else
+  cargo build --workspace --locked --profile "$profile" --bin bright --bin bright-compare
+  case "$profile" in dev) bin=$CARGO_TARGET_DIR/debug ;; *) bin=$CARGO_TARGET_DIR/$profile ;; esac
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [ -z "$lake" ]; then lake=$work/lake; fi
+if [ ! -d "$lake/ed_attendances" ]; then
+  echo "compare.sh: simulating $trusts trust(s) × $days days into $lake" >&2
+  started=$(date +%s)
+  /usr/bin/time -f '%M' -o "$work/generate.rss" \
+    "$bin/bright" generate --trusts "$trusts" --days "$days" --seed 42 --end 2026-01-01 \
+    --lake "$lake" >/dev/null
+  echo "$(( $(date +%s) - started )) $(cat "$work/generate.rss")" > "$work/generate.txt"
+fi
+
+status=0
+"$python" benches/compare.py --lake "$lake" --runner "$bin/bright-compare" --runs "$runs" \
+  --scale "$scale" --results "$work/queries.json" || status=$?
+if [ "$check" = 1 ]; then exit "$status"; fi
+if [ "$status" != 0 ] && [ ! -s "$work/queries.json" ]; then exit "$status"; fi
+
+if [ "$ingest" = 1 ]; then
+  # MLLP with durable acks over 1/8/32 connections, HTTP NDJSON beside DuckDB loading the same
+  # events, ack → visible, peak memory: the ingest bench prints one JSON object a figure.
+  cargo bench --locked --bench ingest >"$work/ingest.jsonl" || status=$?
+fi
+
+"$python" benches/results.py --queries "$work/queries.json" --ingest "$work/ingest.jsonl" \
+  --generate "$work/generate.txt" --command "$command" --out benches/RESULTS.md
+exit "$status"

@@ -1,0 +1,169 @@
+//! bright's side of `benches/compare.sh`: one engine over a lake, answering timed queries.
+//!
+//!     bright-compare LAKE_DIR
+//!
+//! Reads one JSON request a line on stdin and answers each with one JSON line on stdout, so
+//! the harness can interleave bright with DuckDB and Polars run after run while each engine
+//! keeps its own session, as an analyst's or a dashboard's would:
+//! - `{"op":"session"}`: a new session with the KPI catalogue planned (what a process start or
+//!   a dashboard tick after new ADT data begins from: materialised helper views empty);
+//! - `{"op":"sql","sql":"…"}`: one statement, as `bright sql` runs it;
+//! - `{"op":"kpi","id":"…","since":"YYYY-MM-DD"|null,"by":["site"]}`: a KPI's series as
+//!   dashboards and `bright kpi run` compute it (only `since`'s window read);
+//! - `{"op":"memory"}`: this process's peak resident memory.
+//!
+//! Answers carry `ms` (planning and running to the last batch, not the JSON writing), the
+//! column names and the rows as JSON values; a failure answers `{"error":"…"}` and the
+//! runner goes on.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::time::Instant;
+
+use bright_engine::arrow::json::WriterBuilder;
+use bright_engine::arrow::json::writer::JsonArray;
+use bright_engine::kpi::Catalogue;
+use bright_engine::lake::Lake;
+use bright_engine::query::{QueryConfig, QueryEngine, QueryOutput};
+use serde_json::{Value, json};
+
+async fn session(lake: &Lake) -> Result<QueryEngine, String> {
+    let mut engine = QueryEngine::open(lake, &QueryConfig::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let catalogue = Catalogue::embedded().map_err(|e| e.to_string())?;
+    engine
+        .register_kpis(catalogue, &BTreeMap::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(engine)
+}
+
+/// The output as `{"columns": [...], "rows": [[...], ...]}`, nulls kept.
+fn rows(output: &QueryOutput) -> Result<Value, String> {
+    let mut buffer = Vec::new();
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(&mut buffer);
+    for batch in &output.batches {
+        writer.write(batch).map_err(|e| e.to_string())?;
+    }
+    writer.finish().map_err(|e| e.to_string())?;
+    drop(writer);
+    let columns: Vec<String> = output
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let objects: Vec<serde_json::Map<String, Value>> = if buffer.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::from_slice(&buffer).map_err(|e| e.to_string())?
+    };
+    let rows: Vec<Value> = objects
+        .into_iter()
+        .map(|mut o| {
+            Value::Array(
+                columns
+                    .iter()
+                    .map(|c| o.remove(c).unwrap_or(Value::Null))
+                    .collect(),
+            )
+        })
+        .collect();
+    Ok(json!({ "columns": columns, "rows": rows }))
+}
+
+async fn answer(engine: &mut QueryEngine, lake: &Lake, request: &Value) -> Result<Value, String> {
+    let started = Instant::now();
+    let output = match request["op"].as_str() {
+        Some("session") => {
+            *engine = session(lake).await?;
+            return Ok(json!({ "ms": started.elapsed().as_secs_f64() * 1e3 }));
+        }
+        Some("memory") => {
+            return Ok(json!({ "peak_rss": bright_benches::memory_bytes("VmHWM:") }));
+        }
+        Some("sql") => {
+            let sql = request["sql"].as_str().ok_or("sql: no statement")?;
+            engine.sql(sql).await.map_err(|e| e.to_string())?
+        }
+        Some("kpi") => {
+            let id = request["id"].as_str().ok_or("kpi: no id")?;
+            let since = match request["since"].as_str() {
+                Some(day) => Some(day.parse().map_err(|e| format!("since: {e}"))?),
+                None => None,
+            };
+            let by: Vec<String> = request["by"]
+                .as_array()
+                .map(|b| {
+                    b.iter()
+                        .filter_map(|c| c.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            engine
+                .kpi_series(id, since, None, &by)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        other => return Err(format!("unknown op {other:?}")),
+    };
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let mut answer = rows(&output)?;
+    answer["ms"] = json!(ms);
+    Ok(answer)
+}
+
+fn main() {
+    let Some(location) = std::env::args().nth(1) else {
+        eprintln!("usage: bright-compare LAKE_DIR (benches/compare.sh runs it)");
+        std::process::exit(2);
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("bright-compare: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        let lake = match Lake::open(&location) {
+            Ok(lake) => lake,
+            Err(e) => {
+                eprintln!("bright-compare: {location}: {e}");
+                return 1;
+            }
+        };
+        let mut engine = match session(&lake).await {
+            Ok(engine) => engine,
+            Err(e) => {
+                eprintln!("bright-compare: {location}: {e}");
+                return 1;
+            }
+        };
+        let stdout = std::io::stdout();
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let reply = match serde_json::from_str::<Value>(&line) {
+                Ok(request) => answer(&mut engine, &lake, &request)
+                    .await
+                    .unwrap_or_else(|e| json!({ "error": e })),
+                Err(e) => json!({ "error": format!("not JSON: {e}") }),
+            };
+            let mut out = stdout.lock();
+            if writeln!(out, "{reply}").and_then(|()| out.flush()).is_err() {
+                break;
+            }
+        }
+        0
+    });
+    std::process::exit(code);
+}
