@@ -100,9 +100,9 @@ ADHOC = {
 class Bright:
     name = "bright"
 
-    def __init__(self, runner, lake):
+    def __init__(self, runner, lake, queries):
         self.proc = subprocess.Popen(
-            [runner, str(lake)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [runner, str(lake), str(queries)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
 
     def ask(self, request):
@@ -412,7 +412,7 @@ def main():
             raise SystemExit(f"unknown group {g}; groups: {', '.join(GROUPS)}")
 
     duck = DuckDB(args.lake, args.queries, args.threads)
-    bright = Bright(args.runner, args.lake)
+    bright = Bright(args.runner, args.lake, args.queries)
     polars = Polars(args.lake, args.queries, duck.manifest, duck.params)
     engines = [bright, duck, polars]
     open_day = duck.con.execute("SELECT max(arrival_date) FROM ed_attendances").fetchone()[0]

@@ -1,10 +1,12 @@
 //! bright's side of `benches/compare.sh`: one engine over a lake, answering timed queries.
 //!
-//!     bright-compare LAKE_DIR
+//!     bright-compare LAKE_DIR QUERIES_DIR
 //!
 //! Reads one JSON request a line on stdin and answers each with one JSON line on stdout, so
 //! the harness can interleave bright with DuckDB and Polars run after run while each engine
-//! keeps its own session, as an analyst's or a dashboard's would:
+//! keeps its own session, as an analyst's or a dashboard's would. The KPI catalogue is read
+//! from QUERIES_DIR (the working tree's `queries/`, the same files DuckDB and Polars run).
+//! Requests:
 //! - `{"op":"session"}`: a new session with the KPI catalogue planned (what a process start or
 //!   a dashboard tick after new ADT data begins from: materialised helper views empty);
 //! - `{"op":"sql","sql":"…"}`: one statement, as `bright sql` runs it;
@@ -18,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use bright_engine::arrow::json::WriterBuilder;
@@ -27,11 +30,11 @@ use bright_engine::lake::Lake;
 use bright_engine::query::{QueryConfig, QueryEngine, QueryOutput};
 use serde_json::{Value, json};
 
-async fn session(lake: &Lake) -> Result<QueryEngine, String> {
+async fn session(lake: &Lake, queries: &Path) -> Result<QueryEngine, String> {
     let mut engine = QueryEngine::open(lake, &QueryConfig::default())
         .await
         .map_err(|e| e.to_string())?;
-    let catalogue = Catalogue::embedded().map_err(|e| e.to_string())?;
+    let catalogue = Catalogue::load(queries).map_err(|e| e.to_string())?;
     engine
         .register_kpis(catalogue, &BTreeMap::new())
         .await
@@ -75,11 +78,16 @@ fn rows(output: &QueryOutput) -> Result<Value, String> {
     Ok(json!({ "columns": columns, "rows": rows }))
 }
 
-async fn answer(engine: &mut QueryEngine, lake: &Lake, request: &Value) -> Result<Value, String> {
+async fn answer(
+    engine: &mut QueryEngine,
+    lake: &Lake,
+    queries: &Path,
+    request: &Value,
+) -> Result<Value, String> {
     let started = Instant::now();
     let output = match request["op"].as_str() {
         Some("session") => {
-            *engine = session(lake).await?;
+            *engine = session(lake, queries).await?;
             return Ok(json!({ "ms": started.elapsed().as_secs_f64() * 1e3 }));
         }
         Some("memory") => {
@@ -117,10 +125,12 @@ async fn answer(engine: &mut QueryEngine, lake: &Lake, request: &Value) -> Resul
 }
 
 fn main() {
-    let Some(location) = std::env::args().nth(1) else {
-        eprintln!("usage: bright-compare LAKE_DIR (benches/compare.sh runs it)");
+    let mut args = std::env::args().skip(1);
+    let (Some(location), Some(queries)) = (args.next(), args.next()) else {
+        eprintln!("usage: bright-compare LAKE_DIR QUERIES_DIR (benches/compare.sh runs it)");
         std::process::exit(2);
     };
+    let queries = PathBuf::from(queries);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -139,7 +149,7 @@ fn main() {
                 return 1;
             }
         };
-        let mut engine = match session(&lake).await {
+        let mut engine = match session(&lake, &queries).await {
             Ok(engine) => engine,
             Err(e) => {
                 eprintln!("bright-compare: {location}: {e}");
@@ -153,7 +163,7 @@ fn main() {
                 continue;
             }
             let reply = match serde_json::from_str::<Value>(&line) {
-                Ok(request) => answer(&mut engine, &lake, &request)
+                Ok(request) => answer(&mut engine, &lake, &queries, &request)
                     .await
                     .unwrap_or_else(|e| json!({ "error": e })),
                 Err(e) => json!({ "error": format!("not JSON: {e}") }),
