@@ -155,7 +155,7 @@ def section(q, ingest, generate, command, previous_commit):
                 lines.append(f"- Peak resident memory ({r['bench'].replace('_', ' ')}): "
                              f"{r['peak_rss_mb']} MB")
 
-    lines += ["", "<details><summary>Per query: median ms (ratio to bright)</summary>", "",
+    lines += ["", "<details><summary>Per query: median ms (bright ÷ each)</summary>", "",
               "| group | query | bright | DuckDB | Polars | rows |",
               "| --- | --- | ---: | ---: | ---: | ---: |"]
     for r in queries:
