@@ -12,11 +12,14 @@ WITH stays AS (
     WHERE arrival_date >= CAST(CAST($since AS DATE) - INTERVAL '8 days' AS DATE)
       AND local_date(arrival_time) >= CAST(CAST($since AS DATE) - INTERVAL '7 days' AS DATE)
 ),
+-- Each stay read once, paired with +1 and -1: a UNION of two reads of `stays` would compute
+-- the latest versions of every attendance twice, as CTEs are not kept between references.
 deltas AS (
-    SELECT org_code, site, arrival_day AS day, 1 AS delta FROM stays
-    UNION ALL
-    SELECT org_code, site, departure_day AS day, -1 AS delta FROM stays
-    WHERE departure_day IS NOT NULL
+    SELECT s.org_code, s.site,
+           CASE WHEN k.delta = 1 THEN s.arrival_day ELSE s.departure_day END AS day, k.delta
+    FROM stays s
+    CROSS JOIN (VALUES (1), (-1)) AS k(delta)
+    WHERE k.delta = 1 OR s.departure_day IS NOT NULL
 ),
 per_day AS (
     SELECT org_code, site, day, SUM(delta) AS delta FROM deltas GROUP BY org_code, site, day
