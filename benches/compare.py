@@ -114,7 +114,10 @@ class Bright:
         return json.loads(line)
 
     def fresh(self):
-        return self.ask({"op": "session"})["ms"]
+        answer = self.ask({"op": "session"})
+        if "error" in answer:
+            raise SystemExit(f"bright-compare: no session: {answer['error']}")
+        return answer["ms"]
 
     def run(self, query):
         answer = self.ask(query["bright"])

@@ -25,6 +25,8 @@ starts from a fresh session in every engine (bright's materialised helper views 
 again, as after new ADT data).
 """
 MARK = "<!-- runs: newest first -->"
+NO_INGEST = ("- Ingest: not run this time (`--no-ingest`); the latest ingest figures are in "
+             "benches/README.md (`cargo bench --bench ingest`)")
 
 GROUP_TITLES = {
     "kpi_full": "every KPI, all history",
@@ -99,6 +101,8 @@ def section(q, ingest, generate, command, previous_commit):
                 f"{r['group']} {r['id']}: {r[engine + '_error']}" for r in failed[engine]))
     lines.append(f"- bright's peak resident memory over the run: "
                  f"{q['bright_peak_rss'] / 2**20:.0f} MB")
+    if not ingest:
+        lines.append(NO_INGEST)
 
     lines += ["", "| group | queries | bright s | DuckDB s | Polars s | bright/DuckDB "
               "(geomean) | worst | bright/Polars (geomean) |",
