@@ -9,10 +9,10 @@
 -- Versions are told apart within the UTC day of arrival (the table's partition), so a query
 -- that filters `arrival_date` still reads only the days it needs.
 --
--- Almost every attendance has one version in the lake (a nightly extract's row replaces
--- nothing when the live feed never sent it), so only attendances sent more than once are
--- ranked: a window over every row, nearly all of them partitions of one, cost bright more
--- than everything else in an ED KPI (benches/compare.sh).
+-- Only attendances sent more than once are ranked. Where a feed sends each attendance once
+-- (a nightly extract of finished attendances, as the simulated trust's does), a window over
+-- every row, each partition a single row, cost more than everything else in an ED KPI
+-- (benches/RESULTS.md); a feed that sends every milestone still pays for the ranking.
 WITH repeated AS (
     SELECT arrival_date, org_code, attendance_id
     FROM ed_attendances
