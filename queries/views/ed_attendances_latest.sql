@@ -9,48 +9,30 @@
 -- Versions are told apart within the UTC day of arrival (the table's partition), so a query
 -- that filters `arrival_date` still reads only the days it needs.
 --
--- Only attendances sent more than once are ranked. Where a feed sends each attendance once
--- (a nightly extract of finished attendances, as the simulated trust's does), a window over
--- every row, each partition a single row, cost more than everything else in an ED KPI
--- (benches/RESULTS.md); a feed that sends every milestone still pays for the ranking.
-WITH repeated AS (
-    SELECT arrival_date, org_code, attendance_id
-    FROM ed_attendances
-    GROUP BY arrival_date, org_code, attendance_id
-    HAVING COUNT(*) > 1
-)
-SELECT attendance_id, org_code, site, patient_key, arrival_time, arrival_mode,
-       ambulance_arrival_time, handover_time, acuity, initial_assessment_time, seen_time,
-       decision_to_admit_time, departure_time, disposal, age_band, chief_complaint,
-       arrival_date
-FROM ed_attendances e
-WHERE NOT EXISTS (
-    SELECT 1 FROM repeated r
-    WHERE r.arrival_date = e.arrival_date AND r.org_code = e.org_code
-      AND r.attendance_id = e.attendance_id
-)
-UNION ALL
+-- Each day's rows are put in one order, attendance first and its latest version first, and
+-- a row is kept when it starts a new attendance. Ranking with one window partition per
+-- attendance cost more than everything else in an ED KPI (DataFusion pays a fixed cost per
+-- partition; benches/RESULTS.md), whether or not the attendance was sent more than once.
 SELECT attendance_id, org_code, site, patient_key, arrival_time, arrival_mode,
        ambulance_arrival_time, handover_time, acuity, initial_assessment_time, seen_time,
        decision_to_admit_time, departure_time, disposal, age_band, chief_complaint,
        arrival_date
 FROM (
     SELECT *,
-           ROW_NUMBER() OVER (
-               PARTITION BY arrival_date, org_code, attendance_id
-               ORDER BY departure_time IS NULL, departure_time DESC, disposal IS NULL,
-                        decision_to_admit_time DESC NULLS LAST, seen_time DESC NULLS LAST,
-                        initial_assessment_time DESC NULLS LAST, handover_time DESC NULLS LAST,
-                        arrival_time DESC, acuity DESC NULLS LAST, disposal DESC,
-                        age_band DESC NULLS LAST, chief_complaint DESC NULLS LAST,
-                        patient_key DESC NULLS LAST, site DESC, arrival_mode DESC,
-                        ambulance_arrival_time DESC NULLS LAST
-           ) AS version
-    FROM ed_attendances e
-    WHERE EXISTS (
-        SELECT 1 FROM repeated r
-        WHERE r.arrival_date = e.arrival_date AND r.org_code = e.org_code
-          AND r.attendance_id = e.attendance_id
+           LAG(org_code) OVER v AS previous_org,
+           LAG(attendance_id) OVER v AS previous_id,
+           ROW_NUMBER() OVER v AS n
+    FROM ed_attendances
+    WINDOW v AS (
+        PARTITION BY arrival_date
+        ORDER BY org_code, attendance_id,
+                 departure_time IS NULL, departure_time DESC, disposal IS NULL,
+                 decision_to_admit_time DESC NULLS LAST, seen_time DESC NULLS LAST,
+                 initial_assessment_time DESC NULLS LAST, handover_time DESC NULLS LAST,
+                 arrival_time DESC, acuity DESC NULLS LAST, disposal DESC,
+                 age_band DESC NULLS LAST, chief_complaint DESC NULLS LAST,
+                 patient_key DESC NULLS LAST, site DESC, arrival_mode DESC,
+                 ambulance_arrival_time DESC NULLS LAST
     )
 ) AS versions
-WHERE version = 1
+WHERE n = 1 OR (previous_org IS DISTINCT FROM org_code) OR (previous_id IS DISTINCT FROM attendance_id)

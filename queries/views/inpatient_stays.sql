@@ -9,70 +9,64 @@
 --   * the patient is the surviving record of any A40 merges (kpi.patient_merges), so a
 --     patient registered twice and merged reads as one person.
 -- Events are ordered by when they happened (event_time), not when they were keyed in.
-WITH cancelled_encounters AS (
-    SELECT DISTINCT encounter_id
+-- Each encounter's patient (the admission's record, else any its events name), admission time
+-- and method; an encounter with an A11 is dropped here. One scan of the ADT events serves
+-- every encounter-wide value, so the windows below need no partition per encounter.
+WITH encounters AS (
+    SELECT encounter_id,
+           COALESCE(MIN(CASE WHEN event_type = 'A01' THEN patient_key END),
+                    MIN(CASE WHEN event_type <> 'A11' THEN patient_key END)) AS patient_key,
+           MIN(CASE WHEN event_type = 'A01' THEN event_time END) AS admit_time,
+           MIN(CASE WHEN event_type = 'A01' THEN admission_method END) AS admission_method
     FROM adt_events
-    WHERE event_type = 'A11' AND encounter_id IS NOT NULL
+    WHERE event_type IN ('A01', 'A02', 'A03', 'A11') AND encounter_id IS NOT NULL
+    GROUP BY encounter_id
+    HAVING COUNT(CASE WHEN event_type = 'A11' THEN 1 END) = 0
 ),
 events AS (
-    SELECT e.org_code, e.site, e.ward, e.bed, e.encounter_id, e.specialty, e.admission_method,
+    SELECT e.org_code, e.site, e.ward, e.bed, e.encounter_id, e.specialty,
            e.discharge_destination, e.event_type, e.event_time, e.event_id,
+           n.patient_key, n.admit_time, n.admission_method,
            CASE WHEN e.event_type IN ('A02', 'A12') THEN 'transfer'
                 WHEN e.event_type IN ('A03', 'A13') THEN 'discharge'
                 ELSE 'admission' END AS kind
     FROM adt_events e
-    LEFT JOIN cancelled_encounters c ON c.encounter_id = e.encounter_id
+    JOIN encounters n ON n.encounter_id = e.encounter_id
     WHERE e.event_type IN ('A01', 'A02', 'A03', 'A12', 'A13')
-      AND e.encounter_id IS NOT NULL
-      AND c.encounter_id IS NULL
 ),
--- The next event of the same kind (transfer or discharge) in the encounter: ordering each
--- encounter by kind first keeps one partition per encounter, which is cheaper to window.
+-- The next event of the same kind (transfer or discharge) in the encounter. The windows
+-- run over all events in one order, encounter first, and look at the next row only when it
+-- is the same encounter's: a window partitioned by encounter paid a fixed cost for each of
+-- the hundred thousand encounters, most of the time the stays took to build.
 ordered AS (
     SELECT *,
-           LEAD(kind) OVER k AS next_kind,
-           LEAD(event_type) OVER k AS next_event
+           CASE WHEN LEAD(encounter_id) OVER k = encounter_id AND LEAD(kind) OVER k = kind
+                THEN LEAD(event_type) OVER k END AS next_of_kind
     FROM events
-    WINDOW k AS (PARTITION BY encounter_id ORDER BY kind, event_time, event_type, event_id)
-),
-marked AS (
-    SELECT *, CASE WHEN next_kind = kind THEN next_event END AS next_of_kind
-    FROM ordered
+    WINDOW k AS (ORDER BY encounter_id, kind, event_time, event_type, event_id)
 ),
 moves AS (
     SELECT *
-    FROM marked
+    FROM ordered
     WHERE event_type IN ('A01', 'A02', 'A03')
       AND NOT (event_type = 'A02' AND COALESCE(next_of_kind, '') = 'A12')
       AND NOT (event_type = 'A03' AND COALESCE(next_of_kind, '') = 'A13')
 ),
 spans AS (
-    SELECT org_code, site, ward, bed, encounter_id, specialty, event_type AS start_event,
-           event_time AS start_time,
-           LEAD(event_type) OVER w AS end_event,
-           LEAD(event_time) OVER w AS end_time,
-           LEAD(discharge_destination) OVER w AS discharge_destination,
-           MIN(CASE WHEN event_type = 'A01' THEN event_time END)
-               OVER (PARTITION BY encounter_id) AS admit_time,
-           MIN(CASE WHEN event_type = 'A01' THEN admission_method END)
-               OVER (PARTITION BY encounter_id) AS admission_method
+    SELECT org_code, site, ward, bed, patient_key, encounter_id, specialty, admission_method,
+           admit_time, event_type AS start_event, event_time AS start_time,
+           CASE WHEN LEAD(encounter_id) OVER w = encounter_id THEN LEAD(event_type) OVER w END
+               AS end_event,
+           CASE WHEN LEAD(encounter_id) OVER w = encounter_id THEN LEAD(event_time) OVER w END
+               AS end_time,
+           CASE WHEN LEAD(encounter_id) OVER w = encounter_id
+                THEN LEAD(discharge_destination) OVER w END AS discharge_destination
     FROM moves
-    WINDOW w AS (PARTITION BY encounter_id ORDER BY event_time, event_type, event_id)
-),
--- Each encounter's patient: the admission's record (else any the encounter's events name),
--- joined after the windows so the sorts above do not carry the long keys.
-patients AS (
-    SELECT encounter_id,
-           COALESCE(MIN(CASE WHEN event_type = 'A01' THEN patient_key END),
-                    MIN(patient_key)) AS patient_key
-    FROM adt_events
-    WHERE event_type IN ('A01', 'A02', 'A03') AND encounter_id IS NOT NULL
-    GROUP BY encounter_id
+    WINDOW w AS (ORDER BY encounter_id, event_time, event_type, event_id)
 )
-SELECT s.org_code, s.site, s.ward, s.bed, COALESCE(m.patient_key, p.patient_key) AS patient_key,
+SELECT s.org_code, s.site, s.ward, s.bed, COALESCE(m.patient_key, s.patient_key) AS patient_key,
        s.encounter_id, s.specialty, s.admission_method, s.admit_time, s.start_event,
        s.start_time, s.end_event, s.end_time, s.discharge_destination
 FROM spans s
-LEFT JOIN patients p ON p.encounter_id = s.encounter_id
-LEFT JOIN kpi.patient_merges m ON m.prior_patient_key = p.patient_key
+LEFT JOIN kpi.patient_merges m ON m.prior_patient_key = s.patient_key
 WHERE s.start_event <> 'A03'

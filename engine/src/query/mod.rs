@@ -253,11 +253,12 @@ impl QueryEngine {
         // (the inpatient stays' windows over two years of ADT) is charged for the shared
         // string buffers of every batch again and again, and over a few hundred thousand
         // events fails for want of memory the process never uses.
-        session_config
-            .options_mut()
-            .execution
-            .parquet
-            .schema_force_view_types = false;
+        let parquet = &mut session_config.options_mut().execution.parquet;
+        parquet.schema_force_view_types = false;
+        // bright's writers put no bloom filters in the lake's files, but a scan still looks
+        // for one in every row group a predicate touches: over two years of day partitions
+        // that doubled the time to open the files of a filtered scan.
+        parquet.bloom_filter_on_read = false;
         let ctx = SessionContext::new_with_config_rt(session_config, runtime);
         ctx.register_udtf(spc_function::NAME, Arc::new(spc_function::SpcXmrFunction));
         for function in time_functions::functions(config.time_zone) {
