@@ -10,7 +10,13 @@ medians, per-query ratios, and a check that the engines give the same answers.
 - `kpi_site_month`: every KPI with a site breakdown, by site and month;
 - `kpi_trust_month`: every KPI by trust (`org_code`) and month;
 - `adhoc`: analysts' questions (long stays by ward, a cohort across ED, ADT and theatres,
-  ED time by hour of arrival).
+  ED time by hour of arrival);
+- `tick`: a dashboard tick on a copy of the lake. bright keeps every KPI's series in a
+  dashboard's KPI cache (computed before, not timed); new rows land on the open day (the
+  latest `TICK_ROWS` of ED attendances, ADT events and theatre milestones sent again under new
+  ids, one Delta commit per table); the timed tick brings the cache up to date, recomputing
+  only the periods the new rows can reach. DuckDB recomputes every KPI for the open day over
+  the same files. Each run adds its own rows; the open day's answers are compared every run.
 bright and DuckDB run the same SQL (the catalogue's files; bright's four functions as DuckDB
 macros, `kpi_duckdb.py`). Polars runs what its SQL front end accepts of the same text, and the
 analysts' questions as a Polars user would write them; what it cannot run is reported, with
@@ -27,21 +33,35 @@ import math
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable, write_deltalake
 
 sys.path.insert(0, str(Path(__file__).parent))
 import kpi_duckdb  # noqa: E402
 
 ALL_TIME = date(1900, 1, 1)
-GROUPS = ["kpi_full", "kpi_open_day", "kpi_site_month", "kpi_trust_month", "adhoc"]
+GROUPS = ["kpi_full", "kpi_open_day", "kpi_site_month", "kpi_trust_month", "adhoc", "tick"]
+
+# New rows per table in a tick: the latest rows of the open day, sent again under new ids.
+TICK_ROWS = 20
+# Per table: its partition (day) column, its time column, and the ids made new.
+TICK_TABLES = {
+    "ed_attendances": ("arrival_date", "arrival_time", ["attendance_id"]),
+    "adt_events": ("event_date", "event_time", ["event_id", "encounter_id"]),
+    "theatre_events": ("event_date", "event_time", ["event_id", "case_id"]),
+}
 
 # Analysts' questions, one SQL text for bright and DuckDB.
 ADHOC = {
@@ -168,10 +188,9 @@ class Polars:
         ctx = pl.SQLContext()
         self.scans = {}
         for table in kpi_duckdb.TABLES:
-            files = self.lake / table
-            if any(files.rglob("*.parquet")):
-                self.scans[table] = pl.scan_parquet(files / "**" / "*.parquet",
-                                                    hive_partitioning=True)
+            files = kpi_duckdb.table_files(self.lake, table)
+            if files:
+                self.scans[table] = pl.scan_parquet(files, hive_partitioning=True)
                 ctx.register(table, self.scans[table])
         self.view_errors = {}
         for view in self.manifest.get("view", []):
@@ -386,6 +405,84 @@ def same(a, b):
     return None
 
 
+# ---- the tick ------------------------------------------------------------------------------
+
+
+def land_new_rows(lake, tag):
+    """Appends the open day's latest `TICK_ROWS` rows of each tick table again, their ids
+    suffixed with `tag` (new attendances, encounters and cases), one commit per table;
+    returns the rows added per table."""
+    added = {}
+    for table, (day_column, time_column, ids) in TICK_TABLES.items():
+        delta = DeltaTable(str(lake / table))
+        last = max(date.fromisoformat(p[day_column]) for p in delta.partitions())
+        rows = delta.to_pyarrow_table(filters=[(day_column, "=", last)])
+        schema = rows.schema
+        rows = rows.sort_by([(time_column, "descending")]).slice(0, TICK_ROWS)
+        for column in ids:
+            renamed = pc.binary_join_element_wise(rows[column], pa.scalar(tag), "")
+            rows = rows.set_column(rows.schema.get_field_index(column), column, renamed)
+        write_deltalake(str(lake / table), rows.cast(schema), mode="append",
+                        partition_by=[day_column])
+        added[table] = rows.num_rows
+    return added
+
+
+def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
+    """The `tick` group (see the module documentation) on a copy of `lake`: per run, bright's
+    tick and DuckDB's open-day recomputation in milliseconds, and any disagreement."""
+    scratch = Path(tempfile.mkdtemp(prefix="bright-tick-"))
+    try:
+        copy = scratch / "lake"
+        shutil.copytree(lake, copy)
+        bright = Bright(runner, copy, queries)
+        ids = [k["id"] for k in manifest["kpi"]]
+        out = {"bright": [], "duckdb": [], "warm": [], "disagreements": []}
+        for run in range(runs):
+            bright.fresh()
+            warm = bright.ask({"op": "cache", "ids": ids})
+            if "error" in warm:
+                raise SystemExit(f"bright-compare: cache: {warm['error']}")
+            out["warm"].append(warm["ms"])
+            out["added"] = land_new_rows(copy, f"-tick{run + 1}")
+            ticked = bright.ask({"op": "tick", "today": open_day.isoformat()})
+            if "error" in ticked:
+                raise SystemExit(f"bright-compare: tick: {ticked['error']}")
+            out["bright"].append(ticked["ms"])
+            out["series"], out["full"] = ticked["series"], ticked["full"]
+            out["changed_tables"] = ticked["changed_tables"]
+            duck = DuckDB(copy, queries, threads)
+            total = 0.0
+            for kpi in manifest["kpi"]:
+                sql, bound = kpi_duckdb.kpi_query(queries, kpi, params, open_day)
+                ms, theirs = duck.run({"duckdb": (sql, bound)})
+                total += ms
+                cached = bright.ask({"op": "cached", "id": kpi["id"]})
+                if "error" in cached:
+                    out["disagreements"].append(f"tick {kpi['id']}: {cached['error']}")
+                    continue
+                since = bound["since"].isoformat()
+                # date, value, numerator, denominator: the value is derived, not compared.
+                ours = [tuple(r[:1] + r[2:]) for r in cached["rows"] if str(r[0]) >= since]
+                diff = same(answers(ours), answers(theirs))
+                if diff:
+                    out["disagreements"].append(f"tick {kpi['id']} (run {run + 1}): {diff}")
+            duck.close()
+            out["duckdb"].append(total)
+            print(f"run {run + 1}/{runs} tick             bright {ticked['ms'] / 1e3:8.2f} s "
+                  f"(warm-up {warm['ms'] / 1e3:.2f} s)  duckdb {total / 1e3:8.2f} s",
+                  file=sys.stderr, flush=True)
+        bright.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {
+        "bright": statistics.median(out["bright"]), "duckdb": statistics.median(out["duckdb"]),
+        "warm": statistics.median(out["warm"]), "series": out["series"], "full": out["full"],
+        "changed_tables": out["changed_tables"], "added": out["added"],
+        "disagreements": out["disagreements"],
+    }
+
+
 # ---- the run -------------------------------------------------------------------------------
 
 
@@ -417,6 +514,8 @@ def main():
     engines = [bright, duck, polars]
     open_day = duck.con.execute("SELECT max(arrival_date) FROM ed_attendances").fetchone()[0]
     queries = suite(args.queries, duck.manifest, duck.params, open_day, groups)
+    groups = [g for g in groups if g != "tick"] if "tick" in groups else groups
+    ticking = "tick" in args.groups.split(",")
     tables = {t: duck.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("ed_attendances", "adt_events", "theatre_events")}
 
@@ -449,6 +548,8 @@ def main():
     peak = bright.peak_rss()
     for e in engines:
         e.close()
+    ticked = (tick(args.runner, args.lake, args.queries, duck.manifest, duck.params, open_day,
+                   args.runs, args.threads) if ticking else None)
 
     # The answers: bright against each engine that ran the query.
     disagreements = []
@@ -494,7 +595,10 @@ def main():
             for g in groups
         },
         "disagreements": disagreements,
+        "tick": ticked,
     }
+    if ticked:
+        disagreements += ticked["disagreements"]
     for g in groups:
         qs = [x for x in result["queries"] if x["group"] == g]
         for other in ("duckdb", "polars"):
@@ -510,6 +614,10 @@ def main():
               f"polars {fmt_s(figures['polars'])}  geomean bright/duckdb "
               f"{fmt_x(figures['geomean_vs_duckdb'])} (max {fmt_x(figures['max_vs_duckdb'])}, "
               f"{figures['compared_vs_duckdb']} queries)", file=sys.stderr)
+    if ticked:
+        print(f"tick             bright {fmt_s(ticked['bright'])}  duckdb {fmt_s(ticked['duckdb'])}"
+              f"  ({ticked['full']} of {ticked['series']} series recomputed in full)",
+              file=sys.stderr)
     for d in disagreements:
         print(f"DISAGREE {d}", file=sys.stderr)
     sys.exit(1 if disagreements else 0)

@@ -15,7 +15,7 @@
 #   --lake     use (or keep) the lake in DIR instead of a new one in a temporary folder
 #   --profile  cargo profile of bright's binaries (default release: what is deployed)
 #   --groups   only these query groups (kpi_full, kpi_open_day, kpi_site_month,
-#              kpi_trust_month, adhoc; default all)
+#              kpi_trust_month, adhoc, tick; default all)
 #   --check    only check that the engines agree (one run, nothing written to RESULTS.md);
 #              the test suite runs `--scale trust --days 60 --check`
 #   --no-ingest  skip the ingest part (`cargo bench --bench ingest`)

@@ -22,7 +22,9 @@ Groups: `kpi_full` every catalogue KPI over all history; `kpi_open_day` every KP
 period holding the last day (what a dashboard tick reads); `kpi_site_month` KPIs by site and
 month; `kpi_trust_month` every KPI by trust and month; `adhoc` analysts' questions. Each group
 starts from a fresh session in every engine (bright's materialised helper views are computed
-again, as after new ADT data).
+again, as after new ADT data). The tick: on a copy of the lake, new rows land on the open day
+and bright's dashboard KPI cache is brought up to date, against DuckDB recomputing every KPI
+for the open day.
 """
 MARK = "<!-- runs: newest first -->"
 NO_INGEST = ("- Ingest: not run this time (`--no-ingest`); the latest ingest figures are in "
@@ -103,6 +105,15 @@ def section(q, ingest, generate, command, previous_commit):
                  f"{q['bright_peak_rss'] / 2**20:.0f} MB")
     if not ingest:
         lines.append(NO_INGEST)
+    tick = q.get("tick")
+    if tick:
+        added = ", ".join(f"{n} {t}" for t, n in tick["added"].items())
+        lines.append(
+            f"- Tick: {added} landed on the open day; bright's KPI cache ({tick['series']} "
+            f"series, computed beforehand in {s(tick['warm'])} s) was brought up to date in "
+            f"{s(tick['bright'])} s, {tick['full']} series recomputed in full (changed: "
+            f"{', '.join(tick['changed_tables'])}); DuckDB recomputed every KPI for the open "
+            f"day in {s(tick['duckdb'])} s; the open day's answers agree")
 
     lines += ["", "| group | queries | bright s | DuckDB s | Polars s | bright/DuckDB "
               "(geomean) | worst | bright/Polars (geomean) |",
@@ -121,10 +132,11 @@ def section(q, ingest, generate, command, previous_commit):
         lines.append(f"| KPI suite in full | ≤ 1.0× DuckDB (geomean), no KPI above 2× | "
                      f"{x(full['geomean_vs_duckdb'])}×, worst {x(full['max_vs_duckdb'])}× — "
                      f"{'met' if (full['geomean_vs_duckdb'] or 9) <= 1 and (full['max_vs_duckdb'] or 9) <= 2 else 'not met'} |")
-    tick = q["groups"].get("kpi_open_day")
+    tick = q.get("tick")
     if tick and tick["bright"] and tick["duckdb"]:
         speedup = tick["duckdb"] / tick["bright"]
-        lines.append(f"| A dashboard tick | ≥ 10× faster than DuckDB | {speedup:.2f}× faster "
+        lines.append(f"| A dashboard tick (new rows, then the KPI cache brought up to date) | "
+                     f"≥ 10× faster than DuckDB | {speedup:.2f}× faster "
                      f"({s(tick['bright'])} s against {s(tick['duckdb'])} s) — "
                      f"{'met' if speedup >= 10 else 'not met'} |")
     if ingest:

@@ -12,6 +12,12 @@
 //! - `{"op":"sql","sql":"…"}`: one statement, as `bright sql` runs it;
 //! - `{"op":"kpi","id":"…","since":"YYYY-MM-DD"|null,"by":["site"]}`: a KPI's series as
 //!   dashboards and `bright kpi run` compute it (only `since`'s window read);
+//! - `{"op":"cache","ids":["…"]}`: a dashboard's KPI cache holding every listed KPI's series
+//!   (computed in full now);
+//! - `{"op":"tick","today":"YYYY-MM-DD"}`: a dashboard tick: the cache brought up to date
+//!   with the lake, recomputing only the periods new data can reach; answers the number of
+//!   series, of those recomputed in full, and the tables that changed;
+//! - `{"op":"cached","id":"…"}`: a KPI's series as the cache holds it;
 //! - `{"op":"memory"}`: this process's peak resident memory.
 //!
 //! Answers carry `ms` (planning and running to the last batch, not the JSON writing), the
@@ -25,7 +31,7 @@ use std::time::Instant;
 
 use bright_engine::arrow::json::WriterBuilder;
 use bright_engine::arrow::json::writer::JsonArray;
-use bright_engine::kpi::Catalogue;
+use bright_engine::kpi::{Catalogue, KpiCache};
 use bright_engine::lake::Lake;
 use bright_engine::query::{QueryConfig, QueryEngine, QueryOutput};
 use serde_json::{Value, json};
@@ -78,17 +84,62 @@ fn rows(output: &QueryOutput) -> Result<Value, String> {
     Ok(json!({ "columns": columns, "rows": rows }))
 }
 
+/// One engine session and the dashboard KPI cache kept over it.
+struct Session {
+    engine: QueryEngine,
+    cache: KpiCache,
+}
+
 async fn answer(
-    engine: &mut QueryEngine,
+    state: &mut Session,
     lake: &Lake,
     queries: &Path,
     request: &Value,
 ) -> Result<Value, String> {
     let started = Instant::now();
+    let Session { engine, cache } = state;
     let output = match request["op"].as_str() {
         Some("session") => {
             *engine = session(lake, queries).await?;
+            *cache = KpiCache::new();
             return Ok(json!({ "ms": started.elapsed().as_secs_f64() * 1e3 }));
+        }
+        Some("cache") => {
+            *cache = KpiCache::new();
+            for id in request["ids"].as_array().ok_or("cache: no ids")? {
+                let id = id.as_str().ok_or("cache: ids are text")?;
+                cache
+                    .series(engine, id, &[])
+                    .await
+                    .map_err(|e| format!("{id}: {e}"))?;
+            }
+            return Ok(json!({ "ms": started.elapsed().as_secs_f64() * 1e3 }));
+        }
+        Some("tick") => {
+            let today = request["today"]
+                .as_str()
+                .ok_or("tick: no today")?
+                .parse()
+                .map_err(|e| format!("today: {e}"))?;
+            let report = cache
+                .refresh(engine, today)
+                .await
+                .map_err(|e| e.to_string())?;
+            let changed: Vec<&str> = report.changed_tables.iter().map(|t| t.name()).collect();
+            return Ok(json!({
+                "ms": started.elapsed().as_secs_f64() * 1e3,
+                "series": report.series,
+                "full": report.full,
+                "changed_tables": changed,
+            }));
+        }
+        Some("cached") => {
+            let id = request["id"].as_str().ok_or("cached: no id")?;
+            cache
+                .series(engine, id, &[])
+                .await
+                .map_err(|e| e.to_string())?
+                .clone()
         }
         Some("memory") => {
             return Ok(json!({ "peak_rss": bright_benches::memory_bytes("VmHWM:") }));
@@ -149,8 +200,11 @@ fn main() {
                 return 1;
             }
         };
-        let mut engine = match session(&lake, &queries).await {
-            Ok(engine) => engine,
+        let mut state = match session(&lake, &queries).await {
+            Ok(engine) => Session {
+                engine,
+                cache: KpiCache::new(),
+            },
             Err(e) => {
                 eprintln!("bright-compare: {location}: {e}");
                 return 1;
@@ -163,7 +217,7 @@ fn main() {
                 continue;
             }
             let reply = match serde_json::from_str::<Value>(&line) {
-                Ok(request) => answer(&mut engine, &lake, &queries, &request)
+                Ok(request) => answer(&mut state, &lake, &queries, &request)
                     .await
                     .unwrap_or_else(|e| json!({ "error": e })),
                 Err(e) => json!({ "error": format!("not JSON: {e}") }),
