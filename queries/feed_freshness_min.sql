@@ -1,7 +1,9 @@
 -- Feed freshness: minutes from a feed's latest record to the end of the day (the trust's
--- clock), or to now for today. A day without records carries the latest earlier one, so a
--- silent feed shows growing staleness. Until ingest records arrival times, a record's time is
--- the time it carries: ADT when recorded (EVN-2), ED arrivals, theatre milestones.
+-- clock), or to now for today. Every day from a feed's first record to the last day any feed
+-- has reached carries the feed's latest record so far, so a silent feed shows growing
+-- staleness, also on a day when no feed sent anything. Until ingest records arrival times, a
+-- record's time is the time it carries: ADT when recorded (EVN-2), ED arrivals, theatre
+-- milestones.
 WITH records AS (
     SELECT org_code, 'adt' AS feed, recorded_at AS seen_at FROM adt_events
     UNION ALL
@@ -15,19 +17,25 @@ per_day AS (
     WHERE seen_at <= now()
     GROUP BY org_code, feed, local_date(seen_at)
 ),
-grid AS (
-    SELECT d.day, f.org_code, f.feed
-    FROM (SELECT DISTINCT day FROM per_day) AS d
-    CROSS JOIN (SELECT DISTINCT org_code, feed FROM per_day) AS f
+-- Each day with records holds until the feed's next such day, the last one until the last
+-- day of all. Windows over the one grouped read, not a calendar joined to it: the tables are
+-- read once, not once per reference.
+spans AS (
+    SELECT org_code, feed, day, latest,
+           COALESCE(
+               CAST(LEAD(day) OVER (PARTITION BY org_code, feed ORDER BY day) - INTERVAL '1 day'
+                    AS DATE),
+               MAX(day) OVER ()
+           ) AS until
+    FROM per_day
 ),
 carried AS (
-    SELECT g.day, g.org_code, g.feed,
-           MAX(p.latest) OVER (
-               PARTITION BY g.org_code, g.feed ORDER BY g.day
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-           ) AS latest
-    FROM grid g
-    LEFT JOIN per_day p ON p.org_code = g.org_code AND p.feed = g.feed AND p.day = g.day
+    SELECT org_code, feed, latest, CAST(d AS DATE) AS day
+    FROM (
+        SELECT org_code, feed, latest,
+               unnest(generate_series(day, until, INTERVAL '1 day')) AS d
+        FROM spans
+    ) AS days
 )
 SELECT day AS period, org_code, feed,
        minutes_between(
@@ -37,4 +45,3 @@ SELECT day AS period, org_code, feed,
        CAST(NULL AS DOUBLE) AS denominator
 FROM carried
 WHERE day >= CAST($since AS DATE)
-  AND latest IS NOT NULL
