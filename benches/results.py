@@ -32,7 +32,7 @@ NO_INGEST = ("- Ingest: not run this time (`--no-ingest`); the latest ingest fig
 
 GROUP_TITLES = {
     "kpi_full": "every KPI, all history",
-    "kpi_open_day": "every KPI, open day (a tick)",
+    "kpi_open_day": "every KPI, open day",
     "kpi_site_month": "KPIs by site and month",
     "kpi_trust_month": "every KPI by trust and month",
     "adhoc": "analysts' questions",
