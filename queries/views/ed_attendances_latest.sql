@@ -35,4 +35,8 @@ FROM (
                  ambulance_arrival_time DESC NULLS LAST
     )
 ) AS versions
-WHERE n = 1 OR (previous_org IS DISTINCT FROM org_code) OR (previous_id IS DISTINCT FROM attendance_id)
+-- Each IS DISTINCT FROM in parentheses: without them the parser takes the OR between the two
+-- as an operand of the first.
+WHERE n = 1
+   OR (previous_org IS DISTINCT FROM org_code)
+   OR (previous_id IS DISTINCT FROM attendance_id)
