@@ -144,7 +144,7 @@ class Bright:
         if "error" in answer:
             raise RuntimeError(answer["error"])
         rows = [tuple(r) for r in answer["rows"]]
-        if query["bright"]["op"] == "kpi":
+        if query["bright"]["op"] in ("kpi", "cached"):
             # date, [by…], value, numerator, denominator: the value is derived, not compared.
             rows = [r[:-3] + r[-2:] for r in rows]
         return answer["ms"], rows
@@ -457,13 +457,13 @@ def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
                 sql, bound = kpi_duckdb.kpi_query(queries, kpi, params, open_day)
                 ms, theirs = duck.run({"duckdb": (sql, bound)})
                 total += ms
-                cached = bright.ask({"op": "cached", "id": kpi["id"]})
-                if "error" in cached:
-                    out["disagreements"].append(f"tick {kpi['id']}: {cached['error']}")
+                try:
+                    _, cached = bright.run({"bright": {"op": "cached", "id": kpi["id"]}})
+                except RuntimeError as e:
+                    out["disagreements"].append(f"tick {kpi['id']}: {e}")
                     continue
                 since = bound["since"].isoformat()
-                # date, value, numerator, denominator: the value is derived, not compared.
-                ours = [tuple(r[:1] + r[2:]) for r in cached["rows"] if str(r[0]) >= since]
+                ours = [r for r in cached if str(r[0]) >= since]
                 diff = same(answers(ours), answers(theirs))
                 if diff:
                     out["disagreements"].append(f"tick {kpi['id']} (run {run + 1}): {diff}")
@@ -552,8 +552,8 @@ def main():
     ticked = (tick(args.runner, args.lake, args.queries, duck.manifest, duck.params, open_day,
                    args.runs, args.threads) if ticking else None)
 
-    # The answers: bright against each engine that ran the query.
-    disagreements = []
+    # The answers: bright against each engine that ran the query, and the tick's.
+    disagreements = list(ticked["disagreements"]) if ticked else []
     for q in queries:
         key = (q["group"], q["id"])
         ours = rows.get((key, "bright"))
@@ -598,8 +598,6 @@ def main():
         "disagreements": disagreements,
         "tick": ticked,
     }
-    if ticked:
-        disagreements += ticked["disagreements"]
     for g in groups:
         qs = [x for x in result["queries"] if x["group"] == g]
         for other in ("duckdb", "polars"):
