@@ -56,7 +56,7 @@ GROUPS = ["kpi_full", "kpi_open_day", "kpi_site_month", "kpi_trust_month", "adho
 
 # New rows per table in a tick: the latest rows of the open day, sent again under new ids.
 TICK_ROWS = 20
-# Per table: its partition (day) column, its time column, and the ids made new.
+# Per table: its day column, its time column, and the ids made new.
 TICK_TABLES = {
     "ed_attendances": ("arrival_date", "arrival_time", ["attendance_id"]),
     "adt_events": ("event_date", "event_time", ["event_id", "encounter_id"]),
@@ -415,15 +415,15 @@ def land_new_rows(lake, tag):
     added = {}
     for table, (day_column, time_column, ids) in TICK_TABLES.items():
         delta = DeltaTable(str(lake / table))
-        last = max(date.fromisoformat(p[day_column]) for p in delta.partitions())
+        last = pc.max(delta.to_pyarrow_table(columns=[day_column])[day_column]).as_py()
         rows = delta.to_pyarrow_table(filters=[(day_column, "=", last)])
         schema = rows.schema
         rows = rows.sort_by([(time_column, "descending")]).slice(0, TICK_ROWS)
         for column in ids:
             renamed = pc.binary_join_element_wise(rows[column], pa.scalar(tag), "")
             rows = rows.set_column(rows.schema.get_field_index(column), column, renamed)
-        write_deltalake(str(lake / table), rows.cast(schema), mode="append",
-                        partition_by=[day_column])
+        # The table's own partitioning applies (none in a lake bright made lately).
+        write_deltalake(str(lake / table), rows.cast(schema), mode="append")
         added[table] = rows.num_rows
     return added
 

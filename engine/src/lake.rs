@@ -74,6 +74,14 @@ pub enum LakeError {
         /// Why.
         source: arrow::error::ArrowError,
     },
+    /// Putting an append's rows in day order failed.
+    #[error("cannot order the rows for '{table}' by day: {source}")]
+    Order {
+        /// The table.
+        table: Table,
+        /// Why.
+        source: arrow::error::ArrowError,
+    },
 }
 
 /// Row and file counts of one table (from the Delta log, without reading data files).
@@ -247,7 +255,10 @@ impl Lake {
             .create()
             .with_table_name(table.name())
             .with_columns(columns)
-            .with_partition_columns([table.partition_column()])
+            // Not partitioned by day: a folder per day made a 10 KB file per table per day,
+            // and every scan of history opened hundreds of them. Appends keep their rows in
+            // day order instead, and the log's per-file statistics of the day column let
+            // scans skip the files (and Parquet the row groups) outside the days asked for.
             // A concurrent creator may win the race; its table is the same, so keep it.
             .with_save_mode(SaveMode::Ignore)
             .with_configuration_property(
@@ -300,11 +311,13 @@ impl Lake {
             return Ok(None);
         }
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let batches = in_day_order(table, batches)?;
         let delta = self.open_or_create(table).await?;
+        // The table's own partitioning applies: none for tables created now, by day for
+        // tables of older lakes.
         let written = delta
             .write(batches)
             .with_save_mode(SaveMode::Append)
-            .with_partition_columns([table.partition_column()])
             .await?;
         let version = written.version();
         debug!(table = %table, rows, version, "Appended batch.");
@@ -330,9 +343,11 @@ impl Lake {
         })
     }
 
-    /// Every data file of `table`'s current snapshot with the partition day it holds (from
-    /// the log, without reading data files); empty when the table does not exist yet. Two
-    /// calls compared tell which days changed in between: appended, compacted or rewritten.
+    /// Every data file of `table`'s current snapshot with the first day it holds (from the
+    /// log, without reading data files: the file's statistics of the day column, or its
+    /// partition value in a table partitioned by day); empty when the table does not exist
+    /// yet. Two calls compared tell from which day on data changed in between: appended,
+    /// compacted or rewritten.
     pub async fn files(
         &self,
         table: Table,
@@ -347,10 +362,11 @@ impl Lake {
             .log_data()
             .iter()
             .map(|file| {
-                let day = file
-                    .partition_values_map()
-                    .get(table.partition_column())
-                    .and_then(|v| v.as_deref()?.parse().ok());
+                let column = table.day_column();
+                let day = match file.partition_values_map().get(column) {
+                    Some(value) => value.as_deref().and_then(|v| v.parse().ok()),
+                    None => file.stats().and_then(|stats| first_day(&stats, column)),
+                };
                 (file.path().into_owned(), day)
             })
             .collect())
@@ -404,6 +420,64 @@ impl Lake {
             files_deleted,
         })
     }
+}
+
+/// The smallest value of the day column in a file's statistics (the log's JSON `stats`).
+fn first_day(stats: &str, column: &str) -> Option<chrono::NaiveDate> {
+    let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
+    stats.get("minValues")?.get(column)?.as_str()?.parse().ok()
+}
+
+/// `batches` as one batch in the order of the table's day column (rows of one day keep their
+/// order), so each written file and row group covers as few days as it can. Batches already
+/// in order are passed through.
+fn in_day_order(table: Table, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, LakeError> {
+    use arrow::array::{AsArray, UInt32Array};
+    use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+    use arrow::datatypes::Date32Type;
+
+    let column = table.day_column();
+    let mut previous = i32::MIN;
+    let mut ordered = true;
+    for batch in &batches {
+        let Some(days) = batch
+            .column_by_name(column)
+            .and_then(|c| c.as_primitive_opt::<Date32Type>())
+        else {
+            // The schema was checked; a table without its day column cannot reach here.
+            return Ok(batches);
+        };
+        for day in days.iter().flatten() {
+            ordered &= day >= previous;
+            previous = day;
+        }
+    }
+    if ordered {
+        return Ok(batches);
+    }
+    let failed = |source| LakeError::Order { table, source };
+    let all = concat_batches(&table.schema(), &batches).map_err(failed)?;
+    let days = all
+        .column_by_name(column)
+        .cloned()
+        .ok_or_else(|| failed(arrow::error::ArrowError::SchemaError(column.into())))?;
+    // The position breaks ties, so one day's rows keep the order they came in.
+    let position = UInt32Array::from_iter_values(0..all.num_rows() as u32);
+    let order = lexsort_to_indices(
+        &[
+            SortColumn {
+                values: days,
+                options: None,
+            },
+            SortColumn {
+                values: std::sync::Arc::new(position),
+                options: None,
+            },
+        ],
+        None,
+    )
+    .map_err(failed)?;
+    Ok(vec![take_record_batch(&all, &order).map_err(failed)?])
 }
 
 fn parse_location(location: &str) -> Result<Url, LakeError> {

@@ -472,8 +472,11 @@ impl Table {
         }
     }
 
-    /// The partition column: always the schema's last column, a `Date32`.
-    pub fn partition_column(self) -> &'static str {
+    /// The day a row belongs to: always the schema's last column, a `Date32`. The lake keeps
+    /// each commit's rows in this order and records each file's first and last day, so a
+    /// query for a few days opens only the files (and row groups) holding them. Lakes made
+    /// before bright stopped partitioning by it keep their day folders.
+    pub fn day_column(self) -> &'static str {
         match self {
             Table::AdtEvents => adt_events::EVENT_DATE,
             Table::EdAttendances => ed_attendances::ARRIVAL_DATE,
@@ -751,13 +754,13 @@ mod tests {
     }
 
     #[test]
-    fn partition_column_is_last_and_a_date() {
+    fn day_column_is_last_and_a_date() {
         for table in Table::ALL {
             let schema = table.schema();
             let last = schema.fields().last().expect("tables have columns");
-            assert_eq!(last.name(), table.partition_column(), "{table}");
+            assert_eq!(last.name(), table.day_column(), "{table}");
             assert_eq!(last.data_type(), &DataType::Date32, "{table}");
-            assert!(!last.is_nullable(), "{table}: partition values must exist");
+            assert!(!last.is_nullable(), "{table}: every row has its day");
         }
     }
 

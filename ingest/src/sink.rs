@@ -148,7 +148,7 @@ fn column(
 
 /// Each row's partition day (days since 1970-01-01).
 fn partition_days(table: Table, batch: &RecordBatch) -> Result<Vec<i32>, SinkError> {
-    let days = column(table, batch, table.partition_column(), &DataType::Date32)?;
+    let days = column(table, batch, table.day_column(), &DataType::Date32)?;
     let days = days.as_primitive::<bright_engine::arrow::datatypes::Date32Type>();
     Ok((0..days.len())
         .map(|i| if days.is_null(i) { 0 } else { days.value(i) })
@@ -413,10 +413,10 @@ impl Sink {
             return Ok(());
         }
         // One query for all of them: the key (or every column) and the partition.
-        let columns = key_column(table).map(|c| [c, table.partition_column()]);
+        let columns = key_column(table).map(|c| [c, table.day_column()]);
         let batches = self
             .engine
-            .partition_rows(table, &days, columns.as_ref().map(|c| &c[..]))
+            .day_rows(table, &days, columns.as_ref().map(|c| &c[..]))
             .await?;
         let mut found: HashMap<i32, HashSet<Key>> =
             days.iter().map(|&d| (d, HashSet::new())).collect();

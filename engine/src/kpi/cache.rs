@@ -3,12 +3,13 @@
 //! A [`KpiCache`] holds each series a dashboard asked for. On [`KpiCache::refresh`] it lists
 //! the lake's data files, compares them with the last tick's, and works out from which day
 //! each series can have changed: the open period always, and any closed period that late or
-//! corrected data landed in (a Delta commit adds or replaces files in that day's partition).
+//! corrected data landed in (a Delta commit adds or replaces files, and the log gives each
+//! file's first day).
 //! Only those periods are recomputed, with a windowed run (`$since`); the rest is kept.
 //!
 //! How far back a change reaches depends on the table: a row of most tables belongs to the
-//! day it is stored under, give or take the day either side (a UTC partition against the
-//! trust's clock, a case running past midnight), so one day's margin is enough. ADT is
+//! day it is stored under, give or take the day either side (a UTC day against the trust's
+//! clock, a case running past midnight), so one day's margin is enough. ADT is
 //! different: a cancellation or a late discharge rewrites a patient's whole stay, which may
 //! have begun weeks earlier, so any change to `adt_events` recomputes the KPIs that read it in
 //! full. They scan the whole ADT history either way, so this costs little more than the open

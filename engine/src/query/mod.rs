@@ -474,9 +474,9 @@ impl QueryEngine {
         self.tables.get(&table).map_or(0, |t| t.buffered_rows())
     }
 
-    /// The rows of some partitions of `table` (its partition column one of `days`, days since
+    /// The rows of some days of `table` (its day column one of `days`, days since
     /// 1970-01-01), lake and buffer, with only `columns` (all when `None`).
-    pub async fn partition_rows(
+    pub async fn day_rows(
         &self,
         table: Table,
         days: &[i32],
@@ -492,7 +492,7 @@ impl QueryEngine {
             .ctx
             .table(table.name())
             .await?
-            .filter(col(table.partition_column()).in_list(days, false))?;
+            .filter(col(table.day_column()).in_list(days, false))?;
         if let Some(columns) = columns {
             frame = frame.select_columns(columns)?;
         }

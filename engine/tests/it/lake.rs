@@ -47,23 +47,64 @@ fn table_dir(dir: &tempfile::TempDir, table: Table) -> PathBuf {
 async fn every_table_writes_parquet_with_its_registered_schema() {
     let (dir, lake) = local_lake();
     for table in Table::ALL {
+        // Six rows over three days, the days interleaved (r-0 day 0, r-1 day 1, …).
         lake.append(table, vec![rows(table, 6, 3, "r")])
             .await
             .unwrap();
         let files = parquet_files(&table_dir(&dir, table));
-        assert_eq!(files.len(), 3, "{table}: one file per day partition");
-        // Delta keeps partition values in the path, so a file holds every column but the
-        // partition column, which is the schema's last.
+        assert_eq!(
+            files.len(),
+            1,
+            "{table}: one file per append, no day folders"
+        );
+        // Every column, the day included, is in the file, in the registered order.
         let registered = table.schema();
-        let expected = Schema::new(registered.fields()[..registered.fields().len() - 1].to_vec());
-        for file in files {
-            let reader =
-                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
-                    .unwrap();
-            let written = reader.schema();
-            let written = Schema::new(written.fields().clone());
-            assert_eq!(written, expected, "{table}: {}", file.display());
-        }
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&files[0]).unwrap())
+                .unwrap();
+        let written = Schema::new(reader.schema().fields().clone());
+        assert_eq!(written, *registered, "{table}: {}", files[0].display());
+        // Rows are stored in day order, one day's rows in the order they came.
+        let batch = reader.build().unwrap().next().unwrap().unwrap();
+        let days = batch
+            .column_by_name(table.day_column())
+            .unwrap()
+            .as_any()
+            .downcast_ref::<bright_engine::arrow::array::Date32Array>()
+            .unwrap()
+            .values()
+            .to_vec();
+        assert_eq!(
+            days,
+            [0, 0, 1, 1, 2, 2].map(|d| crate::fixtures::DAY0 + d),
+            "{table}"
+        );
+        let text = registered
+            .fields()
+            .iter()
+            .position(|f| f.data_type() == &DataType::Utf8)
+            .unwrap();
+        let text = batch
+            .column(text)
+            .as_any()
+            .downcast_ref::<bright_engine::arrow::array::StringArray>()
+            .unwrap();
+        assert_eq!(
+            text.iter().flatten().collect::<Vec<_>>(),
+            ["r-0", "r-3", "r-1", "r-4", "r-2", "r-5"],
+            "{table}"
+        );
+        // The log knows each file's first day without opening it.
+        let listed = lake.files(table).await.unwrap();
+        assert_eq!(
+            listed.values().copied().collect::<Vec<_>>(),
+            [
+                bright_engine::arrow::datatypes::Date32Type::to_naive_date_opt(
+                    crate::fixtures::DAY0
+                )
+            ],
+            "{table}"
+        );
     }
     // Queries see the same columns, types and nullability (text as `Utf8`: see
     // `QueryEngine::open`).
@@ -245,12 +286,12 @@ async fn a_table_from_an_earlier_schema_gains_the_new_columns() {
         .unwrap()
         .create()
         .with_columns(old_schema.fields().cloned())
-        .with_partition_columns([table.partition_column()])
+        .with_partition_columns([table.day_column()])
         .await
         .unwrap();
     created
         .write(vec![old_rows])
-        .with_partition_columns([table.partition_column()])
+        .with_partition_columns([table.day_column()])
         .await
         .unwrap();
 
@@ -308,4 +349,20 @@ async fn a_table_from_an_earlier_schema_gains_the_new_columns() {
         5,
         "nothing lost in the upgrade"
     );
+    // The old table keeps its day folders: the new rows went into one, and the log gives
+    // each file's day from its folder.
+    let folders: BTreeSet<String> = parquet_files(&table_dir(&dir, table))
+        .iter()
+        .filter_map(|f| f.parent()?.file_name()?.to_str().map(String::from))
+        .collect();
+    let day0 =
+        bright_engine::arrow::datatypes::Date32Type::to_naive_date_opt(crate::fixtures::DAY0)
+            .unwrap();
+    assert_eq!(
+        folders,
+        BTreeSet::from([format!("{}={day0}", table.day_column())])
+    );
+    let listed = lake.files(table).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.values().all(|d| *d == Some(day0)), "{listed:?}");
 }
