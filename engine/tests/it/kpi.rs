@@ -135,6 +135,69 @@ async fn a_windowed_run_gives_the_full_run_s_periods_for_every_kpi() {
     }
 }
 
+/// An attendance that never departs (a recording error) counts in the department for a week
+/// after its arrival day and no longer, whichever day a run starts from: the KPI cache splices
+/// windowed runs onto full ones, so the two must agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attendance_that_never_departs_counts_for_a_week_in_every_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = fixture_lake(dir.path()).await;
+    // E9 arrives on 3 July (BST) and never departs; E10 comes and goes on 14 July.
+    let extra = "\
+attendance_id,org_code,site,patient_key,arrival_time,arrival_mode,ambulance_arrival_time,handover_time,acuity,initial_assessment_time,seen_time,decision_to_admit_time,departure_time,disposal,age_band,chief_complaint,arrival_date
+E9,X01,S1,Q9,2024-07-03T09:00:00Z,walk_in,,,4,2024-07-03T09:10:00Z,,,,,18-64,injury,2024-07-03
+E10,X01,S1,Q10,2024-07-14T09:00:00Z,walk_in,,,4,2024-07-14T09:10:00Z,2024-07-14T09:30:00Z,,2024-07-14T10:00:00Z,discharged,18-64,injury,2024-07-14
+";
+    let batches = bright_engine::arrow::csv::ReaderBuilder::new(Table::EdAttendances.schema())
+        .with_header(true)
+        .build(extra.as_bytes())
+        .expect("csv reader")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows");
+    lake.append(Table::EdAttendances, batches)
+        .await
+        .expect("appends");
+    let mut engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .expect("opens");
+    engine
+        .register_kpis(Catalogue::embedded().expect("catalogue"), &BTreeMap::new())
+        .await
+        .expect("plans");
+    let full = engine
+        .kpi_series("ed_in_department", None, None, &[])
+        .await
+        .expect("full run");
+    let counts: Vec<String> = table(&full)
+        .lines()
+        .filter(|l| l.starts_with("2024-07-"))
+        .map(|l| l.split(',').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    // In the department at the end of 3–10 July (arrival day and seven more), gone from the
+    // 11th; the calendar ends on the 14th, the last day the data reaches.
+    let expected: Vec<String> = (1..=14)
+        .map(|d| {
+            format!(
+                "2024-07-{d:02} {}",
+                if (3..=10).contains(&d) { "1.0" } else { "0.0" }
+            )
+        })
+        .collect();
+    assert_eq!(counts, expected);
+    for since in ["2024-07-04", "2024-07-09", "2024-07-11", "2024-07-14"] {
+        let since = day(since);
+        let windowed = engine
+            .kpi_series("ed_in_department", Some(since), None, &[])
+            .await
+            .expect("windowed run");
+        assert_eq!(
+            rows_from(&windowed, since),
+            rows_from(&full, since),
+            "from {since}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parameters_change_the_threshold_not_the_query() {
     let dir = tempfile::tempdir().expect("tempdir");
