@@ -85,7 +85,9 @@ if [ "$check" = 1 ] || [ "$status" != 0 ]; then exit "$status"; fi
 if [ "$ingest" = 1 ]; then
   # MLLP with durable acks over 1/8/32 connections, HTTP NDJSON beside DuckDB loading the same
   # events, ack → visible, peak memory: the ingest bench prints one JSON object a figure.
-  cargo bench --workspace --locked --bench ingest >"$work/ingest.jsonl" || status=$?
+  # The bench's DuckDB peer runs in the same Python as the comparison.
+  BRIGHT_TEST_PYTHON=$python cargo bench --workspace --locked --bench ingest \
+    >"$work/ingest.jsonl" || status=$?
 fi
 
 "$python" benches/results.py --queries "$work/queries.json" --ingest "$work/ingest.jsonl" \

@@ -151,6 +151,12 @@ def section(q, ingest, generate, command, previous_commit):
                          f"{ack['p50_ms']}) — {'met' if ack['p99_ms'] < 100 else 'not met'} |")
         http = [r for r in ingest if r.get("bench") == "http_ndjson"]
         for r in http:
+            if r.get("duckdb_load_events_per_s") is None:
+                # The bench found no Python with DuckDB: no peer, so no verdict.
+                lines.append(f"| HTTP NDJSON, {r['connections']} connection(s) | ≥ 1.0× DuckDB "
+                             f"loading the same events | {r['events_per_s']:,}/s; DuckDB not "
+                             "run — not measured |")
+                continue
             lines.append(f"| HTTP NDJSON, {r['connections']} connection(s) | ≥ 1.0× DuckDB "
                          f"loading the same events | {r['events_per_s']:,}/s, {r['vs_duckdb']}× "
                          f"DuckDB's {r['duckdb_load_events_per_s']:,}/s — "
