@@ -6,8 +6,9 @@ timing with `cargo bench --bench kpi` (benches/kpi.sh runs both).
 
 
 Each table becomes a view over the Parquet files of its current Delta snapshot (the day
-column is in each file, or in its folder's name in an older lake kept by day); bright's four SQL functions become DuckDB macros with the same meaning (the
-trust's clock is Europe/London); helper views are created in a `kpi` schema; each KPI query
+column is in each file, or in its folder's name in an older lake kept by day); bright's four
+SQL functions become DuckDB macros with the same meaning (the trust's clock is
+Europe/London); helper views are created in a `kpi` schema; each KPI query
 runs with `$since` and its parameters bound, rolled up per period as bright's runner does.
 Prints one JSON object per KPI and mode (median milliseconds), like the bright side; with
 `--results`, instead, every KPI's full series (kpi, period, numerator, denominator), so a

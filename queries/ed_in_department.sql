@@ -21,7 +21,8 @@ WITH stays AS (
 deltas AS (
     SELECT s.org_code, s.site,
            CASE WHEN k.delta = 1 THEN s.arrival_day
-                ELSE LEAST(COALESCE(s.departure_day, s.week_over), s.week_over) END AS day,
+                WHEN s.departure_day < s.week_over THEN s.departure_day
+                ELSE s.week_over END AS day,
            k.delta,
            k.delta = 1 OR s.departure_day IS NOT NULL AS seen
     FROM (SELECT *, CAST(arrival_day + INTERVAL '8 days' AS DATE) AS week_over FROM stays) s

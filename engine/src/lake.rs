@@ -433,7 +433,7 @@ fn first_day(stats: &str, column: &str) -> Option<chrono::NaiveDate> {
 /// in order are passed through.
 fn in_day_order(table: Table, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>, LakeError> {
     use arrow::array::{AsArray, UInt32Array};
-    use arrow::compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch};
+    use arrow::compute::{concat_batches, take_record_batch};
     use arrow::datatypes::Date32Type;
 
     let column = table.day_column();
@@ -459,25 +459,14 @@ fn in_day_order(table: Table, batches: Vec<RecordBatch>) -> Result<Vec<RecordBat
     let all = concat_batches(&table.schema(), &batches).map_err(failed)?;
     let days = all
         .column_by_name(column)
-        .cloned()
+        .and_then(|c| c.as_primitive_opt::<Date32Type>())
         .ok_or_else(|| failed(arrow::error::ArrowError::SchemaError(column.into())))?;
-    // The position breaks ties, so one day's rows keep the order they came in.
-    let position = UInt32Array::from_iter_values(0..all.num_rows() as u32);
-    let order = lexsort_to_indices(
-        &[
-            SortColumn {
-                values: days,
-                options: None,
-            },
-            SortColumn {
-                values: std::sync::Arc::new(position),
-                options: None,
-            },
-        ],
-        None,
-    )
-    .map_err(failed)?;
-    Ok(vec![take_record_batch(&all, &order).map_err(failed)?])
+    // A stable sort: one day's rows keep the order they came in.
+    let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
+    order.sort_by_key(|&i| days.value(i as usize));
+    Ok(vec![
+        take_record_batch(&all, &UInt32Array::from(order)).map_err(failed)?,
+    ])
 }
 
 fn parse_location(location: &str) -> Result<Url, LakeError> {

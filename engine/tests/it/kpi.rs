@@ -10,7 +10,7 @@ use bright_engine::query::{OutputFormat, QueryConfig, QueryEngine, QueryError, Q
 use bright_engine::schema::Table;
 use chrono::NaiveDate;
 
-use crate::kpi_golden::{fixture_engine, fixture_lake};
+use crate::kpi_golden::{catalogue_engine, fixture_engine, fixture_lake};
 
 fn day(text: &str) -> NaiveDate {
     text.parse().expect("test date")
@@ -157,13 +157,7 @@ E10,X01,S1,Q10,2024-07-14T09:00:00Z,walk_in,,,4,2024-07-14T09:10:00Z,2024-07-14T
     lake.append(Table::EdAttendances, batches)
         .await
         .expect("appends");
-    let mut engine = QueryEngine::open(&lake, &QueryConfig::default())
-        .await
-        .expect("opens");
-    engine
-        .register_kpis(Catalogue::embedded().expect("catalogue"), &BTreeMap::new())
-        .await
-        .expect("plans");
+    let engine = catalogue_engine(&lake).await;
     let full = engine
         .kpi_series("ed_in_department", None, None, &[])
         .await

@@ -43,8 +43,12 @@ pub async fn fixture_lake(dir: &Path) -> Lake {
 
 /// The fixture lake's engine with the built-in catalogue registered.
 pub async fn fixture_engine(dir: &Path) -> QueryEngine {
-    let lake = fixture_lake(dir).await;
-    let mut engine = QueryEngine::open(&lake, &QueryConfig::default())
+    catalogue_engine(&fixture_lake(dir).await).await
+}
+
+/// An engine over `lake` with the built-in catalogue registered.
+pub async fn catalogue_engine(lake: &Lake) -> QueryEngine {
+    let mut engine = QueryEngine::open(lake, &QueryConfig::default())
         .await
         .expect("engine opens");
     engine
