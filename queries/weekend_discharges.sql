@@ -1,7 +1,7 @@
 -- Weekend discharges: of a week's discharges (Monday to Sunday on the trust's clock; deaths,
 -- discharge destination 79, excluded), those on Saturday or Sunday.
 WITH discharges AS (
-    SELECT org_code, site, ward, local_date(end_time) AS day
+    SELECT org_code, site, ward, end_day AS day
     FROM kpi.inpatient_stays
     WHERE end_event = 'A03'
       AND COALESCE(discharge_destination, '') <> '79'

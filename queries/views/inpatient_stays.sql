@@ -1,6 +1,7 @@
 -- One row per spell of an admitted patient on one ward: from the admission (A01) or transfer
 -- (A02) that put them there to the transfer or discharge (A03) that took them away; end_time
--- is NULL while they are still there.
+-- is NULL while they are still there. start_day, end_day and admit_day are those times' days
+-- on the trust's clock, worked out once here for the census and the KPIs that count by day.
 --
 -- Corrections are applied first, as the patient administration system means them:
 --   * an encounter with an A11 (cancel admit) never happened;
@@ -66,7 +67,9 @@ spans AS (
 )
 SELECT s.org_code, s.site, s.ward, s.bed, COALESCE(m.patient_key, s.patient_key) AS patient_key,
        s.encounter_id, s.specialty, s.admission_method, s.admit_time, s.start_event,
-       s.start_time, s.end_event, s.end_time, s.discharge_destination
+       s.start_time, s.end_event, s.end_time, s.discharge_destination,
+       local_date(s.start_time) AS start_day, local_date(s.end_time) AS end_day,
+       local_date(s.admit_time) AS admit_day
 FROM spans s
 LEFT JOIN kpi.patient_merges m ON m.prior_patient_key = s.patient_key
 WHERE s.start_event <> 'A03'

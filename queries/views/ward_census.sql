@@ -8,10 +8,7 @@
 -- sum over a grid of every day (first change to the last day ADT has reached) and ward gives
 -- the census, zeros included.
 WITH spells AS (
-    SELECT org_code, site, ward,
-           local_date(start_time) AS first_day,
-           local_date(end_time) AS end_day,
-           local_date(admit_time) AS admit_day
+    SELECT org_code, site, ward, start_day AS first_day, end_day, admit_day
     FROM kpi.inpatient_stays
 ),
 -- The day each spell starts counting towards each threshold (0 = all patients); a spell
@@ -49,20 +46,30 @@ per_day AS (
     FROM deltas
     GROUP BY org_code, site, ward, day
 ),
+-- Every ward a counted spell was on, and the first day one counted. The changes of per_day
+-- begin on such a day (a spell counted towards a threshold is counted in all), so the grid
+-- comes from the spells, and per_day, which DataFusion would compute again at each reference,
+-- is read once.
+wards AS (
+    SELECT org_code, site, ward, MIN(first_day) AS first_day
+    FROM spells
+    WHERE end_day IS NULL OR first_day < end_day
+    GROUP BY org_code, site, ward
+),
 -- Up to the last day ADT has reached: a patient still in reaches 21 days in the future, but
 -- a midnight that has not come yet has no census.
 days AS (
     SELECT CAST(d AS DATE) AS day
     FROM (
-        SELECT unnest(generate_series(MIN(p.day), MAX(a.last_day), INTERVAL '1 day')) AS d
-        FROM per_day p
+        SELECT unnest(generate_series(MIN(w.first_day), MAX(a.last_day), INTERVAL '1 day')) AS d
+        FROM wards w
         CROSS JOIN (SELECT local_date(MAX(event_time)) AS last_day FROM adt_events) AS a
     ) AS calendar
 ),
 grid AS (
     SELECT d.day, w.org_code, w.site, w.ward
     FROM days d
-    CROSS JOIN (SELECT DISTINCT org_code, site, ward FROM per_day) AS w
+    CROSS JOIN wards w
 )
 SELECT g.day, g.org_code, g.site, g.ward,
        SUM(COALESCE(p.d_all, 0)) OVER w AS patients,
