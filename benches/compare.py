@@ -450,6 +450,7 @@ def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
                 raise SystemExit(f"bright-compare: tick: {ticked['error']}")
             out["bright"].append(ticked["ms"])
             out["series"], out["full"] = ticked["series"], ticked["full"]
+            out["recomputed"] = ticked["recomputed"]
             out["changed_tables"] = ticked["changed_tables"]
             duck = DuckDB(copy, queries, threads)
             total = 0.0
@@ -478,6 +479,7 @@ def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
     return {
         "bright": statistics.median(out["bright"]), "duckdb": statistics.median(out["duckdb"]),
         "warm": statistics.median(out["warm"]), "series": out["series"], "full": out["full"],
+        "recomputed": out["recomputed"],
         "changed_tables": out["changed_tables"], "added": out["added"],
         "disagreements": out["disagreements"],
     }
@@ -615,7 +617,8 @@ def main():
               f"{figures['compared_vs_duckdb']} queries)", file=sys.stderr)
     if ticked:
         print(f"tick             bright {fmt_s(ticked['bright'])}  duckdb {fmt_s(ticked['duckdb'])}"
-              f"  ({ticked['full']} of {ticked['series']} series recomputed in full)",
+              f"  ({ticked['recomputed']} of {ticked['series']} series recomputed, "
+              f"{ticked['full']} in full)",
               file=sys.stderr)
     for d in disagreements:
         print(f"DISAGREE {d}", file=sys.stderr)

@@ -111,7 +111,8 @@ def section(q, ingest, generate, command, previous_commit):
         lines.append(
             f"- Tick: {added} landed on the open day; bright's KPI cache ({tick['series']} "
             f"series, computed beforehand in {s(tick['warm'])} s) was brought up to date in "
-            f"{s(tick['bright'])} s, {tick['full']} series recomputed in full (changed: "
+            f"{s(tick['bright'])} s, {tick.get('recomputed', tick['series'])} series "
+            f"recomputed, {tick['full']} of them in full (changed: "
             f"{', '.join(tick['changed_tables'])}); DuckDB recomputed every KPI for the open "
             f"day in {s(tick['duckdb'])} s; the open day's answers agree")
 

@@ -357,19 +357,7 @@ impl Lake {
             Err(LakeError::MissingTable { .. }) => return Ok(BTreeMap::new()),
             Err(e) => return Err(e),
         };
-        let snapshot = delta.snapshot()?;
-        Ok(snapshot
-            .log_data()
-            .iter()
-            .map(|file| {
-                let column = table.day_column();
-                let day = match file.partition_values_map().get(column) {
-                    Some(value) => value.as_deref().and_then(|v| v.parse().ok()),
-                    None => file.stats().and_then(|stats| first_day(&stats, column)),
-                };
-                (file.path().into_owned(), day)
-            })
-            .collect())
+        file_days(table, &delta)
     }
 
     /// Rewrites each partition's small files into fewer large ones (one commit per table).
@@ -420,6 +408,27 @@ impl Lake {
             files_deleted,
         })
     }
+}
+
+/// Every data file of `delta` (a snapshot of `table`) with the first day it holds, as
+/// [`Lake::files`] gives them.
+pub fn file_days(
+    table: Table,
+    delta: &DeltaTable,
+) -> Result<BTreeMap<String, Option<chrono::NaiveDate>>, LakeError> {
+    let snapshot = delta.snapshot()?;
+    let column = table.day_column();
+    Ok(snapshot
+        .log_data()
+        .iter()
+        .map(|file| {
+            let day = match file.partition_values_map().get(column) {
+                Some(value) => value.as_deref().and_then(|v| v.parse().ok()),
+                None => file.stats().and_then(|stats| first_day(&stats, column)),
+            };
+            (file.path().into_owned(), day)
+        })
+        .collect())
 }
 
 /// The smallest value of the day column in a file's statistics (the log's JSON `stats`).

@@ -16,7 +16,8 @@
 //!   (computed in full now);
 //! - `{"op":"tick","today":"YYYY-MM-DD"}`: a dashboard tick: the cache brought up to date
 //!   with the lake, recomputing only the periods new data can reach; answers the number of
-//!   series, of those recomputed in full, and the tables that changed;
+//!   series, of those recomputed (some periods or all) and recomputed in full, and the tables
+//!   that changed;
 //! - `{"op":"cached","id":"…"}`: a KPI's series as the cache holds it;
 //! - `{"op":"memory"}`: this process's peak resident memory.
 //!
@@ -129,6 +130,7 @@ async fn answer(
             return Ok(json!({
                 "ms": started.elapsed().as_secs_f64() * 1e3,
                 "series": report.series,
+                "recomputed": report.recomputed,
                 "full": report.full,
                 "changed_tables": changed,
             }));

@@ -1,20 +1,28 @@
 //! KPI series kept fresh on every dashboard tick without recomputing history.
 //!
-//! A [`KpiCache`] holds each series a dashboard asked for. On [`KpiCache::refresh`] it lists
-//! the lake's data files, compares them with the last tick's, and works out from which day
+//! A [`KpiCache`] holds each series a dashboard asked for. On [`KpiCache::refresh`] it moves
+//! the engine to the lake's latest snapshot, compares that snapshot's data files with the last
+//! tick's, and works out from which day
 //! each series can have changed: the open period always, and any closed period that late or
 //! corrected data landed in (a Delta commit adds or replaces files, and the log gives each
 //! file's first day).
-//! Only those periods are recomputed, with a windowed run (`$since`); the rest is kept.
+//! Only those periods are recomputed, with a windowed run (`$since`); the rest is kept. A
+//! series none of whose tables changed is left as it is, unless its query reads the clock
+//! (feed freshness counts minutes to now).
 //!
-//! How far back a change reaches depends on the table: a row of most tables belongs to the
-//! day it is stored under, give or take the day either side (a UTC day against the trust's
-//! clock, a case running past midnight), so one day's margin is enough. ADT is
-//! different: a cancellation or a late discharge rewrites a patient's whole stay, which may
-//! have begun weeks earlier, so any change to `adt_events` recomputes the KPIs that read it in
-//! full. They scan the whole ADT history either way, so this costs little more than the open
-//! day alone. Rows ingest has acknowledged but not flushed (the query layer's buffer) are in
-//! no file; a table whose buffer changed counts the days of its buffered rows as changed.
+//! How far back a change reaches depends on how a KPI reads the table. A row read directly
+//! belongs to the day it is stored under, give or take the day either side (a UTC day against
+//! the trust's clock, a case running past midnight), so one day's margin is enough. A row read
+//! through a keyed view (`key` in `kpis.toml`) changes that view's rows for its key on every
+//! day: a cancellation or a late discharge rewrites a patient's whole stay, which may have
+//! begun weeks earlier. So for those KPIs a change reaches back to the first day of every key
+//! the new rows hold; for ADT read through the stays, also to the first day of every encounter
+//! of a patient record a new merge (A40) touches (the records merged into the same survivor),
+//! since the stays read the merges whole. Where that cannot be worked out (a catalogue without
+//! `kpi.patient_merges`), every period. A change is known by its days only (the files it added,
+//! from their statistics), so every key on those days counts as new. Rows ingest has
+//! acknowledged but not flushed (the query layer's buffer) are in no file; a table whose
+//! buffer changed counts the days of its buffered rows as changed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -45,6 +53,10 @@ struct SeriesKey {
 struct Cached {
     grain: Grain,
     tables: BTreeSet<Table>,
+    /// The query reads the clock, so its open period can change with no new data.
+    clock: bool,
+    /// The tables it reads through keyed views, with their keys.
+    keyed: BTreeSet<(Table, String)>,
     output: QueryOutput,
 }
 
@@ -53,6 +65,8 @@ struct Cached {
 pub struct RefreshReport {
     /// Series brought up to date.
     pub series: usize,
+    /// Of those, series recomputed (some periods or all).
+    pub recomputed: usize,
     /// Of those, series recomputed from their first period.
     pub full: usize,
     /// Tables whose files changed since the last refresh.
@@ -62,7 +76,7 @@ pub struct RefreshReport {
 /// Cached KPI series; see the module documentation.
 #[derive(Debug, Default)]
 pub struct KpiCache {
-    files: BTreeMap<Table, BTreeMap<String, Option<NaiveDate>>>,
+    files: BTreeMap<Table, Arc<BTreeMap<String, Option<NaiveDate>>>>,
     /// Buffer version of each table at the last refresh.
     buffers: BTreeMap<Table, u64>,
     series: HashMap<SeriesKey, Cached>,
@@ -92,14 +106,14 @@ impl KpiCache {
         by: &[String],
     ) -> Result<&QueryOutput, QueryError> {
         if self.files.is_empty() {
-            // As in refresh: files first, snapshot second, so what is cached is never older
-            // than the files recorded.
-            self.files = list_files(engine).await?;
+            // As in refresh: buffers first, snapshot second, so what is cached is never older
+            // than the buffers recorded.
             self.buffers = Table::ALL
                 .iter()
                 .map(|t| (*t, engine.buffered_days(*t).0))
                 .collect();
             engine.refresh().await?;
+            self.files = snapshot_files(engine);
         }
         let key = SeriesKey {
             id: id.to_string(),
@@ -114,6 +128,8 @@ impl KpiCache {
             let cached = Cached {
                 grain,
                 tables: engine.kpi_tables(id)?,
+                clock: engine.kpi_reads_clock(id)?,
+                keyed: engine.kpi_keyed_reads(id)?,
                 output: engine.kpi_series(id, None, None, by).await?,
             };
             self.series.insert(key.clone(), cached);
@@ -121,23 +137,24 @@ impl KpiCache {
         Ok(&self.series[&key].output)
     }
 
-    /// Brings every cached series up to date: refreshes the engine's snapshot, then
-    /// recomputes the open period (the one holding `today`) and every closed period that
-    /// data changed since the last refresh can reach.
+    /// Brings every cached series up to date: refreshes the engine's snapshot, then, for
+    /// each series whose tables changed or whose query reads the clock, recomputes the open
+    /// period (the one holding `today`) and every closed period that data changed since the
+    /// last refresh can reach.
     pub async fn refresh(
         &mut self,
         engine: &QueryEngine,
         today: NaiveDate,
     ) -> Result<RefreshReport, QueryError> {
-        // Files first, snapshot second: a commit landing in between is then seen by the
-        // queries and listed again next time (recomputed twice), never missed.
-        let files = list_files(engine).await?;
+        // The files of the snapshot the queries below read: what they hold is exactly what
+        // is cached, and the next refresh compares with them.
         engine.refresh().await?;
+        let files = snapshot_files(engine);
         let mut reach: BTreeMap<Table, Reach> = BTreeMap::new();
         let mut widen = |table: Table, day: Option<NaiveDate>| {
-            let r = match (table, day) {
-                (Table::AdtEvents, _) | (_, None) => Reach::Everything,
-                (_, Some(day)) => Reach::From(day.checked_sub_days(Days::new(1)).unwrap_or(day)),
+            let r = match day {
+                None => Reach::Everything,
+                Some(day) => Reach::From(day.checked_sub_days(Days::new(1)).unwrap_or(day)),
             };
             let entry = reach.entry(table).or_insert(r);
             *entry = match (*entry, r) {
@@ -164,7 +181,7 @@ impl KpiCache {
                 .chain(
                     before
                         .into_iter()
-                        .flatten()
+                        .flat_map(|b| b.iter())
                         .filter(|(path, _)| !now.contains_key(*path)),
                 )
                 .map(|(_, day)| *day);
@@ -173,20 +190,61 @@ impl KpiCache {
             }
         }
         self.files = files;
+        // Tables read through keyed views (stays by encounter, lists by session) reach back
+        // to the first day of every key their new rows hold.
+        let mut keyed_reach: BTreeMap<(Table, String), Reach> = BTreeMap::new();
+        for cached in self.series.values() {
+            for (table, key) in &cached.keyed {
+                let Some(direct) = reach.get(table) else {
+                    continue;
+                };
+                if keyed_reach.contains_key(&(*table, key.clone())) {
+                    continue;
+                }
+                let far = match direct {
+                    Reach::Everything => Reach::Everything,
+                    Reach::From(day) => {
+                        // `day` has the margin already; the rows added are on the day after
+                        // or later.
+                        let added = day.checked_add_days(Days::new(1)).unwrap_or(*day);
+                        match key_reach(engine, *table, key, added).await {
+                            Some(first) => Reach::From(
+                                first
+                                    .checked_sub_days(Days::new(1))
+                                    .unwrap_or(first)
+                                    .min(*day),
+                            ),
+                            None => Reach::Everything,
+                        }
+                    }
+                };
+                keyed_reach.insert((*table, key.clone()), far);
+            }
+        }
 
         let mut report = RefreshReport {
             changed_tables: reach.keys().copied().collect(),
             ..RefreshReport::default()
         };
         for (key, cached) in &mut self.series {
+            report.series += 1;
+            // A query of the lake alone answers the same while its tables stay the same.
+            if !cached.clock && !cached.tables.iter().any(|t| reach.contains_key(t)) {
+                continue;
+            }
             let mut since = Some(cached.grain.period_start(today));
-            for table in &cached.tables {
-                match reach.get(table) {
-                    Some(Reach::Everything) => since = None,
-                    Some(Reach::From(day)) => {
+            let reaches = cached.tables.iter().filter_map(|t| reach.get(t)).chain(
+                cached
+                    .keyed
+                    .iter()
+                    .filter_map(|(t, k)| keyed_reach.get(&(*t, k.clone()))),
+            );
+            for r in reaches {
+                match r {
+                    Reach::Everything => since = None,
+                    Reach::From(day) => {
                         since = since.map(|s| s.min(cached.grain.period_start(*day)))
                     }
-                    None => {}
                 }
             }
             let fresh = engine.kpi_series(&key.id, since, None, &key.by).await?;
@@ -197,20 +255,79 @@ impl KpiCache {
                 }
                 Some(since) => splice(&cached.output, fresh, since, &key.by)?,
             };
-            report.series += 1;
+            report.recomputed += 1;
         }
         Ok(report)
     }
 }
 
-async fn list_files(
+/// The first day of every `key` that rows of `table` on `added` or later hold: where rows
+/// added on those days can change a keyed view from. For ADT read through the stays (which read
+/// the patient merges whole), also the first day of every encounter of a patient record merged
+/// (A40) on those days, with the records merged into the same survivor. `None` when it cannot
+/// be told (a catalogue without `kpi.patient_merges`).
+async fn key_reach(
     engine: &QueryEngine,
-) -> Result<BTreeMap<Table, BTreeMap<String, Option<NaiveDate>>>, QueryError> {
-    let mut files = BTreeMap::new();
-    for table in Table::ALL {
-        files.insert(table, engine.lake().files(table).await?);
+    table: Table,
+    key: &str,
+    added: NaiveDate,
+) -> Option<NaiveDate> {
+    let (name, day) = (table.name(), table.day_column());
+    let mut sql = format!(
+        "SELECT MIN({day}) AS first FROM {name}
+         WHERE {key} IN (SELECT {key} FROM {name} WHERE {day} >= DATE '{added}')"
+    );
+    if table == Table::AdtEvents {
+        sql = format!(
+            "WITH merged AS (
+                 SELECT patient_key AS k FROM adt_events
+                 WHERE event_date >= DATE '{added}' AND event_type = 'A40'
+                 UNION SELECT prior_patient_key FROM adt_events
+                 WHERE event_date >= DATE '{added}' AND event_type = 'A40'
+             ),
+             ends AS (
+                 SELECT COALESCE(m.patient_key, n.k) AS k
+                 FROM merged n LEFT JOIN kpi.patient_merges m ON m.prior_patient_key = n.k
+             ),
+             family AS (
+                 SELECT k FROM merged
+                 UNION SELECT k FROM ends
+                 UNION SELECT m.prior_patient_key FROM kpi.patient_merges m
+                       JOIN ends e ON m.patient_key = e.k
+             )
+             SELECT MIN(first) FROM (
+                 {sql}
+                 UNION ALL
+                 SELECT MIN(event_date) FROM adt_events
+                 WHERE patient_key IN (SELECT k FROM family)
+             ) AS firsts"
+        );
     }
-    Ok(files)
+    let output = match engine.sql(&sql).await {
+        Ok(output) => output,
+        Err(e) => {
+            tracing::debug!(error = %e, table = %table, "Cannot tell how far new rows reach.");
+            return None;
+        }
+    };
+    let first = output
+        .batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .and_then(|b| b.column(0).as_primitive_opt::<Date32Type>())
+        .and_then(|days| (!days.is_null(0)).then(|| days.value(0)))
+        .and_then(Date32Type::to_naive_date_opt);
+    // No key found (only rows without one): nothing before `added`.
+    Some(first.unwrap_or(added).min(added))
+}
+
+fn snapshot_files(
+    engine: &QueryEngine,
+) -> BTreeMap<Table, Arc<BTreeMap<String, Option<NaiveDate>>>> {
+    Table::ALL
+        .iter()
+        .map(|t| (*t, engine.table_files(*t)))
+        .collect()
 }
 
 /// The cached rows before `since` and the fresh ones from `since`, in the runner's order

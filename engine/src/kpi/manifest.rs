@@ -217,6 +217,11 @@ pub struct HelperView {
     /// Computed once per change of the tables it reads and kept in memory, instead of being
     /// recomputed inside every query that reads it (see `materialise` in `kpis.toml`).
     pub materialise: bool,
+    /// For a materialised view: the column whose value alone decides a row, in the view and in
+    /// every lake table it reads. The rows with one key come only from the lake rows with that
+    /// key (and from other materialised views, read whole), so new data recomputes only the
+    /// keys it holds (see `key` in `kpis.toml`).
+    pub key: Option<String>,
 }
 
 /// One indicator.
@@ -301,6 +306,7 @@ struct RawView {
     description: String,
     #[serde(default)]
     materialise: bool,
+    key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -411,6 +417,12 @@ impl Catalogue {
                     format!("view name '{}' must be snake_case and unique", view.name),
                 ));
             }
+            if view.key.is_some() && !view.materialise {
+                return Err(invalid(
+                    &manifest_file,
+                    format!("view '{}' has a key but is not materialised", view.name),
+                ));
+            }
             let name = format!("views/{}.sql", view.name);
             let sql = read(&name)?;
             check_placeholders(&sql, &known).map_err(|m| invalid(&dir.join(&name), m))?;
@@ -420,6 +432,7 @@ impl Catalogue {
                 sql,
                 file: dir.join(name),
                 materialise: view.materialise,
+                key: view.key,
             });
         }
 

@@ -18,7 +18,7 @@ use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 
-use super::materialised::{MaterialisedView, lake_tables};
+use super::materialised::{MaterialisedView, keyed_reads, lake_tables, reads_clock};
 use super::{QueryError, read_only};
 use crate::kpi::{
     Catalogue, DENOMINATOR, Kpi, KpiError, NUMERATOR, PERIOD, Rollup, SCHEMA, SINCE, VALUE,
@@ -85,7 +85,10 @@ impl KpiViews {
                 .await
                 .map_err(|e| planning_error(&view.file, e))?;
             let provider: Arc<dyn TableProvider> = if view.materialise {
-                Arc::new(MaterialisedView::new(plan).map_err(|e| planning_error(&view.file, e))?)
+                Arc::new(
+                    MaterialisedView::new(plan, view.key.as_deref())
+                        .map_err(|e| planning_error(&view.file, e))?,
+                )
             } else {
                 DataFrame::new(ctx.state(), plan).into_view()
             };
@@ -128,6 +131,25 @@ impl KpiViews {
             .get(id)
             .ok_or_else(|| KpiError::UnknownKpi { id: id.to_string() })?;
         Ok(lake_tables(plan)?.iter().map(|t| t.table).collect())
+    }
+
+    /// The lake tables KPI `id` reads through keyed materialised views, with their keys.
+    pub(super) fn keyed_reads(&self, id: &str) -> Result<BTreeSet<(Table, String)>, QueryError> {
+        let plan = self
+            .plans
+            .get(id)
+            .ok_or_else(|| KpiError::UnknownKpi { id: id.to_string() })?;
+        Ok(keyed_reads(plan)?)
+    }
+
+    /// Whether KPI `id` reads the clock (`now()`), through its helper views: its series can
+    /// change while its tables do not.
+    pub(super) fn reads_clock(&self, id: &str) -> Result<bool, QueryError> {
+        let plan = self
+            .plans
+            .get(id)
+            .ok_or_else(|| KpiError::UnknownKpi { id: id.to_string() })?;
+        Ok(reads_clock(plan)?)
     }
 
     async fn plan(

@@ -34,6 +34,32 @@ const BIG_BATCH: usize = 8192;
 /// What a materialised result was computed from: the Delta version and the buffer's version.
 pub(super) type Version = (Option<u64>, u64);
 
+/// The data files of a Delta snapshot, each with the first day it holds (`None` when the log
+/// does not tell), as [`crate::lake::file_days`] gives them.
+pub(super) type Files = std::collections::BTreeMap<String, Option<chrono::NaiveDate>>;
+
+/// The rows queries saw of a table at one moment, as much as is needed to tell later on which
+/// days the rows that came since fall.
+#[derive(Debug, Clone)]
+pub(super) struct Seen {
+    version: Version,
+    files: Arc<Files>,
+    /// The days of the rows then in the buffer.
+    buffered: std::collections::BTreeSet<i32>,
+}
+
+/// How a table's rows changed since it was [`Seen`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    /// Not at all.
+    None,
+    /// Rows were added, all on this day (days since the epoch) or later; none went.
+    AddedFrom(i32),
+    /// Files went or were rewritten, a file's days are unknown, or the table was replaced:
+    /// anything may have changed.
+    Unknown,
+}
+
 /// A lake table registered in the session.
 #[derive(Debug)]
 pub(super) struct LiveTable {
@@ -52,6 +78,8 @@ struct State {
     provider: Arc<dyn TableProvider>,
     /// Delta version of `provider`; `None` while the table is not written.
     version: Option<u64>,
+    /// The data files of `provider`'s snapshot.
+    files: Arc<Files>,
     /// Oldest first; each generation is flushed as one commit.
     buffer: VecDeque<Generation>,
     /// Bumped on every change of the buffer.
@@ -83,6 +111,7 @@ impl LiveTable {
         table: crate::schema::Table,
         provider: Arc<dyn TableProvider>,
         version: Option<u64>,
+        files: Files,
     ) -> Self {
         LiveTable {
             table,
@@ -90,6 +119,7 @@ impl LiveTable {
             state: RwLock::new(State {
                 provider,
                 version,
+                files: Arc::new(files),
                 buffer: VecDeque::new(),
                 buffer_version: 0,
                 next_generation: 0,
@@ -128,18 +158,72 @@ impl LiveTable {
         self.read().version
     }
 
+    /// The data files of the snapshot queries read.
+    pub(super) fn files(&self) -> Arc<Files> {
+        self.read().files.clone()
+    }
+
+    /// What queries see now, to compare with later ([`LiveTable::changes_since`]).
+    pub(super) fn seen(&self) -> Seen {
+        let state = self.read();
+        Seen {
+            version: (state.version, state.buffer_version),
+            files: state.files.clone(),
+            buffered: buffered_days(&state),
+        }
+    }
+
+    /// How the rows queries see changed since `then`: from which day on rows were added.
+    /// Rows flushed from the buffer to the lake in between count as added (their days are
+    /// the same either way).
+    pub(super) fn changes_since(&self, then: &Seen) -> Change {
+        let now = self.seen();
+        if now.version == then.version {
+            return Change::None;
+        }
+        let mut first: Option<i32> = None;
+        let mut add = |day: i32| first = Some(first.map_or(day, |f| f.min(day)));
+        if now.version.0 != then.version.0 {
+            if then.files.keys().any(|path| !now.files.contains_key(path)) {
+                return Change::Unknown;
+            }
+            let mut added = 0;
+            for (_, day) in now
+                .files
+                .iter()
+                .filter(|(p, _)| !then.files.contains_key(*p))
+            {
+                match day {
+                    Some(day) => add(arrow::datatypes::Date32Type::from_naive_date(*day)),
+                    None => return Change::Unknown,
+                }
+                added += 1;
+            }
+            // A commit that added no file (a schema change) may still change what rows read.
+            if added == 0 {
+                return Change::Unknown;
+            }
+        }
+        for day in now.buffered.iter().chain(&then.buffered) {
+            add(*day);
+        }
+        first.map_or(Change::None, Change::AddedFrom)
+    }
+
     /// Moves to a new Delta snapshot; with `flushed`, drops the buffer generations up to and
     /// including it in the same step (they are in that snapshot now).
     pub(super) fn replace(
         &self,
         provider: Arc<dyn TableProvider>,
         version: Option<u64>,
+        files: Files,
         flushed: Option<u64>,
     ) {
         let mut state = self.write();
         let moved = state.version != version;
         state.provider = provider;
         state.version = version;
+        state.files = Arc::new(files);
         if let Some(flushed) = flushed {
             let before = state.buffer.len();
             state.buffer.retain(|g| g.id > flushed);
@@ -208,18 +292,8 @@ impl LiveTable {
 
     /// The buffer's version and the partition days (the schema's last column) of its rows.
     pub(super) fn buffered_days(&self) -> (u64, std::collections::BTreeSet<i32>) {
-        use arrow::array::AsArray;
-        use arrow::datatypes::Date32Type;
         let state = self.read();
-        let mut days = std::collections::BTreeSet::new();
-        for batch in state.buffer.iter().flat_map(|g| &g.batches) {
-            if let Some(column) = batch.columns().last()
-                && let Some(dates) = column.as_primitive_opt::<Date32Type>()
-            {
-                days.extend(dates.iter().flatten());
-            }
-        }
-        (state.buffer_version, days)
+        (state.buffer_version, buffered_days(&state))
     }
 
     /// Rows waiting in the buffer.
@@ -307,6 +381,21 @@ impl LiveTable {
         let any: Arc<dyn std::any::Any + Send + Sync> = provider;
         any.downcast().ok()
     }
+}
+
+/// The days (the schema's last column) of the rows in `state`'s buffer.
+fn buffered_days(state: &State) -> std::collections::BTreeSet<i32> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Date32Type;
+    let mut days = std::collections::BTreeSet::new();
+    for batch in state.buffer.iter().flat_map(|g| &g.batches) {
+        if let Some(column) = batch.columns().last()
+            && let Some(dates) = column.as_primitive_opt::<Date32Type>()
+        {
+            days.extend(dates.iter().flatten());
+        }
+    }
+    days
 }
 
 /// `table`'s columns in the canonical order with the types the lake reads them as, whatever

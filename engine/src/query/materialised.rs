@@ -6,24 +6,45 @@
 //! per tick. A [`MaterialisedView`] keeps its rows in memory tagged with the snapshot versions
 //! of the lake tables underneath, and recomputes only when one of those moves on.
 //!
+//! A keyed view (`key` in `kpis.toml`: the stays by encounter, the operating lists by
+//! session) is brought up to date without computing it whole. Its rows with one key come only
+//! from the lake rows with that key, so when rows were only added to the tables it reads
+//! (their days known from the Delta log's file statistics and the buffer), it recomputes the
+//! keys found on those days and later, with its query restricted to them, and keeps the rest.
+//! It is computed whole when files were rewritten (a compaction) or a materialised view it
+//! reads whole changed (the patient merges after a new A40).
+//!
 //! The rows live outside the query memory pool (they are shared by every query, not owned by
 //! one); a materialised view should therefore be a compact summary of the lake, as stays are.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::compute::{cast, concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::datasource::{MemTable, source_as_provider};
-use datafusion::error::Result;
-use datafusion::logical_expr::{LogicalPlan, TableProviderFilterPushDown, TableType};
-use datafusion::physical_plan::{ExecutionPlan, collect_partitioned};
-use datafusion::prelude::Expr;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::datasource::{MemTable, provider_as_source, source_as_provider};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::{
+    LogicalPlan, LogicalPlanBuilder, SubqueryAlias, TableProviderFilterPushDown, TableType,
+};
+use datafusion::physical_plan::{ExecutionPlan, collect, collect_partitioned};
+use datafusion::prelude::{Expr, col, lit};
 use tokio::sync::Mutex;
 
 use super::LiveTable;
+use super::live::{Change, Seen};
+
+/// Batches in a keyed view's first partition before they are merged into one.
+const MERGE_AFTER: usize = 64;
 
 /// What a cached result was computed from: the version of each input, in input order.
 type Versions = Vec<super::live::Version>;
@@ -35,43 +56,151 @@ pub(super) struct MaterialisedView {
     schema: SchemaRef,
     /// The lake tables the view reads, directly or through other materialised views.
     inputs: Vec<Arc<LiveTable>>,
+    keyed: Option<Keyed>,
     /// Held while computing, so concurrent queries wait for one computation.
-    cached: Mutex<Option<(Versions, Arc<MemTable>)>>,
+    cached: Mutex<Option<Computed>>,
+    /// Moves on whenever the rows change, for the keyed views that read this one.
+    generation: AtomicU64,
+    /// How often the rows were computed whole, and brought up to date key by key.
+    whole: AtomicU64,
+    by_key: AtomicU64,
+}
+
+/// How often a materialised view's rows were computed, since the session began.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewRefreshes {
+    /// Computed whole, from every row of the tables it reads.
+    pub whole: u64,
+    /// Brought up to date by recomputing only the keys of rows added since (keyed views).
+    pub by_key: u64,
+}
+
+/// How a keyed view (`key` in `kpis.toml`) tells what to recompute.
+#[derive(Debug)]
+struct Keyed {
+    key: String,
+    /// The lake tables the view's own query reads (through plain views), each with the key.
+    direct: Vec<Arc<LiveTable>>,
+    /// The materialised views it reads, whole.
+    nested: Vec<Arc<MaterialisedView>>,
+}
+
+#[derive(Debug)]
+struct Computed {
+    versions: Versions,
+    /// Each direct table as the rows were computed from it (keyed views only).
+    seen: Vec<Seen>,
+    /// The generation of each nested view the rows were computed from (keyed views only).
+    nested: Vec<u64>,
+    partitions: Vec<Vec<RecordBatch>>,
+    rows: Arc<MemTable>,
 }
 
 impl MaterialisedView {
-    /// A view of `plan` (bound, ready to run). Nothing runs until a query reads it.
-    pub(super) fn new(plan: LogicalPlan) -> Result<Self> {
+    /// A view of `plan` (bound, ready to run), keyed by column `key` if given. Nothing runs
+    /// until a query reads it.
+    pub(super) fn new(plan: LogicalPlan, key: Option<&str>) -> Result<Self> {
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let inputs = lake_tables(&plan)?;
+        let keyed = key.map(|key| keyed(&plan, &schema, key)).transpose()?;
         Ok(MaterialisedView {
             plan,
             schema,
             inputs,
+            keyed,
             cached: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            whole: AtomicU64::new(0),
+            by_key: AtomicU64::new(0),
         })
+    }
+
+    /// How often the rows were computed so far.
+    pub(super) fn refreshes(&self) -> ViewRefreshes {
+        ViewRefreshes {
+            whole: self.whole.load(Ordering::Relaxed),
+            by_key: self.by_key.load(Ordering::Relaxed),
+        }
     }
 
     fn versions(&self) -> Versions {
         self.inputs.iter().map(|t| t.version()).collect()
     }
 
-    /// The rows for the inputs' current snapshots, computed now if they changed.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The rows for the inputs' current snapshots, computed now if they changed: for a keyed
+    /// view, only the keys of the rows added since, when that can be told.
     async fn rows(&self, state: &dyn Session) -> Result<Arc<MemTable>> {
         let mut cached = self.cached.lock().await;
         // Read before computing: if a table moves on while this runs, the result is tagged
         // with the older version and the next query computes again.
         let versions = self.versions();
-        if let Some((seen, rows)) = cached.as_ref()
-            && *seen == versions
+        if let Some(computed) = cached.as_ref()
+            && computed.versions == versions
         {
-            return Ok(rows.clone());
+            return Ok(computed.rows.clone());
         }
-        let physical = state.create_physical_plan(&self.plan).await?;
+        let (seen, nested) = match &self.keyed {
+            Some(keyed) => {
+                // Nested views first, so their generations say whether their rows changed.
+                let mut nested = Vec::new();
+                for view in &keyed.nested {
+                    Box::pin(view.rows(state)).await?;
+                    nested.push(view.generation());
+                }
+                (keyed.direct.iter().map(|t| t.seen()).collect(), nested)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        let update = match (&self.keyed, cached.as_ref()) {
+            (Some(keyed), Some(before)) if before.nested == nested => {
+                self.update(state, keyed, before).await?
+            }
+            _ => None,
+        };
+        let partitions = match update {
+            Some(partitions) => {
+                self.by_key.fetch_add(1, Ordering::Relaxed);
+                partitions
+            }
+            None => {
+                self.whole.fetch_add(1, Ordering::Relaxed);
+                let partitions = self.compute(state, &self.plan).await?;
+                let same = match cached.as_ref() {
+                    Some(before) => same_rows(&self.schema, &before.partitions, &partitions)?,
+                    None => false,
+                };
+                if !same {
+                    self.generation.fetch_add(1, Ordering::AcqRel);
+                }
+                partitions
+            }
+        };
+        let rows = Arc::new(MemTable::try_new(self.schema.clone(), partitions.clone())?);
+        *cached = Some(Computed {
+            versions,
+            seen,
+            nested,
+            partitions,
+            rows: rows.clone(),
+        });
+        Ok(rows)
+    }
+
+    /// Runs `plan`, its rows in the declared schema.
+    async fn compute(
+        &self,
+        state: &dyn Session,
+        plan: &LogicalPlan,
+    ) -> Result<Vec<Vec<RecordBatch>>> {
+        let physical = state.create_physical_plan(plan).await?;
         let partitions = collect_partitioned(physical, state.task_ctx()).await?;
         // The rows carry the physical plan's schema, which may differ from the declared one
         // in field metadata only; queries were planned against the declared one.
-        let partitions = partitions
+        partitions
             .into_iter()
             .map(|batches| {
                 batches
@@ -79,28 +208,164 @@ impl MaterialisedView {
                     .map(|b| RecordBatch::try_new(self.schema.clone(), b.columns().to_vec()))
                     .collect::<std::result::Result<Vec<_>, _>>()
             })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let rows = Arc::new(MemTable::try_new(self.schema.clone(), partitions)?);
-        *cached = Some((versions, rows.clone()));
-        Ok(rows)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(Into::into)
+    }
+
+    /// `before`'s rows brought up to date by recomputing only the keys of the rows added to
+    /// the direct tables since; `None` when that cannot be told (files rewritten, say), and
+    /// the whole view must be computed again.
+    async fn update(
+        &self,
+        state: &dyn Session,
+        keyed: &Keyed,
+        before: &Computed,
+    ) -> Result<Option<Vec<Vec<RecordBatch>>>> {
+        let mut keys = Keys::default();
+        for (table, then) in keyed.direct.iter().zip(&before.seen) {
+            match table.changes_since(then) {
+                Change::None => {}
+                Change::Unknown => return Ok(None),
+                Change::AddedFrom(day) => {
+                    keys.add_from(state, table, &keyed.key, day).await?;
+                }
+            }
+        }
+        if keys.is_empty() {
+            return Ok(Some(before.partitions.clone()));
+        }
+        let restricted = restrict(&self.plan, &keyed.key, &keys)?;
+        let fresh = self.compute(state, &restricted).await?;
+        // The old rows of the keys recomputed go; their new rows join the first partition.
+        let mut partitions = Vec::with_capacity(before.partitions.len().max(1));
+        for batches in &before.partitions {
+            let mut kept = Vec::with_capacity(batches.len());
+            for batch in batches {
+                let column = batch.column_by_name(&keyed.key).ok_or_else(|| {
+                    DataFusionError::Internal(format!("the view lacks its key {}", keyed.key))
+                })?;
+                let keep = keys.absent(column)?;
+                if keep.true_count() == batch.num_rows() {
+                    kept.push(batch.clone());
+                } else {
+                    kept.push(filter_record_batch(batch, &keep)?);
+                }
+            }
+            partitions.push(kept);
+        }
+        if partitions.is_empty() {
+            partitions.push(Vec::new());
+        }
+        partitions[0].extend(fresh.into_iter().flatten());
+        // Every update adds a few small batches; merged once there are many, so that scans
+        // of the view do not slow down tick after tick.
+        if partitions[0].len() > MERGE_AFTER {
+            let merged = concat_batches(&self.schema, &partitions[0])?;
+            partitions[0] = vec![merged];
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok(Some(partitions))
     }
 }
 
-/// The lake tables `plan` reads, directly or through views and materialised views, each once.
-pub(super) fn lake_tables(plan: &LogicalPlan) -> Result<Vec<Arc<LiveTable>>> {
-    fn walk(plan: &LogicalPlan, found: &mut Vec<Arc<LiveTable>>) -> Result<()> {
-        use datafusion::common::tree_node::TreeNodeRecursion;
+/// The keys to recompute: every key value of the rows added to a direct table since.
+#[derive(Debug, Default)]
+struct Keys {
+    /// As the lake holds them, for the filter on the lake's rows.
+    values: Vec<ScalarValue>,
+    /// As text, to find the view's rows of them.
+    text: HashSet<String>,
+    /// A row without a key was added.
+    null: bool,
+}
+
+impl Keys {
+    fn is_empty(&self) -> bool {
+        self.values.is_empty() && !self.null
+    }
+
+    /// Adds the keys of `table`'s rows on `day` (days since the epoch) and later: a superset
+    /// of the rows added since, which all fall on such days.
+    async fn add_from(
+        &mut self,
+        state: &dyn Session,
+        table: &Arc<LiveTable>,
+        key: &str,
+        day: i32,
+    ) -> Result<()> {
+        let source = provider_as_source(table.clone());
+        let plan = LogicalPlanBuilder::scan(table.table.name(), source, None)?
+            .filter(col(table.table.day_column()).gt_eq(lit(ScalarValue::Date32(Some(day)))))?
+            .aggregate(vec![col(key)], Vec::<Expr>::new())?
+            .build()?;
+        let physical = state.create_physical_plan(&plan).await?;
+        for batch in collect(physical, state.task_ctx()).await? {
+            let column = batch.column(0);
+            let text = cast(column, &DataType::Utf8)?;
+            let text = text.as_string::<i32>();
+            for i in 0..column.len() {
+                if column.is_null(i) {
+                    self.null = true;
+                } else if self.text.insert(text.value(i).to_string()) {
+                    self.values.push(ScalarValue::try_from_array(column, i)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// True where `column` (the view's key) holds none of these keys.
+    fn absent(&self, column: &dyn Array) -> Result<BooleanArray> {
+        let text = cast(column, &DataType::Utf8)?;
+        let text = text.as_string::<i32>();
+        Ok((0..text.len())
+            .map(|i| {
+                Some(if text.is_null(i) {
+                    !self.null
+                } else {
+                    !self.text.contains(text.value(i))
+                })
+            })
+            .collect())
+    }
+}
+
+/// Checks that a view keyed by `key` can be kept up to date key by key, and finds what it
+/// reads: every lake table its query reads (directly or through plain views) has the key,
+/// and so does the view.
+fn keyed(plan: &LogicalPlan, schema: &SchemaRef, key: &str) -> Result<Keyed> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    if schema.field_with_name(key).is_err() {
+        return Err(DataFusionError::Plan(format!(
+            "the view is keyed by {key}, which it does not return"
+        )));
+    }
+    fn walk(
+        plan: &LogicalPlan,
+        key: &str,
+        direct: &mut Vec<Arc<LiveTable>>,
+        nested: &mut Vec<Arc<MaterialisedView>>,
+    ) -> Result<()> {
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node {
                 if let Some(inner) = scan.source.get_logical_plan() {
-                    walk(&inner, found)?;
+                    walk(&inner, key, direct, nested)?;
                 } else if let Ok(provider) = source_as_provider(&scan.source) {
-                    if let Some(view) = provider.downcast_ref::<MaterialisedView>() {
-                        walk(&view.plan, found)?;
-                    } else if let Some(live) = LiveTable::downcast(provider.clone())
-                        && !found.iter().any(|t| Arc::ptr_eq(t, &live))
-                    {
-                        found.push(live);
+                    let any: Arc<dyn std::any::Any + Send + Sync> = provider.clone();
+                    if let Ok(view) = any.downcast::<MaterialisedView>() {
+                        if !nested.iter().any(|v| Arc::ptr_eq(v, &view)) {
+                            nested.push(view);
+                        }
+                    } else if let Some(live) = LiveTable::downcast(provider) {
+                        if live.schema.field_with_name(key).is_err() {
+                            return Err(DataFusionError::Plan(format!(
+                                "the view is keyed by {key}, which {} lacks",
+                                live.table.name()
+                            )));
+                        }
+                        if !direct.iter().any(|t| Arc::ptr_eq(t, &live)) {
+                            direct.push(live);
+                        }
                     }
                 }
             }
@@ -108,8 +373,174 @@ pub(super) fn lake_tables(plan: &LogicalPlan) -> Result<Vec<Arc<LiveTable>>> {
         })?;
         Ok(())
     }
-    let mut found = Vec::new();
-    walk(plan, &mut found)?;
+    let (mut direct, mut nested) = (Vec::new(), Vec::new());
+    walk(plan, key, &mut direct, &mut nested)?;
+    Ok(Keyed {
+        key: key.to_string(),
+        direct,
+        nested,
+    })
+}
+
+/// `plan` reading only the rows of the lake tables with one of `keys` (plain views inlined,
+/// so that the tables inside them are restricted too; materialised views read whole).
+fn restrict(plan: &LogicalPlan, key: &str, keys: &Keys) -> Result<LogicalPlan> {
+    let restricted = plan.clone().transform_up_with_subqueries(|node| {
+        let LogicalPlan::TableScan(scan) = node else {
+            return Ok(Transformed::no(node));
+        };
+        if let Some(inner) = scan.source.get_logical_plan() {
+            if scan.projection.is_some() || !scan.filters.is_empty() || scan.fetch.is_some() {
+                return Err(DataFusionError::Plan(
+                    "a keyed view reads a plain view through a projected scan".into(),
+                ));
+            }
+            let inner = restrict(&inner, key, keys)?;
+            let alias = SubqueryAlias::try_new(Arc::new(inner), scan.table_name.clone())?;
+            return Ok(Transformed::yes(LogicalPlan::SubqueryAlias(alias)));
+        }
+        let live = source_as_provider(&scan.source)
+            .ok()
+            .and_then(LiveTable::downcast);
+        if live.is_none() {
+            return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
+        }
+        let column = Expr::Column(Column::new(Some(scan.table_name.clone()), key));
+        let values = keys.values.iter().cloned().map(lit).collect();
+        let mut wanted = column.clone().in_list(values, false);
+        if keys.null {
+            wanted = wanted.or(column.is_null());
+        }
+        let filtered = LogicalPlanBuilder::from(LogicalPlan::TableScan(scan))
+            .filter(wanted)?
+            .build()?;
+        Ok(Transformed::yes(filtered))
+    })?;
+    // The nodes above a replaced scan keep the schema they were planned with.
+    restricted
+        .data
+        .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
+        .map(|t| t.data)
+}
+
+/// Whether two results hold the same rows, in any order.
+fn same_rows(
+    schema: &SchemaRef,
+    before: &[Vec<RecordBatch>],
+    after: &[Vec<RecordBatch>],
+) -> Result<bool> {
+    let count =
+        |p: &[Vec<RecordBatch>]| p.iter().flatten().map(RecordBatch::num_rows).sum::<usize>();
+    if count(before) != count(after) {
+        return Ok(false);
+    }
+    let fields = schema
+        .fields()
+        .iter()
+        .map(|f| SortField::new(f.data_type().clone()))
+        .collect();
+    let Ok(converter) = RowConverter::new(fields) else {
+        // A type rows cannot hold: say changed, which is always safe.
+        return Ok(false);
+    };
+    let sorted = |p: &[Vec<RecordBatch>]| -> Result<Vec<Vec<u8>>> {
+        let mut rows = Vec::new();
+        for batch in p.iter().flatten() {
+            let converted = converter.convert_columns(batch.columns())?;
+            rows.extend(converted.iter().map(|r| r.as_ref().to_vec()));
+        }
+        rows.sort_unstable();
+        Ok(rows)
+    };
+    Ok(sorted(before)? == sorted(after)?)
+}
+
+/// Calls `f` with `plan` and every plan it reads through views and materialised views.
+fn visit_plans(plan: &LogicalPlan, f: &mut dyn FnMut(&LogicalPlan) -> Result<()>) -> Result<()> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    f(plan)?;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Some(inner) = scan.source.get_logical_plan() {
+                visit_plans(&inner, f)?;
+            } else if let Ok(provider) = source_as_provider(&scan.source)
+                && let Some(view) = provider.downcast_ref::<MaterialisedView>()
+            {
+                visit_plans(&view.plan, f)?;
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
+}
+
+/// The lake tables `plan` reads, directly or through views and materialised views, each once.
+pub(super) fn lake_tables(plan: &LogicalPlan) -> Result<Vec<Arc<LiveTable>>> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut found: Vec<Arc<LiveTable>> = Vec::new();
+    visit_plans(plan, &mut |plan| {
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+                && let Some(live) = LiveTable::downcast(provider.clone())
+                && !found.iter().any(|t| Arc::ptr_eq(t, &live))
+            {
+                found.push(live);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// The lake tables `plan` reads through keyed materialised views (at any depth), each with
+/// the view's key.
+pub(super) fn keyed_reads(
+    plan: &LogicalPlan,
+) -> Result<std::collections::BTreeSet<(crate::schema::Table, String)>> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut found = std::collections::BTreeSet::new();
+    visit_plans(plan, &mut |plan| {
+        plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+                && let Some(view) = provider.downcast_ref::<MaterialisedView>()
+                && let Some(keyed) = &view.keyed
+            {
+                for table in &keyed.direct {
+                    found.insert((table.table, keyed.key.clone()));
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })?;
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// Whether `plan`, or a view it reads, calls a function whose answer is not fixed by its
+/// arguments (`now()`, `random()`): its result can change while the lake does not.
+pub(super) fn reads_clock(plan: &LogicalPlan) -> Result<bool> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::Volatility;
+    let mut found = false;
+    visit_plans(plan, &mut |plan| {
+        plan.apply_with_subqueries(|node| {
+            node.apply_expressions(|expr| {
+                expr.apply(|e| {
+                    if let Expr::ScalarFunction(call) = e
+                        && call.func.signature().volatility != Volatility::Immutable
+                    {
+                        found = true;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })
+            })
+        })?;
+        Ok(())
+    })?;
     Ok(found)
 }
 

@@ -49,6 +49,7 @@ mod time_functions;
 use crate::kpi::{Catalogue, KpiError};
 use crate::schema::Table;
 pub use executor::Executor;
+pub use materialised::ViewRefreshes;
 pub use sandbox::{Answer, Limits, one_statement, precheck};
 
 /// The session's catalog; lake tables are in its `lake` schema, KPIs in `kpi`.
@@ -278,10 +279,12 @@ impl QueryEngine {
             let live = match lake.open_table(table).await {
                 Ok(delta) => {
                     found += 1;
-                    let (provider, version) = engine.snapshot(&delta).await?;
-                    LiveTable::new(table, provider, version)
+                    let (provider, version, files) = engine.snapshot(table, &delta).await?;
+                    LiveTable::new(table, provider, version, files)
                 }
-                Err(LakeError::MissingTable { .. }) => LiveTable::new(table, empty(table)?, None),
+                Err(LakeError::MissingTable { .. }) => {
+                    LiveTable::new(table, empty(table)?, None, Default::default())
+                }
                 Err(e) => return Err(e.into()),
             };
             let live = Arc::new(live);
@@ -325,6 +328,52 @@ impl QueryEngine {
         kpis.tables(id)
     }
 
+    /// The lake tables KPI `id` reads through keyed materialised views (`key` in
+    /// `kpis.toml`), each with the view's key: a row added to such a table can change the
+    /// KPI on every day of its key, not only its own.
+    pub fn kpi_keyed_reads(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::BTreeSet<(Table, String)>, QueryError> {
+        let kpis = self.kpis.as_ref().ok_or(QueryError::NoCatalogue)?;
+        kpis.keyed_reads(id)
+    }
+
+    /// Whether KPI `id` reads the clock (`now()`), through its helper views, so that its
+    /// series can change while the tables it reads do not.
+    pub fn kpi_reads_clock(&self, id: &str) -> Result<bool, QueryError> {
+        let kpis = self.kpis.as_ref().ok_or(QueryError::NoCatalogue)?;
+        kpis.reads_clock(id)
+    }
+
+    /// How often materialised helper view `kpi.<name>` was computed in this session, whole
+    /// and key by key; `None` when no such materialised view is registered.
+    pub async fn view_refreshes(&self, name: &str) -> Option<ViewRefreshes> {
+        let provider = self
+            .ctx
+            .table_provider(datafusion::common::TableReference::partial(
+                crate::kpi::SCHEMA,
+                name,
+            ))
+            .await
+            .ok()?;
+        let any: Arc<dyn std::any::Any + Send + Sync> = provider;
+        any.downcast::<materialised::MaterialisedView>()
+            .ok()
+            .map(|view| view.refreshes())
+    }
+
+    /// The data files of the snapshot of `table` queries read now, each with the first day it
+    /// holds (as [`Lake::files`] gives them, without reading the log again).
+    pub fn table_files(
+        &self,
+        table: Table,
+    ) -> Arc<std::collections::BTreeMap<String, Option<chrono::NaiveDate>>> {
+        self.tables
+            .get(&table)
+            .map_or_else(Default::default, |t| t.files())
+    }
+
     /// The lake this engine reads.
     pub fn lake(&self) -> &Lake {
         &self.lake
@@ -359,10 +408,13 @@ impl QueryEngine {
         }
     }
 
+    /// The provider queries read `delta` (a snapshot of `table`) through, its version and
+    /// its data files.
     async fn snapshot(
         &self,
+        table: Table,
         delta: &deltalake::DeltaTable,
-    ) -> Result<(Arc<dyn TableProvider>, Option<u64>), QueryError> {
+    ) -> Result<(Arc<dyn TableProvider>, Option<u64>, live::Files), QueryError> {
         delta
             .update_datafusion_session(&self.ctx.state())
             .map_err(LakeError::from)?;
@@ -371,7 +423,8 @@ impl QueryEngine {
             .table_provider()
             .with_session(Arc::new(self.ctx.state()))
             .await?;
-        Ok((provider, delta.version()))
+        let files = crate::lake::file_days(table, delta)?;
+        Ok((provider, delta.version(), files))
     }
 
     /// The schema of `table` as queries see it.
@@ -393,8 +446,8 @@ impl QueryEngine {
                 // Unchanged: keep the snapshot, and what was computed from it.
                 continue;
             }
-            let (provider, version) = self.snapshot(&delta).await?;
-            live.replace(provider, version, None);
+            let (provider, version, files) = self.snapshot(*table, &delta).await?;
+            live.replace(provider, version, files, None);
         }
         Ok(())
     }
@@ -402,8 +455,8 @@ impl QueryEngine {
     /// Moves one table to its latest committed snapshot (after bright itself wrote to it).
     pub async fn refresh_table(&self, table: Table) -> Result<(), QueryError> {
         let delta = self.lake.open_table(table).await?;
-        let (provider, version) = self.snapshot(&delta).await?;
-        self.live(table)?.replace(provider, version, None);
+        let (provider, version, files) = self.snapshot(table, &delta).await?;
+        self.live(table)?.replace(provider, version, files, None);
         Ok(())
     }
 
@@ -446,9 +499,9 @@ impl QueryEngine {
     /// Delta snapshot and drops them from the buffer in one step.
     pub async fn buffer_flushed(&self, table: Table, generation: u64) -> Result<(), QueryError> {
         let delta = self.lake.open_table(table).await?;
-        let (provider, version) = self.snapshot(&delta).await?;
+        let (provider, version, files) = self.snapshot(table, &delta).await?;
         self.live(table)?
-            .replace(provider, version, Some(generation));
+            .replace(provider, version, files, Some(generation));
         Ok(())
     }
 

@@ -329,6 +329,37 @@ async fn append_csv(engine: &QueryEngine, table: Table, rows: &str) {
         .expect("appends");
 }
 
+/// Every KPI's series as `cache` holds it (by its first breakdown), each checked against an
+/// engine that computes everything afresh over the same lake, not against `engine`'s own
+/// materialised views, which ticks bring up to date key by key.
+async fn cached_match_fresh(
+    cache: &mut KpiCache,
+    engine: &QueryEngine,
+    when: &str,
+) -> BTreeMap<String, String> {
+    let fresh = crate::kpi_golden::catalogue_engine(engine.lake()).await;
+    let catalogue = engine.kpi_catalogue().expect("registered").clone();
+    let mut out = BTreeMap::new();
+    for kpi in &catalogue.kpis {
+        let by: Vec<String> = kpi.breakdowns.first().cloned().into_iter().collect();
+        let cached = table(
+            cache
+                .series(engine, kpi.id.as_str(), &by)
+                .await
+                .expect("cached"),
+        );
+        let full = table(
+            &fresh
+                .kpi_series(kpi.id.as_str(), None, None, &by)
+                .await
+                .expect("full"),
+        );
+        assert_eq!(cached, full, "{}: the cache differs {when}", kpi.id);
+        out.insert(kpi.id.to_string(), cached);
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_matches_a_full_recomputation_after_late_data() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -347,9 +378,18 @@ async fn the_cache_matches_a_full_recomputation_after_late_data() {
             .expect("computes");
         before.insert(kpi.id.to_string(), table(output));
     }
-    // A quiet tick recomputes only the open period and changes nothing.
+    // A quiet tick recomputes only the series that read the clock, and changes nothing.
+    let clock: Vec<&str> = catalogue
+        .kpis
+        .iter()
+        .filter(|k| engine.kpi_reads_clock(k.id.as_str()).expect("known"))
+        .map(|k| k.id.as_str())
+        .collect();
+    assert_eq!(clock, ["feed_freshness_min"]);
     let report = cache.refresh(&engine, today).await.expect("refreshes");
     assert!(report.changed_tables.is_empty(), "{report:?}");
+    assert_eq!(report.series, catalogue.kpis.len(), "{report:?}");
+    assert_eq!(report.recomputed, 1, "{report:?}");
     for kpi in &catalogue.kpis {
         let output = cache
             .series(&engine, kpi.id.as_str(), &series(kpi))
@@ -404,30 +444,15 @@ async fn the_cache_matches_a_full_recomputation_after_late_data() {
 
     let report = cache.refresh(&engine, today).await.expect("refreshes");
     assert_eq!(report.changed_tables.len(), 6, "{report:?}");
-    let mut changed = Vec::new();
-    for kpi in &catalogue.kpis {
-        let by = series(kpi);
-        let cached = table(
-            cache
-                .series(&engine, kpi.id.as_str(), &by)
-                .await
-                .expect("cached"),
-        );
-        let full = table(
-            &engine
-                .kpi_series(kpi.id.as_str(), None, None, &by)
-                .await
-                .expect("full"),
-        );
-        assert_eq!(
-            cached, full,
-            "{}: cached series differs from a full recomputation",
-            kpi.id
-        );
-        if cached != before[kpi.id.as_str()] {
-            changed.push(kpi.id.to_string());
-        }
-    }
+    // Every change reaches back a bounded way: the ADT correction to the first day of V6's
+    // stay, not to the beginning.
+    assert_eq!(report.full, 0, "{report:?}");
+    let late = cached_match_fresh(&mut cache, &engine, "after late data").await;
+    let changed: Vec<&str> = late
+        .iter()
+        .filter(|(id, series)| before[id.as_str()] != **series)
+        .map(|(id, _)| id.as_str())
+        .collect();
     // The late rows did reach these KPIs, so the comparison above was not between two
     // unchanged series.
     for id in [
@@ -440,9 +465,32 @@ async fn the_cache_matches_a_full_recomputation_after_late_data() {
         "finance_pay_variance",
         "dq_rejected_records",
     ] {
+        assert!(changed.contains(&id), "{id} did not change: {changed:?}");
+    }
+
+    // Today's news that rewrites the past: V7's admission on 23 January is cancelled by an
+    // A11 sent today, so V7 was never on a ward in the months since. The row is today's, but
+    // the stays it changes are not: the tick reaches back to V7's first day.
+    append_csv(
+        &engine,
+        Table::AdtEvents,
+        "PAS/ADT/g3,A11,2024-07-01T08:00:00Z,2024-07-01T08:00:00Z,P7,V7,inpatient,X01,S1,W2,B1,300,21,,pas,,2024-07-01\n",
+    )
+    .await;
+    let report = cache.refresh(&engine, today).await.expect("refreshes");
+    assert_eq!(report.changed_tables, vec![Table::AdtEvents], "{report:?}");
+    assert_eq!(report.full, 0, "{report:?}");
+    let rewritten: Vec<String> = cached_match_fresh(&mut cache, &engine, "after today's A11")
+        .await
+        .into_iter()
+        .filter(|(id, series)| late[id.as_str()] != *series)
+        .map(|(id, _)| id)
+        .collect();
+    // V7 had been in since January: patients in beds and long stays change for months back.
+    for id in ["bed_occupancy_ga", "los_over_7_days", "los_over_21_days"] {
         assert!(
-            changed.iter().any(|c| c == id),
-            "{id} did not change: {changed:?}"
+            rewritten.iter().any(|c| c == id),
+            "{id} did not change: {rewritten:?}"
         );
     }
 }

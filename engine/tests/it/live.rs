@@ -5,7 +5,7 @@ use bright_engine::query::QueryEngine;
 use bright_engine::schema::Table;
 
 use crate::kpi::csv_batch;
-use crate::kpi_golden::fixture_engine;
+use crate::kpi_golden::{catalogue_engine, fixture_engine};
 
 async fn count(engine: &QueryEngine, sql: &str) -> String {
     let output = engine.sql(sql).await.expect("runs");
@@ -142,4 +142,108 @@ async fn the_kpi_cache_sees_late_rows_still_in_the_buffer() {
         cached, before,
         "the late attendance did not reach the series"
     );
+}
+
+/// The rows of `sql` as CSV, for comparing two engines' answers.
+async fn rows(engine: &QueryEngine, sql: &str) -> String {
+    let mut out = Vec::new();
+    engine
+        .sql(sql)
+        .await
+        .expect("runs")
+        .write(bright_engine::query::OutputFormat::Csv, &mut out)
+        .expect("formats");
+    String::from_utf8(out).expect("utf-8")
+}
+
+const STAYS: &str = "SELECT * FROM kpi.inpatient_stays ORDER BY encounter_id, start_time";
+const LISTS: &str = "SELECT * FROM kpi.theatre_lists ORDER BY org_code, session_id";
+
+/// The keyed views (stays by encounter, operating lists by session) kept up to date key by
+/// key give the rows an engine computing them afresh gives: after late corrections that
+/// rewrite old stays and lists, rows still in ingest's buffer, a patient merge (which changes
+/// the merges the stays read whole) and a compaction (which rewrites files).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = fixture_engine(dir.path()).await;
+    let before = (rows(&engine, STAYS).await, rows(&engine, LISTS).await);
+    let append = |table: Table, csv: &'static str| {
+        let lake = engine.lake().clone();
+        async move {
+            lake.append(table, vec![csv_batch(table, csv)])
+                .await
+                .expect("appends");
+        }
+    };
+    // V6's discharge on 6 January is cancelled and the patient leaves on the 8th; V9's
+    // admission is cancelled; V10 is a new admission. On list TH1-AM, C2's milestones are
+    // joined by a cancellation; list TH3-AM, empty so far, gets its first case.
+    append(
+        Table::AdtEvents,
+        "PAS/ADT/f3,A13,2024-01-06T10:20:00Z,2024-07-01T09:00:00Z,P6,V6,inpatient,X01,S1,W1,B3,100,11,,pas,,2024-01-06\n\
+         PAS/ADT/f4,A03,2024-01-08T16:00:00Z,2024-07-01T09:00:00Z,P6,V6,inpatient,X01,S1,W1,B3,100,11,19,pas,,2024-01-08\n\
+         PAS/ADT/i2,A11,2024-06-20T09:30:00Z,2024-07-01T09:00:00Z,P9,V9,inpatient,X01,S1,W1,,100,11,,pas,,2024-06-20\n",
+    )
+    .await;
+    append(Table::AdtEvents, V10).await;
+    append(
+        Table::TheatreEvents,
+        "T16,C2,TH1-AM,X01,S1,TH1,110,W401,Total knee replacement,cancelled,2024-01-10T12:40:00Z,2,90,,2024-01-10\n\
+         T20,C7,TH3-AM,X01,S1,TH3,100,H011,Appendicectomy,in_anaesthetic_room,2024-01-10T08:05:00Z,1,60,,2024-01-10\n\
+         T21,C7,TH3-AM,X01,S1,TH3,100,H011,Appendicectomy,anaesthesia_start,2024-01-10T08:10:00Z,1,60,,2024-01-10\n\
+         T22,C7,TH3-AM,X01,S1,TH3,100,H011,Appendicectomy,out_of_theatre,2024-01-10T09:10:00Z,1,60,,2024-01-10\n",
+    )
+    .await;
+    // V11 arrives through ingest and waits in the buffer; the fresh engine is given it too.
+    let buffered = csv_batch(Table::AdtEvents, V11);
+    engine
+        .buffer_append(Table::AdtEvents, buffered.clone())
+        .expect("buffers");
+    engine.refresh().await.expect("refreshes");
+    let kept = (rows(&engine, STAYS).await, rows(&engine, LISTS).await);
+    assert_ne!(kept.0, before.0, "the new ADT rows change the stays");
+    assert_ne!(kept.1, before.1, "the new milestones change the lists");
+    for view in ["inpatient_stays", "theatre_lists"] {
+        let refreshes = engine.view_refreshes(view).await.expect("materialised");
+        assert_eq!((refreshes.whole, refreshes.by_key), (1, 1), "{view}");
+    }
+    let fresh = catalogue_engine(engine.lake()).await;
+    fresh
+        .buffer_append(Table::AdtEvents, buffered)
+        .expect("buffers");
+    assert_eq!(kept.0, rows(&fresh, STAYS).await);
+    assert_eq!(kept.1, rows(&fresh, LISTS).await);
+
+    // P8 is merged into P6: the merges change, so the stays are computed whole, and read
+    // P8's encounter as P6's.
+    append(
+        Table::AdtEvents,
+        "PAS/ADT/m3,A40,2024-07-01T12:00:00Z,2024-07-01T12:00:00Z,P6,,,X01,,,,,,,pas,P8,2024-07-01\n",
+    )
+    .await;
+    engine.refresh().await.expect("refreshes");
+    fresh.refresh().await.expect("refreshes");
+    let merged = rows(&engine, STAYS).await;
+    assert_ne!(merged, kept.0, "the merge changes a stay's patient");
+    assert_eq!(merged, rows(&fresh, STAYS).await);
+    let refreshes = engine
+        .view_refreshes("inpatient_stays")
+        .await
+        .expect("materialised");
+    assert_eq!((refreshes.whole, refreshes.by_key), (2, 1));
+
+    // A compaction rewrites the files: the rows are the same, and computed whole again.
+    engine
+        .lake()
+        .optimize(Table::AdtEvents)
+        .await
+        .expect("compacts");
+    engine.refresh().await.expect("refreshes");
+    assert_eq!(rows(&engine, STAYS).await, merged);
+    let refreshes = engine
+        .view_refreshes("inpatient_stays")
+        .await
+        .expect("materialised");
+    assert_eq!((refreshes.whole, refreshes.by_key), (3, 1));
 }
