@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::compute::{cast, concat_batches, filter_record_batch};
@@ -61,6 +61,9 @@ pub(super) struct MaterialisedView {
     cached: Mutex<Option<Computed>>,
     /// Moves on whenever the rows change, for the keyed views that read this one.
     generation: AtomicU64,
+    /// A keyed view reads this one whole: a recomputation compares its rows with the last
+    /// ones, so that the generation moves on only when they differ.
+    watched: AtomicBool,
     /// How often the rows were computed whole, and brought up to date key by key.
     whole: AtomicU64,
     by_key: AtomicU64,
@@ -110,6 +113,7 @@ impl MaterialisedView {
             keyed,
             cached: Mutex::new(None),
             generation: AtomicU64::new(0),
+            watched: AtomicBool::new(false),
             whole: AtomicU64::new(0),
             by_key: AtomicU64::new(0),
         })
@@ -170,8 +174,10 @@ impl MaterialisedView {
                 self.whole.fetch_add(1, Ordering::Relaxed);
                 let partitions = self.compute(state, &self.plan).await?;
                 let same = match cached.as_ref() {
-                    Some(before) => same_rows(&self.schema, &before.partitions, &partitions)?,
-                    None => false,
+                    Some(before) if self.watched.load(Ordering::Relaxed) => {
+                        same_rows(&self.schema, &before.partitions, &partitions)?
+                    }
+                    _ => false,
                 };
                 if !same {
                     self.generation.fetch_add(1, Ordering::AcqRel);
@@ -353,6 +359,7 @@ fn keyed(plan: &LogicalPlan, schema: &SchemaRef, key: &str) -> Result<Keyed> {
                 } else if let Ok(provider) = source_as_provider(&scan.source) {
                     let any: Arc<dyn std::any::Any + Send + Sync> = provider.clone();
                     if let Ok(view) = any.downcast::<MaterialisedView>() {
+                        view.watched.store(true, Ordering::Relaxed);
                         if !nested.iter().any(|v| Arc::ptr_eq(v, &view)) {
                             nested.push(view);
                         }
