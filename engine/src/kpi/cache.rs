@@ -146,8 +146,9 @@ impl KpiCache {
         engine: &QueryEngine,
         today: NaiveDate,
     ) -> Result<RefreshReport, QueryError> {
-        // The files of the snapshot the queries below read: what they hold is exactly what
-        // is cached, and the next refresh compares with them.
+        // The files of the snapshot just taken. A flush landing before the queries below run
+        // is read by them, and its file is new to the next refresh, which recomputes its days
+        // again: late by a tick at worst, never missed.
         engine.refresh().await?;
         let files = snapshot_files(engine);
         let mut reach: BTreeMap<Table, Reach> = BTreeMap::new();
@@ -163,8 +164,7 @@ impl KpiCache {
             };
         };
         // Rows acknowledged by ingest but not yet flushed are in no file: when a table's
-        // buffer moved on, the days its rows fall on count as changed too (read before the
-        // queries run, like the files).
+        // buffer moved on, the days its rows fall on count as changed too.
         for table in Table::ALL {
             let (version, days) = engine.buffered_days(table);
             if self.buffers.insert(table, version) != Some(version) {
