@@ -24,16 +24,18 @@ WITH encounters AS (
     GROUP BY encounter_id
     HAVING COUNT(CASE WHEN event_type = 'A11' THEN 1 END) = 0
 ),
+-- The events carry only what the windows need; the encounter-wide values join the spans at
+-- the end, with the encounters (one row each) as the side held in memory. Joined before the
+-- windows, every event carried them through the sort, and the join held every event: at
+-- region scale more than the query memory pool.
 events AS (
-    SELECT e.org_code, e.site, e.ward, e.bed, e.encounter_id, e.specialty,
-           e.discharge_destination, e.event_type, e.event_time, e.event_id,
-           n.patient_key, n.admit_time, n.admission_method,
-           CASE WHEN e.event_type IN ('A02', 'A12') THEN 'transfer'
-                WHEN e.event_type IN ('A03', 'A13') THEN 'discharge'
+    SELECT org_code, site, ward, bed, encounter_id, specialty, discharge_destination,
+           event_type, event_time, event_id,
+           CASE WHEN event_type IN ('A02', 'A12') THEN 'transfer'
+                WHEN event_type IN ('A03', 'A13') THEN 'discharge'
                 ELSE 'admission' END AS kind
-    FROM adt_events e
-    JOIN encounters n ON n.encounter_id = e.encounter_id
-    WHERE e.event_type IN ('A01', 'A02', 'A03', 'A12', 'A13')
+    FROM adt_events
+    WHERE event_type IN ('A01', 'A02', 'A03', 'A12', 'A13') AND encounter_id IS NOT NULL
 ),
 -- The next event of the same kind (transfer or discharge) in the encounter. The windows
 -- run over all events in one order, encounter first, and look at the next row only when it
@@ -54,8 +56,8 @@ moves AS (
       AND NOT (event_type = 'A03' AND COALESCE(next_of_kind, '') = 'A13')
 ),
 spans AS (
-    SELECT org_code, site, ward, bed, patient_key, encounter_id, specialty, admission_method,
-           admit_time, event_type AS start_event, event_time AS start_time,
+    SELECT org_code, site, ward, bed, encounter_id, specialty,
+           event_type AS start_event, event_time AS start_time,
            CASE WHEN LEAD(encounter_id) OVER w = encounter_id THEN LEAD(event_type) OVER w END
                AS end_event,
            CASE WHEN LEAD(encounter_id) OVER w = encounter_id THEN LEAD(event_time) OVER w END
@@ -65,11 +67,12 @@ spans AS (
     FROM moves
     WINDOW w AS (ORDER BY encounter_id, event_time, event_type, event_id)
 )
-SELECT s.org_code, s.site, s.ward, s.bed, COALESCE(m.patient_key, s.patient_key) AS patient_key,
-       s.encounter_id, s.specialty, s.admission_method, s.admit_time, s.start_event,
+SELECT s.org_code, s.site, s.ward, s.bed, COALESCE(m.patient_key, n.patient_key) AS patient_key,
+       s.encounter_id, s.specialty, n.admission_method, n.admit_time, s.start_event,
        s.start_time, s.end_event, s.end_time, s.discharge_destination,
        local_date(s.start_time) AS start_day, local_date(s.end_time) AS end_day,
-       local_date(s.admit_time) AS admit_day
-FROM spans s
-LEFT JOIN kpi.patient_merges m ON m.prior_patient_key = s.patient_key
+       local_date(n.admit_time) AS admit_day
+FROM encounters n
+JOIN spans s ON s.encounter_id = n.encounter_id
+LEFT JOIN kpi.patient_merges m ON m.prior_patient_key = n.patient_key
 WHERE s.start_event <> 'A03'
