@@ -22,6 +22,7 @@ use std::time::Duration;
 use arrow::array::{Array, ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{ParamValues, Result as DfResult, exec_err};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -30,6 +31,8 @@ use datafusion::logical_expr::{
     ColumnarValue, LogicalPlan, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
     Signature,
 };
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -360,7 +363,9 @@ async fn execute(
         frame = frame.with_param_values(params)?;
     }
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-    let mut stream = frame.execute_stream().await?;
+    let task = frame.task_ctx();
+    let plan = yielding(frame.create_physical_plan().await?)?;
+    let mut stream = execute_stream(plan, Arc::new(task))?;
     let mut batches: Vec<RecordBatch> = Vec::new();
     let (mut rows, mut bytes, mut truncated) = (0usize, 0usize, false);
     while let Some(batch) = stream.next().await {
@@ -388,6 +393,23 @@ async fn execute(
         output: QueryOutput { schema, batches },
         truncated,
     })
+}
+
+/// `plan` with every operator's output counted against the task's scheduling budget, so the
+/// task yields every so many batches. A statement whose caller stopped waiting (its time
+/// limit, psql's Ctrl-C, a client gone) is aborted, but an aborted task stops only when it
+/// yields, and DataFusion counts only what the leaves read: a cross join makes batch after
+/// batch from one input batch, seconds of work in which the task never yielded and the next
+/// statement found the analysts' threads taken.
+fn yielding(plan: Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        Ok(if node.is::<CooperativeExec>() {
+            Transformed::no(node)
+        } else {
+            Transformed::yes(Arc::new(CooperativeExec::new(node)) as Arc<dyn ExecutionPlan>)
+        })
+    })
+    .map(|t| t.data)
 }
 
 /// A statement the read-only options turned down, said as an analyst needs it.

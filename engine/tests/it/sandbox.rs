@@ -265,3 +265,36 @@ async fn a_prepared_statement_runs_with_its_values_and_only_reads() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_statement_gives_the_analysts_threads_back() {
+    let (_dir, engine) = engine().await;
+    // Seconds of cross-join output from each batch of one side: before its operators yielded,
+    // such a statement ran on for 7-17 s after it was stopped (measured), and the next one
+    // waited for the analysts' threads.
+    let long = "SELECT count(*) FROM generate_series(1, 3000000) a(v) \
+                CROSS JOIN generate_series(1, 3000000) b(w)";
+    // The next statement's own time limit: a count of four rows, far below it.
+    let next = Limits {
+        time: Duration::from_secs(5),
+        ..Limits::default()
+    };
+    // Stopped by its time limit.
+    let second = Limits {
+        time: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let error = engine.analyst_sql(long, &second).await.expect_err(long);
+    assert!(error.to_string().contains("time limit"), "{error}");
+    let answer = engine.analyst_sql("SELECT count(*) FROM beds", &next).await;
+    assert_eq!(int(&answer.expect("answered").output, 0, 0), 4);
+    // Stopped by its caller going away (psql's Ctrl-C, a client gone), which drops the wait.
+    let gone = tokio::time::timeout(
+        Duration::from_secs(1),
+        engine.analyst_sql(long, &Limits::default()),
+    )
+    .await;
+    assert!(gone.is_err(), "the cross join ran to its end: {gone:?}");
+    let answer = engine.analyst_sql("SELECT count(*) FROM beds", &next).await;
+    assert_eq!(int(&answer.expect("answered").output, 0, 0), 4);
+}
