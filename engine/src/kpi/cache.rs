@@ -35,7 +35,7 @@ use arrow::datatypes::Date32Type;
 use arrow::record_batch::RecordBatch;
 use chrono::{Days, NaiveDate};
 
-use crate::query::{QueryEngine, QueryError, QueryOutput};
+use crate::query::{Change, QueryEngine, QueryError, QueryOutput, Seen};
 use crate::schema::Table;
 
 use super::manifest::Grain;
@@ -76,9 +76,8 @@ pub struct RefreshReport {
 /// Cached KPI series; see the module documentation.
 #[derive(Debug, Default)]
 pub struct KpiCache {
-    files: BTreeMap<Table, Arc<BTreeMap<String, Option<NaiveDate>>>>,
-    /// Buffer version of each table at the last refresh.
-    buffers: BTreeMap<Table, u64>,
+    /// What the engine held of each table at the last refresh; empty before the first.
+    seen: BTreeMap<Table, Seen>,
     series: HashMap<SeriesKey, Cached>,
 }
 
@@ -105,15 +104,11 @@ impl KpiCache {
         id: &str,
         by: &[String],
     ) -> Result<&QueryOutput, QueryError> {
-        if self.files.is_empty() {
-            // As in refresh: buffers first, snapshot second, so what is cached is never older
-            // than the buffers recorded.
-            self.buffers = Table::ALL
-                .iter()
-                .map(|t| (*t, engine.buffered_days(*t).0))
-                .collect();
+        if self.seen.is_empty() {
+            // Taken before the series is computed: rows arriving in between are in it and
+            // count as new at the next refresh, recomputed once more, never missed.
             engine.refresh().await?;
-            self.files = snapshot_files(engine);
+            self.seen = seen(engine);
         }
         let key = SeriesKey {
             id: id.to_string(),
@@ -146,50 +141,34 @@ impl KpiCache {
         engine: &QueryEngine,
         today: NaiveDate,
     ) -> Result<RefreshReport, QueryError> {
-        // The files of the snapshot just taken. A flush landing before the queries below run
-        // is read by them, and its file is new to the next refresh, which recomputes its days
-        // again: late by a tick at worst, never missed.
+        // What changed since the last refresh, taken after the snapshot moved on. A flush
+        // landing before the queries below run is read by them, and is new again to the next
+        // refresh, which recomputes its days once more: late by a tick at worst, never missed.
         engine.refresh().await?;
-        let files = snapshot_files(engine);
+        let now = seen(engine);
         let mut reach: BTreeMap<Table, Reach> = BTreeMap::new();
-        let mut widen = |table: Table, day: Option<NaiveDate>| {
-            let r = match day {
-                None => Reach::Everything,
-                Some(day) => Reach::From(day.checked_sub_days(Days::new(1)).unwrap_or(day)),
+        for (table, seen) in &now {
+            let change = match self.seen.get(table) {
+                Some(then) => seen.change_since(then),
+                None => Change::Unknown,
             };
-            let entry = reach.entry(table).or_insert(r);
-            *entry = match (*entry, r) {
-                (Reach::Everything, _) | (_, Reach::Everything) => Reach::Everything,
-                (Reach::From(a), Reach::From(b)) => Reach::From(a.min(b)),
+            // Rows on a day count against the day either side too (a UTC day against the
+            // trust's clock, a case running past midnight); a rewrite is recomputed from
+            // its first day like an addition.
+            let from = |day: i32| {
+                let day = Date32Type::to_naive_date_opt(day)?;
+                Some(day.checked_sub_days(Days::new(1)).unwrap_or(day))
             };
-        };
-        // Rows acknowledged by ingest but not yet flushed are in no file: when a table's
-        // buffer moved on, the days its rows fall on count as changed too.
-        for table in Table::ALL {
-            let (version, days) = engine.buffered_days(table);
-            if self.buffers.insert(table, version) != Some(version) {
-                for day in days {
-                    widen(table, Some(day));
+            let r = match change {
+                Change::None => continue,
+                Change::AddedFrom(day) | Change::RewrittenFrom(day) => {
+                    from(day).map_or(Reach::Everything, Reach::From)
                 }
-            }
+                Change::Unknown => Reach::Everything,
+            };
+            reach.insert(*table, r);
         }
-        for (table, now) in &files {
-            let before = self.files.get(table);
-            let changed = now
-                .iter()
-                .filter(|(path, _)| before.is_none_or(|b| !b.contains_key(*path)))
-                .chain(
-                    before
-                        .into_iter()
-                        .flat_map(|b| b.iter())
-                        .filter(|(path, _)| !now.contains_key(*path)),
-                )
-                .map(|(_, day)| *day);
-            for day in changed {
-                widen(*table, day);
-            }
-        }
-        self.files = files;
+        self.seen = now;
         // Tables read through keyed views (stays by encounter, lists by session) reach back
         // to the first day of every key their new rows hold.
         let mut keyed_reach: BTreeMap<(Table, String), Reach> = BTreeMap::new();
@@ -321,13 +300,9 @@ async fn key_reach(
     Some(first.unwrap_or(added).min(added))
 }
 
-fn snapshot_files(
-    engine: &QueryEngine,
-) -> BTreeMap<Table, Arc<BTreeMap<String, Option<NaiveDate>>>> {
-    Table::ALL
-        .iter()
-        .map(|t| (*t, engine.table_files(*t)))
-        .collect()
+/// What the engine holds of every table now.
+fn seen(engine: &QueryEngine) -> BTreeMap<Table, Seen> {
+    Table::ALL.iter().map(|t| (*t, engine.seen(*t))).collect()
 }
 
 /// The cached rows before `since` and the fresh ones from `since`, in the runner's order

@@ -39,25 +39,76 @@ pub(super) type Version = (Option<u64>, u64);
 pub(super) type Files = std::collections::BTreeMap<String, Option<chrono::NaiveDate>>;
 
 /// The rows queries saw of a table at one moment, as much as is needed to tell later on which
-/// days the rows that came since fall.
-#[derive(Debug, Clone)]
-pub(super) struct Seen {
+/// days the rows that came since fall ([`Seen::change_since`]).
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
     version: Version,
     files: Arc<Files>,
     /// The days of the rows then in the buffer.
     buffered: std::collections::BTreeSet<i32>,
 }
 
-/// How a table's rows changed since it was [`Seen`].
+/// How a table's rows changed between two moments it was [`Seen`]. Days are days since the
+/// epoch (Arrow's `Date32`), each a file's or a buffered row's partition day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Change {
+pub enum Change {
     /// Not at all.
     None,
-    /// Rows were added, all on this day (days since the epoch) or later; none went.
+    /// Rows were added, all on this day or later; none went.
     AddedFrom(i32),
-    /// Files went or were rewritten, a file's days are unknown, or the table was replaced:
+    /// Files went too (a compaction, a rewrite), all of them, like those added, holding rows
+    /// on this day or later only.
+    RewrittenFrom(i32),
+    /// A file's days are unknown, or a commit changed no file (a schema change, say):
     /// anything may have changed.
     Unknown,
+}
+
+impl Seen {
+    /// How the rows changed from `then` to `self`. Rows flushed from the buffer to the lake
+    /// in between count as added (their days are the same either way).
+    pub fn change_since(&self, then: &Seen) -> Change {
+        use arrow::datatypes::Date32Type;
+        if self.version == then.version {
+            return Change::None;
+        }
+        let mut days: Vec<i32> = self
+            .buffered
+            .iter()
+            .chain(&then.buffered)
+            .copied()
+            .collect();
+        let mut rewritten = false;
+        if self.version.0 != then.version.0 {
+            let added = self
+                .files
+                .iter()
+                .filter(|(p, _)| !then.files.contains_key(*p));
+            let went: Vec<_> = then
+                .files
+                .iter()
+                .filter(|(p, _)| !self.files.contains_key(*p))
+                .collect();
+            rewritten = !went.is_empty();
+            let mut moved = 0;
+            for (_, day) in added.chain(went) {
+                match day {
+                    Some(day) => days.push(Date32Type::from_naive_date(*day)),
+                    None => return Change::Unknown,
+                }
+                moved += 1;
+            }
+            // A commit that moved no file may still change what rows read.
+            if moved == 0 {
+                return Change::Unknown;
+            }
+        }
+        match (days.into_iter().min(), rewritten) {
+            (None, _) => Change::None,
+            (Some(day), false) => Change::AddedFrom(day),
+            (Some(day), true) => Change::RewrittenFrom(day),
+        }
+    }
 }
 
 /// A lake table registered in the session.
@@ -158,12 +209,7 @@ impl LiveTable {
         self.read().version
     }
 
-    /// The data files of the snapshot queries read.
-    pub(super) fn files(&self) -> Arc<Files> {
-        self.read().files.clone()
-    }
-
-    /// What queries see now, to compare with later ([`LiveTable::changes_since`]).
+    /// What queries see now, to compare with later ([`Seen::change_since`]).
     pub(super) fn seen(&self) -> Seen {
         let state = self.read();
         Seen {
@@ -173,41 +219,9 @@ impl LiveTable {
         }
     }
 
-    /// How the rows queries see changed since `then`: from which day on rows were added.
-    /// Rows flushed from the buffer to the lake in between count as added (their days are
-    /// the same either way).
+    /// How the rows queries see changed since `then`.
     pub(super) fn changes_since(&self, then: &Seen) -> Change {
-        let now = self.seen();
-        if now.version == then.version {
-            return Change::None;
-        }
-        let mut first: Option<i32> = None;
-        let mut add = |day: i32| first = Some(first.map_or(day, |f| f.min(day)));
-        if now.version.0 != then.version.0 {
-            if then.files.keys().any(|path| !now.files.contains_key(path)) {
-                return Change::Unknown;
-            }
-            let mut added = 0;
-            for (_, day) in now
-                .files
-                .iter()
-                .filter(|(p, _)| !then.files.contains_key(*p))
-            {
-                match day {
-                    Some(day) => add(arrow::datatypes::Date32Type::from_naive_date(*day)),
-                    None => return Change::Unknown,
-                }
-                added += 1;
-            }
-            // A commit that added no file (a schema change) may still change what rows read.
-            if added == 0 {
-                return Change::Unknown;
-            }
-        }
-        for day in now.buffered.iter().chain(&then.buffered) {
-            add(*day);
-        }
-        first.map_or(Change::None, Change::AddedFrom)
+        self.seen().change_since(then)
     }
 
     /// Moves to a new Delta snapshot; with `flushed`, drops the buffer generations up to and
@@ -288,12 +302,6 @@ impl LiveTable {
             .flat_map(|g| g.batches.iter().cloned())
             .collect();
         Some((last, batches))
-    }
-
-    /// The buffer's version and the partition days (the schema's last column) of its rows.
-    pub(super) fn buffered_days(&self) -> (u64, std::collections::BTreeSet<i32>) {
-        let state = self.read();
-        (state.buffer_version, buffered_days(&state))
     }
 
     /// Rows waiting in the buffer.

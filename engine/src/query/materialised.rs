@@ -231,7 +231,8 @@ impl MaterialisedView {
         for (table, then) in keyed.direct.iter().zip(&before.seen) {
             match table.changes_since(then) {
                 Change::None => {}
-                Change::Unknown => return Ok(None),
+                // Rows went: the keys they held are not known.
+                Change::RewrittenFrom(_) | Change::Unknown => return Ok(None),
                 Change::AddedFrom(day) => {
                     keys.add_from(state, table, &keyed.key, day).await?;
                 }

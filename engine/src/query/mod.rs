@@ -49,6 +49,7 @@ mod time_functions;
 use crate::kpi::{Catalogue, KpiError};
 use crate::schema::Table;
 pub use executor::Executor;
+pub use live::{Change, Seen};
 pub use materialised::ViewRefreshes;
 pub use sandbox::{Answer, Limits, one_statement, precheck};
 
@@ -363,15 +364,12 @@ impl QueryEngine {
             .map(|view| view.refreshes())
     }
 
-    /// The data files of the snapshot of `table` queries read now, each with the first day it
-    /// holds (as [`Lake::files`] gives them, without reading the log again).
-    pub fn table_files(
-        &self,
-        table: Table,
-    ) -> Arc<std::collections::BTreeMap<String, Option<chrono::NaiveDate>>> {
+    /// What queries see of `table` now: compare it with a later one
+    /// ([`Seen::change_since`]) to tell which days' rows changed in between.
+    pub fn seen(&self, table: Table) -> Seen {
         self.tables
             .get(&table)
-            .map_or_else(Default::default, |t| t.files())
+            .map_or_else(Seen::default, |t| t.seen())
     }
 
     /// The lake this engine reads.
@@ -503,23 +501,6 @@ impl QueryEngine {
         self.live(table)?
             .replace(provider, version, files, Some(generation));
         Ok(())
-    }
-
-    /// The version of `table`'s buffer (it changes whenever rows come or go) and the
-    /// partition days of the rows in it.
-    pub fn buffered_days(
-        &self,
-        table: Table,
-    ) -> (u64, std::collections::BTreeSet<chrono::NaiveDate>) {
-        use arrow::datatypes::Date32Type;
-        self.tables.get(&table).map_or_else(Default::default, |t| {
-            let (version, days) = t.buffered_days();
-            let days = days
-                .into_iter()
-                .filter_map(Date32Type::to_naive_date_opt)
-                .collect();
-            (version, days)
-        })
     }
 
     /// Rows of `table` waiting in the buffer.
