@@ -225,6 +225,9 @@ pub struct QueryEngine {
     /// The analysts' session and runtime, made at their first statement.
     sandbox: std::sync::OnceLock<sandbox::Sandbox>,
     analyst_memory: usize,
+    /// Each table's Delta log as [`QueryEngine::refresh`] last read it, brought forward by
+    /// the commits made since rather than read again from its start on every refresh.
+    logs: tokio::sync::Mutex<BTreeMap<Table, deltalake::DeltaTable>>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -274,13 +277,16 @@ impl QueryEngine {
             executor: config.executor.clone(),
             sandbox: std::sync::OnceLock::new(),
             analyst_memory: config.analyst_memory_limit,
+            logs: Default::default(),
         };
         let mut found = 0;
+        let mut logs = BTreeMap::new();
         for table in Table::ALL {
             let live = match lake.open_table(table).await {
                 Ok(delta) => {
                     found += 1;
                     let (provider, version, files) = engine.snapshot(table, &delta).await?;
+                    logs.insert(table, delta);
                     LiveTable::new(table, provider, version, files)
                 }
                 Err(LakeError::MissingTable { .. }) => {
@@ -297,6 +303,7 @@ impl QueryEngine {
                 root: lake.root().clone(),
             });
         }
+        engine.logs = tokio::sync::Mutex::new(logs);
         Ok(engine)
     }
 
@@ -433,18 +440,40 @@ impl QueryEngine {
     /// Moves every table to its latest committed snapshot. Queries already running keep the
     /// snapshot they planned against.
     pub async fn refresh(&self) -> Result<(), QueryError> {
+        // One refresh at a time, each bringing the logs held forward.
+        let mut logs = self.logs.lock().await;
         for (table, live) in &self.tables {
-            let delta = match self.lake.open_table(*table).await {
-                Ok(delta) => delta,
-                // Still not written: it stays empty.
-                Err(LakeError::MissingTable { .. }) => continue,
-                Err(e) => return Err(e.into()),
+            let delta = match logs.entry(*table) {
+                std::collections::btree_map::Entry::Occupied(held) => {
+                    let delta = held.into_mut();
+                    // Lists the log past the version held: a quiet table's commits are not
+                    // read again, a busy one's only since the last refresh.
+                    match delta.get_latest_version().await {
+                        Ok(latest) if delta.version() == Some(latest) => {}
+                        Ok(_) => delta
+                            .update_incremental(None)
+                            .await
+                            .map_err(LakeError::from)?,
+                        // The version held is gone from the log (cleaned up after a
+                        // checkpoint): read it from the start.
+                        Err(_) => *delta = self.lake.open_table(*table).await?,
+                    }
+                    delta
+                }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    match self.lake.open_table(*table).await {
+                        Ok(delta) => slot.insert(delta),
+                        // Still not written: it stays empty.
+                        Err(LakeError::MissingTable { .. }) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
             };
             if live.lake_version().is_some() && live.lake_version() == delta.version() {
                 // Unchanged: keep the snapshot, and what was computed from it.
                 continue;
             }
-            let (provider, version, files) = self.snapshot(*table, &delta).await?;
+            let (provider, version, files) = self.snapshot(*table, delta).await?;
             live.replace(provider, version, files, None);
         }
         Ok(())
