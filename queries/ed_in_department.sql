@@ -37,29 +37,44 @@ per_day AS (
 first AS (
     SELECT GREATEST(CAST($since AS DATE), MIN(arrival_date)) AS day FROM ed_attendances
 ),
-days AS (
-    SELECT CAST(d AS DATE) AS day
-    FROM (
-        SELECT unnest(generate_series(LEAST(MIN(p.day), MIN(f.day)),
-                                      MAX(CASE WHEN p.seen THEN p.day END),
-                                      INTERVAL '1 day')) AS d
-        FROM per_day p CROSS JOIN first f
-    ) AS calendar
+-- Every site with an ED, whatever the window read, gets a row before its first change (no day,
+-- no change), so a quiet site and the days before a site's first change show zero.
+changes AS (
+    SELECT org_code, site, day, delta, seen FROM per_day
+    UNION ALL
+    SELECT DISTINCT org_code, site, CAST(NULL AS DATE) AS day, 0 AS delta, false AS seen
+    FROM ed_attendances
 ),
-grid AS (
-    SELECT d.day, s.org_code, s.site
-    FROM days d
-    -- Every site with an ED, whatever the window read, so a quiet site shows zero.
-    CROSS JOIN (SELECT DISTINCT org_code, site FROM ed_attendances) AS s
+-- Windows over the one grouped read, not a calendar joined to it (DataFusion computes a CTE
+-- again at each reference, here the latest versions of every attendance): each change's
+-- running count holds until the site's next change, the last one until the last day data has
+-- reached (arrivals and departures), not a week-long stay's removal day still to come.
+counted AS (
+    SELECT org_code, site, day,
+           SUM(delta) OVER (
+               PARTITION BY org_code, site ORDER BY day NULLS FIRST
+               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+           ) AS patients,
+           LEAD(day) OVER (PARTITION BY org_code, site ORDER BY day NULLS FIRST) AS next_day,
+           MIN(day) OVER () AS first_change,
+           MAX(CASE WHEN seen THEN day END) OVER () AS last_day
+    FROM changes
+),
+spans AS (
+    SELECT c.org_code, c.site, c.patients,
+           CASE WHEN c.day IS NULL THEN LEAST(c.first_change, f.day) ELSE c.day END AS from_day,
+           LEAST(COALESCE(CAST(c.next_day - INTERVAL '1 day' AS DATE), c.last_day), c.last_day)
+               AS to_day
+    FROM counted c CROSS JOIN first f
 ),
 census AS (
-    SELECT g.day, g.org_code, g.site,
-           SUM(COALESCE(p.delta, 0)) OVER (
-               PARTITION BY g.org_code, g.site ORDER BY g.day
-               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-           ) AS patients
-    FROM grid g
-    LEFT JOIN per_day p ON p.org_code = g.org_code AND p.site = g.site AND p.day = g.day
+    SELECT org_code, site, patients, CAST(d AS DATE) AS day
+    FROM (
+        SELECT org_code, site, patients,
+               unnest(generate_series(from_day, to_day, INTERVAL '1 day')) AS d
+        FROM spans
+        WHERE from_day <= to_day
+    ) AS days
 )
 SELECT day AS period, org_code, site,
        CAST(patients AS DOUBLE) AS numerator,
