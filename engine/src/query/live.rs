@@ -219,11 +219,6 @@ impl LiveTable {
         }
     }
 
-    /// How the rows queries see changed since `then`.
-    pub(super) fn changes_since(&self, then: &Seen) -> Change {
-        self.seen().change_since(then)
-    }
-
     /// Moves to a new Delta snapshot; with `flushed`, drops the buffer generations up to and
     /// including it in the same step (they are in that snapshot now).
     pub(super) fn replace(

@@ -229,7 +229,7 @@ impl MaterialisedView {
     ) -> Result<Option<Vec<Vec<RecordBatch>>>> {
         let mut keys = Keys::default();
         for (table, then) in keyed.direct.iter().zip(&before.seen) {
-            match table.changes_since(then) {
+            match table.seen().change_since(then) {
                 Change::None => {}
                 // Rows went: the keys they held are not known.
                 Change::RewrittenFrom(_) | Change::Unknown => return Ok(None),

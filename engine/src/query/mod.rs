@@ -225,8 +225,8 @@ pub struct QueryEngine {
     /// The analysts' session and runtime, made at their first statement.
     sandbox: std::sync::OnceLock<sandbox::Sandbox>,
     analyst_memory: usize,
-    /// Each table's Delta log as [`QueryEngine::refresh`] last read it, brought forward by
-    /// the commits made since rather than read again from its start on every refresh.
+    /// Each table's Delta log as last read, brought forward by the commits made since rather
+    /// than read again from its start ([`QueryEngine::latest`]).
     logs: tokio::sync::Mutex<BTreeMap<Table, deltalake::DeltaTable>>,
 }
 
@@ -440,34 +440,13 @@ impl QueryEngine {
     /// Moves every table to its latest committed snapshot. Queries already running keep the
     /// snapshot they planned against.
     pub async fn refresh(&self) -> Result<(), QueryError> {
-        // One refresh at a time, each bringing the logs held forward.
         let mut logs = self.logs.lock().await;
         for (table, live) in &self.tables {
-            let delta = match logs.entry(*table) {
-                std::collections::btree_map::Entry::Occupied(held) => {
-                    let delta = held.into_mut();
-                    // Lists the log past the version held: a quiet table's commits are not
-                    // read again, a busy one's only since the last refresh.
-                    match delta.get_latest_version().await {
-                        Ok(latest) if delta.version() == Some(latest) => {}
-                        Ok(_) => delta
-                            .update_incremental(None)
-                            .await
-                            .map_err(LakeError::from)?,
-                        // The version held is gone from the log (cleaned up after a
-                        // checkpoint): read it from the start.
-                        Err(_) => *delta = self.lake.open_table(*table).await?,
-                    }
-                    delta
-                }
-                std::collections::btree_map::Entry::Vacant(slot) => {
-                    match self.lake.open_table(*table).await {
-                        Ok(delta) => slot.insert(delta),
-                        // Still not written: it stays empty.
-                        Err(LakeError::MissingTable { .. }) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+            let delta = match self.latest(&mut logs, *table).await {
+                Ok(delta) => delta,
+                // Still not written: it stays empty.
+                Err(LakeError::MissingTable { .. }) => continue,
+                Err(e) => return Err(e.into()),
             };
             if live.lake_version().is_some() && live.lake_version() == delta.version() {
                 // Unchanged: keep the snapshot, and what was computed from it.
@@ -481,10 +460,37 @@ impl QueryEngine {
 
     /// Moves one table to its latest committed snapshot (after bright itself wrote to it).
     pub async fn refresh_table(&self, table: Table) -> Result<(), QueryError> {
-        let delta = self.lake.open_table(table).await?;
-        let (provider, version, files) = self.snapshot(table, &delta).await?;
+        let mut logs = self.logs.lock().await;
+        let delta = self.latest(&mut logs, table).await?;
+        let (provider, version, files) = self.snapshot(table, delta).await?;
         self.live(table)?.replace(provider, version, files, None);
         Ok(())
+    }
+
+    /// `table`'s Delta log brought to its latest commit. The log held in `logs` is brought
+    /// forward (the log is listed past the version held and only the commits since are read)
+    /// rather than read again from its start; one caller at a time holds `logs`.
+    async fn latest<'a>(
+        &self,
+        logs: &'a mut BTreeMap<Table, deltalake::DeltaTable>,
+        table: Table,
+    ) -> Result<&'a deltalake::DeltaTable, LakeError> {
+        match logs.entry(table) {
+            std::collections::btree_map::Entry::Occupied(held) => {
+                let delta = held.into_mut();
+                match delta.get_latest_version().await {
+                    Ok(latest) if delta.version() == Some(latest) => {}
+                    Ok(_) => delta.update_incremental(None).await?,
+                    // The version held is gone from the log (cleaned up after a checkpoint):
+                    // read it from the start.
+                    Err(_) => *delta = self.lake.open_table(table).await?,
+                }
+                Ok(delta)
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                Ok(slot.insert(self.lake.open_table(table).await?))
+            }
+        }
     }
 
     fn live(&self, table: Table) -> Result<&Arc<LiveTable>, QueryError> {
@@ -525,8 +531,9 @@ impl QueryEngine {
     /// Ends a flush: the sealed rows are committed to the lake, so the table moves to the new
     /// Delta snapshot and drops them from the buffer in one step.
     pub async fn buffer_flushed(&self, table: Table, generation: u64) -> Result<(), QueryError> {
-        let delta = self.lake.open_table(table).await?;
-        let (provider, version, files) = self.snapshot(table, &delta).await?;
+        let mut logs = self.logs.lock().await;
+        let delta = self.latest(&mut logs, table).await?;
+        let (provider, version, files) = self.snapshot(table, delta).await?;
         self.live(table)?
             .replace(provider, version, files, Some(generation));
         Ok(())
