@@ -171,8 +171,10 @@ def section(q, ingest, generate, command, previous_commit):
         lines.append(f"- The disk's own rate: {disk.get('fsyncs_per_s', '?'):,} write + "
                      "fdatasync pairs a second")
         for c, r in sorted(mllp.items()):
+            cpu = r.get("cpu_us_per_message")
             lines.append(f"- MLLP, {c} connection(s): {r['messages_per_s']:,} messages/s "
-                         f"({r['vs_disk_fsyncs']}× the disk's fsync rate)")
+                         f"({r['vs_disk_fsyncs']}× the disk's fsync rate"
+                         + (f"; {cpu} µs of CPU a message" if cpu is not None else "") + ")")
         for r in ingest:
             if r.get("bench", "").startswith("memory"):
                 lines.append(f"- Peak resident memory ({r['bench'].replace('_', ' ')}): "

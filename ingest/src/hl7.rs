@@ -259,7 +259,12 @@ fn value(message: &Message<'_>, segment: &str, field: usize, component: usize) -
     } else {
         f.component(component)?.raw_value()
     };
-    let decoded = message.separators.decode(raw).to_string();
+    // Most values hold no escape sequence: they are taken as they are, without decoding.
+    let decoded = if raw.contains(message.separators.escape) {
+        std::borrow::Cow::Owned(message.separators.decode(raw).to_string())
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    };
     let trimmed = decoded.trim();
     (!trimmed.is_empty()).then(|| trimmed.to_string())
 }
@@ -627,6 +632,16 @@ PV1|1|I|WD1^^B04^S1|21||||||300|||||||||RXXV000000001\r";
         for secret in ["9434765919", "SMITH", "JANE", "19700101", "HIGH ST", "H123"] {
             assert!(!row.contains(secret), "{secret} reached the row: {row}");
         }
+    }
+
+    #[test]
+    fn escaped_separators_in_values_are_decoded() {
+        // A ward named "A&E" and a bed "1|2" travel escaped; a plain value is taken as sent.
+        let text = replace(A01, "PV1|1|I|WD1^^B04^S1|", "PV1|1|I|A\\T\\E^^1\\F\\2^S1|");
+        let (_, event) = parse_adt(&text, &config()).expect("parses");
+        assert_eq!(event.ward.as_deref(), Some("A&E"));
+        assert_eq!(event.bed.as_deref(), Some("1|2"));
+        assert_eq!(event.site.as_deref(), Some("S1"));
     }
 
     #[test]

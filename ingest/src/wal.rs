@@ -21,13 +21,18 @@
 //! [`Wal::open_accepting_loss`], which keeps what is intact and reports the [`Loss`]. Segments
 //! written before the marks existed are read as before (a torn record at the end is cut).
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 
 use arrow_ipc::reader::StreamReader;
-use arrow_ipc::writer::StreamWriter;
+use arrow_ipc::writer::{
+    DictionaryTracker, IpcDataGenerator, IpcWriteContext, IpcWriteOptions, StreamWriter,
+    write_message,
+};
+use bright_engine::arrow::datatypes::DataType;
 use bright_engine::arrow::record_batch::RecordBatch;
 use bright_engine::schema::Table;
 use tokio::sync::oneshot;
@@ -242,16 +247,72 @@ pub struct Entry {
     pub batch: RecordBatch,
 }
 
+/// A table's IPC stream header (its schema message) and the end-of-stream marker, encoded
+/// once: a record is the header, one record batch message and the marker, and encoding the
+/// schema again for every message cost ingest more than the rows themselves.
+struct Framing {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+/// The framing of every table whose canonical schema has no dictionary column (a dictionary
+/// would need its own messages, tracked from the schema on).
+fn framing(table: Table) -> Option<&'static Framing> {
+    static FRAMINGS: std::sync::OnceLock<HashMap<Table, Framing>> = std::sync::OnceLock::new();
+    FRAMINGS
+        .get_or_init(|| {
+            Table::ALL
+                .into_iter()
+                .filter_map(|table| {
+                    let schema = table.schema();
+                    if schema
+                        .fields()
+                        .iter()
+                        .any(|f| matches!(f.data_type(), DataType::Dictionary(..)))
+                    {
+                        return None;
+                    }
+                    let mut head = Vec::new();
+                    let mut writer = StreamWriter::try_new(&mut head, &schema).ok()?;
+                    let schema_bytes = writer.get_ref().len();
+                    writer.finish().ok()?;
+                    drop(writer);
+                    let tail = head.split_off(schema_bytes);
+                    Some((table, Framing { head, tail }))
+                })
+                .collect()
+        })
+        .get(&table)
+}
+
 impl Entry {
+    /// The table's name, then its rows as one Arrow IPC stream.
     fn encode(&self) -> Result<Vec<u8>, WalError> {
         let name = self.table.name().as_bytes();
         let mut out = Vec::with_capacity(64 + self.batch.get_array_memory_size());
         out.push(u8::try_from(name.len()).expect("table names are short"));
         out.extend_from_slice(name);
-        let mut writer = StreamWriter::try_new(&mut out, &self.batch.schema())?;
-        writer.write(&self.batch)?;
-        writer.finish()?;
-        drop(writer);
+        match framing(self.table).filter(|_| *self.batch.schema() == *self.table.schema()) {
+            Some(framing) => {
+                let options = IpcWriteOptions::default();
+                let (dictionaries, rows) = IpcDataGenerator::default().encode(
+                    &self.batch,
+                    &mut DictionaryTracker::new(false),
+                    &options,
+                    &mut IpcWriteContext::default(),
+                )?;
+                out.extend_from_slice(&framing.head);
+                for message in dictionaries.into_iter().chain([rows]) {
+                    write_message(&mut out, message, &options)?;
+                }
+                out.extend_from_slice(&framing.tail);
+            }
+            None => {
+                let mut writer = StreamWriter::try_new(&mut out, &self.batch.schema())?;
+                writer.write(&self.batch)?;
+                writer.finish()?;
+            }
+        }
         Ok(out)
     }
 
@@ -928,6 +989,35 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// An entry as a whole Arrow IPC stream from arrow's own writer.
+    fn streamed(entry: &Entry) -> Vec<u8> {
+        let mut out = vec![u8::try_from(entry.table.name().len()).expect("short")];
+        out.extend_from_slice(entry.table.name().as_bytes());
+        let mut writer = StreamWriter::try_new(&mut out, &entry.batch.schema()).expect("writer");
+        writer.write(&entry.batch).expect("writes");
+        writer.finish().expect("finishes");
+        drop(writer);
+        out
+    }
+
+    #[test]
+    fn a_record_is_the_stream_arrow_writes_for_its_rows() {
+        // The header and end marker are encoded once per table; the bytes must be those of
+        // a whole stream, so replay (and any older bright) reads them as before.
+        for table in Table::ALL {
+            assert!(framing(table).is_some(), "{table:?} has its framing");
+            let entry = Entry {
+                table,
+                batch: RecordBatch::new_empty(table.schema()),
+            };
+            assert_eq!(entry.encode().expect("encodes"), streamed(&entry));
+        }
+        let entry = entry(7);
+        let encoded = entry.encode().expect("encodes");
+        assert_eq!(encoded, streamed(&entry));
+        assert_eq!(Entry::decode(&encoded).expect("decodes").batch, entry.batch);
     }
 
     #[tokio::test]
