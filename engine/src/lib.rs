@@ -29,8 +29,9 @@ pub use arrow;
 
 /// Every bright process (the service, the command line, benches and tests) allocates with
 /// mimalloc: ingest builds and drops small buffers for every message and query operators
-/// allocate per batch, where the system allocator spent a fifth of ingest's CPU time (MLLP
-/// ran 40% faster with it, measured with the ingest bench). Declared here, where every
+/// allocate per batch, where the system allocator took about a quarter of ingest's CPU time
+/// (MLLP with durable acks ran about 1.5× as fast with it, measured with the ingest bench;
+/// see benches/RESULTS.md). Declared here, where every
 /// binary links it, so the benches measure the allocator the service runs with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
