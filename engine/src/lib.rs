@@ -31,7 +31,7 @@ pub use arrow;
 /// mimalloc: ingest builds and drops small buffers for every message and query operators
 /// allocate per batch, where the system allocator took about a quarter of ingest's CPU time
 /// (MLLP with durable acks ran about 1.5× as fast with it, measured with the ingest bench;
-/// see benches/RESULTS.md). Declared here, where every
-/// binary links it, so the benches measure the allocator the service runs with.
+/// see benches/RESULTS.md). Declared here, where every binary links it, so the benches
+/// measure the allocator the service runs with.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -280,13 +280,12 @@ impl QueryEngine {
             logs: Default::default(),
         };
         let mut found = 0;
-        let mut logs = BTreeMap::new();
         for table in Table::ALL {
             let live = match lake.open_table(table).await {
                 Ok(delta) => {
                     found += 1;
                     let (provider, version, files) = engine.snapshot(table, &delta).await?;
-                    logs.insert(table, delta);
+                    engine.logs.get_mut().insert(table, delta);
                     LiveTable::new(table, provider, version, files)
                 }
                 Err(LakeError::MissingTable { .. }) => {
@@ -303,7 +302,6 @@ impl QueryEngine {
                 root: lake.root().clone(),
             });
         }
-        engine.logs = tokio::sync::Mutex::new(logs);
         Ok(engine)
     }
 
