@@ -1,7 +1,10 @@
-//! `bright spc`: a Making Data Count XmR chart of a `date,value` CSV file.
+//! `bright spc`: a control chart of a CSV file — Making Data Count's XmR chart by default,
+//! any of `--chart xmr|mr|p|pp|u|up|c|g|t|run`.
 //!
-//! The output columns are a contract other tools depend on (see `engine::spc::output`); this
-//! module only reads the file, maps dates to positions and rebase dates to rows, and prints.
+//! The output columns are contracts other tools depend on (see `engine::spc::output`):
+//! without `--chart`, the XmR columns as they have always been; with it, the columns every
+//! chart type shares. This module only reads the file, maps dates to positions and rebase
+//! dates to rows, and prints.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,17 +14,25 @@ use anyhow::{Context, Result, bail};
 use bright_engine::arrow::csv::WriterBuilder as CsvWriterBuilder;
 use bright_engine::arrow::datatypes::Date32Type;
 use bright_engine::arrow::json::{WriterBuilder as JsonWriterBuilder, writer::JsonArray};
+use bright_engine::arrow::record_batch::RecordBatch;
+use bright_engine::spc::attribute::{ChartKind, ControlChart, control_chart};
 use bright_engine::spc::narrate::{Describe, Unit, narrate};
-use bright_engine::spc::output::points_batch;
+use bright_engine::spc::output::{chart_batch, points_batch};
 use bright_engine::spc::suggest::suggest_rebase;
-use bright_engine::spc::{Improvement, Rules, XmrChart, XmrOptions, xmr};
+use bright_engine::spc::xmr::SHORT_GROUP;
+use bright_engine::spc::{Improvement, Rules, SpcError, XmrChart, XmrOptions, xmr};
 use chrono::NaiveDate;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
 #[derive(Debug, Args)]
 pub struct SpcArgs {
-    /// CSV file with a `date,value` header; ISO dates; an empty value is a missing point.
+    /// The chart type: xmr, mr, p, pp (p′), u, up (u′), c, g, t or run. Without it, the
+    /// Making Data Count XmR chart with its own columns.
+    #[arg(long, value_name = "TYPE")]
+    chart: Option<ChartKind>,
+    /// CSV file with a `date,value` header (`date,numerator,denominator` for p, pp, u and
+    /// up); ISO dates; an empty field is a missing point.
     #[arg(long)]
     input: PathBuf,
     /// Which way is better.
@@ -33,7 +44,7 @@ pub struct SpcArgs {
     /// A date where a new process starts (repeatable); dates matching no row are ignored.
     #[arg(long, value_name = "YYYY-MM-DD")]
     rebase: Vec<NaiveDate>,
-    /// Compute each segment's limits from its first N points (N ≥ 12).
+    /// Compute each segment's limits from its first N points (N ≥ 12 on the XmR chart).
     #[arg(long, value_name = "N")]
     fix_after_n_points: Option<usize>,
     /// Keep moving ranges of 3.267 × the mean or more (Making Data Count screens them).
@@ -69,7 +80,14 @@ enum SpcFormat {
 struct Row {
     line: usize,
     date: NaiveDate,
-    value: Option<f64>,
+    /// The numbers asked for, in order (`value`, or `numerator` and `denominator`).
+    fields: Vec<Option<f64>>,
+}
+
+impl Row {
+    fn value(&self) -> Option<f64> {
+        self.fields.first().copied().flatten()
+    }
 }
 
 fn unquote(field: &str) -> &str {
@@ -80,22 +98,45 @@ fn unquote(field: &str) -> &str {
         .unwrap_or(field)
 }
 
-/// Reads `date,value` rows, sorted by date; errors name the file line.
-fn read_series(path: &PathBuf) -> Result<Vec<Row>> {
+/// Reads `date` and the `wanted` number columns, sorted by date; errors name the file line.
+/// `date,value` must start the header; numerators and denominators are found by name, so
+/// `bright kpi run`'s `date,value,numerator,denominator` feeds a p chart as it is.
+fn read_series(path: &PathBuf, wanted: &[&str]) -> Result<Vec<Row>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut lines = text.lines().enumerate();
     let header = lines.next().map(|(_, l)| l).unwrap_or_default();
     let names: Vec<&str> = header.split(',').map(unquote).collect();
-    // `date,value` first; further columns (`bright kpi run --format csv` adds the numerator
-    // and denominator) are read past, so one command's output feeds the other.
-    if names.get(..2) != Some(&["date", "value"][..]) {
+    let positions: Option<Vec<usize>> = if wanted == ["value"] {
+        // `date,value` first; further columns (`bright kpi run --format csv` adds the
+        // numerator and denominator) are read past, so one command's output feeds the other.
+        (names.get(..2) == Some(&["date", "value"][..])).then(|| vec![1])
+    } else {
+        (names.first() == Some(&"date"))
+            .then(|| {
+                wanted
+                    .iter()
+                    .map(|w| names.iter().position(|n| n == w))
+                    .collect()
+            })
+            .flatten()
+    };
+    let Some(positions) = positions else {
+        if wanted == ["value"] {
+            bail!(
+                "line 1: the header must start 'date,value', found '{}'",
+                header.trim()
+            );
+        }
         bail!(
-            "line 1: the header must start 'date,value', found '{}'",
+            "line 1: the header must start with 'date' and name the {} columns \
+             (e.g. 'date,{}'), found '{}'",
+            wanted.join(" and "),
+            wanted.join(","),
             header.trim()
         );
-    }
+    };
     let mut rows = Vec::new();
     for (index, line) in lines {
         let line_no = index + 1;
@@ -103,9 +144,7 @@ fn read_series(path: &PathBuf) -> Result<Vec<Row>> {
             continue;
         }
         let fields: Vec<&str> = line.split(',').map(unquote).collect();
-        let (Some(&date), Some(&value), true) =
-            (fields.first(), fields.get(1), fields.len() == names.len())
-        else {
+        let (Some(&date), true) = (fields.first(), fields.len() == names.len()) else {
             bail!(
                 "line {line_no}: expected {} fields ({}), found {}",
                 names.len(),
@@ -116,18 +155,22 @@ fn read_series(path: &PathBuf) -> Result<Vec<Row>> {
         let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
             anyhow::anyhow!("line {line_no}: cannot read date '{date}' (expected YYYY-MM-DD)")
         })?;
-        let value = if value.is_empty() {
-            None
-        } else {
-            match value.parse::<f64>() {
-                Ok(v) if v.is_finite() => Some(v),
-                _ => bail!("line {line_no}: cannot read value '{value}' as a number"),
-            }
-        };
+        let mut numbers = Vec::with_capacity(wanted.len());
+        for (name, &at) in wanted.iter().zip(&positions) {
+            let text = fields[at];
+            numbers.push(if text.is_empty() {
+                None
+            } else {
+                match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() => Some(v),
+                    _ => bail!("line {line_no}: cannot read {name} '{text}' as a number"),
+                }
+            });
+        }
         rows.push(Row {
             line: line_no,
             date,
-            value,
+            fields: numbers,
         });
     }
     rows.sort_by_key(|r| r.date);
@@ -144,69 +187,38 @@ fn read_series(path: &PathBuf) -> Result<Vec<Row>> {
 }
 
 pub fn run(args: SpcArgs) -> Result<()> {
+    let kind = args.chart.unwrap_or(ChartKind::Xmr);
     if let Some(n) = args.fix_after_n_points
-        && n < 12
+        && n < kind.min_fix_after()
     {
-        bail!("--fix-after-n-points must be at least 12, got {n}");
+        bail!(
+            "--fix-after-n-points must be at least {} for {} chart, got {n}",
+            kind.min_fix_after(),
+            article(kind)
+        );
     }
-    let rows = read_series(&args.input)?;
-    let values: Vec<Option<f64>> = rows.iter().map(|r| r.value).collect();
-    let rebase: Vec<bool> = rows.iter().map(|r| args.rebase.contains(&r.date)).collect();
-    let mut warnings: Vec<String> = args
-        .rebase
-        .iter()
-        .filter(|d| !rows.iter().any(|r| r.date == **d))
-        .map(|d| format!("rebase date {d} matches no row and was ignored"))
-        .collect();
-    let options = XmrOptions {
-        improvement: args.improvement,
-        target: args.target,
-        fix_after_n_points: args.fix_after_n_points,
-        no_screen_outliers: args.no_screen_outliers,
-        rules: Rules {
-            trend_points: args.trend_points,
-            shift_points: args.shift_points,
-            two_in_three: true,
-        },
-    };
+    if let Some(kind) = args.chart {
+        return run_chart(kind, &args);
+    }
+    let rows = read_series(&args.input, &["value"])?;
+    let values: Vec<Option<f64>> = rows.iter().map(Row::value).collect();
+    let (rebase, mut warnings) = rebase_marks(&args, &rows);
+    let options = options(&args);
     let chart = xmr(&values, &rebase, &options)?;
     let dates: Vec<NaiveDate> = rows.iter().map(|r| r.date).collect();
     for segment in chart.segments.iter().filter(|s| s.short_group_warning) {
-        warnings.push(format!(
-            "the segment from {} has {} points, fewer than 13: its limits are trial limits",
-            dates[segment.start], segment.rows
-        ));
+        warnings.push(trial_limits(dates[segment.start], segment.rows));
     }
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
-    let day_numbers: Vec<i32> = dates
-        .iter()
-        .copied()
-        .map(Date32Type::from_naive_date)
-        .collect();
-    let batch = points_batch(&day_numbers, &chart)?;
+    let batch = points_batch(&day_numbers(&dates), &chart)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.format {
-        SpcFormat::Csv => {
-            let mut writer = CsvWriterBuilder::new().with_header(true).build(&mut out);
-            writer.write(&batch)?;
-        }
+        SpcFormat::Csv => write_csv(&mut out, &batch)?,
         SpcFormat::Json => {
-            let mut points = Vec::new();
-            {
-                let mut writer = JsonWriterBuilder::new()
-                    .with_explicit_nulls(true)
-                    .build::<_, JsonArray>(&mut points);
-                writer.write(&batch)?;
-                writer.finish()?;
-            }
-            let points: Value = if points.is_empty() {
-                json!([])
-            } else {
-                serde_json::from_slice(&points)?
-            };
+            let points = json_rows(&batch)?;
             let mut summary = summary(&chart, &dates, &options, &warnings);
             let suggestion = suggest_rebase(&values, &rebase, &options)?.map(|s| {
                 json!({
@@ -233,6 +245,196 @@ pub fn run(args: SpcArgs) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+fn options(args: &SpcArgs) -> XmrOptions {
+    XmrOptions {
+        improvement: args.improvement,
+        target: args.target,
+        fix_after_n_points: args.fix_after_n_points,
+        no_screen_outliers: args.no_screen_outliers,
+        rules: Rules {
+            trend_points: args.trend_points,
+            shift_points: args.shift_points,
+            two_in_three: true,
+        },
+    }
+}
+
+/// Which rows start a new process, and a warning for each rebase date that matches none.
+fn rebase_marks(args: &SpcArgs, rows: &[Row]) -> (Vec<bool>, Vec<String>) {
+    let marks = rows.iter().map(|r| args.rebase.contains(&r.date)).collect();
+    let unmatched = args
+        .rebase
+        .iter()
+        .filter(|d| !rows.iter().any(|r| r.date == **d))
+        .map(|d| format!("rebase date {d} matches no row and was ignored"))
+        .collect();
+    (marks, unmatched)
+}
+
+fn trial_limits(start: NaiveDate, rows: usize) -> String {
+    format!(
+        "the segment from {start} has {rows} points, fewer than {SHORT_GROUP}: its limits are \
+         trial limits"
+    )
+}
+
+fn day_numbers(dates: &[NaiveDate]) -> Vec<i32> {
+    dates
+        .iter()
+        .copied()
+        .map(Date32Type::from_naive_date)
+        .collect()
+}
+
+/// "an XmR", "a p", … for messages.
+fn article(kind: ChartKind) -> String {
+    let name = match kind {
+        ChartKind::Xmr => "XmR",
+        ChartKind::Mr => "mR",
+        ChartKind::PPrime => "p′",
+        ChartKind::UPrime => "u′",
+        other => other.as_str(),
+    };
+    let vowel = matches!(kind, ChartKind::Xmr | ChartKind::Mr);
+    format!("{} {name}", if vowel { "an" } else { "a" })
+}
+
+fn write_csv(out: &mut impl Write, batch: &RecordBatch) -> Result<()> {
+    let mut writer = CsvWriterBuilder::new().with_header(true).build(out);
+    writer.write(batch)?;
+    Ok(())
+}
+
+/// The batch's rows as JSON objects, with nulls written out.
+fn json_rows(batch: &RecordBatch) -> Result<Value> {
+    let mut rows = Vec::new();
+    {
+        let mut writer = JsonWriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, JsonArray>(&mut rows);
+        writer.write(batch)?;
+        writer.finish()?;
+    }
+    Ok(if rows.is_empty() {
+        json!([])
+    } else {
+        serde_json::from_slice(&rows)?
+    })
+}
+
+/// `bright spc --chart KIND`: the columns every chart type shares.
+fn run_chart(kind: ChartKind, args: &SpcArgs) -> Result<()> {
+    let wanted: &[&str] = if kind.needs_denominator() {
+        &["numerator", "denominator"]
+    } else {
+        &["value"]
+    };
+    let rows = read_series(&args.input, wanted)?;
+    let column = |i: usize| -> Vec<Option<f64>> { rows.iter().map(|r| r.fields[i]).collect() };
+    let values = column(0);
+    let denominators = kind.needs_denominator().then(|| column(1));
+    let (rebase, mut warnings) = rebase_marks(args, &rows);
+    if kind.needs_denominator() {
+        for r in &rows {
+            if r.fields[0].is_some() && r.fields[1].is_none_or(|d| d == 0.0) {
+                warnings.push(format!(
+                    "line {}: no denominator (or zero), so the point is missing",
+                    r.line
+                ));
+            }
+        }
+    }
+    let options = options(args);
+    let chart = control_chart(kind, &values, denominators.as_deref(), &rebase, &options).map_err(
+        |e| match (&e, e.index().and_then(|i| rows.get(i))) {
+            (SpcError::OutOfRange { reason, .. }, Some(row)) => {
+                anyhow::anyhow!("line {}: this point {reason}", row.line)
+            }
+            (_, Some(row)) => anyhow::anyhow!("line {}: {e}", row.line),
+            _ => anyhow::Error::new(e),
+        },
+    )?;
+    let dates: Vec<NaiveDate> = rows.iter().map(|r| r.date).collect();
+    if kind == ChartKind::Xmr {
+        for g in chart.groups.iter().filter(|g| g.rows < SHORT_GROUP) {
+            warnings.push(trial_limits(dates[g.start], g.rows));
+        }
+    }
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    let batch = chart_batch(&day_numbers(&dates), &chart)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        SpcFormat::Csv => write_csv(&mut out, &batch)?,
+        SpcFormat::Json => {
+            let about = Describe {
+                title: &args.title,
+                unit: args.unit,
+                periods: &args.periods,
+                target: args.target,
+            };
+            let mut summary = chart_summary(&chart, &dates, &options, &warnings);
+            summary["narrative"] = json!(chart.narrate(&about));
+            let body = json!({ "points": json_rows(&batch)?, "summary": summary });
+            serde_json::to_writer(&mut out, &body)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// What `--format json` says of a chart beyond its points: per process, its rows, lines and
+/// run analysis.
+fn chart_summary(
+    chart: &ControlChart,
+    dates: &[NaiveDate],
+    options: &XmrOptions,
+    warnings: &[String],
+) -> Value {
+    let groups: Vec<Value> = chart
+        .groups
+        .iter()
+        .map(|g| {
+            let points = &chart.points[g.start..g.start + g.rows];
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for p in points {
+                *counts.entry(p.point_type.as_str()).or_default() += 1;
+            }
+            let last = &points[points.len() - 1];
+            json!({
+                "rebase_group": g.rebase_group,
+                "start": dates[g.start].to_string(),
+                "end": dates[g.start + g.rows - 1].to_string(),
+                "rows": g.rows,
+                "baseline_rows": g.baseline_rows,
+                "mean": number(last.centre),
+                "lpl": number(last.lcl),
+                "upl": number(last.ucl),
+                "useful_points": g.runs.useful,
+                "longest_run": g.runs.longest_run,
+                "longest_run_limit": g.runs.longest_run_limit,
+                "crossings": g.runs.crossings,
+                "crossings_limit": g.runs.crossings_limit,
+                "runs_signal": g.runs.signal,
+                "point_types": counts,
+            })
+        })
+        .collect();
+    json!({
+        "chart": chart.kind.as_str(),
+        "centre_line": chart.kind.centre_line().as_str(),
+        "improvement": options.improvement.as_str(),
+        "target": options.target,
+        "variation_icon": chart.variation_icon.map(|i| i.as_str()),
+        "assurance_icon": chart.assurance_icon.map(|i| i.as_str()),
+        "warnings": warnings,
+        "groups": groups,
+    })
 }
 
 fn number(x: f64) -> Value {

@@ -249,9 +249,9 @@ pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape, notes: &[Annotation]) 
     view.assurance_icon = chart.assurance_icon.map(|i| i.as_str());
     if let Some(p) = chart.points.last() {
         view.latest = p.value;
-        view.mean = finite(p.mean);
-        view.lpl = finite(p.lpl);
-        view.upl = finite(p.upl);
+        view.mean = finite(p.centre);
+        view.lpl = finite(p.lcl);
+        view.upl = finite(p.ucl);
     }
     view.points = periods
         .iter()
@@ -262,9 +262,9 @@ pub fn kpi_view(kpi: &Kpi, rows: &[Period], shape: Shape, notes: &[Annotation]) 
             value: p.value,
             numerator: period.numerator,
             denominator: period.denominator,
-            mean: finite(p.mean),
-            lpl: finite(p.lpl),
-            upl: finite(p.upl),
+            mean: finite(p.centre),
+            lpl: finite(p.lcl),
+            upl: finite(p.ucl),
             rebase_group: p.rebase_group,
             point_type: p.point_type,
             special_cause: p.special_cause.as_str(),

@@ -1,5 +1,6 @@
 //! `bright kpi list|show|run|check` and KPI views in `bright sql`, over the generated lake.
 
+use crate::spc::Table;
 use crate::support::{bright, ok, run, small_lake};
 
 #[test]
@@ -430,4 +431,57 @@ fn dashboards_are_listed_and_checked_with_mistakes_named_by_file_and_line() {
     .unwrap();
     let check = ok(&["dashboards", "check", "--folder", folder]);
     assert!(check.starts_with("8 dashboards, "), "{check}");
+}
+
+#[test]
+fn kpi_spc_draws_the_manifests_chart_as_bright_spc_chart_does() {
+    // ED four hours is a p chart: `kpi spc` and `spc --chart p` over `kpi run`'s output of the
+    // same series must print the same lines and run analysis, row for row.
+    let lake = small_lake().to_str().unwrap();
+    let range = ["--lake", lake, "--from", "2025-01-20"];
+    let kpi = ok(&[&["kpi", "spc", "ed_4h_performance"][..], &range].concat());
+    let series = ok(&[
+        &["kpi", "run", "ed_4h_performance"][..],
+        &range,
+        &["--format", "csv"],
+    ]
+    .concat());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("ed_4h.csv");
+    std::fs::write(&file, &series).expect("writes");
+    let chart = ok(&[
+        "spc",
+        "--chart",
+        "p",
+        "--input",
+        file.to_str().expect("utf-8"),
+    ]);
+    let (kpi, chart) = (Table::parse(&kpi), Table::parse(&chart));
+    assert!(kpi.rows.len() > 30, "{} rows", kpi.rows.len());
+    assert_eq!(kpi.rows.len(), chart.rows.len());
+    for row in 0..kpi.rows.len() {
+        for name in [
+            "date",
+            "value",
+            "mean",
+            "lpl",
+            "upl",
+            "lower_two_sigma",
+            "upper_two_sigma",
+            "outside_limits",
+            "useful_points",
+            "longest_run",
+            "crossings",
+            "runs_signal",
+            "chart",
+            "centre_line",
+        ] {
+            assert_eq!(
+                kpi.get(row, name),
+                chart.get(row, name),
+                "{name} on {}",
+                kpi.get(row, "date")
+            );
+        }
+    }
 }

@@ -292,3 +292,284 @@ fn sql_spc_xmr_prints_exactly_what_bright_spc_prints() {
         "95% is above this trust's upper limit"
     );
 }
+
+/// The columns `bright spc --chart` starts with, whatever the chart.
+const CHART_COLUMNS: [&str; 15] = [
+    "date",
+    "value",
+    "rebase_group",
+    "mean",
+    "lpl",
+    "upl",
+    "lower_two_sigma",
+    "upper_two_sigma",
+    "outside_limits",
+    "useful_points",
+    "longest_run",
+    "longest_run_limit",
+    "crossings",
+    "crossings_limit",
+    "runs_signal",
+];
+
+/// CSV output as a header and rows of fields looked up by name.
+pub(crate) struct Table {
+    pub(crate) header: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub(crate) fn parse(text: &str) -> Self {
+        let mut lines = text.lines();
+        let split = |l: &str| l.split(',').map(str::to_string).collect::<Vec<_>>();
+        let header = split(lines.next().unwrap_or_default());
+        Table {
+            header,
+            rows: lines.map(split).collect(),
+        }
+    }
+
+    pub(crate) fn get(&self, row: usize, name: &str) -> &str {
+        let at = self.header.iter().position(|h| h == name).expect(name);
+        &self.rows[row][at]
+    }
+
+    fn num(&self, row: usize, name: &str) -> f64 {
+        let text = self.get(row, name);
+        text.parse()
+            .unwrap_or_else(|_| panic!("{name} on row {row} is '{text}'"))
+    }
+}
+
+fn chart(dir: &Path, kind: &str, text: &str, extra: &[&str]) -> (Table, String) {
+    let input = write(dir, &format!("{kind}.csv"), text);
+    let (ok, stdout, stderr) = spc(&[
+        &["--chart", kind, "--input", input.to_str().unwrap()],
+        extra,
+    ]
+    .concat());
+    assert!(ok, "{kind}: {stderr}");
+    (Table::parse(&stdout), stderr)
+}
+
+#[test]
+fn every_chart_type_prints_the_shared_columns_one_row_per_input_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = "date,value\n2024-01-01,4\n2024-02-01,7\n2024-03-01,5\n2024-04-01,9\n";
+    let rates = "date,numerator,denominator\n\
+        2024-01-01,4,40\n2024-02-01,7,50\n2024-03-01,5,45\n2024-04-01,9,60\n";
+    for kind in ["xmr", "mr", "p", "pp", "u", "up", "c", "g", "t", "run"] {
+        let input = if ["p", "pp", "u", "up"].contains(&kind) {
+            rates
+        } else {
+            values
+        };
+        let (table, _) = chart(dir.path(), kind, input, &[]);
+        assert_eq!(table.header[..15], CHART_COLUMNS, "{kind}");
+        assert_eq!(table.rows.len(), 4, "{kind}");
+        assert!((0..4).all(|r| table.get(r, "chart") == kind), "{kind}");
+    }
+}
+
+#[test]
+fn a_p_chart_by_hand_with_a_zero_denominator_and_a_missing_value() {
+    // 3/10, 1/0, –/10, 4/10: p̄ = 7/20 = 0.35, σ = √(0.35 × 0.65 / 10); the zero
+    // denominator and the missing numerator are gaps with no lines, and stderr says which
+    // line had no denominator.
+    let dir = tempfile::tempdir().unwrap();
+    let (t, stderr) = chart(
+        dir.path(),
+        "p",
+        "date,numerator,denominator\n\
+         2024-01-01,3,10\n2024-02-01,1,0\n2024-03-01,,10\n2024-04-01,4,10\n",
+        &[],
+    );
+    let sigma = (0.35f64 * 0.65 / 10.0).sqrt();
+    assert!((t.num(0, "mean") - 0.35).abs() < 1e-15);
+    assert!((t.num(0, "upl") - (0.35 + 3.0 * sigma)).abs() < 1e-15);
+    assert_eq!(t.num(0, "lpl"), 0.0);
+    assert!((t.num(3, "lower_two_sigma") - (0.35 - 2.0 * sigma)).abs() < 1e-15);
+    assert!((t.num(0, "value") - 0.3).abs() < 1e-15);
+    for gap in [1, 2] {
+        for name in ["value", "lpl", "upl", "lower_two_sigma", "upper_two_sigma"] {
+            assert_eq!(t.get(gap, name), "", "{name} on row {gap}");
+        }
+        assert_eq!(t.get(gap, "outside_limits"), "false");
+    }
+    assert_eq!(t.get(0, "useful_points"), "2");
+    assert_eq!(t.get(0, "centre_line"), "pooled");
+    assert!(stderr.contains("line 3: no denominator"), "{stderr}");
+}
+
+#[test]
+fn a_run_chart_exactly_at_its_limits_and_one_past() {
+    // Ten useful points (9s above, 1s below, the 5s on the median set aside): a run of 6
+    // and 2 crossings are exactly the limits, no signal; a run of 7 signals.
+    let dir = tempfile::tempdir().unwrap();
+    let series = |sides: &str, on_median: usize| {
+        let mut text = String::from("date,value\n");
+        let values = sides
+            .chars()
+            .map(|c| if c == '+' { "9" } else { "1" })
+            .chain(std::iter::repeat_n("5", on_median));
+        for (day, v) in values.enumerate() {
+            text.push_str(&format!("2024-01-{:02},{v}\n", day + 1));
+        }
+        text
+    };
+    let (t, _) = chart(dir.path(), "run", &series("++------++", 3), &[]);
+    assert_eq!(t.num(0, "mean"), 5.0);
+    for name in ["lpl", "upl", "lower_two_sigma", "upper_two_sigma"] {
+        assert_eq!(t.get(0, name), "", "{name}");
+    }
+    let runs = |t: &Table| {
+        [
+            "useful_points",
+            "longest_run",
+            "longest_run_limit",
+            "crossings",
+            "crossings_limit",
+            "runs_signal",
+        ]
+        .map(|n| t.get(12, n).to_string())
+    };
+    assert_eq!(runs(&t), ["10", "6", "6", "2", "2", "false"]);
+    let (t, _) = chart(dir.path(), "run", &series("+-------++", 5), &[]);
+    assert_eq!(runs(&t), ["10", "7", "6", "2", "2", "true"]);
+}
+
+#[test]
+fn rebase_and_a_fixed_baseline_apply_per_group_to_every_chart() {
+    // c chart: 2, 4, 6, 20, 22 with the first three as baseline: c̄ = 4, limits 0 and 10;
+    // the run analysis still covers all five. Rebased at the fourth row, each group has
+    // its own centre: 4 and 21.
+    let dir = tempfile::tempdir().unwrap();
+    let text = "date,value\n2024-01-01,2\n2024-02-01,4\n2024-03-01,6\n2024-04-01,20\n\
+                2024-05-01,22\n";
+    let (t, _) = chart(dir.path(), "c", text, &["--fix-after-n-points", "3"]);
+    assert_eq!(
+        (t.num(4, "mean"), t.num(4, "lpl"), t.num(4, "upl")),
+        (4.0, 0.0, 10.0)
+    );
+    assert_eq!(t.get(4, "outside_limits"), "true");
+    assert_eq!(t.get(0, "useful_points"), "4");
+    let (t, _) = chart(dir.path(), "c", text, &["--rebase", "2024-04-01"]);
+    assert_eq!((t.num(0, "mean"), t.num(3, "mean")), (4.0, 21.0));
+    assert_eq!(
+        (t.get(0, "rebase_group"), t.get(3, "rebase_group")),
+        ("0", "1")
+    );
+    assert_eq!(
+        (t.get(0, "useful_points"), t.get(3, "useful_points")),
+        ("2", "2")
+    );
+}
+
+#[test]
+fn xmr_keeps_its_columns_without_chart_and_shares_its_numbers_with_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "s.csv", SERIES);
+    let (ok, plain, _) = spc(&["--input", input.to_str().unwrap()]);
+    assert!(ok);
+    let plain = Table::parse(&plain);
+    assert_eq!(plain.header[6], "point_type");
+    let (shared, _) = chart(dir.path(), "xmr", SERIES, &[]);
+    for row in 0..10 {
+        for name in ["date", "value", "mean", "lpl", "upl", "point_type"] {
+            assert_eq!(plain.get(row, name), shared.get(row, name), "{name} {row}");
+        }
+    }
+    // Two-sigma lines are Making Data Count's close-to-limit lines: mean 14.4, screened
+    // MR̄ 1, so 14.4 ± 2 × (2.66 / 3).
+    let close = 2.0 * (2.66 / 3.0);
+    assert!((shared.num(0, "upper_two_sigma") - (14.4 + close)).abs() < 1e-12);
+}
+
+#[test]
+fn charts_refuse_values_they_cannot_take_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "t",
+            "date,value\n2024-01-01,3\n2024-01-02,0\n",
+            "line 3: this point is not above zero",
+        ),
+        (
+            "c",
+            "date,value\n2024-01-01,-1\n",
+            "line 2: this point is negative",
+        ),
+        (
+            "p",
+            "date,numerator,denominator\n2024-01-01,11,10\n",
+            "line 2: this point has a numerator above its denominator",
+        ),
+        (
+            "u",
+            "date,numerator,denominator\n2024-01-01,1,-10\n",
+            "line 2: this point has a negative denominator",
+        ),
+        (
+            "p",
+            "date,value\n2024-01-01,1\n",
+            "name the numerator and denominator columns",
+        ),
+        (
+            "u",
+            "date,numerator,denominator\n2024-01-01,x,3\n",
+            "line 2: cannot read numerator 'x'",
+        ),
+    ];
+    for (i, (kind, text, expected)) in cases.iter().enumerate() {
+        let input = write(dir.path(), &format!("bad{i}.csv"), text);
+        let (ok, stdout, stderr) = spc(&["--chart", kind, "--input", input.to_str().unwrap()]);
+        assert!(!ok, "{kind} {text:?} was accepted");
+        assert!(stdout.is_empty());
+        assert!(stderr.contains(expected), "{stderr} should say {expected}");
+    }
+    let input = write(dir.path(), "ok.csv", SERIES);
+    let (ok, _, stderr) = spc(&[
+        "--chart",
+        "mr",
+        "--input",
+        input.to_str().unwrap(),
+        "--fix-after-n-points",
+        "0",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("at least 1 for an mR chart"), "{stderr}");
+}
+
+#[test]
+fn chart_json_has_points_and_each_groups_run_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(
+        dir.path(),
+        "g.csv",
+        "date,value\n2024-01-01,0\n2024-02-01,1\n2024-03-01,2\n2024-04-01,3\n2024-05-01,14\n",
+    );
+    let (ok, stdout, stderr) = spc(&[
+        "--chart",
+        "g",
+        "--input",
+        input.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(ok, "{stderr}");
+    let body: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let points = body["points"].as_array().unwrap();
+    assert_eq!(points.len(), 5);
+    // The g chart draws the median (2) and takes its limits from the mean (4).
+    assert_eq!(points[0]["mean"], 2.0);
+    assert_eq!(points[0]["centre_line"], "median");
+    let upl = points[0]["upl"].as_f64().unwrap();
+    assert!((upl - (4.0 + 3.0 * 20f64.sqrt())).abs() < 1e-12);
+    let summary = &body["summary"];
+    assert_eq!(summary["chart"], "g");
+    let group = &summary["groups"][0];
+    assert_eq!(group["useful_points"], 4);
+    assert_eq!(group["longest_run"], 2);
+    assert_eq!(group["runs_signal"], false);
+    assert!(summary["narrative"].as_str().is_some_and(|n| !n.is_empty()));
+}

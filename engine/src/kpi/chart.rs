@@ -1,15 +1,17 @@
 //! A KPI's series charted the way its manifest says: its chart type (XmR for most, p for
-//! proportions, c for counts), its direction of improvement and its target.
+//! proportions, c for counts, any of `bright spc --chart`'s), its direction of improvement
+//! and its target.
 //!
 //! The input is a series as [`crate::query::QueryEngine::kpi_series`] returns it (`date`, the
 //! breakdown columns, `value`, `numerator`, `denominator`, sorted by breakdown then date);
 //! each breakdown's rows are one chart. The output is one row per point: the breakdown, the
-//! date and value, then the centre line, the limits, the point's type and rule, and the
-//! chart's icons (the same on every row of a chart).
+//! date, value, numerator, denominator and chart type, then every other column `bright spc
+//! --chart` prints (centre line, limits, two-sigma lines, the group's run analysis, the
+//! point's type and rule, the chart's icons).
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Date32Type, Field, Schema};
 use arrow::error::ArrowError;
@@ -17,9 +19,9 @@ use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
 
 use super::{DENOMINATOR, Kpi, NUMERATOR, VALUE};
-use crate::spc::attribute::{ChartKind, control_chart};
-use crate::spc::narrate::{Describe, Reading, narrate_points};
-use crate::spc::{AssuranceIcon, Rules, SpcError, VariationIcon, XmrOptions, xmr};
+use crate::spc::attribute::{ControlChart, control_chart};
+use crate::spc::output::{chart_batch, chart_schema};
+use crate::spc::{Rules, SpcError, XmrOptions};
 
 /// Why a series could not be charted.
 #[derive(Debug, thiserror::Error)]
@@ -31,30 +33,10 @@ pub enum ChartError {
     /// The series lacks a column it must have.
     #[error("the series has no column '{0}'")]
     MissingColumn(String),
-    /// Run charts are judged by runs, not limits, and have no rows of this shape.
-    #[error("KPI '{0}' asks for a run chart, which `bright spc` draws from its series")]
-    RunChart(String),
 }
 
-/// One series of a KPI charted as its manifest says.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KpiChart {
-    /// One per period, in time order.
-    pub points: Vec<Reading>,
-    /// From the latest point.
-    pub variation_icon: Option<VariationIcon>,
-    /// With a target and a direction of improvement.
-    pub assurance_icon: Option<AssuranceIcon>,
-}
-
-impl KpiChart {
-    /// The chart in one or two sentences (see [`narrate_points`]).
-    pub fn narrate(&self, about: &Describe<'_>) -> String {
-        narrate_points(&self.points, self.assurance_icon, about)
-    }
-}
-
-/// Charts one series of `kpi` (its periods in time order): `values` for XmR and c charts,
+/// Charts one series of `kpi` (its periods in time order) with the chart type its manifest
+/// names, through the same code as `bright spc --chart`: `values` for XmR, c and run charts,
 /// `numerators` over `denominators` for p and u charts; `rebase[i]` starts a new process at
 /// period `i`.
 pub fn chart_kpi(
@@ -63,7 +45,7 @@ pub fn chart_kpi(
     numerators: &[Option<f64>],
     denominators: &[Option<f64>],
     rebase: &[bool],
-) -> Result<KpiChart, ChartError> {
+) -> Result<ControlChart, ChartError> {
     let options = XmrOptions {
         improvement: kpi.improvement,
         target: kpi.target.as_ref().map(|t| t.value),
@@ -71,36 +53,12 @@ pub fn chart_kpi(
         no_screen_outliers: false,
         rules: Rules::default(),
     };
-    match kpi.chart {
-        ChartKind::Run => Err(ChartError::RunChart(kpi.id.to_string())),
-        ChartKind::Xmr => {
-            let chart = xmr(values, rebase, &options)?;
-            Ok(KpiChart {
-                points: chart.points.iter().map(Reading::from).collect(),
-                variation_icon: chart.variation_icon,
-                assurance_icon: chart.assurance_icon,
-            })
-        }
-        kind => {
-            // Attribute charts count: p and u take numerators over denominators, c and the
-            // rest the value itself.
-            let (plotted, over) = if kind.needs_denominator() {
-                (numerators, Some(denominators))
-            } else {
-                (values, None)
-            };
-            let chart = control_chart(kind, plotted, over, rebase, &options)?;
-            Ok(KpiChart {
-                points: chart.points.iter().map(Reading::from).collect(),
-                variation_icon: chart.variation_icon,
-                assurance_icon: chart.assurance_icon,
-            })
-        }
-    }
-}
-
-fn defined(x: f64) -> Option<f64> {
-    (!x.is_nan()).then_some(x)
+    let (plotted, over) = if kpi.chart.needs_denominator() {
+        (numerators, Some(denominators))
+    } else {
+        (values, None)
+    };
+    Ok(control_chart(kpi.chart, plotted, over, rebase, &options)?)
 }
 
 fn float_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<f64>>, ChartError> {
@@ -122,9 +80,6 @@ pub fn chart_series(
     by: &[String],
     rebase: &[NaiveDate],
 ) -> Result<RecordBatch, ChartError> {
-    if kpi.chart == ChartKind::Run {
-        return Err(ChartError::RunChart(kpi.id.to_string()));
-    }
     let schema = series
         .first()
         .map(|b| b.schema())
@@ -158,8 +113,7 @@ pub fn chart_series(
             .collect()
     };
     // The series comes sorted by breakdown, then date: each run of equal keys is one chart.
-    let mut points: Vec<Reading> = Vec::with_capacity(batch.num_rows());
-    let mut icons: Vec<(Option<&'static str>, Option<&'static str>)> = Vec::new();
+    let mut charts: Vec<RecordBatch> = Vec::new();
     let mut start = 0;
     while start < batch.num_rows() {
         let key = key_of(start);
@@ -181,14 +135,13 @@ pub fn chart_series(
             &denominators[rows.clone()],
             &marks,
         )?;
-        let (charted, variation, assurance) =
-            (chart.points, chart.variation_icon, chart.assurance_icon);
-        let (variation, assurance) = (variation.map(|i| i.as_str()), assurance.map(|i| i.as_str()));
-        icons.extend(std::iter::repeat_n((variation, assurance), charted.len()));
-        points.extend(charted);
+        charts.push(chart_batch(&dates.values()[rows], &chart)?);
         start = end;
     }
+    let charted = concat_batches(&chart_schema(), &charts)?;
 
+    // The breakdown, the date and value with the numerator and denominator they come from,
+    // then every column of `bright spc --chart` after its value.
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (name, key) in by.iter().zip(&keys) {
@@ -201,44 +154,28 @@ pub fn chart_series(
             Arc::new(Float64Array::from(data)) as ArrayRef,
         )
     };
-    let text = |name: &str, data: Vec<Option<&'static str>>| {
-        (
-            Field::new(name, DataType::Utf8, true),
-            Arc::new(StringArray::from(data)) as ArrayRef,
-        )
+    let chart_schema = charted.schema();
+    let column = |name: &str| -> Result<(Field, ArrayRef), ChartError> {
+        let (_, field) = chart_schema
+            .column_with_name(name)
+            .ok_or_else(|| ChartError::MissingColumn(name.to_string()))?;
+        let data = charted
+            .column_by_name(name)
+            .ok_or_else(|| ChartError::MissingColumn(name.to_string()))?;
+        Ok((field.clone(), data.clone()))
     };
-    let rest = [
-        (
-            Field::new("date", DataType::Date32, false),
-            Arc::new(Date32Array::from(dates.values().to_vec())) as ArrayRef,
-        ),
-        float("value", points.iter().map(|p| p.value).collect()),
+    let mut rest = vec![
+        column("date")?,
+        column("value")?,
         float("numerator", numerators),
         float("denominator", denominators),
-        text("chart", vec![Some(kpi.chart.as_str()); points.len()]),
-        (
-            Field::new("rebase_group", DataType::Int64, false),
-            Arc::new(Int64Array::from_iter_values(
-                points.iter().map(|p| i64::from(p.rebase_group)),
-            )) as ArrayRef,
-        ),
-        float("mean", points.iter().map(|p| defined(p.mean)).collect()),
-        float("lpl", points.iter().map(|p| defined(p.lpl)).collect()),
-        float("upl", points.iter().map(|p| defined(p.upl)).collect()),
-        text(
-            "point_type",
-            points.iter().map(|p| Some(p.point_type.as_str())).collect(),
-        ),
-        text(
-            "special_cause_type",
-            points
-                .iter()
-                .map(|p| Some(p.special_cause.as_str()))
-                .collect(),
-        ),
-        text("variation_icon", icons.iter().map(|i| i.0).collect()),
-        text("assurance_icon", icons.iter().map(|i| i.1).collect()),
+        column("chart")?,
     ];
+    for field in chart_schema.fields() {
+        if !["date", "value", "chart"].contains(&field.name().as_str()) {
+            rest.push(column(field.name())?);
+        }
+    }
     for (field, column) in rest {
         fields.push(field);
         columns.push(column);

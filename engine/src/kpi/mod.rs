@@ -33,7 +33,7 @@ mod manifest;
 mod pool;
 
 pub use cache::{KpiCache, RefreshReport};
-pub use chart::{ChartError, KpiChart, chart_kpi, chart_series};
+pub use chart::{ChartError, chart_kpi, chart_series};
 pub use manifest::{
     Catalogue, Grain, HelperView, Kpi, KpiError, KpiId, OverTime, Param, ReferenceRange, Rollup,
     Target, VALUE_COLUMNS,

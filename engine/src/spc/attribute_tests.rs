@@ -151,39 +151,62 @@ fn g_chart_cases_between_events() {
 }
 
 #[test]
-fn t_chart_works_on_transformed_times() {
-    // Times 1, 2^3.6, 3^3.6 are 1, 2, 3 after the 1/3.6 power: mean 2, moving ranges 1, 1:
-    // limits 2 ± 2.66 there, so 0 (from −0.66) and 4.66^3.6 back here; centre 2^3.6.
+fn t_chart_is_an_i_chart_of_transformed_times() {
+    // Times 1, 2^3.6, 3^3.6 are 1, 2, 3 after the 1/3.6 power: mean 2, moving ranges 1 and 1
+    // (neither screened: both below 3.267), σ = 1 / 1.128. Limits there 2 ± 3σ: the lower
+    // (−0.6596) has no back-transform and is drawn at 0, the upper is 4.6596^3.6; the
+    // two-sigma lines are 2 ± 2σ = 0.2270 and 3.7730, raised to the 3.6.
     let times = [1.0, 2f64.powf(3.6), 3f64.powf(3.6)];
     let c = chart(ChartKind::T, &times, None);
-    near(c.points[0].centre, 2f64.powf(3.6), 1e-9);
-    near(c.points[0].ucl, 4.66f64.powf(3.6), 1e-9);
-    assert_eq!(c.points[0].lcl, 0.0);
+    let sigma: f64 = 1.0 / 1.128;
+    let p = &c.points[0];
+    near(p.centre, 2f64.powf(3.6), 1e-9);
+    near(p.ucl, (2.0 + 3.0 * sigma).powf(3.6), 1e-9);
+    near(p.ucl, 254.71, 0.01);
+    assert_eq!(p.lcl, 0.0);
+    near(p.lower_two_sigma, (2.0 - 2.0 * sigma).powf(3.6), 1e-12);
+    near(p.upper_two_sigma, (2.0 + 2.0 * sigma).powf(3.6), 1e-9);
+    assert_eq!(c.kind.centre_line(), CentreLine::BackTransformedMean);
     assert_eq!(
         c.points[1].value,
         Some(times[1]),
         "values are shown untransformed"
     );
-    let err = control_chart(
-        ChartKind::T,
-        &[Some(1.0), Some(-2.0)],
-        None,
-        &[false, false],
-        &XmrOptions::default(),
-    )
-    .unwrap_err();
-    assert_eq!(err, SpcError::Negative { index: 1 });
+    // Wide spread: 1, 2 and 3 again but far apart, 1 and 10^3.6: the lower two-sigma line
+    // falls below zero there too, and is left out (no real back-transform), while the
+    // lower limit is drawn at 0.
+    let c = chart(ChartKind::T, &[1.0, 10f64.powf(3.6)], None);
+    assert_eq!(c.points[0].lcl, 0.0);
+    assert!(c.points[0].lower_two_sigma.is_nan());
+    // Times must be above zero, as qicharts2 requires.
+    for bad in [-2.0, 0.0] {
+        let err = control_chart(
+            ChartKind::T,
+            &[Some(1.0), Some(bad)],
+            None,
+            &[false, false],
+            &XmrOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, SpcError::OutOfRange { index: 1, .. }),
+            "{err}"
+        );
+    }
 }
 
 #[test]
-fn mr_chart_has_only_an_upper_limit() {
-    // Ranges of 1, 3, 2, 6: none, 2, 1, 4. MR̄ = 7/3, upper limit 3.267 × 7/3 = 7.623.
+fn mr_chart_lines_and_its_runs_never_signal() {
+    // Values 1, 3, 2, 6: ranges none, 2, 1, 4. MR̄ = 7/3; lower limit 0, upper 3.267 × 7/3 =
+    // 7.623; two-sigma lines 0 and (3.267 / 3) × 2 × 7/3 = 5.082.
     let c = chart(ChartKind::Mr, &[1.0, 3.0, 2.0, 6.0], None);
     assert_eq!(c.points[0].value, None);
     assert_eq!(c.points[3].value, Some(4.0));
-    near(c.points[0].centre, 7.0 / 3.0, 1e-12);
-    near(c.points[0].ucl, 3.267 * 7.0 / 3.0, 1e-12);
-    assert!(c.points[0].lcl.is_nan());
+    let p = &c.points[0];
+    near(p.centre, 7.0 / 3.0, 1e-12);
+    near(p.ucl, 3.267 * 7.0 / 3.0, 1e-12);
+    near(p.upper_two_sigma, 5.082, 1e-12);
+    assert_eq!((p.lcl, p.lower_two_sigma), (0.0, 0.0));
     // A jump beyond the upper limit is flagged.
     let c = chart(
         ChartKind::Mr,
@@ -191,6 +214,294 @@ fn mr_chart_has_only_an_upper_limit() {
         None,
     );
     assert_eq!(c.points[7].special_cause, S::AboveUcl);
+    assert!(c.points[7].outside_limits);
+    // Ranges 1 ×8 then 5, 5: MR̄ = 1.8, eight below then two above. Ten useful points, a run
+    // of 8 against a limit of 6 — a signal on any other chart, never on an mR chart.
+    let c = chart(
+        ChartKind::Mr,
+        &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 13.0, 18.0],
+        None,
+    );
+    let runs = c.groups[0].runs;
+    assert_eq!((runs.useful, runs.longest_run), (10, Some(8)));
+    assert_eq!(runs.longest_run_limit, Some(6));
+    assert!(!runs.signal);
+}
+
+#[test]
+fn p_chart_lines_and_runs_by_hand() {
+    // 2, 4, 6, 8 of 20: p̄ = 20/80 = 0.25, σ = √(0.25 × 0.75 / 20) = 0.0968246. Limits
+    // 0.25 ± 0.2904738: 0 (floored) and 0.5404738; two-sigma lines 0.0563508 and 0.4436492.
+    // Proportions 0.1 0.2 0.3 0.4 sit − − + +: 4 useful points, longest run 2 (limit
+    // round(log2 4 + 3) = 5), 1 crossing (limit qbinom(0.05, 3, ½) = 0): no signal.
+    let c = chart(ChartKind::P, &[2.0, 4.0, 6.0, 8.0], Some(&[20.0; 4]));
+    let sigma = (0.25f64 * 0.75 / 20.0).sqrt();
+    let p = &c.points[0];
+    near(p.centre, 0.25, 1e-15);
+    assert_eq!(p.lcl, 0.0);
+    near(p.ucl, 0.5404738, 1e-7);
+    near(p.ucl, 0.25 + 3.0 * sigma, 1e-15);
+    near(p.lower_two_sigma, 0.0563508, 1e-7);
+    near(p.upper_two_sigma, 0.4436492, 1e-7);
+    assert!(c.points.iter().all(|p| !p.outside_limits));
+    let runs = c.groups[0].runs;
+    assert_eq!(runs.useful, 4);
+    assert_eq!(
+        (runs.longest_run, runs.longest_run_limit),
+        (Some(2), Some(5))
+    );
+    assert_eq!((runs.crossings, runs.crossings_limit), (Some(1), Some(0)));
+    assert!(!runs.signal);
+    assert_eq!(c.kind.centre_line(), CentreLine::Pooled);
+}
+
+#[test]
+fn a_zero_denominator_and_a_missing_value_are_gaps_with_no_lines() {
+    // 3/10, 1/0, –/10, 4/10: the second and third periods are missing. They add nothing to
+    // p̄ = 7/20 = 0.35 (σ = √(0.35 × 0.65 / 10) = 0.1508310) and have no limits; the others
+    // have 0.35 ± 0.4524931: 0 and 0.8024931. Runs: 0.3 below, 0.4 above: 2 useful points.
+    let c = control_chart(
+        ChartKind::P,
+        &[Some(3.0), Some(1.0), None, Some(4.0)],
+        Some(&[Some(10.0), Some(0.0), Some(10.0), Some(10.0)]),
+        &[false; 4],
+        &XmrOptions::default(),
+    )
+    .unwrap();
+    near(c.points[0].centre, 0.35, 1e-15);
+    near(c.points[0].ucl, 0.8024931, 1e-7);
+    assert_eq!(c.points[0].lcl, 0.0);
+    for gap in &c.points[1..3] {
+        assert_eq!(gap.value, None);
+        near(gap.centre, 0.35, 1e-15);
+        assert!(gap.lcl.is_nan() && gap.ucl.is_nan() && gap.upper_two_sigma.is_nan());
+        assert!(!gap.outside_limits);
+    }
+    let runs = c.groups[0].runs;
+    assert_eq!((runs.useful, runs.crossings), (2, Some(1)));
+    // A missing count on a c chart is a gap too: the mean of 4 and 8 is 6.
+    let c = control_chart(
+        ChartKind::C,
+        &[Some(4.0), None, Some(8.0)],
+        None,
+        &[false; 3],
+        &XmrOptions::default(),
+    )
+    .unwrap();
+    near(c.points[1].centre, 6.0, 1e-15);
+    assert_eq!(c.points[1].value, None);
+    assert_eq!(c.groups[0].runs.useful, 2);
+}
+
+#[test]
+fn a_p_bar_of_zero_has_limits_on_the_centre_line_and_nothing_useful() {
+    // No events at all: p̄ = 0, σ = 0, every line is 0 and no point is outside. Every point
+    // sits on the centre line, so none is useful for the run analysis. p′ divides by σ = 0
+    // for its z-scores, so it has no limits at all.
+    let c = chart(ChartKind::P, &[0.0; 3], Some(&[10.0; 3]));
+    let p = &c.points[0];
+    assert_eq!(
+        (p.centre, p.lcl, p.ucl, p.lower_two_sigma, p.upper_two_sigma),
+        (0.0, 0.0, 0.0, 0.0, 0.0)
+    );
+    assert!(c.points.iter().all(|p| !p.outside_limits));
+    let runs = c.groups[0].runs;
+    assert_eq!(runs.useful, 0);
+    assert_eq!(
+        (runs.longest_run, runs.crossings, runs.signal),
+        (None, None, false)
+    );
+    let c = chart(ChartKind::PPrime, &[0.0; 3], Some(&[10.0; 3]));
+    assert_eq!(c.points[0].centre, 0.0);
+    assert!(c.points[0].ucl.is_nan() && c.points[0].lcl.is_nan());
+}
+
+#[test]
+fn rebase_groups_have_their_own_lines_and_runs() {
+    // 1, 2 of 10, then (rebased) 8, 9 of 10: p̄ 0.15 then 0.85, each group with its own
+    // runs: −+ in each, one crossing apiece.
+    let mut rebase = [false; 4];
+    rebase[2] = true;
+    let den = some(&[10.0; 4]);
+    let c = control_chart(
+        ChartKind::P,
+        &some(&[1.0, 2.0, 8.0, 9.0]),
+        Some(&den),
+        &rebase,
+        &XmrOptions::default(),
+    )
+    .unwrap();
+    near(c.points[0].centre, 0.15, 1e-15);
+    near(c.points[2].centre, 0.85, 1e-15);
+    // σ = √(0.85 × 0.15 / 10) = 0.1129159: the upper limit 1.1887 is capped at 1.
+    assert_eq!(c.points[2].ucl, 1.0);
+    near(c.points[2].lcl, 0.85 - 3.0 * 0.1129159, 1e-7);
+    assert_eq!(
+        c.groups
+            .iter()
+            .map(|g| (g.rebase_group, g.start, g.rows, g.runs.crossings))
+            .collect::<Vec<_>>(),
+        [(0, 0, 2, Some(1)), (1, 2, 2, Some(1))]
+    );
+}
+
+#[test]
+fn a_fixed_baseline_sets_the_lines_and_the_runs_cover_every_point() {
+    // Counts 2, 4, 6, 20, 22 with the first 3 as baseline: c̄ = 4, σ = 2: limits 0 (from
+    // −2) and 10, two-sigma lines 0 and 8. 20 and 22 are outside. Runs over all five
+    // around 4: − (4 set aside) + + +: 4 useful, longest 3, 1 crossing.
+    let options = XmrOptions {
+        fix_after_n_points: Some(3),
+        ..XmrOptions::default()
+    };
+    let c = control_chart(
+        ChartKind::C,
+        &some(&[2.0, 4.0, 6.0, 20.0, 22.0]),
+        None,
+        &[false; 5],
+        &options,
+    )
+    .unwrap();
+    let p = &c.points[4];
+    assert_eq!(
+        (p.centre, p.lcl, p.ucl, p.lower_two_sigma, p.upper_two_sigma),
+        (4.0, 0.0, 10.0, 0.0, 8.0)
+    );
+    assert_eq!(
+        c.points
+            .iter()
+            .map(|p| p.outside_limits)
+            .collect::<Vec<_>>(),
+        [false, false, false, true, true]
+    );
+    let g = &c.groups[0];
+    assert_eq!((g.baseline_rows, g.runs.useful), (3, 4));
+    assert_eq!((g.runs.longest_run, g.runs.crossings), (Some(3), Some(1)));
+    // Only the XmR chart asks for 12 baseline points.
+    let err = control_chart(
+        ChartKind::Xmr,
+        &some(&[2.0, 4.0, 6.0, 20.0, 22.0]),
+        None,
+        &[false; 5],
+        &options,
+    )
+    .unwrap_err();
+    assert_eq!(err, SpcError::FixAfterTooSmall { n: 3, min: 12 });
+}
+
+#[test]
+fn u_prime_screens_the_moving_ranges_of_its_z_scores() {
+    // Rates 0.10 0.12 0.10 0.12 0.10 0.40 per 100: ū = 94/600, σ = √(ū/100). The z-scores'
+    // moving ranges are the rates' steps over σ: 0.02 ×4 and 0.30, mean 0.076/σ. Screened at
+    // 3.267 × that (0.248/σ), the 0.30 step goes: MR̄ = 0.02/σ, σ_z = 0.02/σ/1.128, and the
+    // limits are ū ± 3σσ_z = ū ± 0.06/1.128 = 0.1034752 and 0.2098582. Unscreened they
+    // would be ū ± 0.228/1.128.
+    let counts = [10.0, 12.0, 10.0, 12.0, 10.0, 40.0];
+    let c = chart(ChartKind::UPrime, &counts, Some(&[100.0; 6]));
+    let ubar = 94.0 / 600.0;
+    near(c.points[0].centre, ubar, 1e-15);
+    near(c.points[0].ucl, ubar + 0.06 / 1.128, 1e-12);
+    near(c.points[0].lcl, 0.1034752, 1e-7);
+    near(c.points[0].upper_two_sigma, ubar + 0.04 / 1.128, 1e-12);
+    assert_eq!(
+        c.points
+            .iter()
+            .map(|p| p.outside_limits)
+            .collect::<Vec<_>>(),
+        [true, false, true, false, true, true]
+    );
+    let options = XmrOptions {
+        no_screen_outliers: true,
+        ..XmrOptions::default()
+    };
+    let den = some(&[100.0; 6]);
+    let c = control_chart(
+        ChartKind::UPrime,
+        &some(&counts),
+        Some(&den),
+        &[false; 6],
+        &options,
+    )
+    .unwrap();
+    near(c.points[0].ucl, ubar + 0.228 / 1.128, 1e-12);
+}
+
+#[test]
+fn g_chart_draws_the_median_and_takes_its_limits_from_the_mean() {
+    // 0, 1, 2, 3, 14 cases between events: mean 4, σ = √(4 × 5) = 4.4721; limits 0 (from
+    // −9.4) and 17.4164, two-sigma lines 0 and 12.9443. The centre line is the median, 2,
+    // and the runs are judged around it: − − (2 set aside) + +.
+    let c = chart(ChartKind::G, &[0.0, 1.0, 2.0, 3.0, 14.0], None);
+    let p = &c.points[0];
+    assert_eq!(p.centre, 2.0);
+    near(p.ucl, 4.0 + 3.0 * 20f64.sqrt(), 1e-12);
+    near(p.upper_two_sigma, 4.0 + 2.0 * 20f64.sqrt(), 1e-12);
+    assert_eq!((p.lcl, p.lower_two_sigma), (0.0, 0.0));
+    assert!(c.points.iter().all(|p| !p.outside_limits));
+    let runs = c.groups[0].runs;
+    assert_eq!(
+        (runs.useful, runs.longest_run, runs.crossings),
+        (4, Some(2), Some(1))
+    );
+    assert_eq!(c.kind.centre_line(), CentreLine::Median);
+}
+
+#[test]
+fn run_charts_exactly_at_the_limits_and_one_past_them() {
+    // Ten useful points: a run longer than 6 or fewer than 2 crossings signals. Values 1
+    // below, 9 above, and enough 5s that the median is 5 and they are set aside.
+    let run = |sides: &str, on_median: usize| {
+        let mut v: Vec<Option<f64>> = sides
+            .chars()
+            .map(|c| Some(if c == '+' { 9.0 } else { 1.0 }))
+            .collect();
+        v.extend(std::iter::repeat_n(Some(5.0), on_median));
+        let c = control_chart(
+            ChartKind::Run,
+            &v,
+            None,
+            &vec![false; v.len()],
+            &XmrOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(c.points[0].centre, 5.0, "{sides}");
+        assert!(c.points[0].ucl.is_nan() && c.points[0].lower_two_sigma.is_nan());
+        c.groups[0].runs
+    };
+    // ++ −−−−−− ++: a run of 6 (the limit) and 2 crossings (the limit): no signal.
+    let at = run("++------++", 3);
+    assert_eq!(at.useful, 10);
+    assert_eq!((at.longest_run, at.longest_run_limit), (Some(6), Some(6)));
+    assert_eq!((at.crossings, at.crossings_limit), (Some(2), Some(2)));
+    assert!(!at.signal);
+    // + −−−−−−− ++: a run of 7, one past the limit.
+    let long = run("+-------++", 5);
+    assert_eq!(
+        (long.useful, long.longest_run, long.crossings),
+        (10, Some(7), Some(2))
+    );
+    assert!(long.signal);
+    // −−−−− +++++: a run of 5 but 1 crossing, one short of the limit.
+    let few = run("-----+++++", 1);
+    assert_eq!(
+        (few.useful, few.longest_run, few.crossings),
+        (10, Some(5), Some(1))
+    );
+    assert!(few.signal);
+}
+
+#[test]
+fn xmr_through_the_same_door_gains_two_sigma_lines_and_runs() {
+    // Making Data Count's limits are unchanged; its two-sigma lines are the close-to-limit
+    // lines, mean ± 2 × (2.66 / 3) × MR̄. 10, 12, 14, 12: mean 12, MR̄ 2.
+    let c = chart(ChartKind::Xmr, &[10.0, 12.0, 14.0, 12.0], None);
+    let p = &c.points[0];
+    assert_eq!(p.centre, 12.0);
+    near(p.ucl, 12.0 + 2.66 * 2.0, 1e-12);
+    near(p.upper_two_sigma, 12.0 + 2.0 * (2.66 / 3.0) * 2.0, 1e-12);
+    near(p.lower_two_sigma, 12.0 - 2.0 * (2.66 / 3.0) * 2.0, 1e-12);
+    let runs = c.groups[0].runs;
+    assert_eq!((runs.useful, runs.crossings), (2, Some(1)));
 }
 
 #[test]

@@ -3,8 +3,10 @@
 //! - [`xmr`]: the Making Data Count XmR chart, matching the reference R package
 //!   NHSRplotthedots 0.2.2 exactly (limits to 1e-12, the same rules, priorities, icons and
 //!   edge cases; `docs/spc.md` lists where bright differs on purpose).
-//! - [`attribute`]: p, p′, u, u′, c, g, t and mR charts with their standard limits, judged by
-//!   the same rules ([`rules`] holds them once); [`run`]: run charts with Anhøj's rules.
+//! - [`attribute`]: every chart type (XmR, mR, p, p′, u, u′, c, g, t and run) as one
+//!   [`attribute::ControlChart`]: limits and two-sigma lines as qicharts2 0.8.1 computes them,
+//!   points judged by the Making Data Count rules ([`rules`] holds them once), and each
+//!   process's run analysis by Anhøj's rules ([`run`]).
 //! - [`narrate`]: plain-English sentences from a chart; [`suggest`]: rebase proposals;
 //!   [`output`]: the chart as the Arrow batch the CLI prints and SQL returns.
 //!
@@ -28,11 +30,14 @@ pub use xmr::{
 /// Errors from SPC calculations: bad options or values, never bad luck in the data.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpcError {
-    /// `fix_after_n_points` below the smallest baseline Making Data Count accepts.
-    #[error("fix_after_n_points must be at least 12, got {n}")]
+    /// `fix_after_n_points` below the smallest baseline the chart accepts (12 for Making
+    /// Data Count's XmR chart, 1 for the others).
+    #[error("fix_after_n_points must be at least {min}, got {n}")]
     FixAfterTooSmall {
         /// What was asked for.
         n: usize,
+        /// The smallest the chart accepts.
+        min: usize,
     },
     /// A value that is not a finite number.
     #[error("value at position {index} is not a finite number")]
@@ -54,11 +59,14 @@ pub enum SpcError {
         /// The chart type.
         chart: &'static str,
     },
-    /// A negative time between events (t chart).
-    #[error("value at position {index} is negative; times between events cannot be")]
-    Negative {
+    /// A value the chart cannot take: a time between events that is not above zero, a
+    /// negative count, a proportion above one.
+    #[error("value at position {index} {reason}")]
+    OutOfRange {
         /// Position in the series (0-based).
         index: usize,
+        /// What is wrong with it, completing the sentence.
+        reason: &'static str,
     },
     /// A rule length too short to mean anything.
     #[error("{rule} needs at least {min} points, got {points}")]
@@ -70,6 +78,16 @@ pub enum SpcError {
         /// What was asked for.
         points: usize,
     },
+}
+
+impl SpcError {
+    /// The position in the series the error is about, when it is about one value.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            SpcError::NotFinite { index } | SpcError::OutOfRange { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
 }
 
 /// The arithmetic mean as R's `mean()` computes it: a first pass, then the mean residual added
@@ -117,7 +135,7 @@ pub(crate) fn r_median(values: impl Iterator<Item = f64>) -> f64 {
 }
 
 /// Neumaier's compensated sum, and how many values it saw.
-fn compensated_sum(values: impl Iterator<Item = f64>) -> (usize, f64) {
+pub(crate) fn compensated_sum(values: impl Iterator<Item = f64>) -> (usize, f64) {
     let (mut n, mut sum, mut carry) = (0usize, 0.0f64, 0.0f64);
     for v in values {
         n += 1;

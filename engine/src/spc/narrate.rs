@@ -3,7 +3,7 @@
 //! with a target, one on assurance. Every word comes from the computed chart; nothing is free
 //! text.
 
-use super::attribute::ControlPoint;
+use super::attribute::{ControlChart, ControlPoint};
 use super::xmr::{AssuranceIcon, Point, PointType, SpecialCause, XmrChart};
 
 /// How values are shown.
@@ -147,6 +147,14 @@ impl From<&ControlPoint> for Reading {
 pub fn narrate(chart: &XmrChart, about: &Describe<'_>) -> String {
     let points: Vec<Reading> = chart.points.iter().map(Reading::from).collect();
     narrate_points(&points, chart.assurance_icon, about)
+}
+
+impl ControlChart {
+    /// The chart in one or two sentences (see [`narrate_points`]).
+    pub fn narrate(&self, about: &Describe<'_>) -> String {
+        let points: Vec<Reading> = self.points.iter().map(Reading::from).collect();
+        narrate_points(&points, self.assurance_icon, about)
+    }
 }
 
 /// One or two sentences about a chart of any kind, from its points in time order and its

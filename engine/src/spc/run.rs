@@ -1,44 +1,30 @@
-//! Run charts: the median as centre line, judged by Anhøj's rules (Anhøj and Olesen 2014),
-//! as qicharts2 applies them.
+//! Anhøj's run analysis (Anhøj and Olesen 2014), as qicharts2 applies it to every chart: run
+//! charts are judged by it alone, control charts by it beside their limits.
 //!
-//! Points on the median and missing values are set aside; of the rest ("useful" points):
-//! - the **longest run** of consecutive points on one side of the median signals a shift
-//!   when it is longer than round(log2(n) + 3);
+//! Values are compared with the centre line as drawn. Points on the centre line and missing
+//! values are set aside; of the rest ("useful" points):
+//! - the **longest run** of consecutive points on one side signals a shift when it is longer
+//!   than round(log2(n) + 3);
 //! - the number of **crossings** (consecutive useful points on opposite sides) signals when it
-//!   is fewer than the 5th percentile of Binomial(n − 1, 0.5).
+//!   is fewer than the 5th percentile of Binomial(n − 1, ½).
 //!
 //! Both limits depend only on n, the number of useful points.
 
-use super::r_median;
-
-/// A computed run chart.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunChart {
-    /// Median of the values present (NaN when none).
-    pub median: f64,
-    /// Values neither missing nor on the median.
+/// The run analysis of one process (rebase group).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runs {
+    /// Values neither missing nor on the centre line.
     pub useful: usize,
-    /// Longest run on one side of the median.
-    pub longest_run: usize,
+    /// Longest run on one side of the centre line (`None` without useful points).
+    pub longest_run: Option<usize>,
     /// A run longer than this is unusually long.
-    pub longest_run_limit: usize,
-    /// Times the series crosses the median.
-    pub crossings: usize,
+    pub longest_run_limit: Option<usize>,
+    /// Times the series crosses the centre line.
+    pub crossings: Option<usize>,
     /// Fewer crossings than this are unusually few.
-    pub crossings_limit: usize,
-    /// The longest run is unusually long: the process has shifted.
-    pub unusually_long_run: bool,
-    /// The series crosses the median unusually seldom: the process has shifted.
-    pub unusually_few_crossings: bool,
-    /// Per point: part of an unusually long run.
-    pub in_long_run: Vec<bool>,
-}
-
-impl RunChart {
-    /// Either signal is present: the variation is not random.
-    pub fn signal(&self) -> bool {
-        self.unusually_long_run || self.unusually_few_crossings
-    }
+    pub crossings_limit: Option<usize>,
+    /// An unusually long run or unusually few crossings: the variation is not random.
+    pub signal: bool,
 }
 
 /// Anhøj's limits for `useful` points: (longest run allowed, fewest crossings expected).
@@ -69,58 +55,55 @@ fn binomial_quantile(p: f64, n: usize) -> usize {
     n
 }
 
-/// The run chart of `values` in time order.
-pub fn run_chart(values: &[Option<f64>]) -> RunChart {
-    let median = r_median(values.iter().flatten().copied());
-    // Side of each useful point, with its position.
-    let sides: Vec<(usize, i8)> = values
+/// The run analysis of `values` (in time order) around `centre`.
+pub fn runs(values: &[Option<f64>], centre: f64) -> Runs {
+    // The side of each useful point; NaN compares as neither side, so a missing centre line
+    // leaves no useful points.
+    let sides: Vec<bool> = values
         .iter()
-        .enumerate()
-        .filter_map(|(i, v)| {
-            let v = (*v)?;
-            if v > median {
-                Some((i, 1))
-            } else if v < median {
-                Some((i, -1))
-            } else {
-                None
-            }
-        })
+        .flatten()
+        .filter(|v| **v != centre && !v.is_nan() && !centre.is_nan())
+        .map(|v| *v > centre)
         .collect();
     let useful = sides.len();
-    let (longest_run_limit, crossings_limit) = anhoej_limits(useful);
-    let crossings = sides.windows(2).filter(|w| w[0].1 != w[1].1).count();
-    // Runs as (first index into `sides`, length).
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for (k, (_, side)) in sides.iter().enumerate() {
-        match runs.last_mut() {
-            Some((start, len)) if sides[*start].1 == *side => *len += 1,
-            _ => runs.push((k, 1)),
-        }
+    if useful == 0 {
+        return Runs {
+            useful,
+            longest_run: None,
+            longest_run_limit: None,
+            crossings: None,
+            crossings_limit: None,
+            signal: false,
+        };
     }
-    let longest_run = runs.iter().map(|r| r.1).max().unwrap_or(0);
-    let mut in_long_run = vec![false; values.len()];
-    for &(start, len) in runs.iter().filter(|r| r.1 > longest_run_limit) {
-        for (position, _) in &sides[start..start + len] {
-            in_long_run[*position] = true;
-        }
+    let crossings = sides.windows(2).filter(|w| w[0] != w[1]).count();
+    let (mut longest, mut current) = (0, 0);
+    for (k, side) in sides.iter().enumerate() {
+        current = if k > 0 && sides[k - 1] == *side {
+            current + 1
+        } else {
+            1
+        };
+        longest = longest.max(current);
     }
-    RunChart {
-        median,
+    let (run_limit, crossings_limit) = anhoej_limits(useful);
+    Runs {
         useful,
-        longest_run,
-        longest_run_limit,
-        crossings,
-        crossings_limit,
-        unusually_long_run: useful > 0 && longest_run > longest_run_limit,
-        unusually_few_crossings: useful > 1 && crossings < crossings_limit,
-        in_long_run,
+        longest_run: Some(longest),
+        longest_run_limit: Some(run_limit),
+        crossings: Some(crossings),
+        crossings_limit: Some(crossings_limit),
+        signal: longest > run_limit || crossings < crossings_limit,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn some(values: &[f64]) -> Vec<Option<f64>> {
+        values.iter().copied().map(Some).collect()
+    }
 
     #[test]
     fn limits_match_the_published_table() {
@@ -147,55 +130,48 @@ mod tests {
 
     #[test]
     fn a_random_looking_series_gives_no_signal() {
-        // Median 5; sides + − + − + − + − + − : 9 crossings, longest run 1.
-        let v: Vec<Option<f64>> = [6.0, 4.0, 7.0, 3.0, 8.0, 2.0, 9.0, 1.0, 6.0, 4.0]
-            .into_iter()
-            .map(Some)
-            .collect();
-        let r = run_chart(&v);
-        assert_eq!(r.median, 5.0);
-        assert_eq!((r.useful, r.crossings, r.longest_run), (10, 9, 1));
-        assert!(!r.signal());
+        // Centre 5; sides + − + − + − + − + − : 9 crossings, longest run 1.
+        let r = runs(
+            &some(&[6.0, 4.0, 7.0, 3.0, 8.0, 2.0, 9.0, 1.0, 6.0, 4.0]),
+            5.0,
+        );
+        assert_eq!(
+            (r.useful, r.crossings, r.longest_run),
+            (10, Some(9), Some(1))
+        );
+        assert!(!r.signal);
     }
 
     #[test]
-    fn a_long_run_and_few_crossings_signal_and_the_median_points_are_set_aside() {
-        // 12 values: median of 1 2 3 4 5 5 5 6 7 8 9 10 is 5. The 5s are set aside, leaving
-        // 9 useful points: 1 2 3 4 below, then 6 7 8 9 10 above: one crossing (fewer than
-        // the 2 expected for n = 9) and a run of 5 (not longer than round(log2 9 + 3) = 6).
-        let v: Vec<Option<f64>> = [1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
-            .into_iter()
-            .map(Some)
-            .collect();
-        let r = run_chart(&v);
-        assert_eq!(r.median, 5.0);
+    fn points_on_the_centre_and_gaps_are_set_aside() {
+        // 1 2 3 4 5 5 5 6 7 8 9 10 around 5: the 5s are set aside, leaving 9 useful points,
+        // 1–4 below and 6–10 above: one crossing (fewer than the 2 expected for n = 9) and a
+        // run of 5 (not longer than round(log2 9 + 3) = 6).
+        let r = runs(
+            &some(&[1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0]),
+            5.0,
+        );
         assert_eq!(r.useful, 9);
-        assert_eq!((r.crossings, r.crossings_limit), (1, 2));
-        assert_eq!((r.longest_run, r.longest_run_limit), (5, 6));
-        assert!(r.unusually_few_crossings && !r.unusually_long_run);
-
-        // 1, 30 six times, then eight 40s and a gap: the median is 30, so the 30s are set
-        // aside and 14 points remain: six 1s below, then eight 40s above. A run of 8 is
-        // longer than round(log2 14 + 3) = 7.
-        let mut v: Vec<Option<f64>> = [1.0, 30.0].repeat(6).into_iter().map(Some).collect();
-        v.extend([Some(40.0); 8]);
+        assert_eq!((r.crossings, r.crossings_limit), (Some(1), Some(2)));
+        assert_eq!((r.longest_run, r.longest_run_limit), (Some(5), Some(6)));
+        assert!(r.signal);
+        // A gap does not break a run: 3 below, a gap, 3 below are one run of 6.
+        let mut v = some(&[1.0, 1.0, 1.0]);
         v.push(None);
-        let r = run_chart(&v);
-        assert_eq!((r.median, r.useful), (30.0, 14));
-        assert_eq!((r.longest_run, r.longest_run_limit), (8, 7));
-        assert!(r.unusually_long_run);
-        assert_eq!(r.in_long_run.iter().filter(|b| **b).count(), 8);
-        assert!(
-            r.in_long_run[12] && !r.in_long_run[20],
-            "the gap is not part of a run"
+        v.extend(some(&[1.0, 1.0, 1.0, 9.0]));
+        let r = runs(&v, 5.0);
+        assert_eq!(
+            (r.useful, r.longest_run, r.crossings),
+            (7, Some(6), Some(1))
         );
     }
 
     #[test]
-    fn an_empty_series_has_no_signal() {
-        let r = run_chart(&[None, None]);
-        assert!(r.median.is_nan());
+    fn nothing_useful_has_no_figures_and_no_signal() {
+        let r = runs(&[None, Some(3.0), Some(3.0)], 3.0);
         assert_eq!(r.useful, 0);
-        assert!(!r.signal());
+        assert_eq!((r.longest_run, r.crossings_limit), (None, None));
+        assert!(!r.signal);
+        assert_eq!(runs(&some(&[1.0, 2.0]), f64::NAN).useful, 0);
     }
 }

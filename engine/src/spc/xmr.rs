@@ -371,6 +371,23 @@ pub(super) fn check_lengths(values: &[Option<f64>], rebase: &[bool]) -> Result<(
     })
 }
 
+/// Trends and shifts need at least two points to mean anything.
+pub(super) fn check_rules(rules: &Rules) -> Result<(), SpcError> {
+    for (rule, points) in [
+        ("a trend", rules.trend_points),
+        ("a shift", rules.shift_points),
+    ] {
+        if points < 2 {
+            return Err(SpcError::RuleTooShort {
+                rule,
+                min: 2,
+                points,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Computes the chart of `values` (in date order); `rebase[i]` marks row `i` as the first of
 /// a new process.
 pub fn xmr(
@@ -382,7 +399,10 @@ pub fn xmr(
     if let Some(n) = options.fix_after_n_points
         && n < MIN_FIX_AFTER
     {
-        return Err(SpcError::FixAfterTooSmall { n });
+        return Err(SpcError::FixAfterTooSmall {
+            n,
+            min: MIN_FIX_AFTER,
+        });
     }
     if let Some(index) = values
         .iter()
@@ -390,18 +410,7 @@ pub fn xmr(
     {
         return Err(SpcError::NotFinite { index });
     }
-    for (rule, points) in [
-        ("a trend", options.rules.trend_points),
-        ("a shift", options.rules.shift_points),
-    ] {
-        if points < 2 {
-            return Err(SpcError::RuleTooShort {
-                rule,
-                min: 2,
-                points,
-            });
-        }
-    }
+    check_rules(&options.rules)?;
 
     let mut points = Vec::with_capacity(values.len());
     let mut segments = Vec::new();

@@ -549,7 +549,7 @@ fn fix_after_fewer_than_twelve_points_is_refused() {
         ..increase()
     };
     let err = xmr(&some(&[1.0; 20]), &[false; 20], &options).unwrap_err();
-    assert_eq!(err, SpcError::FixAfterTooSmall { n: 11 });
+    assert_eq!(err, SpcError::FixAfterTooSmall { n: 11, min: 12 });
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! bright's XmR engine against an independent implementation (Python, written from the
+//! bright's charts against independent implementations (Python, written from the
 //! reference's description, `spc_reference.py`) over real series: every trust's monthly A&E
 //! four-hour performance and attendances from `data-samples/ae_attendances.csv` (NHS England,
 //! 2016–19), under a rotation of options (directions, targets, rebases, baselines, screening,
@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use bright_engine::spc::attribute::{ChartKind, control_chart};
 use bright_engine::spc::{Improvement, Rules, XmrOptions, xmr};
 use serde_json::{Value, json};
 
@@ -155,12 +156,18 @@ fn bright_agrees_with_an_independent_implementation_on_real_ae_series() {
     ] {
         assert!(all.contains(label), "no case shows {label}");
     }
+    check_with("spc_reference.py", &all);
+}
+
+/// Runs the independent implementation `script` over the cases (JSON); it fails at the first
+/// disagreement, naming it.
+fn check_with(script: &str, cases: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cases.json");
-    std::fs::write(&file, all).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/spc_reference.py");
+    std::fs::write(&file, cases).unwrap();
+    let script = format!("{}/tests/it/{script}", env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(python())
-        .args([script, file.to_str().unwrap()])
+        .args([&script, file.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(
@@ -170,4 +177,122 @@ fn bright_agrees_with_an_independent_implementation_on_real_ae_series() {
         String::from_utf8_lossy(&out.stderr)
     );
     println!("{}", String::from_utf8_lossy(&out.stdout));
+}
+
+/// One series of a trust for one chart type: (values or numerators, denominators).
+fn chart_input(
+    kind: ChartKind,
+    months: &[(String, Month)],
+) -> (Vec<Option<f64>>, Option<Vec<Option<f64>>>) {
+    let of = |f: fn(&Month) -> Option<f64>| months.iter().map(|(_, m)| f(m)).collect::<Vec<_>>();
+    match kind {
+        // Patients seen within four hours over attendances (proportions near 1, so upper
+        // limits are capped); breaches per attendance as a rate.
+        ChartKind::P | ChartKind::PPrime => (
+            of(|m| Some(m.attendances - m.breaches)),
+            Some(of(|m| Some(m.attendances))),
+        ),
+        ChartKind::U | ChartKind::UPrime => {
+            (of(|m| Some(m.breaches)), Some(of(|m| Some(m.attendances))))
+        }
+        ChartKind::C | ChartKind::G => (of(|m| Some(m.breaches)), None),
+        // Attendances per breach: a positive "time between events".
+        ChartKind::T => (
+            of(|m| Some(m.attendances / m.breaches.max(1.0)).filter(|t| *t > 0.0)),
+            None,
+        ),
+        ChartKind::Mr => (of(|m| Some(m.attendances)), None),
+        ChartKind::Run | ChartKind::Xmr => (
+            of(|m| (m.attendances > 0.0).then(|| 1.0 - m.breaches / m.attendances)),
+            None,
+        ),
+    }
+}
+
+#[test]
+fn every_other_chart_type_agrees_with_an_independent_implementation_on_real_ae_series() {
+    // The XmR chart has its own check above.
+    let kinds = ChartKind::ALL.into_iter().filter(|k| *k != ChartKind::Xmr);
+    let mut cases = Vec::new();
+    let mut k: usize = 0;
+    for ((org, kind_of_ae), months) in read_ae() {
+        if months.len() < 12 {
+            continue;
+        }
+        for kind in kinds.clone() {
+            k += 1;
+            let (mut values, denominators) = chart_input(kind, &months);
+            if k.is_multiple_of(6) {
+                let gap = k % values.len();
+                values[gap] = None;
+            }
+            let mut rebase = vec![false; values.len()];
+            if k % 4 == 1 && values.len() > 18 {
+                rebase[18] = true;
+            }
+            let options = XmrOptions {
+                fix_after_n_points: [None, Some(6), None, Some(12), None][k % 5],
+                no_screen_outliers: k % 7 == 3,
+                ..XmrOptions::default()
+            };
+            let chart =
+                control_chart(kind, &values, denominators.as_deref(), &rebase, &options).unwrap();
+            let points: Vec<Value> = chart
+                .points
+                .iter()
+                .map(|p| {
+                    json!({
+                        "value": p.value,
+                        "mean": nan_null(p.centre),
+                        "lpl": nan_null(p.lcl),
+                        "upl": nan_null(p.ucl),
+                        "lower_two_sigma": nan_null(p.lower_two_sigma),
+                        "upper_two_sigma": nan_null(p.upper_two_sigma),
+                        "outside_limits": p.outside_limits,
+                    })
+                })
+                .collect();
+            let groups: Vec<Value> = chart
+                .groups
+                .iter()
+                .map(|g| {
+                    json!({
+                        "useful": g.runs.useful,
+                        "longest_run": g.runs.longest_run,
+                        "longest_run_limit": g.runs.longest_run_limit,
+                        "crossings": g.runs.crossings,
+                        "crossings_limit": g.runs.crossings_limit,
+                        "signal": g.runs.signal,
+                    })
+                })
+                .collect();
+            cases.push(json!({
+                "name": format!("{org}/{kind_of_ae}/{}", kind.as_str()),
+                "chart": kind.as_str(),
+                "values": values,
+                "denominators": denominators,
+                "rebase": rebase,
+                "options": {
+                    "fix_after_n_points": options.fix_after_n_points,
+                    "no_screen_outliers": options.no_screen_outliers,
+                },
+                "bright": { "points": points, "groups": groups },
+            }));
+        }
+    }
+    assert!(cases.len() > 2000, "{} charts", cases.len());
+    // The cases must reach the edges, or agreement proves little: limits clipped at 0 and
+    // at 1, points outside, runs that signal and runs that do not, zero denominators.
+    let all = serde_json::to_string(&cases).unwrap();
+    for needle in [
+        "\"lpl\":0.0",
+        "\"upl\":1.0",
+        "\"outside_limits\":true",
+        "\"signal\":true",
+        "\"signal\":false",
+        "\"lower_two_sigma\":null",
+    ] {
+        assert!(all.contains(needle), "no case shows {needle}");
+    }
+    check_with("spc_charts_reference.py", &all);
 }
