@@ -74,7 +74,7 @@ enum Command {
     },
     /// Simulate a hospital (or several) into the lake or into feed files.
     Generate(GenerateArgs),
-    /// Making Data Count XmR chart of a date,value CSV file.
+    /// A control chart of a CSV file: Making Data Count XmR by default, or any `--chart` type.
     Spc(spc::SpcArgs),
     /// The KPI catalogue: list, show, run a series, check that every KPI plans.
     Kpi {
