@@ -8,21 +8,31 @@
 //! [`Lake::open_table`].
 //!
 //! S3-compatible storage takes the usual settings (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`) from the environment or from
-//! [`Lake::with_storage_options`]. Commits use the store's conditional put, so no external lock
-//! service is needed.
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ALLOW_HTTP`) from the
+//! environment or from [`Lake::with_storage_options`]; without keys it asks for credentials
+//! where a cloud machine offers them (a web-identity token, a container's or an instance's
+//! credentials endpoint), but it does not read profiles from `~/.aws`. Commits use the store's
+//! conditional put, so no external lock service is needed.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Once;
+use std::str::FromStr;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::{StructField, StructType};
+use deltalake::logstore::{
+    LogStore, LogStoreFactory, ObjectStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
+    logstore_factories, object_store_factories,
+};
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::operations::vacuum::VacuumMode;
 use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use deltalake::{DeltaResult, DeltaTable, DeltaTableBuilder, DeltaTableError};
+use object_store::ObjectStoreScheme;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path;
 use tracing::{debug, info};
 use url::Url;
 
@@ -130,9 +140,71 @@ pub struct Lake {
     storage_options: HashMap<String, String>,
 }
 
+/// Tables under `s3://` and `s3a://` URLs, on object_store's own S3 client: it signs requests,
+/// finds credentials and makes commits conditional, which is all a lake needs, without the
+/// AWS SDK's thirty-odd crates in every fresh build.
+#[derive(Debug, Default)]
+struct S3Tables;
+
+impl ObjectStoreFactory for S3Tables {
+    fn parse_url_opts(
+        &self,
+        url: &Url,
+        config: &StorageConfig,
+    ) -> DeltaResult<(ObjectStoreRef, Path)> {
+        // The environment first, then the lake's own options over it, then the URL's bucket.
+        let mut builder = AmazonS3Builder::from_env();
+        for (key, value) in &config.raw {
+            if let Ok(key) = AmazonS3ConfigKey::from_str(&key.to_ascii_lowercase()) {
+                builder = builder.with_config(key, value);
+            }
+        }
+        // Commits are conditional puts; a copy that must not overwrite (rare in Delta) uses
+        // a multipart upload's conditional completion, which S3 and its look-alikes honour,
+        // unless the store was told another way.
+        if builder
+            .get_config_value(&AmazonS3ConfigKey::CopyIfNotExists)
+            .is_none()
+        {
+            builder = builder.with_config(AmazonS3ConfigKey::CopyIfNotExists, "multipart");
+        }
+        let store = builder.with_url(url.as_str()).build()?;
+        let (_, path) =
+            ObjectStoreScheme::parse(url).map_err(|e| DeltaTableError::GenericError {
+                source: Box::new(e),
+            })?;
+        Ok((Arc::new(store), path))
+    }
+}
+
+impl LogStoreFactory for S3Tables {
+    fn with_options(
+        &self,
+        prefixed_store: ObjectStoreRef,
+        root_store: ObjectStoreRef,
+        location: &Url,
+        options: &StorageConfig,
+    ) -> DeltaResult<Arc<dyn LogStore>> {
+        // The default log store commits with put-if-absent, which S3 supports.
+        Ok(default_logstore(
+            prefixed_store,
+            root_store,
+            location,
+            options,
+        ))
+    }
+}
+
 fn register_cloud_handlers() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+    ONCE.call_once(|| {
+        let tables = Arc::new(S3Tables);
+        for scheme in ["s3://", "s3a://"] {
+            let url = Url::parse(scheme).expect("a scheme alone is a URL");
+            object_store_factories().insert(url.clone(), tables.clone());
+            logstore_factories().insert(url, tables.clone());
+        }
+    });
 }
 
 impl Lake {
