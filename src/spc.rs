@@ -213,38 +213,53 @@ pub fn run(args: SpcArgs) -> Result<()> {
         eprintln!("warning: {warning}");
     }
     let batch = points_batch(&day_numbers(&dates), &chart)?;
+    print(args.format, &batch, || {
+        let mut summary = summary(&chart, &dates, &options, &warnings);
+        let suggestion = suggest_rebase(&values, &rebase, &options)?.map(|s| {
+            json!({
+                "date": dates[s.index].to_string(),
+                "points": s.points,
+                "side": if s.side > 0 { "above" } else { "below" },
+                "mean": number(s.mean),
+                "lpl": number(s.lpl),
+                "upl": number(s.upl),
+            })
+        });
+        summary["rebase_suggestion"] = suggestion.unwrap_or(Value::Null);
+        summary["narrative"] = json!(narrate(&chart, &describe(&args)));
+        Ok(summary)
+    })
+}
+
+/// Writes the points as CSV, or as JSON beside the summary `summary` makes (only asked for
+/// JSON).
+fn print(
+    format: SpcFormat,
+    batch: &RecordBatch,
+    summary: impl FnOnce() -> Result<Value>,
+) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match args.format {
-        SpcFormat::Csv => write_csv(&mut out, &batch)?,
+    match format {
+        SpcFormat::Csv => write_csv(&mut out, batch)?,
         SpcFormat::Json => {
-            let points = json_rows(&batch)?;
-            let mut summary = summary(&chart, &dates, &options, &warnings);
-            let suggestion = suggest_rebase(&values, &rebase, &options)?.map(|s| {
-                json!({
-                    "date": dates[s.index].to_string(),
-                    "points": s.points,
-                    "side": if s.side > 0 { "above" } else { "below" },
-                    "mean": number(s.mean),
-                    "lpl": number(s.lpl),
-                    "upl": number(s.upl),
-                })
-            });
-            let about = Describe {
-                title: &args.title,
-                unit: args.unit,
-                periods: &args.periods,
-                target: args.target,
-            };
-            summary["rebase_suggestion"] = suggestion.unwrap_or(Value::Null);
-            summary["narrative"] = json!(narrate(&chart, &about));
-            let body = json!({ "points": points, "summary": summary });
+            let body = json!({ "points": json_rows(batch)?, "summary": summary()? });
             serde_json::to_writer(&mut out, &body)?;
             writeln!(out)?;
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// How the narrative names the measure, its unit and periods, and its target.
+fn describe(args: &SpcArgs) -> Describe<'_> {
+    Describe {
+        title: &args.title,
+        unit: args.unit,
+        periods: &args.periods,
+        target: args.target,
+    }
 }
 
 fn options(args: &SpcArgs) -> XmrOptions {
@@ -366,26 +381,11 @@ fn run_chart(kind: ChartKind, args: &SpcArgs) -> Result<()> {
         eprintln!("warning: {warning}");
     }
     let batch = chart_batch(&day_numbers(&dates), &chart)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match args.format {
-        SpcFormat::Csv => write_csv(&mut out, &batch)?,
-        SpcFormat::Json => {
-            let about = Describe {
-                title: &args.title,
-                unit: args.unit,
-                periods: &args.periods,
-                target: args.target,
-            };
-            let mut summary = chart_summary(&chart, &dates, &options, &warnings);
-            summary["narrative"] = json!(chart.narrate(&about));
-            let body = json!({ "points": json_rows(&batch)?, "summary": summary });
-            serde_json::to_writer(&mut out, &body)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
-    Ok(())
+    print(args.format, &batch, || {
+        let mut summary = chart_summary(&chart, &dates, &options, &warnings);
+        summary["narrative"] = json!(chart.narrate(&describe(args)));
+        Ok(summary)
+    })
 }
 
 /// What `--format json` says of a chart beyond its points: per process, its rows, lines and

@@ -64,15 +64,19 @@ fn defined(x: f64) -> Option<f64> {
     (!x.is_nan()).then_some(x)
 }
 
-/// The chart's points with their dates (days since 1970-01-01, one per point).
-pub fn points_batch(dates: &[i32], chart: &XmrChart) -> Result<RecordBatch, ArrowError> {
-    if dates.len() != chart.points.len() {
+/// A batch needs one date per point.
+fn one_date_a_point(dates: usize, points: usize) -> Result<(), ArrowError> {
+    if dates != points {
         return Err(ArrowError::InvalidArgumentError(format!(
-            "{} dates for {} points",
-            dates.len(),
-            chart.points.len()
+            "{dates} dates for {points} points"
         )));
     }
+    Ok(())
+}
+
+/// The chart's points with their dates (days since 1970-01-01, one per point).
+pub fn points_batch(dates: &[i32], chart: &XmrChart) -> Result<RecordBatch, ArrowError> {
+    one_date_a_point(dates.len(), chart.points.len())?;
     let p = &chart.points;
     let n = p.len();
     let variation = chart.variation_icon.map(|i| i.as_str());
@@ -137,13 +141,7 @@ pub fn chart_schema() -> SchemaRef {
 
 /// A chart of any kind with its dates (days since 1970-01-01, one per point).
 pub fn chart_batch(dates: &[i32], chart: &ControlChart) -> Result<RecordBatch, ArrowError> {
-    if dates.len() != chart.points.len() {
-        return Err(ArrowError::InvalidArgumentError(format!(
-            "{} dates for {} points",
-            dates.len(),
-            chart.points.len()
-        )));
-    }
+    one_date_a_point(dates.len(), chart.points.len())?;
     let p = &chart.points;
     let n = p.len();
     // Each group's run analysis, repeated on its rows.
