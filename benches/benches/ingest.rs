@@ -3,10 +3,11 @@
 //! posted as NDJSON to `POST /api/ingest/theatre_events`: events per second over 1 and 4
 //! connections, beside DuckDB loading the same NDJSON into Parquet.
 //!
-//! `cargo bench --workspace --bench ingest [-- MESSAGES]` (default 20,000 messages from the
-//! simulated PAS). The listener, sink and write-ahead log run in this process over a
-//! temporary lake on the local disk; the clients are tokio tasks on loopback, each sending one
-//! message and waiting for its ACK before the next, as MLLP senders do. The peer measured
+//! `cargo bench --workspace --bench ingest [-- MESSAGES] [mllp|http]` (default 20,000
+//! messages from the simulated PAS, and both parts). The listener, sink and write-ahead log
+//! run in this process over a temporary lake on the local disk; the clients are tokio tasks on
+//! loopback, each sending one message and waiting for its ACK before the next, as MLLP
+//! senders do. The peer measured
 //! side by side is the disk itself: single 300-byte `write` + `fdatasync` pairs per second in
 //! the same folder. Messages per second above that rate are what group commit buys.
 //!
@@ -248,6 +249,12 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(20_000);
+    // `mllp` or `http` runs only that part (e.g. under a profiler); both run by default.
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a == "mllp" || a == "http")
+        .collect();
+    let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -284,71 +291,76 @@ fn main() {
         let (_stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(listener.run(socket, stopped));
 
-        let mut chunks = all.chunks(wanted);
-        for connections in [1usize, 8, 32] {
-            let chunk = chunks.next().expect("messages for this run").to_vec();
-            let per = chunk.len().div_ceil(connections);
-            let started = Instant::now();
-            let cpu = bright_benches::cpu_seconds();
-            let clients: Vec<_> = chunk
-                .chunks(per)
-                .map(|part| tokio::spawn(client(port, part.to_vec())))
-                .collect();
-            let mut acked = Vec::new();
-            for c in clients {
-                acked.extend(c.await.expect("client"));
+        if run("mllp") {
+            let mut chunks = all.chunks(wanted);
+            for connections in [1usize, 8, 32] {
+                let chunk = chunks.next().expect("messages for this run").to_vec();
+                let per = chunk.len().div_ceil(connections);
+                let started = Instant::now();
+                let cpu = bright_benches::cpu_seconds();
+                let clients: Vec<_> = chunk
+                    .chunks(per)
+                    .map(|part| tokio::spawn(client(port, part.to_vec())))
+                    .collect();
+                let mut acked = Vec::new();
+                for c in clients {
+                    acked.extend(c.await.expect("client"));
+                }
+                let seconds = started.elapsed().as_secs_f64();
+                // The process's CPU time per message, the senders' share included: what the
+                // rate is bounded by once group commit hides the disk (2 cores here).
+                let cpu_us = (bright_benches::cpu_seconds() - cpu) * 1e6 / acked.len() as f64;
+                let rate = acked.len() as f64 / seconds;
+                println!(
+                    "{{\"bench\":\"mllp\",\"connections\":{connections},\"messages\":{},\"seconds\":{seconds:.2},\"messages_per_s\":{rate:.0},\"vs_disk_fsyncs\":{:.2},\"cpu_us_per_message\":{cpu_us:.0}}}",
+                    acked.len(),
+                    rate / disk
+                );
+                // Flushing between runs keeps each run's buffer to its own messages.
+                sink.flush().await.expect("flushes");
             }
-            let seconds = started.elapsed().as_secs_f64();
-            // The process's CPU time per message, the senders' share included: what the
-            // rate is bounded by once group commit hides the disk (2 cores here).
-            let cpu_us = (bright_benches::cpu_seconds() - cpu) * 1e6 / acked.len() as f64;
-            let rate = acked.len() as f64 / seconds;
+
+            // Acknowledgement to visible: after each ACK, query for the message until it is there.
+            let mut latencies = Vec::new();
+            let probe: Vec<_> = all[wanted * 3..].to_vec();
+            let mut socket = TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
+            let mut buf = vec![0u8; 4096];
+            for (id, text) in probe {
+                socket.write_all(&frame(&text)).await.expect("sends");
+                let mut answer = Vec::new();
+                while !answer.ends_with(&[0x1C, 0x0D]) {
+                    let n = socket.read(&mut buf).await.expect("reads");
+                    answer.extend_from_slice(&buf[..n]);
+                }
+                let acked = Instant::now();
+                let sql = format!("SELECT count(*) FROM adt_events WHERE event_id = '{id}'");
+                loop {
+                    let out = engine.sql(&sql).await.expect("queries");
+                    let n = bright_engine::arrow::util::display::array_value_to_string(
+                        out.batches[0].column(0),
+                        0,
+                    )
+                    .expect("count");
+                    if n == "1" {
+                        break;
+                    }
+                }
+                latencies.push(acked.elapsed().as_secs_f64() * 1e3);
+            }
+            latencies.sort_by(f64::total_cmp);
             println!(
-                "{{\"bench\":\"mllp\",\"connections\":{connections},\"messages\":{},\"seconds\":{seconds:.2},\"messages_per_s\":{rate:.0},\"vs_disk_fsyncs\":{:.2},\"cpu_us_per_message\":{cpu_us:.0}}}",
-                acked.len(),
-                rate / disk
+                "{{\"bench\":\"ack_to_visible\",\"samples\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
+                latencies.len(),
+                percentile(&latencies, 0.5),
+                percentile(&latencies, 0.99)
             );
-            // Flushing between runs keeps each run's buffer to its own messages.
+            println!("{{\"bench\":\"memory\",\"peak_rss_mb\":{:.0}}}", peak_rss_mb());
             sink.flush().await.expect("flushes");
         }
 
-        // Acknowledgement to visible: after each ACK, query for the message until it is there.
-        let mut latencies = Vec::new();
-        let probe: Vec<_> = all[wanted * 3..].to_vec();
-        let mut socket = TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
-        let mut buf = vec![0u8; 4096];
-        for (id, text) in probe {
-            socket.write_all(&frame(&text)).await.expect("sends");
-            let mut answer = Vec::new();
-            while !answer.ends_with(&[0x1C, 0x0D]) {
-                let n = socket.read(&mut buf).await.expect("reads");
-                answer.extend_from_slice(&buf[..n]);
-            }
-            let acked = Instant::now();
-            let sql = format!("SELECT count(*) FROM adt_events WHERE event_id = '{id}'");
-            loop {
-                let out = engine.sql(&sql).await.expect("queries");
-                let n = bright_engine::arrow::util::display::array_value_to_string(
-                    out.batches[0].column(0),
-                    0,
-                )
-                .expect("count");
-                if n == "1" {
-                    break;
-                }
-            }
-            latencies.push(acked.elapsed().as_secs_f64() * 1e3);
+        if !run("http") {
+            return;
         }
-        latencies.sort_by(f64::total_cmp);
-        println!(
-            "{{\"bench\":\"ack_to_visible\",\"samples\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
-            latencies.len(),
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
-        );
-        println!("{{\"bench\":\"memory\",\"peak_rss_mb\":{:.0}}}", peak_rss_mb());
-        sink.flush().await.expect("flushes");
-
         // Theatre events over HTTP: as many events per run as MLLP messages, times ten.
         let per_run = wanted * 10;
         let events = theatre_events(dir.path(), per_run * 2);

@@ -6,7 +6,7 @@ use std::io::{BufRead, Read};
 
 use bright_engine::ingest_api::{BodyFormat, IngestRefusal, Position};
 
-use crate::transforms::{CsvRecord, Fields, csv_columns};
+use crate::transforms::{CsvRecord, Fields, JsonRecord, csv_columns};
 
 /// Takes one record and its position; an error stops the reading.
 pub type Add<'a> = &'a mut dyn FnMut(Position, &dyn Fields) -> Result<(), IngestRefusal>;
@@ -53,7 +53,7 @@ fn read_ndjson(mut input: impl BufRead, add: Add) -> Result<(), ReadError> {
             continue;
         }
         let position = Position::Line(number);
-        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&line)
+        let object: JsonRecord = serde_json::from_slice(&line)
             .map_err(|e| bad(position, None, format!("not a JSON object ({e})")))?;
         add(position, &object)?;
     }

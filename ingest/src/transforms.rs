@@ -99,6 +99,149 @@ impl Fields for serde_json::Map<String, serde_json::Value> {
     }
 }
 
+/// One JSON object's members in the order written, their text borrowed from the input where
+/// no escape forces a copy. An NDJSON body is read a line at a time into one of these rather
+/// than a `serde_json::Map`, which would allocate every name and every value of every record
+/// (the larger part of reading a theatre event). A name written twice means its last value,
+/// as in a map.
+#[derive(Debug, Default)]
+pub struct JsonRecord<'a> {
+    members: Vec<(Cow<'a, str>, JsonScalar<'a>)>,
+}
+
+/// A member's value, kept only as far as [`Fields`] needs it.
+#[derive(Debug)]
+enum JsonScalar<'a> {
+    Null,
+    Text(Cow<'a, str>),
+    Number(serde_json::Number),
+    Bool(bool),
+    Array,
+    Object,
+}
+
+impl Fields for JsonRecord<'_> {
+    fn get(&self, name: &str) -> Result<Option<Cow<'_, str>>, String> {
+        let Some((_, value)) = self.members.iter().rev().find(|(n, _)| n == name) else {
+            return Ok(None);
+        };
+        match value {
+            JsonScalar::Null => Ok(None),
+            JsonScalar::Text(s) if s.trim().is_empty() => Ok(None),
+            JsonScalar::Text(s) => Ok(Some(Cow::Borrowed(s.trim()))),
+            JsonScalar::Number(n) => Ok(Some(Cow::Owned(n.to_string()))),
+            JsonScalar::Bool(b) => Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" }))),
+            JsonScalar::Array => Err("expected a single value, got an array".into()),
+            JsonScalar::Object => Err("expected a single value, got an object".into()),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonRecord<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = JsonRecord<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(JsonText(name)) = map.next_key()? {
+                    members.push((name, map.next_value()?));
+                }
+                Ok(JsonRecord { members })
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// A string borrowed from the input when it holds no escapes (`Cow`'s own `Deserialize`
+/// always copies).
+struct JsonText<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for JsonText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = JsonText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(JsonText(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(JsonText(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonScalar<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::IgnoredAny;
+        struct Scalar;
+        impl<'de> serde::de::Visitor<'de> for Scalar {
+            type Value = JsonScalar<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(JsonScalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(JsonScalar::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(JsonScalar::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(JsonScalar::Number(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(JsonScalar::Number(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                // JSON has no NaN or infinity, so every parsed float is a number.
+                Ok(serde_json::Number::from_f64(v).map_or(JsonScalar::Null, JsonScalar::Number))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonScalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(JsonScalar::Text(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(JsonScalar::Text(Cow::Owned(v)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(JsonScalar::Array)
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(JsonScalar::Object)
+            }
+        }
+        d.deserialize_any(Scalar)
+    }
+}
+
 /// A CSV line with its header's column positions. Extracts saved by Windows tools are often
 /// Windows-1252 rather than UTF-8: a field that is not UTF-8 is read as Latin-1, which agrees
 /// with Windows-1252 on every letter trusts' data uses except the euro sign.
@@ -1041,5 +1184,34 @@ mod tests {
             .append(&json(r#"{"site":"S","ward":"W"}"#), &mut builder)
             .unwrap_err();
         assert_eq!(e.field, "org_code");
+    }
+
+    #[test]
+    fn a_borrowed_json_record_reads_every_field_as_a_json_map_does() {
+        let line = r#"{"a":"  x ","b":"","c":null,"d":3,"e":-2,"f":7.5,"g":3.0,"h":true,
+            "i":false,"j":[1,{"k":2}],"l":{"m":[3]},"n":"tab\there \"q\" \u00e9","a":"last",
+            "o":18446744073709551615,"p":-0.0}"#;
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
+        let record: JsonRecord = serde_json::from_str(line).unwrap();
+        for name in [
+            "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "l", "n", "o", "p", "zz",
+        ] {
+            assert_eq!(
+                Fields::get(&record, name),
+                Fields::get(&map, name),
+                "field {name}"
+            );
+        }
+        assert_eq!(Fields::get(&record, "a").unwrap().as_deref(), Some("last"));
+        assert_eq!(
+            Fields::get(&record, "n").unwrap().as_deref(),
+            Some("tab\there \"q\" é")
+        );
+        for not_an_object in ["[1]", "\"text\"", "3", "{\"a\":1} x", "{\"a\":}"] {
+            let as_map =
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(not_an_object);
+            let as_record = serde_json::from_str::<JsonRecord>(not_an_object);
+            assert!(as_map.is_err() && as_record.is_err(), "{not_an_object}");
+        }
     }
 }
