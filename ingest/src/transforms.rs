@@ -150,39 +150,18 @@ impl<'de> serde::Deserialize<'de> for JsonRecord<'de> {
                 mut map: M,
             ) -> Result<Self::Value, M::Error> {
                 let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(JsonText(name)) = map.next_key()? {
+                // A JSON object's names are strings, so a name reads as text (borrowed
+                // where it can be, as values are).
+                while let Some(name) = map.next_key::<JsonScalar>()? {
+                    let JsonScalar::Text(name) = name else {
+                        return Err(serde::de::Error::custom("a member's name is not a string"));
+                    };
                     members.push((name, map.next_value()?));
                 }
                 Ok(JsonRecord { members })
             }
         }
         d.deserialize_map(Members)
-    }
-}
-
-/// A string borrowed from the input when it holds no escapes (`Cow`'s own `Deserialize`
-/// always copies).
-struct JsonText<'a>(Cow<'a, str>);
-
-impl<'de> serde::Deserialize<'de> for JsonText<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl<'de> serde::de::Visitor<'de> for Text {
-            type Value = JsonText<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(JsonText(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(JsonText(Cow::Owned(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(JsonText(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(Text)
     }
 }
 
@@ -1190,11 +1169,11 @@ mod tests {
     fn a_borrowed_json_record_reads_every_field_as_a_json_map_does() {
         let line = r#"{"a":"  x ","b":"","c":null,"d":3,"e":-2,"f":7.5,"g":3.0,"h":true,
             "i":false,"j":[1,{"k":2}],"l":{"m":[3]},"n":"tab\there \"q\" \u00e9","a":"last",
-            "o":18446744073709551615,"p":-0.0}"#;
+            "o":18446744073709551615,"p":-0.0,"\u00e9":"named with an escape"}"#;
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
         let record: JsonRecord = serde_json::from_str(line).unwrap();
         for name in [
-            "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "l", "n", "o", "p", "zz",
+            "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "l", "n", "o", "p", "é", "zz",
         ] {
             assert_eq!(
                 Fields::get(&record, name),
@@ -1203,6 +1182,10 @@ mod tests {
             );
         }
         assert_eq!(Fields::get(&record, "a").unwrap().as_deref(), Some("last"));
+        assert_eq!(
+            Fields::get(&record, "é").unwrap().as_deref(),
+            Some("named with an escape")
+        );
         assert_eq!(
             Fields::get(&record, "n").unwrap().as_deref(),
             Some("tab\there \"q\" é")
