@@ -25,6 +25,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -32,6 +33,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use tracing::debug;
@@ -125,9 +127,7 @@ pub struct QueryConfig {
 impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
-            // A guard against a runaway query, not a reservation: every KPI over two years of
-            // one trust's feeds, in one session, peaked at 0.7 GB of RSS.
-            memory_limit: 4 << 30,
+            memory_limit: default_memory_limit(),
             target_partitions: 0,
             time_zone: chrono_tz::Europe::London,
             executor: None,
@@ -207,6 +207,44 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+/// Half the machine's memory, and never less than 4 GiB: a guard against a runaway query, not
+/// a reservation. Every KPI over two years of one trust's feeds, in one session, peaked at
+/// 0.7 GB of RSS; over a national lake (150 trusts) the inpatient stays hold 3.5 GB of
+/// encounters in a join that cannot spill, more than a fixed 4 GiB pool left them. The other
+/// half is for what the process keeps outside the pool (materialised views, the KPI cache,
+/// ingest's buffers) and the page cache.
+fn default_memory_limit() -> usize {
+    const FLOOR: usize = 4 << 30;
+    physical_memory().map_or(FLOOR, |total| (total / 2).max(FLOOR))
+}
+
+/// The machine's memory in bytes, where the system says (Linux's `/proc/meminfo`).
+fn physical_memory() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<usize>()
+        .ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The query pool: `limit` bytes shared fairly among the operators that can spill. Under a
+/// first-come pool two partitions of one sort (the latest ED versions over a national lake,
+/// 50 M attendances) each buffered half the pool before spilling, and the merge that writes
+/// a spill, which cannot spill itself, then found nothing left; with a fair share each sort
+/// spills at its share and its merge finds room. The five largest consumers are named when a
+/// query runs out.
+fn query_pool(limit: usize) -> Arc<dyn MemoryPool> {
+    Arc::new(TrackConsumersPool::new(
+        FairSpillPool::new(limit),
+        NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
+    ))
+}
+
 /// A table the lake does not hold yet, as queries see lake tables.
 fn empty(table: Table) -> Result<Arc<dyn TableProvider>, QueryError> {
     Ok(Arc::new(datafusion::datasource::MemTable::try_new(
@@ -246,7 +284,7 @@ impl QueryEngine {
     /// always means a wrong `--lake`.
     pub async fn open(lake: &Lake, config: &QueryConfig) -> Result<Self, QueryError> {
         let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(config.memory_limit, 1.0)
+            .with_memory_pool(query_pool(config.memory_limit))
             .build_arc()?;
         let mut session_config = SessionConfig::new()
             .with_information_schema(true)
@@ -577,5 +615,22 @@ impl QueryEngine {
             "Ran query."
         );
         Ok(QueryOutput { schema, batches })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_pool_is_half_the_machine_and_never_below_4_gib() {
+        let limit = QueryConfig::default().memory_limit;
+        assert!(limit >= 4 << 30, "{limit}");
+        if cfg!(target_os = "linux") {
+            let total = physical_memory().expect("Linux reports MemTotal");
+            // A machine has more than the 64 MiB a misread (kB taken as bytes) would give.
+            assert!(total > 64 << 20, "{total}");
+            assert_eq!(limit, (total / 2).max(4 << 30));
+        }
     }
 }
