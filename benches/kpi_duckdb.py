@@ -82,13 +82,16 @@ def table_files(lake, table):
     return DeltaTable(str(path)).file_uris()
 
 
-def connect(lake, queries, threads=2):
+def connect(lake, queries, threads=2, memory_limit=None):
     """A DuckDB connection over the lake with bright's functions and helper views; returns
-    the catalogue's manifest, its parameter defaults and the connection."""
+    the catalogue's manifest, its parameter defaults and the connection. `memory_limit` in
+    bytes (DuckDB's own default, 80% of the machine, when None)."""
     manifest = tomllib.loads((queries / "kpis.toml").read_text())
     params = {name: float(p["default"]) for name, p in manifest.get("params", {}).items()}
     con = duckdb.connect()
     con.execute(f"SET threads = {threads}")
+    if memory_limit is not None:
+        con.execute(f"SET memory_limit = '{memory_limit // 2**20}MiB'")
     for table in TABLES:
         files = table_files(lake, table)
         if not files:

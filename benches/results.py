@@ -59,11 +59,13 @@ def section(q, ingest, generate, command, previous_commit):
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     commit = git("rev-parse", "--short", "HEAD") or "?"
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    limit = q.get("duckdb_memory_limit")
+    memory = f", memory limit {limit / 2**30:.1f} GiB as bright's query pool" if limit else ""
     lines = [f"## {now} · {q['scale']} scale · {q['runs']} run(s)", "",
              f"<!-- commit: {commit} -->",
              f"- Machine: {q['machine']}",
              f"- bright at commit {commit}{dirty}; DuckDB {q['engines']['duckdb']} "
-             f"({q['threads']} threads); Polars {q['engines']['polars']} (from PyPI)",
+             f"({q['threads']} threads{memory}); Polars {q['engines']['polars']} (from PyPI)",
              f"- Command: `{command}`"]
     rows = ", ".join(f"{n:,} rows of {t}" for t, n in q.get("tables", {}).items())
     lines.append(f"- Lake: {rows}" + (f"; {generate}" if generate else ""))
