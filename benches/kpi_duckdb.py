@@ -19,6 +19,7 @@ import json
 import re
 import statistics
 import sys
+import tempfile
 import time
 import tomllib
 from datetime import date
@@ -92,6 +93,10 @@ def connect(lake, queries, threads=2, memory_limit=None):
     con.execute(f"SET threads = {threads}")
     if memory_limit is not None:
         con.execute(f"SET memory_limit = '{memory_limit // 2**20}MiB'")
+    # Spills go to the system's temporary folder: DuckDB's default is `.tmp` in the working
+    # directory, which is the repository when the harness runs.
+    spill = Path(tempfile.gettempdir()) / "bright-duckdb-spill"
+    con.execute(f"SET temp_directory = '{spill}'")
     for table in TABLES:
         files = table_files(lake, table)
         if not files:
