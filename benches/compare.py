@@ -149,8 +149,8 @@ class Bright:
 
     def release(self):
         # The process ends once its group is done, so the engines that run next have the
-        # machine's memory to themselves: a new session in the same process let go of the
-        # last one's views, but the allocator kept their 7 GB (national scale).
+        # machine's memory to themselves: after a new session in the same process had let go
+        # of the last one's views, the process still held 7 GB (national scale).
         self.peak = max(self.peak, self.ask({"op": "memory"})["peak_rss"])
         self.close()
 
