@@ -569,8 +569,14 @@ def main():
                     except Exception as e:  # noqa: BLE001 - every engine's failure is reported
                         errors[(key, engine.name)] = one_line(e)
                         complete = False
+                        print(f"  {q['id']:<32} {engine.name:<7} failed: {one_line(e)}",
+                              file=sys.stderr, flush=True)
                         continue
                     times[key][engine.name].append(ms)
+                    # Each figure is logged as it is taken, so a run the kernel stops (for
+                    # memory, at national scale) still leaves what it measured.
+                    print(f"  {q['id']:<32} {engine.name:<7} {ms:10.1f} ms",
+                          file=sys.stderr, flush=True)
                     total += ms
                     if run == 0:
                         rows[(key, engine.name)] = answers(answer)
