@@ -122,9 +122,8 @@ class Bright:
 
     def __init__(self, runner, lake, queries):
         self.command = [runner, str(lake), str(queries)]
-        self.proc = None
+        self.proc = None  # started by the first request
         self.peak = 0.0
-        self.start()
 
     def start(self):
         self.proc = subprocess.Popen(
@@ -671,13 +670,18 @@ def fmt_x(x):
     return "—" if x is None else f"{x:.2f}×"
 
 
+def mem_total_kb():
+    """The machine's memory in KiB (Linux's /proc/meminfo opens with MemTotal), or None."""
+    try:
+        return int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def query_memory():
     """Half the machine's memory and at least 4 GiB, as bright sizes its query pool."""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return 4 * 2**30
-    return max(kb * 1024 // 2, 4 * 2**30)
+    kb = mem_total_kb()
+    return max(kb * 1024 // 2 if kb else 0, 4 * 2**30)
 
 
 def machine():
@@ -689,12 +693,8 @@ def machine():
                 break
     except OSError:
         pass
-    mem = "?"
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f"{kb / 2**20:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
+    kb = mem_total_kb()
+    mem = f"{kb / 2**20:.0f} GiB" if kb else "?"
     return f"{os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()}"
 
 

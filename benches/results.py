@@ -55,6 +55,11 @@ def x(ratio):
     return "—" if ratio is None else f"{ratio:.2f}"
 
 
+def public(command):
+    """The command as anyone would type it: a lake folder is this machine's, not the run's."""
+    return re.sub(r"--lake \S+", "--lake DIR", command)
+
+
 def section(q, ingest, generate, command, previous_commit):
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     commit = git("rev-parse", "--short", "HEAD") or "?"
@@ -66,7 +71,7 @@ def section(q, ingest, generate, command, previous_commit):
              f"- Machine: {q['machine']}",
              f"- bright at commit {commit}{dirty}; DuckDB {q['engines']['duckdb']} "
              f"({q['threads']} threads{memory}); Polars {q['engines']['polars']} (from PyPI)",
-             f"- Command: `{command}`"]
+             f"- Command: `{public(command)}`"]
     rows = ", ".join(f"{n:,} rows of {t}" for t, n in q.get("tables", {}).items())
     lines.append(f"- Lake: {rows}" + (f"; {generate}" if generate else ""))
     if previous_commit:
