@@ -15,7 +15,7 @@ use datafusion::catalog::{MemorySchemaProvider, TableProvider};
 use datafusion::common::{ParamValues, ScalarValue, TableReference};
 use datafusion::functions::expr_fn::nullif;
 use datafusion::functions_aggregate::expr_fn::{max, sum};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Aggregate, LogicalPlan, Projection};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 
 use super::materialised::{MaterialisedView, keyed_reads, lake_tables, reads_clock};
@@ -208,11 +208,11 @@ impl KpiViews {
             .get(id)
             .ok_or_else(|| KpiError::UnknownKpi { id: id.to_string() })?;
         let since = since.map_or(ALL_TIME, |day| kpi.grain.period_start(day));
-        let mut frame = DataFrame::new(ctx.state(), self.bind(unbound, since)?).filter(
-            col(PERIOD).gt_eq(lit(ScalarValue::Date32(Some(Date32Type::from_naive_date(
-                since,
-            ))))),
-        )?;
+        let bound = self.bind(unbound, since)?;
+        let bound = narrowed(&bound, kpi.rollup, by)?.unwrap_or(bound);
+        let mut frame = DataFrame::new(ctx.state(), bound).filter(col(PERIOD).gt_eq(lit(
+            ScalarValue::Date32(Some(Date32Type::from_naive_date(since))),
+        )))?;
         if let Some(until) = until {
             frame = frame.filter(col(PERIOD).lt(lit(ScalarValue::Date32(Some(
                 Date32Type::from_naive_date(until),
@@ -256,6 +256,116 @@ impl KpiViews {
             .collect();
         order.push(col("date").sort(true, false));
         Ok(frame.select(columns)?.sort(order)?)
+    }
+}
+
+/// A KPI planned as one grouped read (`SELECT period, breakdowns, sums GROUP BY ...`),
+/// narrowed to group by only what a rollup by `by` keeps: the same series, without first
+/// building every breakdown's groups and then adding them up (workforce KPIs at region scale
+/// spent three quarters of their time there). `None` when the plan has another shape, or a
+/// numerator or denominator that does not pool by adding up (or by the largest, for
+/// [`Rollup::Max`]), or when nothing would be dropped.
+fn narrowed(
+    plan: &LogicalPlan,
+    rollup: Rollup,
+    by: &[String],
+) -> Result<Option<LogicalPlan>, QueryError> {
+    let LogicalPlan::Projection(projection) = plan else {
+        return Ok(None);
+    };
+    let LogicalPlan::Aggregate(aggregate) = projection.input.as_ref() else {
+        return Ok(None);
+    };
+    if aggregate
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Ok(None);
+    }
+    let groups = aggregate.group_expr.len();
+    let mut kept_groups = BTreeSet::new();
+    let mut kept = Vec::new();
+    for (expr, field) in projection.expr.iter().zip(projection.schema.fields()) {
+        let name = field.name().as_str();
+        if name == PERIOD || by.iter().any(|b| b == name) {
+            for column in expr.column_refs() {
+                match aggregate.schema.maybe_index_of_column(column) {
+                    Some(i) if i < groups => kept_groups.insert(i),
+                    _ => return Ok(None),
+                };
+            }
+        } else if name == NUMERATOR || name == DENOMINATOR {
+            // The series adds up denominators whatever the rollup.
+            let pooled_by = if name == NUMERATOR && rollup == Rollup::Max {
+                &["max"][..]
+            } else {
+                &["sum", "count"][..]
+            };
+            if !pools(expr, aggregate, pooled_by) {
+                return Ok(None);
+            }
+        } else {
+            // A breakdown the rollup drops.
+            continue;
+        }
+        kept.push(expr.clone());
+    }
+    // With no group left the aggregate would give a row even where the query gives none.
+    if kept_groups.is_empty() || kept_groups.len() == groups {
+        return Ok(None);
+    }
+    let group_expr = kept_groups
+        .iter()
+        .map(|&i| aggregate.group_expr[i].clone())
+        .collect();
+    let aggregate = Aggregate::try_new(
+        Arc::clone(&aggregate.input),
+        group_expr,
+        aggregate.aggr_expr.clone(),
+    )?;
+    let projection = Projection::try_new(kept, Arc::new(LogicalPlan::Aggregate(aggregate)))?;
+    Ok(Some(LogicalPlan::Projection(projection)))
+}
+
+/// Whether `expr`, a numerator or denominator over `aggregate`'s groups, pools across groups
+/// by the functions named: a NULL, or one of those aggregates (plain: no DISTINCT, filter or
+/// order), either perhaps cast to DOUBLE. Summing counts, sums and casts of them group by
+/// group gives what one count or sum over the union gives; a constant would not (it would
+/// count groups).
+fn pools(expr: &Expr, aggregate: &Aggregate, by: &[&str]) -> bool {
+    match expr {
+        Expr::Alias(alias) => pools(&alias.expr, aggregate, by),
+        Expr::Cast(cast) => {
+            cast.field.data_type() == &arrow::datatypes::DataType::Float64
+                && pools(&cast.expr, aggregate, by)
+        }
+        Expr::Literal(value, _) => value.is_null(),
+        Expr::Column(column) => {
+            let groups = aggregate.group_expr.len();
+            let Some(i) = aggregate.schema.maybe_index_of_column(column) else {
+                return false;
+            };
+            let Some(mut aggr) = i
+                .checked_sub(groups)
+                .and_then(|i| aggregate.aggr_expr.get(i))
+            else {
+                return false;
+            };
+            while let Expr::Alias(alias) = aggr {
+                aggr = &alias.expr;
+            }
+            match aggr {
+                Expr::AggregateFunction(f) => {
+                    by.contains(&f.func.name())
+                        && !f.params.distinct
+                        && f.params.filter.is_none()
+                        && f.params.order_by.is_empty()
+                }
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
@@ -303,5 +413,122 @@ fn check_shape(kpi: &Kpi, plan: &LogicalPlan) -> Result<(), QueryError> {
             message,
         }
         .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::MemTable;
+
+    /// `sql` planned over an empty `shifts` table, as the catalogue plans a KPI.
+    async fn plan(sql: &str) -> LogicalPlan {
+        let ctx = SessionContext::new();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("day", DataType::Date32, false),
+            Field::new("org_code", DataType::Utf8, false),
+            Field::new("ward", DataType::Utf8, false),
+            Field::new("hours", DataType::Float64, true),
+        ]));
+        let table = MemTable::try_new(schema, vec![vec![]]).expect("table");
+        ctx.register_table("shifts", Arc::new(table))
+            .expect("registers");
+        ctx.sql(sql).await.expect("plans").into_unoptimized_plan()
+    }
+
+    /// How many columns the narrowed plan groups by, `None` when it is not narrowed.
+    async fn narrowed_groups(sql: &str, rollup: Rollup, by: &[&str]) -> Option<usize> {
+        let by: Vec<String> = by.iter().map(|b| b.to_string()).collect();
+        let narrowed = narrowed(&plan(sql).await, rollup, &by).expect("narrows")?;
+        let LogicalPlan::Projection(projection) = &narrowed else {
+            panic!("a projection: {narrowed}");
+        };
+        let LogicalPlan::Aggregate(aggregate) = projection.input.as_ref() else {
+            panic!("over an aggregate: {narrowed}");
+        };
+        // The breakdowns the rollup drops are gone from what the series reads.
+        let names: Vec<&str> = projection
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert!(
+            !names.contains(&"ward") || by.iter().any(|b| b == "ward"),
+            "{names:?}"
+        );
+        Some(aggregate.group_expr.len())
+    }
+
+    const SUMS: &str = "SELECT day AS period, org_code, ward, \
+        CAST(SUM(CASE WHEN hours > 8 THEN hours ELSE 0.0 END) AS DOUBLE) AS numerator, \
+        CAST(COUNT(*) AS DOUBLE) AS denominator FROM shifts GROUP BY day, org_code, ward";
+
+    #[tokio::test]
+    async fn a_rollup_of_sums_and_counts_groups_by_what_it_keeps() {
+        assert_eq!(narrowed_groups(SUMS, Rollup::Sum, &[]).await, Some(1));
+        assert_eq!(narrowed_groups(SUMS, Rollup::Sum, &["ward"]).await, Some(2));
+        assert_eq!(
+            narrowed_groups(SUMS, Rollup::Sum, &["org_code", "ward"]).await,
+            None,
+            "every group kept: nothing to narrow"
+        );
+        let null_denominator = "SELECT day AS period, org_code, ward, SUM(hours) AS numerator, \
+            CAST(NULL AS DOUBLE) AS denominator FROM shifts GROUP BY day, org_code, ward";
+        assert_eq!(
+            narrowed_groups(null_denominator, Rollup::Sum, &[]).await,
+            Some(1)
+        );
+        let largest = "SELECT day AS period, org_code, ward, MAX(hours) AS numerator, \
+            CAST(NULL AS DOUBLE) AS denominator FROM shifts GROUP BY day, org_code, ward";
+        assert_eq!(narrowed_groups(largest, Rollup::Max, &[]).await, Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_rollup_that_would_change_the_answer_is_left_as_written() {
+        for (what, sql, rollup) in [
+            ("a largest value's series from sums", SUMS, Rollup::Max),
+            (
+                "a mean",
+                "SELECT day AS period, org_code, ward, AVG(hours) AS numerator, \
+                 CAST(NULL AS DOUBLE) AS denominator FROM shifts GROUP BY day, org_code, ward",
+                Rollup::Sum,
+            ),
+            (
+                "a distinct count",
+                "SELECT day AS period, org_code, ward, \
+                 CAST(COUNT(DISTINCT hours) AS DOUBLE) AS numerator, \
+                 CAST(NULL AS DOUBLE) AS denominator FROM shifts GROUP BY day, org_code, ward",
+                Rollup::Sum,
+            ),
+            (
+                "a constant denominator (it counts groups)",
+                "SELECT day AS period, org_code, ward, SUM(hours) AS numerator, \
+                 1.0 AS denominator FROM shifts GROUP BY day, org_code, ward",
+                Rollup::Sum,
+            ),
+            (
+                "a HAVING clause",
+                "SELECT day AS period, org_code, ward, SUM(hours) AS numerator, \
+                 CAST(NULL AS DOUBLE) AS denominator FROM shifts \
+                 GROUP BY day, org_code, ward HAVING SUM(hours) > 10",
+                Rollup::Sum,
+            ),
+            (
+                "a period grouped by nothing (one row even over no rows)",
+                "SELECT DATE '2024-01-01' AS period, org_code, ward, SUM(hours) AS numerator, \
+                 CAST(NULL AS DOUBLE) AS denominator FROM shifts GROUP BY org_code, ward",
+                Rollup::Sum,
+            ),
+            (
+                "no grouping",
+                "SELECT day AS period, org_code, ward, hours AS numerator, \
+                 CAST(NULL AS DOUBLE) AS denominator FROM shifts",
+                Rollup::Sum,
+            ),
+        ] {
+            assert_eq!(narrowed_groups(sql, rollup, &[]).await, None, "{what}");
+        }
     }
 }

@@ -108,6 +108,79 @@ async fn every_kpi_splits_by_organisation_and_a_breakdown_together() {
     }
 }
 
+/// Whether two CSV tables hold the same rows, numbers equal to within rounding: a rollup
+/// may add the same values up in another order.
+fn same_table(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    a.len() == b.len()
+        && a.iter().zip(&b).all(|(x, y)| {
+            let (x, y): (Vec<&str>, Vec<&str>) = (x.split(',').collect(), y.split(',').collect());
+            x.len() == y.len()
+                && x.iter()
+                    .zip(&y)
+                    .all(|(u, v)| match (u.parse::<f64>(), v.parse::<f64>()) {
+                        (Ok(u), Ok(v)) => (u - v).abs() <= 1e-9 * u.abs().max(v.abs()).max(1.0),
+                        _ => u == v,
+                    })
+        })
+}
+
+/// The runner narrows a KPI's grouping to what its rollup keeps where that cannot change
+/// the answer; every KPI's series, whole and by each of its breakdowns, still equals its
+/// view (planned as written) rolled up by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kpi_s_series_is_its_view_rolled_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = fixture_engine(dir.path()).await;
+    let catalogue = engine.kpi_catalogue().expect("registered").clone();
+    let mut compared = 0;
+    for kpi in &catalogue.kpis {
+        let mut splits: Vec<Vec<String>> = vec![vec![], vec!["org_code".to_string()]];
+        splits.extend(kpi.breakdowns.iter().map(|b| vec![b.clone()]));
+        for by in splits {
+            let series = engine
+                .kpi_series(kpi.id.as_str(), None, None, &by)
+                .await
+                .unwrap_or_else(|e| panic!("{} by {by:?}: {e}", kpi.id));
+            let numerator = match kpi.rollup {
+                bright_engine::kpi::Rollup::Sum => "sum(numerator)",
+                bright_engine::kpi::Rollup::Max => "max(numerator)",
+            };
+            let value = if kpi.denominator.is_some() {
+                format!("{numerator} / nullif(sum(denominator), 0.0)")
+            } else {
+                numerator.to_string()
+            };
+            let keys: String = by.iter().map(|b| format!("{b}, ")).collect();
+            let by_hand = engine
+                .sql(&format!(
+                    "SELECT period AS date, {keys}{value} AS value, {numerator} AS numerator, \
+                     sum(denominator) AS denominator FROM kpi.{} \
+                     GROUP BY {keys}period ORDER BY {keys}date",
+                    kpi.id
+                ))
+                .await
+                .unwrap_or_else(|e| panic!("{} by {by:?} by hand: {e}", kpi.id));
+            let (series, by_hand) = (table(&series), table(&by_hand));
+            assert!(
+                by_hand.lines().count() > 1,
+                "{} by {by:?}: no rows to compare",
+                kpi.id
+            );
+            assert!(
+                same_table(&series, &by_hand),
+                "{} by {by:?}:\n{series}\nby hand:\n{by_hand}",
+                kpi.id
+            );
+            compared += 1;
+        }
+    }
+    assert!(
+        compared > catalogue.kpis.len() * 2,
+        "{compared} series compared"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_windowed_run_gives_the_full_run_s_periods_for_every_kpi() {
     let dir = tempfile::tempdir().expect("tempdir");
