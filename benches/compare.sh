@@ -81,7 +81,8 @@ fi
 
 status=0
 "$python" benches/compare.py --lake "$lake" --runner "$bin/bright-compare" --runs "$runs" \
-  --scale "$scale" ${groups:+--groups "$groups"} ${engines:+--engines "$engines"} --results "$work/queries.json" || status=$?
+  --scale "$scale" ${groups:+--groups "$groups"} ${engines:+--engines "$engines"} \
+  --results "$work/queries.json" || status=$?
 # A run whose engines disagree (or that failed) writes nothing into RESULTS.md.
 if [ "$check" = 1 ] || [ "$status" != 0 ]; then exit "$status"; fi
 
