@@ -6,7 +6,7 @@
 #
 #   benches/compare.sh [--scale trust|region|national] [--runs N] [--days D]
 #                      [--lake DIR] [--profile release|dev] [--groups G,G] [--check]
-#                      [--no-ingest] [--engines bright,duckdb,polars]
+#                      [--no-ingest] [--no-polars]
 #
 #   --scale    trust: one trust, 2 years (default); region: 20 trusts, 3 years; national:
 #              150 trusts, enough days for 50 M ED attendances (streamed by `bright generate`)
@@ -19,8 +19,8 @@
 #   --check    only check that the engines agree (one run, nothing written to RESULTS.md);
 #              the test suite runs `--scale trust --days 60 --check`
 #   --no-ingest  skip the ingest part (`cargo bench --bench ingest`)
-#   --engines  the engines to run beside bright (default all three; at national scale Polars
-#              spent minutes on its first query, so `--engines bright,duckdb` leaves it out)
+#   --no-polars  run bright and DuckDB only (at national scale Polars spent minutes on its
+#              first query)
 #
 # BRIGHT_COMPARE_BIN=DIR takes `bright` and `bright-compare` from DIR instead of building.
 set -euo pipefail
@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 command="benches/compare.sh $*"
-scale=trust runs=3 days="" lake="" profile=release check=0 ingest=1 groups= engines=
+scale=trust runs=3 days="" lake="" profile=release check=0 ingest=1 groups= no_polars=
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2 ;;
@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
     --groups) groups=$2; shift 2 ;;
     --check) check=1; runs=1; ingest=0; shift ;;
     --no-ingest) ingest=0; shift ;;
-    --engines) engines=$2; shift 2 ;;
+    --no-polars) no_polars=1; shift ;;
     -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -81,7 +81,7 @@ fi
 
 status=0
 "$python" benches/compare.py --lake "$lake" --runner "$bin/bright-compare" --runs "$runs" \
-  --scale "$scale" ${groups:+--groups "$groups"} ${engines:+--engines "$engines"} \
+  --scale "$scale" ${groups:+--groups "$groups"} ${no_polars:+--no-polars} \
   --results "$work/queries.json" || status=$?
 # A run whose engines disagree (or that failed) writes nothing into RESULTS.md.
 if [ "$check" = 1 ] || [ "$status" != 0 ]; then exit "$status"; fi

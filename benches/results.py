@@ -64,7 +64,7 @@ def section(q, ingest, generate, command, previous_commit):
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     commit = git("rev-parse", "--short", "HEAD") or "?"
     dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
-    not_run = set(q.get("not_run", []))
+    polars_ran = "polars" not in q.get("not_run", [])
     limit = q.get("duckdb_memory_limit")
     memory = f", memory limit {limit / 2**30:.1f} GiB as bright's query pool" if limit else ""
     lines = [f"## {now} · {q['scale']} scale · {q['runs']} run(s)", "",
@@ -72,8 +72,8 @@ def section(q, ingest, generate, command, previous_commit):
              f"- Machine: {q['machine']}",
              f"- bright at commit {commit}{dirty}; DuckDB {q['engines']['duckdb']} "
              f"({q['threads']} threads{memory}); "
-             + ("Polars not run (`--engines`)" if "polars" in not_run else
-                f"Polars {q['engines']['polars']} (from PyPI)"),
+             + (f"Polars {q['engines']['polars']} (from PyPI)" if polars_ran else
+                "Polars not run (`--no-polars`)"),
              f"- Command: `{public(command)}`"]
     rows = ", ".join(f"{n:,} rows of {t}" for t, n in q.get("tables", {}).items())
     lines.append(f"- Lake: {rows}" + (f"; {generate}" if generate else ""))
@@ -95,9 +95,9 @@ def section(q, ingest, generate, command, previous_commit):
             if row.get(f"{engine}_error"):
                 failed.setdefault(engine, []).append(row)
     compared = sum(1 for row in queries if row.get("duckdb_ms") is not None)
-    polars_agrees = ("" if "polars" in not_run else
-                     "; Polars agrees on all "
-                     f"{sum(1 for r in queries if r.get('polars_ms') is not None)} it ran")
+    polars_agrees = ("; Polars agrees on all "
+                     f"{sum(1 for r in queries if r.get('polars_ms') is not None)} it ran"
+                     if polars_ran else "")
     agree = (f"- Answers: bright and DuckDB agree on all {compared} queries they both ran"
              f"{polars_agrees}" if not q["disagreements"] else
              "- Answers: DISAGREE — " + "; ".join(q["disagreements"][:5]))
@@ -131,15 +131,15 @@ def section(q, ingest, generate, command, previous_commit):
     lines += ["", "| group | queries | bright s | DuckDB s | Polars s | bright/DuckDB "
               "(geomean) | worst | bright/Polars (geomean) |",
               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    polars_missing = "not run" if "polars" in not_run else "incomplete"
     for group, g in q["groups"].items():
         n = sum(1 for r in queries if r["group"] == group)
         lines.append(
             f"| {GROUP_TITLES.get(group, group)} | {n} | {s(g['bright'])} | {s(g['duckdb'])} | "
-            f"{s(g['polars']) if g['polars'] is not None else polars_missing} | "
-            f"{x(g['geomean_vs_duckdb'])} | {x(g['max_vs_duckdb'])} | "
-            + ("not run |" if "polars" in not_run else
-               f"{x(g['geomean_vs_polars'])} ({g['compared_vs_polars']} queries) |"))
+            + (f"{s(g['polars']) if g['polars'] is not None else 'incomplete'} | "
+               if polars_ran else "not run | ")
+            + f"{x(g['geomean_vs_duckdb'])} | {x(g['max_vs_duckdb'])} | "
+            + (f"{x(g['geomean_vs_polars'])} ({g['compared_vs_polars']} queries) |"
+               if polars_ran else "not run |"))
 
     lines += ["", "Targets:", "", "| target | goal | this run |", "| --- | --- | --- |"]
     full = q["groups"].get("kpi_full")
