@@ -134,6 +134,9 @@ enum LakeCommand {
         table: Option<String>,
         #[command(flatten)]
         lake: LakeArg,
+        /// Merge files smaller than this into files of up to this size (MiB).
+        #[arg(long, default_value_t = bright_engine::lake::COMPACT_TARGET_BYTES.get() >> 20)]
+        target_mib: u64,
     },
     /// Delete files replaced by earlier commits, once they are older than the retention.
     Vacuum {
@@ -324,13 +327,21 @@ async fn lake_command(command: LakeCommand) -> Result<()> {
                 bail!("no tables at {}", lake.root());
             }
         }
-        LakeCommand::Optimize { table, lake } => {
+        LakeCommand::Optimize {
+            table,
+            lake,
+            target_mib,
+        } => {
+            let target = target_mib
+                .checked_mul(1 << 20)
+                .and_then(std::num::NonZeroU64::new)
+                .context("--target-mib must be at least 1 and at most 2^44")?;
             let lake = open_lake(&lake.lake)?;
             for table in tables_arg(table)? {
                 if !lake.has_table(table).await? {
                     continue;
                 }
-                let r = lake.optimize(table).await?;
+                let r = lake.optimize(table, Some(target)).await?;
                 println!(
                     "{}: {} small files compacted into {}",
                     r.table, r.files_removed, r.files_added

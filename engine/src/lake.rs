@@ -15,6 +15,7 @@
 //! conditional put, so no external lock service is needed.
 
 use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::sync::{Arc, Once};
 use std::time::Duration;
@@ -108,6 +109,16 @@ pub struct TableStats {
     /// Bytes in live data files.
     pub bytes: u64,
 }
+
+/// The size [`Lake::optimize`] merges small files up to, unless told otherwise.
+///
+/// Each file a query opens costs it a fixed time whatever the file holds, so a small table
+/// written a month at a time (the ledger, data-quality issues) spends most of a scan opening
+/// dozens of files of a few kilobytes; merged into one, it is read in a quarter of the time.
+/// Larger targets cost more than they save: merging a trust's monthly ED files into two
+/// 16 MiB files made the open day's ED KPIs twice as slow (a merged file is one row group, so
+/// a day's query reads all of it) and bed occupancy a fifth slower (one file, one thread).
+pub const COMPACT_TARGET_BYTES: NonZeroU64 = NonZeroU64::new(1 << 20).unwrap();
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -432,13 +443,24 @@ impl Lake {
         file_days(table, &delta)
     }
 
-    /// Rewrites each partition's small files into fewer large ones (one commit per table).
+    /// Rewrites each partition's small files into fewer large ones (one commit per table):
+    /// files next to each other in the log are merged, in their order, into files of up to
+    /// `target_bytes` ([`COMPACT_TARGET_BYTES`] when `None`); larger files stay as they are.
     ///
     /// Readers keep seeing the same rows throughout; the replaced files stay on storage until a
     /// [`Lake::vacuum`] after the retention period.
-    pub async fn optimize(&self, table: Table) -> Result<OptimizeReport, LakeError> {
+    pub async fn optimize(
+        &self,
+        table: Table,
+        target_bytes: Option<NonZeroU64>,
+    ) -> Result<OptimizeReport, LakeError> {
         let delta = self.open_table(table).await?;
-        let (_, metrics) = delta.optimize().with_type(OptimizeType::Compact).await?;
+        let target = target_bytes.unwrap_or(COMPACT_TARGET_BYTES);
+        let (_, metrics) = delta
+            .optimize()
+            .with_type(OptimizeType::Compact)
+            .with_target_size(target)
+            .await?;
         info!(
             table = %table,
             files_removed = metrics.num_files_removed,

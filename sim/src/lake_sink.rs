@@ -356,7 +356,7 @@ pub async fn generate_into_lake_until(
         });
         let mut split = crate::replay::Split::new(&mut sink, cutoff_micros, seed);
         let summary = simulation.run(&mut split, &mut progress)?;
-        Ok((summary, split.into_future()))
+        Ok::<_, SimError>((summary, split.into_future()))
     });
     let mut write_error = None;
     while let Some((table, batch)) = rx.recv().await {
@@ -373,10 +373,17 @@ pub async fn generate_into_lake_until(
     if let Some(e) = write_error {
         return Err(e.into());
     }
-    match outcome {
-        Ok(result) => result,
+    let result = match outcome {
+        Ok(result) => result?,
         Err(panic) => std::panic::resume_unwind(panic),
+    };
+    // Written a month at a time, a small table (the ledger, data-quality issues, the list
+    // plans) is dozens of files of a few kilobytes, and a query of it spends most of its time
+    // opening them; merged up to the lake's target size, it opens one or two.
+    for table in Table::ALL {
+        lake.optimize(table, None).await?;
     }
+    Ok(result)
 }
 
 /// A pseudonymisation key for simulated data, derived from the seed so that runs are

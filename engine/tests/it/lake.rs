@@ -200,7 +200,7 @@ async fn optimize_compacts_and_vacuum_removes_only_replaced_files() {
     let before = lake.stats(Table::Beds).await.unwrap();
     assert_eq!((before.rows, before.files), (50, 5));
 
-    let report = lake.optimize(Table::Beds).await.unwrap();
+    let report = lake.optimize(Table::Beds, None).await.unwrap();
     assert_eq!((report.files_removed, report.files_added), (5, 1));
     let after = lake.stats(Table::Beds).await.unwrap();
     assert_eq!((after.rows, after.files), (50, 1));

@@ -236,7 +236,7 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
     // A compaction rewrites the files: the rows are the same, and computed whole again.
     engine
         .lake()
-        .optimize(Table::AdtEvents)
+        .optimize(Table::AdtEvents, None)
         .await
         .expect("compacts");
     engine.refresh().await.expect("refreshes");

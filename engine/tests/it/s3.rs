@@ -65,7 +65,7 @@ async fn the_lake_works_on_s3_compatible_storage() {
         (60, 12, 2)
     );
 
-    let compacted = lake.optimize(Table::EdAttendances).await.unwrap();
+    let compacted = lake.optimize(Table::EdAttendances, None).await.unwrap();
     assert_eq!((compacted.files_removed, compacted.files_added), (3, 1));
     let vacuumed = lake
         .vacuum(Table::EdAttendances, Duration::ZERO)
