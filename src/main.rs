@@ -180,6 +180,7 @@ struct GenerateArgs {
 }
 
 fn main() {
+    bright_engine::configure_allocator();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

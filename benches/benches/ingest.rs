@@ -245,6 +245,7 @@ print(best)
 }
 
 fn main() {
+    bright_engine::configure_allocator();
     let wanted: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())

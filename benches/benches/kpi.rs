@@ -21,6 +21,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    bright_engine::configure_allocator();
     let Ok(location) = std::env::var("BRIGHT_BENCH_LAKE") else {
         eprintln!("kpi bench: set BRIGHT_BENCH_LAKE to a lake folder (benches/kpi.sh does)");
         return;

@@ -200,6 +200,7 @@ fn latencies(sent: &[(u64, Instant)], seen: &Seen) -> (Vec<f64>, usize) {
 }
 
 fn main() {
+    bright_engine::configure_allocator();
     if let Ok(port) = std::env::var("BRIGHT_BENCH_CLIENTS_PORT") {
         let n = std::env::var("BRIGHT_BENCH_CLIENTS")
             .ok()

@@ -49,6 +49,7 @@ async fn render(state: &AppState, path: &str) -> (StatusCode, usize) {
 }
 
 fn main() {
+    bright_engine::configure_allocator();
     let runs: usize = std::env::var("BRIGHT_BENCH_RUNS")
         .ok()
         .and_then(|r| r.parse().ok())

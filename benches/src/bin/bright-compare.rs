@@ -178,6 +178,7 @@ async fn answer(
 }
 
 fn main() {
+    bright_engine::configure_allocator();
     let mut args = std::env::args().skip(1);
     let (Some(location), Some(queries)) = (args.next(), args.next()) else {
         eprintln!("usage: bright-compare LAKE_DIR QUERIES_DIR (benches/compare.sh runs it)");
