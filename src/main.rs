@@ -336,7 +336,7 @@ async fn lake_command(command: LakeCommand) -> Result<()> {
             let target = target_mib
                 .checked_mul(1 << 20)
                 .and_then(std::num::NonZeroU64::new)
-                .context("--target-mib must be at least 1 and at most 2^44")?;
+                .context("--target-mib must be a size in MiB of at least 1")?;
             let lake = open_lake(&lake.lake)?;
             for table in tables_arg(table)? {
                 if !lake.has_table(table).await? {

@@ -114,7 +114,7 @@ pub struct TableStats {
 ///
 /// Each file a query opens costs it a fixed time whatever the file holds, so a small table
 /// written a month at a time (the ledger, data-quality issues) spends most of a scan opening
-/// dozens of files of a few kilobytes; merged into one, it is read in a quarter of the time.
+/// dozens of files of a few kilobytes; merged into one, it is read in a third of the time.
 /// Larger targets cost more than they save: merging a trust's monthly ED files into two
 /// 16 MiB files made the open day's ED KPIs twice as slow (a merged file is one row group, so
 /// a day's query reads all of it) and bed occupancy a fifth slower (one file, one thread).

@@ -135,9 +135,8 @@ fn replay_adt(out: &QueryOutput, beds: &HashMap<String, u32>) -> (usize, usize) 
 async fn the_simulated_hospital_is_consistent_and_shows_its_planted_changes() {
     let (_dir, lake, changes) = simulated_lake().await;
 
-    // Written a month at a time, then merged: each small table is one file, every row kept
-    // (the ledger has a row per cost centre, line and month; dq issues one per rejected
-    // record). The ED table's monthly files are larger than the target and stay apart.
+    // Written a month at a time, then merged: each small table is one file. The ED table's
+    // monthly files are larger than the merge's target and stay apart.
     for table in [
         Table::FinanceLedger,
         Table::DqIssues,
