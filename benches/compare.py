@@ -548,7 +548,7 @@ def main():
     polars = None if args.no_polars else Polars(args.lake, args.queries, duck.manifest,
                                                  duck.params)
     engines = [e for e in (bright, duck, polars) if e is not None]
-    names = ("bright", "duckdb", "polars")
+    names = tuple(engine.name for engine in (Bright, DuckDB, Polars))
     open_day = duck.con.execute("SELECT max(arrival_date) FROM ed_attendances").fetchone()[0]
     queries = suite(args.queries, duck.manifest, duck.params, open_day, groups)
     # The tick runs on its own copy of the lake, after the query groups.

@@ -378,8 +378,8 @@ pub async fn generate_into_lake_until(
         Err(panic) => std::panic::resume_unwind(panic),
     };
     // Written a month at a time, a small table (the ledger, data-quality issues, the list
-    // plans) is dozens of files of a few kilobytes, and a query of it spends most of its time
-    // opening them; merged up to the lake's target size, it opens one or two.
+    // plans) is dozens of files of a few kilobytes; merged as `bright lake optimize` would
+    // (see `COMPACT_TARGET_BYTES` for why small files cost queries).
     for table in Table::ALL {
         lake.optimize(table, None).await?;
     }
