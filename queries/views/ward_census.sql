@@ -31,11 +31,14 @@ starts AS (
 counted AS (
     SELECT * FROM starts WHERE end_day IS NULL OR from_day < end_day
 ),
+-- Both changes of each counted spell come from one read of it: DataFusion computes a CTE
+-- again at each reference, so two reads of counted built every start row twice.
 deltas AS (
-    SELECT org_code, site, ward, n, from_day AS day, 1 AS delta FROM counted
-    UNION ALL
-    SELECT org_code, site, ward, n, end_day AS day, -1 AS delta FROM counted
-    WHERE end_day IS NOT NULL
+    SELECT org_code, site, ward, n, CASE WHEN e.delta = 1 THEN from_day ELSE end_day END AS day,
+           e.delta
+    FROM (VALUES (1), (-1)) AS e(delta)
+    CROSS JOIN counted
+    WHERE e.delta = 1 OR end_day IS NOT NULL
 ),
 per_day AS (
     SELECT org_code, site, ward, day,
