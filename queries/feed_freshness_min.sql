@@ -11,11 +11,19 @@ WITH records AS (
     UNION ALL
     SELECT org_code, 'theatre' AS feed, event_time AS seen_at FROM theatre_events
 ),
+-- Days before the first one asked for matter only through each feed's latest record before
+-- it, which carries on into the days asked for: that one record stands for them all, so a
+-- tick's run groups only its own days by day, not every record of every feed.
 per_day AS (
     SELECT org_code, feed, local_date(seen_at) AS day, MAX(seen_at) AS latest
     FROM records
-    WHERE seen_at <= now()
+    WHERE seen_at <= now() AND seen_at >= local_day_start(CAST($since AS DATE))
     GROUP BY org_code, feed, local_date(seen_at)
+    UNION ALL
+    SELECT org_code, feed, local_date(MAX(seen_at)) AS day, MAX(seen_at) AS latest
+    FROM records
+    WHERE seen_at <= now() AND seen_at < local_day_start(CAST($since AS DATE))
+    GROUP BY org_code, feed
 ),
 -- Each day with records holds until the feed's next such day, the last one until the last
 -- day of all. Windows over the one grouped read, not a calendar joined to it: the tables are
