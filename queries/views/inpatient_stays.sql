@@ -66,9 +66,9 @@ moves AS (
       AND NOT (event_type = 'A02' AND COALESCE(next_of_kind, '') = 'A12')
       AND NOT (event_type = 'A03' AND COALESCE(next_of_kind, '') = 'A13')
     UNION ALL
-    -- Every other encounter's moves. An outer join kept where nothing matched, not NOT EXISTS:
-    -- written so, the few corrected encounters are the side held in memory; NOT EXISTS held
-    -- every event instead (1.3 s more at region scale).
+    -- Every other encounter's moves. Here and in events the corrected encounters are joined
+    -- as the side held in memory (here an outer join kept where nothing matched); written as
+    -- IN and NOT EXISTS, both held every event instead: 18.7 s against 15.5 s at region scale.
     SELECT org_code, site, ward, bed, a.encounter_id, specialty, discharge_destination,
            event_type, event_time, event_id
     FROM corrected c
