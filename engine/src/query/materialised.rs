@@ -282,17 +282,17 @@ impl MaterialisedView {
 /// The keys to recompute: every key value of the rows added to a direct table since.
 #[derive(Debug, Default)]
 struct Keys {
-    /// As the lake holds them, for the filter on the lake's rows.
-    values: Vec<ScalarValue>,
     /// As text, to find the view's rows of them.
     text: HashSet<String>,
+    /// The key column's type in the lake, for the table of keys joined to the lake's rows.
+    data_type: Option<DataType>,
     /// A row without a key was added.
     null: bool,
 }
 
 impl Keys {
     fn is_empty(&self) -> bool {
-        self.values.is_empty() && !self.null
+        self.text.is_empty() && !self.null
     }
 
     /// Adds the keys of `table`'s rows on `day` (days since the epoch) and later: a superset
@@ -312,13 +312,15 @@ impl Keys {
         let physical = state.create_physical_plan(&plan).await?;
         for batch in collect(physical, state.task_ctx()).await? {
             let column = batch.column(0);
+            self.data_type
+                .get_or_insert_with(|| column.data_type().clone());
             let text = cast(column, &DataType::Utf8)?;
-            let text = text.as_string::<i32>();
-            for i in 0..column.len() {
-                if column.is_null(i) {
-                    self.null = true;
-                } else if self.text.insert(text.value(i).to_string()) {
-                    self.values.push(ScalarValue::try_from_array(column, i)?);
+            for key in text.as_string::<i32>() {
+                match key {
+                    Some(key) => {
+                        self.text.insert(key.to_string());
+                    }
+                    None => self.null = true,
                 }
             }
         }
@@ -328,10 +330,11 @@ impl Keys {
     /// The keys (not the null one) as a one-column table, [`KEYS_COLUMN`]; `None` when
     /// there are none.
     fn table(&self) -> Result<Option<LogicalPlan>> {
-        if self.values.is_empty() {
+        let Some(data_type) = self.data_type.as_ref().filter(|_| !self.text.is_empty()) else {
             return Ok(None);
-        }
-        let array = ScalarValue::iter_to_array(self.values.iter().cloned())?;
+        };
+        let text: arrow::array::StringArray = self.text.iter().map(Some).collect();
+        let array = cast(&text, data_type)?;
         let schema = Arc::new(arrow::datatypes::Schema::new(vec![
             arrow::datatypes::Field::new(KEYS_COLUMN, array.data_type().clone(), false),
         ]));
@@ -441,7 +444,7 @@ fn restrict(plan: &LogicalPlan, key: &str, keys: &Keys) -> Result<LogicalPlan> {
         // The keys as a table joined to the scan, not a filter `key IN (…)`: with the
         // nine thousand encounters of a region's open day, that list took 2.2 s to filter
         // ten million ADT events, the join 0.3 s. The keys are the side held in memory.
-        let mut restricted = match keys.table()? {
+        let with = match keys.table()? {
             Some(table) => Some(
                 LogicalPlanBuilder::from(table)
                     .join(
@@ -454,23 +457,27 @@ fn restrict(plan: &LogicalPlan, key: &str, keys: &Keys) -> Result<LogicalPlan> {
             ),
             None => None,
         };
-        if keys.null {
-            let without = LogicalPlanBuilder::from(scan)
-                .filter(Expr::Column(column).is_null())?
-                .build()?;
-            restricted = Some(match restricted {
-                // A union's columns are unqualified: named as the table again for the nodes
-                // above, which refer to the table's columns.
-                Some(with) => LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
-                    Arc::new(LogicalPlanBuilder::from(with).union(without)?.build()?),
-                    name,
-                )?),
-                None => without,
-            });
-        }
-        // `update` restricts only when some key, or a row without one, was added.
-        let restricted = restricted
-            .ok_or_else(|| DataFusionError::Internal("a restriction to no keys".into()))?;
+        let without = match keys.null {
+            true => Some(
+                LogicalPlanBuilder::from(scan)
+                    .filter(Expr::Column(column).is_null())?
+                    .build()?,
+            ),
+            false => None,
+        };
+        let restricted = match (with, without) {
+            // A union's columns are unqualified: named as the table again for the nodes
+            // above, which refer to the table's columns.
+            (Some(with), Some(without)) => LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
+                Arc::new(LogicalPlanBuilder::from(with).union(without)?.build()?),
+                name,
+            )?),
+            (Some(only), None) | (None, Some(only)) => only,
+            // `update` restricts only when some key, or a row without one, was added.
+            (None, None) => {
+                return Err(DataFusionError::Internal("a restriction to no keys".into()));
+            }
+        };
         Ok(Transformed::yes(restricted))
     })?;
     // The nodes above a replaced scan keep the schema they were planned with.
