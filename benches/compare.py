@@ -482,6 +482,7 @@ def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
             out["series"], out["full"] = ticked["series"], ticked["full"]
             out["recomputed"] = ticked["recomputed"]
             out["changed_tables"] = ticked["changed_tables"]
+            out["steps"] = ticked.get("steps", [])
             duck = DuckDB(copy, queries, threads)
             total = 0.0
             for kpi in manifest["kpi"]:
@@ -511,7 +512,7 @@ def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
         "warm": statistics.median(out["warm"]), "series": out["series"], "full": out["full"],
         "recomputed": out["recomputed"],
         "changed_tables": out["changed_tables"], "added": out["added"],
-        "disagreements": out["disagreements"],
+        "steps": out["steps"], "disagreements": out["disagreements"],
     }
 
 

@@ -127,6 +127,13 @@ def section(q, ingest, generate, command, previous_commit):
             f"recomputed, {tick['full']} of them in full (changed: "
             f"{', '.join(tick['changed_tables'])}); DuckDB recomputed every KPI for the open "
             f"day in {s(tick['duckdb'])} s; the open day's answers agree")
+        # Where the last run's tick went: its slowest steps (the first series to read a
+        # materialised view pays for bringing it up to date).
+        slowest = sorted(tick.get("steps", []), key=lambda st: -st["ms"])[:6]
+        if slowest:
+            lines.append("- The last tick's slowest steps: " + "; ".join(
+                f"{st['what']}{' from ' + st['since'] if st.get('since') else ''} "
+                f"{st['ms'] / 1e3:.2f} s" for st in slowest))
 
     lines += ["", "| group | queries | bright s | DuckDB s | Polars s | bright/DuckDB "
               "(geomean) | worst | bright/Polars (geomean) |",

@@ -16,8 +16,8 @@
 //!   (computed in full now);
 //! - `{"op":"tick","today":"YYYY-MM-DD"}`: a dashboard tick: the cache brought up to date
 //!   with the lake, recomputing only the periods new data can reach; answers the number of
-//!   series, of those recomputed (some periods or all) and recomputed in full, and the tables
-//!   that changed;
+//!   series, of those recomputed (some periods or all) and recomputed in full, the tables
+//!   that changed, and the refresh's timed steps (`what`, `since`, `ms`);
 //! - `{"op":"cached","id":"…"}`: a KPI's series as the cache holds it;
 //! - `{"op":"memory"}`: this process's peak resident memory.
 //!
@@ -127,12 +127,24 @@ async fn answer(
                 .await
                 .map_err(|e| e.to_string())?;
             let changed: Vec<&str> = report.changed_tables.iter().map(|t| t.name()).collect();
+            let steps: Vec<Value> = report
+                .steps
+                .iter()
+                .map(|s| {
+                    json!({
+                        "what": s.what,
+                        "since": s.since.map(|d| d.to_string()),
+                        "ms": s.elapsed.as_secs_f64() * 1e3,
+                    })
+                })
+                .collect();
             return Ok(json!({
                 "ms": started.elapsed().as_secs_f64() * 1e3,
                 "series": report.series,
                 "recomputed": report.recomputed,
                 "full": report.full,
                 "changed_tables": changed,
+                "steps": steps,
             }));
         }
         Some("cached") => {

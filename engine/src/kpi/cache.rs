@@ -26,6 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::compute::{
@@ -71,6 +72,20 @@ pub struct RefreshReport {
     pub full: usize,
     /// Tables whose files changed since the last refresh.
     pub changed_tables: Vec<Table>,
+    /// What the refresh spent its time on: working out how far each keyed read's new rows
+    /// reach, each series recomputed, and each materialised view brought up to date (inside
+    /// the step that first read it, and inside the views that read it).
+    pub steps: Vec<RefreshStep>,
+}
+
+/// One timed part of a refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshStep {
+    /// `reach <table> by <key>`, `view <name>`, or the series' KPI id with its breakdown.
+    pub what: String,
+    /// The first day recomputed; `None` for every period (and for a reach).
+    pub since: Option<NaiveDate>,
+    pub elapsed: std::time::Duration,
 }
 
 /// Cached KPI series; see the module documentation.
@@ -78,6 +93,9 @@ pub struct RefreshReport {
 pub struct KpiCache {
     /// What the engine held of each table at the last refresh; empty before the first.
     seen: BTreeMap<Table, Seen>,
+    /// How often the patient merges' rows had changed at the last refresh (`None` before the
+    /// first, or without the view): new A40s that change nothing reach no further back.
+    merges: Option<u64>,
     series: HashMap<SeriesKey, Cached>,
 }
 
@@ -109,6 +127,7 @@ impl KpiCache {
             // count as new at the next refresh, recomputed once more, never missed.
             engine.refresh().await?;
             self.seen = seen(engine);
+            self.merges = merges_changes(engine).await?;
         }
         let key = SeriesKey {
             id: id.to_string(),
@@ -145,6 +164,7 @@ impl KpiCache {
         // landing before the queries below run is read by them, and is new again to the next
         // refresh, which recomputes its days once more: late by a tick at worst, never missed.
         engine.refresh().await?;
+        let views = view_time(engine).await;
         let now = seen(engine);
         let mut reach: BTreeMap<Table, Reach> = BTreeMap::new();
         for (table, seen) in &now {
@@ -169,9 +189,18 @@ impl KpiCache {
             reach.insert(*table, r);
         }
         self.seen = now;
+        // Whether the merges changed, read before any query below can move them on: a merge
+        // landing later is new to the next refresh too, and counted then.
+        let merges = match reach.contains_key(&Table::AdtEvents) {
+            true => merges_changes(engine).await?,
+            false => self.merges,
+        };
+        let merges_changed = merges.is_none() || merges != self.merges;
+        self.merges = merges;
         // Tables read through keyed views (stays by encounter, lists by session) reach back
         // to the first day of every key their new rows hold.
         let mut keyed_reach: BTreeMap<(Table, String), Reach> = BTreeMap::new();
+        let mut steps = Vec::new();
         for cached in self.series.values() {
             for (table, key) in &cached.keyed {
                 let Some(direct) = reach.get(table) else {
@@ -186,7 +215,14 @@ impl KpiCache {
                         // `day` has the margin already; the rows added are on the day after
                         // or later.
                         let added = day.checked_add_days(Days::new(1)).unwrap_or(*day);
-                        match key_reach(engine, *table, key, added).await {
+                        let started = Instant::now();
+                        let first = key_reach(engine, *table, key, added, merges_changed).await;
+                        steps.push(RefreshStep {
+                            what: format!("reach {table} by {key}"),
+                            since: None,
+                            elapsed: started.elapsed(),
+                        });
+                        match first {
                             Some(first) => Reach::From(
                                 first
                                     .checked_sub_days(Days::new(1))
@@ -203,6 +239,7 @@ impl KpiCache {
 
         let mut report = RefreshReport {
             changed_tables: reach.keys().copied().collect(),
+            steps,
             ..RefreshReport::default()
         };
         for (key, cached) in &mut self.series {
@@ -226,6 +263,7 @@ impl KpiCache {
                     }
                 }
             }
+            let started = Instant::now();
             let fresh = engine.kpi_series(&key.id, since, None, &key.by).await?;
             cached.output = match since {
                 None => {
@@ -235,6 +273,27 @@ impl KpiCache {
                 Some(since) => splice(&cached.output, fresh, since, &key.by)?,
             };
             report.recomputed += 1;
+            let step = RefreshStep {
+                what: match key.by.is_empty() {
+                    true => key.id.clone(),
+                    false => format!("{} by {}", key.id, key.by.join(", ")),
+                },
+                since,
+                elapsed: started.elapsed(),
+            };
+            tracing::debug!(series = %step.what, since = ?step.since, elapsed = ?step.elapsed,
+                            "Series brought up to date.");
+            report.steps.push(step);
+        }
+        for (name, spent) in view_time(engine).await {
+            let before = views.get(&name).copied().unwrap_or_default();
+            if spent > before {
+                report.steps.push(RefreshStep {
+                    what: format!("view {name}"),
+                    since: None,
+                    elapsed: spent - before,
+                });
+            }
         }
         Ok(report)
     }
@@ -242,21 +301,23 @@ impl KpiCache {
 
 /// The first day of every `key` that rows of `table` on `added` or later hold: where rows
 /// added on those days can change a keyed view from. For ADT read through the stays (which read
-/// the patient merges whole), also the first day of every encounter of a patient record merged
-/// (A40) on those days, with the records merged into the same survivor. `None` when it cannot
-/// be told (a catalogue without `kpi.patient_merges`).
+/// the patient merges whole), when `merges_changed`, also the first day of every encounter of a
+/// patient record merged (A40) on those days, with the records merged into the same survivor.
+/// `None` when it cannot be told (a catalogue without `kpi.patient_merges`).
 async fn key_reach(
     engine: &QueryEngine,
     table: Table,
     key: &str,
     added: NaiveDate,
+    merges_changed: bool,
 ) -> Option<NaiveDate> {
     let (name, day) = (table.name(), table.day_column());
     let mut sql = format!(
         "SELECT MIN({day}) AS first FROM {name}
          WHERE {key} IN (SELECT {key} FROM {name} WHERE {day} >= DATE '{added}')"
     );
-    if table == Table::AdtEvents {
+    // An A40 that changes no merge (sent again, or merging what was merged) changes no stay.
+    if table == Table::AdtEvents && merges_changed {
         sql = format!(
             "WITH merged AS (
                  SELECT patient_key AS k FROM adt_events
@@ -298,6 +359,29 @@ async fn key_reach(
         .and_then(Date32Type::to_naive_date_opt);
     // No key found (only rows without one): nothing before `added`.
     Some(first.unwrap_or(added).min(added))
+}
+
+/// How often the patient merges' rows have changed, brought up to date first; `None` without
+/// the view.
+async fn merges_changes(engine: &QueryEngine) -> Result<Option<u64>, QueryError> {
+    Ok(engine
+        .refresh_view("patient_merges")
+        .await?
+        .map(|refreshes| refreshes.changes))
+}
+
+/// The time each materialised helper view has spent computing its rows so far.
+async fn view_time(engine: &QueryEngine) -> BTreeMap<String, std::time::Duration> {
+    let mut spent = BTreeMap::new();
+    let Some(catalogue) = engine.kpi_catalogue() else {
+        return spent;
+    };
+    for view in catalogue.views.iter().filter(|v| v.materialise) {
+        if let Some(refreshes) = engine.view_refreshes(&view.name).await {
+            spent.insert(view.name.clone(), refreshes.spent);
+        }
+    }
+    spent
 }
 
 /// What the engine holds of every table now.

@@ -32,7 +32,7 @@ mod chart;
 mod manifest;
 mod pool;
 
-pub use cache::{KpiCache, RefreshReport};
+pub use cache::{KpiCache, RefreshReport, RefreshStep};
 pub use chart::{ChartError, chart_kpi, chart_series};
 pub use manifest::{
     Catalogue, Grain, HelperView, Kpi, KpiError, KpiId, OverTime, Param, ReferenceRange, Rollup,

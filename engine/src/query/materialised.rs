@@ -18,21 +18,22 @@
 //! one); a materialised view should therefore be a compact summary of the lake, as stays are.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::compute::{cast, concat_batches, filter_record_batch};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, ScalarValue};
+use datafusion::common::{Column, ScalarValue, TableReference};
 use datafusion::datasource::{MemTable, provider_as_source, source_as_provider};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::functions_aggregate::expr_fn::min;
 use datafusion::logical_expr::{
     JoinType, LogicalPlan, LogicalPlanBuilder, SubqueryAlias, TableProviderFilterPushDown,
     TableType,
@@ -71,6 +72,8 @@ pub(super) struct MaterialisedView {
     /// How often the rows were computed whole, and brought up to date key by key.
     whole: AtomicU64,
     by_key: AtomicU64,
+    /// Nanoseconds spent computing the rows, either way.
+    spent: AtomicU64,
 }
 
 /// How often a materialised view's rows were computed, since the session began.
@@ -80,6 +83,11 @@ pub struct ViewRefreshes {
     pub whole: u64,
     /// Brought up to date by recomputing only the keys of rows added since (keyed views).
     pub by_key: u64,
+    /// Time spent computing the rows, both ways, nested views read through them included.
+    pub spent: std::time::Duration,
+    /// Moves on when the rows change. A view that a keyed view reads whole moves on only
+    /// when recomputed rows differ from the last ones; any other, at every recomputation.
+    pub changes: u64,
 }
 
 /// How a keyed view (`key` in `kpis.toml`) tells what to recompute.
@@ -120,6 +128,7 @@ impl MaterialisedView {
             watched: AtomicBool::new(false),
             whole: AtomicU64::new(0),
             by_key: AtomicU64::new(0),
+            spent: AtomicU64::new(0),
         })
     }
 
@@ -128,7 +137,14 @@ impl MaterialisedView {
         ViewRefreshes {
             whole: self.whole.load(Ordering::Relaxed),
             by_key: self.by_key.load(Ordering::Relaxed),
+            spent: std::time::Duration::from_nanos(self.spent.load(Ordering::Relaxed)),
+            changes: self.generation(),
         }
+    }
+
+    /// Brings the rows up to date with the lake tables' current snapshots.
+    pub(super) async fn bring_up_to_date(&self, state: &dyn Session) -> Result<()> {
+        self.rows(state).await.map(|_| ())
     }
 
     fn versions(&self) -> Versions {
@@ -151,6 +167,7 @@ impl MaterialisedView {
         {
             return Ok(computed.rows.clone());
         }
+        let started = std::time::Instant::now();
         let (seen, nested) = match &self.keyed {
             Some(keyed) => {
                 // Nested views first, so their generations say whether their rows changed.
@@ -197,6 +214,8 @@ impl MaterialisedView {
             partitions,
             rows: rows.clone(),
         });
+        let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.spent.fetch_add(spent, Ordering::Relaxed);
         Ok(rows)
     }
 
@@ -245,7 +264,8 @@ impl MaterialisedView {
         if keys.is_empty() {
             return Ok(Some(before.partitions.clone()));
         }
-        let restricted = restrict(&self.plan, &keyed.key, &keys)?;
+        let from = keys.first_days(state, &keyed.direct, &keyed.key).await?;
+        let restricted = restrict(&self.plan, &keyed.key, &keys, &from)?;
         let fresh = self.compute(state, &restricted).await?;
         // The old rows of the keys recomputed go; their new rows join the first partition.
         let mut partitions = Vec::with_capacity(before.partitions.len().max(1));
@@ -346,6 +366,49 @@ impl Keys {
         ))
     }
 
+    /// For each direct table, the first day of its rows with one of these keys (not the null
+    /// one), by table name. A key's rows in a view come only from its rows in the tables, so
+    /// the recomputation reads only the tables' days from there on: a region's open day
+    /// holds nine thousand encounters, the earliest begun ten weeks before, and reading ADT
+    /// from that day on took the stays' recomputation from 2.0 s to 0.25 s.
+    async fn first_days(
+        &self,
+        state: &dyn Session,
+        direct: &[Arc<LiveTable>],
+        key: &str,
+    ) -> Result<HashMap<TableReference, i32>> {
+        let mut first = HashMap::new();
+        let Some(keys) = self.table()? else {
+            return Ok(first);
+        };
+        for table in direct {
+            let name = TableReference::bare(table.table.name());
+            let scan =
+                LogicalPlanBuilder::scan(name.clone(), provider_as_source(table.clone()), None)?
+                    .build()?;
+            let plan = LogicalPlanBuilder::from(semi_join(
+                keys.clone(),
+                scan,
+                Column::new(Some(name.clone()), key),
+            )?)
+            .aggregate(Vec::<Expr>::new(), vec![min(col(table.table.day_column()))])?
+            .build()?;
+            let physical = state.create_physical_plan(&plan).await?;
+            for batch in collect(physical, state.task_ctx()).await? {
+                let Some(days) = batch.column(0).as_primitive_opt::<Date32Type>() else {
+                    return Err(DataFusionError::Internal(format!(
+                        "{}'s day column is not a date",
+                        table.table.name()
+                    )));
+                };
+                if !days.is_empty() && days.is_valid(0) {
+                    first.insert(name.clone(), days.value(0));
+                }
+            }
+        }
+        Ok(first)
+    }
+
     /// True where `column` (the view's key) holds none of these keys.
     fn absent(&self, column: &dyn Array) -> Result<BooleanArray> {
         let text = cast(column, &DataType::Utf8)?;
@@ -415,9 +478,30 @@ fn keyed(plan: &LogicalPlan, schema: &SchemaRef, key: &str) -> Result<Keyed> {
     })
 }
 
+/// The rows of `scan` whose `column` is one of `keys` ([`Keys::table`]): the keys as a table
+/// joined to the scan, not a filter `key IN (…)`. With the nine thousand encounters of a
+/// region's open day, that list took 2.2 s to filter ten million ADT events, the join 0.3 s.
+/// The keys are the side held in memory.
+fn semi_join(keys: LogicalPlan, scan: LogicalPlan, column: Column) -> Result<LogicalPlan> {
+    LogicalPlanBuilder::from(keys)
+        .join(
+            scan,
+            JoinType::RightSemi,
+            (vec![Column::from_name(KEYS_COLUMN)], vec![column]),
+            None,
+        )?
+        .build()
+}
+
 /// `plan` reading only the rows of the lake tables with one of `keys` (plain views inlined,
-/// so that the tables inside them are restricted too; materialised views read whole).
-fn restrict(plan: &LogicalPlan, key: &str, keys: &Keys) -> Result<LogicalPlan> {
+/// so that the tables inside them are restricted too; materialised views read whole), and of
+/// those only the days from the table's entry in `from` on ([`Keys::first_days`]).
+fn restrict(
+    plan: &LogicalPlan,
+    key: &str,
+    keys: &Keys,
+    from: &HashMap<TableReference, i32>,
+) -> Result<LogicalPlan> {
     let restricted = plan.clone().transform_up_with_subqueries(|node| {
         let LogicalPlan::TableScan(scan) = node else {
             return Ok(Transformed::no(node));
@@ -428,7 +512,7 @@ fn restrict(plan: &LogicalPlan, key: &str, keys: &Keys) -> Result<LogicalPlan> {
                     "a keyed view reads a plain view through a projected scan".into(),
                 ));
             }
-            let inner = restrict(&inner, key, keys)?;
+            let inner = restrict(&inner, key, keys, from)?;
             let alias = SubqueryAlias::try_new(Arc::new(inner), scan.table_name.clone())?;
             return Ok(Transformed::yes(LogicalPlan::SubqueryAlias(alias)));
         }
@@ -440,21 +524,28 @@ fn restrict(plan: &LogicalPlan, key: &str, keys: &Keys) -> Result<LogicalPlan> {
         }
         let column = Column::new(Some(scan.table_name.clone()), key);
         let name = scan.table_name.clone();
+        let first = live.as_ref().and_then(|live| {
+            Some((
+                live.table.day_column(),
+                from.get(&TableReference::bare(live.table.name()))?,
+            ))
+        });
         let scan = LogicalPlan::TableScan(scan);
-        // The keys as a table joined to the scan, not a filter `key IN (…)`: with the
-        // nine thousand encounters of a region's open day, that list took 2.2 s to filter
-        // ten million ADT events, the join 0.3 s. The keys are the side held in memory.
         let with = match keys.table()? {
-            Some(table) => Some(
-                LogicalPlanBuilder::from(table)
-                    .join(
-                        scan.clone(),
-                        JoinType::RightSemi,
-                        (vec![Column::from_name(KEYS_COLUMN)], vec![column.clone()]),
-                        None,
-                    )?
-                    .build()?,
-            ),
+            Some(table) => {
+                // Rows without a day are kept: a key's rows are all read, whatever their day.
+                let days = match first {
+                    Some((day, first)) => LogicalPlanBuilder::from(scan.clone())
+                        .filter(
+                            col(Column::new(Some(name.clone()), day))
+                                .gt_eq(lit(ScalarValue::Date32(Some(*first))))
+                                .or(col(Column::new(Some(name.clone()), day)).is_null()),
+                        )?
+                        .build()?,
+                    None => scan.clone(),
+                };
+                Some(semi_join(table, days, column.clone())?)
+            }
             None => None,
         };
         let without = match keys.null {

@@ -393,6 +393,20 @@ impl QueryEngine {
     /// How often materialised helper view `kpi.<name>` was computed in this session, whole
     /// and key by key; `None` when no such materialised view is registered.
     pub async fn view_refreshes(&self, name: &str) -> Option<ViewRefreshes> {
+        self.materialised(name).await.map(|view| view.refreshes())
+    }
+
+    /// Brings materialised helper view `kpi.<name>` up to date with the lake as queries see
+    /// it now, and says how often it was computed; `None` when no such view is registered.
+    pub async fn refresh_view(&self, name: &str) -> Result<Option<ViewRefreshes>, QueryError> {
+        let Some(view) = self.materialised(name).await else {
+            return Ok(None);
+        };
+        view.bring_up_to_date(&self.ctx.state()).await?;
+        Ok(Some(view.refreshes()))
+    }
+
+    async fn materialised(&self, name: &str) -> Option<Arc<materialised::MaterialisedView>> {
         let provider = self
             .ctx
             .table_provider(datafusion::common::TableReference::partial(
@@ -402,9 +416,7 @@ impl QueryEngine {
             .await
             .ok()?;
         let any: Arc<dyn std::any::Any + Send + Sync> = provider;
-        any.downcast::<materialised::MaterialisedView>()
-            .ok()
-            .map(|view| view.refreshes())
+        any.downcast::<materialised::MaterialisedView>().ok()
     }
 
     /// What queries see of `table` now: compare it with a later one

@@ -566,4 +566,56 @@ async fn the_cache_matches_a_full_recomputation_after_late_data() {
             "{id} did not change: {rewritten:?}"
         );
     }
+
+    // Yesterday's merge of P1 into P12 sent again: it changes no merge, so no stay, and the
+    // ADT series are recomputed from this month only, not from P12's records' first stays.
+    let first_adt_day = |report: &bright_engine::kpi::RefreshReport| {
+        report
+            .steps
+            .iter()
+            .filter(|s| {
+                let id = s.what.split(" by ").next().unwrap_or_default();
+                ["bed_occupancy_ga", "los_over_7_days"].contains(&id)
+            })
+            .map(|s| s.since)
+            .min()
+            .expect("the ADT series were recomputed")
+    };
+    append_csv(
+        &engine,
+        Table::AdtEvents,
+        "PAS/ADT/m2b,A40,2024-07-01T10:00:00Z,2024-07-02T08:00:00Z,P12,,,X01,,,,,,,pas,P1,2024-07-02\n",
+    )
+    .await;
+    let report = cache.refresh(&engine, today).await.expect("refreshes");
+    assert_eq!(
+        first_adt_day(&report),
+        Some(day("2024-07-01")),
+        "{report:?}"
+    );
+    cached_match_fresh(&mut cache, &engine, "after a merge sent again").await;
+
+    // A new merge, P12 into P20: V1's and V7's stays now belong to P20, and the ADT series
+    // reach back to those records' first stay (V1, 1 January).
+    append_csv(
+        &engine,
+        Table::AdtEvents,
+        "PAS/ADT/m4,A40,2024-07-02T09:00:00Z,2024-07-02T09:00:00Z,P20,,,X01,,,,,,,pas,P12,2024-07-02\n",
+    )
+    .await;
+    let report = cache.refresh(&engine, today).await.expect("refreshes");
+    assert!(
+        first_adt_day(&report) <= Some(day("2024-01-01")),
+        "{report:?}"
+    );
+    cached_match_fresh(&mut cache, &engine, "after a new merge").await;
+    let stays = engine
+        .sql("SELECT DISTINCT patient_key FROM kpi.inpatient_stays WHERE encounter_id IN ('V1', 'V7')")
+        .await
+        .expect("runs");
+    assert_eq!(
+        table(&stays),
+        "patient_key\nP20\n",
+        "the stays follow the new merge"
+    );
 }
