@@ -225,7 +225,8 @@ class Polars:
         self.view_errors = {}
         for view in self.manifest.get("view", []):
             try:
-                sql = polars_text((self.queries / "views" / f"{view['name']}.sql").read_text())
+                sql = polars_text(kpi_duckdb.view_text(
+                    (self.queries / "views" / f"{view['name']}.sql").read_text()))
                 ctx.register(f"kpi_{view['name']}", ctx.execute(sql))
             except Exception as e:  # noqa: BLE001 - Polars raises many kinds; all are reported
                 self.view_errors[view["name"]] = one_line(e)

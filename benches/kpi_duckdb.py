@@ -114,9 +114,15 @@ def connect(lake, queries, threads=2, memory_limit=None):
         con.execute(macro)
     con.execute("CREATE SCHEMA kpi")
     for view in manifest.get("view", []):
-        sql = (queries / "views" / f"{view['name']}.sql").read_text()
+        sql = view_text((queries / "views" / f"{view['name']}.sql").read_text())
         con.execute(f"CREATE VIEW kpi.{view['name']} AS {sql}")
     return manifest, params, con
+
+
+def view_text(sql):
+    """A helper view's SQL as analysts query it in bright: `$since` (which a view reads to be
+    kept up to date from a day) bound to the earliest day, so the view holds every day."""
+    return sql.replace("$since", "DATE '1900-01-01'")
 
 
 def kpi_query(queries, kpi, params, since):

@@ -222,6 +222,11 @@ pub struct HelperView {
     /// key (and from other materialised views, read whole), so new data recomputes only the
     /// keys it holds (see `key` in `kpis.toml`).
     pub key: Option<String>,
+    /// For a materialised view: the column holding the day each row belongs to (see `day` in
+    /// `kpis.toml`). A view that reads `$since` as well is brought up to date from the first
+    /// day its inputs changed on, keeping the rows before; a keyed view says from which day
+    /// its rows changed, to the views that read it.
+    pub day: Option<String>,
 }
 
 /// One indicator.
@@ -307,6 +312,7 @@ struct RawView {
     #[serde(default)]
     materialise: bool,
     key: Option<String>,
+    day: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -417,11 +423,13 @@ impl Catalogue {
                     format!("view name '{}' must be snake_case and unique", view.name),
                 ));
             }
-            if view.key.is_some() && !view.materialise {
-                return Err(invalid(
-                    &manifest_file,
-                    format!("view '{}' has a key but is not materialised", view.name),
-                ));
+            for (what, set) in [("a key", view.key.is_some()), ("a day", view.day.is_some())] {
+                if set && !view.materialise {
+                    return Err(invalid(
+                        &manifest_file,
+                        format!("view '{}' has {what} but is not materialised", view.name),
+                    ));
+                }
             }
             let name = format!("views/{}.sql", view.name);
             let sql = read(&name)?;
@@ -433,6 +441,7 @@ impl Catalogue {
                 file: dir.join(name),
                 materialise: view.materialise,
                 key: view.key,
+                day: view.day,
             });
         }
 

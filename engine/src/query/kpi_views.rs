@@ -18,7 +18,7 @@ use datafusion::functions_aggregate::expr_fn::{max, sum};
 use datafusion::logical_expr::{Aggregate, LogicalPlan, Projection};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col, lit};
 
-use super::materialised::{MaterialisedView, keyed_reads, lake_tables, reads_clock};
+use super::materialised::{Day, MaterialisedView, keyed_reads, lake_tables, reads_clock};
 use super::{QueryError, read_only};
 use crate::kpi::{
     Catalogue, DENOMINATOR, Kpi, KpiError, NUMERATOR, PERIOD, Rollup, SCHEMA, SINCE, VALUE,
@@ -80,13 +80,26 @@ impl KpiViews {
             plans: BTreeMap::new(),
         };
         for view in &views.catalogue.views {
-            let plan = views
-                .plan(ctx, &view.sql, ALL_TIME)
+            let unbound = ctx
+                .sql_with_options(&view.sql, read_only())
                 .await
+                .map_err(|e| planning_error(&view.file, e))?
+                .into_unoptimized_plan();
+            let plan = views
+                .bind(&unbound, ALL_TIME)
                 .map_err(|e| planning_error(&view.file, e))?;
             let provider: Arc<dyn TableProvider> = if view.materialise {
+                let reads_since = unbound
+                    .get_parameter_types()
+                    .map_err(|e| planning_error(&view.file, e))?
+                    .keys()
+                    .any(|name| name.trim_start_matches('$') == SINCE);
+                let day = view.day.as_ref().map(|column| Day {
+                    column: column.clone(),
+                    window: reads_since.then(|| (unbound.clone(), views.values())),
+                });
                 Arc::new(
-                    MaterialisedView::new(plan, view.key.as_deref())
+                    MaterialisedView::new(plan, view.key.as_deref(), day)
                         .map_err(|e| planning_error(&view.file, e))?,
                 )
             } else {
@@ -152,25 +165,16 @@ impl KpiViews {
         Ok(reads_clock(plan)?)
     }
 
-    async fn plan(
-        &self,
-        ctx: &SessionContext,
-        sql: &str,
-        since: NaiveDate,
-    ) -> Result<LogicalPlan, QueryError> {
-        let plan = ctx
-            .sql_with_options(sql, read_only())
-            .await?
-            .into_unoptimized_plan();
-        self.bind(&plan, since)
+    /// Every parameter's value, but `$since`'s.
+    fn values(&self) -> HashMap<String, ScalarValue> {
+        self.params
+            .iter()
+            .map(|(name, value)| (name.clone(), ScalarValue::Float64(Some(*value))))
+            .collect()
     }
 
     fn bind(&self, plan: &LogicalPlan, since: NaiveDate) -> Result<LogicalPlan, QueryError> {
-        let mut values: HashMap<String, ScalarValue> = self
-            .params
-            .iter()
-            .map(|(name, value)| (name.clone(), ScalarValue::Float64(Some(*value))))
-            .collect();
+        let mut values = self.values();
         values.insert(
             SINCE.to_string(),
             ScalarValue::Date32(Some(Date32Type::from_naive_date(since))),

@@ -14,11 +14,18 @@
 //! It is computed whole when files were rewritten (a compaction) or a materialised view it
 //! reads whole changed (the patient merges after a new A40).
 //!
+//! A windowed view (`day` in `kpis.toml`, and a query reading `$since`: the ward census) is
+//! brought up to date from a day. Its rows on a day come only from input rows up to that day,
+//! so when the lake tables it reads only gained rows from some day on, and the materialised
+//! views it reads changed only from some day on (a keyed view with a `day` tells, from the
+//! rows it replaced and added), it runs its query from the first such day and keeps the rows
+//! before it.
+//!
 //! The rows live outside the query memory pool (they are shared by every query, not owned by
 //! one); a materialised view should therefore be a compact summary of the lake, as stays are.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -61,20 +68,32 @@ pub(super) struct MaterialisedView {
     schema: SchemaRef,
     /// The lake tables the view reads, directly or through other materialised views.
     inputs: Vec<Arc<LiveTable>>,
-    keyed: Option<Keyed>,
+    /// What the view's own query reads (for keyed and windowed views).
+    reads: Reads,
+    /// The key of a keyed view.
+    key: Option<String>,
+    day: Option<Day>,
     /// Held while computing, so concurrent queries wait for one computation.
     cached: Mutex<Option<Computed>>,
     /// Moves on whenever the rows change, for the keyed views that read this one.
     generation: AtomicU64,
+    /// Each change of the rows, newest last: the generation it moved to and the first day it
+    /// touched, for the windowed views that read this one. Kept for [`CHANGES_KEPT`] changes;
+    /// a reader further behind computes whole.
+    changes: std::sync::Mutex<VecDeque<(u64, Changed)>>,
     /// A keyed view reads this one whole: a recomputation compares its rows with the last
     /// ones, so that the generation moves on only when they differ.
     watched: AtomicBool,
-    /// How often the rows were computed whole, and brought up to date key by key.
+    /// How often the rows were computed whole, brought up to date key by key, and from a day.
     whole: AtomicU64,
     by_key: AtomicU64,
-    /// Nanoseconds spent computing the rows, either way.
+    from_day: AtomicU64,
+    /// Nanoseconds spent computing the rows, every way.
     spent: AtomicU64,
 }
+
+/// Changes of a view's rows kept for the windowed views that read it.
+const CHANGES_KEPT: usize = 256;
 
 /// How often a materialised view's rows were computed, since the session began.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -83,51 +102,101 @@ pub struct ViewRefreshes {
     pub whole: u64,
     /// Brought up to date by recomputing only the keys of rows added since (keyed views).
     pub by_key: u64,
-    /// Time spent computing the rows, both ways, nested views read through them included.
+    /// Brought up to date by recomputing only the days from the first one its inputs changed
+    /// on (views with a `day` that read `$since`).
+    pub from_day: u64,
+    /// Time spent computing the rows, every way, nested views read through them included.
     pub spent: std::time::Duration,
     /// Moves on when the rows change. A view that a keyed view reads whole moves on only
     /// when recomputed rows differ from the last ones; any other, at every recomputation.
     pub changes: u64,
 }
 
-/// How a keyed view (`key` in `kpis.toml`) tells what to recompute.
+/// The day each row of a materialised view belongs to (`day` in `kpis.toml`).
 #[derive(Debug)]
-struct Keyed {
-    key: String,
-    /// The lake tables the view's own query reads (through plain views), each with the key.
+pub(super) struct Day {
+    /// The column holding it.
+    pub(super) column: String,
+    /// When the view reads `$since`: its query with every other placeholder's value, for
+    /// computing the rows from a day on.
+    pub(super) window: Option<(LogicalPlan, HashMap<String, ScalarValue>)>,
+}
+
+/// From which day a view's rows changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changed {
+    Nothing,
+    /// Rows on this day (days since the epoch) and later.
+    From(i32),
+    Everything,
+}
+
+impl Changed {
+    fn and(self, other: Changed) -> Changed {
+        match (self, other) {
+            (Changed::Everything, _) | (_, Changed::Everything) => Changed::Everything,
+            (Changed::Nothing, c) | (c, Changed::Nothing) => c,
+            (Changed::From(a), Changed::From(b)) => Changed::From(a.min(b)),
+        }
+    }
+}
+
+/// What a materialised view's own query reads.
+#[derive(Debug, Default)]
+struct Reads {
+    /// The lake tables, directly or through plain views.
     direct: Vec<Arc<LiveTable>>,
-    /// The materialised views it reads, whole.
+    /// The materialised views, whole.
     nested: Vec<Arc<MaterialisedView>>,
 }
 
 #[derive(Debug)]
 struct Computed {
     versions: Versions,
-    /// Each direct table as the rows were computed from it (keyed views only).
+    /// Each direct table as the rows were computed from it (keyed and windowed views only).
     seen: Vec<Seen>,
-    /// The generation of each nested view the rows were computed from (keyed views only).
+    /// The generation of each nested view the rows were computed from (keyed and windowed
+    /// views only).
     nested: Vec<u64>,
     partitions: Vec<Vec<RecordBatch>>,
     rows: Arc<MemTable>,
 }
 
 impl MaterialisedView {
-    /// A view of `plan` (bound, ready to run), keyed by column `key` if given. Nothing runs
-    /// until a query reads it.
-    pub(super) fn new(plan: LogicalPlan, key: Option<&str>) -> Result<Self> {
+    /// A view of `plan` (bound, ready to run), keyed by column `key` if given, its rows'
+    /// days in `day` if given. Nothing runs until a query reads it.
+    pub(super) fn new(plan: LogicalPlan, key: Option<&str>, day: Option<Day>) -> Result<Self> {
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let inputs = lake_tables(&plan)?;
-        let keyed = key.map(|key| keyed(&plan, &schema, key)).transpose()?;
+        if let Some(day) = &day
+            && !matches!(
+                schema.field_with_name(&day.column).map(|f| f.data_type()),
+                Ok(DataType::Date32)
+            )
+        {
+            return Err(DataFusionError::Plan(format!(
+                "the view's day {} is not a date column it returns",
+                day.column
+            )));
+        }
+        let reads = match (key, &day) {
+            (None, None) => Reads::default(),
+            _ => reads(&plan, &schema, key)?,
+        };
         Ok(MaterialisedView {
             plan,
             schema,
             inputs,
-            keyed,
+            reads,
+            key: key.map(str::to_string),
+            day,
             cached: Mutex::new(None),
             generation: AtomicU64::new(0),
+            changes: std::sync::Mutex::new(VecDeque::new()),
             watched: AtomicBool::new(false),
             whole: AtomicU64::new(0),
             by_key: AtomicU64::new(0),
+            from_day: AtomicU64::new(0),
             spent: AtomicU64::new(0),
         })
     }
@@ -137,6 +206,7 @@ impl MaterialisedView {
         ViewRefreshes {
             whole: self.whole.load(Ordering::Relaxed),
             by_key: self.by_key.load(Ordering::Relaxed),
+            from_day: self.from_day.load(Ordering::Relaxed),
             spent: std::time::Duration::from_nanos(self.spent.load(Ordering::Relaxed)),
             changes: self.generation(),
         }
@@ -155,8 +225,47 @@ impl MaterialisedView {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Moves the generation on, noting from which day the rows changed.
+    fn changed(&self, changed: Changed) {
+        if changed == Changed::Nothing {
+            return;
+        }
+        let mut changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        changes.push_back((generation, changed));
+        if changes.len() > CHANGES_KEPT {
+            changes.pop_front();
+        }
+    }
+
+    /// From which day the rows changed since generation `then`.
+    fn changed_since(&self, then: u64) -> Changed {
+        let changes = self.changes.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.generation();
+        let mut next = then + 1;
+        let mut since = Changed::Nothing;
+        for (generation, changed) in changes.iter().filter(|(g, _)| *g > then) {
+            if *generation != next {
+                return Changed::Everything;
+            }
+            since = since.and(*changed);
+            next += 1;
+        }
+        // Changes older than the kept ones are not known.
+        if next != now + 1 {
+            return Changed::Everything;
+        }
+        since
+    }
+
+    /// The view reads `$since`, and its rows' days are known: it can be computed from a day.
+    fn windowed(&self) -> bool {
+        self.day.as_ref().is_some_and(|d| d.window.is_some())
+    }
+
     /// The rows for the inputs' current snapshots, computed now if they changed: for a keyed
-    /// view, only the keys of the rows added since, when that can be told.
+    /// view, only the keys of the rows added since, and for a windowed one only the days from
+    /// the first one its inputs changed on, when that can be told.
     async fn rows(&self, state: &dyn Session) -> Result<Arc<MemTable>> {
         let mut cached = self.cached.lock().await;
         // Read before computing: if a table moves on while this runs, the result is tagged
@@ -168,27 +277,38 @@ impl MaterialisedView {
             return Ok(computed.rows.clone());
         }
         let started = std::time::Instant::now();
-        let (seen, nested) = match &self.keyed {
-            Some(keyed) => {
+        let (seen, nested) = match self.key.is_some() || self.windowed() {
+            true => {
                 // Nested views first, so their generations say whether their rows changed.
                 let mut nested = Vec::new();
-                for view in &keyed.nested {
+                for view in &self.reads.nested {
                     Box::pin(view.rows(state)).await?;
                     nested.push(view.generation());
                 }
-                (keyed.direct.iter().map(|t| t.seen()).collect(), nested)
+                (self.reads.direct.iter().map(|t| t.seen()).collect(), nested)
             }
-            None => (Vec::new(), Vec::new()),
+            false => (Vec::new(), Vec::new()),
         };
-        let update = match (&self.keyed, cached.as_ref()) {
-            (Some(keyed), Some(before)) if before.nested == nested => {
-                self.update(state, keyed, before).await?
+        let update = match (cached.as_ref(), &self.key) {
+            (Some(before), Some(key)) if before.nested == nested => {
+                let update = self.update(state, key, before).await?;
+                if update.is_some() {
+                    self.by_key.fetch_add(1, Ordering::Relaxed);
+                }
+                update
+            }
+            (Some(before), None) if self.windowed() => {
+                let update = self.update_from_day(state, before).await?;
+                if update.is_some() {
+                    self.from_day.fetch_add(1, Ordering::Relaxed);
+                }
+                update
             }
             _ => None,
         };
         let partitions = match update {
-            Some(partitions) => {
-                self.by_key.fetch_add(1, Ordering::Relaxed);
+            Some((partitions, changed)) => {
+                self.changed(changed);
                 partitions
             }
             None => {
@@ -200,9 +320,10 @@ impl MaterialisedView {
                     }
                     _ => false,
                 };
-                if !same {
-                    self.generation.fetch_add(1, Ordering::AcqRel);
-                }
+                self.changed(match same {
+                    true => Changed::Nothing,
+                    false => Changed::Everything,
+                });
                 partitions
             }
         };
@@ -242,61 +363,198 @@ impl MaterialisedView {
     }
 
     /// `before`'s rows brought up to date by recomputing only the keys of the rows added to
-    /// the direct tables since; `None` when that cannot be told (files rewritten, say), and
-    /// the whole view must be computed again.
+    /// the direct tables since, with the first day of the rows that changed; `None` when that
+    /// cannot be told (files rewritten, say), and the whole view must be computed again.
     async fn update(
         &self,
         state: &dyn Session,
-        keyed: &Keyed,
+        key: &str,
         before: &Computed,
-    ) -> Result<Option<Vec<Vec<RecordBatch>>>> {
+    ) -> Result<Option<(Vec<Vec<RecordBatch>>, Changed)>> {
         let mut keys = Keys::default();
-        for (table, then) in keyed.direct.iter().zip(&before.seen) {
+        for (table, then) in self.reads.direct.iter().zip(&before.seen) {
             match table.seen().change_since(then) {
                 Change::None => {}
                 // Rows went: the keys they held are not known.
                 Change::RewrittenFrom(_) | Change::Unknown => return Ok(None),
                 Change::AddedFrom(day) => {
-                    keys.add_from(state, table, &keyed.key, day).await?;
+                    keys.add_from(state, table, key, day).await?;
                 }
             }
         }
         if keys.is_empty() {
-            return Ok(Some(before.partitions.clone()));
+            return Ok(Some((before.partitions.clone(), Changed::Nothing)));
         }
-        let from = keys.first_days(state, &keyed.direct, &keyed.key).await?;
-        let restricted = restrict(&self.plan, &keyed.key, &keys, &from)?;
-        let fresh = self.compute(state, &restricted).await?;
+        let from = keys.first_days(state, &self.reads.direct, key).await?;
+        let restricted = restrict(&self.plan, key, &keys, &from)?;
+        let fresh: Vec<RecordBatch> = self
+            .compute(state, &restricted)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         // The old rows of the keys recomputed go; their new rows join the first partition.
+        let mut changed = self.first_day(fresh.iter().map(|b| (b, None)))?;
         let mut partitions = Vec::with_capacity(before.partitions.len().max(1));
         for batches in &before.partitions {
             let mut kept = Vec::with_capacity(batches.len());
             for batch in batches {
-                let column = batch.column_by_name(&keyed.key).ok_or_else(|| {
-                    DataFusionError::Internal(format!("the view lacks its key {}", keyed.key))
+                let column = batch.column_by_name(key).ok_or_else(|| {
+                    DataFusionError::Internal(format!("the view lacks its key {key}"))
                 })?;
                 let keep = keys.absent(column)?;
                 if keep.true_count() == batch.num_rows() {
                     kept.push(batch.clone());
                 } else {
+                    let gone = arrow::compute::not(&keep)?;
+                    changed = changed.and(self.first_day([(batch, Some(&gone))])?);
                     kept.push(filter_record_batch(batch, &keep)?);
                 }
             }
             partitions.push(kept);
         }
+        Ok(Some((self.append(partitions, fresh)?, changed)))
+    }
+
+    /// `before`'s rows brought up to date from the first day the inputs changed on, with the
+    /// view's query run from that day (`$since`) and the rows before it kept; `None` when that
+    /// cannot be told, and the whole view must be computed again.
+    async fn update_from_day(
+        &self,
+        state: &dyn Session,
+        before: &Computed,
+    ) -> Result<Option<(Vec<Vec<RecordBatch>>, Changed)>> {
+        let Some(Day {
+            column,
+            window: Some((unbound, values)),
+        }) = &self.day
+        else {
+            return Ok(None);
+        };
+        let mut changed = Changed::Nothing;
+        for (table, then) in self.reads.direct.iter().zip(&before.seen) {
+            changed = changed.and(match table.seen().change_since(then) {
+                Change::None => Changed::Nothing,
+                Change::AddedFrom(day) => Changed::From(day),
+                Change::RewrittenFrom(_) | Change::Unknown => Changed::Everything,
+            });
+        }
+        for (view, then) in self.reads.nested.iter().zip(&before.nested) {
+            changed = changed.and(view.changed_since(*then));
+        }
+        let from = match changed {
+            Changed::Nothing => return Ok(Some((before.partitions.clone(), Changed::Nothing))),
+            Changed::Everything => return Ok(None),
+            Changed::From(day) => day,
+        };
+        // A day's margin: a lake table's day is the UTC one, a view's may be the trust's.
+        // And from the day after the last row at the latest: the days after it have rows
+        // once the inputs reach them, whichever day the new input rows are on.
+        let Some(last) = last_day(&before.partitions, column)? else {
+            return Ok(None);
+        };
+        let since = from.saturating_sub(1).min(last.saturating_add(1));
+        let mut values = values.clone();
+        values.insert(
+            crate::kpi::SINCE.to_string(),
+            ScalarValue::Date32(Some(since)),
+        );
+        let plan = unbound
+            .clone()
+            .with_param_values(datafusion::common::ParamValues::from(values))?;
+        let fresh = self.compute(state, &plan).await?;
+        let fresh = fresh
+            .iter()
+            .flatten()
+            .map(|b| on_days(b, column, |day| day >= since))
+            .collect::<Result<Vec<_>>>()?;
+        let mut partitions = Vec::with_capacity(before.partitions.len().max(1));
+        for batches in &before.partitions {
+            partitions.push(
+                batches
+                    .iter()
+                    .map(|b| on_days(b, column, |day| day < since))
+                    .collect::<Result<Vec<_>>>()?,
+            );
+        }
+        Ok(Some((
+            self.append(partitions, fresh)?,
+            Changed::From(since),
+        )))
+    }
+
+    /// `partitions` with `fresh` added to the first one. Every update adds a few small
+    /// batches; they are merged once there are many, so that scans of the view do not slow
+    /// down tick after tick.
+    fn append(
+        &self,
+        mut partitions: Vec<Vec<RecordBatch>>,
+        fresh: Vec<RecordBatch>,
+    ) -> Result<Vec<Vec<RecordBatch>>> {
         if partitions.is_empty() {
             partitions.push(Vec::new());
         }
-        partitions[0].extend(fresh.into_iter().flatten());
-        // Every update adds a few small batches; merged once there are many, so that scans
-        // of the view do not slow down tick after tick.
+        partitions[0].extend(fresh);
         if partitions[0].len() > MERGE_AFTER {
             let merged = concat_batches(&self.schema, &partitions[0])?;
             partitions[0] = vec![merged];
         }
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        Ok(Some(partitions))
+        Ok(partitions)
     }
+
+    /// The first day of `rows` (each batch's rows where its mask is true, or all): from
+    /// where they change the view, for the windowed views that read it. Without a declared
+    /// day, or with a row without one, everything.
+    fn first_day<'a>(
+        &self,
+        rows: impl IntoIterator<Item = (&'a RecordBatch, Option<&'a BooleanArray>)>,
+    ) -> Result<Changed> {
+        let Some(day) = &self.day else {
+            return Ok(Changed::Everything);
+        };
+        let mut changed = Changed::Nothing;
+        for (batch, mask) in rows {
+            let days = match mask {
+                Some(mask) => arrow::compute::filter(day_column(batch, &day.column)?, mask)?,
+                None => day_column(batch, &day.column)?.clone(),
+            };
+            if days.null_count() > 0 {
+                return Ok(Changed::Everything);
+            }
+            if let Some(first) = arrow::compute::min(days.as_primitive::<Date32Type>()) {
+                changed = changed.and(Changed::From(first));
+            }
+        }
+        Ok(changed)
+    }
+}
+
+/// The column `name` of `batch`, a date.
+fn day_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
+    batch
+        .column_by_name(name)
+        .filter(|c| c.data_type() == &DataType::Date32)
+        .ok_or_else(|| DataFusionError::Internal(format!("the view lacks its day {name}")))
+}
+
+/// The last day in column `name` of `partitions`; `None` without rows.
+fn last_day(partitions: &[Vec<RecordBatch>], name: &str) -> Result<Option<i32>> {
+    let mut last = None;
+    for batch in partitions.iter().flatten() {
+        let days = day_column(batch, name)?.as_primitive::<Date32Type>();
+        last = last.max(arrow::compute::max(days));
+    }
+    Ok(last)
+}
+
+/// The rows of `batch` whose day (column `name`) passes `keep`; rows without one go.
+fn on_days(batch: &RecordBatch, name: &str, keep: impl Fn(i32) -> bool) -> Result<RecordBatch> {
+    let days = day_column(batch, name)?.as_primitive::<Date32Type>();
+    let mask: BooleanArray = days.iter().map(|d| Some(d.is_some_and(&keep))).collect();
+    if mask.true_count() == batch.num_rows() {
+        return Ok(batch.clone());
+    }
+    Ok(filter_record_batch(batch, &mask)?)
 }
 
 /// The keys to recompute: every key value of the rows added to a direct table since.
@@ -425,42 +683,44 @@ impl Keys {
     }
 }
 
-/// Checks that a view keyed by `key` can be kept up to date key by key, and finds what it
-/// reads: every lake table its query reads (directly or through plain views) has the key,
-/// and so does the view.
-fn keyed(plan: &LogicalPlan, schema: &SchemaRef, key: &str) -> Result<Keyed> {
+/// What a keyed or windowed view's query reads. For a view keyed by `key`, also checks that
+/// it can be kept up to date key by key: every lake table its query reads (directly or
+/// through plain views) has the key, and so does the view; and the materialised views it
+/// reads are watched, so that they tell when their rows really changed.
+fn reads(plan: &LogicalPlan, schema: &SchemaRef, key: Option<&str>) -> Result<Reads> {
     use datafusion::common::tree_node::TreeNodeRecursion;
-    if schema.field_with_name(key).is_err() {
+    if let Some(key) = key
+        && schema.field_with_name(key).is_err()
+    {
         return Err(DataFusionError::Plan(format!(
             "the view is keyed by {key}, which it does not return"
         )));
     }
-    fn walk(
-        plan: &LogicalPlan,
-        key: &str,
-        direct: &mut Vec<Arc<LiveTable>>,
-        nested: &mut Vec<Arc<MaterialisedView>>,
-    ) -> Result<()> {
+    fn walk(plan: &LogicalPlan, key: Option<&str>, reads: &mut Reads) -> Result<()> {
         plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node {
                 if let Some(inner) = scan.source.get_logical_plan() {
-                    walk(&inner, key, direct, nested)?;
+                    walk(&inner, key, reads)?;
                 } else if let Ok(provider) = source_as_provider(&scan.source) {
                     let any: Arc<dyn std::any::Any + Send + Sync> = provider.clone();
                     if let Ok(view) = any.downcast::<MaterialisedView>() {
-                        view.watched.store(true, Ordering::Relaxed);
-                        if !nested.iter().any(|v| Arc::ptr_eq(v, &view)) {
-                            nested.push(view);
+                        if key.is_some() {
+                            view.watched.store(true, Ordering::Relaxed);
+                        }
+                        if !reads.nested.iter().any(|v| Arc::ptr_eq(v, &view)) {
+                            reads.nested.push(view);
                         }
                     } else if let Some(live) = LiveTable::downcast(provider) {
-                        if live.schema.field_with_name(key).is_err() {
+                        if let Some(key) = key
+                            && live.schema.field_with_name(key).is_err()
+                        {
                             return Err(DataFusionError::Plan(format!(
                                 "the view is keyed by {key}, which {} lacks",
                                 live.table.name()
                             )));
                         }
-                        if !direct.iter().any(|t| Arc::ptr_eq(t, &live)) {
-                            direct.push(live);
+                        if !reads.direct.iter().any(|t| Arc::ptr_eq(t, &live)) {
+                            reads.direct.push(live);
                         }
                     }
                 }
@@ -469,13 +729,9 @@ fn keyed(plan: &LogicalPlan, schema: &SchemaRef, key: &str) -> Result<Keyed> {
         })?;
         Ok(())
     }
-    let (mut direct, mut nested) = (Vec::new(), Vec::new());
-    walk(plan, key, &mut direct, &mut nested)?;
-    Ok(Keyed {
-        key: key.to_string(),
-        direct,
-        nested,
-    })
+    let mut found = Reads::default();
+    walk(plan, key, &mut found)?;
+    Ok(found)
 }
 
 /// The rows of `scan` whose `column` is one of `keys` ([`Keys::table`]): the keys as a table
@@ -533,13 +789,12 @@ fn restrict(
         let scan = LogicalPlan::TableScan(scan);
         let with = match keys.table()? {
             Some(table) => {
-                // Rows without a day are kept: a key's rows are all read, whatever their day.
+                // Every lake row has its day (the schema says so).
                 let days = match first {
                     Some((day, first)) => LogicalPlanBuilder::from(scan.clone())
                         .filter(
                             col(Column::new(Some(name.clone()), day))
-                                .gt_eq(lit(ScalarValue::Date32(Some(*first))))
-                                .or(col(Column::new(Some(name.clone()), day)).is_null()),
+                                .gt_eq(lit(ScalarValue::Date32(Some(*first)))),
                         )?
                         .build()?,
                     None => scan.clone(),
@@ -661,10 +916,10 @@ pub(super) fn keyed_reads(
             if let LogicalPlan::TableScan(scan) = node
                 && let Ok(provider) = source_as_provider(&scan.source)
                 && let Some(view) = provider.downcast_ref::<MaterialisedView>()
-                && let Some(keyed) = &view.keyed
+                && let Some(key) = &view.key
             {
-                for table in &keyed.direct {
-                    found.insert((table.table, keyed.key.clone()));
+                for table in &view.reads.direct {
+                    found.insert((table.table, key.clone()));
                 }
             }
             Ok(TreeNodeRecursion::Continue)

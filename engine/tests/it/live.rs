@@ -158,16 +158,19 @@ async fn rows(engine: &QueryEngine, sql: &str) -> String {
 
 const STAYS: &str = "SELECT * FROM kpi.inpatient_stays ORDER BY encounter_id, start_time";
 const LISTS: &str = "SELECT * FROM kpi.theatre_lists ORDER BY org_code, session_id";
+const CENSUS: &str = "SELECT * FROM kpi.ward_census ORDER BY org_code, site, ward, day";
 
 /// The keyed views (stays by encounter, operating lists by session) kept up to date key by
-/// key give the rows an engine computing them afresh gives: after late corrections that
-/// rewrite old stays and lists, rows still in ingest's buffer, a patient merge (which changes
-/// the merges the stays read whole) and a compaction (which rewrites files).
+/// key, and the census kept up to date from a day, give the rows an engine computing them
+/// afresh gives: after late corrections that rewrite old stays and lists, rows still in
+/// ingest's buffer, a patient merge (which changes the merges the stays read whole) and a
+/// compaction (which rewrites files).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = fixture_engine(dir.path()).await;
     let before = (rows(&engine, STAYS).await, rows(&engine, LISTS).await);
+    let census_before = rows(&engine, CENSUS).await;
     let append = |table: Table, csv: &'static str| {
         let lake = engine.lake().clone();
         async move {
@@ -208,12 +211,48 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
         let refreshes = engine.view_refreshes(view).await.expect("materialised");
         assert_eq!((refreshes.whole, refreshes.by_key), (1, 1), "{view}");
     }
+    let census = rows(&engine, CENSUS).await;
+    assert_ne!(census, census_before, "the new ADT rows change the census");
+    let refreshes = engine
+        .view_refreshes("ward_census")
+        .await
+        .expect("materialised");
+    assert_eq!((refreshes.whole, refreshes.from_day), (1, 1));
     let fresh = catalogue_engine(engine.lake()).await;
     fresh
         .buffer_append(Table::AdtEvents, buffered)
         .expect("buffers");
     assert_eq!(kept.0, rows(&fresh, STAYS).await);
     assert_eq!(kept.1, rows(&fresh, LISTS).await);
+    assert_eq!(census, rows(&fresh, CENSUS).await);
+
+    // Wards new to the census: W7 gets beds from 1 March, W8 its first patient on 30 June.
+    // Each is counted from then on, zeros included, and the days before keep their rows.
+    append(Table::Beds, "X01,S1,W7,general_acute,4,,2024-03-01\n").await;
+    append(
+        Table::AdtEvents,
+        "PAS/ADT/n1,A01,2024-06-30T10:00:00Z,2024-06-30T10:05:00Z,P13,V13,inpatient,X01,S1,W8,B1,300,21,,pas,,2024-06-30\n",
+    )
+    .await;
+    engine.refresh().await.expect("refreshes");
+    fresh.refresh().await.expect("refreshes");
+    let census = rows(&engine, CENSUS).await;
+    assert_eq!(census, rows(&fresh, CENSUS).await);
+    let refreshes = engine
+        .view_refreshes("ward_census")
+        .await
+        .expect("materialised");
+    assert_eq!((refreshes.whole, refreshes.from_day), (1, 2));
+    let first_days = rows(
+        &engine,
+        "SELECT ward, MIN(day), MAX(patients) FROM kpi.ward_census \
+         WHERE ward IN ('W7', 'W8') GROUP BY ward ORDER BY ward",
+    )
+    .await;
+    assert_eq!(
+        first_days.lines().skip(1).collect::<Vec<_>>(),
+        ["W7,2024-03-01,0", "W8,2024-06-30,1"]
+    );
 
     // P8 is merged into P6: the merges change, so the stays are computed whole, and read
     // P8's encounter as P6's.
@@ -231,7 +270,15 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
         .view_refreshes("inpatient_stays")
         .await
         .expect("materialised");
-    assert_eq!((refreshes.whole, refreshes.by_key), (2, 1));
+    assert_eq!((refreshes.whole, refreshes.by_key), (2, 2));
+    // The stays computed whole say nothing of which days changed: the census is computed
+    // whole too.
+    assert_eq!(rows(&engine, CENSUS).await, rows(&fresh, CENSUS).await);
+    let refreshes = engine
+        .view_refreshes("ward_census")
+        .await
+        .expect("materialised");
+    assert_eq!((refreshes.whole, refreshes.from_day), (2, 2));
 
     // A compaction rewrites the files: the rows are the same, and computed whole again.
     engine
@@ -245,5 +292,5 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
         .view_refreshes("inpatient_stays")
         .await
         .expect("materialised");
-    assert_eq!((refreshes.whole, refreshes.by_key), (3, 1));
+    assert_eq!((refreshes.whole, refreshes.by_key), (3, 2));
 }
