@@ -183,6 +183,10 @@ impl MaterialisedView {
             (None, None) => Reads::default(),
             _ => reads(&plan, &schema, key)?,
         };
+        let plan = match key {
+            Some(key) => with_keys_only(&plan, key)?,
+            None => plan,
+        };
         Ok(MaterialisedView {
             plan,
             schema,
@@ -564,13 +568,11 @@ struct Keys {
     text: HashSet<String>,
     /// The key column's type in the lake, for the table of keys joined to the lake's rows.
     data_type: Option<DataType>,
-    /// A row without a key was added.
-    null: bool,
 }
 
 impl Keys {
     fn is_empty(&self) -> bool {
-        self.text.is_empty() && !self.null
+        self.text.is_empty()
     }
 
     /// Adds the keys of `table`'s rows on `day` (days since the epoch) and later: a superset
@@ -593,20 +595,15 @@ impl Keys {
             self.data_type
                 .get_or_insert_with(|| column.data_type().clone());
             let text = cast(column, &DataType::Utf8)?;
-            for key in text.as_string::<i32>() {
-                match key {
-                    Some(key) => {
-                        self.text.insert(key.to_string());
-                    }
-                    None => self.null = true,
-                }
+            // Rows without a key are not read by the view.
+            for key in text.as_string::<i32>().iter().flatten() {
+                self.text.insert(key.to_string());
             }
         }
         Ok(())
     }
 
-    /// The keys (not the null one) as a one-column table, [`KEYS_COLUMN`]; `None` when
-    /// there are none.
+    /// The keys as a one-column table, [`KEYS_COLUMN`]; `None` when there are none.
     fn table(&self) -> Result<Option<LogicalPlan>> {
         let Some(data_type) = self.data_type.as_ref().filter(|_| !self.text.is_empty()) else {
             return Ok(None);
@@ -624,8 +621,8 @@ impl Keys {
         ))
     }
 
-    /// For each direct table, the first day of its rows with one of these keys (not the null
-    /// one), by table name. A key's rows in a view come only from its rows in the tables, so
+    /// For each direct table, the first day of its rows with one of these keys, by table
+    /// name. A key's rows in a view come only from its rows in the tables, so
     /// the recomputation reads only the tables' days from there on: a region's open day
     /// holds nine thousand encounters, the earliest begun ten weeks before, and reading ADT
     /// from that day on took the stays' recomputation from 2.0 s to 0.25 s.
@@ -671,14 +668,10 @@ impl Keys {
     fn absent(&self, column: &dyn Array) -> Result<BooleanArray> {
         let text = cast(column, &DataType::Utf8)?;
         let text = text.as_string::<i32>();
-        Ok((0..text.len())
-            .map(|i| {
-                Some(if text.is_null(i) {
-                    !self.null
-                } else {
-                    !self.text.contains(text.value(i))
-                })
-            })
+        // A row without a key came from no lake row with one: no key recomputed holds it.
+        Ok(text
+            .iter()
+            .map(|key| Some(key.is_none_or(|key| !self.text.contains(key))))
             .collect())
     }
 }
@@ -749,16 +742,14 @@ fn semi_join(keys: LogicalPlan, scan: LogicalPlan, column: Column) -> Result<Log
         .build()
 }
 
-/// `plan` reading only the rows of the lake tables with one of `keys` (plain views inlined,
-/// so that the tables inside them are restricted too; materialised views read whole), and of
-/// those only the days from the table's entry in `from` on ([`Keys::first_days`]).
-fn restrict(
+/// `plan` with each scan of a lake table replaced by `with(scan, its name, the table)`; plain
+/// views are inlined, so that the tables inside them are replaced too, and materialised views
+/// are left as they are (read whole).
+fn rewrite_scans(
     plan: &LogicalPlan,
-    key: &str,
-    keys: &Keys,
-    from: &HashMap<TableReference, i32>,
+    with: &dyn Fn(LogicalPlan, &TableReference, &LiveTable) -> Result<LogicalPlan>,
 ) -> Result<LogicalPlan> {
-    let restricted = plan.clone().transform_up_with_subqueries(|node| {
+    let rewritten = plan.clone().transform_up_with_subqueries(|node| {
         let LogicalPlan::TableScan(scan) = node else {
             return Ok(Transformed::no(node));
         };
@@ -768,69 +759,64 @@ fn restrict(
                     "a keyed view reads a plain view through a projected scan".into(),
                 ));
             }
-            let inner = restrict(&inner, key, keys, from)?;
+            let inner = rewrite_scans(&inner, with)?;
             let alias = SubqueryAlias::try_new(Arc::new(inner), scan.table_name.clone())?;
             return Ok(Transformed::yes(LogicalPlan::SubqueryAlias(alias)));
         }
-        let live = source_as_provider(&scan.source)
+        let Some(live) = source_as_provider(&scan.source)
             .ok()
-            .and_then(LiveTable::downcast);
-        if live.is_none() {
+            .and_then(LiveTable::downcast)
+        else {
             return Ok(Transformed::no(LogicalPlan::TableScan(scan)));
-        }
-        let column = Column::new(Some(scan.table_name.clone()), key);
+        };
         let name = scan.table_name.clone();
-        let first = live.as_ref().and_then(|live| {
-            Some((
-                live.table.day_column(),
-                from.get(&TableReference::bare(live.table.name()))?,
-            ))
-        });
-        let scan = LogicalPlan::TableScan(scan);
-        let with = match keys.table()? {
-            Some(table) => {
-                // Every lake row has its day (the schema says so).
-                let days = match first {
-                    Some((day, first)) => LogicalPlanBuilder::from(scan.clone())
-                        .filter(
-                            col(Column::new(Some(name.clone()), day))
-                                .gt_eq(lit(ScalarValue::Date32(Some(*first)))),
-                        )?
-                        .build()?,
-                    None => scan.clone(),
-                };
-                Some(semi_join(table, days, column.clone())?)
-            }
-            None => None,
-        };
-        let without = match keys.null {
-            true => Some(
-                LogicalPlanBuilder::from(scan)
-                    .filter(Expr::Column(column).is_null())?
-                    .build()?,
-            ),
-            false => None,
-        };
-        let restricted = match (with, without) {
-            // A union's columns are unqualified: named as the table again for the nodes
-            // above, which refer to the table's columns.
-            (Some(with), Some(without)) => LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
-                Arc::new(LogicalPlanBuilder::from(with).union(without)?.build()?),
-                name,
-            )?),
-            (Some(only), None) | (None, Some(only)) => only,
-            // `update` restricts only when some key, or a row without one, was added.
-            (None, None) => {
-                return Err(DataFusionError::Internal("a restriction to no keys".into()));
-            }
-        };
-        Ok(Transformed::yes(restricted))
+        Ok(Transformed::yes(with(
+            LogicalPlan::TableScan(scan),
+            &name,
+            &live,
+        )?))
     })?;
     // The nodes above a replaced scan keep the schema they were planned with.
-    restricted
+    rewritten
         .data
         .transform_up_with_subqueries(|node| node.recompute_schema().map(Transformed::yes))
         .map(|t| t.data)
+}
+
+/// `plan` reading only the lake rows that have a `key`: a keyed view leaves out the rows
+/// without one, so that its rows are the same computed whole or key by key.
+fn with_keys_only(plan: &LogicalPlan, key: &str) -> Result<LogicalPlan> {
+    rewrite_scans(plan, &|scan, name, _| {
+        LogicalPlanBuilder::from(scan)
+            .filter(col(Column::new(Some(name.clone()), key)).is_not_null())?
+            .build()
+    })
+}
+
+/// `plan` reading only the rows of the lake tables with one of `keys`, and of those only the
+/// days from the table's entry in `from` on ([`Keys::first_days`]).
+fn restrict(
+    plan: &LogicalPlan,
+    key: &str,
+    keys: &Keys,
+    from: &HashMap<TableReference, i32>,
+) -> Result<LogicalPlan> {
+    let Some(table) = keys.table()? else {
+        return Err(DataFusionError::Internal("a restriction to no keys".into()));
+    };
+    rewrite_scans(plan, &|scan, name, live| {
+        // Every lake row has its day (the schema says so).
+        let scan = match from.get(&TableReference::bare(live.table.name())) {
+            Some(first) => LogicalPlanBuilder::from(scan)
+                .filter(
+                    col(Column::new(Some(name.clone()), live.table.day_column()))
+                        .gt_eq(lit(ScalarValue::Date32(Some(*first)))),
+                )?
+                .build()?,
+            None => scan,
+        };
+        semi_join(table.clone(), scan, Column::new(Some(name.clone()), key))
+    })
 }
 
 /// Whether two results hold the same rows, in any order.
@@ -905,27 +891,40 @@ pub(super) fn lake_tables(plan: &LogicalPlan) -> Result<Vec<Arc<LiveTable>>> {
 }
 
 /// The lake tables `plan` reads through keyed materialised views (at any depth), each with
-/// the view's key.
+/// the view's key. What a keyed view reads through the materialised views it reads whole is
+/// not counted: a change there recomputes the keyed view whole (the patient merges under the
+/// stays, which a KPI cache follows by the records the merges touch).
 pub(super) fn keyed_reads(
     plan: &LogicalPlan,
 ) -> Result<std::collections::BTreeSet<(crate::schema::Table, String)>> {
     use datafusion::common::tree_node::TreeNodeRecursion;
-    let mut found = std::collections::BTreeSet::new();
-    visit_plans(plan, &mut |plan| {
+    fn walk(
+        plan: &LogicalPlan,
+        found: &mut std::collections::BTreeSet<(crate::schema::Table, String)>,
+    ) -> Result<()> {
         plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node
-                && let Ok(provider) = source_as_provider(&scan.source)
-                && let Some(view) = provider.downcast_ref::<MaterialisedView>()
-                && let Some(key) = &view.key
-            {
-                for table in &view.reads.direct {
-                    found.insert((table.table, key.clone()));
+            if let LogicalPlan::TableScan(scan) = node {
+                if let Some(inner) = scan.source.get_logical_plan() {
+                    walk(&inner, found)?;
+                } else if let Ok(provider) = source_as_provider(&scan.source)
+                    && let Some(view) = provider.downcast_ref::<MaterialisedView>()
+                {
+                    match &view.key {
+                        Some(key) => {
+                            for table in &view.reads.direct {
+                                found.insert((table.table, key.clone()));
+                            }
+                        }
+                        None => walk(&view.plan, found)?,
+                    }
                 }
             }
             Ok(TreeNodeRecursion::Continue)
         })?;
         Ok(())
-    })?;
+    }
+    let mut found = std::collections::BTreeSet::new();
+    walk(plan, &mut found)?;
     Ok(found)
 }
 

@@ -271,6 +271,16 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
         .await
         .expect("materialised");
     assert_eq!((refreshes.whole, refreshes.by_key), (2, 2));
+    // The merge edges, kept by merged record, took the new A40 without being computed whole.
+    let refreshes = engine
+        .view_refreshes("merge_edges")
+        .await
+        .expect("materialised");
+    assert_eq!(refreshes.whole, 1, "{refreshes:?}");
+    assert_eq!(
+        rows(&engine, "SELECT * FROM kpi.patient_merges ORDER BY 1").await,
+        rows(&fresh, "SELECT * FROM kpi.patient_merges ORDER BY 1").await
+    );
     // The stays computed whole say nothing of which days changed: the census is computed
     // whole too.
     assert_eq!(rows(&engine, CENSUS).await, rows(&fresh, CENSUS).await);
