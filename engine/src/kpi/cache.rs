@@ -16,11 +16,12 @@
 //! through a keyed view (`key` in `kpis.toml`) changes that view's rows for its key on every
 //! day: a cancellation or a late discharge rewrites a patient's whole stay, which may have
 //! begun weeks earlier. So for those KPIs a change reaches back to the first day of every key
-//! the new rows hold; for ADT read through the stays, also to the first day of every encounter
-//! of a patient record a new merge (A40) touches (the records merged into the same survivor),
-//! since the stays read the merges whole. Where that cannot be worked out (a catalogue without
-//! `kpi.patient_merges`), every period. A change is known by its days only (the files it added,
-//! from their statistics), so every key on those days counts as new. Rows ingest has
+//! the new rows hold; for ADT read through the stays, when the patient merges changed, also to
+//! the first day of every encounter of a patient record a new merge (A40) touches (the records
+//! merged into the same survivor), since the stays read the merges whole. Where that cannot be
+//! worked out (a catalogue without `kpi.patient_merges`), every period. A change is known by
+//! its days only (the files it added, from their statistics), so every key on those days
+//! counts as new. Rows ingest has
 //! acknowledged but not flushed (the query layer's buffer) are in no file; a table whose
 //! buffer changed counts the days of its buffered rows as changed.
 
@@ -85,6 +86,7 @@ pub struct RefreshStep {
     pub what: String,
     /// The first day recomputed; `None` for every period (and for a reach).
     pub since: Option<NaiveDate>,
+    /// How long it took.
     pub elapsed: std::time::Duration,
 }
 

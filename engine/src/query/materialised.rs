@@ -175,7 +175,7 @@ impl MaterialisedView {
             )
         {
             return Err(DataFusionError::Plan(format!(
-                "the view's day {} is not a date column it returns",
+                "day = \"{}\" names no date column of the view",
                 day.column
             )));
         }

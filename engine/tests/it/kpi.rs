@@ -355,6 +355,13 @@ async fn a_broken_kpi_stops_start_up_naming_its_file_and_error() {
             "SELECT FROM WHERE",
             "views/theatre_cases.sql",
         ),
+        // The census is kept up to date by its `day`, which this query does not return.
+        (
+            "views/ward_census.sql",
+            "SELECT org_code, site, ward, COUNT(*) AS patients FROM kpi.inpatient_stays \
+             GROUP BY 1, 2, 3",
+            "day = \"day\" names no date column of the view",
+        ),
     ];
     for (file, sql, expected) in cases {
         let catalogue_dir = tempfile::tempdir().expect("tempdir");
