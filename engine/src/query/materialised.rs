@@ -621,17 +621,17 @@ impl Keys {
         ))
     }
 
-    /// For each direct table, the first day of its rows with one of these keys, by table
-    /// name. A key's rows in a view come only from its rows in the tables, so
-    /// the recomputation reads only the tables' days from there on: a region's open day
-    /// holds nine thousand encounters, the earliest begun ten weeks before, and reading ADT
-    /// from that day on took the stays' recomputation from 2.0 s to 0.25 s.
+    /// For each direct table, the first day of its rows with one of these keys. A key's rows
+    /// in a view come only from its rows in the tables, so the recomputation reads only the
+    /// tables' days from there on: a region's open day holds nine thousand encounters, the
+    /// earliest begun ten weeks before, and reading ADT from that day on took the stays'
+    /// recomputation from 2.0 s to 0.25 s.
     async fn first_days(
         &self,
         state: &dyn Session,
         direct: &[Arc<LiveTable>],
         key: &str,
-    ) -> Result<HashMap<TableReference, i32>> {
+    ) -> Result<HashMap<crate::schema::Table, i32>> {
         let mut first = HashMap::new();
         let Some(keys) = self.table()? else {
             return Ok(first);
@@ -657,7 +657,7 @@ impl Keys {
                     )));
                 };
                 if !days.is_empty() && days.is_valid(0) {
-                    first.insert(name.clone(), days.value(0));
+                    first.insert(table.table, days.value(0));
                 }
             }
         }
@@ -681,7 +681,6 @@ impl Keys {
 /// through plain views) has the key, and so does the view; and the materialised views it
 /// reads are watched, so that they tell when their rows really changed.
 fn reads(plan: &LogicalPlan, schema: &SchemaRef, key: Option<&str>) -> Result<Reads> {
-    use datafusion::common::tree_node::TreeNodeRecursion;
     if let Some(key) = key
         && schema.field_with_name(key).is_err()
     {
@@ -689,42 +688,62 @@ fn reads(plan: &LogicalPlan, schema: &SchemaRef, key: Option<&str>) -> Result<Re
             "the view is keyed by {key}, which it does not return"
         )));
     }
-    fn walk(plan: &LogicalPlan, key: Option<&str>, reads: &mut Reads) -> Result<()> {
-        plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                if let Some(inner) = scan.source.get_logical_plan() {
-                    walk(&inner, key, reads)?;
-                } else if let Ok(provider) = source_as_provider(&scan.source) {
-                    let any: Arc<dyn std::any::Any + Send + Sync> = provider.clone();
-                    if let Ok(view) = any.downcast::<MaterialisedView>() {
-                        if key.is_some() {
-                            view.watched.store(true, Ordering::Relaxed);
-                        }
-                        if !reads.nested.iter().any(|v| Arc::ptr_eq(v, &view)) {
-                            reads.nested.push(view);
-                        }
-                    } else if let Some(live) = LiveTable::downcast(provider) {
-                        if let Some(key) = key
-                            && live.schema.field_with_name(key).is_err()
-                        {
-                            return Err(DataFusionError::Plan(format!(
-                                "the view is keyed by {key}, which {} lacks",
-                                live.table.name()
-                            )));
-                        }
-                        if !reads.direct.iter().any(|t| Arc::ptr_eq(t, &live)) {
-                            reads.direct.push(live);
-                        }
-                    }
+    let mut found = Reads::default();
+    each_read(plan, &mut |read| {
+        match read {
+            Read::View(view) => {
+                if key.is_some() {
+                    view.watched.store(true, Ordering::Relaxed);
+                }
+                if !found.nested.iter().any(|v| Arc::ptr_eq(v, &view)) {
+                    found.nested.push(view);
                 }
             }
-            Ok(TreeNodeRecursion::Continue)
-        })?;
+            Read::Table(live) => {
+                if let Some(key) = key
+                    && live.schema.field_with_name(key).is_err()
+                {
+                    return Err(DataFusionError::Plan(format!(
+                        "the view is keyed by {key}, which {} lacks",
+                        live.table.name()
+                    )));
+                }
+                if !found.direct.iter().any(|t| Arc::ptr_eq(t, &live)) {
+                    found.direct.push(live);
+                }
+            }
+        }
         Ok(())
-    }
-    let mut found = Reads::default();
-    walk(plan, key, &mut found)?;
+    })?;
     Ok(found)
+}
+
+/// What a plan reads through one of its scans.
+enum Read {
+    View(Arc<MaterialisedView>),
+    Table(Arc<LiveTable>),
+}
+
+/// Calls `f` with every materialised view and lake table `plan` scans, plain views looked
+/// through (not the materialised views' own plans).
+fn each_read(plan: &LogicalPlan, f: &mut dyn FnMut(Read) -> Result<()>) -> Result<()> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if let Some(inner) = scan.source.get_logical_plan() {
+                each_read(&inner, f)?;
+            } else if let Ok(provider) = source_as_provider(&scan.source) {
+                let any: Arc<dyn std::any::Any + Send + Sync> = provider.clone();
+                if let Ok(view) = any.downcast::<MaterialisedView>() {
+                    f(Read::View(view))?;
+                } else if let Some(live) = LiveTable::downcast(provider) {
+                    f(Read::Table(live))?;
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(())
 }
 
 /// The rows of `scan` whose `column` is one of `keys` ([`Keys::table`]): the keys as a table
@@ -799,14 +818,14 @@ fn restrict(
     plan: &LogicalPlan,
     key: &str,
     keys: &Keys,
-    from: &HashMap<TableReference, i32>,
+    from: &HashMap<crate::schema::Table, i32>,
 ) -> Result<LogicalPlan> {
     let Some(table) = keys.table()? else {
         return Err(DataFusionError::Internal("a restriction to no keys".into()));
     };
     rewrite_scans(plan, &|scan, name, live| {
         // Every lake row has its day (the schema says so).
-        let scan = match from.get(&TableReference::bare(live.table.name())) {
+        let scan = match from.get(&live.table) {
             Some(first) => LogicalPlanBuilder::from(scan)
                 .filter(
                     col(Column::new(Some(name.clone()), live.table.day_column()))
@@ -897,31 +916,23 @@ pub(super) fn lake_tables(plan: &LogicalPlan) -> Result<Vec<Arc<LiveTable>>> {
 pub(super) fn keyed_reads(
     plan: &LogicalPlan,
 ) -> Result<std::collections::BTreeSet<(crate::schema::Table, String)>> {
-    use datafusion::common::tree_node::TreeNodeRecursion;
     fn walk(
         plan: &LogicalPlan,
         found: &mut std::collections::BTreeSet<(crate::schema::Table, String)>,
     ) -> Result<()> {
-        plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                if let Some(inner) = scan.source.get_logical_plan() {
-                    walk(&inner, found)?;
-                } else if let Ok(provider) = source_as_provider(&scan.source)
-                    && let Some(view) = provider.downcast_ref::<MaterialisedView>()
-                {
-                    match &view.key {
-                        Some(key) => {
-                            for table in &view.reads.direct {
-                                found.insert((table.table, key.clone()));
-                            }
+        each_read(plan, &mut |read| {
+            if let Read::View(view) = read {
+                match &view.key {
+                    Some(key) => {
+                        for table in &view.reads.direct {
+                            found.insert((table.table, key.clone()));
                         }
-                        None => walk(&view.plan, found)?,
                     }
+                    None => walk(&view.plan, found)?,
                 }
             }
-            Ok(TreeNodeRecursion::Continue)
-        })?;
-        Ok(())
+            Ok(())
+        })
     }
     let mut found = std::collections::BTreeSet::new();
     walk(plan, &mut found)?;

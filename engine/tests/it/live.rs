@@ -158,6 +158,11 @@ async fn rows(engine: &QueryEngine, sql: &str) -> String {
 
 const STAYS: &str = "SELECT * FROM kpi.inpatient_stays ORDER BY encounter_id, start_time";
 const LISTS: &str = "SELECT * FROM kpi.theatre_lists ORDER BY org_code, session_id";
+/// How often materialised view `name` was computed in `engine`'s session.
+async fn view_counts(engine: &QueryEngine, name: &str) -> bright_engine::query::ViewRefreshes {
+    engine.view_refreshes(name).await.expect("materialised")
+}
+
 const CENSUS: &str = "SELECT * FROM kpi.ward_census ORDER BY org_code, site, ward, day";
 
 /// The keyed views (stays by encounter, operating lists by session) kept up to date key by
@@ -208,15 +213,12 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
     assert_ne!(kept.0, before.0, "the new ADT rows change the stays");
     assert_ne!(kept.1, before.1, "the new milestones change the lists");
     for view in ["inpatient_stays", "theatre_lists"] {
-        let refreshes = engine.view_refreshes(view).await.expect("materialised");
+        let refreshes = view_counts(&engine, view).await;
         assert_eq!((refreshes.whole, refreshes.by_key), (1, 1), "{view}");
     }
     let census = rows(&engine, CENSUS).await;
     assert_ne!(census, census_before, "the new ADT rows change the census");
-    let refreshes = engine
-        .view_refreshes("ward_census")
-        .await
-        .expect("materialised");
+    let refreshes = view_counts(&engine, "ward_census").await;
     assert_eq!((refreshes.whole, refreshes.from_day), (1, 1));
     let fresh = catalogue_engine(engine.lake()).await;
     fresh
@@ -238,10 +240,7 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
     fresh.refresh().await.expect("refreshes");
     let census = rows(&engine, CENSUS).await;
     assert_eq!(census, rows(&fresh, CENSUS).await);
-    let refreshes = engine
-        .view_refreshes("ward_census")
-        .await
-        .expect("materialised");
+    let refreshes = view_counts(&engine, "ward_census").await;
     assert_eq!((refreshes.whole, refreshes.from_day), (1, 2));
     let first_days = rows(
         &engine,
@@ -266,16 +265,10 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
     let merged = rows(&engine, STAYS).await;
     assert_ne!(merged, kept.0, "the merge changes a stay's patient");
     assert_eq!(merged, rows(&fresh, STAYS).await);
-    let refreshes = engine
-        .view_refreshes("inpatient_stays")
-        .await
-        .expect("materialised");
+    let refreshes = view_counts(&engine, "inpatient_stays").await;
     assert_eq!((refreshes.whole, refreshes.by_key), (2, 2));
     // The merge edges, kept by merged record, took the new A40 without being computed whole.
-    let refreshes = engine
-        .view_refreshes("merge_edges")
-        .await
-        .expect("materialised");
+    let refreshes = view_counts(&engine, "merge_edges").await;
     assert_eq!(refreshes.whole, 1, "{refreshes:?}");
     assert_eq!(
         rows(&engine, "SELECT * FROM kpi.patient_merges ORDER BY 1").await,
@@ -284,10 +277,7 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
     // The stays computed whole say nothing of which days changed: the census is computed
     // whole too.
     assert_eq!(rows(&engine, CENSUS).await, rows(&fresh, CENSUS).await);
-    let refreshes = engine
-        .view_refreshes("ward_census")
-        .await
-        .expect("materialised");
+    let refreshes = view_counts(&engine, "ward_census").await;
     assert_eq!((refreshes.whole, refreshes.from_day), (2, 2));
 
     // A compaction rewrites the files: the rows are the same, and computed whole again.
@@ -298,9 +288,6 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
         .expect("compacts");
     engine.refresh().await.expect("refreshes");
     assert_eq!(rows(&engine, STAYS).await, merged);
-    let refreshes = engine
-        .view_refreshes("inpatient_stays")
-        .await
-        .expect("materialised");
+    let refreshes = view_counts(&engine, "inpatient_stays").await;
     assert_eq!((refreshes.whole, refreshes.by_key), (3, 2));
 }
