@@ -84,6 +84,17 @@ impl Executor {
     }
 }
 
+/// Runs `work` as a task of its own on the caller's runtime and waits for it, stopping it if
+/// the returned future is dropped. Queries awaited side by side (a tick's series) then run on
+/// every core of the runtime, not in turn on the thread that awaits them all.
+pub async fn run_here<T, F>(work: F) -> Result<T, QueryError>
+where
+    F: Future<Output = Result<T, QueryError>> + Send + 'static,
+    T: Send + 'static,
+{
+    AbortOnDrop(tokio::spawn(work)).await
+}
+
 /// Lowers the calling thread's scheduling priority (a nice value of 10). On Linux a thread
 /// has its own nice value; elsewhere this does nothing.
 fn lower_priority() {
@@ -203,6 +214,22 @@ mod tests {
             .expect("the work was dropped with its wait")
             .expect("the guard said so");
         assert_eq!(executor.run(async { Ok(1) }).await.expect("ran"), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn work_awaited_together_here_runs_side_by_side() {
+        // Each work blocks its thread until it hears from the other: awaited together, they
+        // finish only if they run on two threads at once, not in turn on the awaiting one.
+        let (a_tx, a_rx) = std::sync::mpsc::channel::<()>();
+        let (b_tx, b_rx) = std::sync::mpsc::channel::<()>();
+        let meet = |tx: std::sync::mpsc::Sender<()>, rx: std::sync::mpsc::Receiver<()>| async move {
+            let _ = tx.send(());
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+                .map_err(|_| QueryError::Stopped("the other work never ran alongside".into()))
+        };
+        let (a, b) = tokio::join!(run_here(meet(a_tx, b_rx)), run_here(meet(b_tx, a_rx)));
+        a.expect("the first met the second");
+        b.expect("the second met the first");
     }
 
     #[tokio::test]

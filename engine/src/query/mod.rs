@@ -457,7 +457,7 @@ impl QueryEngine {
         let work = async move { Ok(frame.collect().await?) };
         match &self.executor {
             Some(executor) => executor.run(work).await,
-            None => work.await,
+            None => executor::run_here(work).await,
         }
     }
 
