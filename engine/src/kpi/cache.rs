@@ -8,8 +8,11 @@
 //! file's first day).
 //! Only those periods are recomputed, with a windowed run (`$since`); the rest is kept. A
 //! series none of whose tables changed is left as it is, unless its query reads the clock
-//! (feed freshness counts minutes to now). The series recomputed run side by side, one per
-//! core.
+//! (feed freshness counts minutes to now). The series recomputed run side by side, as many
+//! at once as a query may use cores ([`QueryEngine::parallelism`]): a tick's queries are
+//! mostly small, each spending much of its time planning and opening files on one thread,
+//! so in turn they leave cores idle (at trust scale a tick took 0.47-0.54 s in turn,
+//! 0.36-0.49 s side by side; benches/RESULTS.md).
 //!
 //! How far back a change reaches depends on how a KPI reads the table. A row read directly
 //! belongs to the day it is stored under, give or take the day either side (a UTC day against
@@ -205,21 +208,18 @@ impl KpiCache {
         // Tables read through keyed views (stays by encounter, lists by session) reach back
         // to the first day of every key their new rows hold.
         let mut keyed_reach: BTreeMap<(Table, String), Reach> = BTreeMap::new();
-        let mut asks = Vec::new();
+        let mut asks: BTreeMap<(Table, String), NaiveDate> = BTreeMap::new();
         for cached in self.series.values() {
             for (table, key) in &cached.keyed {
-                let Some(direct) = reach.get(table) else {
-                    continue;
-                };
                 let at = (*table, key.clone());
-                if keyed_reach.contains_key(&at) || asks.iter().any(|(a, _)| *a == at) {
-                    continue;
-                }
-                match direct {
-                    Reach::Everything => {
+                match reach.get(table) {
+                    None => {}
+                    Some(Reach::Everything) => {
                         keyed_reach.insert(at, Reach::Everything);
                     }
-                    Reach::From(day) => asks.push((at, *day)),
+                    Some(Reach::From(day)) => {
+                        asks.insert(at, *day);
+                    }
                 }
             }
         }
@@ -232,7 +232,7 @@ impl KpiCache {
                 let first = key_reach(engine, table, &key, added, merges_changed).await;
                 ((table, key), day, first, started.elapsed())
             })
-            .buffered(side_by_side());
+            .buffered(engine.parallelism());
         while let Some(((table, key), day, first, elapsed)) = asked.next().await {
             steps.push(RefreshStep {
                 what: format!("reach {table} by {key}"),
@@ -287,7 +287,7 @@ impl KpiCache {
                 let fresh = engine.kpi_series(&key.id, since, None, &key.by).await;
                 (key, since, fresh, started.elapsed())
             })
-            .buffered(side_by_side());
+            .buffered(engine.parallelism());
         while let Some((key, since, fresh, elapsed)) = recomputed.next().await {
             let Some(cached) = self.series.get_mut(&key) else {
                 continue;
@@ -325,14 +325,6 @@ impl KpiCache {
         }
         Ok(report)
     }
-}
-
-/// How many of a refresh's queries run at once: one per core. A tick's queries are mostly
-/// small, each spending much of its time planning and opening files on one thread, so run in
-/// turn they leave cores idle (at trust scale a tick took 0.47-0.54 s in turn, 0.36-0.49 s
-/// side by side; benches/RESULTS.md).
-fn side_by_side() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// The first day of every `key` that rows of `table` on `added` or later hold: where rows

@@ -419,6 +419,12 @@ impl QueryEngine {
         any.downcast::<materialised::MaterialisedView>().ok()
     }
 
+    /// How many cores a query may use (the session's target partitions: configured, or one
+    /// per core).
+    pub fn parallelism(&self) -> usize {
+        self.ctx.copied_config().target_partitions()
+    }
+
     /// What queries see of `table` now: compare it with a later one
     /// ([`Seen::change_since`]) to tell which days' rows changed in between.
     pub fn seen(&self, table: Table) -> Seen {
