@@ -5,24 +5,33 @@
 -- record's time is the time it carries: ADT when recorded (EVN-2), ED arrivals, theatre
 -- milestones.
 WITH records AS (
-    SELECT org_code, 'adt' AS feed, recorded_at AS seen_at FROM adt_events
+    -- Days before today come from each feed's latest record per day (kpi.feed_days): none of
+    -- their records can be later than now.
+    SELECT org_code, feed, day, latest FROM kpi.feed_days
+    WHERE day < local_date(now())
     UNION ALL
-    SELECT org_code, 'ed' AS feed, arrival_time AS seen_at FROM ed_attendances
+    -- Today's records come from the lake, where now applies: a sender's clock running ahead
+    -- must not make a feed look fresh before its records' time.
+    SELECT org_code, 'adt', local_date(recorded_at), recorded_at FROM adt_events
+    WHERE recorded_at >= local_day_start(local_date(now())) AND recorded_at <= now()
     UNION ALL
-    SELECT org_code, 'theatre' AS feed, event_time AS seen_at FROM theatre_events
+    SELECT org_code, 'ed', local_date(arrival_time), arrival_time FROM ed_attendances
+    WHERE arrival_time >= local_day_start(local_date(now())) AND arrival_time <= now()
+    UNION ALL
+    SELECT org_code, 'theatre', local_date(event_time), event_time FROM theatre_events
+    WHERE event_time >= local_day_start(local_date(now())) AND event_time <= now()
 ),
 -- Days before the first one asked for matter only through each feed's latest record before
--- it, which carries on into the days asked for: that one record stands for them all, so a
--- tick's run groups only its own days by day, not every record of every feed.
+-- it, which carries on into the days asked for: that one record stands for them all.
 per_day AS (
-    SELECT org_code, feed, local_date(seen_at) AS day, MAX(seen_at) AS latest
+    SELECT org_code, feed, day, MAX(latest) AS latest
     FROM records
-    WHERE seen_at <= now() AND seen_at >= local_day_start(CAST($since AS DATE))
-    GROUP BY org_code, feed, local_date(seen_at)
+    WHERE day >= CAST($since AS DATE)
+    GROUP BY org_code, feed, day
     UNION ALL
-    SELECT org_code, feed, local_date(MAX(seen_at)) AS day, MAX(seen_at) AS latest
+    SELECT org_code, feed, MAX(day) AS day, MAX(latest) AS latest
     FROM records
-    WHERE seen_at <= now() AND seen_at < local_day_start(CAST($since AS DATE))
+    WHERE day < CAST($since AS DATE)
     GROUP BY org_code, feed
 ),
 -- Each day with records holds until the feed's next such day, the last one until the last

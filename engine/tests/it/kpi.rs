@@ -440,6 +440,88 @@ async fn cached_match_fresh(
     out
 }
 
+/// Feed freshness today counts from each feed's latest record up to now: a record from a
+/// sender whose clock runs ahead does not make its feed look fresh, and a feed silent since
+/// yesterday counts from yesterday's record (read from `kpi.feed_days`, not the lake).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_freshness_today_counts_up_to_now_not_from_a_record_in_the_future() {
+    use chrono::{DateTime, Duration, Utc};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = fixture_engine(dir.path()).await;
+    let now = Utc::now();
+    let midnight = table(
+        &engine
+            .sql("SELECT CAST(local_day_start(local_date(now())) AS VARCHAR) AS midnight")
+            .await
+            .expect("runs"),
+    );
+    let midnight: DateTime<Utc> = midnight
+        .lines()
+        .nth(1)
+        .and_then(|t| t.parse().ok())
+        .expect("today's local midnight");
+    // Today, so that today's row exists however soon after midnight the test runs.
+    let arrived = (now - Duration::minutes(20)).max(midnight);
+    let ahead = now + Duration::hours(3);
+    let theatre = now - Duration::hours(30);
+    let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let date = |t: DateTime<Utc>| t.format("%Y-%m-%d").to_string();
+    append_csv(
+        &engine,
+        Table::EdAttendances,
+        &format!(
+            "F1,X01,S1,Q1,{},walk_in,,,3,,,,,,18-64,injury,{}\n\
+             F2,X01,S1,Q2,{},walk_in,,,3,,,,,,18-64,injury,{}\n",
+            stamp(arrived),
+            date(arrived),
+            stamp(ahead),
+            date(ahead),
+        ),
+    )
+    .await;
+    append_csv(
+        &engine,
+        Table::TheatreEvents,
+        &format!(
+            "F3,C9,TH1-F,X01,S1,TH1,100,H011,Appendicectomy,in_anaesthetic_room,{},1,60,,{}\n",
+            stamp(theatre),
+            date(theatre),
+        ),
+    )
+    .await;
+    engine.refresh().await.expect("refreshes");
+    let output = engine
+        .sql(
+            "SELECT feed, numerator FROM kpi.feed_freshness_min \
+             WHERE period = local_date(now()) AND feed IN ('ed', 'theatre') ORDER BY feed",
+        )
+        .await
+        .expect("runs");
+    let text = table(&output);
+    let minutes: Vec<(String, f64)> = text
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (feed, n) = line.split_once(',')?;
+            Some((feed.to_string(), n.parse().ok()?))
+        })
+        .collect();
+    let [(ed, ed_min), (th, th_min)] = minutes.as_slice() else {
+        panic!("one row per feed today: {text}");
+    };
+    assert_eq!((ed.as_str(), th.as_str()), ("ed", "theatre"));
+    // Counted at query time, a little after `now`.
+    let since = |t: DateTime<Utc>| (now - t).num_seconds() as f64 / 60.0;
+    assert!(
+        *ed_min >= since(arrived) && *ed_min < since(arrived) + 5.0,
+        "ED fresh from {arrived}, not from the record at {ahead}: {text}"
+    );
+    assert!(
+        *th_min >= since(theatre) && *th_min < since(theatre) + 5.0,
+        "theatres silent since {theatre}: {text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cache_matches_a_full_recomputation_after_late_data() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -164,6 +164,7 @@ async fn view_counts(engine: &QueryEngine, name: &str) -> bright_engine::query::
 }
 
 const CENSUS: &str = "SELECT * FROM kpi.ward_census ORDER BY org_code, site, ward, day";
+const FEED_DAYS: &str = "SELECT * FROM kpi.feed_days ORDER BY org_code, feed, lake_day, day";
 
 /// The keyed views (stays by encounter, operating lists by session) kept up to date key by
 /// key, and the census kept up to date from a day, give the rows an engine computing them
@@ -176,6 +177,7 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
     let engine = fixture_engine(dir.path()).await;
     let before = (rows(&engine, STAYS).await, rows(&engine, LISTS).await);
     let census_before = rows(&engine, CENSUS).await;
+    let feed_days_before = rows(&engine, FEED_DAYS).await;
     let append = |table: Table, csv: &'static str| {
         let lake = engine.lake().clone();
         async move {
@@ -227,6 +229,15 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
     assert_eq!(kept.0, rows(&fresh, STAYS).await);
     assert_eq!(kept.1, rows(&fresh, LISTS).await);
     assert_eq!(census, rows(&fresh, CENSUS).await);
+    // Each feed's days, kept up to date from the first day the new rows land on.
+    let feed_days = rows(&engine, FEED_DAYS).await;
+    assert_ne!(
+        feed_days, feed_days_before,
+        "the new rows change the feeds' days"
+    );
+    let refreshes = view_counts(&engine, "feed_days").await;
+    assert_eq!((refreshes.whole, refreshes.from_day), (1, 1));
+    assert_eq!(feed_days, rows(&fresh, FEED_DAYS).await);
 
     // Wards new to the census: W7 gets beds from 1 March, W8 its first patient on 30 June.
     // Each is counted from then on, zeros included, and the days before keep their rows.
