@@ -504,31 +504,80 @@ impl Lake {
     }
 }
 
-/// Every data file of `delta` (a snapshot of `table`) with the first day it holds, as
-/// [`Lake::files`] gives them.
-pub fn file_days(
-    table: Table,
-    delta: &DeltaTable,
-) -> Result<BTreeMap<String, Option<chrono::NaiveDate>>, LakeError> {
+/// A data file of a Delta snapshot, as bright's scans read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFile {
+    /// Relative to the table's root, as the log holds it (percent-decoded).
+    pub path: String,
+    /// In bytes.
+    pub size: u64,
+    /// Its rows, when the log tells.
+    pub rows: Option<usize>,
+    /// The first and last day it holds (the day column's statistics, or its partition value in
+    /// a table partitioned by day); `None` when the log does not tell.
+    pub first_day: Option<chrono::NaiveDate>,
+    pub last_day: Option<chrono::NaiveDate>,
+    /// A deletion vector hides some of its rows: only Delta's own scan applies it.
+    pub deletes: bool,
+}
+
+/// Every data file of `delta` (a snapshot of `table`), with the days it holds. Each file's
+/// statistics are parsed once here, for every scan of the snapshot to use.
+pub fn data_files(table: Table, delta: &DeltaTable) -> Result<Vec<DataFile>, LakeError> {
     let snapshot = delta.snapshot()?;
     let column = table.day_column();
     Ok(snapshot
         .log_data()
         .iter()
         .map(|file| {
-            let day = match file.partition_values_map().get(column) {
-                Some(value) => value.as_deref().and_then(|v| v.parse().ok()),
-                None => file.stats().and_then(|stats| first_day(&stats, column)),
+            let (first_day, last_day) = match file.partition_values_map().get(column) {
+                Some(value) => {
+                    let day = value.as_deref().and_then(|v| v.parse().ok());
+                    (day, day)
+                }
+                None => file
+                    .stats()
+                    .map_or((None, None), |stats| day_span(&stats, column)),
             };
-            (file.path().into_owned(), day)
+            DataFile {
+                path: file.path().into_owned(),
+                size: u64::try_from(file.size()).unwrap_or_default(),
+                rows: file.num_records(),
+                first_day,
+                last_day,
+                deletes: file.deletion_vector_descriptor().is_some(),
+            }
         })
         .collect())
 }
 
-/// The smallest value of the day column in a file's statistics (the log's JSON `stats`).
-fn first_day(stats: &str, column: &str) -> Option<chrono::NaiveDate> {
-    let stats: serde_json::Value = serde_json::from_str(stats).ok()?;
-    stats.get("minValues")?.get(column)?.as_str()?.parse().ok()
+/// Every data file of `delta` (a snapshot of `table`) with the first day it holds, as
+/// [`Lake::files`] gives them.
+pub fn file_days(
+    table: Table,
+    delta: &DeltaTable,
+) -> Result<BTreeMap<String, Option<chrono::NaiveDate>>, LakeError> {
+    Ok(data_files(table, delta)?
+        .into_iter()
+        .map(|file| (file.path, file.first_day))
+        .collect())
+}
+
+/// The smallest and largest values of the day column in a file's statistics (the log's JSON
+/// `stats`).
+fn day_span(stats: &str, column: &str) -> (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>) {
+    let Ok(stats) = serde_json::from_str::<serde_json::Value>(stats) else {
+        return (None, None);
+    };
+    let day = |bound: &str| {
+        stats
+            .get(bound)?
+            .get(column)?
+            .as_str()?
+            .parse::<chrono::NaiveDate>()
+            .ok()
+    };
+    (day("minValues"), day("maxValues"))
 }
 
 /// `batches` as one batch in the order of the table's day column (rows of one day keep their

@@ -47,7 +47,7 @@ fn list_and_show_describe_the_catalogue() {
 fn check_plans_every_kpi_against_the_lake() {
     let lake = small_lake().to_str().unwrap();
     let out = ok(&["kpi", "check", "--lake", lake]);
-    assert!(out.contains("KPIs and 8 helper views plan"), "{out}");
+    assert!(out.contains("KPIs and 9 helper views plan"), "{out}");
 }
 
 #[test]

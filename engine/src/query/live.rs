@@ -26,6 +26,8 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::Expr;
 
+use super::lake_scan::LakeFiles;
+
 /// Small batches (one message each) are merged once this many are waiting in a generation.
 const MERGE_AFTER: usize = 64;
 /// Batches at least this big are left as they are.
@@ -37,6 +39,28 @@ pub(super) type Version = (Option<u64>, u64);
 /// The data files of a Delta snapshot, each with the first day it holds (`None` when the log
 /// does not tell), as [`crate::lake::file_days`] gives them.
 pub(super) type Files = std::collections::BTreeMap<String, Option<chrono::NaiveDate>>;
+
+/// A Delta snapshot of a table as its scans read it.
+pub(super) struct Snapshot {
+    pub(super) provider: Arc<dyn TableProvider>,
+    /// `None` while the table is not written.
+    pub(super) version: Option<u64>,
+    pub(super) files: Files,
+    /// The snapshot's files for bright's own scan; `None` where only `provider` reads them.
+    pub(super) direct: Option<Arc<LakeFiles>>,
+}
+
+impl Snapshot {
+    /// A table not written yet, read through `provider`.
+    pub(super) fn empty(provider: Arc<dyn TableProvider>) -> Self {
+        Snapshot {
+            provider,
+            version: None,
+            files: Files::new(),
+            direct: None,
+        }
+    }
+}
 
 /// The rows queries saw of a table at one moment, as much as is needed to tell later on which
 /// days the rows that came since fall ([`Seen::change_since`]).
@@ -127,6 +151,8 @@ pub(super) struct LiveTable {
 #[derive(Debug, Clone)]
 struct State {
     provider: Arc<dyn TableProvider>,
+    /// Read by bright's own scan instead of `provider`'s when set.
+    direct: Option<Arc<LakeFiles>>,
     /// Delta version of `provider`; `None` while the table is not written.
     version: Option<u64>,
     /// The data files of `provider`'s snapshot.
@@ -158,19 +184,15 @@ struct Generation {
 }
 
 impl LiveTable {
-    pub(super) fn new(
-        table: crate::schema::Table,
-        provider: Arc<dyn TableProvider>,
-        version: Option<u64>,
-        files: Files,
-    ) -> Self {
+    pub(super) fn new(table: crate::schema::Table, snapshot: Snapshot) -> Self {
         LiveTable {
             table,
-            schema: query_schema(table, &provider.schema()),
+            schema: query_schema(table, &snapshot.provider.schema()),
             state: RwLock::new(State {
-                provider,
-                version,
-                files: Arc::new(files),
+                provider: snapshot.provider,
+                direct: snapshot.direct,
+                version: snapshot.version,
+                files: Arc::new(snapshot.files),
                 buffer: VecDeque::new(),
                 buffer_version: 0,
                 next_generation: 0,
@@ -221,18 +243,13 @@ impl LiveTable {
 
     /// Moves to a new Delta snapshot; with `flushed`, drops the buffer generations up to and
     /// including it in the same step (they are in that snapshot now).
-    pub(super) fn replace(
-        &self,
-        provider: Arc<dyn TableProvider>,
-        version: Option<u64>,
-        files: Files,
-        flushed: Option<u64>,
-    ) {
+    pub(super) fn replace(&self, snapshot: Snapshot, flushed: Option<u64>) {
         let mut state = self.write();
-        let moved = state.version != version;
-        state.provider = provider;
-        state.version = version;
-        state.files = Arc::new(files);
+        let moved = state.version != snapshot.version;
+        state.provider = snapshot.provider;
+        state.direct = snapshot.direct;
+        state.version = snapshot.version;
+        state.files = Arc::new(snapshot.files);
         if let Some(flushed) = flushed {
             let before = state.buffer.len();
             state.buffer.retain(|g| g.id > flushed);
@@ -335,6 +352,7 @@ impl LiveTable {
     async fn scan_lake(
         &self,
         provider: &dyn TableProvider,
+        direct: Option<&LakeFiles>,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
@@ -354,9 +372,18 @@ impl LiveTable {
             .filter(|f| reads_only(f, &lake_schema))
             .cloned()
             .collect();
-        let lake = provider
-            .scan(state, Some(&present), &filters, limit)
-            .await?;
+        let lake = match direct {
+            Some(files) => {
+                files
+                    .scan(state, &lake_schema, &present, &filters, limit)
+                    .await?
+            }
+            None => {
+                provider
+                    .scan(state, Some(&present), &filters, limit)
+                    .await?
+            }
+        };
         if sources.iter().all(Option::is_some) {
             return Ok(lake);
         }
@@ -445,12 +472,23 @@ impl TableProvider for LiveTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (provider, buffered) = {
+        let (provider, direct, buffered) = {
             let current = self.read();
-            (current.provider.clone(), self.buffered(&current)?)
+            (
+                current.provider.clone(),
+                current.direct.clone(),
+                self.buffered(&current)?,
+            )
         };
         let lake = self
-            .scan_lake(provider.as_ref(), state, projection, filters, limit)
+            .scan_lake(
+                provider.as_ref(),
+                direct.as_deref(),
+                state,
+                projection,
+                filters,
+                limit,
+            )
             .await?;
         if buffered.is_empty() {
             return Ok(lake);

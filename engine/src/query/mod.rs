@@ -42,6 +42,7 @@ use crate::lake::{Lake, LakeError};
 
 mod executor;
 mod kpi_views;
+mod lake_scan;
 mod live;
 mod materialised;
 pub mod sandbox;
@@ -322,12 +323,12 @@ impl QueryEngine {
             let live = match lake.open_table(table).await {
                 Ok(delta) => {
                     found += 1;
-                    let (provider, version, files) = engine.snapshot(table, &delta).await?;
+                    let snapshot = engine.snapshot(table, &delta).await?;
                     engine.logs.get_mut().insert(table, delta);
-                    LiveTable::new(table, provider, version, files)
+                    LiveTable::new(table, snapshot)
                 }
                 Err(LakeError::MissingTable { .. }) => {
-                    LiveTable::new(table, empty(table)?, None, Default::default())
+                    LiveTable::new(table, live::Snapshot::empty(empty(table)?))
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -473,7 +474,7 @@ impl QueryEngine {
         &self,
         table: Table,
         delta: &deltalake::DeltaTable,
-    ) -> Result<(Arc<dyn TableProvider>, Option<u64>, live::Files), QueryError> {
+    ) -> Result<live::Snapshot, QueryError> {
         delta
             .update_datafusion_session(&self.ctx.state())
             .map_err(LakeError::from)?;
@@ -482,8 +483,17 @@ impl QueryEngine {
             .table_provider()
             .with_session(Arc::new(self.ctx.state()))
             .await?;
-        let files = crate::lake::file_days(table, delta)?;
-        Ok((provider, delta.version(), files))
+        let data_files = crate::lake::data_files(table, delta)?;
+        let direct = lake_scan::LakeFiles::new(table, delta, &provider.schema(), &data_files)?;
+        Ok(live::Snapshot {
+            provider,
+            version: delta.version(),
+            files: data_files
+                .into_iter()
+                .map(|f| (f.path, f.first_day))
+                .collect(),
+            direct: direct.map(Arc::new),
+        })
     }
 
     /// The schema of `table` as queries see it.
@@ -506,8 +516,7 @@ impl QueryEngine {
                 // Unchanged: keep the snapshot, and what was computed from it.
                 continue;
             }
-            let (provider, version, files) = self.snapshot(*table, delta).await?;
-            live.replace(provider, version, files, None);
+            live.replace(self.snapshot(*table, delta).await?, None);
         }
         Ok(())
     }
@@ -516,8 +525,8 @@ impl QueryEngine {
     pub async fn refresh_table(&self, table: Table) -> Result<(), QueryError> {
         let mut logs = self.logs.lock().await;
         let delta = self.latest(&mut logs, table).await?;
-        let (provider, version, files) = self.snapshot(table, delta).await?;
-        self.live(table)?.replace(provider, version, files, None);
+        let snapshot = self.snapshot(table, delta).await?;
+        self.live(table)?.replace(snapshot, None);
         Ok(())
     }
 
@@ -587,9 +596,8 @@ impl QueryEngine {
     pub async fn buffer_flushed(&self, table: Table, generation: u64) -> Result<(), QueryError> {
         let mut logs = self.logs.lock().await;
         let delta = self.latest(&mut logs, table).await?;
-        let (provider, version, files) = self.snapshot(table, delta).await?;
-        self.live(table)?
-            .replace(provider, version, files, Some(generation));
+        let snapshot = self.snapshot(table, delta).await?;
+        self.live(table)?.replace(snapshot, Some(generation));
         Ok(())
     }
 

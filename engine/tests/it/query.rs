@@ -139,6 +139,51 @@ async fn refresh_shows_new_commits() {
     assert_eq!(int(&fresh, 0, 0), 7);
 }
 
+/// A query for some days plans only the lake files holding them (each file's days come from
+/// the Delta log once per snapshot), and reads the same rows as a scan of every file.
+#[tokio::test]
+async fn a_query_for_some_days_reads_only_the_files_holding_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake").to_str().unwrap()).unwrap();
+    let table = Table::AdtEvents;
+    // Three files: 2025-01-01; 01-01 and 01-02; 01-01 to 01-03.
+    for (n, days, tag) in [(2, 1, "a"), (2, 2, "b"), (3, 3, "c")] {
+        lake.append(table, vec![rows(table, n, days, tag)])
+            .await
+            .unwrap();
+    }
+    let engine = QueryEngine::open(&lake, &QueryConfig::default())
+        .await
+        .unwrap();
+    let files_read = |filter: &'static str| {
+        let engine = &engine;
+        async move {
+            let plan = engine
+                .sql(&format!(
+                    "EXPLAIN SELECT count(*) FROM adt_events WHERE {filter}"
+                ))
+                .await
+                .unwrap();
+            let mut text = Vec::new();
+            plan.write(OutputFormat::Csv, &mut text).unwrap();
+            let rows = engine
+                .sql(&format!("SELECT count(*) FROM adt_events WHERE {filter}"))
+                .await
+                .unwrap();
+            (
+                String::from_utf8(text).unwrap().matches(".parquet").count(),
+                int(&rows, 0, 0),
+            )
+        }
+    };
+    assert_eq!(files_read("event_date = DATE '2025-01-03'").await, (1, 1));
+    assert_eq!(files_read("event_date >= DATE '2025-01-02'").await, (2, 3));
+    assert_eq!(files_read("event_date < DATE '2025-01-02'").await, (3, 4));
+    assert_eq!(files_read("event_date > DATE '2025-01-03'").await, (0, 0));
+    // A filter that says nothing of days reads every file.
+    assert_eq!(files_read("event_id LIKE 'c-%'").await, (3, 3));
+}
+
 #[tokio::test]
 async fn spc_xmr_charts_a_query_with_the_engines_numbers() {
     let (_dir, lake) = lake_with_rows().await;
