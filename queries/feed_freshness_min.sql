@@ -11,15 +11,19 @@ WITH records AS (
     WHERE day < local_date(now())
     UNION ALL
     -- Today's records come from the lake, where now applies: a sender's clock running ahead
-    -- must not make a feed look fresh before its records' time.
+    -- must not make a feed look fresh before its records' time. ED and theatre records are
+    -- filed under their time's UTC day, which is today's or yesterday's, so only those days'
+    -- files are read; an ADT record is filed under its event's day, which may be any.
     SELECT org_code, 'adt', local_date(recorded_at), recorded_at FROM adt_events
     WHERE recorded_at >= local_day_start(local_date(now())) AND recorded_at <= now()
     UNION ALL
     SELECT org_code, 'ed', local_date(arrival_time), arrival_time FROM ed_attendances
-    WHERE arrival_time >= local_day_start(local_date(now())) AND arrival_time <= now()
+    WHERE arrival_date >= CAST(local_date(now()) - INTERVAL '1 day' AS DATE)
+      AND arrival_time >= local_day_start(local_date(now())) AND arrival_time <= now()
     UNION ALL
     SELECT org_code, 'theatre', local_date(event_time), event_time FROM theatre_events
-    WHERE event_time >= local_day_start(local_date(now())) AND event_time <= now()
+    WHERE event_date >= CAST(local_date(now()) - INTERVAL '1 day' AS DATE)
+      AND event_time >= local_day_start(local_date(now())) AND event_time <= now()
 ),
 -- Days before the first one asked for matter only through each feed's latest record before
 -- it, which carries on into the days asked for: that one record stands for them all.
