@@ -104,9 +104,12 @@ impl LakeFiles {
         };
         let mut scan_files = Vec::with_capacity(files.len());
         for file in files {
+            // A file elsewhere than under the table's store (a shallow clone's absolute path)
+            // is Delta's to read too.
             let Some(location) = root
                 .join(&file.path)
                 .ok()
+                .filter(|url| url[..url::Position::BeforePath] == root[..url::Position::BeforePath])
                 .and_then(|url| Path::from_url_path(url.path()).ok())
             else {
                 return Ok(None);
