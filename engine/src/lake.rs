@@ -557,10 +557,15 @@ pub fn file_days(
     table: Table,
     delta: &DeltaTable,
 ) -> Result<BTreeMap<String, Option<chrono::NaiveDate>>, LakeError> {
-    Ok(data_files(table, delta)?
-        .into_iter()
-        .map(|file| (file.path, file.first_day))
-        .collect())
+    Ok(first_days(&data_files(table, delta)?))
+}
+
+/// Each of `files` by path, with the first day it holds.
+pub fn first_days(files: &[DataFile]) -> BTreeMap<String, Option<chrono::NaiveDate>> {
+    files
+        .iter()
+        .map(|file| (file.path.clone(), file.first_day))
+        .collect()
 }
 
 /// The smallest and largest values of the day column in a file's statistics (the log's JSON

@@ -50,6 +50,8 @@ pub(super) struct LakeFiles {
     file_schema: SchemaRef,
     /// The day column, when the table is partitioned by it (its value is in each file's path).
     partition: Option<FieldRef>,
+    /// The table's columns as this scan gives them: the files' then the partition column.
+    table_schema: SchemaRef,
     day: &'static str,
     files: Vec<PartitionedFile>,
     /// Each file's rows, when the log tells.
@@ -80,7 +82,7 @@ impl LakeFiles {
         if snapshot.protocol().min_reader_version() != 1 || files.iter().any(|f| f.deletes) {
             return Ok(None);
         }
-        let (partition, file_schema) = if partitioned {
+        let (partition, file_schema): (Option<FieldRef>, Schema) = if partitioned {
             let Ok(field) = lake_schema.field_with_name(day) else {
                 return Ok(None);
             };
@@ -130,7 +132,10 @@ impl LakeFiles {
                     .collect::<Date32Array>(),
             )
         };
+        let mut fields: Vec<FieldRef> = file_schema.fields().iter().cloned().collect();
+        fields.extend(partition.iter().cloned());
         Ok(Some(LakeFiles {
+            table_schema: Arc::new(Schema::new(fields)),
             store,
             root: delta.log_store().root_object_store(None),
             file_schema: Arc::new(file_schema),
@@ -141,18 +146,6 @@ impl LakeFiles {
             first: days(|f| f.first_day),
             last: days(|f| f.last_day),
         }))
-    }
-
-    /// The table's columns as this scan gives them: the files' then the partition column.
-    fn table_schema(&self) -> SchemaRef {
-        match &self.partition {
-            None => self.file_schema.clone(),
-            Some(day) => {
-                let mut fields: Vec<FieldRef> = self.file_schema.fields().iter().cloned().collect();
-                fields.push(day.clone());
-                Arc::new(Schema::new(fields))
-            }
-        }
     }
 
     /// Scans the columns of `lake_schema` at `columns` (in that order) from the files whose
@@ -167,12 +160,12 @@ impl LakeFiles {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let table_schema = self.table_schema();
+        let table_schema = &self.table_schema;
         let projection = columns
             .iter()
             .map(|&i| table_schema.index_of(lake_schema.field(i).name()))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let keep = self.keep(state, &table_schema, filters);
+        let keep = self.keep(state, filters);
         let kept: Vec<usize> = keep
             .iter()
             .enumerate()
@@ -197,7 +190,7 @@ impl LakeFiles {
         );
         let config = FileScanConfigBuilder::new(self.store.clone(), Arc::new(source))
             .with_file_groups(groups)
-            .with_statistics(self.statistics(&table_schema, &kept))
+            .with_statistics(self.statistics(&kept))
             .with_projection_indices(Some(projection))?
             .with_limit(limit)
             .build();
@@ -211,8 +204,8 @@ impl LakeFiles {
 
     /// What the log tells of the files at `kept`: their rows and days, so the planner can
     /// size joins and answer `MIN(day)` without a scan, as it could from Delta's scan.
-    fn statistics(&self, table_schema: &Schema, kept: &[usize]) -> Statistics {
-        let mut statistics = Statistics::new_unknown(table_schema);
+    fn statistics(&self, kept: &[usize]) -> Statistics {
+        let mut statistics = Statistics::new_unknown(&self.table_schema);
         let rows: Option<usize> = kept.iter().map(|&i| self.rows[i]).sum();
         statistics.num_rows = rows.map_or(Precision::Absent, Precision::Exact);
         statistics.total_byte_size = Precision::Inexact(
@@ -234,7 +227,7 @@ impl LakeFiles {
                 Precision::Exact(ScalarValue::Date32(Some(d)))
             })
         };
-        if let Ok(i) = table_schema.index_of(self.day) {
+        if let Ok(i) = self.table_schema.index_of(self.day) {
             let day = &mut statistics.column_statistics[i];
             day.min_value = bound(&self.first, i32::min);
             day.max_value = bound(&self.last, i32::max);
@@ -246,12 +239,12 @@ impl LakeFiles {
 
     /// Which files `filters` can match, by their days; every file when the filters say
     /// nothing of days or cannot be read as a pruning predicate.
-    fn keep(&self, state: &dyn Session, table_schema: &SchemaRef, filters: &[Expr]) -> Vec<bool> {
+    fn keep(&self, state: &dyn Session, filters: &[Expr]) -> Vec<bool> {
         let all = vec![true; self.files.len()];
         let Some(filter) = conjunction(filters.iter().cloned()) else {
             return all;
         };
-        let Ok(df_schema) = DFSchema::try_from(table_schema.clone()) else {
+        let Ok(df_schema) = DFSchema::try_from(self.table_schema.clone()) else {
             return all;
         };
         let Ok(predicate) = state.create_physical_expr(filter, &df_schema) else {
@@ -259,7 +252,7 @@ impl LakeFiles {
         };
         // `None` when the predicate cannot prune (it says nothing of days, say).
         let Some(pruning) = PruningPredicateBuilder::new()
-            .with_file_schema(table_schema.clone())
+            .with_file_schema(self.table_schema.clone())
             .build(predicate)
         else {
             return all;

@@ -488,10 +488,7 @@ impl QueryEngine {
         Ok(live::Snapshot {
             provider,
             version: delta.version(),
-            files: data_files
-                .into_iter()
-                .map(|f| (f.path, f.first_day))
-                .collect(),
+            files: crate::lake::first_days(&data_files),
             direct: direct.map(Arc::new),
         })
     }
