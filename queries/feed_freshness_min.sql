@@ -25,18 +25,20 @@ WITH records AS (
     WHERE event_date >= CAST(local_date(now()) - INTERVAL '1 day' AS DATE)
       AND event_time >= local_day_start(local_date(now())) AND event_time <= now()
 ),
--- Days before the first one asked for matter only through each feed's latest record before
--- it, which carries on into the days asked for: that one record stands for them all.
+-- Days before the first one asked for matter only through each feed's latest day before it,
+-- which carries on into the days asked for: that one day stands for them all. Kept by a
+-- window over one grouped read: DataFusion reads a CTE again at each reference, so a second
+-- branch for the days before would read today's files twice.
 per_day AS (
-    SELECT org_code, feed, day, MAX(latest) AS latest
-    FROM records
-    WHERE day >= CAST($since AS DATE)
-    GROUP BY org_code, feed, day
-    UNION ALL
-    SELECT org_code, feed, MAX(day) AS day, MAX(latest) AS latest
-    FROM records
-    WHERE day < CAST($since AS DATE)
-    GROUP BY org_code, feed
+    SELECT org_code, feed, day, latest
+    FROM (
+        SELECT org_code, feed, day, MAX(latest) AS latest,
+               MAX(CASE WHEN day < CAST($since AS DATE) THEN day END)
+                   OVER (PARTITION BY org_code, feed) AS last_before
+        FROM records
+        GROUP BY org_code, feed, day
+    ) AS days
+    WHERE day >= CAST($since AS DATE) OR day = last_before
 ),
 -- Each day with records holds until the feed's next such day, the last one until the last
 -- day of all. Windows over the one grouped read, not a calendar joined to it: the tables are
