@@ -17,6 +17,11 @@ medians, per-query ratios, and a check that the engines give the same answers.
   ids, one Delta commit per table); the timed tick brings the cache up to date, recomputing
   only the periods the new rows can reach. DuckDB recomputes every KPI for the open day over
   the same files. Each run adds its own rows; the open day's answers are compared every run.
+- `day`: a day of ticks on a copy of the lake, as a board follows serving's flushes: rows
+  land `--landings` times in a row (as in `tick`, a file per table each time), each landing
+  followed by a tick; once with the open day compacted after each landing, as serving does
+  after each flush, and once without. Then DuckDB recomputes the open day over the files
+  each way left, and the answers are compared.
 bright and DuckDB run the same SQL (the catalogue's files; bright's four functions as DuckDB
 macros, `kpi_duckdb.py`). Polars runs what its SQL front end accepts of the same text, and the
 analysts' questions as a Polars user would write them; what it cannot run is reported, with
@@ -52,7 +57,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import kpi_duckdb  # noqa: E402
 
 ALL_TIME = date(1900, 1, 1)
-GROUPS = ["kpi_full", "kpi_open_day", "kpi_site_month", "kpi_trust_month", "adhoc", "tick"]
+GROUPS = ["kpi_full", "kpi_open_day", "kpi_site_month", "kpi_trust_month", "adhoc", "tick",
+          "day"]
 
 # New rows per table in a tick: the latest rows of the open day, sent again under new ids.
 TICK_ROWS = 20
@@ -459,6 +465,80 @@ def land_new_rows(lake, tag):
     return added
 
 
+def open_day_in_duckdb(bright, lake, queries, manifest, params, open_day, threads, what):
+    """Every KPI for the open day recomputed by DuckDB over `lake`, each compared with the
+    series `bright`'s KPI cache holds: DuckDB's milliseconds in all, and the disagreements."""
+    duck = DuckDB(lake, queries, threads)
+    total, disagreements = 0.0, []
+    for kpi in manifest["kpi"]:
+        sql, bound = kpi_duckdb.kpi_query(queries, kpi, params, open_day)
+        ms, theirs = duck.run({"duckdb": (sql, bound)})
+        total += ms
+        try:
+            _, cached = bright.run({"bright": {"op": "cached", "id": kpi["id"]}})
+        except RuntimeError as e:
+            disagreements.append(f"{what} {kpi['id']}: {e}")
+            continue
+        since = bound["since"].isoformat()
+        ours = [r for r in cached if str(r[0]) >= since]
+        diff = same(answers(ours), answers(theirs))
+        if diff:
+            disagreements.append(f"{what} {kpi['id']}: {diff}")
+    duck.close()
+    return total, disagreements
+
+
+def open_day_files(table, day_column, open_day):
+    """How many of the Delta table's files hold rows of `open_day` or later only."""
+    actions = pa.table(DeltaTable(str(table)).get_add_actions(flatten=True))
+    firsts = actions.column(f"min.{day_column}").to_pylist()
+    return sum(1 for first in firsts if first is not None and first >= open_day)
+
+
+def day_of_ticks(runner, lake, queries, manifest, params, open_day, landings, threads):
+    """The `day` group (see the module documentation): per way of serving, each tick's
+    milliseconds in order, the compactions', the open day's files at the end, DuckDB's
+    recomputation then, and any disagreement."""
+    out = {"landings": landings, "ways": {}, "disagreements": []}
+    for way in ("compacted", "not compacted"):
+        scratch = Path(tempfile.mkdtemp(prefix="bright-day-"))
+        try:
+            copy = scratch / "lake"
+            shutil.copytree(lake, copy)
+            bright = Bright(runner, copy, queries)
+            bright.fresh()
+            warm = bright.ask({"op": "cache", "ids": [k["id"] for k in manifest["kpi"]]})
+            if "error" in warm:
+                raise SystemExit(f"bright-compare: cache: {warm['error']}")
+            ticks, compactions, merged = [], [], 0
+            for landing in range(landings):
+                land_new_rows(copy, f"-day{landing + 1}")
+                if way == "compacted":
+                    compacted = bright.ask({"op": "compact", "tables": list(TICK_TABLES)})
+                    if "error" in compacted:
+                        raise SystemExit(f"bright-compare: compact: {compacted['error']}")
+                    compactions.append(compacted["ms"])
+                    merged += compacted["merged"]
+                ticked = bright.ask({"op": "tick", "today": open_day.isoformat()})
+                if "error" in ticked:
+                    raise SystemExit(f"bright-compare: tick: {ticked['error']}")
+                ticks.append(ticked["ms"])
+            files = {table: open_day_files(copy / table, TICK_TABLES[table][0], open_day)
+                     for table in TICK_TABLES}
+            total, differ = open_day_in_duckdb(bright, copy, queries, manifest, params,
+                                               open_day, threads, f"day ({way})")
+            out["disagreements"] += differ
+            bright.close()
+            out["ways"][way] = {"ticks": ticks, "compactions": compactions, "merged": merged,
+                                "open_day_files": files, "duckdb": total}
+            print(f"day {way}: ticks {ticks[0] / 1e3:.2f} s first, {ticks[-1] / 1e3:.2f} s "
+                  f"last; {merged} files merged; DuckDB then {total / 1e3:.2f} s; the open "
+                  f"day's files {files}", file=sys.stderr, flush=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
 def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
     """The `tick` group (see the module documentation) on a copy of `lake`: per run, bright's
     tick and DuckDB's open-day recomputation in milliseconds, and any disagreement."""
@@ -484,23 +564,9 @@ def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
             out["recomputed"] = ticked["recomputed"]
             out["changed_tables"] = ticked["changed_tables"]
             out["steps"] = ticked.get("steps", [])
-            duck = DuckDB(copy, queries, threads)
-            total = 0.0
-            for kpi in manifest["kpi"]:
-                sql, bound = kpi_duckdb.kpi_query(queries, kpi, params, open_day)
-                ms, theirs = duck.run({"duckdb": (sql, bound)})
-                total += ms
-                try:
-                    _, cached = bright.run({"bright": {"op": "cached", "id": kpi["id"]}})
-                except RuntimeError as e:
-                    out["disagreements"].append(f"tick {kpi['id']}: {e}")
-                    continue
-                since = bound["since"].isoformat()
-                ours = [r for r in cached if str(r[0]) >= since]
-                diff = same(answers(ours), answers(theirs))
-                if diff:
-                    out["disagreements"].append(f"tick {kpi['id']} (run {run + 1}): {diff}")
-            duck.close()
+            total, differ = open_day_in_duckdb(bright, copy, queries, manifest, params,
+                                               open_day, threads, f"tick (run {run + 1})")
+            out["disagreements"] += differ
             out["duckdb"].append(total)
             print(f"run {run + 1}/{runs} tick             bright {ticked['ms'] / 1e3:8.2f} s "
                   f"(warm-up {warm['ms'] / 1e3:.2f} s)  duckdb {total / 1e3:8.2f} s",
@@ -531,6 +597,8 @@ def main():
     ap.add_argument("--runner", required=True)
     ap.add_argument("--queries", type=Path, default=Path(__file__).parent.parent / "queries")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--landings", type=int, default=60,
+                    help="landings in a row in the `day` group")
     ap.add_argument("--scale", default="trust")
     ap.add_argument("--groups", default=",".join(GROUPS))
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2,
@@ -555,6 +623,8 @@ def main():
     queries = suite(args.queries, duck.manifest, duck.params, open_day, groups)
     # The tick runs on its own copy of the lake, after the query groups.
     ticking = "tick" in groups
+    whole_day = "day" in groups
+    groups = [g for g in groups if g != "day"]
     groups = [g for g in groups if g != "tick"]
     tables = {t: duck.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("ed_attendances", "adt_events", "theatre_events")}
@@ -598,9 +668,12 @@ def main():
         e.close()
     ticked = (tick(args.runner, args.lake, args.queries, duck.manifest, duck.params, open_day,
                    args.runs, args.threads) if ticking else None)
+    day = (day_of_ticks(args.runner, args.lake, args.queries, duck.manifest, duck.params,
+                        open_day, args.landings, args.threads) if whole_day else None)
 
     # The answers: bright against each engine that ran the query, and the tick's.
     disagreements = list(ticked["disagreements"]) if ticked else []
+    disagreements += day["disagreements"] if day else []
     for q in queries:
         key = (q["group"], q["id"])
         ours = rows.get((key, "bright"))
@@ -645,6 +718,7 @@ def main():
         },
         "disagreements": disagreements,
         "tick": ticked,
+        "day": day,
     }
     for g in groups:
         qs = [x for x in result["queries"] if x["group"] == g]

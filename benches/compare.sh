@@ -6,7 +6,7 @@
 #
 #   benches/compare.sh [--scale trust|region|national] [--runs N] [--days D]
 #                      [--lake DIR] [--profile release|dev] [--groups G,G] [--check]
-#                      [--no-ingest] [--no-polars]
+#                      [--landings N] [--no-ingest] [--no-polars]
 #
 #   --scale    trust: one trust, 2 years (default); region: 20 trusts, 3 years; national:
 #              150 trusts, enough days for 50 M ED attendances (streamed by `bright generate`)
@@ -15,9 +15,10 @@
 #   --lake     use (or keep) the lake in DIR instead of a new one in a temporary folder
 #   --profile  cargo profile of bright's binaries (default release: what is deployed)
 #   --groups   only these query groups (kpi_full, kpi_open_day, kpi_site_month,
-#              kpi_trust_month, adhoc, tick; default all)
-#   --check    only check that the engines agree (one run, nothing written to RESULTS.md);
-#              the test suite runs `--scale trust --days 60 --check`
+#              kpi_trust_month, adhoc, tick, day; default all)
+#   --landings landings in a row in the `day` group (default 60)
+#   --check    only check that the engines agree (one run, 20 landings, nothing written to
+#              RESULTS.md); the test suite runs `--scale trust --days 60 --check`
 #   --no-ingest  skip the ingest part (`cargo bench --bench ingest`)
 #   --no-polars  run bright and DuckDB only (at national scale Polars spent minutes on its
 #              first query)
@@ -29,6 +30,7 @@ root=$PWD
 
 command="benches/compare.sh $*"
 scale=trust runs=3 days="" lake="" profile=release check=0 ingest=1 groups= no_polars=
+landings=60
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=$2; shift 2 ;;
@@ -37,10 +39,12 @@ while [ $# -gt 0 ]; do
     --lake) lake=$2; shift 2 ;;
     --profile) profile=$2; shift 2 ;;
     --groups) groups=$2; shift 2 ;;
-    --check) check=1; runs=1; ingest=0; shift ;;
+    --landings) landings=$2; shift 2 ;;
+    # Enough landings for a compaction of the open day.
+    --check) check=1; runs=1; ingest=0; landings=20; shift ;;
     --no-ingest) ingest=0; shift ;;
     --no-polars) no_polars=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -81,7 +85,7 @@ fi
 
 status=0
 "$python" benches/compare.py --lake "$lake" --runner "$bin/bright-compare" --runs "$runs" \
-  --scale "$scale" ${groups:+--groups "$groups"} ${no_polars:+--no-polars} \
+  --landings "$landings" --scale "$scale" ${groups:+--groups "$groups"} ${no_polars:+--no-polars} \
   --results "$work/queries.json" || status=$?
 # A run whose engines disagree (or that failed) writes nothing into RESULTS.md.
 if [ "$check" = 1 ] || [ "$status" != 0 ]; then exit "$status"; fi

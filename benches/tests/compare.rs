@@ -61,5 +61,15 @@ fn bright_duckdb_and_polars_agree_on_the_comparison_suite() {
             "nothing compared in {group}: {line}"
         );
     }
+    // A day of ticks ran both ways, and serving's compaction merged files.
+    let compacted = stderr
+        .lines()
+        .find(|l| l.starts_with("day compacted:"))
+        .unwrap_or_else(|| panic!("no day of ticks:\n{stderr}"));
+    assert!(!compacted.contains(" 0 files merged"), "{compacted}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("day not compacted:")),
+        "{stderr}"
+    );
     assert!(!stderr.contains("DISAGREE"), "{stderr}");
 }

@@ -454,15 +454,49 @@ impl Lake {
         table: Table,
         target_bytes: Option<NonZeroU64>,
     ) -> Result<OptimizeReport, LakeError> {
+        self.compact(table, target_bytes, None).await
+    }
+
+    /// Like [`Lake::optimize`], only over the files that may hold rows of `day` (by the log's
+    /// statistics of the day column): serving compacts the day being written as it goes and
+    /// leaves the other days' files as they are, so each day ends up in a file of its own.
+    pub async fn optimize_day(
+        &self,
+        table: Table,
+        day: chrono::NaiveDate,
+    ) -> Result<OptimizeReport, LakeError> {
+        self.compact(table, None, Some(day)).await
+    }
+
+    async fn compact(
+        &self,
+        table: Table,
+        target_bytes: Option<NonZeroU64>,
+        day: Option<chrono::NaiveDate>,
+    ) -> Result<OptimizeReport, LakeError> {
+        use deltalake::kernel::schema::partitions::{FilterOp, FilterValue};
         let delta = self.open_table(table).await?;
         let target = target_bytes.unwrap_or(COMPACT_TARGET_BYTES);
+        let day = day.map(|d| d.format("%Y-%m-%d").to_string());
+        let filters: Vec<_> = day
+            .iter()
+            .map(|d| {
+                (
+                    table.day_column(),
+                    FilterOp::Eq,
+                    FilterValue::Scalar(d.as_str()),
+                )
+            })
+            .collect();
         let (_, metrics) = delta
             .optimize()
             .with_type(OptimizeType::Compact)
             .with_target_size(target)
+            .with_filters(&filters)
             .await?;
         info!(
             table = %table,
+            day = day.as_deref().unwrap_or("all"),
             files_removed = metrics.num_files_removed,
             files_added = metrics.num_files_added,
             "Optimized table."
@@ -549,6 +583,86 @@ pub fn data_files(table: Table, delta: &DeltaTable) -> Result<Vec<DataFile>, Lak
             }
         })
         .collect())
+}
+
+/// What one commit did to a table's rows, as its entry in the log tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitChange {
+    /// Rows only moved between files: every file the commit added or removed is marked as not
+    /// changing data (a compaction), so the table holds the same rows as before.
+    Rearranged,
+    /// Rows were added, none on a day before this one; none went.
+    Added(chrono::NaiveDate),
+    /// Anything else, or not known: rows went, the schema changed, an added file's days are
+    /// not told, or the entry could not be read.
+    Other,
+}
+
+/// The most commits [`commit_changes`] reads at once; a reader further behind compares the
+/// snapshots' files instead.
+pub const COMMITS_READ: u64 = 64;
+
+/// What each commit of `table` after version `after` up to `delta`'s own did to its rows,
+/// oldest first; nothing when `delta` is more than [`COMMITS_READ`] commits ahead. One small
+/// read per commit: live tables call this as they move on, a commit or a few at a time.
+pub async fn commit_changes(
+    table: Table,
+    delta: &DeltaTable,
+    after: u64,
+) -> Vec<(u64, CommitChange)> {
+    let Some(latest) = delta.version() else {
+        return Vec::new();
+    };
+    if latest <= after || latest - after > COMMITS_READ {
+        return Vec::new();
+    }
+    let store = delta.log_store();
+    let mut changes = Vec::new();
+    for version in after + 1..=latest {
+        let change = match store.read_commit_entry(version).await {
+            Ok(Some(entry)) => match deltalake::logstore::get_actions(version, &entry) {
+                Ok(actions) => commit_change(table, &actions),
+                Err(_) => CommitChange::Other,
+            },
+            // Cleaned up already, or unreadable now: the snapshots tell instead.
+            Ok(None) | Err(_) => CommitChange::Other,
+        };
+        changes.push((version, change));
+    }
+    changes
+}
+
+/// What a commit of `actions` did to `table`'s rows.
+fn commit_change(table: Table, actions: &[deltalake::kernel::Action]) -> CommitChange {
+    use deltalake::kernel::Action;
+    let column = table.day_column();
+    let mut first: Option<chrono::NaiveDate> = None;
+    let mut moved = false;
+    for action in actions {
+        match action {
+            Action::Add(add) if add.data_change => {
+                let day = match add.partition_values.get(column) {
+                    Some(value) => value.as_deref().and_then(|v| v.parse().ok()),
+                    None => add.stats.as_deref().and_then(|s| day_span(s, column).0),
+                };
+                match day {
+                    Some(day) => first = Some(first.map_or(day, |f| f.min(day))),
+                    None => return CommitChange::Other,
+                }
+            }
+            // The protocol: such a file's rows are those of files removed in the same commit,
+            // or already in the table.
+            Action::Add(_) => moved = true,
+            Action::Remove(remove) if !remove.data_change => moved = true,
+            Action::CommitInfo(_) | Action::Txn(_) => {}
+            _ => return CommitChange::Other,
+        }
+    }
+    match (first, moved) {
+        (Some(day), _) => CommitChange::Added(day),
+        (None, true) => CommitChange::Rearranged,
+        (None, false) => CommitChange::Other,
+    }
 }
 
 /// Every data file of `delta` (a snapshot of `table`) with the first day it holds, as

@@ -555,7 +555,8 @@ impl Sink {
     }
 
     /// Writes everything buffered to the lake (one commit per table), then drops it from the
-    /// log. Returns the rows flushed.
+    /// log, and merges the small files of the day being written once enough have gathered
+    /// ([`QueryEngine::compact_open_day`]). Returns the rows flushed.
     pub async fn flush(&self) -> Result<usize, SinkError> {
         let _one = self.flushing.lock().await;
         let (boundary, sealed) = {
@@ -573,14 +574,24 @@ impl Sink {
             (boundary, sealed)
         };
         let mut rows = 0;
+        let mut written = Vec::with_capacity(sealed.len());
         for (table, generation, batches) in sealed {
             rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
             self.engine.lake().append(table, batches).await?;
             self.engine.buffer_flushed(table, generation).await?;
+            written.push(table);
         }
         self.drained.notify_waiters();
         // Only now is every record below the boundary in the lake.
         self.wal.truncate(boundary).await?;
+        // A flush a few seconds apart adds a file each time; merged as they gather, the day
+        // being written stays a few files for the boards reading it all day.
+        for table in written {
+            if let Err(e) = self.engine.compact_open_day(table).await {
+                // The rows are safe in the lake either way; the next flush tries again.
+                tracing::warn!(table = %table, error = %e, "Could not compact the open day.");
+            }
+        }
         Ok(rows)
     }
 }

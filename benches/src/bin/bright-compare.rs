@@ -18,6 +18,9 @@
 //!   with the lake, recomputing only the periods new data can reach; answers the number of
 //!   series, of those recomputed (some periods or all) and recomputed in full, the tables
 //!   that changed, and the refresh's timed steps (`what`, `since`, `ms`);
+//! - `{"op":"compact","tables":["…"]}`: what serving does after each flush: the engine moved
+//!   to the lake's latest commits, then each table's open day compacted once enough small
+//!   files hold it; answers the files merged;
 //! - `{"op":"cached","id":"…"}`: a KPI's series as the cache holds it;
 //! - `{"op":"memory"}`: this process's peak resident memory.
 //!
@@ -145,6 +148,25 @@ async fn answer(
                 "full": report.full,
                 "changed_tables": changed,
                 "steps": steps,
+            }));
+        }
+        Some("compact") => {
+            engine.refresh().await.map_err(|e| e.to_string())?;
+            let mut merged = 0;
+            for table in request["tables"].as_array().ok_or("compact: no tables")? {
+                let table = table
+                    .as_str()
+                    .ok_or("compact: tables are text")?
+                    .parse()
+                    .map_err(|e| format!("compact: {e}"))?;
+                merged += engine
+                    .compact_open_day(table)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            return Ok(json!({
+                "ms": started.elapsed().as_secs_f64() * 1e3,
+                "merged": merged,
             }));
         }
         Some("cached") => {

@@ -27,6 +27,7 @@ use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::Expr;
 
 use super::lake_scan::LakeFiles;
+use crate::lake::CommitChange;
 
 /// Small batches (one message each) are merged once this many are waiting in a generation.
 const MERGE_AFTER: usize = 64;
@@ -40,14 +41,29 @@ pub(super) type Version = (Option<u64>, u64);
 /// does not tell), as [`crate::lake::file_days`] gives them.
 pub(super) type Files = std::collections::BTreeMap<String, Option<chrono::NaiveDate>>;
 
+/// A count of small data files by the first day they hold.
+pub(super) type SmallFiles = std::collections::BTreeMap<chrono::NaiveDate, usize>;
+
+/// What each of a table's recent commits did to its rows, by version.
+type Commits = std::collections::BTreeMap<u64, CommitChange>;
+
+/// Commits a table remembers what they did: enough for views read every few ticks; a view
+/// read less often compares the snapshots' files instead.
+const COMMITS_KEPT: usize = 256;
+
 /// A Delta snapshot of a table as its scans read it.
 pub(super) struct Snapshot {
     pub(super) provider: Arc<dyn TableProvider>,
     /// `None` while the table is not written.
     pub(super) version: Option<u64>,
     pub(super) files: Files,
+    /// How many files below [`crate::lake::COMPACT_TARGET_BYTES`] hold rows from each day
+    /// on (by their first day): what a compaction would merge.
+    pub(super) small_files: SmallFiles,
     /// The snapshot's files for bright's own scan; `None` where only `provider` reads them.
     pub(super) direct: Option<Arc<LakeFiles>>,
+    /// What the commits since the table's previous snapshot did, as far as read.
+    pub(super) commits: Vec<(u64, CommitChange)>,
 }
 
 impl Snapshot {
@@ -57,7 +73,9 @@ impl Snapshot {
             provider,
             version: None,
             files: Files::new(),
+            small_files: SmallFiles::new(),
             direct: None,
+            commits: Vec::new(),
         }
     }
 }
@@ -68,6 +86,7 @@ impl Snapshot {
 pub struct Seen {
     version: Version,
     files: Arc<Files>,
+    commits: Arc<Commits>,
     /// The days of the rows then in the buffer.
     buffered: std::collections::BTreeSet<i32>,
 }
@@ -80,8 +99,8 @@ pub enum Change {
     None,
     /// Rows were added, all on this day or later; none went.
     AddedFrom(i32),
-    /// Files went too (a compaction, a rewrite), all of them, like those added, holding rows
-    /// on this day or later only.
+    /// Files went too (a rewrite whose commits do not say it changed no row), all of them,
+    /// like those added, holding rows on this day or later only.
     RewrittenFrom(i32),
     /// A file's days are unknown, or a commit changed no file (a schema change, say):
     /// anything may have changed.
@@ -89,8 +108,9 @@ pub enum Change {
 }
 
 impl Seen {
-    /// How the rows changed from `then` to `self`. Rows flushed from the buffer to the lake
-    /// in between count as added (their days are the same either way).
+    /// How the rows changed from `then` to `self`: from the commits in between when each is
+    /// remembered, else by comparing the snapshots' files. Rows flushed from the buffer to
+    /// the lake in between count as added (their days are the same either way).
     pub fn change_since(&self, then: &Seen) -> Change {
         use arrow::datatypes::Date32Type;
         if self.version == then.version {
@@ -103,7 +123,9 @@ impl Seen {
             .copied()
             .collect();
         let mut rewritten = false;
-        if self.version.0 != then.version.0 {
+        if let Some(added) = self.added_by_commits(then) {
+            days.extend(added);
+        } else if self.version.0 != then.version.0 {
             let added = self
                 .files
                 .iter()
@@ -133,6 +155,28 @@ impl Seen {
             (Some(day), true) => Change::RewrittenFrom(day),
         }
     }
+
+    /// The first day of each commit's rows between `then` and `self`, when every commit in
+    /// between only added rows or moved them between files (a compaction, which changes no
+    /// row); `None` when one did anything else or is not remembered.
+    fn added_by_commits(&self, then: &Seen) -> Option<Vec<i32>> {
+        use arrow::datatypes::Date32Type;
+        let (Some(from), Some(to)) = (then.version.0, self.version.0) else {
+            return None;
+        };
+        if to < from {
+            return None;
+        }
+        let mut days = Vec::new();
+        for version in from.checked_add(1)?..=to {
+            match self.commits.get(&version)? {
+                CommitChange::Rearranged => {}
+                CommitChange::Added(day) => days.push(Date32Type::from_naive_date(*day)),
+                CommitChange::Other => return None,
+            }
+        }
+        Some(days)
+    }
 }
 
 /// A lake table registered in the session.
@@ -157,6 +201,9 @@ struct State {
     version: Option<u64>,
     /// The data files of `provider`'s snapshot.
     files: Arc<Files>,
+    small_files: Arc<SmallFiles>,
+    /// What the latest commits did, up to `version`.
+    commits: Arc<Commits>,
     /// Oldest first; each generation is flushed as one commit.
     buffer: VecDeque<Generation>,
     /// Bumped on every change of the buffer.
@@ -193,6 +240,8 @@ impl LiveTable {
                 direct: snapshot.direct,
                 version: snapshot.version,
                 files: Arc::new(snapshot.files),
+                small_files: Arc::new(snapshot.small_files),
+                commits: Arc::new(snapshot.commits.into_iter().collect()),
                 buffer: VecDeque::new(),
                 buffer_version: 0,
                 next_generation: 0,
@@ -231,12 +280,18 @@ impl LiveTable {
         self.read().version
     }
 
+    /// How many small files hold rows from each day on, by the first day they hold.
+    pub(super) fn small_files(&self) -> Arc<SmallFiles> {
+        self.read().small_files.clone()
+    }
+
     /// What queries see now, to compare with later ([`Seen::change_since`]).
     pub(super) fn seen(&self) -> Seen {
         let state = self.read();
         Seen {
             version: (state.version, state.buffer_version),
             files: state.files.clone(),
+            commits: state.commits.clone(),
             buffered: buffered_days(&state),
         }
     }
@@ -245,11 +300,24 @@ impl LiveTable {
     /// including it in the same step (they are in that snapshot now).
     pub(super) fn replace(&self, snapshot: Snapshot, flushed: Option<u64>) {
         let mut state = self.write();
-        let moved = state.version != snapshot.version;
+        let mut commits = (*state.commits).clone();
+        commits.extend(snapshot.commits);
+        while commits.len() > COMMITS_KEPT {
+            commits.pop_first();
+        }
+        // Boards are not told of a compaction: the rows they read are the same.
+        let moved = match (state.version, snapshot.version) {
+            (Some(from), Some(to)) if from < to => {
+                !(from + 1..=to).all(|v| commits.get(&v) == Some(&CommitChange::Rearranged))
+            }
+            (from, to) => from != to,
+        };
+        state.commits = Arc::new(commits);
         state.provider = snapshot.provider;
         state.direct = snapshot.direct;
         state.version = snapshot.version;
         state.files = Arc::new(snapshot.files);
+        state.small_files = Arc::new(snapshot.small_files);
         if let Some(flushed) = flushed {
             let before = state.buffer.len();
             state.buffer.retain(|g| g.id > flushed);

@@ -11,7 +11,8 @@
 //! from the lake rows with that key, so when rows were only added to the tables it reads
 //! (their days known from the Delta log's file statistics and the buffer), it recomputes the
 //! keys found on those days and later, with its query restricted to them, and keeps the rest.
-//! It is computed whole when files were rewritten (a compaction) or a materialised view it
+//! A compaction changes no row (its commits say so), so it changes nothing here. The view is
+//! computed whole when rows went (another writer rewrote files) or a materialised view it
 //! reads whole changed (the patient merges after a new A40).
 //!
 //! A windowed view (`day` in `kpis.toml`, and a query reading `$since`: the ward census) is

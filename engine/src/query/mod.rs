@@ -61,6 +61,11 @@ const CATALOG: &str = "bright";
 /// The schema lake tables are registered in (the default).
 const LAKE_SCHEMA: &str = "lake";
 
+/// Small files of the day being written that [`QueryEngine::compact_open_day`] merges at
+/// once. Each is opened by every scan of the day; merging rewrites the day's small files,
+/// so not at every flush.
+pub const COMPACT_AFTER: usize = 16;
+
 /// Errors from planning or running a query.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -267,6 +272,10 @@ pub struct QueryEngine {
     /// Each table's Delta log as last read, brought forward by the commits made since rather
     /// than read again from its start ([`QueryEngine::latest`]).
     logs: tokio::sync::Mutex<BTreeMap<Table, deltalake::DeltaTable>>,
+    /// The small files each recent day of a table was left with by its last compaction
+    /// ([`QueryEngine::compact_open_day`]): files a compaction could not merge further are
+    /// not tried again at every flush.
+    compacted: std::sync::Mutex<BTreeMap<(Table, chrono::NaiveDate), usize>>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -317,13 +326,14 @@ impl QueryEngine {
             sandbox: std::sync::OnceLock::new(),
             analyst_memory: config.analyst_memory_limit,
             logs: Default::default(),
+            compacted: Default::default(),
         };
         let mut found = 0;
         for table in Table::ALL {
             let live = match lake.open_table(table).await {
                 Ok(delta) => {
                     found += 1;
-                    let snapshot = engine.snapshot(table, &delta).await?;
+                    let snapshot = engine.snapshot(table, &delta, None).await?;
                     engine.logs.get_mut().insert(table, delta);
                     LiveTable::new(table, snapshot)
                 }
@@ -469,11 +479,13 @@ impl QueryEngine {
     }
 
     /// The provider queries read `delta` (a snapshot of `table`) through, its version and
-    /// its data files.
+    /// its data files, and what the commits after version `after` (the snapshot queries read
+    /// until now) did.
     async fn snapshot(
         &self,
         table: Table,
         delta: &deltalake::DeltaTable,
+        after: Option<u64>,
     ) -> Result<live::Snapshot, QueryError> {
         delta
             .update_datafusion_session(&self.ctx.state())
@@ -489,7 +501,19 @@ impl QueryEngine {
             provider,
             version: delta.version(),
             files: crate::lake::first_days(&data_files),
+            small_files: data_files
+                .iter()
+                .filter(|f| f.size < crate::lake::COMPACT_TARGET_BYTES.get())
+                .filter_map(|f| f.first_day)
+                .fold(Default::default(), |mut days, day| {
+                    *days.entry(day).or_default() += 1;
+                    days
+                }),
             direct: direct.map(Arc::new),
+            commits: match after {
+                Some(after) => crate::lake::commit_changes(table, delta, after).await,
+                None => Vec::new(),
+            },
         })
     }
 
@@ -513,17 +537,62 @@ impl QueryEngine {
                 // Unchanged: keep the snapshot, and what was computed from it.
                 continue;
             }
-            live.replace(self.snapshot(*table, delta).await?, None);
+            live.replace(
+                self.snapshot(*table, delta, live.lake_version()).await?,
+                None,
+            );
         }
         Ok(())
+    }
+
+    /// Merges the small files `table` gathers as it is written (one per flush), so that a
+    /// live board's queries of the day being written open one file, not one per flush:
+    /// that day's once [`COMPACT_AFTER`] more small files hold it than its last compaction
+    /// left, and the day before it once two more do (the flushes since its last compaction,
+    /// before the day turned). The rows stay the same, so views and results computed from
+    /// them are kept. Returns the files merged.
+    pub async fn compact_open_day(&self, table: Table) -> Result<u64, QueryError> {
+        let small = self.live(table)?.small_files();
+        let Some((&open, _)) = small.last_key_value() else {
+            return Ok(0);
+        };
+        let yesterday = open.pred_opt().unwrap_or(open);
+        let mut merged = 0;
+        for (&day, &files) in small.range(yesterday..) {
+            let left = self.compacted_left(table, day);
+            let due = match day == open {
+                true => files >= left + COMPACT_AFTER,
+                false => files >= left + 2,
+            };
+            if !due {
+                continue;
+            }
+            let report = self.lake.optimize_day(table, day).await?;
+            merged += report.files_removed;
+            let now =
+                (files + report.files_added as usize).saturating_sub(report.files_removed as usize);
+            let mut compacted = self.compacted.lock().unwrap_or_else(|p| p.into_inner());
+            compacted.retain(|(t, d), _| *t != table || *d >= yesterday);
+            compacted.insert((table, day), now);
+        }
+        if merged > 0 {
+            self.refresh_table(table).await?;
+        }
+        Ok(merged)
+    }
+
+    fn compacted_left(&self, table: Table, day: chrono::NaiveDate) -> usize {
+        let compacted = self.compacted.lock().unwrap_or_else(|p| p.into_inner());
+        compacted.get(&(table, day)).copied().unwrap_or(0)
     }
 
     /// Moves one table to its latest committed snapshot (after bright itself wrote to it).
     pub async fn refresh_table(&self, table: Table) -> Result<(), QueryError> {
         let mut logs = self.logs.lock().await;
         let delta = self.latest(&mut logs, table).await?;
-        let snapshot = self.snapshot(table, delta).await?;
-        self.live(table)?.replace(snapshot, None);
+        let live = self.live(table)?;
+        let snapshot = self.snapshot(table, delta, live.lake_version()).await?;
+        live.replace(snapshot, None);
         Ok(())
     }
 
@@ -593,8 +662,9 @@ impl QueryEngine {
     pub async fn buffer_flushed(&self, table: Table, generation: u64) -> Result<(), QueryError> {
         let mut logs = self.logs.lock().await;
         let delta = self.latest(&mut logs, table).await?;
-        let snapshot = self.snapshot(table, delta).await?;
-        self.live(table)?.replace(snapshot, Some(generation));
+        let live = self.live(table)?;
+        let snapshot = self.snapshot(table, delta, live.lake_version()).await?;
+        live.replace(snapshot, Some(generation));
         Ok(())
     }
 

@@ -291,14 +291,119 @@ async fn keyed_views_kept_up_to_date_by_key_match_views_computed_afresh() {
     let refreshes = view_counts(&engine, "ward_census").await;
     assert_eq!((refreshes.whole, refreshes.from_day), (2, 2));
 
-    // A compaction rewrites the files: the rows are the same, and computed whole again.
-    engine
+    // A compaction rewrites the files, and its commit says it changed no row: the views keep
+    // their rows without computing anything whole.
+    let compacted = engine
         .lake()
         .optimize(Table::AdtEvents, None)
         .await
         .expect("compacts");
+    assert!(compacted.files_removed > 1, "{compacted:?}");
     engine.refresh().await.expect("refreshes");
     assert_eq!(rows(&engine, STAYS).await, merged);
+    assert_eq!(rows(&engine, CENSUS).await, rows(&fresh, CENSUS).await);
+    assert_eq!(view_counts(&engine, "inpatient_stays").await.whole, 2);
+    assert_eq!(view_counts(&engine, "ward_census").await.whole, 2);
+
+    // Rows added after the compaction are taken key by key again.
+    append(
+        Table::AdtEvents,
+        "PAS/ADT/n2,A01,2024-07-01T14:00:00Z,2024-07-01T14:05:00Z,P14,V14,inpatient,X01,S1,W2,B4,300,21,,pas,,2024-07-01\n",
+    )
+    .await;
+    engine.refresh().await.expect("refreshes");
+    fresh.refresh().await.expect("refreshes");
+    assert_eq!(rows(&engine, STAYS).await, rows(&fresh, STAYS).await);
+    assert_eq!(rows(&engine, CENSUS).await, rows(&fresh, CENSUS).await);
     let refreshes = view_counts(&engine, "inpatient_stays").await;
-    assert_eq!((refreshes.whole, refreshes.by_key), (3, 2));
+    assert_eq!(refreshes.whole, 2, "{refreshes:?}");
+    assert_eq!(view_counts(&engine, "ward_census").await.whole, 2);
+}
+
+/// How many of `table`'s files hold rows from `day` on, by their first day.
+async fn files_from(engine: &QueryEngine, table: Table, day: &str) -> usize {
+    let day: chrono::NaiveDate = day.parse().expect("a date");
+    let files = engine.lake().files(table).await.expect("lists");
+    files.values().filter(|d| **d == Some(day)).count()
+}
+
+/// Serving flushes a file per table every few seconds. The day being written is compacted
+/// as its files gather, and the day before once the day turns, so a board's scans of it open
+/// a few files all day; the compaction changes no row, so the views are not computed again
+/// and boards are not woken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_day_being_written_is_compacted_as_flushes_gather() {
+    use bright_engine::query::COMPACT_AFTER;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = fixture_engine(dir.path()).await;
+    let table = Table::AdtEvents;
+    // A flush: the rows committed, and the engine moved on to them.
+    let flush = async |csv: String| {
+        engine
+            .lake()
+            .append(table, vec![csv_batch(table, &csv)])
+            .await
+            .expect("appends");
+        engine.refresh_table(table).await.expect("refreshes");
+    };
+    let admission = |day: u32, i: usize| {
+        format!(
+            "PAS/ADT/d{day}-{i},A01,2024-07-{day:02}T{:02}:{:02}:00Z,2024-07-{day:02}T12:00:00Z,P2{i},V{day}-{i},inpatient,X01,S1,W{},B{i},300,21,,pas,,2024-07-{day:02}\n",
+            8 + i / 60,
+            i % 60,
+            1 + i % 2,
+        )
+    };
+    rows(&engine, STAYS).await;
+    let mut signal = engine.changes(table).expect("a signal");
+
+    // 2 July: a flush at a time. Each one is new rows, taken key by key.
+    let mut merged = 0;
+    for i in 0..COMPACT_AFTER * 2 {
+        flush(admission(2, i)).await;
+        signal.mark_unchanged();
+        let before = engine.lake().files(table).await.expect("lists");
+        let compacted = engine.compact_open_day(table).await.expect("compacts");
+        assert!(
+            !signal.has_changed().expect("open"),
+            "a compaction wakes no board"
+        );
+        if compacted > 0 {
+            assert_ne!(engine.lake().files(table).await.expect("lists"), before);
+        }
+        merged += compacted;
+        rows(&engine, STAYS).await;
+        assert!(files_from(&engine, table, "2024-07-02").await <= COMPACT_AFTER);
+    }
+    assert!(merged >= COMPACT_AFTER as u64, "merged {merged}");
+    let refreshes = view_counts(&engine, "inpatient_stays").await;
+    assert_eq!(refreshes.whole, 1, "{refreshes:?}");
+
+    // A few flushes more, then 3 July's first: 2 July is merged into one file.
+    for i in COMPACT_AFTER * 2..COMPACT_AFTER * 2 + 3 {
+        flush(admission(2, i)).await;
+    }
+    assert!(files_from(&engine, table, "2024-07-02").await > 1);
+    flush(admission(3, 0)).await;
+    assert!(engine.compact_open_day(table).await.expect("compacts") > 0);
+    assert_eq!(files_from(&engine, table, "2024-07-02").await, 1);
+    assert_eq!(files_from(&engine, table, "2024-07-03").await, 1);
+    // Nothing more to merge: the next flush does not rewrite the day before again.
+    assert_eq!(engine.compact_open_day(table).await.expect("compacts"), 0);
+
+    let stays = rows(&engine, STAYS).await;
+    let fresh = catalogue_engine(engine.lake()).await;
+    assert_eq!(stays, rows(&fresh, STAYS).await);
+    assert_eq!(rows(&engine, CENSUS).await, rows(&fresh, CENSUS).await);
+    let refreshes = view_counts(&engine, "inpatient_stays").await;
+    assert_eq!(refreshes.whole, 1, "{refreshes:?}");
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT count(*) FROM adt_events WHERE event_date = '2024-07-02'"
+        )
+        .await,
+        (COMPACT_AFTER * 2 + 3).to_string()
+    );
 }

@@ -2,6 +2,7 @@
 
 mod feeds;
 mod file_drop;
+mod flush;
 mod mllp;
 mod mllp_client;
 mod support;

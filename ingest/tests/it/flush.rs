@@ -1,0 +1,57 @@
+//! Flushes as serving makes them: a file per table every few seconds, merged as they gather.
+
+use bright_engine::query::{COMPACT_AFTER, QueryEngine};
+use bright_engine::schema::Table;
+
+/// ADT admission `i` on 1 July 2025, as one flush's rows.
+fn admission(i: usize) -> bright_engine::arrow::record_batch::RecordBatch {
+    let table = Table::AdtEvents;
+    let csv = format!(
+        "event_id,event_type,event_time,recorded_at,patient_key,encounter_id,patient_class,org_code,site,ward,bed,specialty,admission_method,discharge_destination,source,prior_patient_key,event_date\n\
+         PAS/ADT/a{i},A01,2025-07-01T{:02}:{:02}:00Z,2025-07-01T12:00:00Z,P{i},V{i},inpatient,X01,S1,W1,B{i},300,21,,pas,,2025-07-01\n",
+        8 + i / 60,
+        i % 60
+    );
+    let mut reader = bright_engine::arrow::csv::ReaderBuilder::new(table.schema())
+        .with_header(true)
+        .build(std::io::Cursor::new(csv))
+        .expect("reader");
+    reader.next().expect("a batch").expect("parses")
+}
+
+async fn count(engine: &QueryEngine, sql: &str) -> String {
+    let output = engine.sql(sql).await.expect("runs");
+    bright_engine::arrow::util::display::array_value_to_string(output.batches[0].column(0), 0)
+        .expect("renders")
+}
+
+/// A day flushed a few rows at a time stays a few files: the sink merges the day's small
+/// files as they gather, and every row acknowledged is read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_flushed_every_few_seconds_stays_a_few_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = crate::support::lake(dir.path()).await;
+    let (engine, sink) = crate::support::sink(&lake, &dir.path().join("wal")).await;
+    let flushes = COMPACT_AFTER * 3;
+    let mut most = 0;
+    for i in 0..flushes {
+        let written = sink
+            .write(Table::AdtEvents, admission(i))
+            .await
+            .expect("writes");
+        assert_eq!(written.stored, 1);
+        assert_eq!(sink.flush().await.expect("flushes"), 1);
+        let files = lake.files(Table::AdtEvents).await.expect("lists").len();
+        assert!(files <= COMPACT_AFTER, "{files} files after flush {i}");
+        most = most.max(files);
+    }
+    assert_eq!(most, COMPACT_AFTER, "the files gather up to a compaction");
+    assert_eq!(
+        count(&engine, "SELECT count(DISTINCT event_id) FROM adt_events").await,
+        flushes.to_string()
+    );
+    assert_eq!(
+        count(&engine, "SELECT count(*) FROM adt_events").await,
+        flushes.to_string()
+    );
+}
