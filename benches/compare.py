@@ -514,7 +514,8 @@ def day_of_ticks(runner, lake, queries, manifest, params, open_day, landings, th
             for landing in range(landings):
                 land_new_rows(copy, f"-day{landing + 1}")
                 if way == "compacted":
-                    compacted = bright.ask({"op": "compact", "tables": list(TICK_TABLES)})
+                    compacted = bright.ask({"op": "compact", "tables": list(TICK_TABLES),
+                                            "days": [open_day.isoformat()]})
                     if "error" in compacted:
                         raise SystemExit(f"bright-compare: compact: {compacted['error']}")
                     compactions.append(compacted["ms"])

@@ -555,8 +555,8 @@ impl Sink {
     }
 
     /// Writes everything buffered to the lake (one commit per table), then drops it from the
-    /// log, and merges the small files of the day being written once enough have gathered
-    /// ([`QueryEngine::compact_open_day`]). Returns the rows flushed.
+    /// log, and merges the small files of the days written once enough have gathered
+    /// ([`QueryEngine::compact_days`]). Returns the rows flushed.
     pub async fn flush(&self) -> Result<usize, SinkError> {
         let _one = self.flushing.lock().await;
         let (boundary, sealed) = {
@@ -577,17 +577,25 @@ impl Sink {
         let mut written = Vec::with_capacity(sealed.len());
         for (table, generation, batches) in sealed {
             rows += batches.iter().map(RecordBatch::num_rows).sum::<usize>();
+            let mut days = std::collections::BTreeSet::new();
+            for batch in &batches {
+                days.extend(partition_days(table, batch)?);
+            }
             self.engine.lake().append(table, batches).await?;
             self.engine.buffer_flushed(table, generation).await?;
-            written.push(table);
+            written.push((table, days));
         }
         self.drained.notify_waiters();
         // Only now is every record below the boundary in the lake.
         self.wal.truncate(boundary).await?;
         // A flush a few seconds apart adds a file each time; merged as they gather, the day
         // being written stays a few files for the boards reading it all day.
-        for table in written {
-            if let Err(e) = self.engine.compact_open_day(table).await {
+        for (table, days) in written {
+            let days = days
+                .into_iter()
+                .filter_map(Date32Type::to_naive_date_opt)
+                .collect();
+            if let Err(e) = self.engine.compact_days(table, &days).await {
                 // The rows are safe in the lake either way; the next flush tries again.
                 tracing::warn!(table = %table, error = %e, "Could not compact the open day.");
             }

@@ -18,9 +18,9 @@
 //!   with the lake, recomputing only the periods new data can reach; answers the number of
 //!   series, of those recomputed (some periods or all) and recomputed in full, the tables
 //!   that changed, and the refresh's timed steps (`what`, `since`, `ms`);
-//! - `{"op":"compact","tables":["…"]}`: what serving does after each flush: the engine moved
-//!   to the lake's latest commits, then each table's open day compacted once enough small
-//!   files hold it; answers the files merged;
+//! - `{"op":"compact","tables":["…"],"days":["YYYY-MM-DD"]}`: what serving does after each
+//!   flush: the engine moved to the lake's latest commits, then each table's days written
+//!   compacted once enough small files hold them; answers the files merged;
 //! - `{"op":"cached","id":"…"}`: a KPI's series as the cache holds it;
 //! - `{"op":"memory"}`: this process's peak resident memory.
 //!
@@ -152,6 +152,17 @@ async fn answer(
         }
         Some("compact") => {
             engine.refresh().await.map_err(|e| e.to_string())?;
+            let days = request["days"]
+                .as_array()
+                .ok_or("compact: no days")?
+                .iter()
+                .map(|d| {
+                    d.as_str()
+                        .ok_or("compact: days are text".to_string())?
+                        .parse()
+                        .map_err(|e| format!("compact: {e}"))
+                })
+                .collect::<Result<_, String>>()?;
             let mut merged = 0;
             for table in request["tables"].as_array().ok_or("compact: no tables")? {
                 let table = table
@@ -160,7 +171,7 @@ async fn answer(
                     .parse()
                     .map_err(|e| format!("compact: {e}"))?;
                 merged += engine
-                    .compact_open_day(table)
+                    .compact_days(table, &days)
                     .await
                     .map_err(|e| e.to_string())?;
             }

@@ -61,10 +61,13 @@ const CATALOG: &str = "bright";
 /// The schema lake tables are registered in (the default).
 const LAKE_SCHEMA: &str = "lake";
 
-/// Small files of the day being written that [`QueryEngine::compact_open_day`] merges at
-/// once. Each is opened by every scan of the day; merging rewrites the day's small files,
-/// so not at every flush.
-pub const COMPACT_AFTER: usize = 16;
+/// Small files of a day being written that [`QueryEngine::compact_days`] merges at once.
+/// Each is opened by every scan of the day; merging rewrites the day's small files, so not
+/// at every flush.
+pub const COMPACT_AFTER: usize = 8;
+
+/// Days whose compaction [`QueryEngine::compact_days`] remembers what it left.
+const COMPACTED_KEPT: usize = 256;
 
 /// Errors from planning or running a query.
 #[derive(Debug, thiserror::Error)]
@@ -273,9 +276,9 @@ pub struct QueryEngine {
     /// than read again from its start ([`QueryEngine::latest`]).
     logs: tokio::sync::Mutex<BTreeMap<Table, deltalake::DeltaTable>>,
     /// The small files each recent day of a table was left with by its last compaction
-    /// ([`QueryEngine::compact_open_day`]): files a compaction could not merge further are
+    /// ([`QueryEngine::compact_days`]): files a compaction could not merge further are
     /// not tried again at every flush.
-    compacted: std::sync::Mutex<BTreeMap<(Table, chrono::NaiveDate), usize>>,
+    compacted: std::sync::Mutex<BTreeMap<(chrono::NaiveDate, Table), usize>>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -545,35 +548,44 @@ impl QueryEngine {
         Ok(())
     }
 
-    /// Merges the small files `table` gathers as it is written (one per flush), so that a
-    /// live board's queries of the day being written open one file, not one per flush:
-    /// that day's once [`COMPACT_AFTER`] more small files hold it than its last compaction
-    /// left, and the day before it once two more do (the flushes since its last compaction,
-    /// before the day turned). The rows stay the same, so views and results computed from
-    /// them are kept. Returns the files merged.
-    pub async fn compact_open_day(&self, table: Table) -> Result<u64, QueryError> {
+    /// Merges the small files `table` gathers as it is written (a file per flush), so that a
+    /// live board's scans of the day being written open a few files, not one per flush.
+    /// `days` are the days a flush just wrote: each is compacted once [`COMPACT_AFTER`] more
+    /// small files hold it than its last compaction left, and the day before each, when not
+    /// written itself, once two more do (the flushes since its last compaction, before the
+    /// day turned). The rows stay the same, so views and results computed from them are
+    /// kept. Returns the files merged.
+    pub async fn compact_days(
+        &self,
+        table: Table,
+        days: &std::collections::BTreeSet<chrono::NaiveDate>,
+    ) -> Result<u64, QueryError> {
         let small = self.live(table)?.small_files();
-        let Some((&open, _)) = small.last_key_value() else {
-            return Ok(0);
-        };
-        let yesterday = open.pred_opt().unwrap_or(open);
-        let mut merged = 0;
-        for (&day, &files) in small.range(yesterday..) {
-            let left = self.compacted_left(table, day);
-            let due = match day == open {
-                true => files >= left + COMPACT_AFTER,
-                false => files >= left + 2,
-            };
-            if !due {
-                continue;
+        let count = |day| small.get(&day).copied().unwrap_or(0);
+        let mut due = std::collections::BTreeSet::new();
+        for &day in days {
+            if count(day) >= self.compacted_left(table, day) + COMPACT_AFTER {
+                due.insert(day);
             }
+            if let Some(before) = day.pred_opt()
+                && !days.contains(&before)
+                && count(before) >= self.compacted_left(table, before) + 2
+            {
+                due.insert(before);
+            }
+        }
+        let mut merged = 0;
+        for day in due {
             let report = self.lake.optimize_day(table, day).await?;
             merged += report.files_removed;
-            let now =
-                (files + report.files_added as usize).saturating_sub(report.files_removed as usize);
+            let left = (count(day) + report.files_added as usize)
+                .saturating_sub(report.files_removed as usize);
             let mut compacted = self.compacted.lock().unwrap_or_else(|p| p.into_inner());
-            compacted.retain(|(t, d), _| *t != table || *d >= yesterday);
-            compacted.insert((table, day), now);
+            compacted.insert((day, table), left);
+            // Days long past are rarely written again; a compaction of one starts afresh.
+            while compacted.len() > COMPACTED_KEPT {
+                compacted.pop_first();
+            }
         }
         if merged > 0 {
             self.refresh_table(table).await?;
@@ -583,7 +595,7 @@ impl QueryEngine {
 
     fn compacted_left(&self, table: Table, day: chrono::NaiveDate) -> usize {
         let compacted = self.compacted.lock().unwrap_or_else(|p| p.into_inner());
-        compacted.get(&(table, day)).copied().unwrap_or(0)
+        compacted.get(&(day, table)).copied().unwrap_or(0)
     }
 
     /// Moves one table to its latest committed snapshot (after bright itself wrote to it).

@@ -355,16 +355,20 @@ async fn the_day_being_written_is_compacted_as_flushes_gather() {
             1 + i % 2,
         )
     };
+    let day = |d: &str| -> std::collections::BTreeSet<chrono::NaiveDate> {
+        [d.parse().expect("a date")].into()
+    };
     rows(&engine, STAYS).await;
     let mut signal = engine.changes(table).expect("a signal");
 
     // 2 July: a flush at a time. Each one is new rows, taken key by key.
+    let days = day("2024-07-02");
     let mut merged = 0;
     for i in 0..COMPACT_AFTER * 2 {
         flush(admission(2, i)).await;
         signal.mark_unchanged();
         let before = engine.lake().files(table).await.expect("lists");
-        let compacted = engine.compact_open_day(table).await.expect("compacts");
+        let compacted = engine.compact_days(table, &days).await.expect("compacts");
         assert!(
             !signal.has_changed().expect("open"),
             "a compaction wakes no board"
@@ -386,11 +390,15 @@ async fn the_day_being_written_is_compacted_as_flushes_gather() {
     }
     assert!(files_from(&engine, table, "2024-07-02").await > 1);
     flush(admission(3, 0)).await;
-    assert!(engine.compact_open_day(table).await.expect("compacts") > 0);
+    let days = day("2024-07-03");
+    assert!(engine.compact_days(table, &days).await.expect("compacts") > 0);
     assert_eq!(files_from(&engine, table, "2024-07-02").await, 1);
     assert_eq!(files_from(&engine, table, "2024-07-03").await, 1);
     // Nothing more to merge: the next flush does not rewrite the day before again.
-    assert_eq!(engine.compact_open_day(table).await.expect("compacts"), 0);
+    assert_eq!(
+        engine.compact_days(table, &days).await.expect("compacts"),
+        0
+    );
 
     let stays = rows(&engine, STAYS).await;
     let fresh = catalogue_engine(engine.lake()).await;
