@@ -518,7 +518,7 @@ def day_of_ticks(runner, lake, queries, manifest, params, open_day, landings, th
                                             "days": [open_day.isoformat()]})
                     if "error" in compacted:
                         raise SystemExit(f"bright-compare: compact: {compacted['error']}")
-                    compactions.append(compacted["ms"])
+                    compactions.append({"ms": compacted["ms"], "merged": compacted["merged"]})
                     merged += compacted["merged"]
                 ticked = bright.ask({"op": "tick", "today": open_day.isoformat()})
                 if "error" in ticked:

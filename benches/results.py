@@ -141,9 +141,12 @@ def section(q, ingest, generate, command, previous_commit):
         ways = []
         for way, d in day["ways"].items():
             files = ", ".join(f"{t} {n}" for t, n in d["open_day_files"].items())
-            merged = (f", {d['merged']} files merged in compactions of "
-                      f"{s(statistics.median(d['compactions']))} s (median)"
-                      if d["compactions"] else "")
+            merging = [c["ms"] for c in d["compactions"] if c["merged"]]
+            refreshing = [c["ms"] for c in d["compactions"] if not c["merged"]]
+            merged = (f", {d['merged']} files merged by {len(merging)} compactions of "
+                      f"{s(statistics.median(merging))} s each (median; the engine's refresh "
+                      f"after the other landings {s(statistics.median(refreshing))} s)"
+                      if merging and refreshing else "")
             ways.append(f"{way}: ticks {s(statistics.median(d['ticks'][:5]))} s over the first "
                         f"five, {s(statistics.median(d['ticks'][-5:]))} s over the last five"
                         f"{merged}; the open day's files then {files}; DuckDB's recomputation "
