@@ -445,10 +445,10 @@ def same(a, b):
 # ---- the tick ------------------------------------------------------------------------------
 
 
-def land_new_rows(lake, tag):
+def land_new_rows(lake, tag, days=None):
     """Appends the open day's latest `TICK_ROWS` rows of each tick table again, their ids
     suffixed with `tag` (new attendances, encounters and cases), one commit per table;
-    returns the rows added per table."""
+    returns the rows added per table, and puts the day each table's rows are on in `days`."""
     added = {}
     for table, (day_column, time_column, ids) in TICK_TABLES.items():
         delta = DeltaTable(str(lake / table))
@@ -462,6 +462,8 @@ def land_new_rows(lake, tag):
         # The table's own partitioning applies (none in a lake bright made lately).
         write_deltalake(str(lake / table), rows.cast(schema), mode="append")
         added[table] = rows.num_rows
+        if days is not None:
+            days[table] = last
     return added
 
 
@@ -489,7 +491,8 @@ def open_day_in_duckdb(bright, lake, queries, manifest, params, open_day, thread
 
 
 def open_day_files(table, day_column, open_day):
-    """How many of the Delta table's files hold rows of `open_day` or later only."""
+    """How many of the Delta table's files hold rows of `open_day` (the table's last day) or
+    later only."""
     actions = pa.table(DeltaTable(str(table)).get_add_actions(flatten=True))
     firsts = actions.column(f"min.{day_column}").to_pylist()
     return sum(1 for first in firsts if first is not None and first >= open_day)
@@ -512,19 +515,26 @@ def day_of_ticks(runner, lake, queries, manifest, params, open_day, landings, th
                 raise SystemExit(f"bright-compare: cache: {warm['error']}")
             ticks, compactions, merged = [], [], 0
             for landing in range(landings):
-                land_new_rows(copy, f"-day{landing + 1}")
+                days = {}
+                land_new_rows(copy, f"-day{landing + 1}", days)
                 if way == "compacted":
-                    compacted = bright.ask({"op": "compact", "tables": list(TICK_TABLES),
-                                            "days": [open_day.isoformat()]})
-                    if "error" in compacted:
-                        raise SystemExit(f"bright-compare: compact: {compacted['error']}")
-                    compactions.append({"ms": compacted["ms"], "merged": compacted["merged"]})
-                    merged += compacted["merged"]
+                    # Each table's own last day, as a flush passes the days it wrote (a
+                    # table's last day need not be the ED attendances' one).
+                    started, landed = time.perf_counter(), 0
+                    for table, day in days.items():
+                        compacted = bright.ask({"op": "compact", "tables": [table],
+                                                "days": [day.isoformat()]})
+                        if "error" in compacted:
+                            raise SystemExit(f"bright-compare: compact: {compacted['error']}")
+                        landed += compacted["merged"]
+                    compactions.append({"ms": (time.perf_counter() - started) * 1e3,
+                                        "merged": landed})
+                    merged += landed
                 ticked = bright.ask({"op": "tick", "today": open_day.isoformat()})
                 if "error" in ticked:
                     raise SystemExit(f"bright-compare: tick: {ticked['error']}")
                 ticks.append(ticked["ms"])
-            files = {table: open_day_files(copy / table, TICK_TABLES[table][0], open_day)
+            files = {table: open_day_files(copy / table, TICK_TABLES[table][0], days[table])
                      for table in TICK_TABLES}
             total, differ = open_day_in_duckdb(bright, copy, queries, manifest, params,
                                                open_day, threads, f"day ({way})")
