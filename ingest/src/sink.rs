@@ -597,7 +597,7 @@ impl Sink {
                 .collect();
             if let Err(e) = self.engine.compact_days(table, &days).await {
                 // The rows are safe in the lake either way; the next flush tries again.
-                tracing::warn!(table = %table, error = %e, "Could not compact the open day.");
+                tracing::warn!(table = %table, error = %e, "Could not compact the days written.");
             }
         }
         Ok(rows)

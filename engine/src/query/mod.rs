@@ -575,8 +575,15 @@ impl QueryEngine {
             }
         }
         let mut merged = 0;
+        let mut failed = None;
         for day in due {
-            let report = self.lake.optimize_day(table, day).await?;
+            let report = match self.lake.optimize_day(table, day).await {
+                Ok(report) => report,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
             merged += report.files_removed;
             let left = (count(day) + report.files_added as usize)
                 .saturating_sub(report.files_removed as usize);
@@ -587,10 +594,14 @@ impl QueryEngine {
                 compacted.pop_first();
             }
         }
+        // What was merged before a failure is committed: queries move on to it either way.
         if merged > 0 {
             self.refresh_table(table).await?;
         }
-        Ok(merged)
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(merged),
+        }
     }
 
     fn compacted_left(&self, table: Table, day: chrono::NaiveDate) -> usize {
