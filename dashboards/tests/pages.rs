@@ -1807,6 +1807,11 @@ async fn the_theatre_report_adds_up_to_the_catalogues_kpis_for_the_day() {
     let pages = state.pages().expect("pages");
     let engine = pages.kpis.engine().clone();
     let yesterday = pages.kpis.today().pred_opt().expect("a day");
+    // The simulated hospital holds few lists at weekends: fewer rows to compare then.
+    let floor = match chrono::Datelike::weekday(&yesterday) {
+        chrono::Weekday::Sat | chrono::Weekday::Sun => 10,
+        _ => 50,
+    };
 
     // Yesterday by default, every site.
     let report = json(state, "/api/theatres/report").await;
@@ -1861,7 +1866,7 @@ async fn the_theatre_report_adds_up_to_the_catalogues_kpis_for_the_day() {
             }
         }
     }
-    assert!(compared > 50, "{compared} breakdown rows compared");
+    assert!(compared > floor, "{compared} breakdown rows compared");
     // The icons' chart reaches the day, and its value there is the report's.
     for trend in report["trends"].as_array().expect("trends") {
         let (value, kpi) = (&trend["value"], &trend["kpi_value"]);
@@ -1918,7 +1923,10 @@ async fn the_theatre_report_adds_up_to_the_catalogues_kpis_for_the_day() {
             }
         }
     }
-    assert!(icons_compared > 50, "{icons_compared} icon pairs compared");
+    assert!(
+        icons_compared > floor,
+        "{icons_compared} icon pairs compared"
+    );
     // Cancellation reasons add up to the cases cancelled, and the theatre system's reasons
     // are the ones shown.
     let reasons = report["cancellations"].as_array().expect("reasons");
