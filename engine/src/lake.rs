@@ -682,6 +682,18 @@ pub fn first_days(files: &[DataFile]) -> BTreeMap<String, Option<chrono::NaiveDa
         .collect()
 }
 
+/// How many of `files` are below [`COMPACT_TARGET_BYTES`] (what a compaction merges), by the
+/// first day each holds.
+pub fn small_files_by_day(files: &[DataFile]) -> BTreeMap<chrono::NaiveDate, usize> {
+    let mut days = BTreeMap::new();
+    for file in files.iter().filter(|f| f.size < COMPACT_TARGET_BYTES.get()) {
+        if let Some(day) = file.first_day {
+            *days.entry(day).or_default() += 1;
+        }
+    }
+    days
+}
+
 /// The smallest and largest values of the day column in a file's statistics (the log's JSON
 /// `stats`).
 fn day_span(stats: &str, column: &str) -> (Option<chrono::NaiveDate>, Option<chrono::NaiveDate>) {

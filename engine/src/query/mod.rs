@@ -504,14 +504,7 @@ impl QueryEngine {
             provider,
             version: delta.version(),
             files: crate::lake::first_days(&data_files),
-            small_files: data_files
-                .iter()
-                .filter(|f| f.size < crate::lake::COMPACT_TARGET_BYTES.get())
-                .filter_map(|f| f.first_day)
-                .fold(Default::default(), |mut days, day| {
-                    *days.entry(day).or_default() += 1;
-                    days
-                }),
+            small_files: crate::lake::small_files_by_day(&data_files),
             direct: direct.map(Arc::new),
             commits: match after {
                 Some(after) => crate::lake::commit_changes(table, delta, after).await,
