@@ -124,28 +124,41 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Theatre events as NDJSON lines: the simulated days' events, repeated under new ids until
-/// there are `wanted`.
+/// Theatre events as NDJSON lines, day by day with every trust's events of a day together (as
+/// live theatre systems post them). Until there are `wanted`, the simulated days are repeated
+/// under new ids on the days that follow them, so a run, like a live feed, moves on to new days
+/// rather than sending days already in the lake again (which the sink would load back to check
+/// for duplicates).
 fn theatre_events(dir: &std::path::Path, wanted: usize) -> Vec<String> {
-    let mut lines = Vec::new();
+    let mut files = Vec::new();
     for org in std::fs::read_dir(dir.join("feeds"))
         .expect("feeds")
         .flatten()
     {
-        let mut files: Vec<_> = std::fs::read_dir(org.path().join("theatres"))
-            .expect("theatres")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
-            .collect();
-        files.sort();
-        for file in files {
-            let text = std::fs::read_to_string(file).expect("reads");
-            lines.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
-        }
+        files.extend(
+            std::fs::read_dir(org.path().join("theatres"))
+                .expect("theatres")
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "ndjson")),
+        );
+    }
+    // Named by day: sorting by name, then by trust, gives the days in order.
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then(a.cmp(b)));
+    let mut lines = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).expect("reads");
+        lines.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
     }
     assert!(!lines.is_empty(), "no theatre events");
     let base = lines.len();
+    let time = |line: &str| {
+        let event: serde_json::Value = serde_json::from_str(line).expect("an object");
+        chrono::DateTime::parse_from_rfc3339(event["event_time"].as_str().expect("a time"))
+            .expect("RFC 3339")
+    };
+    let span = time(&lines[base - 1]).date_naive() - time(&lines[0]).date_naive()
+        + chrono::TimeDelta::days(1);
     let mut round = 1;
     while lines.len() < wanted {
         for i in 0..base {
@@ -153,6 +166,8 @@ fn theatre_events(dir: &std::path::Path, wanted: usize) -> Vec<String> {
                 serde_json::from_str(&lines[i]).expect("an object");
             let id = event["event_id"].as_str().expect("an id").to_string();
             event.insert("event_id".into(), format!("{id}-r{round}").into());
+            let moved = time(&lines[i]) + span * round;
+            event.insert("event_time".into(), moved.to_rfc3339().into());
             lines.push(serde_json::Value::Object(event).to_string());
             if lines.len() == wanted {
                 break;
