@@ -148,6 +148,18 @@ impl LakeFiles {
         }))
     }
 
+    /// Whether a file may hold rows of `day` (days since 1970-01-01): its first and last days
+    /// span it, or the log does not tell them.
+    pub(super) fn may_hold(&self, day: i32) -> bool {
+        let (first, last) = (
+            self.first.as_primitive::<Date32Type>(),
+            self.last.as_primitive::<Date32Type>(),
+        );
+        (0..first.len()).any(|i| {
+            (first.is_null(i) || first.value(i) <= day) && (last.is_null(i) || day <= last.value(i))
+        })
+    }
+
     /// Scans the columns of `lake_schema` at `columns` (in that order) from the files whose
     /// days `filters` can match. The filters are not applied to the rows: the caller keeps
     /// them above the scan (they are inexact), and DataFusion pushes them into the Parquet

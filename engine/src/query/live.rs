@@ -285,6 +285,36 @@ impl LiveTable {
         self.read().small_files.clone()
     }
 
+    /// Those of `days` (days since 1970-01-01) the table may hold rows of: a day that no data
+    /// file's days span and no buffered row falls on has none, and needs no scan to tell.
+    pub(super) fn days_held(&self, days: &[i32]) -> Vec<i32> {
+        use arrow::array::AsArray;
+        use arrow::datatypes::Date32Type;
+        let state = self.read();
+        let buffered = |day: i32| {
+            state.buffer.iter().flat_map(|g| &g.batches).any(|batch| {
+                batch
+                    .columns()
+                    .last()
+                    .and_then(|c| c.as_primitive_opt::<Date32Type>())
+                    // A buffered batch without its day column (never made) may hold any day.
+                    .is_none_or(|dates| dates.values().contains(&day))
+            })
+        };
+        days.iter()
+            .copied()
+            .filter(|&day| {
+                let in_lake = match (state.version, &state.direct) {
+                    (None, _) => false,
+                    (Some(_), Some(direct)) => direct.may_hold(day),
+                    // Read by Delta's scan alone: only a scan can tell.
+                    (Some(_), None) => true,
+                };
+                in_lake || buffered(day)
+            })
+            .collect()
+    }
+
     /// What queries see now, to compare with later ([`Seen::change_since`]).
     pub(super) fn seen(&self) -> Seen {
         let state = self.read();

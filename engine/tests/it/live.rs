@@ -415,3 +415,74 @@ async fn the_day_being_written_is_compacted_as_flushes_gather() {
         (COMPACT_AFTER * 2 + 3).to_string()
     );
 }
+
+/// The sink checks a new day's rows for duplicates through `day_rows`. Days no data file spans
+/// and no buffered row falls on are answered without a scan; every other day still gets all
+/// its rows, from the lake and the buffer, at the edges of the files' spans too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_some_days_come_from_the_lake_and_buffer_and_a_new_day_has_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = fixture_engine(dir.path()).await;
+    let day = |sql: &str| {
+        let engine = &engine;
+        let sql = sql.to_string();
+        async move {
+            let n: i32 = count(engine, &sql).await.parse().expect("days");
+            n
+        }
+    };
+    // Days since 1970-01-01 of the lake's first and last ADT event.
+    let epoch = "DATE '1970-01-01'";
+    let first = day(&format!(
+        "SELECT CAST(min(event_date) - {epoch} AS INT) FROM adt_events"
+    ))
+    .await;
+    let last = day(&format!(
+        "SELECT CAST(max(event_date) - {epoch} AS INT) FROM adt_events"
+    ))
+    .await;
+    assert!(first < last, "{first} {last}");
+    let rows_of = |days: Vec<i32>| {
+        let engine = &engine;
+        async move {
+            engine
+                .day_rows(Table::AdtEvents, &days, Some(&["event_id", "event_date"]))
+                .await
+                .expect("reads")
+                .iter()
+                .map(|b| b.num_rows())
+                .sum::<usize>()
+        }
+    };
+    let counted = |day: i32| {
+        let engine = &engine;
+        async move {
+            let n: usize = count(
+                engine,
+                &format!(
+                    "SELECT count(*) FROM adt_events WHERE event_date = {epoch} + INTERVAL '{day} days'"
+                ),
+            )
+            .await
+            .parse()
+            .expect("n");
+            n
+        }
+    };
+    let (on_first, on_last) = (counted(first).await, counted(last).await);
+    assert!(on_first > 0 && on_last > 0);
+    assert_eq!(rows_of(vec![first]).await, on_first);
+    assert_eq!(rows_of(vec![last]).await, on_last);
+    assert_eq!(rows_of(vec![first, last]).await, on_first + on_last);
+    assert_eq!(rows_of(vec![first - 1, last + 1]).await, 0);
+
+    // A buffered row on a day after every file's: found, beside a day still empty.
+    let later = "PAS/ADT/z1,A01,2031-03-03T10:00:00Z,2031-03-03T10:05:00Z,P12,V12,inpatient,X01,S1,W2,B1,300,21,,pas,,2031-03-03\n";
+    engine
+        .buffer_append(Table::AdtEvents, csv_batch(Table::AdtEvents, later))
+        .expect("buffers");
+    let buffered = day(&format!("SELECT CAST(DATE '2031-03-03' - {epoch} AS INT)")).await;
+    assert!(buffered > last);
+    assert_eq!(rows_of(vec![buffered, buffered + 1]).await, 1);
+    assert_eq!(rows_of(vec![last, buffered]).await, on_last + 1);
+}
