@@ -53,8 +53,14 @@ fn read_ndjson(mut input: impl BufRead, add: Add) -> Result<(), ReadError> {
             continue;
         }
         let position = Position::Line(number);
-        let object: JsonRecord = serde_json::from_slice(&line)
-            .map_err(|e| bad(position, None, format!("not a JSON object ({e})")))?;
+        // A line checked as UTF-8 once, in one pass, is read without checking each string of
+        // it again; a line that is not UTF-8 is read as bytes, for the reader's own account
+        // of where it goes wrong.
+        let object: Result<JsonRecord, _> = match std::str::from_utf8(&line) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(&line),
+        };
+        let object = object.map_err(|e| bad(position, None, format!("not a JSON object ({e})")))?;
         add(position, &object)?;
     }
 }
@@ -121,5 +127,41 @@ fn read_csv(input: impl Read, add: Add) -> Result<(), IngestRefusal> {
                 return Err(bad(Position::Line(line), None, format!("bad CSV ({e})")));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each NDJSON record's `name` field, or the refusal.
+    fn names(body: &[u8]) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        read_records(BodyFormat::Ndjson, body, &mut |_, record| {
+            let name = record
+                .get("name")
+                .map_err(|e| bad(Position::Line(0), None, e))?;
+            out.push(name.map(|n| n.into_owned()).unwrap_or_default());
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(out)
+    }
+
+    #[test]
+    fn ndjson_lines_read_as_text_and_a_line_not_utf8_is_refused_by_its_number() {
+        let body = "{\"name\":\"Zo\u{eb} \u{1F3E5}\"}\n\n{\"name\":\"caf\\u00e9 \\\"A\\\"\"}\n";
+        assert_eq!(
+            names(body.as_bytes()).expect("reads"),
+            ["Zo\u{eb} \u{1F3E5}", "caf\u{e9} \"A\""]
+        );
+        // Windows-1252 "café" in the third line: not UTF-8, so not JSON text.
+        let mut body = b"{\"name\":\"a\"}\n{\"name\":\"b\"}\n{\"name\":\"caf".to_vec();
+        body.extend_from_slice(&[0xE9, b'"', b'}', b'\n']);
+        let refused = names(&body).expect_err("refused");
+        assert!(
+            refused.contains("line 3") && refused.contains("not a JSON object"),
+            "{refused}"
+        );
     }
 }
