@@ -152,21 +152,22 @@ fn theatre_events(dir: &std::path::Path, wanted: usize) -> Vec<String> {
     }
     assert!(!lines.is_empty(), "no theatre events");
     let base = lines.len();
-    let time = |line: &str| {
-        let event: serde_json::Value = serde_json::from_str(line).expect("an object");
+    let object = |line: &str| -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(line).expect("an object")
+    };
+    let time = |event: &serde_json::Map<String, serde_json::Value>| {
         chrono::DateTime::parse_from_rfc3339(event["event_time"].as_str().expect("a time"))
             .expect("RFC 3339")
     };
-    let span = time(&lines[base - 1]).date_naive() - time(&lines[0]).date_naive()
+    let span = time(&object(&lines[base - 1])).date_naive() - time(&object(&lines[0])).date_naive()
         + chrono::TimeDelta::days(1);
     let mut round = 1;
     while lines.len() < wanted {
         for i in 0..base {
-            let mut event: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&lines[i]).expect("an object");
+            let mut event = object(&lines[i]);
             let id = event["event_id"].as_str().expect("an id").to_string();
             event.insert("event_id".into(), format!("{id}-r{round}").into());
-            let moved = time(&lines[i]) + span * round;
+            let moved = time(&event) + span * round;
             event.insert("event_time".into(), moved.to_rfc3339().into());
             lines.push(serde_json::Value::Object(event).to_string());
             if lines.len() == wanted {

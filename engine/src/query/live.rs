@@ -288,19 +288,8 @@ impl LiveTable {
     /// Those of `days` (days since 1970-01-01) the table may hold rows of: a day that no data
     /// file's days span and no buffered row falls on has none, and needs no scan to tell.
     pub(super) fn days_held(&self, days: &[i32]) -> Vec<i32> {
-        use arrow::array::AsArray;
-        use arrow::datatypes::Date32Type;
         let state = self.read();
-        let buffered = |day: i32| {
-            state.buffer.iter().flat_map(|g| &g.batches).any(|batch| {
-                batch
-                    .columns()
-                    .last()
-                    .and_then(|c| c.as_primitive_opt::<Date32Type>())
-                    // A buffered batch without its day column (never made) may hold any day.
-                    .is_none_or(|dates| dates.values().contains(&day))
-            })
-        };
+        let buffered = |day: i32| buffered_dates(&state).any(|dates| dates.values().contains(&day));
         days.iter()
             .copied()
             .filter(|&day| {
@@ -513,17 +502,20 @@ impl LiveTable {
 
 /// The days (the schema's last column) of the rows in `state`'s buffer.
 fn buffered_days(state: &State) -> std::collections::BTreeSet<i32> {
+    buffered_dates(state)
+        .flat_map(|dates| dates.iter().flatten())
+        .collect()
+}
+
+/// The day column of each buffered batch (the canonical schema's last column).
+fn buffered_dates(state: &State) -> impl Iterator<Item = &arrow::array::Date32Array> {
     use arrow::array::AsArray;
     use arrow::datatypes::Date32Type;
-    let mut days = std::collections::BTreeSet::new();
-    for batch in state.buffer.iter().flat_map(|g| &g.batches) {
-        if let Some(column) = batch.columns().last()
-            && let Some(dates) = column.as_primitive_opt::<Date32Type>()
-        {
-            days.extend(dates.iter().flatten());
-        }
-    }
-    days
+    state
+        .buffer
+        .iter()
+        .flat_map(|g| &g.batches)
+        .filter_map(|batch| batch.columns().last()?.as_primitive_opt::<Date32Type>())
 }
 
 /// `table`'s columns in the canonical order with the types the lake reads them as, whatever
