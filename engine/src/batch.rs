@@ -9,17 +9,70 @@
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder,
     Int8Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
-    make_builder,
 };
+use arrow::datatypes::{DataType, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use crate::schema::Table;
 
+/// One column's builder, by the types the schemas use. Held by type rather than as a
+/// `dyn ArrayBuilder`, so setting a value is a match, not two virtual calls and a type
+/// check (a visible share of parsing a request's records: benches/RESULTS.md).
+enum Column {
+    Text(StringBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+    Int8(Int8Builder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Boolean(BooleanBuilder),
+    Decimal(Decimal128Builder),
+}
+
+impl Column {
+    const ROWS: usize = 1024;
+
+    fn new(data_type: &DataType) -> Column {
+        let rows = Column::ROWS;
+        match data_type {
+            DataType::Utf8 => Column::Text(StringBuilder::with_capacity(rows, rows * 16)),
+            DataType::Timestamp(TimeUnit::Microsecond, _) => Column::Timestamp(
+                TimestampMicrosecondBuilder::with_capacity(rows).with_data_type(data_type.clone()),
+            ),
+            DataType::Date32 => Column::Date(Date32Builder::with_capacity(rows)),
+            DataType::Int8 => Column::Int8(Int8Builder::with_capacity(rows)),
+            DataType::Int32 => Column::Int32(Int32Builder::with_capacity(rows)),
+            DataType::Int64 => Column::Int64(Int64Builder::with_capacity(rows)),
+            DataType::Float64 => Column::Float64(Float64Builder::with_capacity(rows)),
+            DataType::Boolean => Column::Boolean(BooleanBuilder::with_capacity(rows)),
+            DataType::Decimal128(..) => Column::Decimal(
+                Decimal128Builder::with_capacity(rows).with_data_type(data_type.clone()),
+            ),
+            other => panic!("no row setter takes a {other:?} column"),
+        }
+    }
+
+    fn builder(&mut self) -> &mut dyn ArrayBuilder {
+        match self {
+            Column::Text(b) => b,
+            Column::Timestamp(b) => b,
+            Column::Date(b) => b,
+            Column::Int8(b) => b,
+            Column::Int32(b) => b,
+            Column::Int64(b) => b,
+            Column::Float64(b) => b,
+            Column::Boolean(b) => b,
+            Column::Decimal(b) => b,
+        }
+    }
+}
+
 /// Rows of one table, buffered column by column.
 pub struct BatchBuilder {
     table: Table,
-    builders: Vec<Box<dyn ArrayBuilder>>,
+    columns: Vec<Column>,
     rows: usize,
 }
 
@@ -35,15 +88,15 @@ impl std::fmt::Debug for BatchBuilder {
 impl BatchBuilder {
     /// An empty builder for `table`.
     pub fn new(table: Table) -> Self {
-        let builders = table
+        let columns = table
             .schema()
             .fields()
             .iter()
-            .map(|f| make_builder(f.data_type(), 1024))
+            .map(|f| Column::new(f.data_type()))
             .collect();
         BatchBuilder {
             table,
-            builders,
+            columns,
             rows: 0,
         }
     }
@@ -68,7 +121,11 @@ impl BatchBuilder {
 
     /// The buffered rows as a batch with the table's schema; the builder starts empty again.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
-        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(|b| b.finish()).collect();
+        let columns: Vec<ArrayRef> = self
+            .columns
+            .iter_mut()
+            .map(|c| c.builder().finish())
+            .collect();
         self.rows = 0;
         RecordBatch::try_new(self.table.schema(), columns)
     }
@@ -81,123 +138,83 @@ pub struct Row<'a> {
     column: usize,
 }
 
+/// Row setters: each appends its value to the next column, a `$variant` column whose
+/// builder's `$set` takes it.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident($value:ty) => $variant:ident.$set:ident, $what:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, value: $value) -> Self {
+                match self.next() {
+                    Column::$variant(b) => b.$set(value),
+                    _ => self.wrong_type($what),
+                }
+                self
+            }
+        )*
+    };
+}
+
 impl Row<'_> {
-    fn next<B: ArrayBuilder>(&mut self) -> &mut B {
+    fn next(&mut self) -> &mut Column {
         let table = self.batch.table;
         let column = self.column;
         self.column += 1;
-        // The schema only to word a panic: taking it for every value (a shared `Arc`'s count
-        // moved twice) was a visible share of parsing a request's records.
-        let builder = self.batch.builders.get_mut(column).unwrap_or_else(|| {
-            panic!("{table} has only {} columns", table.schema().fields().len())
-        });
-        builder.as_any_mut().downcast_mut::<B>().unwrap_or_else(|| {
-            let schema = table.schema();
-            let field = schema.field(column);
-            panic!(
-                "{table}.{} is {:?}, not {}",
-                field.name(),
-                field.data_type(),
-                std::any::type_name::<B>()
-            )
-        })
+        self.batch
+            .columns
+            .get_mut(column)
+            .unwrap_or_else(|| panic!("{table} has only {} columns", table.schema().fields().len()))
     }
 
-    /// A text value.
-    pub fn text(mut self, value: &str) -> Self {
-        self.next::<StringBuilder>().append_value(value);
-        self
+    /// The column just taken is not of the setter's type: a programming error.
+    #[cold]
+    fn wrong_type(&self, setter: &str) -> ! {
+        let table = self.batch.table;
+        let schema = table.schema();
+        let field = schema.field(self.column - 1);
+        panic!(
+            "{table}.{} is {:?}, not {setter}",
+            field.name(),
+            field.data_type(),
+        )
     }
 
-    /// A text value or null.
-    pub fn opt_text(mut self, value: Option<&str>) -> Self {
-        self.next::<StringBuilder>().append_option(value);
-        self
-    }
-
-    /// A UTC timestamp in microseconds since the Unix epoch.
-    pub fn timestamp(mut self, micros: i64) -> Self {
-        self.next::<TimestampMicrosecondBuilder>()
-            .append_value(micros);
-        self
-    }
-
-    /// A timestamp or null.
-    pub fn opt_timestamp(mut self, micros: Option<i64>) -> Self {
-        self.next::<TimestampMicrosecondBuilder>()
-            .append_option(micros);
-        self
-    }
-
-    /// A date as days since 1970-01-01.
-    pub fn date(mut self, days: i32) -> Self {
-        self.next::<Date32Builder>().append_value(days);
-        self
-    }
-
-    /// A date or null.
-    pub fn opt_date(mut self, days: Option<i32>) -> Self {
-        self.next::<Date32Builder>().append_option(days);
-        self
-    }
-
-    /// A small integer.
-    pub fn int8(mut self, value: i8) -> Self {
-        self.next::<Int8Builder>().append_value(value);
-        self
-    }
-
-    /// A small integer or null.
-    pub fn opt_int8(mut self, value: Option<i8>) -> Self {
-        self.next::<Int8Builder>().append_option(value);
-        self
-    }
-
-    /// An integer.
-    pub fn int32(mut self, value: i32) -> Self {
-        self.next::<Int32Builder>().append_value(value);
-        self
-    }
-
-    /// An integer or null.
-    pub fn opt_int32(mut self, value: Option<i32>) -> Self {
-        self.next::<Int32Builder>().append_option(value);
-        self
-    }
-
-    /// A 64-bit integer (a count).
-    pub fn int64(mut self, value: i64) -> Self {
-        self.next::<Int64Builder>().append_value(value);
-        self
-    }
-
-    /// A 64-bit integer or null.
-    pub fn opt_int64(mut self, value: Option<i64>) -> Self {
-        self.next::<Int64Builder>().append_option(value);
-        self
-    }
-
-    /// A floating-point number.
-    pub fn float64(mut self, value: f64) -> Self {
-        self.next::<Float64Builder>().append_value(value);
-        self
-    }
-
-    /// A flag.
-    pub fn boolean(mut self, value: bool) -> Self {
-        self.next::<BooleanBuilder>().append_value(value);
-        self
-    }
-
-    /// Money in pence (the column's scale is 2).
-    pub fn pence(mut self, value: i128) -> Self {
-        self.next::<Decimal128Builder>().append_value(value);
-        self
+    setters! {
+        /// A text value.
+        text(&str) => Text.append_value, "text";
+        /// A text value or null.
+        opt_text(Option<&str>) => Text.append_option, "text";
+        /// A UTC timestamp in microseconds since the Unix epoch.
+        timestamp(i64) => Timestamp.append_value, "a timestamp";
+        /// A timestamp or null.
+        opt_timestamp(Option<i64>) => Timestamp.append_option, "a timestamp";
+        /// A date as days since 1970-01-01.
+        date(i32) => Date.append_value, "a date";
+        /// A date or null.
+        opt_date(Option<i32>) => Date.append_option, "a date";
+        /// A small integer.
+        int8(i8) => Int8.append_value, "Int8";
+        /// A small integer or null.
+        opt_int8(Option<i8>) => Int8.append_option, "Int8";
+        /// An integer.
+        int32(i32) => Int32.append_value, "Int32";
+        /// An integer or null.
+        opt_int32(Option<i32>) => Int32.append_option, "Int32";
+        /// A 64-bit integer (a count).
+        int64(i64) => Int64.append_value, "Int64";
+        /// A 64-bit integer or null.
+        opt_int64(Option<i64>) => Int64.append_option, "Int64";
+        /// A floating-point number.
+        float64(f64) => Float64.append_value, "Float64";
+        /// A flag.
+        boolean(bool) => Boolean.append_value, "Boolean";
+        /// Money in pence (the column's scale is 2).
+        pence(i128) => Decimal.append_value, "Decimal128";
     }
 
     /// Ends the row; every column must have been set.
     pub fn end(self) {
-        let columns = self.batch.builders.len();
+        let columns = self.batch.columns.len();
         assert_eq!(
             self.column, columns,
             "{} row ended after {} of {columns} columns",

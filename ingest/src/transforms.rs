@@ -16,7 +16,7 @@ use std::borrow::Cow;
 
 use bright_engine::batch::BatchBuilder;
 use bright_engine::pseudonym::{LOCAL_ID, NHS_NUMBER, PseudoKey};
-use bright_engine::schema::{MAX_PENCE, Table, theatre_events};
+use bright_engine::schema::{MAX_CODE_CHARS, MAX_PENCE, Table, theatre_events};
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
@@ -103,7 +103,9 @@ impl Fields for serde_json::Map<String, serde_json::Value> {
 /// no escape forces a copy. An NDJSON body is read a line at a time into one of these rather
 /// than a `serde_json::Map`, which would allocate every name and every value of every record
 /// (HTTP NDJSON ingest ~1.3x faster without them, benches/RESULTS.md). A name written twice
-/// means its last value, as in a map.
+/// means its last value, as in a map. Text values are trimmed as they are read, blank ones
+/// kept as null: a record is asked for each of its feed's fields and aliases, and trimming at
+/// every question cost more than finding the member (benches/RESULTS.md).
 #[derive(Debug, Default)]
 pub struct JsonRecord<'a> {
     members: Vec<(Cow<'a, str>, JsonScalar<'a>)>,
@@ -120,19 +122,45 @@ enum JsonScalar<'a> {
     Object,
 }
 
+impl JsonScalar<'_> {
+    /// Text without the padding feeds leave around it; blank text as null.
+    fn trimmed(self) -> Self {
+        let JsonScalar::Text(text) = self else {
+            return self;
+        };
+        let kept = trim(&text);
+        if kept.is_empty() {
+            JsonScalar::Null
+        } else if kept.len() == text.len() {
+            JsonScalar::Text(text)
+        } else {
+            JsonScalar::Text(match text {
+                Cow::Borrowed(text) => Cow::Borrowed(trim(text)),
+                Cow::Owned(text) => Cow::Owned(trim(&text).to_string()),
+            })
+        }
+    }
+}
+
+/// `text.trim()`, without decoding its ends when they are visible ASCII (nearly always).
+fn trim(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        [only] if only.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 impl Fields for JsonRecord<'_> {
     fn get(&self, name: &str) -> Result<Option<Cow<'_, str>>, String> {
-        let Some((_, value)) = self.members.iter().rev().find(|(n, _)| n == name) else {
-            return Ok(None);
-        };
-        match value {
-            JsonScalar::Null => Ok(None),
-            JsonScalar::Text(s) if s.trim().is_empty() => Ok(None),
-            JsonScalar::Text(s) => Ok(Some(Cow::Borrowed(s.trim()))),
-            JsonScalar::Number(n) => Ok(Some(Cow::Owned(n.to_string()))),
-            JsonScalar::Bool(b) => Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" }))),
-            JsonScalar::Array => Err("expected a single value, got an array".into()),
-            JsonScalar::Object => Err("expected a single value, got an object".into()),
+        let value = self.members.iter().rev().find(|(n, _)| n == name);
+        match value.map(|(_, value)| value) {
+            None | Some(JsonScalar::Null) => Ok(None),
+            Some(JsonScalar::Text(s)) => Ok(Some(Cow::Borrowed(s))),
+            Some(JsonScalar::Number(n)) => Ok(Some(Cow::Owned(n.to_string()))),
+            Some(JsonScalar::Bool(b)) => Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" }))),
+            Some(JsonScalar::Array) => Err("expected a single value, got an array".into()),
+            Some(JsonScalar::Object) => Err("expected a single value, got an object".into()),
         }
     }
 }
@@ -156,7 +184,8 @@ impl<'de> serde::Deserialize<'de> for JsonRecord<'de> {
                     let JsonScalar::Text(name) = name else {
                         return Err(serde::de::Error::custom("a member's name is not a string"));
                     };
-                    members.push((name, map.next_value()?));
+                    let value: JsonScalar = map.next_value()?;
+                    members.push((name, value.trimmed()));
                 }
                 Ok(JsonRecord { members })
             }
@@ -518,7 +547,10 @@ impl Reader<'_> {
     fn opt(&self, names: &[&'static str]) -> Checked<Option<Cow<'_, str>>> {
         for name in names {
             if let Some(value) = self.fields.get(name).map_err(|e| error(names[0], e))? {
-                if let Some(reason) = too_long(&value, self.table.max_chars(names[0])) {
+                // No column holds fewer than MAX_CODE_CHARS: shorter values need no lookup.
+                if value.len() > MAX_CODE_CHARS
+                    && let Some(reason) = too_long(&value, self.table.max_chars(names[0]))
+                {
                     return Err(error(names[0], reason));
                 }
                 return Ok(Some(value));
@@ -743,19 +775,23 @@ impl Transform {
                 let specialty = r.opt(&["specialty"])?;
                 let code = r.opt(&["procedure_code"])?;
                 let name = r.opt(&["procedure_name"])?;
-                let milestone = r.req(&["milestone"])?.to_ascii_lowercase();
-                if !theatre_events::MILESTONES.contains(&milestone.as_str())
-                    && milestone != theatre_events::CANCELLED
-                {
-                    return Err(error(
-                        "milestone",
-                        format!(
-                            "'{milestone}' is not one of {}, {}",
-                            theatre_events::MILESTONES.join(", "),
-                            theatre_events::CANCELLED
-                        ),
-                    ));
-                }
+                let given = r.req(&["milestone"])?;
+                let milestone = theatre_events::MILESTONES
+                    .iter()
+                    .chain([&theatre_events::CANCELLED])
+                    .find(|m| m.eq_ignore_ascii_case(&given))
+                    .copied()
+                    .ok_or_else(|| {
+                        error(
+                            "milestone",
+                            format!(
+                                "'{}' is not one of {}, {}",
+                                given.to_ascii_lowercase(),
+                                theatre_events::MILESTONES.join(", "),
+                                theatre_events::CANCELLED
+                            ),
+                        )
+                    })?;
                 let time = r.time(&["event_time"])?;
                 let order = r.opt_int(&["planned_order"], (1, 1000))?;
                 let minutes = r.opt_int(&["planned_duration_min"], (0, 24 * 60))?;
@@ -771,7 +807,7 @@ impl Transform {
                     .opt_text(specialty.as_deref())
                     .opt_text(code.as_deref())
                     .opt_text(name.as_deref())
-                    .text(&milestone)
+                    .text(milestone)
                     .timestamp(time)
                     .opt_int32(order.map(|o| o as i32))
                     .opt_int32(minutes.map(|m| m as i32))
@@ -1169,11 +1205,14 @@ mod tests {
     fn a_borrowed_json_record_reads_every_field_as_a_json_map_does() {
         let line = r#"{"a":"  x ","b":"","c":null,"d":3,"e":-2,"f":7.5,"g":3.0,"h":true,
             "i":false,"j":[1,{"k":2}],"l":{"m":[3]},"n":"tab\there \"q\" \u00e9","a":"last",
-            "o":18446744073709551615,"p":-0.0,"\u00e9":"named with an escape"}"#;
+            "o":18446744073709551615,"p":-0.0,"\u00e9":"named with an escape",
+            "q":"kept","q":"  ","r":"x","s":" ","t":"caf\u00e9","u":"\u00a0nbsp\u00a0",
+            "v":"\t escaped padding \n","w":"\u00e9"}"#;
         let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
         let record: JsonRecord = serde_json::from_str(line).unwrap();
         for name in [
-            "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "l", "n", "o", "p", "é", "zz",
+            "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "l", "n", "o", "p", "é", "q", "r",
+            "s", "t", "u", "v", "w", "zz",
         ] {
             assert_eq!(
                 Fields::get(&record, name),
@@ -1186,6 +1225,14 @@ mod tests {
             Fields::get(&record, "é").unwrap().as_deref(),
             Some("named with an escape")
         );
+        // Padding goes, written or escaped, ASCII or not; the last of a name written twice
+        // counts even when it is blank.
+        assert_eq!(Fields::get(&record, "u").unwrap().as_deref(), Some("nbsp"));
+        assert_eq!(
+            Fields::get(&record, "v").unwrap().as_deref(),
+            Some("escaped padding")
+        );
+        assert_eq!(Fields::get(&record, "q").unwrap(), None);
         assert_eq!(
             Fields::get(&record, "n").unwrap().as_deref(),
             Some("tab\there \"q\" é")

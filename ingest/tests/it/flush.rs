@@ -61,3 +61,55 @@ async fn a_day_flushed_every_few_seconds_stays_a_few_files() {
         flushes.to_string()
     );
 }
+
+/// Admissions `(day, i)` as one write's rows, in the order given.
+fn admissions(rows: &[(&str, usize)]) -> bright_engine::arrow::record_batch::RecordBatch {
+    let batches: Vec<_> = rows.iter().map(|&(day, i)| admission(day, i)).collect();
+    bright_engine::arrow::compute::concat_batches(&Table::AdtEvents.schema(), &batches)
+        .expect("concatenates")
+}
+
+/// A write's rows are admitted by key within their day, whatever order the days come in:
+/// a repeat in the same write or a later one is a duplicate, the same key on another day is
+/// that day's row, and every row stored is read once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_on_days_in_turn_are_stored_once_per_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = crate::support::lake(dir.path()).await;
+    let (engine, sink) = crate::support::sink(&lake, &dir.path().join("wal")).await;
+    let (one, two) = ("2025-07-01", "2025-07-02");
+    let first = sink
+        .write(
+            Table::AdtEvents,
+            admissions(&[(one, 0), (two, 1), (one, 0), (one, 2), (two, 1), (two, 3)]),
+        )
+        .await
+        .expect("writes");
+    assert_eq!((first.stored, first.duplicates), (4, 2));
+    let second = sink
+        .write(
+            Table::AdtEvents,
+            admissions(&[(two, 3), (one, 0), (one, 4), (two, 1), (two, 0)]),
+        )
+        .await
+        .expect("writes");
+    assert_eq!((second.stored, second.duplicates), (2, 3));
+    assert_eq!(sink.flush().await.expect("flushes"), 6);
+    let third = sink
+        .write(
+            Table::AdtEvents,
+            admissions(&[(one, 2), (two, 5), (two, 0)]),
+        )
+        .await
+        .expect("writes");
+    assert_eq!((third.stored, third.duplicates), (1, 2));
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT count(DISTINCT event_id || CAST(event_date AS VARCHAR)) FROM adt_events"
+        )
+        .await,
+        "7"
+    );
+    assert_eq!(count(&engine, "SELECT count(*) FROM adt_events").await, "7");
+}
