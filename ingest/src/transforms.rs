@@ -105,7 +105,7 @@ impl Fields for serde_json::Map<String, serde_json::Value> {
 /// (HTTP NDJSON ingest ~1.3x faster without them, benches/RESULTS.md). A name written twice
 /// means its last value, as in a map. Text values are trimmed as they are read, blank ones
 /// kept as null: a record is asked for each of its feed's fields and aliases, and trimming at
-/// every question cost more than finding the member (benches/RESULTS.md).
+/// every question cost nearly as much as finding the member (benches/RESULTS.md).
 #[derive(Debug, Default)]
 pub struct JsonRecord<'a> {
     members: Vec<(Cow<'a, str>, JsonScalar<'a>)>,
