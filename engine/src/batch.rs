@@ -32,12 +32,15 @@ enum Column {
 }
 
 impl Column {
+    /// Room for rows, and bytes of a text column, as arrow's `make_builder` gave before:
+    /// the MLLP listener builds a one-row batch per message, so more up front is waste.
     const ROWS: usize = 1024;
+    const TEXT_BYTES: usize = 1024;
 
     fn new(data_type: &DataType) -> Column {
         let rows = Column::ROWS;
         match data_type {
-            DataType::Utf8 => Column::Text(StringBuilder::with_capacity(rows, rows * 16)),
+            DataType::Utf8 => Column::Text(StringBuilder::with_capacity(rows, Column::TEXT_BYTES)),
             DataType::Timestamp(TimeUnit::Microsecond, _) => Column::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(rows).with_data_type(data_type.clone()),
             ),
