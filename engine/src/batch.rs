@@ -279,6 +279,14 @@ mod tests {
     }
 
     #[test]
+    fn every_table_has_a_builder_for_each_of_its_columns() {
+        for table in Table::ALL {
+            let batch = BatchBuilder::new(table).finish().expect("an empty batch");
+            assert_eq!(batch.schema(), table.schema(), "{table}");
+        }
+    }
+
+    #[test]
     #[should_panic(expected = "beds.beds is Int32")]
     fn a_value_of_the_wrong_type_names_the_column() {
         let mut b = BatchBuilder::new(Table::Beds);
