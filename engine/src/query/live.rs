@@ -289,7 +289,10 @@ impl LiveTable {
     /// file's days span and no buffered row falls on has none, and needs no scan to tell.
     pub(super) fn days_held(&self, days: &[i32]) -> Vec<i32> {
         let state = self.read();
-        let buffered = |day: i32| buffered_dates(&state).any(|dates| dates.values().contains(&day));
+        // A buffered batch without its day column (never made) may hold any day.
+        let buffered = |day: i32| {
+            buffered_dates(&state).any(|dates| dates.is_none_or(|d| d.values().contains(&day)))
+        };
         days.iter()
             .copied()
             .filter(|&day| {
@@ -503,19 +506,21 @@ impl LiveTable {
 /// The days (the schema's last column) of the rows in `state`'s buffer.
 fn buffered_days(state: &State) -> std::collections::BTreeSet<i32> {
     buffered_dates(state)
+        .flatten()
         .flat_map(|dates| dates.iter().flatten())
         .collect()
 }
 
-/// The day column of each buffered batch (the canonical schema's last column).
-fn buffered_dates(state: &State) -> impl Iterator<Item = &arrow::array::Date32Array> {
+/// The day column of each buffered batch (the canonical schema's last column), `None` for a
+/// batch without one.
+fn buffered_dates(state: &State) -> impl Iterator<Item = Option<&arrow::array::Date32Array>> {
     use arrow::array::AsArray;
     use arrow::datatypes::Date32Type;
     state
         .buffer
         .iter()
         .flat_map(|g| &g.batches)
-        .filter_map(|batch| batch.columns().last()?.as_primitive_opt::<Date32Type>())
+        .map(|batch| batch.columns().last()?.as_primitive_opt::<Date32Type>())
 }
 
 /// `table`'s columns in the canonical order with the types the lake reads them as, whatever
