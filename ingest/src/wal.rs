@@ -14,7 +14,9 @@
 //! A segment opens with a header holding two commit marks (in separate sectors, written
 //! alternately, each with its own checksum): after each group the newer mark says where the
 //! committed records end, where that last group began and its last sequence number, and it is
-//! synced with the group. So a reader knows how much should be there.
+//! synced with the group. So a reader knows how much should be there. The space ahead of the
+//! records is written with zeros a few megabytes at a time, so that most syncs change no
+//! metadata; a reader stops at the zeros after the committed end.
 //!
 //! A crash can only tear the group being written, which nobody was told was stored: replay
 //! cuts it off, saying how many bytes and the last intact sequence number. Anything else —
@@ -59,6 +61,11 @@ const MARK_AT: [u64; 2] = [64, 576];
 const MARK_LEN: usize = 8 * 4 + 4;
 /// Where the first record of a segment with commit marks starts.
 const HEADER: u64 = 1024;
+/// A segment's space is written (with zeros) this much ahead at a time. A sync that only
+/// overwrites written space leaves the file's size and extents alone, so it needs no journal
+/// commit: on this project's 2-core machines a loop of small writes and `fdatasync`s ran at
+/// 5.8-5.9 k a second appending and 9.6-10.4 k overwriting.
+const PREPARE: u64 = 4 << 20;
 /// Marks a segment whose loss an operator accepted; its damage is not reported again.
 const LOSS_ACCEPTED: &str = "loss-accepted";
 
@@ -454,12 +461,18 @@ fn read_segment(path: &Path, last: bool) -> Result<Segment, WalError> {
     // short, or whole but for a checksum at the very end), and the bad record's end if its
     // length can be trusted.
     let mut problem: Option<(usize, String, bool, Option<usize>)> = None;
+    // Where the records end: the file's end, or the prepared space after the committed end.
+    let mut records_end = bytes.len();
     while offset < bytes.len() {
         let Some(prefix) = bytes.get(offset..offset + PREFIX) else {
             problem = Some((offset, "a record header is cut short".into(), true, None));
             break;
         };
         let len = u32::from_le_bytes(prefix[0..4].try_into().unwrap_or([0; 4])) as usize;
+        if len == 0 && mark.is_some_and(|m| offset as u64 >= m.end) {
+            records_end = offset;
+            break;
+        }
         let crc = u32::from_le_bytes(prefix[4..8].try_into().unwrap_or([0; 4]));
         let end = offset + PREFIX + len;
         if !(SEQUENCE..=MAX_RECORD).contains(&len) {
@@ -496,7 +509,7 @@ fn read_segment(path: &Path, last: bool) -> Result<Segment, WalError> {
         }
         offset = end;
     }
-    let intact_end = problem.as_ref().map_or(bytes.len(), |p| p.0) as u64;
+    let intact_end = problem.as_ref().map_or(records_end, |p| p.0) as u64;
     let last_intact = records.last().map(|(seq, _)| *seq);
     let torn = match (mark, &problem) {
         // Past the committed end nothing was acknowledged; inside the last group of the last
@@ -514,9 +527,11 @@ fn read_segment(path: &Path, last: bool) -> Result<Segment, WalError> {
         });
     }
     if torn {
-        // What the last write lost: bytes on disk past the intact records, or (when its mark
-        // reached the disk before its records) bytes the mark counts that never arrived.
-        let lost = committed_end.max(bytes.len() as u64) - intact_end;
+        // What the last write lost: bytes on disk past the intact records (not counting the
+        // zeros of prepared space), or (when its mark reached the disk before its records)
+        // bytes the mark counts that never arrived.
+        let written = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1) as u64;
+        let lost = committed_end.max(written).saturating_sub(intact_end);
         tracing::warn!(
             path = %path.display(),
             offset = intact_end,
@@ -683,6 +698,7 @@ impl Wal {
             dir: dir.to_path_buf(),
             file,
             mark,
+            prepared: HEADER,
             first: next,
             next,
             segments: found
@@ -817,6 +833,8 @@ struct Writer {
     file: File,
     /// The open segment's latest commit mark: `end` is where the next group goes.
     mark: Mark,
+    /// Where the open segment's written space ends (see [`PREPARE`]).
+    prepared: u64,
     /// First sequence number of the open segment.
     first: u64,
     next: u64,
@@ -919,8 +937,8 @@ impl Writer {
             last: Some(self.next - 1),
         };
         let result = self
-            .file
-            .write_all_at(&buffer, self.mark.end)
+            .prepare(mark.end)
+            .and_then(|()| self.file.write_all_at(&buffer, self.mark.end))
             .and_then(|()| mark.write(&self.file))
             .and_then(|()| self.file.sync_data());
         if result.is_ok() {
@@ -947,6 +965,26 @@ impl Writer {
         }
     }
 
+    /// Writes zeros ahead of the records up to a [`PREPARE`] boundary past `end`, unless the
+    /// space is written already; the next sync makes them durable with the group.
+    fn prepare(&mut self, end: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if end <= self.prepared {
+            return Ok(());
+        }
+        let target = end.div_ceil(PREPARE) * PREPARE;
+        // The group itself covers up to `end`.
+        let mut at = end.max(self.prepared);
+        let zeros = vec![0u8; (target - at).min(1 << 20) as usize];
+        while at < target {
+            let n = (target - at).min(zeros.len() as u64);
+            self.file.write_all_at(&zeros[..n as usize], at)?;
+            at += n;
+        }
+        self.prepared = target;
+        Ok(())
+    }
+
     fn rotate(&mut self) -> std::io::Result<u64> {
         if self.next == self.first {
             // The open segment is empty: it already starts at the boundary.
@@ -954,6 +992,7 @@ impl Writer {
         }
         self.file.sync_all()?;
         (self.file, self.mark) = create_segment(&self.dir, self.next)?;
+        self.prepared = HEADER;
         self.segments.push(self.first);
         self.first = self.next;
         Ok(self.next)
@@ -1295,6 +1334,35 @@ mod tests {
         Mark::read(&std::fs::read(path).expect("reads"))
             .expect("a mark")
             .end
+    }
+
+    #[tokio::test]
+    async fn the_space_ahead_of_the_records_is_prepared_and_read_as_none() {
+        let (dir, path) = one_record_per_write(3).await;
+        // Written ahead with zeros, so a sync overwrites space the file already has.
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), PREPARE);
+        assert!(committed_end(&path) < PREPARE);
+        let (wal, records) = Wal::open(dir.path()).expect("opens");
+        assert_eq!(ids(&records).len(), 3);
+        // Not taken for a torn write: nothing was cut.
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), PREPARE);
+        // A group that passes the prepared space prepares the next stretch past it.
+        let long = "Y".repeat(5 << 20);
+        wal.append(&entry_with_id(&long)).await.expect("appends");
+        wal.append(&entry(4)).await.expect("appends");
+        drop(wal);
+        // They went to the segment the reopening started.
+        let (_, newest) = segments(dir.path())
+            .expect("lists")
+            .pop()
+            .expect("a segment");
+        assert_ne!(newest, path);
+        assert_eq!(std::fs::metadata(&newest).expect("meta").len(), 2 * PREPARE);
+        let (_, records) = Wal::open(dir.path()).expect("opens");
+        let ids = ids(&records);
+        assert_eq!(ids.len(), 5);
+        assert_eq!(ids[3].1.len(), long.len());
+        assert_eq!(ids[4], (4, "X01/PAS/4".to_string()));
     }
 
     fn cut_to(path: &Path, len: u64) {
