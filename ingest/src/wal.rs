@@ -8,8 +8,10 @@
 //!
 //! One writer thread owns the open segment. Appends from every connection queue to it; it
 //! writes all that are waiting with one `write` and one `fsync` (group commit), then answers
-//! each. The rows a group's appends hold for one table go in one record: an MLLP message is a
-//! one-row batch, and encoding each as an IPC stream of its own was a tenth of ingest's CPU.
+//! each. The small batches a group's appends hold for one table go in one record: an MLLP
+//! message is a one-row batch, and encoding each as an IPC stream of its own was a tenth of
+//! ingest's CPU. A large batch (an HTTP request's) is encoded by its caller into a record of
+//! its own, as every append was before.
 //!
 //! A segment opens with a header holding two commit marks (in separate sectors, written
 //! alternately, each with its own checksum): after each group the newer mark says where the
@@ -353,8 +355,31 @@ impl Entry {
 /// or why it failed.
 type Answer = oneshot::Sender<Result<u64, String>>;
 
+/// Batches with at least this many rows are encoded by the caller, side by side with other
+/// callers, into a record of their own; smaller ones are left to the writer to put in one
+/// record with the rest of their group. A thousand-event HTTP request gains nothing from
+/// sharing a record, and encoded on the writer thread it would wait for the others'.
+const GROUPED_ROWS: usize = 64;
+
+/// What an append hands the writer.
+enum Payload {
+    /// A record's payload, encoded by the caller.
+    Encoded(Vec<u8>),
+    /// Rows to go in one record with the group's other rows of their table.
+    Rows(Entry),
+}
+
+impl Payload {
+    fn bytes(&self) -> usize {
+        match self {
+            Payload::Encoded(bytes) => bytes.len(),
+            Payload::Rows(entry) => entry.batch.get_array_memory_size(),
+        }
+    }
+}
+
 enum Command {
-    Append(Entry, Answer),
+    Append(Payload, Answer),
     /// Starts a new segment; answers the sequence number its first record will get.
     Rotate(Answer),
     /// Deletes segments holding only records below the sequence number.
@@ -725,9 +750,13 @@ impl Wal {
     /// Appends `entry`; once it is on disk, returns the sequence number of the record holding
     /// its rows (appends waiting together share one).
     pub async fn append(&self, entry: &Entry) -> Result<u64, WalError> {
+        let payload = match entry.batch.num_rows() < GROUPED_ROWS {
+            true => Payload::Rows(entry.clone()),
+            false => Payload::Encoded(entry.encode()?),
+        };
         let (done, answer) = oneshot::channel();
         self.tx
-            .send(Command::Append(entry.clone(), done))
+            .send(Command::Append(payload, done))
             .map_err(|_| WalError::Stopped)?;
         self.answer(answer).await
     }
@@ -785,25 +814,49 @@ impl Wal {
     }
 }
 
-/// A group's appends as records: the rows of each table (and schema) in one payload, in the
-/// order they were appended, each with the answers of the appends it holds. Rows that cannot
-/// be encoded are answered with the reason here and written nowhere.
-fn records_of(group: Vec<(Entry, Answer)>) -> Vec<(Vec<u8>, Vec<Answer>)> {
-    let mut parts: Vec<(Table, Vec<RecordBatch>, Vec<Answer>)> = Vec::new();
-    for (entry, done) in group {
-        let part = parts.iter_mut().find(|(table, batches, _)| {
-            *table == entry.table && batches[0].schema() == entry.batch.schema()
+/// A group's appends as records, in the order they were appended: each payload encoded by
+/// its caller as it is, and the rows of each table (and schema) in one payload, each record
+/// with the answers of the appends it holds. Rows that cannot be encoded are answered with
+/// the reason here and written nowhere.
+fn records_of(group: Vec<(Payload, Answer)>) -> Vec<(Vec<u8>, Vec<Answer>)> {
+    enum Part {
+        Encoded(Vec<u8>, Answer),
+        Rows(Table, Vec<RecordBatch>, Vec<Answer>),
+    }
+    let mut parts: Vec<Part> = Vec::new();
+    for (payload, done) in group {
+        let entry = match payload {
+            Payload::Encoded(bytes) => {
+                parts.push(Part::Encoded(bytes, done));
+                continue;
+            }
+            Payload::Rows(entry) => entry,
+        };
+        let part = parts.iter_mut().find_map(|part| match part {
+            Part::Rows(table, batches, answers)
+                if *table == entry.table && batches[0].schema() == entry.batch.schema() =>
+            {
+                Some((batches, answers))
+            }
+            _ => None,
         });
         match part {
-            Some((_, batches, answers)) => {
+            Some((batches, answers)) => {
                 batches.push(entry.batch);
                 answers.push(done);
             }
-            None => parts.push((entry.table, vec![entry.batch], vec![done])),
+            None => parts.push(Part::Rows(entry.table, vec![entry.batch], vec![done])),
         }
     }
     let mut records = Vec::with_capacity(parts.len());
-    for (table, batches, answers) in parts {
+    for part in parts {
+        let (table, batches, answers) = match part {
+            Part::Encoded(bytes, done) => {
+                records.push((bytes, vec![done]));
+                continue;
+            }
+            Part::Rows(table, batches, answers) => (table, batches, answers),
+        };
         let encoded = match batches.as_slice() {
             [one] => Entry {
                 table,
@@ -855,15 +908,15 @@ impl Writer {
                 },
             };
             match command {
-                Command::Append(entry, done) => {
+                Command::Append(payload, done) => {
                     // Group commit: take every append already waiting, up to a size bound.
-                    let mut bytes = entry.batch.get_array_memory_size();
-                    let mut group = vec![(entry, done)];
+                    let mut bytes = payload.bytes();
+                    let mut group = vec![(payload, done)];
                     while bytes < MAX_GROUP_BYTES {
                         match rx.try_recv() {
-                            Ok(Command::Append(e, d)) => {
-                                bytes += e.batch.get_array_memory_size();
-                                group.push((e, d));
+                            Ok(Command::Append(p, d)) => {
+                                bytes += p.bytes();
+                                group.push((p, d));
                             }
                             Ok(other) => {
                                 pending = Some(other);
@@ -904,7 +957,7 @@ impl Writer {
     }
 
     /// Writes and syncs a group, one record per table; false when that failed.
-    fn commit(&mut self, group: Vec<(Entry, Answer)>) -> bool {
+    fn commit(&mut self, group: Vec<(Payload, Answer)>) -> bool {
         let records = records_of(group);
         if records.is_empty() {
             return true;
@@ -1187,28 +1240,45 @@ mod tests {
                     batch: RecordBatch::new_empty(Table::EdAttendances.schema()),
                 };
                 let (done, answer) = oneshot::channel();
-                wal.tx.send(Command::Append(other, done)).expect("queued");
+                wal.tx
+                    .send(Command::Append(Payload::Rows(other), done))
+                    .expect("queued");
                 answers.push(answer);
             }
             let (done, answer) = oneshot::channel();
             wal.tx
-                .send(Command::Append(entry(n), done))
+                .send(Command::Append(Payload::Rows(entry(n)), done))
                 .expect("queued");
             answers.push(answer);
         }
+        // A batch of many rows, encoded by its caller, stays a record of its own.
+        let many: Vec<RecordBatch> = (100..100 + GROUPED_ROWS as i64)
+            .map(|n| entry(n).batch)
+            .collect();
+        let many = Entry {
+            table: Table::AdtEvents,
+            batch: bright_engine::arrow::compute::concat_batches(&many[0].schema(), &many)
+                .expect("concatenates"),
+        };
+        let (done, answer) = oneshot::channel();
+        let encoded = Payload::Encoded(many.encode().expect("encodes"));
+        wal.tx.send(Command::Append(encoded, done)).expect("queued");
+        answers.push(answer);
         go.send(()).expect("released");
         let mut told = Vec::new();
         for answer in answers {
             told.push(answer.await.expect("answered").expect("stored"));
         }
         // The ADT rows are the first record (their table came first), the other table's
-        // the second.
-        let mut expected = vec![0; 31];
+        // the second, the large batch the third.
+        let mut expected = vec![0; 32];
         expected[10] = 1;
+        expected[31] = 2;
         assert_eq!(told, expected);
         drop(wal);
         let (wal, replayed) = Wal::open(dir.path()).expect("reopens");
-        assert_eq!(replayed.len(), 2);
+        assert_eq!(replayed.len(), 3);
+        assert_eq!(replayed[2].1.batch, many.batch);
         assert_eq!(replayed[0].1.table, Table::AdtEvents);
         assert_eq!(
             all_ids(&replayed[..1]),
@@ -1216,7 +1286,7 @@ mod tests {
         );
         assert_eq!(replayed[1].1.table, Table::EdAttendances);
         // Numbering goes on after the group's records.
-        assert_eq!(wal.append(&entry(99)).await.expect("appends"), 2);
+        assert_eq!(wal.append(&entry(99)).await.expect("appends"), 3);
     }
 
     #[tokio::test]
@@ -1228,7 +1298,7 @@ mod tests {
         for n in 0..20 {
             let (done, answer) = oneshot::channel();
             wal.tx
-                .send(Command::Append(entry(n), done))
+                .send(Command::Append(Payload::Rows(entry(n)), done))
                 .expect("queued");
             answers.push(answer);
         }
