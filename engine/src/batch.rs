@@ -32,15 +32,15 @@ enum Column {
 }
 
 impl Column {
-    /// Room for rows, and bytes of a text column, as arrow's `make_builder` gave before:
-    /// the MLLP listener builds a one-row batch per message, so more up front is waste.
+    /// Room for rows, and bytes of a text column, as arrow's `make_builder` gave before.
     const ROWS: usize = 1024;
     const TEXT_BYTES: usize = 1024;
+    /// Bytes of text a row is given room for when the rows are known to be few.
+    const TEXT_BYTES_A_ROW: usize = 32;
 
-    fn new(data_type: &DataType) -> Column {
-        let rows = Column::ROWS;
+    fn new(data_type: &DataType, rows: usize, text_bytes: usize) -> Column {
         match data_type {
-            DataType::Utf8 => Column::Text(StringBuilder::with_capacity(rows, Column::TEXT_BYTES)),
+            DataType::Utf8 => Column::Text(StringBuilder::with_capacity(rows, text_bytes)),
             DataType::Timestamp(TimeUnit::Microsecond, _) => Column::Timestamp(
                 TimestampMicrosecondBuilder::with_capacity(rows).with_data_type(data_type.clone()),
             ),
@@ -91,11 +91,21 @@ impl std::fmt::Debug for BatchBuilder {
 impl BatchBuilder {
     /// An empty builder for `table`.
     pub fn new(table: Table) -> Self {
+        BatchBuilder::sized(table, Column::ROWS, Column::TEXT_BYTES)
+    }
+
+    /// An empty builder for `table` with room for `rows` rows only: the MLLP listener builds
+    /// a one-row batch per message, and room for a thousand was allocated and freed each time.
+    pub fn with_rows(table: Table, rows: usize) -> Self {
+        BatchBuilder::sized(table, rows, rows * Column::TEXT_BYTES_A_ROW)
+    }
+
+    fn sized(table: Table, rows: usize, text_bytes: usize) -> Self {
         let columns = table
             .schema()
             .fields()
             .iter()
-            .map(|f| Column::new(f.data_type()))
+            .map(|f| Column::new(f.data_type(), rows, text_bytes))
             .collect();
         BatchBuilder {
             table,

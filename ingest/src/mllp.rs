@@ -406,7 +406,7 @@ impl Listener {
         let now = Utc::now();
         match parse_adt(message, &self.adt) {
             Ok((header, event)) => {
-                let mut builder = BatchBuilder::new(Table::AdtEvents);
+                let mut builder = BatchBuilder::with_rows(Table::AdtEvents, 1);
                 event.append_to(&mut builder, &self.config.feed);
                 let stored = match builder.finish() {
                     Ok(batch) => self.sink.write(Table::AdtEvents, batch).await,
