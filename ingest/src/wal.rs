@@ -1026,8 +1026,8 @@ impl Writer {
             return Ok(());
         }
         let target = end.div_ceil(PREPARE) * PREPARE;
-        // The group itself covers up to `end`.
-        let mut at = end.max(self.prepared);
+        // The group itself covers up to `end`, which is past the space prepared so far.
+        let mut at = end;
         let zeros = vec![0u8; (target - at).min(1 << 20) as usize];
         while at < target {
             let n = (target - at).min(zeros.len() as u64);
