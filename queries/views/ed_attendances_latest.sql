@@ -7,7 +7,8 @@
 -- only make the choice deterministic.
 --
 -- Versions are told apart within the UTC day of arrival (the table's partition), so a query
--- that filters `arrival_date` still reads only the days it needs.
+-- that filters `arrival_date` still reads only the days it needs, and a day's rows come only
+-- from that day's versions: the view is kept from `$since` on (`day` in kpis.toml).
 --
 -- Each day's rows are put in one order, attendance first and its latest version first, and
 -- a row is kept when it starts a new attendance. Ranking with one window partition per
@@ -23,6 +24,7 @@ FROM (
            LAG(attendance_id) OVER v AS previous_id,
            ROW_NUMBER() OVER v AS n
     FROM ed_attendances
+    WHERE arrival_date >= CAST($since AS DATE)
     WINDOW v AS (
         PARTITION BY arrival_date
         ORDER BY org_code, attendance_id,

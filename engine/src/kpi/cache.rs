@@ -232,7 +232,7 @@ impl KpiCache {
                 let first = key_reach(engine, table, &key, added, merges_changed).await;
                 ((table, key), day, first, started.elapsed())
             })
-            .buffered(engine.parallelism());
+            .buffer_unordered(engine.parallelism());
         while let Some(((table, key), day, first, elapsed)) = asked.next().await {
             steps.push(RefreshStep {
                 what: format!("reach {table} by {key}"),
@@ -256,7 +256,10 @@ impl KpiCache {
             steps,
             ..RefreshReport::default()
         };
-        // Which series to recompute, and from which day.
+        // Which series to recompute, and from which day. The first series to read a keyed
+        // view brings the view up to date, and the others reading it wait for that: so the
+        // first reader of each runs first, the other readers last, and the series reading
+        // no keyed view in between, on the cores the views' updates leave free.
         let mut jobs = Vec::new();
         for (key, cached) in &self.series {
             report.series += 1;
@@ -279,15 +282,32 @@ impl KpiCache {
                     }
                 }
             }
-            jobs.push((key.clone(), since));
+            jobs.push((key.clone(), since, &cached.keyed));
         }
+        // In a fixed order, so that ticks do not vary with the series map's.
+        jobs.sort_by(|(a, ..), (b, ..)| (&a.id, &a.by).cmp(&(&b.id, &b.by)));
+        let mut first_readers = BTreeSet::new();
+        let mut ranked: Vec<_> = jobs
+            .into_iter()
+            .map(|(key, since, keyed)| {
+                let rank = match keyed.is_empty() {
+                    true => 1,
+                    false if first_readers.insert(keyed) => 0,
+                    false => 2,
+                };
+                (rank, key, since)
+            })
+            .collect();
+        ranked.sort_by_key(|(rank, ..)| *rank);
+        let jobs = ranked.into_iter().map(|(_, key, since)| (key, since));
+        // As each finishes, the next starts: a long one does not hold back the rest.
         let mut recomputed = futures_util::stream::iter(jobs)
             .map(|(key, since)| async move {
                 let started = Instant::now();
                 let fresh = engine.kpi_series(&key.id, since, None, &key.by).await;
                 (key, since, fresh, started.elapsed())
             })
-            .buffered(engine.parallelism());
+            .buffer_unordered(engine.parallelism());
         while let Some((key, since, fresh, elapsed)) = recomputed.next().await {
             let Some(cached) = self.series.get_mut(&key) else {
                 continue;

@@ -227,6 +227,10 @@ pub struct HelperView {
     /// day its inputs changed on, keeping the rows before; a keyed view says from which day
     /// its rows changed, to the views that read it.
     pub day: Option<String>,
+    /// For a materialised view with a `day`: keep in memory only the rows of the last this
+    /// many days the lake holds (see `recent_days` in `kpis.toml`). A query reading earlier
+    /// days runs the view's query over the lake.
+    pub recent_days: Option<u32>,
 }
 
 /// One indicator.
@@ -313,6 +317,7 @@ struct RawView {
     materialise: bool,
     key: Option<String>,
     day: Option<String>,
+    recent_days: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -423,13 +428,26 @@ impl Catalogue {
                     format!("view name '{}' must be snake_case and unique", view.name),
                 ));
             }
-            for (what, set) in [("a key", view.key.is_some()), ("a day", view.day.is_some())] {
+            for (what, set) in [
+                ("a key", view.key.is_some()),
+                ("a day", view.day.is_some()),
+                ("recent_days", view.recent_days.is_some()),
+            ] {
                 if set && !view.materialise {
                     return Err(invalid(
                         &manifest_file,
                         format!("view '{}' has {what} but is not materialised", view.name),
                     ));
                 }
+            }
+            if view.recent_days.is_some() && (view.day.is_none() || view.key.is_some()) {
+                return Err(invalid(
+                    &manifest_file,
+                    format!(
+                        "view '{}' has recent_days, which needs a day and no key",
+                        view.name
+                    ),
+                ));
             }
             let name = format!("views/{}.sql", view.name);
             let sql = read(&name)?;
@@ -442,6 +460,7 @@ impl Catalogue {
                 materialise: view.materialise,
                 key: view.key,
                 day: view.day,
+                recent_days: view.recent_days,
             });
         }
 

@@ -97,6 +97,9 @@ impl KpiViews {
                 let day = view.day.as_ref().map(|column| Day {
                     column: column.clone(),
                     window: reads_since.then(|| (unbound.clone(), views.values())),
+                    recent: view
+                        .recent_days
+                        .map(|days| i32::try_from(days).unwrap_or(i32::MAX)),
                 });
                 Arc::new(
                     MaterialisedView::new(plan, view.key.as_deref(), day)

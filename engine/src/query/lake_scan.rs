@@ -148,6 +148,15 @@ impl LakeFiles {
         }))
     }
 
+    /// The last day the files hold rows of (`Some(None)` without files); `None` when the log
+    /// does not tell a file's.
+    pub(super) fn last_day(&self) -> Option<Option<i32>> {
+        if self.last.null_count() > 0 {
+            return None;
+        }
+        Some(arrow::compute::max(self.last.as_primitive::<Date32Type>()))
+    }
+
     /// Whether a file may hold rows of `day` (days since 1970-01-01): its first and last days
     /// span it, or the log does not tell them.
     pub(super) fn may_hold(&self, day: i32) -> bool {

@@ -307,6 +307,23 @@ impl LiveTable {
             .collect()
     }
 
+    /// The last day (days since 1970-01-01) the table holds rows of, in the lake (from the
+    /// log's file statistics) and the buffer; `None` when it holds none, or when that cannot
+    /// be told without a scan (a file the log gives no days for, a table only Delta's scan
+    /// reads, a buffered batch without its day column).
+    pub(super) fn last_day(&self) -> Option<i32> {
+        let state = self.read();
+        let mut last = match (state.version, &state.direct) {
+            (None, _) => None,
+            (Some(_), Some(direct)) => direct.last_day()?,
+            (Some(_), None) => return None,
+        };
+        for dates in buffered_dates(&state) {
+            last = last.max(arrow::compute::max(dates?));
+        }
+        last
+    }
+
     /// What queries see now, to compare with later ([`Seen::change_since`]).
     pub(super) fn seen(&self) -> Seen {
         let state = self.read();

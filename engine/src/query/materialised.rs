@@ -28,7 +28,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use arrow::array::{Array, AsArray, BooleanArray};
 use arrow::compute::{cast, concat_batches, filter_record_batch};
@@ -91,7 +91,16 @@ pub(super) struct MaterialisedView {
     from_day: AtomicU64,
     /// Nanoseconds spent computing the rows, every way.
     spent: AtomicU64,
+    /// The first day held (days since the epoch) of a view keeping recent days;
+    /// [`HELD_NONE`] before any.
+    held_from: AtomicI64,
 }
+
+/// Days a view keeping recent days computes before the first one a scan asks for.
+const WEEK: i32 = 7;
+
+/// `held_from` before a view keeping recent days holds any.
+const HELD_NONE: i64 = i64::MIN;
 
 /// Changes of a view's rows kept for the windowed views that read it.
 const CHANGES_KEPT: usize = 256;
@@ -111,6 +120,9 @@ pub struct ViewRefreshes {
     /// Moves on when the rows change. A view that a keyed view reads whole moves on only
     /// when recomputed rows differ from the last ones; any other, at every recomputation.
     pub changes: u64,
+    /// For a view keeping recent days: the first day of the rows held in memory (none held
+    /// yet: `None`).
+    pub held_from: Option<chrono::NaiveDate>,
 }
 
 /// The day each row of a materialised view belongs to (`day` in `kpis.toml`).
@@ -121,6 +133,10 @@ pub(super) struct Day {
     /// When the view reads `$since`: its query with every other placeholder's value, for
     /// computing the rows from a day on.
     pub(super) window: Option<(LogicalPlan, HashMap<String, ScalarValue>)>,
+    /// Keep only recent days in memory (`recent_days` in `kpis.toml`): how many days before
+    /// the last day the lake tables hold a scan may start at and still be served from
+    /// memory. A scan reaching further back runs the view's query over the lake.
+    pub(super) recent: Option<i32>,
 }
 
 /// From which day a view's rows changed.
@@ -161,6 +177,8 @@ struct Computed {
     nested: Vec<u64>,
     partitions: Vec<Vec<RecordBatch>>,
     rows: Arc<MemTable>,
+    /// The first day the rows cover (a view keeping recent days only); `None` for every day.
+    from: Option<i32>,
 }
 
 impl MaterialisedView {
@@ -179,6 +197,14 @@ impl MaterialisedView {
                 "day = \"{}\" names no date column of the view",
                 day.column
             )));
+        }
+        if let Some(day) = &day
+            && day.recent.is_some()
+            && (day.window.is_none() || key.is_some())
+        {
+            return Err(DataFusionError::Plan(
+                "recent_days needs a view that reads $since and has no key".into(),
+            ));
         }
         let reads = match (key, &day) {
             (None, None) => Reads::default(),
@@ -203,6 +229,7 @@ impl MaterialisedView {
             by_key: AtomicU64::new(0),
             from_day: AtomicU64::new(0),
             spent: AtomicU64::new(0),
+            held_from: AtomicI64::new(HELD_NONE),
         })
     }
 
@@ -214,12 +241,63 @@ impl MaterialisedView {
             from_day: self.from_day.load(Ordering::Relaxed),
             spent: std::time::Duration::from_nanos(self.spent.load(Ordering::Relaxed)),
             changes: self.generation(),
+            held_from: match self.held_from.load(Ordering::Relaxed) {
+                HELD_NONE => None,
+                day => i32::try_from(day)
+                    .ok()
+                    .and_then(Date32Type::to_naive_date_opt),
+            },
         }
     }
 
-    /// Brings the rows up to date with the lake tables' current snapshots.
+    /// Brings the rows up to date with the lake tables' current snapshots (those held: a
+    /// view keeping recent days holds none until a scan asks for them).
     pub(super) async fn bring_up_to_date(&self, state: &dyn Session) -> Result<()> {
-        self.rows(state).await.map(|_| ())
+        let from = match self.recent() {
+            Some(_) => match self.cached.lock().await.as_ref() {
+                Some(Computed {
+                    from: Some(from), ..
+                }) => Some(*from),
+                _ => return Ok(()),
+            },
+            None => None,
+        };
+        self.rows(state, from).await.map(|_| ())
+    }
+
+    /// How many days before the lake's last one the rows held in memory may start at.
+    fn recent(&self) -> Option<i32> {
+        self.day.as_ref().and_then(|d| d.recent)
+    }
+
+    /// The last day the lake tables the view reads hold rows of; `None` when one does not
+    /// tell.
+    fn last_input_day(&self) -> Option<i32> {
+        let mut last = None;
+        for table in &self.reads.direct {
+            last = last.max(Some(table.last_day()?));
+        }
+        last
+    }
+
+    /// The view's query run from `since` (days since the epoch) on; `None` for a view that
+    /// does not read `$since`.
+    fn plan_from(&self, since: i32) -> Result<Option<LogicalPlan>> {
+        let Some(Day {
+            window: Some((unbound, values)),
+            ..
+        }) = &self.day
+        else {
+            return Ok(None);
+        };
+        let mut values = values.clone();
+        values.insert(
+            crate::kpi::SINCE.to_string(),
+            ScalarValue::Date32(Some(since)),
+        );
+        Ok(Some(unbound.clone().with_param_values(
+            datafusion::common::ParamValues::from(values),
+        )?))
     }
 
     fn versions(&self) -> Versions {
@@ -271,15 +349,40 @@ impl MaterialisedView {
     /// The rows for the inputs' current snapshots, computed now if they changed: for a keyed
     /// view, only the keys of the rows added since, and for a windowed one only the days from
     /// the first one its inputs changed on, when that can be told.
-    async fn rows(&self, state: &dyn Session) -> Result<Arc<MemTable>> {
+    ///
+    /// A view keeping recent days holds rows from a day on: `need` is the first day a scan
+    /// reads. `None` when the rows held do not reach back to it and it is too far back to
+    /// hold (or not given): the scan reads the lake instead.
+    async fn rows(&self, state: &dyn Session, need: Option<i32>) -> Result<Option<Arc<MemTable>>> {
         let mut cached = self.cached.lock().await;
         // Read before computing: if a table moves on while this runs, the result is tagged
         // with the older version and the next query computes again.
         let versions = self.versions();
+        let mut start = None;
+        if let Some(recent) = self.recent() {
+            let Some(need) = need else {
+                return Ok(None);
+            };
+            match cached.as_ref().and_then(|c| c.from) {
+                Some(from) if from <= need => start = Some(from),
+                _ => match self.last_input_day() {
+                    // Computed afresh (what was held began later), from a week before
+                    // `need` where the reach allows: a tick's series read from the day
+                    // before the open day, patients in the department and the command
+                    // centre from a week before that, and one computation serves them all.
+                    Some(last) if need >= last.saturating_sub(recent) => {
+                        *cached = None;
+                        let reach = last.saturating_sub(recent);
+                        start = Some(need.saturating_sub(WEEK).max(reach));
+                    }
+                    _ => return Ok(None),
+                },
+            }
+        }
         if let Some(computed) = cached.as_ref()
             && computed.versions == versions
         {
-            return Ok(computed.rows.clone());
+            return Ok(Some(computed.rows.clone()));
         }
         let started = std::time::Instant::now();
         let (seen, nested) = match self.key.is_some() || self.windowed() {
@@ -287,7 +390,7 @@ impl MaterialisedView {
                 // Nested views first, so their generations say whether their rows changed.
                 let mut nested = Vec::new();
                 for view in &self.reads.nested {
-                    Box::pin(view.rows(state)).await?;
+                    Box::pin(view.rows(state, None)).await?;
                     nested.push(view.generation());
                 }
                 (self.reads.direct.iter().map(|t| t.seen()).collect(), nested)
@@ -318,7 +421,13 @@ impl MaterialisedView {
             }
             None => {
                 self.whole.fetch_add(1, Ordering::Relaxed);
-                let partitions = self.compute(state, &self.plan).await?;
+                let plan = match start {
+                    Some(day) => Cow::Owned(self.plan_from(day)?.ok_or_else(|| {
+                        DataFusionError::Internal("a recent view reads $since".into())
+                    })?),
+                    None => Cow::Borrowed(&self.plan),
+                };
+                let partitions = self.compute(state, &plan).await?;
                 let same = match cached.as_ref() {
                     Some(before) if self.watched.load(Ordering::Relaxed) => {
                         same_rows(&self.schema, &before.partitions, &partitions)?
@@ -332,6 +441,13 @@ impl MaterialisedView {
                 partitions
             }
         };
+        let (partitions, from) = match (self.recent(), start) {
+            (Some(recent), Some(from)) => self.trimmed(partitions, from, recent)?,
+            _ => (partitions, start),
+        };
+        if let Some(from) = from {
+            self.held_from.store(i64::from(from), Ordering::Relaxed);
+        }
         let rows = Arc::new(MemTable::try_new(self.schema.clone(), partitions.clone())?);
         *cached = Some(Computed {
             versions,
@@ -339,10 +455,42 @@ impl MaterialisedView {
             nested,
             partitions,
             rows: rows.clone(),
+            from,
         });
         let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.spent.fetch_add(spent, Ordering::Relaxed);
-        Ok(rows)
+        Ok(Some(rows))
+    }
+
+    /// The rows of a view keeping `recent` days, held from `from` on: once they span twice
+    /// that, the days before the last `recent` go, so that a view served for months holds a
+    /// few weeks, not everything since it started.
+    fn trimmed(
+        &self,
+        partitions: Vec<Vec<RecordBatch>>,
+        from: i32,
+        recent: i32,
+    ) -> Result<(Vec<Vec<RecordBatch>>, Option<i32>)> {
+        let Some(day) = &self.day else {
+            return Ok((partitions, Some(from)));
+        };
+        let Some(last) = last_day(&partitions, &day.column)? else {
+            return Ok((partitions, Some(from)));
+        };
+        let horizon = last.saturating_sub(recent);
+        if from >= horizon.saturating_sub(recent) {
+            return Ok((partitions, Some(from)));
+        }
+        let kept = partitions
+            .iter()
+            .map(|batches| {
+                batches
+                    .iter()
+                    .map(|b| on_days(b, &day.column, |d| d >= horizon))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((kept, Some(horizon)))
     }
 
     /// Runs `plan`, its rows in the declared schema.
@@ -431,7 +579,8 @@ impl MaterialisedView {
     ) -> Result<Option<(Vec<Vec<RecordBatch>>, Changed)>> {
         let Some(Day {
             column,
-            window: Some((unbound, values)),
+            window: Some(_),
+            ..
         }) = &self.day
         else {
             return Ok(None);
@@ -459,14 +608,11 @@ impl MaterialisedView {
             return Ok(None);
         };
         let since = from.saturating_sub(1).min(last.saturating_add(1));
-        let mut values = values.clone();
-        values.insert(
-            crate::kpi::SINCE.to_string(),
-            ScalarValue::Date32(Some(since)),
-        );
-        let plan = unbound
-            .clone()
-            .with_param_values(datafusion::common::ParamValues::from(values))?;
+        // Rows before the first day held are not held, changed or not.
+        let since = before.from.map_or(since, |held| since.max(held));
+        let Some(plan) = self.plan_from(since)? else {
+            return Ok(None);
+        };
         let fresh = self.compute(state, &plan).await?;
         let fresh = fresh
             .iter()
@@ -988,20 +1134,90 @@ impl TableProvider for MaterialisedView {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.rows(state)
-            .await?
-            .scan(state, projection, filters, limit)
-            .await
+        let need = match &self.day {
+            Some(day) if day.recent.is_some() => first_day_read(filters, &day.column),
+            _ => None,
+        };
+        if let Some(rows) = self.rows(state, need).await? {
+            return rows.scan(state, projection, filters, limit).await;
+        }
+        // Too far back for the rows held: the view's query over the lake, from the first
+        // day the filters read (all days without one), with the filters applied inside it
+        // so that the planner takes them down to the lake's scans.
+        let plan = match need {
+            Some(day) => self.plan_from(day)?.unwrap_or_else(|| self.plan.clone()),
+            None => self.plan.clone(),
+        };
+        let mut plan = LogicalPlanBuilder::from(plan);
+        if let Some(filter) = filters
+            .iter()
+            .cloned()
+            .map(datafusion::logical_expr::expr_rewriter::unnormalize_col)
+            .reduce(Expr::and)
+        {
+            plan = plan.filter(filter)?;
+        }
+        if let Some(projection) = projection {
+            plan = plan.select(projection.iter().copied())?;
+        }
+        if let Some(limit) = limit {
+            plan = plan.limit(0, Some(limit))?;
+        }
+        state.create_physical_plan(&plan.build()?).await
     }
 
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
     ) -> Result<Vec<TableProviderFilterPushDown>> {
-        // The in-memory rows are filtered after the scan.
-        Ok(vec![
-            TableProviderFilterPushDown::Unsupported;
-            filters.len()
-        ])
+        // The in-memory rows are filtered after the scan. A view keeping recent days is
+        // given the filters too: their first day decides where the rows come from.
+        let pushdown = match self.recent() {
+            Some(_) => TableProviderFilterPushDown::Inexact,
+            None => TableProviderFilterPushDown::Unsupported,
+        };
+        Ok(vec![pushdown; filters.len()])
     }
+}
+
+/// The first day (days since the epoch) of column `day` that `filters`, all of which hold,
+/// let through: from bounds such as `day >= DATE '…'`; `None` when they set none.
+fn first_day_read(filters: &[Expr], day: &str) -> Option<i32> {
+    use datafusion::logical_expr::{Between, BinaryExpr, Operator, utils::split_conjunction};
+    let date = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Date32(Some(d)), _) => Some(*d),
+        _ => None,
+    };
+    let is_day = |e: &Expr| matches!(e, Expr::Column(c) if c.name == day);
+    let mut first: Option<i32> = None;
+    for filter in filters {
+        for part in split_conjunction(filter) {
+            let bound = match part {
+                Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                    match (is_day(left), date(right), date(left), is_day(right)) {
+                        (true, Some(d), _, _) => match op {
+                            Operator::GtEq | Operator::Eq => Some(d),
+                            Operator::Gt => d.checked_add(1),
+                            _ => None,
+                        },
+                        (_, _, Some(d), true) => match op {
+                            Operator::LtEq | Operator::Eq => Some(d),
+                            Operator::Lt => d.checked_add(1),
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                }
+                Expr::Between(Between {
+                    expr,
+                    negated: false,
+                    low,
+                    ..
+                }) if is_day(expr) => date(low),
+                _ => None,
+            };
+            first = first.max(bound);
+        }
+    }
+    first
 }

@@ -400,7 +400,7 @@ pub(crate) fn csv_batch(table: Table, rows: &str) -> RecordBatch {
     bright_engine::arrow::compute::concat_batches(&table.schema(), &batches).expect("one batch")
 }
 
-async fn append_csv(engine: &QueryEngine, table: Table, rows: &str) {
+pub(crate) async fn append_csv(engine: &QueryEngine, table: Table, rows: &str) {
     let batch = csv_batch(table, rows);
     engine
         .lake()

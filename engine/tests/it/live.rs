@@ -4,7 +4,7 @@
 use bright_engine::query::QueryEngine;
 use bright_engine::schema::Table;
 
-use crate::kpi::csv_batch;
+use crate::kpi::{append_csv, csv_batch};
 use crate::kpi_golden::{catalogue_engine, fixture_engine};
 
 async fn count(engine: &QueryEngine, sql: &str) -> String {
@@ -485,4 +485,123 @@ async fn rows_of_some_days_come_from_the_lake_and_buffer_and_a_new_day_has_none(
     assert!(buffered > last);
     assert_eq!(rows_of(vec![buffered, buffered + 1]).await, 1);
     assert_eq!(rows_of(vec![last, buffered]).await, on_last + 1);
+}
+
+/// The latest version of each attendance on days from 2024-06-30, the fixture's last ED days.
+const ED_RECENT: &str = "SELECT * FROM kpi.ed_attendances_latest \
+                         WHERE arrival_date >= DATE '2024-06-30' ORDER BY attendance_id";
+/// The same rows by a filter that sets no first day: the view's query over the lake.
+const ED_RECENT_FROM_LAKE: &str = "SELECT * FROM kpi.ed_attendances_latest \
+                                   WHERE arrival_date >= DATE '2024-06-30' \
+                                      OR attendance_id IS NULL \
+                                   ORDER BY attendance_id";
+
+/// The latest ED attendances are kept in memory for the recent days a tick and the command
+/// centre read (`recent_days`), brought up to date from the day new versions land on; a query
+/// reaching further back, or setting no first day, runs the view's query over the lake; and
+/// once the days held span twice the reach, the older ones go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_ed_attendances_are_kept_in_memory_and_older_days_read_from_the_lake() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = fixture_engine(dir.path()).await;
+    let view = "ed_attendances_latest";
+    let date = |d: &str| Some(d.parse::<chrono::NaiveDate>().expect("date"));
+    // Nothing is held until a query asks for recent days; a query of every day reads the lake.
+    let all = rows(
+        &engine,
+        "SELECT * FROM kpi.ed_attendances_latest ORDER BY attendance_id",
+    )
+    .await;
+    assert_eq!(all.lines().count(), 1 + 8, "{all}");
+    assert_eq!(view_counts(&engine, view).await.whole, 0);
+    let recent = rows(&engine, ED_RECENT).await;
+    assert_eq!(recent.lines().count(), 1 + 1, "{recent}");
+    assert_eq!(recent, rows(&engine, ED_RECENT_FROM_LAKE).await);
+    // Held from a week before the first day asked.
+    let counts = view_counts(&engine, view).await;
+    assert_eq!((counts.whole, counts.held_from), (1, date("2024-06-23")));
+    // Read again, and counted: from memory.
+    assert_eq!(recent, rows(&engine, ED_RECENT).await);
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT count(*) FROM kpi.ed_attendances_latest WHERE arrival_date >= DATE '2024-07-01'"
+        )
+        .await,
+        "1"
+    );
+    assert_eq!(view_counts(&engine, view).await.whole, 1);
+
+    // Two new attendances on 1 July, one in the lake and one still in ingest's buffer: the
+    // days from 30 June are computed again, and agree with the view's query over the lake.
+    append_csv(
+        &engine,
+        Table::EdAttendances,
+        "E20,X01,S1,Q20,2024-07-01T10:00:00Z,walk_in,,,4,2024-07-01T10:10:00Z,,,2024-07-01T12:00:00Z,discharged,18-64,injury,2024-07-01\n",
+    )
+    .await;
+    engine
+        .buffer_append(
+            Table::EdAttendances,
+            csv_batch(
+                Table::EdAttendances,
+                "E21,X01,S1,Q21,2024-07-01T11:00:00Z,ambulance,2024-07-01T11:00:00Z,2024-07-01T11:20:00Z,2,2024-07-01T11:25:00Z,,,,,65-84,chest pain,2024-07-01\n",
+            ),
+        )
+        .expect("buffers");
+    engine.refresh().await.expect("refreshes");
+    let updated = rows(&engine, ED_RECENT).await;
+    assert_eq!(updated.lines().count(), 1 + 3, "{updated}");
+    assert_eq!(updated, rows(&engine, ED_RECENT_FROM_LAKE).await);
+    let counts = view_counts(&engine, view).await;
+    assert_eq!((counts.whole, counts.from_day), (1, 1), "{counts:?}");
+
+    // January is further back than the reach of 35 days: the lake is read, nothing held moves.
+    let january = rows(
+        &engine,
+        "SELECT attendance_id FROM kpi.ed_attendances_latest \
+         WHERE arrival_date BETWEEN DATE '2024-01-01' AND DATE '2024-01-31' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(january.lines().count(), 1 + 7, "{january}");
+    let counts = view_counts(&engine, view).await;
+    assert_eq!(
+        (counts.whole, counts.from_day, counts.held_from),
+        (1, 1, date("2024-06-23"))
+    );
+
+    // Attendances 80 days on: the days held would span twice the reach, so those more than
+    // 35 days before the last go, and 1 July is read from the lake again.
+    append_csv(
+        &engine,
+        Table::EdAttendances,
+        "E30,X01,S1,Q30,2024-09-19T10:00:00Z,walk_in,,,4,2024-09-19T10:10:00Z,,,2024-09-19T12:00:00Z,discharged,18-64,injury,2024-09-19\n",
+    )
+    .await;
+    engine.refresh().await.expect("refreshes");
+    let september = "SELECT attendance_id FROM kpi.ed_attendances_latest \
+                     WHERE arrival_date >= DATE '2024-09-01' ORDER BY 1";
+    assert_eq!(
+        rows(&engine, september)
+            .await
+            .lines()
+            .skip(1)
+            .collect::<Vec<_>>(),
+        ["E30"]
+    );
+    let counts = view_counts(&engine, view).await;
+    assert_eq!(
+        (counts.whole, counts.from_day, counts.held_from),
+        (1, 2, date("2024-08-15")),
+        "{counts:?}"
+    );
+    assert_eq!(
+        rows(&engine, ED_RECENT).await.lines().skip(1).count(),
+        4,
+        "30 June to September, from the lake"
+    );
+    assert_eq!(
+        view_counts(&engine, view).await.held_from,
+        date("2024-08-15")
+    );
 }
