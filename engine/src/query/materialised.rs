@@ -22,6 +22,13 @@
 //! rows it replaced and added), it runs its query from the first such day and keeps the rows
 //! before it.
 //!
+//! A windowed view too large to hold whole (`recent_days` in `kpis.toml`: the latest version of
+//! every ED attendance) keeps only recent days: a scan whose filters on its day column start
+//! within that many days of the last day the lake tables hold is served from rows computed
+//! from a week before that start and brought up to date from a day as above; any other scan
+//! (further back, or over all history) runs the view's query over the lake from its first day,
+//! as a plain view would. Once the days held span twice the reach, the older ones go.
+//!
 //! The rows live outside the query memory pool (they are shared by every query, not owned by
 //! one); a materialised view should therefore be a compact summary of the lake, as stays are.
 
