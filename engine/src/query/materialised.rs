@@ -46,7 +46,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, ScalarValue, TableReference};
-use datafusion::datasource::{MemTable, provider_as_source, source_as_provider};
+use datafusion::datasource::{MemTable, ViewTable, provider_as_source, source_as_provider};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::functions_aggregate::expr_fn::min;
 use datafusion::logical_expr::{
@@ -99,7 +99,7 @@ pub(super) struct MaterialisedView {
     /// Nanoseconds spent computing the rows, every way.
     spent: AtomicU64,
     /// The first day held (days since the epoch) of a view keeping recent days;
-    /// [`HELD_NONE`] before any.
+    /// [`HELD_NONE`] while it holds none. Written with the rows, under `cached`'s lock.
     held_from: AtomicI64,
 }
 
@@ -184,8 +184,6 @@ struct Computed {
     nested: Vec<u64>,
     partitions: Vec<Vec<RecordBatch>>,
     rows: Arc<MemTable>,
-    /// The first day the rows cover (a view keeping recent days only); `None` for every day.
-    from: Option<i32>,
 }
 
 impl MaterialisedView {
@@ -248,12 +246,7 @@ impl MaterialisedView {
             from_day: self.from_day.load(Ordering::Relaxed),
             spent: std::time::Duration::from_nanos(self.spent.load(Ordering::Relaxed)),
             changes: self.generation(),
-            held_from: match self.held_from.load(Ordering::Relaxed) {
-                HELD_NONE => None,
-                day => i32::try_from(day)
-                    .ok()
-                    .and_then(Date32Type::to_naive_date_opt),
-            },
+            held_from: self.held().and_then(Date32Type::to_naive_date_opt),
         }
     }
 
@@ -261,15 +254,19 @@ impl MaterialisedView {
     /// view keeping recent days holds none until a scan asks for them).
     pub(super) async fn bring_up_to_date(&self, state: &dyn Session) -> Result<()> {
         let from = match self.recent() {
-            Some(_) => match self.cached.lock().await.as_ref() {
-                Some(Computed {
-                    from: Some(from), ..
-                }) => Some(*from),
-                _ => return Ok(()),
+            Some(_) => match self.held() {
+                Some(from) => Some(from),
+                None => return Ok(()),
             },
             None => None,
         };
         self.rows(state, from).await.map(|_| ())
+    }
+
+    /// The first day of the rows a view keeping recent days holds; `None` while it holds none
+    /// (and for every other view).
+    fn held(&self) -> Option<i32> {
+        i32::try_from(self.held_from.load(Ordering::Relaxed)).ok()
     }
 
     /// How many days before the lake's last one the rows held in memory may start at.
@@ -370,7 +367,7 @@ impl MaterialisedView {
             let Some(need) = need else {
                 return Ok(None);
             };
-            match cached.as_ref().and_then(|c| c.from) {
+            match cached.as_ref().and(self.held()) {
                 Some(from) if from <= need => start = Some(from),
                 _ => match self.last_input_day() {
                     // Computed afresh (what was held began later), from a week before
@@ -379,6 +376,7 @@ impl MaterialisedView {
                     // centre from a week before that, and one computation serves them all.
                     Some(last) if need >= last.saturating_sub(recent) => {
                         *cached = None;
+                        self.held_from.store(HELD_NONE, Ordering::Relaxed);
                         let reach = last.saturating_sub(recent);
                         start = Some(need.saturating_sub(WEEK).max(reach));
                     }
@@ -448,13 +446,14 @@ impl MaterialisedView {
                 partitions
             }
         };
-        let (partitions, from) = match (self.recent(), start) {
-            (Some(recent), Some(from)) => self.trimmed(partitions, from, recent)?,
-            _ => (partitions, start),
+        let partitions = match (self.recent(), start) {
+            (Some(recent), Some(from)) => {
+                let (kept, from) = self.trimmed(partitions, from, recent)?;
+                self.held_from.store(i64::from(from), Ordering::Relaxed);
+                kept
+            }
+            _ => partitions,
         };
-        if let Some(from) = from {
-            self.held_from.store(i64::from(from), Ordering::Relaxed);
-        }
         let rows = Arc::new(MemTable::try_new(self.schema.clone(), partitions.clone())?);
         *cached = Some(Computed {
             versions,
@@ -462,7 +461,6 @@ impl MaterialisedView {
             nested,
             partitions,
             rows: rows.clone(),
-            from,
         });
         let spent = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.spent.fetch_add(spent, Ordering::Relaxed);
@@ -477,16 +475,16 @@ impl MaterialisedView {
         partitions: Vec<Vec<RecordBatch>>,
         from: i32,
         recent: i32,
-    ) -> Result<(Vec<Vec<RecordBatch>>, Option<i32>)> {
+    ) -> Result<(Vec<Vec<RecordBatch>>, i32)> {
         let Some(day) = &self.day else {
-            return Ok((partitions, Some(from)));
+            return Ok((partitions, from));
         };
         let Some(last) = last_day(&partitions, &day.column)? else {
-            return Ok((partitions, Some(from)));
+            return Ok((partitions, from));
         };
         let horizon = last.saturating_sub(recent);
         if from >= horizon.saturating_sub(recent) {
-            return Ok((partitions, Some(from)));
+            return Ok((partitions, from));
         }
         let kept = partitions
             .iter()
@@ -497,7 +495,7 @@ impl MaterialisedView {
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((kept, Some(horizon)))
+        Ok((kept, horizon))
     }
 
     /// Runs `plan`, its rows in the declared schema.
@@ -616,7 +614,7 @@ impl MaterialisedView {
         };
         let since = from.saturating_sub(1).min(last.saturating_add(1));
         // Rows before the first day held are not held, changed or not.
-        let since = before.from.map_or(since, |held| since.max(held));
+        let since = self.held().map_or(since, |held| since.max(held));
         let Some(plan) = self.plan_from(since)? else {
             return Ok(None);
         };
@@ -1149,28 +1147,15 @@ impl TableProvider for MaterialisedView {
             return rows.scan(state, projection, filters, limit).await;
         }
         // Too far back for the rows held: the view's query over the lake, from the first
-        // day the filters read (all days without one), with the filters applied inside it
-        // so that the planner takes them down to the lake's scans.
+        // day the filters read (all days without one), as a plain view is scanned: with the
+        // filters inside it, so that the planner takes them down to the lake's scans.
         let plan = match need {
             Some(day) => self.plan_from(day)?.unwrap_or_else(|| self.plan.clone()),
             None => self.plan.clone(),
         };
-        let mut plan = LogicalPlanBuilder::from(plan);
-        if let Some(filter) = filters
-            .iter()
-            .cloned()
-            .map(datafusion::logical_expr::expr_rewriter::unnormalize_col)
-            .reduce(Expr::and)
-        {
-            plan = plan.filter(filter)?;
-        }
-        if let Some(projection) = projection {
-            plan = plan.select(projection.iter().copied())?;
-        }
-        if let Some(limit) = limit {
-            plan = plan.limit(0, Some(limit))?;
-        }
-        state.create_physical_plan(&plan.build()?).await
+        ViewTable::new(plan, None)
+            .scan(state, projection, filters, limit)
+            .await
     }
 
     fn supports_filters_pushdown(
