@@ -310,7 +310,12 @@ fn main() {
 
         if run("mllp") {
             let mut chunks = all.chunks(wanted);
-            for connections in [1usize, 8, 32] {
+            // `BRIGHT_BENCH_CONNECTIONS=32` runs only that count (e.g. under a profiler).
+            let counts: Vec<usize> = std::env::var("BRIGHT_BENCH_CONNECTIONS")
+                .ok()
+                .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+                .unwrap_or_else(|| vec![1, 8, 32]);
+            for connections in counts {
                 let chunk = chunks.next().expect("messages for this run").to_vec();
                 let per = chunk.len().div_ceil(connections);
                 let started = Instant::now();

@@ -1,7 +1,12 @@
 //! HL7 v2 ADT messages: from the text a patient administration system sends to one
 //! `adt_events` row, and the acknowledgement it gets back.
 //!
-//! Parsing is structural (the `hl7-parser` crate); what the fields mean follows the HL7 v2.4
+//! Parsing is structural: a message is split into segments, fields, repeats and components
+//! (HL7's grammar has no escapes in its structure: an escaped separator travels as `\F\`), and
+//! only the dozen fields bright keeps are split at all; values are decoded, and timestamps
+//! read, by the `hl7-parser` crate. (Building its whole `Message`, every field, repeat and
+//! component of PID included, took about two fifths of the listener's CPU a message.) What
+//! the fields mean follows the HL7 v2.4
 //! UK profile as NHS trusts send it: the NHS number in PID-3 with assigning authority `NHS`
 //! and type `NH`, the visit number in PV1-19 (cancellations match on it), the ward, bed and
 //! site in PV1-3, the treatment function in PV1-10. Names, addresses and dates of birth are
@@ -21,7 +26,6 @@ use bright_engine::pseudonym::{LOCAL_ID, NHS_NUMBER, PseudoKey};
 use bright_engine::schema::{MAX_CODE_CHARS, Table, adt_events, common};
 use chrono::{DateTime, FixedOffset, LocalResult, NaiveDateTime, Utc};
 use chrono_tz::Tz;
-use hl7_parser::Message;
 use hl7_parser::datetime::TimeStamp;
 use hl7_parser::message::Separators;
 
@@ -233,6 +237,64 @@ pub fn header(text: &str) -> Result<Header, Hl7Error> {
     read_header(&message)
 }
 
+/// A message split into its segments; fields are found when asked for.
+struct Message<'m> {
+    separators: Separators,
+    /// Each segment's text from its name on, MSH first.
+    segments: Vec<&'m str>,
+}
+
+/// One segment of a [`Message`].
+#[derive(Clone, Copy)]
+struct Segment<'m> {
+    text: &'m str,
+    separators: Separators,
+}
+
+impl<'m> Segment<'m> {
+    /// Field `n` (`SEG-n`) as sent, repeats and all; `None` past the segment's last field.
+    fn field(&self, n: usize) -> Option<&'m str> {
+        if self.text.starts_with("MSH") {
+            // MSH-1 is the field separator itself, so MSH's fields start at MSH-2.
+            return match n {
+                0 => None,
+                1 => self.text.get(3..4),
+                _ => self.text.split(self.separators.field).nth(n - 1),
+            };
+        }
+        self.text.split(self.separators.field).nth(n)
+    }
+
+    /// The repeats of field `n`.
+    fn repeats(&self, n: usize) -> impl Iterator<Item = &'m str> + use<'m> {
+        let repetition = self.separators.repetition;
+        self.field(n)
+            .into_iter()
+            .flat_map(move |f| f.split(repetition))
+    }
+
+    /// Component `c` (1-based) of `field`'s first repeat (or of a repeat).
+    fn component(&self, field: &'m str, c: usize) -> Option<&'m str> {
+        let first = field.split(self.separators.repetition).next()?;
+        first
+            .split(self.separators.component)
+            .nth(c.checked_sub(1)?)
+    }
+}
+
+impl<'m> Message<'m> {
+    /// The first segment named `name`.
+    fn segment(&self, name: &str) -> Option<Segment<'m>> {
+        self.segments
+            .iter()
+            .find(|s| s.get(..3) == Some(name))
+            .map(|&text| Segment {
+                text,
+                separators: self.separators,
+            })
+    }
+}
+
 fn parse(text: &str) -> Result<Message<'_>, Hl7Error> {
     if !text.starts_with("MSH") {
         return Err(Hl7Error::reject(
@@ -241,23 +303,59 @@ fn parse(text: &str) -> Result<Message<'_>, Hl7Error> {
             "not an HL7 v2 message: it must start with an MSH segment",
         ));
     }
-    // Senders and files differ in line endings; segments are split on any of them.
-    Message::parse_with_lenient_newlines(text.trim_end_matches(['\r', '\n']), true).map_err(|e| {
-        Hl7Error::reject(
+    let text = text.trim_end_matches(['\r', '\n']);
+    // MSH-1 and MSH-2: the field separator, then the component, repetition, escape and
+    // subcomponent characters.
+    let mut given = text[3..].chars();
+    let mut next = || given.next().filter(char::is_ascii);
+    let (Some(field), Some(component), Some(repetition), Some(escape), Some(subcomponent)) =
+        (next(), next(), next(), next(), next())
+    else {
+        return Err(Hl7Error::reject(
             Some("MSH"),
             100,
-            format!("not a valid HL7 v2 message ({e})"),
-        )
+            "not a valid HL7 v2 message (MSH-1 and MSH-2 must give five ASCII separators)",
+        ));
+    };
+    let separators = Separators {
+        field,
+        component,
+        repetition,
+        escape,
+        subcomponent,
+        lenient_newlines: true,
+    };
+    // Senders and files differ in line endings; segments are split on any of them. A
+    // segment is a name of three letters or digits, then its fields; reading stops before
+    // anything else.
+    let mut segments = Vec::with_capacity(8);
+    for segment in text.split(['\r', '\n']).filter(|s| !s.is_empty()) {
+        let mut chars = segment.chars();
+        let named = chars
+            .by_ref()
+            .take(3)
+            .filter(|c| c.is_alphanumeric())
+            .count()
+            == 3;
+        if !named || chars.next() != Some(field) {
+            break;
+        }
+        segments.push(segment);
+    }
+    Ok(Message {
+        separators,
+        segments,
     })
 }
 
 /// A field (`SEG-n`), a component of it (`SEG-n.c`), decoded; `None` when empty or absent.
 fn value(message: &Message<'_>, segment: &str, field: usize, component: usize) -> Option<String> {
-    let f = message.segment(segment)?.field(field)?;
+    let s = message.segment(segment)?;
+    let f = s.field(field)?;
     let raw = if component == 0 {
-        f.raw_value()
+        f
     } else {
-        f.component(component)?.raw_value()
+        s.component(f, component)?
     };
     // Most values hold no escape sequence: they are taken as they are, without decoding.
     let decoded = if raw.contains(message.separators.escape) {
@@ -288,10 +386,10 @@ fn read_header(message: &Message<'_>) -> Result<Header, Hl7Error> {
 pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), Hl7Error> {
     let message = parse(text)?;
     let header = read_header(&message)?;
-    if !["2.3", "2.4", "2.5"]
-        .iter()
-        .any(|v| header.version == *v || header.version.starts_with(&format!("{v}.")))
-    {
+    if !["2.3", "2.4", "2.5"].iter().any(|v| {
+        (header.version.strip_prefix(v))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    }) {
         return Err(Hl7Error::reject(
             Some("MSH-12"),
             203,
@@ -333,16 +431,14 @@ pub fn parse_adt(text: &str, config: &AdtConfig) -> Result<(Header, AdtEvent), H
     }
     let bounds = config.window.at(Utc::now());
     let time = |segment: &str, field: usize| -> Result<Option<i64>, Hl7Error> {
-        let name = format!("{segment}-{field}");
         match value(&message, segment, field, 1) {
             None => Ok(None),
-            Some(text) => {
-                bounded(&name, &text, MAX_CODE_CHARS)?;
-                micros(&text, config.time_zone)
-                    .and_then(|t| bounds.check_time(t))
-                    .map(Some)
-                    .map_err(|reason| Hl7Error::content(&name, 102, reason))
-            }
+            // The field's name is written only for an error.
+            Some(text) => crate::transforms::too_long(&text, MAX_CODE_CHARS)
+                .map_or_else(|| micros(&text, config.time_zone), Err)
+                .and_then(|t| bounds.check_time(t))
+                .map(Some)
+                .map_err(|reason| Hl7Error::content(&format!("{segment}-{field}"), 102, reason)),
         }
     };
     // Every value stored is bounded by its column's length.
@@ -476,12 +572,13 @@ fn pseudonym_of(
     org: &str,
     key: &PseudoKey,
 ) -> Option<String> {
-    let ids = message.segment(segment)?.field(field)?;
+    let segment = message.segment(segment)?;
     let mut local = None;
-    for id in ids.repeats() {
+    for id in segment.repeats(field) {
         let part = |n: usize| {
-            id.component(n)
-                .map(|c| message.separators.decode(c.raw_value()).to_string())
+            segment
+                .component(id, n)
+                .map(|c| message.separators.decode(c).to_string())
                 .unwrap_or_default()
         };
         let number = part(1);
@@ -790,6 +887,88 @@ PV1|1|I|WD1^^B04^S1|21||||||300|||||||||RXXV000000001\r";
     }
 
     #[test]
+    fn fields_are_found_where_a_full_parse_puts_them() {
+        // hl7-parser builds every field, repeat and component; bright splits only the fields it
+        // reads. Both must see the same values, whatever the separators and line endings.
+        let merge = "MSH|^~\\&|PAS|RXX|BRIGHT|RXX|20250331090500||ADT^A40^ADT_A39|M2|P|2.4\r\
+EVN|A40|20250331090500\r\
+PID|1||9434765919^^^NHS^NH~H123^^^RXX^MR\r\
+MRG|T000001^^^RXX^MR~^^^^\r\
+PV1|1|I|||||||||||||||||||\r";
+        let messages = [
+            A01.to_string(),
+            A01.replace('\r', "\n"),
+            A01.replace('\r', "\r\n"),
+            merge.to_string(),
+            // Other separators, as MSH-1 and MSH-2 may name them.
+            A01.replace('|', "#")
+                .replace('^', "$")
+                .replace('~', "*")
+                .replace('&', "@"),
+            // Escapes, subcomponents, empty and trailing fields, a Z-segment and NK1.
+            replace(
+                A01,
+                "PV1|1|I|WD1^^B04^S1|",
+                "PV1|1|I|A\\T\\E^^1\\F\\2&x^S1~W2^^^S2||",
+            ) + "NK1|1|DOE^JOHN|||\rZXY|a^b~c&d||\r",
+            // Reading stops at a segment that is not one (a name of three letters or digits).
+            format!("{A01}P-1|x|y\rPV2|1\r"),
+            format!("{A01}ZZZ\rPV2|1\r"),
+        ];
+        for text in &messages {
+            let trimmed = text.trim_end_matches(['\r', '\n']);
+            let full = hl7_parser::Message::parse_with_lenient_newlines(trimmed, true)
+                .expect("the full parse reads it");
+            let ours = parse(text).expect("bright reads it");
+            let names: Vec<&str> = full.segments().map(|s| s.name).collect();
+            let read: Vec<&str> = ours.segments.iter().filter_map(|s| s.get(..3)).collect();
+            assert_eq!(read, names, "{text:?}");
+            for segment in full.segments() {
+                let mine = ours.segment(segment.name).expect("found");
+                if full.segment(segment.name).map(|s| s.range.clone())
+                    != Some(segment.range.clone())
+                {
+                    // A later segment of the same name: looked up by name, the first is found.
+                    continue;
+                }
+                for n in 1..segment.fields().count() + 3 {
+                    let field = segment.field(n);
+                    assert_eq!(
+                        mine.field(n),
+                        field.map(|f| f.raw_value()),
+                        "{}-{n} in {text:?}",
+                        segment.name
+                    );
+                    let Some(field) = field else { continue };
+                    if segment.name == "MSH" && n <= 2 {
+                        // The separators themselves: never split.
+                        continue;
+                    }
+                    for c in 1..8 {
+                        assert_eq!(
+                            mine.field(n).and_then(|f| mine.component(f, c)),
+                            field.component(c).map(|c| c.raw_value()),
+                            "{}-{n}.{c} in {text:?}",
+                            segment.name
+                        );
+                    }
+                    let repeats: Vec<&str> = field.repeats().map(|r| r.raw_value()).collect();
+                    assert_eq!(mine.repeats(n).collect::<Vec<_>>(), repeats);
+                }
+            }
+        }
+        for (text, why) in [
+            ("MSH|^~", "five ASCII separators"),
+            ("MSH|^~\\é|", "five ASCII separators"),
+            ("EVN|A01", "must start with an MSH segment"),
+        ] {
+            let error = parse(text).err().expect("refused");
+            assert!(error.reason.contains(why), "{text}: {}", error.reason);
+            assert_eq!(error.ack, AckCode::Reject);
+        }
+    }
+
+    #[test]
     fn files_split_into_messages_whatever_their_line_endings() {
         let two = format!("{A01}{}", A01.replace("MSG0000000001", "MSG0000000002"));
         let crlf = two.replace('\r', "\r\n");
@@ -843,39 +1022,62 @@ PV1|1|I|WD1^^B04^S1|21||||||300|||||||||RXXV000000001\r";
         assert_eq!(admission.prior_patient_key, None);
     }
 
+    /// A value of an ACK as an independent parser (hl7-parser's full parse) reads it.
+    fn full_value(
+        message: &hl7_parser::Message<'_>,
+        segment: &str,
+        field: usize,
+        component: usize,
+    ) -> Option<String> {
+        let f = message.segment(segment)?.field(field)?;
+        let raw = if component == 0 {
+            f.raw_value()
+        } else {
+            f.component(component)?.raw_value()
+        };
+        let decoded = message.separators.decode(raw).to_string();
+        let trimmed = decoded.trim();
+        (!trimmed.is_empty()).then(|| trimmed.to_string())
+    }
+
     #[test]
     fn acks_echo_the_control_id_and_explain_errors() {
         let now = "2025-03-31T08:05:01Z".parse::<DateTime<Utc>>().expect("t");
         let (header, _) = parse_adt(A01, &config()).expect("parses");
         let ok = ack(&header, AckCode::Accept, None, now);
-        let parsed = Message::parse(ok.trim_end_matches('\r')).expect("our ACK parses");
-        assert_eq!(value(&parsed, "MSA", 1, 0).as_deref(), Some("AA"));
+        let parsed = hl7_parser::Message::parse(ok.trim_end_matches('\r')).expect("our ACK parses");
+        assert_eq!(full_value(&parsed, "MSA", 1, 0).as_deref(), Some("AA"));
         assert_eq!(
-            value(&parsed, "MSA", 2, 0).as_deref(),
+            full_value(&parsed, "MSA", 2, 0).as_deref(),
             Some("MSG0000000001")
         );
-        assert_eq!(value(&parsed, "MSH", 9, 1).as_deref(), Some("ACK"));
-        assert_eq!(value(&parsed, "MSH", 5, 0).as_deref(), Some("PAS"));
+        assert_eq!(full_value(&parsed, "MSH", 9, 1).as_deref(), Some("ACK"));
+        assert_eq!(full_value(&parsed, "MSH", 5, 0).as_deref(), Some("PAS"));
         assert!(parsed.segment("ERR").is_none());
 
         let text = replace(A01, "RXXV000000001", "");
         let e = parse_adt(&text, &config()).expect_err("no visit");
         let bad = ack(&header, e.ack, Some(&e), now);
-        let parsed = Message::parse(bad.trim_end_matches('\r')).expect("our ACK parses");
-        assert_eq!(value(&parsed, "MSA", 1, 0).as_deref(), Some("AE"));
-        assert_eq!(value(&parsed, "ERR", 2, 0).as_deref(), Some("PV1^1^19"));
-        assert_eq!(value(&parsed, "ERR", 3, 1).as_deref(), Some("101"));
+        let parsed =
+            hl7_parser::Message::parse(bad.trim_end_matches('\r')).expect("our ACK parses");
+        assert_eq!(full_value(&parsed, "MSA", 1, 0).as_deref(), Some("AE"));
+        assert_eq!(
+            full_value(&parsed, "ERR", 2, 0).as_deref(),
+            Some("PV1^1^19")
+        );
+        assert_eq!(full_value(&parsed, "ERR", 3, 1).as_deref(), Some("101"));
         assert!(
-            value(&parsed, "MSA", 3, 0)
+            full_value(&parsed, "MSA", 3, 0)
                 .expect("text")
                 .contains("PV1-19: A01 needs the visit number")
         );
         // Separators inside the reason are escaped, not taken as structure.
         let odd = Hl7Error::content("PV1-2", 103, "class 'A|B^C' is unknown");
         let escaped = ack(&header, odd.ack, Some(&odd), now);
-        let parsed = Message::parse(escaped.trim_end_matches('\r')).expect("our ACK parses");
+        let parsed =
+            hl7_parser::Message::parse(escaped.trim_end_matches('\r')).expect("our ACK parses");
         assert_eq!(
-            value(&parsed, "ERR", 8, 0).as_deref(),
+            full_value(&parsed, "ERR", 8, 0).as_deref(),
             Some("class 'A|B^C' is unknown")
         );
     }

@@ -33,6 +33,11 @@ use crate::lake::CommitChange;
 const MERGE_AFTER: usize = 64;
 /// Batches at least this big are left as they are.
 const BIG_BATCH: usize = 8192;
+/// Merges happen in tiers: batches under `MERGE_AFTER` rows (a message each) merge among
+/// themselves, and the merged ones merge again once as many wait, until `BIG_BATCH`. With one
+/// tier a merged batch was merged again with each further 63 messages, so every row was
+/// copied about sixty times before the batch reached `BIG_BATCH`; now three or four.
+const MERGE_TIERS: [usize; 2] = [MERGE_AFTER, BIG_BATCH];
 
 /// What a materialised result was computed from: the Delta version and the buffer's version.
 pub(super) type Version = (Option<u64>, u64);
@@ -381,18 +386,20 @@ impl LiveTable {
             .back_mut()
             .expect("a generation was just ensured");
         generation.batches.push(batch);
-        let small = generation
-            .batches
-            .iter()
-            .rev()
-            .take_while(|b| b.num_rows() < BIG_BATCH)
-            .count();
-        if small >= MERGE_AFTER {
-            let start = generation.batches.len() - small;
-            let schema = generation.batches[start].schema();
-            let merged = concat_batches(&schema, &generation.batches[start..])?;
-            generation.batches.truncate(start);
-            generation.batches.push(merged);
+        for below in MERGE_TIERS {
+            let small = generation
+                .batches
+                .iter()
+                .rev()
+                .take_while(|b| b.num_rows() < below)
+                .count();
+            if small >= MERGE_AFTER {
+                let start = generation.batches.len() - small;
+                let schema = generation.batches[start].schema();
+                let merged = concat_batches(&schema, &generation.batches[start..])?;
+                generation.batches.truncate(start);
+                generation.batches.push(merged);
+            }
         }
         state.buffer_version += 1;
         drop(state);

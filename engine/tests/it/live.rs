@@ -93,6 +93,54 @@ async fn buffered_rows_are_queryable_at_once_and_counted_once_across_a_flush() {
     assert!(engine.buffer_append(Table::AdtEvents, wrong).is_err());
 }
 
+/// MLLP buffers a batch per message: thousands of one-row batches are merged as they gather
+/// (into few batches, in tiers so a row is not copied again with every message), and every
+/// row stays, once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_row_batches_are_merged_as_they_gather_and_keep_every_row_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = fixture_engine(dir.path()).await;
+    let lake_rows: usize = count(&engine, "SELECT count(*) FROM adt_events")
+        .await
+        .parse()
+        .expect("n");
+    let messages = 5_000;
+    for i in 0..messages {
+        let line = V10.replacen("PAS/ADT/j1", &format!("PAS/ADT/m{i:05}"), 1);
+        engine
+            .buffer_append(Table::AdtEvents, csv_batch(Table::AdtEvents, &line))
+            .expect("buffers");
+    }
+    assert_eq!(engine.buffered_rows(Table::AdtEvents), messages);
+    assert_eq!(
+        count(&engine, "SELECT count(*) FROM adt_events").await,
+        (lake_rows + messages).to_string()
+    );
+    let (_, sealed) = engine
+        .buffer_seal(Table::AdtEvents)
+        .expect("seals")
+        .expect("rows");
+    assert!(sealed.len() < 2 * 64, "{} batches", sealed.len());
+    let ids: Vec<String> = sealed
+        .iter()
+        .flat_map(|b| {
+            let ids = bright_engine::arrow::compute::cast(
+                b.column_by_name("event_id").expect("event_id"),
+                &bright_engine::arrow::datatypes::DataType::Utf8,
+            )
+            .expect("text");
+            (0..ids.len())
+                .map(|r| {
+                    bright_engine::arrow::util::display::array_value_to_string(&ids, r)
+                        .expect("renders")
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let expected: Vec<String> = (0..messages).map(|i| format!("PAS/ADT/m{i:05}")).collect();
+    assert_eq!(ids, expected);
+}
+
 /// A late attendance for a closed period arrives through ingest: the cache recomputes that
 /// period on the next tick from the buffer, without waiting for the flush.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
