@@ -237,32 +237,36 @@ pub fn header(text: &str) -> Result<Header, Hl7Error> {
     read_header(&message)
 }
 
-/// A message split into its segments; fields are found when asked for.
+/// A message split into its segments and their fields.
 struct Message<'m> {
     separators: Separators,
-    /// Each segment's text from its name on, MSH first.
-    segments: Vec<&'m str>,
+    /// MSH first.
+    segments: Vec<Segment<'m>>,
 }
 
 /// One segment of a [`Message`].
-#[derive(Clone, Copy)]
 struct Segment<'m> {
-    text: &'m str,
+    /// The name, then the fields as sent (for MSH, from MSH-2 on).
+    fields: Vec<&'m str>,
+    /// MSH-1, when this is MSH: the field separator itself.
+    msh_1: Option<&'m str>,
     separators: Separators,
 }
 
 impl<'m> Segment<'m> {
+    fn name(&self) -> &'m str {
+        self.fields[0]
+    }
+
     /// Field `n` (`SEG-n`) as sent, repeats and all; `None` past the segment's last field.
     fn field(&self, n: usize) -> Option<&'m str> {
-        if self.text.starts_with("MSH") {
-            // MSH-1 is the field separator itself, so MSH's fields start at MSH-2.
-            return match n {
-                0 => None,
-                1 => self.text.get(3..4),
-                _ => self.text.split(self.separators.field).nth(n - 1),
-            };
+        match (self.msh_1, n) {
+            (_, 0) => None,
+            (Some(separator), 1) => Some(separator),
+            // MSH's fields start at MSH-2.
+            (Some(_), n) => self.fields.get(n - 1).copied(),
+            (None, n) => self.fields.get(n).copied(),
         }
-        self.text.split(self.separators.field).nth(n)
     }
 
     /// The repeats of field `n`.
@@ -284,14 +288,8 @@ impl<'m> Segment<'m> {
 
 impl<'m> Message<'m> {
     /// The first segment named `name`.
-    fn segment(&self, name: &str) -> Option<Segment<'m>> {
-        self.segments
-            .iter()
-            .find(|s| s.get(..3) == Some(name))
-            .map(|&text| Segment {
-                text,
-                separators: self.separators,
-            })
+    fn segment(&self, name: &str) -> Option<&Segment<'m>> {
+        self.segments.iter().find(|s| s.name() == name)
     }
 }
 
@@ -340,7 +338,11 @@ fn parse(text: &str) -> Result<Message<'_>, Hl7Error> {
         if !named || chars.next() != Some(field) {
             break;
         }
-        segments.push(segment);
+        segments.push(Segment {
+            fields: segment.split(field).collect(),
+            msh_1: segment.starts_with("MSH").then(|| &segment[3..4]),
+            separators,
+        });
     }
     Ok(Message {
         separators,
@@ -921,7 +923,7 @@ PV1|1|I|||||||||||||||||||\r";
                 .expect("the full parse reads it");
             let ours = parse(text).expect("bright reads it");
             let names: Vec<&str> = full.segments().map(|s| s.name).collect();
-            let read: Vec<&str> = ours.segments.iter().filter_map(|s| s.get(..3)).collect();
+            let read: Vec<&str> = ours.segments.iter().map(Segment::name).collect();
             assert_eq!(read, names, "{text:?}");
             for segment in full.segments() {
                 let mine = ours.segment(segment.name).expect("found");

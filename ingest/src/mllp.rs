@@ -14,8 +14,8 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bright_engine::arrow::array::AsArray;
@@ -26,20 +26,23 @@ use bright_engine::schema::Table;
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::health::FeedHealth;
-use crate::hl7::{AckCode, AdtConfig, Header, Hl7Error, ack, header, parse_adt};
+use crate::hl7::{AckCode, AdtConfig, AdtEvent, Header, Hl7Error, ack, header, parse_adt};
 use crate::quarantine::{Quarantine, Refused};
 use crate::sink::{Issue, Sink};
 
 const START: u8 = 0x0B;
 const END: u8 = 0x1C;
 const CR: u8 = 0x0D;
+
+/// Most messages stored in one batch.
+const MAX_GROUP: usize = 1024;
 
 pub use bright_engine::ingest_api::ADT_OWNER;
 
@@ -229,6 +232,52 @@ pub struct Listener {
     wards: Option<Arc<HashSet<(String, String)>>>,
     health: Option<Arc<FeedHealth>>,
     quarantine: Option<Arc<Quarantine>>,
+    /// Where parsed messages wait to be stored together ([`store_groups`]); started by the
+    /// first message, shared by every connection.
+    groups: Arc<OnceLock<mpsc::UnboundedSender<Waiting>>>,
+}
+
+/// A parsed message waiting to be stored with those that arrived meanwhile; told whether its
+/// row was new (false: already held), or why it could not be stored.
+#[derive(Debug)]
+struct Waiting {
+    event: AdtEvent,
+    stored: oneshot::Sender<Result<bool, String>>,
+}
+
+/// Stores the messages of every connection in groups: while one group goes to the log, the
+/// next gathers. A message then costs a part of one batch, admission, log record and buffer
+/// append instead of one of each, which it took when each message stored its own one-row
+/// batch.
+async fn store_groups(
+    sink: Arc<Sink>,
+    feed: String,
+    mut waiting: mpsc::UnboundedReceiver<Waiting>,
+) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while waiting.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let mut builder = BatchBuilder::with_rows(Table::AdtEvents, group.len());
+        for message in &group {
+            message.event.append_to(&mut builder, &feed);
+        }
+        let stored = match builder.finish() {
+            Ok(batch) => sink.write(Table::AdtEvents, batch).await,
+            Err(e) => Err(e.into()),
+        };
+        match stored {
+            Ok(written) => {
+                for (i, message) in group.drain(..).enumerate() {
+                    let _ = message.stored.send(Ok(written.new_rows.value(i)));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                for message in group.drain(..) {
+                    let _ = message.stored.send(Err(reason.clone()));
+                }
+            }
+        }
+    }
 }
 
 impl Listener {
@@ -241,6 +290,7 @@ impl Listener {
             wards: None,
             health: None,
             quarantine: None,
+            groups: Arc::new(OnceLock::new()),
         }
     }
 
@@ -346,17 +396,17 @@ impl Listener {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin,
     {
-        let (read, mut write) = tokio::io::split(stream);
-        let mut reader = BufReader::new(read);
+        // One message at a time, read then answered: the reader's stream is written directly.
+        let mut reader = BufReader::new(stream);
         loop {
             // While the lake is behind, read nothing: the sender keeps its unacknowledged
             // messages queued, and bright's memory stays bounded.
             if self.sink.busy() {
                 self.stats.paused.fetch_add(1, Ordering::Relaxed);
-            }
-            tokio::select! {
-                () = self.sink.room() => {}
-                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                tokio::select! {
+                    () = self.sink.room() => {}
+                    _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                }
             }
             let next = tokio::select! {
                 next = tokio::time::timeout(
@@ -370,7 +420,7 @@ impl Listener {
                 Ok(next) => match next? {
                     Frame::Message(bytes) => {
                         let (_, answer) = self.handle(&decode(bytes)).await;
-                        write.write_all(&frame(&answer)).await?;
+                        reader.get_mut().write_all(&frame(&answer)).await?;
                         continue;
                     }
                     Frame::Closed => return Ok(()),
@@ -394,6 +444,7 @@ impl Listener {
                 Some(&error),
                 Utc::now(),
             );
+            let write = reader.get_mut();
             write.write_all(&frame(&answer)).await?;
             write.shutdown().await?;
             return Ok(());
@@ -406,30 +457,25 @@ impl Listener {
         let now = Utc::now();
         match parse_adt(message, &self.adt) {
             Ok((header, event)) => {
-                let mut builder = BatchBuilder::with_rows(Table::AdtEvents, 1);
-                event.append_to(&mut builder, &self.config.feed);
-                let stored = match builder.finish() {
-                    Ok(batch) => self.sink.write(Table::AdtEvents, batch).await,
-                    Err(e) => Err(e.into()),
-                };
-                match stored {
-                    Ok(written) => {
-                        self.stats
-                            .accepted
-                            .fetch_add(written.stored as u64, Ordering::Relaxed);
-                        self.stats
-                            .duplicates
-                            .fetch_add(written.duplicates as u64, Ordering::Relaxed);
+                // Worked out now, recorded only if the row is new.
+                let mut issues = event.suspicious(now.timestamp_micros());
+                if let (Some(wards), Some(ward)) = (&self.wards, &event.ward)
+                    && !wards.contains(&(event.org_code.clone(), ward.clone()))
+                {
+                    issues.push(format!("ward '{ward}' is not in the bed base"));
+                }
+                match self.store(event).await {
+                    Ok(new) => {
+                        let counter = if new {
+                            &self.stats.accepted
+                        } else {
+                            &self.stats.duplicates
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
                         if let Some(health) = &self.health {
                             health.delivered(&self.config.feed, 1, now);
                         }
-                        if written.stored > 0 {
-                            let mut issues = event.suspicious(now.timestamp_micros());
-                            if let (Some(wards), Some(ward)) = (&self.wards, &event.ward)
-                                && !wards.contains(&(event.org_code.clone(), ward.clone()))
-                            {
-                                issues.push(format!("ward '{ward}' is not in the bed base"));
-                            }
+                        if new {
                             for issue in issues {
                                 self.stats.flagged.fetch_add(1, Ordering::Relaxed);
                                 self.record_issue(&header, &issue).await;
@@ -460,6 +506,26 @@ impl Listener {
                 (error.ack, ack(&header, error.ack, Some(&error), now))
             }
         }
+    }
+
+    /// Stores a parsed message's row with the others waiting; true when it is new.
+    async fn store(&self, event: AdtEvent) -> Result<bool, String> {
+        let groups = self.groups.get_or_init(|| {
+            let (send, receive) = mpsc::unbounded_channel();
+            tokio::spawn(store_groups(
+                self.sink.clone(),
+                self.config.feed.clone(),
+                receive,
+            ));
+            send
+        });
+        let (stored, answer) = oneshot::channel();
+        groups
+            .send(Waiting { event, stored })
+            .map_err(|_| "the store has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the store stopped before answering".to_string())?
     }
 
     /// Keeps a refused message in the quarantine, if there is one. A failure is logged and

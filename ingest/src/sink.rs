@@ -53,12 +53,25 @@ pub enum SinkError {
 }
 
 /// What a write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Written {
     /// Rows now durable and queryable.
     pub stored: usize,
     /// Rows already held (retransmissions), not stored again.
     pub duplicates: usize,
+    /// For each row of the batch written, whether it was stored (false: already held).
+    pub new_rows: BooleanArray,
+}
+
+impl Default for Written {
+    /// Nothing written.
+    fn default() -> Self {
+        Written {
+            stored: 0,
+            duplicates: 0,
+            new_rows: BooleanArray::from(Vec::<bool>::new()),
+        }
+    }
 }
 
 /// A data-quality issue for `dq_issues`: the feed, trust and record it is about, why, and the
@@ -529,7 +542,11 @@ impl Sink {
         }
         drop(seen);
         let claimed = BooleanArray::from(claimed);
-        let fresh = filter_record_batch(batch, &claimed)?;
+        let fresh = if claimed.true_count() == claimed.len() {
+            batch.clone()
+        } else {
+            filter_record_batch(batch, &claimed)?
+        };
         let duplicates = batch.num_rows() - fresh.num_rows();
         Ok(Admitted {
             fresh,
@@ -592,6 +609,7 @@ impl Sink {
         let _shared = self.gate.read().await;
         let admitted = self.admit(table, &batch).await?;
         let duplicates = admitted.duplicates;
+        let new_rows = admitted.claimed.clone();
         if duplicates > 0 {
             // The first copy may still be on its way to disk: answer only once it is there
             // (a failed write stops the log, so this then fails too and nothing is
@@ -602,6 +620,7 @@ impl Sink {
             return Ok(Written {
                 stored: 0,
                 duplicates,
+                new_rows,
             });
         }
         let entry = Entry {
@@ -621,7 +640,11 @@ impl Sink {
         if buffered >= self.flush_rows.load(std::sync::atomic::Ordering::Relaxed) {
             self.full.notify_one();
         }
-        Ok(Written { stored, duplicates })
+        Ok(Written {
+            stored,
+            duplicates,
+            new_rows,
+        })
     }
 
     /// Writes everything buffered to the lake (one commit per table), then drops it from the

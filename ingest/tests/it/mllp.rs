@@ -507,6 +507,84 @@ async fn a_busy_sink_stops_mllp_reading_until_a_flush() {
     assert_eq!(count(&engine, "SELECT count(*) FROM adt_events").await, 2);
 }
 
+/// Connections' messages are stored together in groups: sixteen senders at once, each sending
+/// the same ten messages (one dated tomorrow, which is flagged) and ten of its own. Every
+/// message is answered AA; each is stored once, the copies counted as duplicates, and the
+/// flag recorded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_from_many_connections_at_once_are_each_answered_and_stored_once() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = crate::support::lake(dir.path()).await;
+    let (sink, port, stats, _stop) = start(&lake, &dir.path().join("wal")).await;
+    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1))
+        .format("%Y%m%d%H%M%S+0000")
+        .to_string();
+    let shared: Vec<String> = (0..10)
+        .map(|i| {
+            let message = a01(&format!("S{i}"), "W1");
+            if i == 0 {
+                message.replace("20250701093000+0100", &tomorrow)
+            } else {
+                message
+            }
+        })
+        .collect();
+    let senders = 16;
+    let clients: Vec<_> = (0..senders)
+        .map(|c| {
+            let mut messages = shared.clone();
+            messages.extend((0..10).map(|i| a01(&format!("C{c}M{i}"), "W2")));
+            tokio::spawn(async move {
+                let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .expect("connects");
+                let mut acks = Vec::new();
+                for message in messages {
+                    socket
+                        .write_all(&bright_ingest::mllp::frame(&message))
+                        .await
+                        .expect("sends");
+                    acks.push(read_ack(&mut socket).await);
+                }
+                acks
+            })
+        })
+        .collect();
+    let mut answered = 0;
+    for client in clients {
+        for ack in client.await.expect("client") {
+            assert!(ack.contains("MSA|AA|"), "{ack}");
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, senders * 20);
+    let unique = 10 + senders * 10;
+    let engine = sink.engine().clone();
+    assert_eq!(
+        count(&engine, "SELECT count(*) FROM adt_events").await,
+        unique
+    );
+    assert_eq!(
+        count(&engine, "SELECT count(DISTINCT event_id) FROM adt_events").await,
+        unique
+    );
+    assert_eq!(stats.accepted.load(Ordering::Relaxed), unique as u64);
+    assert_eq!(
+        stats.duplicates.load(Ordering::Relaxed),
+        (senders * 20 - unique) as u64
+    );
+    assert_eq!(stats.flagged.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT count(*) FROM dq_issues WHERE reason LIKE '%in the future%'"
+        )
+        .await,
+        1
+    );
+}
+
 // Regression: 60 acknowledged messages, the log's last segment cut to half its length, and
 // the restart went on with one warning while 30 acknowledged rows were gone without a count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
