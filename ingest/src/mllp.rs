@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bright_engine::arrow::array::AsArray;
@@ -233,8 +233,8 @@ pub struct Listener {
     health: Option<Arc<FeedHealth>>,
     quarantine: Option<Arc<Quarantine>>,
     /// Where parsed messages wait to be stored together ([`store_groups`]); started by the
-    /// first message, shared by every connection.
-    groups: Arc<OnceLock<mpsc::UnboundedSender<Waiting>>>,
+    /// first message (and again should it ever stop), shared by every connection.
+    groups: Arc<Mutex<Option<mpsc::UnboundedSender<Waiting>>>>,
 }
 
 /// A parsed message waiting to be stored with those that arrived meanwhile; told whether its
@@ -290,7 +290,7 @@ impl Listener {
             wards: None,
             health: None,
             quarantine: None,
-            groups: Arc::new(OnceLock::new()),
+            groups: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -510,15 +510,24 @@ impl Listener {
 
     /// Stores a parsed message's row with the others waiting; true when it is new.
     async fn store(&self, event: AdtEvent) -> Result<bool, String> {
-        let groups = self.groups.get_or_init(|| {
-            let (send, receive) = mpsc::unbounded_channel();
-            tokio::spawn(store_groups(
-                self.sink.clone(),
-                self.config.feed.clone(),
-                receive,
-            ));
-            send
-        });
+        let groups = {
+            let mut held = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+            match held.as_ref().filter(|send| !send.is_closed()) {
+                Some(send) => send.clone(),
+                // Not started, or stopped by a panic: the messages it held are answered AR
+                // (their answers were dropped) and later ones go to a new one.
+                None => {
+                    let (send, receive) = mpsc::unbounded_channel();
+                    tokio::spawn(store_groups(
+                        self.sink.clone(),
+                        self.config.feed.clone(),
+                        receive,
+                    ));
+                    *held = Some(send.clone());
+                    send
+                }
+            }
+        };
         let (stored, answer) = oneshot::channel();
         groups
             .send(Waiting { event, stored })
