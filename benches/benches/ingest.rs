@@ -4,7 +4,8 @@
 //! connections, beside DuckDB loading the same NDJSON into Parquet.
 //!
 //! `cargo bench --workspace --bench ingest [-- MESSAGES] [mllp|http]` (default 20,000
-//! messages from the simulated PAS, and both parts). The listener, sink and write-ahead log
+//! messages from the simulated PAS, and both parts); `BRIGHT_BENCH_CONNECTIONS=32` (a
+//! comma-separated list) runs MLLP over those connection counts only, e.g. for a profiler. The listener, sink and write-ahead log
 //! run in this process over a temporary lake on the local disk; the clients are tokio tasks on
 //! loopback, each sending one message and waiting for its ACK before the next, as MLLP
 //! senders do. The peer measured
