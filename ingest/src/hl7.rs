@@ -5,12 +5,13 @@
 //! (HL7's grammar has no escapes in its structure: an escaped separator travels as `\F\`), and
 //! only the dozen fields bright keeps are split at all; values are decoded, and timestamps
 //! read, by the `hl7-parser` crate. (Building its whole `Message`, every field, repeat and
-//! component of PID included, took about two fifths of the listener's CPU a message.) What
-//! the fields mean follows the HL7 v2.4
-//! UK profile as NHS trusts send it: the NHS number in PID-3 with assigning authority `NHS`
-//! and type `NH`, the visit number in PV1-19 (cancellations match on it), the ward, bed and
-//! site in PV1-3, the treatment function in PV1-10. Names, addresses and dates of birth are
-//! read past, never kept; identifiers become keyed pseudonyms before anything else sees them.
+//! component of PID included, took about two fifths of the listener's CPU a message.)
+//!
+//! What the fields mean follows the HL7 v2.4 UK profile as NHS trusts send it: the NHS
+//! number in PID-3 with assigning authority `NHS` and type `NH`, the visit number in PV1-19
+//! (cancellations match on it), the ward, bed and site in PV1-3, the treatment function in
+//! PV1-10. Names, addresses and dates of birth are read past, never kept; identifiers become
+//! keyed pseudonyms before anything else sees them.
 //!
 //! Problems are sorted the way senders act on them: a message bright cannot take at all
 //! (not HL7, an unsupported version or message type) is rejected (`AR`), one whose content is

@@ -1,9 +1,10 @@
 //! The MLLP listener: HL7 v2 over TCP as patient administration systems send it.
 //!
 //! A frame is `0x0B message 0x1C 0x0D`. Each message is answered on the same connection, in
-//! order: `AA` only once its row is durable and queryable, `AE`/`AR` with the reason when it
-//! cannot be taken (and the reason recorded in `dq_issues`, without the message itself, which
-//! holds identifiers; the message is kept whole in the [`crate::quarantine`] when one is set).
+//! order: `AA` only once its row is durable and queryable (the messages of every connection
+//! are stored together in groups), `AE`/`AR` with the reason when it cannot be taken (and
+//! the reason recorded in `dq_issues`, without the message itself, which holds identifiers;
+//! the message is kept whole in the [`crate::quarantine`] when one is set).
 //! Messages that parse but look wrong (a time in the future, a discharge before the
 //! admission, a ward the bed base does not know) are stored and flagged there too. Frames
 //! above a size limit are refused and the connection closed, since the rest of the stream
