@@ -1140,7 +1140,9 @@ impl TableProvider for MaterialisedView {
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let need = match &self.day {
-            Some(day) if day.recent.is_some() => first_day_read(filters, &day.column),
+            Some(day) if day.recent.is_some() => {
+                first_day_read(state, filters, &self.schema, &day.column)
+            }
             _ => None,
         };
         if let Some(rows) = self.rows(state, need).await? {
@@ -1173,43 +1175,102 @@ impl TableProvider for MaterialisedView {
 }
 
 /// The first day (days since the epoch) of column `day` that `filters`, all of which hold,
-/// let through: from bounds such as `day >= DATE '…'`; `None` when they set none.
-fn first_day_read(filters: &[Expr], day: &str) -> Option<i32> {
-    use datafusion::logical_expr::{Between, BinaryExpr, Operator, utils::split_conjunction};
-    let date = |e: &Expr| match e {
-        Expr::Literal(ScalarValue::Date32(Some(d)), _) => Some(*d),
-        _ => None,
+/// let through; `None` when they set none.
+///
+/// DataFusion's interval analysis bounds the column, one conjunct at a time: it refuses a
+/// whole predicate when any part is of a kind it cannot bound (text, functions), and such a
+/// part never raises the first day anyway. Its bounds are sound, so a day it lets through is
+/// never left out; where it cannot tell, the view is read in full.
+fn first_day_read(
+    state: &dyn Session,
+    filters: &[Expr],
+    schema: &SchemaRef,
+    day: &str,
+) -> Option<i32> {
+    use datafusion::common::DFSchema;
+    use datafusion::logical_expr::expr_rewriter::unnormalize_col;
+    use datafusion::logical_expr::interval_arithmetic::Interval;
+    use datafusion::logical_expr::utils::split_conjunction;
+    use datafusion::physical_expr::intervals::utils::check_support;
+    use datafusion::physical_expr::{AnalysisContext, ExprBoundaries, analyze, expressions};
+
+    let index = schema.index_of(day).ok()?;
+    let field = schema.field(index);
+    let df_schema = DFSchema::try_from(schema.as_ref().clone()).ok()?;
+    let unbounded = ExprBoundaries {
+        column: expressions::Column::new(day, index),
+        interval: Some(Interval::make_unbounded(field.data_type()).ok()?),
+        distinct_count: Default::default(),
     };
-    let is_day = |e: &Expr| matches!(e, Expr::Column(c) if c.name == day);
-    let mut first: Option<i32> = None;
-    for filter in filters {
-        for part in split_conjunction(filter) {
-            let bound = match part {
-                Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-                    match (is_day(left), date(right), date(left), is_day(right)) {
-                        (true, Some(d), _, _) => match op {
-                            Operator::GtEq | Operator::Eq => Some(d),
-                            Operator::Gt => d.checked_add(1),
-                            _ => None,
-                        },
-                        (_, _, Some(d), true) => match op {
-                            Operator::LtEq | Operator::Eq => Some(d),
-                            Operator::Lt => d.checked_add(1),
-                            _ => None,
-                        },
-                        _ => None,
-                    }
-                }
-                Expr::Between(Between {
-                    expr,
-                    negated: false,
-                    low,
-                    ..
-                }) if is_day(expr) => date(low),
-                _ => None,
-            };
-            first = first.max(bound);
+    let lower = |part: &Expr| -> Option<i32> {
+        // A scan's filters may name the view's columns with the query's qualifier.
+        let physical = state
+            .create_physical_expr(unnormalize_col(part.clone()), &df_schema)
+            .ok()?;
+        if !check_support(&physical, schema) {
+            return None;
         }
+        let context = AnalysisContext::new(vec![unbounded.clone()]);
+        let bounded = analyze(&physical, context, schema).ok()?;
+        match bounded.boundaries.first()?.interval.as_ref()?.lower() {
+            ScalarValue::Date32(day) => *day,
+            _ => None,
+        }
+    };
+    filters
+        .iter()
+        .flat_map(split_conjunction)
+        .filter_map(lower)
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::prelude::SessionContext;
+
+    /// The first day read for filters such as the planner hands a scan: literals already
+    /// typed, columns maybe named with the query's qualifier.
+    #[test]
+    fn the_first_day_read_is_the_latest_lower_bound_the_filters_set_on_the_day() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("org", DataType::Utf8, true),
+            Field::new("day", DataType::Date32, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let state = SessionContext::new().state();
+        let day = |d: i32| lit(ScalarValue::Date32(Some(d)));
+        let first = |filters: &[Expr]| first_day_read(&state, filters, &schema, "day");
+        let d = || col("day");
+        assert_eq!(first(&[d().gt_eq(day(100))]), Some(100));
+        // A strict bound on a date keeps its day: one day more is read than asked, never less.
+        assert_eq!(first(&[d().gt(day(100))]), Some(100));
+        assert_eq!(first(&[d().eq(day(100))]), Some(100));
+        assert_eq!(first(&[day(100).lt_eq(d())]), Some(100));
+        assert_eq!(first(&[day(100).lt(d())]), Some(100));
+        assert_eq!(first(&[d().between(day(100), day(200))]), Some(100));
+        assert_eq!(
+            first(&[col("org").eq(lit("X")).and(d().gt_eq(day(100)))]),
+            Some(100),
+            "a part on text does not hide the day's bound"
+        );
+        assert_eq!(
+            first(&[d().gt_eq(day(100)), d().gt_eq(day(120))]),
+            Some(120)
+        );
+        assert_eq!(
+            first(&[Expr::Column(Column::new(Some("kpi.v"), "day")).gt_eq(day(100))]),
+            Some(100)
+        );
+        // No lower bound on the day: every day may be read.
+        assert_eq!(first(&[d().lt(day(100))]), None);
+        assert_eq!(first(&[col("n").gt_eq(lit(5i64))]), None);
+        assert_eq!(
+            first(&[d().gt_eq(day(100)).or(col("org").eq(lit("X")))]),
+            None
+        );
+        assert_eq!(first(&[d().not_between(day(100), day(200))]), None);
+        assert_eq!(first(&[]), None);
     }
-    first
 }
