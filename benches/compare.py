@@ -467,22 +467,35 @@ def land_new_rows(lake, tag, days=None):
     return added
 
 
-def open_day_in_duckdb(bright, lake, queries, manifest, params, open_day, threads, what):
+def cached_answers(bright, manifest):
+    """Every KPI's series as `bright`'s KPI cache holds it (or why it could not be read), so
+    that bright's process can end before DuckDB runs: at national scale the process still
+    holds the views its cache was computed from, gigabytes DuckDB would need."""
+    out = {}
+    for kpi in manifest["kpi"]:
+        try:
+            out[kpi["id"]] = bright.run({"bright": {"op": "cached", "id": kpi["id"]}})[1]
+        except RuntimeError as e:
+            out[kpi["id"]] = e
+    return out
+
+
+def open_day_in_duckdb(cached, lake, queries, manifest, params, open_day, threads, what):
     """Every KPI for the open day recomputed by DuckDB over `lake`, each compared with the
-    series `bright`'s KPI cache holds: DuckDB's milliseconds in all, and the disagreements."""
+    series bright's KPI cache held (`cached_answers`): DuckDB's milliseconds in all, and the
+    disagreements."""
     duck = DuckDB(lake, queries, threads)
     total, disagreements = 0.0, []
     for kpi in manifest["kpi"]:
         sql, bound = kpi_duckdb.kpi_query(queries, kpi, params, open_day)
         ms, theirs = duck.run({"duckdb": (sql, bound)})
         total += ms
-        try:
-            _, cached = bright.run({"bright": {"op": "cached", "id": kpi["id"]}})
-        except RuntimeError as e:
-            disagreements.append(f"{what} {kpi['id']}: {e}")
+        ours = cached[kpi["id"]]
+        if isinstance(ours, Exception):
+            disagreements.append(f"{what} {kpi['id']}: {ours}")
             continue
         since = bound["since"].isoformat()
-        ours = [r for r in cached if str(r[0]) >= since]
+        ours = [r for r in ours if str(r[0]) >= since]
         diff = same(answers(ours), answers(theirs))
         if diff:
             disagreements.append(f"{what} {kpi['id']}: {diff}")
@@ -536,10 +549,12 @@ def day_of_ticks(runner, lake, queries, manifest, params, open_day, landings, th
                 ticks.append(ticked["ms"])
             files = {table: open_day_files(copy / table, TICK_TABLES[table][0], days[table])
                      for table in TICK_TABLES}
-            total, differ = open_day_in_duckdb(bright, copy, queries, manifest, params,
+            cached = cached_answers(bright, manifest)
+            bright.release()
+            out["peak"] = max(out.get("peak", 0.0), bright.peak)
+            total, differ = open_day_in_duckdb(cached, copy, queries, manifest, params,
                                                open_day, threads, f"day ({way})")
             out["disagreements"] += differ
-            bright.close()
             out["ways"][way] = {"ticks": ticks, "compactions": compactions, "merged": merged,
                                 "open_day_files": files, "duckdb": total}
             print(f"day {way}: ticks {ticks[0] / 1e3:.2f} s first, {ticks[-1] / 1e3:.2f} s "
@@ -575,7 +590,9 @@ def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
             out["recomputed"] = ticked["recomputed"]
             out["changed_tables"] = ticked["changed_tables"]
             out["steps"] = ticked.get("steps", [])
-            total, differ = open_day_in_duckdb(bright, copy, queries, manifest, params,
+            cached = cached_answers(bright, manifest)
+            bright.release()
+            total, differ = open_day_in_duckdb(cached, copy, queries, manifest, params,
                                                open_day, threads, f"tick (run {run + 1})")
             out["disagreements"] += differ
             out["duckdb"].append(total)
@@ -590,7 +607,7 @@ def tick(runner, lake, queries, manifest, params, open_day, runs, threads):
         "warm": statistics.median(out["warm"]), "series": out["series"], "full": out["full"],
         "recomputed": out["recomputed"],
         "changed_tables": out["changed_tables"], "added": out["added"],
-        "steps": out["steps"], "disagreements": out["disagreements"],
+        "steps": out["steps"], "disagreements": out["disagreements"], "peak": bright.peak,
     }
 
 
@@ -681,6 +698,8 @@ def main():
                    args.runs, args.threads) if ticking else None)
     day = (day_of_ticks(args.runner, args.lake, args.queries, duck.manifest, duck.params,
                         open_day, args.landings, args.threads) if whole_day else None)
+    # The tick's and the day's processes count too (a run of the tick alone had none other).
+    peak = max([peak] + [part["peak"] for part in (ticked, day) if part])
 
     # The answers: bright against each engine that ran the query, and the tick's.
     disagreements = list(ticked["disagreements"]) if ticked else []
