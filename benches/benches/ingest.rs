@@ -3,14 +3,19 @@
 //! posted as NDJSON to `POST /api/ingest/theatre_events`: events per second over 1 and 4
 //! connections, beside DuckDB loading the same NDJSON into Parquet.
 //!
-//! `cargo bench --workspace --bench ingest [-- MESSAGES] [mllp|http]` (default 20,000
-//! messages from the simulated PAS, and both parts); `BRIGHT_BENCH_CONNECTIONS=32` (a
-//! comma-separated list) runs MLLP over those connection counts only, e.g. for a profiler. The listener, sink and write-ahead log
-//! run in this process over a temporary lake on the local disk; the clients are tokio tasks on
-//! loopback, each sending one message and waiting for its ACK before the next, as MLLP
-//! senders do. The peer measured
-//! side by side is the disk itself: single 300-byte `write` + `fdatasync` pairs per second in
-//! the same folder. Messages per second above that rate are what group commit buys.
+//! `cargo bench --workspace --bench ingest [-- MESSAGES] [mllp|http|sustained]` (default
+//! 20,000 messages from the simulated PAS, and the first two parts);
+//! `BRIGHT_BENCH_CONNECTIONS=32` (a comma-separated list) runs MLLP over those connection
+//! counts only, e.g. for a profiler. The listener, sink and write-ahead log run in this
+//! process over a temporary lake on the local disk; the clients are tokio tasks on loopback,
+//! each sending one message and waiting for its ACK before the next, as MLLP senders do. The
+//! peer measured side by side is the disk itself: single 300-byte `write` + `fdatasync` pairs
+//! per second in the same folder. Messages per second above that rate are what group commit
+//! buys.
+//!
+//! `sustained`, run alone (e.g. `-- 600000 sustained`), sends MESSAGES over 32 connections
+//! while the sink flushes to the lake as `bright serve` does, and reports the process's
+//! resident memory through the run: whether memory stays flat under sustained load.
 //!
 //! The HTTP run posts 1,000 events per request over keep-alive connections, each answered
 //! once its events are durable and queryable. Its peer is DuckDB (`$BRIGHT_TEST_PYTHON` with
@@ -40,39 +45,56 @@ use tokio::net::TcpStream;
 fn messages(dir: &std::path::Path, wanted: usize) -> Vec<(String, String)> {
     // About 440 ADT messages a simulated day.
     let days = (wanted / 400 + 2) as u32;
+    let end = NaiveDate::from_ymd_opt(2025, 6, 1).expect("date");
+    simulated_adt(&dir.join("feeds"), 1, days, end, wanted)
+}
+
+/// The ADT messages of `trusts` simulated trusts over `days` days up to `end`, as (event id,
+/// message), at most `wanted`: day by day, every trust's messages of a day together.
+fn simulated_adt(
+    feeds: &std::path::Path,
+    trusts: u32,
+    days: u32,
+    end: NaiveDate,
+    wanted: usize,
+) -> Vec<(String, String)> {
     let config = SimConfig {
+        trusts,
         warmup_days: 1,
-        ..SimConfig::new(5, days, NaiveDate::from_ymd_opt(2025, 6, 1).expect("date"))
+        ..SimConfig::new(5, days, end)
     };
-    let mut sink = FileSink::create(&dir.join("feeds"), 5).expect("feeds");
+    let mut sink = FileSink::create(feeds, 5).expect("feeds");
     Simulation::new(config)
         .expect("simulation")
         .run(&mut sink, &mut |_| {})
         .expect("runs");
     drop(sink);
+    let mut files = Vec::new();
+    for org in std::fs::read_dir(feeds).expect("feeds").flatten() {
+        files.extend(
+            std::fs::read_dir(org.path().join("adt"))
+                .expect("adt")
+                .flatten()
+                .map(|e| e.path()),
+        );
+    }
+    // Named by day: sorting by name, then by trust, gives the days in order.
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then(a.cmp(b)));
     let mut out = Vec::new();
-    for org in std::fs::read_dir(dir.join("feeds"))
-        .expect("feeds")
-        .flatten()
-    {
-        let mut files: Vec<_> = std::fs::read_dir(org.path().join("adt"))
-            .expect("adt")
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        files.sort();
-        for file in files {
-            for text in std::fs::read_to_string(file).expect("reads").split('\n') {
-                let text = text.trim_end_matches('\r');
-                if text.is_empty() {
-                    continue;
-                }
-                let msh: Vec<&str> = text.split('|').collect();
-                out.push((
-                    format!("{}/{}/{}", msh[3], msh[2], msh[9]),
-                    format!("{text}\r"),
-                ));
+    for file in files {
+        for text in std::fs::read_to_string(file).expect("reads").split('\n') {
+            let text = text.trim_end_matches('\r');
+            if text.is_empty() {
+                continue;
             }
+            let msh: Vec<&str> = text.split('|').collect();
+            out.push((
+                format!("{}/{}/{}", msh[3], msh[2], msh[9]),
+                format!("{text}\r"),
+            ));
+        }
+        if out.len() >= wanted {
+            break;
         }
     }
     out.truncate(wanted);
@@ -87,18 +109,44 @@ async fn client(port: u16, batch: Vec<(String, String)>) -> Vec<(String, Instant
     let mut acked = Vec::with_capacity(batch.len());
     let mut buf = vec![0u8; 4096];
     for (id, text) in batch {
-        socket.write_all(&frame(&text)).await.expect("sends");
-        let mut answer = Vec::new();
-        while !answer.ends_with(&[0x1C, 0x0D]) {
-            let n = socket.read(&mut buf).await.expect("reads");
-            assert!(n > 0, "connection closed");
-            answer.extend_from_slice(&buf[..n]);
-        }
-        assert!(
-            String::from_utf8_lossy(&answer).contains("MSA|AA|"),
-            "not accepted"
-        );
+        send(&mut socket, &mut buf, &text).await;
         acked.push((id, Instant::now()));
+    }
+    acked
+}
+
+/// Sends one message and waits for its ACK, which must accept it.
+async fn send(socket: &mut TcpStream, buf: &mut [u8], text: &str) {
+    socket.write_all(&frame(text)).await.expect("sends");
+    let mut answer = Vec::new();
+    while !answer.ends_with(&[0x1C, 0x0D]) {
+        let n = socket.read(buf).await.expect("reads");
+        assert!(n > 0, "connection closed");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&answer).contains("MSA|AA|"),
+        "not accepted"
+    );
+}
+
+/// Sends every `stride`-th message of `all` from `first` on, each when the one before is
+/// acknowledged, keeping them (so that memory let go by the bench does not hide memory the
+/// listener keeps); returns how many were acknowledged.
+async fn sustained_client(
+    port: u16,
+    all: Arc<Vec<(String, String)>>,
+    first: usize,
+    stride: usize,
+) -> usize {
+    let mut socket = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let mut buf = vec![0u8; 4096];
+    let mut acked = 0;
+    for (_, text) in all.iter().skip(first).step_by(stride) {
+        send(&mut socket, &mut buf, text).await;
+        acked += 1;
     }
     acked
 }
@@ -270,18 +318,17 @@ fn main() {
     // `mllp` or `http` runs only that part (e.g. under a profiler); both run by default.
     let parts: Vec<String> = std::env::args()
         .skip(1)
-        .filter(|a| a == "mllp" || a == "http")
+        .filter(|a| a == "mllp" || a == "http" || a == "sustained")
         .collect();
-    let run = |part: &str| parts.is_empty() || parts.iter().any(|p| p == part);
+    // `sustained` runs only when named, and best alone (its days would meet the others').
+    let named = |part: &str| parts.iter().any(|p| p == part);
+    let run = |part: &str| named(part) || (parts.is_empty() && part != "sustained");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         let dir = tempfile::tempdir_in(".").expect("tempdir");
-        // Three throughput runs, then 300 messages for the latency probe.
-        let all = messages(dir.path(), wanted * 3 + 300);
-        assert!(all.len() >= wanted * 3 + 300, "only {} messages", all.len());
         let disk = fsyncs_per_second(dir.path());
         println!("{{\"bench\":\"disk\",\"fsyncs_per_s\":{disk:.0}}}");
 
@@ -310,6 +357,9 @@ fn main() {
         tokio::spawn(listener.run(socket, stopped));
 
         if run("mllp") {
+            // Three throughput runs, then 300 messages for the latency probe.
+            let all = messages(dir.path(), wanted * 3 + 300);
+            assert!(all.len() >= wanted * 3 + 300, "only {} messages", all.len());
             let mut chunks = all.chunks(wanted);
             // `BRIGHT_BENCH_CONNECTIONS=32` runs only that count (e.g. under a profiler).
             let counts: Vec<usize> = std::env::var("BRIGHT_BENCH_CONNECTIONS")
@@ -349,12 +399,7 @@ fn main() {
             let mut socket = TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
             let mut buf = vec![0u8; 4096];
             for (id, text) in probe {
-                socket.write_all(&frame(&text)).await.expect("sends");
-                let mut answer = Vec::new();
-                while !answer.ends_with(&[0x1C, 0x0D]) {
-                    let n = socket.read(&mut buf).await.expect("reads");
-                    answer.extend_from_slice(&buf[..n]);
-                }
+                send(&mut socket, &mut buf, &text).await;
                 let acked = Instant::now();
                 let sql = format!("SELECT count(*) FROM adt_events WHERE event_id = '{id}'");
                 loop {
@@ -379,6 +424,10 @@ fn main() {
             );
             println!("{{\"bench\":\"memory\",\"peak_rss_mb\":{:.0}}}", peak_rss_mb());
             sink.flush().await.expect("flushes");
+        }
+
+        if named("sustained") {
+            sustained(&sink, port, dir.path(), wanted).await;
         }
 
         if !run("http") {
@@ -430,4 +479,101 @@ fn main() {
         }
         println!("{{\"bench\":\"memory_after_http\",\"peak_rss_mb\":{:.0}}}", peak_rss_mb());
     });
+}
+
+/// MLLP under sustained load, as `bright serve` runs the sink: `wanted` messages, the days of
+/// the simulated trusts in order dealt out to 32 connections in turn (so that, like a live
+/// feed, they all move on through the days together), while the buffer is flushed to the lake
+/// every 10 s or sooner at 100,000 rows, as serving does. The process's resident memory is
+/// sampled every second; flat memory means the later tenths of the run hold no more than the
+/// first ones.
+async fn sustained(sink: &Arc<Sink>, port: u16, dir: &std::path::Path, wanted: usize) {
+    const CONNECTIONS: usize = 32;
+    // Days that end before today, so that no message is dated ahead of the clock.
+    let end = NaiveDate::from_ymd_opt(2026, 11, 1).expect("date");
+    // Twenty trusts, so that a run of millions of messages spans a few years, not decades.
+    const TRUSTS: u32 = 20;
+    let days = (wanted / (300 * TRUSTS as usize) + 2) as u32;
+    let all = Arc::new(simulated_adt(
+        &dir.join("sustained-feeds"),
+        TRUSTS,
+        days,
+        end,
+        wanted,
+    ));
+    assert!(all.len() >= wanted, "only {} messages", all.len());
+    let before = bright_benches::memory_bytes("VmRSS:") / 1048576.0;
+    sink.set_flush_rows(100_000);
+    sink.set_max_buffered_rows(1_000_000);
+    let flushes = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let flusher = {
+        let (sink, flushes) = (sink.clone(), flushes.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(10)) => {}
+                    () = sink.full() => {}
+                    // A flush under way is finished, never cut short.
+                    _ = stopped.changed() => return,
+                }
+                sink.flush().await.expect("flushes");
+                flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    let started = Instant::now();
+    let samples = Arc::new(std::sync::Mutex::new(Vec::<(f64, f64)>::new()));
+    let sampler = {
+        let samples = samples.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let rss = bright_benches::memory_bytes("VmRSS:") / 1048576.0;
+                let mut samples = samples.lock().expect("samples");
+                samples.push((started.elapsed().as_secs_f64(), rss));
+            }
+        })
+    };
+    let cpu = bright_benches::cpu_seconds();
+    let clients: Vec<_> = (0..CONNECTIONS)
+        .map(|first| tokio::spawn(sustained_client(port, all.clone(), first, CONNECTIONS)))
+        .collect();
+    let mut acked = 0;
+    for c in clients {
+        acked += c.await.expect("client");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu_us = (bright_benches::cpu_seconds() - cpu) * 1e6 / acked as f64;
+    sampler.abort();
+    stop.send(true).expect("the flusher runs");
+    flusher.await.expect("flusher");
+    assert_eq!(acked, all.len(), "every message acknowledged");
+    // The highest resident memory in each tenth of the run.
+    let samples = samples.lock().expect("samples").clone();
+    let tenths: Vec<String> = (0..10)
+        .map(|tenth| {
+            let (from, to) = (
+                seconds * tenth as f64 / 10.0,
+                seconds * (tenth + 1) as f64 / 10.0,
+            );
+            samples
+                .iter()
+                .filter(|(t, _)| (from..to).contains(t))
+                .map(|(_, rss)| *rss)
+                .fold(None, |most: Option<f64>, rss| {
+                    Some(most.map_or(rss, |m| m.max(rss)))
+                })
+                .map_or("null".into(), |rss| format!("{rss:.0}"))
+        })
+        .collect();
+    println!(
+        "{{\"bench\":\"mllp_sustained\",\"connections\":{CONNECTIONS},\"messages\":{acked},\"seconds\":{seconds:.1},\"messages_per_s\":{:.0},\"cpu_us_per_message\":{cpu_us:.0},\"flushes\":{},\"peak_buffered_rows\":{},\"rss_mb_before\":{before:.0},\"rss_mb_by_tenth\":[{}]}}",
+        acked as f64 / seconds,
+        flushes.load(std::sync::atomic::Ordering::Relaxed),
+        sink.peak_buffered_rows(),
+        tenths.join(","),
+    );
+    sink.flush().await.expect("flushes");
 }
