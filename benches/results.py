@@ -99,9 +99,14 @@ def section(q, ingest, generate, command, previous_commit):
     polars_agrees = ("; Polars agrees on all "
                      f"{sum(1 for r in queries if r.get('polars_ms') is not None)} it ran"
                      if polars_ran else "")
-    agree = (f"- Answers: bright and DuckDB agree on all {compared} queries they both ran"
-             f"{polars_agrees}" if not q["disagreements"] else
-             "- Answers: DISAGREE — " + "; ".join(q["disagreements"][:5]))
+    if q["disagreements"]:
+        agree = "- Answers: DISAGREE — " + "; ".join(q["disagreements"][:5])
+    elif not queries:
+        # The tick or the day of ticks alone: each compares its answers in its own line.
+        agree = "- Answers: no query group ran (the tick's answers are compared in its line)"
+    else:
+        agree = (f"- Answers: bright and DuckDB agree on all {compared} queries they both ran"
+                 f"{polars_agrees}")
     lines.append(agree)
     if failed.get("polars"):
         reasons = {}
