@@ -344,8 +344,8 @@ impl FileLoader {
             self.sink.room().await;
             match self.sink.write(feed.table(), batch).await {
                 Ok(written) => {
-                    loaded.stored += written.stored;
-                    loaded.duplicates += written.duplicates;
+                    loaded.stored += written.stored();
+                    loaded.duplicates += written.duplicates();
                 }
                 Err(e) => {
                     failed = Some(e);

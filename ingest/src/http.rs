@@ -199,18 +199,18 @@ impl IngestApi for HttpSource {
         };
         self.stats
             .stored
-            .fetch_add(written.stored as u64, Ordering::Relaxed);
+            .fetch_add(written.stored() as u64, Ordering::Relaxed);
         self.stats
             .duplicates
-            .fetch_add(written.duplicates as u64, Ordering::Relaxed);
+            .fetch_add(written.duplicates() as u64, Ordering::Relaxed);
         if let Some(health) = &self.health {
             health.delivered(feed.name(), received as u64, Utc::now());
         }
         Ok(IngestReceipt {
             feed: feed.name().to_string(),
             received,
-            stored: written.stored,
-            duplicates: written.duplicates,
+            stored: written.stored(),
+            duplicates: written.duplicates(),
         })
     }
 

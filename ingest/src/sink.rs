@@ -55,20 +55,26 @@ pub enum SinkError {
 /// What a write did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {
-    /// Rows now durable and queryable.
-    pub stored: usize,
-    /// Rows already held (retransmissions), not stored again.
-    pub duplicates: usize,
     /// For each row of the batch written, whether it was stored (false: already held).
     pub new_rows: BooleanArray,
+}
+
+impl Written {
+    /// Rows now durable and queryable.
+    pub fn stored(&self) -> usize {
+        self.new_rows.true_count()
+    }
+
+    /// Rows already held (retransmissions), not stored again.
+    pub fn duplicates(&self) -> usize {
+        self.new_rows.len() - self.stored()
+    }
 }
 
 impl Default for Written {
     /// Nothing written.
     fn default() -> Self {
         Written {
-            stored: 0,
-            duplicates: 0,
             new_rows: BooleanArray::from(Vec::<bool>::new()),
         }
     }
@@ -542,11 +548,8 @@ impl Sink {
         }
         drop(seen);
         let claimed = BooleanArray::from(claimed);
-        let fresh = if claimed.true_count() == claimed.len() {
-            batch.clone()
-        } else {
-            filter_record_batch(batch, &claimed)?
-        };
+        // All rows new: arrow's filter hands back slices of the columns, copying nothing.
+        let fresh = filter_record_batch(batch, &claimed)?;
         let duplicates = batch.num_rows() - fresh.num_rows();
         Ok(Admitted {
             fresh,
@@ -608,20 +611,15 @@ impl Sink {
         }
         let _shared = self.gate.read().await;
         let admitted = self.admit(table, &batch).await?;
-        let duplicates = admitted.duplicates;
         let new_rows = admitted.claimed.clone();
-        if duplicates > 0 {
+        if admitted.duplicates > 0 {
             // The first copy may still be on its way to disk: answer only once it is there
             // (a failed write stops the log, so this then fails too and nothing is
             // acknowledged that is not durable).
             self.wal.barrier().await?;
         }
         if admitted.fresh.num_rows() == 0 {
-            return Ok(Written {
-                stored: 0,
-                duplicates,
-                new_rows,
-            });
+            return Ok(Written { new_rows });
         }
         let entry = Entry {
             table,
@@ -632,7 +630,6 @@ impl Sink {
             self.unclaim(table, &admitted);
             return Err(e.into());
         }
-        let stored = entry.batch.num_rows();
         self.engine.buffer_append(table, entry.batch)?;
         let buffered = self.buffered_rows();
         self.peak_buffered
@@ -640,11 +637,7 @@ impl Sink {
         if buffered >= self.flush_rows.load(std::sync::atomic::Ordering::Relaxed) {
             self.full.notify_one();
         }
-        Ok(Written {
-            stored,
-            duplicates,
-            new_rows,
-        })
+        Ok(Written { new_rows })
     }
 
     /// Writes everything buffered to the lake (one commit per table), then drops it from the

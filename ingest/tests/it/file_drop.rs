@@ -329,7 +329,7 @@ async fn partitions_let_go_still_recognise_their_rows() {
         .write(Table::WorkforceShifts, shifts())
         .await
         .expect("writes");
-    assert_eq!((first.stored, first.duplicates), (days, 0));
+    assert_eq!((first.stored(), first.duplicates()), (days, 0));
     assert_eq!(sink.loaded_partitions(), days);
     sink.flush().await.expect("flushes");
     assert!(sink.loaded_partitions() <= LOADED_PARTITIONS);
@@ -337,7 +337,7 @@ async fn partitions_let_go_still_recognise_their_rows() {
         .write(Table::WorkforceShifts, shifts())
         .await
         .expect("writes");
-    assert_eq!((again.stored, again.duplicates), (0, days));
+    assert_eq!((again.stored(), again.duplicates()), (0, days));
     assert_eq!(
         count(&engine, "SELECT count(*) FROM workforce_shifts").await,
         days.to_string()

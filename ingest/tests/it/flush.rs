@@ -44,7 +44,7 @@ async fn a_day_flushed_every_few_seconds_stays_a_few_files() {
             )
             .await
             .expect("writes");
-        assert_eq!(written.stored, 1);
+        assert_eq!(written.stored(), 1);
         assert_eq!(sink.flush().await.expect("flushes"), 1);
         let files = lake.files(Table::AdtEvents).await.expect("lists");
         let files = files.values().filter(|d| **d == day).count();
@@ -85,7 +85,7 @@ async fn rows_on_days_in_turn_are_stored_once_per_day() {
         )
         .await
         .expect("writes");
-    assert_eq!((first.stored, first.duplicates), (4, 2));
+    assert_eq!((first.stored(), first.duplicates()), (4, 2));
     let second = sink
         .write(
             Table::AdtEvents,
@@ -93,7 +93,7 @@ async fn rows_on_days_in_turn_are_stored_once_per_day() {
         )
         .await
         .expect("writes");
-    assert_eq!((second.stored, second.duplicates), (2, 3));
+    assert_eq!((second.stored(), second.duplicates()), (2, 3));
     assert_eq!(sink.flush().await.expect("flushes"), 6);
     let third = sink
         .write(
@@ -102,7 +102,7 @@ async fn rows_on_days_in_turn_are_stored_once_per_day() {
         )
         .await
         .expect("writes");
-    assert_eq!((third.stored, third.duplicates), (1, 2));
+    assert_eq!((third.stored(), third.duplicates()), (1, 2));
     assert_eq!(
         count(
             &engine,
