@@ -11,7 +11,9 @@
 //! each sending one message and waiting for its ACK before the next, as MLLP senders do. The
 //! peer measured side by side is the disk itself: single 300-byte `write` + `fdatasync` pairs
 //! per second in the same folder. Messages per second above that rate are what group commit
-//! buys.
+//! buys. A last run at 32 connections has the senders in a process of their own (this bench
+//! run as `senders PORT CONNECTIONS FILE`): the cores are shared still, but each process's
+//! CPU time per message is its own, bright's apart from the senders'.
 //!
 //! `sustained`, run alone (e.g. `-- 600000 sustained`), sends MESSAGES over 32 connections
 //! while the sink flushes to the lake as `bright serve` does, and reports the process's
@@ -238,11 +240,13 @@ async fn poster(port: u16, token: String, bodies: Vec<String>) -> usize {
     let mut stored = 0;
     let mut buf = vec![0u8; 8192];
     for body in bodies {
-        let request = format!(
-            "POST /api/ingest/theatre_events HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n{body}",
+        // The head, then the body as it is: a client need not copy its body into a request.
+        let head = format!(
+            "POST /api/ingest/theatre_events HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
-        socket.write_all(request.as_bytes()).await.expect("sends");
+        socket.write_all(head.as_bytes()).await.expect("sends");
+        socket.write_all(body.as_bytes()).await.expect("sends");
         let mut answer = Vec::new();
         let (head, length) = loop {
             let n = socket.read(&mut buf).await.expect("reads");
@@ -278,6 +282,43 @@ async fn poster(port: u16, token: String, bodies: Vec<String>) -> usize {
     stored
 }
 
+/// The MLLP senders as a process of their own (`senders PORT CONNECTIONS FILE`, a message a
+/// line): the messages dealt out to the connections in turn, each sent when the one before
+/// it is acknowledged; prints the seconds from the first send to the last ACK, the messages
+/// acknowledged and this process's CPU seconds, as JSON.
+fn senders(port: &str, connections: &str, file: &str) {
+    let port: u16 = port.parse().expect("a port");
+    let connections: usize = connections.parse().expect("a count");
+    let text = std::fs::read_to_string(file).expect("reads the messages");
+    let mut parts = vec![Vec::new(); connections];
+    // Split on line feeds only: each message ends with its last segment's carriage return.
+    for (i, message) in text.split('\n').enumerate() {
+        parts[i % connections].push((String::new(), message.to_string()));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cpu = bright_benches::cpu_seconds();
+    let started = Instant::now();
+    let acked: usize = runtime.block_on(async {
+        let clients: Vec<_> = parts
+            .into_iter()
+            .map(|part| tokio::spawn(client(port, part)))
+            .collect();
+        let mut acked = 0;
+        for c in clients {
+            acked += c.await.expect("client").len();
+        }
+        acked
+    });
+    println!(
+        "{{\"seconds\":{},\"acked\":{acked},\"cpu_seconds\":{}}}",
+        started.elapsed().as_secs_f64(),
+        bright_benches::cpu_seconds() - cpu
+    );
+}
+
 /// Seconds DuckDB takes to load `ndjson` into a Parquet file, if python with duckdb is here.
 fn duckdb_load_seconds(ndjson: &std::path::Path) -> Option<f64> {
     let python = std::env::var("BRIGHT_TEST_PYTHON").ok()?;
@@ -311,6 +352,13 @@ print(best)
 
 fn main() {
     bright_engine::configure_allocator();
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, port, connections, file] = &args[..]
+        && mode == "senders"
+    {
+        senders(port, connections, file);
+        return;
+    }
     let wanted: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
@@ -356,24 +404,34 @@ fn main() {
         let (_stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(listener.run(socket, stopped));
 
+        // The simulated PAS's feeds: the MLLP part's messages, and the HTTP part's theatre
+        // events read from the same simulation.
+        let all = if run("mllp") || run("http") {
+            messages(dir.path(), wanted * 4 + 300)
+        } else {
+            Vec::new()
+        };
         if run("mllp") {
-            // Three throughput runs, then 300 messages for the latency probe.
-            let all = messages(dir.path(), wanted * 3 + 300);
-            assert!(all.len() >= wanted * 3 + 300, "only {} messages", all.len());
-            let mut chunks = all.chunks(wanted);
+            // Up to three throughput runs, one with the senders in a process of their own, then
+            // 300 messages for the latency probe.
+            assert!(all.len() >= wanted * 4 + 300, "only {} messages", all.len());
+            let (runs, probe) = all.split_at(all.len() - 300);
+            let mut chunks = runs.chunks(wanted);
             // `BRIGHT_BENCH_CONNECTIONS=32` runs only that count (e.g. under a profiler).
             let counts: Vec<usize> = std::env::var("BRIGHT_BENCH_CONNECTIONS")
                 .ok()
                 .map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect())
                 .unwrap_or_else(|| vec![1, 8, 32]);
             for connections in counts {
-                let chunk = chunks.next().expect("messages for this run").to_vec();
-                let per = chunk.len().div_ceil(connections);
+                let chunk = chunks.next().expect("messages for this run");
+                let parts = chunk.chunks(chunk.len().div_ceil(connections));
+                // Each sender's messages are its own before the clock starts.
+                let parts: Vec<Vec<_>> = parts.map(<[_]>::to_vec).collect();
                 let started = Instant::now();
                 let cpu = bright_benches::cpu_seconds();
-                let clients: Vec<_> = chunk
-                    .chunks(per)
-                    .map(|part| tokio::spawn(client(port, part.to_vec())))
+                let clients: Vec<_> = parts
+                    .into_iter()
+                    .map(|part| tokio::spawn(client(port, part)))
                     .collect();
                 let mut acked = Vec::new();
                 for c in clients {
@@ -393,9 +451,37 @@ fn main() {
                 sink.flush().await.expect("flushes");
             }
 
+            // The same at 32 connections with the senders in a process of their own, which
+            // shares these cores but not this process: its CPU time is then the listener's,
+            // sink's and log's alone, apart from the senders' (who run elsewhere in a
+            // hospital: the interface engine sending ADT).
+            let chunk = chunks.next().expect("messages for the run with senders apart");
+            let file = dir.path().join("senders.hl7");
+            let lines: Vec<&str> = chunk.iter().map(|(_, text)| text.as_str()).collect();
+            std::fs::write(&file, lines.join("\n")).expect("writes");
+            let cpu = bright_benches::cpu_seconds();
+            let mut command = std::process::Command::new(std::env::current_exe().expect("bench"));
+            command.args(["senders", &port.to_string(), "32"]).arg(&file);
+            let out = tokio::task::spawn_blocking(move || command.output())
+                .await
+                .expect("waits")
+                .expect("runs the senders");
+            assert!(out.status.success(), "senders: {}", String::from_utf8_lossy(&out.stderr));
+            let bright_us = (bright_benches::cpu_seconds() - cpu) * 1e6 / chunk.len() as f64;
+            let senders: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+            let acked = senders["acked"].as_f64().expect("a count");
+            assert_eq!(acked as usize, chunk.len(), "every message acknowledged");
+            let seconds = senders["seconds"].as_f64().expect("seconds");
+            println!(
+                "{{\"bench\":\"mllp_senders_apart\",\"connections\":32,\"messages\":{acked},\"seconds\":{seconds:.2},\"messages_per_s\":{:.0},\"bright_cpu_us_per_message\":{bright_us:.0},\"senders_cpu_us_per_message\":{:.0}}}",
+                acked / seconds,
+                senders["cpu_seconds"].as_f64().expect("cpu") * 1e6 / acked,
+            );
+            sink.flush().await.expect("flushes");
+
             // Acknowledgement to visible: after each ACK, query for the message until it is there.
             let mut latencies = Vec::new();
-            let probe: Vec<_> = all[wanted * 3..].to_vec();
+            let probe: Vec<_> = probe.to_vec();
             let mut socket = TcpStream::connect(("127.0.0.1", port)).await.expect("connects");
             let mut buf = vec![0u8; 4096];
             for (id, text) in probe {
@@ -454,10 +540,16 @@ fn main() {
             let run = runs.next().expect("events for this run");
             let bodies: Vec<String> = run.chunks(1_000).map(|c| c.join("\n")).collect();
             let per = bodies.len().div_ceil(connections);
+            // Each poster's bodies are its own before the clock starts.
+            let mut parts: Vec<Vec<String>> = Vec::new();
+            let mut bodies = bodies.into_iter().peekable();
+            while bodies.peek().is_some() {
+                parts.push(bodies.by_ref().take(per).collect());
+            }
             let started = Instant::now();
-            let posters: Vec<_> = bodies
-                .chunks(per)
-                .map(|part| tokio::spawn(poster(http_port, token.to_string(), part.to_vec())))
+            let posters: Vec<_> = parts
+                .into_iter()
+                .map(|part| tokio::spawn(poster(http_port, token.to_string(), part)))
                 .collect();
             let mut stored = 0;
             for p in posters {
