@@ -227,7 +227,11 @@ class Polars:
             files = kpi_duckdb.table_files(self.lake, table)
             if files:
                 self.scans[table] = pl.scan_parquet(files, hive_partitioning=True)
-                ctx.register(table, self.scans[table])
+            elif (empty := kpi_duckdb.empty_table(self.lake, table)) is not None:
+                self.scans[table] = pl.from_arrow(empty).lazy()
+            else:
+                continue
+            ctx.register(table, self.scans[table])
         self.view_errors = {}
         for view in self.manifest.get("view", []):
             try:
@@ -656,6 +660,8 @@ def main():
     groups = [g for g in groups if g != "tick"]
     tables = {t: duck.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("ed_attendances", "adt_events", "theatre_events")}
+    empty_tables = [t for t in kpi_duckdb.TABLES
+                    if duck.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] == 0]
 
     # Every engine has a place in the figures; one not run keeps them empty.
     times = {(q["group"], q["id"]): {name: [] for name in names} for q in queries}
@@ -718,7 +724,14 @@ def main():
             if diff:
                 disagreements.append(f"{key[0]} {key[1]}: bright and {other} differ: {diff}")
         if not ours and q["group"] in ("kpi_full", "adhoc"):
-            disagreements.append(f"{key[0]} {key[1]}: no rows (nothing was compared)")
+            # No rows is a failure, unless the query reads a table this lake holds nothing of
+            # (a short simulation ends before a ledger month does).
+            reads_empty = [t for t in empty_tables if re.search(rf"\b{t}\b", q["duckdb"][0])]
+            if reads_empty:
+                print(f"{key[0]} {key[1]}: no rows, as {', '.join(reads_empty)} holds none "
+                      "in this lake (nothing was compared)", file=sys.stderr)
+            else:
+                disagreements.append(f"{key[0]} {key[1]}: no rows (nothing was compared)")
 
     result = {
         "scale": args.scale, "runs": args.runs, "lake": str(args.lake),

@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from deltalake import DeltaTable
 
 TABLES = [
@@ -83,6 +84,16 @@ def table_files(lake, table):
     return DeltaTable(str(path)).file_uris()
 
 
+def empty_table(lake, table):
+    """`table` with no rows, in the columns its Delta log declares; None without a log. A
+    short simulation can leave a table with a log and no files (no ledger month ends in
+    thirty days), and its KPIs must still run, over nothing."""
+    path = lake / table
+    if not (path / "_delta_log").is_dir():
+        return None
+    return pa.schema(DeltaTable(str(path)).schema()).empty_table()
+
+
 def connect(lake, queries, threads=2, memory_limit=None):
     """A DuckDB connection over the lake with bright's functions and helper views; returns
     the catalogue's manifest, its parameter defaults and the connection. `memory_limit` in
@@ -100,9 +111,15 @@ def connect(lake, queries, threads=2, memory_limit=None):
     for table in TABLES:
         files = table_files(lake, table)
         if not files:
+            empty = empty_table(lake, table)
+            if empty is not None:
+                con.register("empty_table", empty)
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM empty_table")
+                con.unregister("empty_table")
+                continue
             if table not in EMPTY:
-                raise SystemExit(f"{table}: no Parquet files in the lake's {table}")
-            # Nothing written yet (the simulator writes no data-quality records).
+                raise SystemExit(f"{table}: no Delta table in the lake's {table}")
+            # Never created (the simulator writes no data-quality records).
             con.execute(f"CREATE TABLE {table} ({EMPTY[table]})")
             continue
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
