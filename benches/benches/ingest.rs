@@ -541,11 +541,7 @@ fn main() {
             let bodies: Vec<String> = run.chunks(1_000).map(|c| c.join("\n")).collect();
             let per = bodies.len().div_ceil(connections);
             // Each poster's bodies are its own before the clock starts.
-            let mut parts: Vec<Vec<String>> = Vec::new();
-            let mut bodies = bodies.into_iter().peekable();
-            while bodies.peek().is_some() {
-                parts.push(bodies.by_ref().take(per).collect());
-            }
+            let parts: Vec<Vec<String>> = bodies.chunks(per).map(<[_]>::to_vec).collect();
             let started = Instant::now();
             let posters: Vec<_> = parts
                 .into_iter()
