@@ -159,9 +159,10 @@ def section(q, ingest, generate, command, previous_commit):
         lines.append(f"- A day of ticks: {day['landings']} landings in a row, each followed by "
                      f"a tick — " + "; ".join(ways) + "; the open day's answers agree")
 
-    lines += ["", "| group | queries | bright s | DuckDB s | Polars s | bright/DuckDB "
-              "(geomean) | worst | bright/Polars (geomean) |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    if q["groups"]:
+        lines += ["", "| group | queries | bright s | DuckDB s | Polars s | bright/DuckDB "
+                  "(geomean) | worst | bright/Polars (geomean) |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for group, g in q["groups"].items():
         n = sum(1 for r in queries if r["group"] == group)
         lines.append(
@@ -228,14 +229,21 @@ def section(q, ingest, generate, command, previous_commit):
             lines.append(f"- MLLP, {c} connection(s): {r['messages_per_s']:,} messages/s "
                          f"({r['vs_disk_fsyncs']}× the disk's fsync rate"
                          + (f"; {cpu} µs of CPU a message" if cpu is not None else "") + ")")
+        apart = next((r for r in ingest if r.get("bench") == "mllp_senders_apart"), None)
+        if apart:
+            lines.append(f"- MLLP, {apart['connections']} connections, the senders a process "
+                         f"of their own on the same cores: {apart['messages_per_s']:,} "
+                         f"messages/s; bright's CPU {apart['bright_cpu_us_per_message']} µs a "
+                         f"message, the senders' {apart['senders_cpu_us_per_message']} µs")
         for r in ingest:
             if r.get("bench", "").startswith("memory"):
                 lines.append(f"- Peak resident memory ({r['bench'].replace('_', ' ')}): "
                              f"{r['peak_rss_mb']} MB")
 
-    lines += ["", "<details><summary>Per query: median ms (bright ÷ each)</summary>", "",
-              "| group | query | bright | DuckDB | Polars | rows |",
-              "| --- | --- | ---: | ---: | ---: | ---: |"]
+    if queries:
+        lines += ["", "<details><summary>Per query: median ms (bright ÷ each)</summary>", "",
+                  "| group | query | bright | DuckDB | Polars | rows |",
+                  "| --- | --- | ---: | ---: | ---: | ---: |"]
     for r in queries:
         def cell(engine):
             ms = r.get(f"{engine}_ms")
@@ -246,7 +254,10 @@ def section(q, ingest, generate, command, previous_commit):
             return f"{ms:.1f} ({r['bright_ms'] / ms:.2f})"
         lines.append(f"| {r['group']} | {r['id']} | {cell('bright')} | {cell('duckdb')} | "
                      f"{cell('polars')} | {r['rows']} |")
-    lines += ["", "</details>", ""]
+    if queries:
+        lines += ["", "</details>"]
+    # A blank line before the next run's heading.
+    lines += ["", ""]
     return "\n".join(lines)
 
 
