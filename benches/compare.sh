@@ -23,7 +23,8 @@
 #   --no-polars  run bright and DuckDB only (at national scale Polars spent minutes on its
 #              first query)
 #
-# BRIGHT_COMPARE_BIN=DIR takes `bright` and `bright-compare` from DIR instead of building.
+# BRIGHT_COMPARE_BIN=DIR takes `bright` and `bright-compare` from DIR instead of building
+# them (the ingest part still builds its bench, with the same command as the binaries).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -64,15 +65,29 @@ if ! "$python" -c 'import duckdb, polars' 2>/dev/null; then
   exit 2
 fi
 
-if [ -n "${BRIGHT_COMPARE_BIN:-}" ]; then
-  bin=$BRIGHT_COMPARE_BIN
-else
-  cargo build --workspace --locked --profile "$profile" --bin bright --bin bright-compare
-  case "$profile" in dev) bin=$CARGO_TARGET_DIR/debug ;; *) bin=$CARGO_TARGET_DIR/$profile ;; esac
-fi
-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# The binaries and the ingest bench, always by one command: built apart (as `cargo bench`
+# does) or without the bench, the dependencies resolve other features and every one of them
+# is compiled again (13-14 min on 2 cores).
+if [ -n "${BRIGHT_COMPARE_BIN:-}" ] && [ "$ingest" = 0 ]; then
+  bin=$BRIGHT_COMPARE_BIN
+else
+  cargo build --workspace --locked --profile "$profile" --bin bright --bin bright-compare \
+    --bench ingest \
+    --message-format=json-render-diagnostics >"$work/build.jsonl"
+  case "$profile" in dev) built=$CARGO_TARGET_DIR/debug ;; *) built=$CARGO_TARGET_DIR/$profile ;; esac
+  bin=${BRIGHT_COMPARE_BIN:-$built}
+  ingest_bench=$("$python" -c '
+import json, sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if (m.get("reason") == "compiler-artifact" and m["target"]["name"] == "ingest"
+            and "bench" in m["target"]["kind"] and m.get("executable")):
+        print(m["executable"])
+' "$work/build.jsonl")
+fi
 if [ -z "$lake" ]; then lake=$work/lake; fi
 if [ ! -d "$lake/ed_attendances" ]; then
   echo "compare.sh: simulating $trusts trust(s) × $days days into $lake" >&2
@@ -94,7 +109,8 @@ if [ "$ingest" = 1 ]; then
   # MLLP with durable acks over 1/8/32 connections, HTTP NDJSON beside DuckDB loading the same
   # events, ack → visible, peak memory: the ingest bench prints one JSON object a figure.
   # The bench's DuckDB peer runs in the same Python as the comparison.
-  BRIGHT_TEST_PYTHON=$python cargo bench --workspace --locked --bench ingest \
+  # Run where `cargo bench` runs it, in its package's folder.
+  (cd benches && BRIGHT_TEST_PYTHON=$python "$ingest_bench" --bench) \
     >"$work/ingest.jsonl" || status=$?
 fi
 
