@@ -67,7 +67,7 @@ impl Written {
 
     /// Rows already held (retransmissions), not stored again.
     pub fn duplicates(&self) -> usize {
-        self.new_rows.len() - self.stored()
+        self.new_rows.false_count()
     }
 }
 
@@ -174,13 +174,19 @@ fn partition_days(table: Table, batch: &RecordBatch) -> Result<Vec<i32>, SinkErr
         .collect())
 }
 
-/// What admitting a batch did: its new rows, how many were held already, and which keys it
-/// claimed (to give back if the rows cannot be stored).
+/// What admitting a batch did: its new rows, and which keys it claimed (to give back if the
+/// rows cannot be stored).
 struct Admitted {
     fresh: RecordBatch,
-    duplicates: usize,
     ids: Ids,
     claimed: BooleanArray,
+}
+
+impl Admitted {
+    /// Rows of the batch held already.
+    fn duplicates(&self) -> usize {
+        self.claimed.false_count()
+    }
 }
 
 /// A batch's row keys and partition days, worked out once per write.
@@ -370,7 +376,7 @@ impl Sink {
         }
         for (_, entry) in records {
             let admitted = sink.admit(entry.table, &entry.batch).await?;
-            replayed.already_in_lake += admitted.duplicates;
+            replayed.already_in_lake += admitted.duplicates();
             if admitted.fresh.num_rows() > 0 {
                 replayed.rows += admitted.fresh.num_rows();
                 sink.engine.buffer_append(entry.table, admitted.fresh)?;
@@ -550,10 +556,8 @@ impl Sink {
         let claimed = BooleanArray::from(claimed);
         // All rows new: arrow's filter hands back slices of the columns, copying nothing.
         let fresh = filter_record_batch(batch, &claimed)?;
-        let duplicates = batch.num_rows() - fresh.num_rows();
         Ok(Admitted {
             fresh,
-            duplicates,
             ids,
             claimed,
         })
@@ -612,7 +616,7 @@ impl Sink {
         let _shared = self.gate.read().await;
         let admitted = self.admit(table, &batch).await?;
         let new_rows = admitted.claimed.clone();
-        if admitted.duplicates > 0 {
+        if admitted.duplicates() > 0 {
             // The first copy may still be on its way to disk: answer only once it is there
             // (a failed write stops the log, so this then fails too and nothing is
             // acknowledged that is not durable).
