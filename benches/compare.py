@@ -668,10 +668,10 @@ def main():
     whole_day = "day" in groups
     groups = [g for g in groups if g != "day"]
     groups = [g for g in groups if g != "tick"]
-    tables = {t: duck.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-              for t in ("ed_attendances", "adt_events", "theatre_events")}
-    empty_tables = [t for t in kpi_duckdb.TABLES
-                    if duck.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] == 0]
+    counts = {t: duck.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in kpi_duckdb.TABLES}
+    tables = {t: counts[t] for t in ("ed_attendances", "adt_events", "theatre_events")}
+    empty_tables = {t for t, n in counts.items() if n == 0}
 
     # Every engine has a place in the figures; one not run keeps them empty.
     times = {(q["group"], q["id"]): {name: [] for name in names} for q in queries}
@@ -737,7 +737,7 @@ def main():
             # No rows is a failure, unless every table the query reads holds nothing in this
             # lake (a short simulation ends before a ledger month does).
             read = tables_read(q["duckdb"][0], args.queries)
-            if read and read <= set(empty_tables):
+            if read and read <= empty_tables:
                 print(f"{key[0]} {key[1]}: no rows, as {', '.join(sorted(read))} holds none "
                       "in this lake (nothing was compared)", file=sys.stderr)
             else:

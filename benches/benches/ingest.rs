@@ -103,18 +103,37 @@ fn simulated_adt(
     out
 }
 
-/// Sends each message and waits for its ACK; returns when each was acknowledged.
-async fn client(port: u16, batch: Vec<(String, String)>) -> Vec<(String, Instant)> {
+/// `items` in `connections` runs, in order, one for each sender; each its own, so that
+/// nothing is copied once a clock runs.
+fn deal<T: Clone>(items: &[T], connections: usize) -> Vec<Vec<T>> {
+    let per = items.len().div_ceil(connections).max(1);
+    items.chunks(per).map(<[_]>::to_vec).collect()
+}
+
+/// Sends each part's messages on a connection of its own, each when the one before is
+/// acknowledged; returns how many were acknowledged.
+async fn send_all(port: u16, parts: Vec<Vec<String>>) -> usize {
+    let clients: Vec<_> = parts
+        .into_iter()
+        .map(|part| tokio::spawn(client(port, part)))
+        .collect();
+    let mut acked = 0;
+    for c in clients {
+        acked += c.await.expect("client");
+    }
+    acked
+}
+
+/// Sends each message and waits for its ACK; returns how many were acknowledged.
+async fn client(port: u16, messages: Vec<String>) -> usize {
     let mut socket = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
-    let mut acked = Vec::with_capacity(batch.len());
     let mut buf = vec![0u8; 4096];
-    for (id, text) in batch {
-        send(&mut socket, &mut buf, &text).await;
-        acked.push((id, Instant::now()));
+    for text in &messages {
+        send(&mut socket, &mut buf, text).await;
     }
-    acked
+    messages.len()
 }
 
 /// Sends one message and waits for its ACK, which must accept it.
@@ -283,35 +302,23 @@ async fn poster(port: u16, token: String, bodies: Vec<String>) -> usize {
 }
 
 /// The MLLP senders as a process of their own (`senders PORT CONNECTIONS FILE`, a message a
-/// line): the messages dealt out to the connections in turn, each sent when the one before
-/// it is acknowledged; prints the seconds from the first send to the last ACK, the messages
+/// line): the messages split among the connections as in the runs in process, each sent
+/// when the one before it is acknowledged; prints the seconds from the first send to the last ACK, the messages
 /// acknowledged and this process's CPU seconds, as JSON.
 fn senders(port: &str, connections: &str, file: &str) {
     let port: u16 = port.parse().expect("a port");
     let connections: usize = connections.parse().expect("a count");
     let text = std::fs::read_to_string(file).expect("reads the messages");
-    let mut parts = vec![Vec::new(); connections];
     // Split on line feeds only: each message ends with its last segment's carriage return.
-    for (i, message) in text.split('\n').enumerate() {
-        parts[i % connections].push((String::new(), message.to_string()));
-    }
+    let messages: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let parts = deal(&messages, connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let cpu = bright_benches::cpu_seconds();
     let started = Instant::now();
-    let acked: usize = runtime.block_on(async {
-        let clients: Vec<_> = parts
-            .into_iter()
-            .map(|part| tokio::spawn(client(port, part)))
-            .collect();
-        let mut acked = 0;
-        for c in clients {
-            acked += c.await.expect("client").len();
-        }
-        acked
-    });
+    let acked = runtime.block_on(send_all(port, parts));
     println!(
         "{{\"seconds\":{},\"acked\":{acked},\"cpu_seconds\":{}}}",
         started.elapsed().as_secs_f64(),
@@ -424,27 +431,19 @@ fn main() {
                 .unwrap_or_else(|| vec![1, 8, 32]);
             for connections in counts {
                 let chunk = chunks.next().expect("messages for this run");
-                let parts = chunk.chunks(chunk.len().div_ceil(connections));
-                // Each sender's messages are its own before the clock starts.
-                let parts: Vec<Vec<_>> = parts.map(<[_]>::to_vec).collect();
+                let texts: Vec<String> = chunk.iter().map(|(_, text)| text.clone()).collect();
+                let parts = deal(&texts, connections);
                 let started = Instant::now();
                 let cpu = bright_benches::cpu_seconds();
-                let clients: Vec<_> = parts
-                    .into_iter()
-                    .map(|part| tokio::spawn(client(port, part)))
-                    .collect();
-                let mut acked = Vec::new();
-                for c in clients {
-                    acked.extend(c.await.expect("client"));
-                }
+                let acked = send_all(port, parts).await;
                 let seconds = started.elapsed().as_secs_f64();
                 // The process's CPU time per message, the senders' share included: what the
                 // rate is bounded by once group commit hides the disk (2 cores here).
-                let cpu_us = (bright_benches::cpu_seconds() - cpu) * 1e6 / acked.len() as f64;
-                let rate = acked.len() as f64 / seconds;
+                let cpu_us = (bright_benches::cpu_seconds() - cpu) * 1e6 / acked as f64;
+                let rate = acked as f64 / seconds;
                 println!(
                     "{{\"bench\":\"mllp\",\"connections\":{connections},\"messages\":{},\"seconds\":{seconds:.2},\"messages_per_s\":{rate:.0},\"vs_disk_fsyncs\":{:.2},\"cpu_us_per_message\":{cpu_us:.0}}}",
-                    acked.len(),
+                    acked,
                     rate / disk
                 );
                 // Flushing between runs keeps each run's buffer to its own messages.
@@ -539,9 +538,7 @@ fn main() {
         for connections in [1usize, 4] {
             let run = runs.next().expect("events for this run");
             let bodies: Vec<String> = run.chunks(1_000).map(|c| c.join("\n")).collect();
-            let per = bodies.len().div_ceil(connections);
-            // Each poster's bodies are its own before the clock starts.
-            let parts: Vec<Vec<String>> = bodies.chunks(per).map(<[_]>::to_vec).collect();
+            let parts = deal(&bodies, connections);
             let started = Instant::now();
             let posters: Vec<_> = parts
                 .into_iter()
