@@ -48,6 +48,7 @@ use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser, QueryHook};
+use futures_util::future::BoxFuture;
 use futures_util::{Sink, SinkExt};
 
 use crate::AppState;
@@ -307,90 +308,125 @@ struct Sandboxed {
     state: AppState,
 }
 
+// The two hooks that run statements hand back the boxed future `Sandboxed::simple` or
+// `Sandboxed::plan` made, instead of awaiting it in an `async fn` of their own: rustc proves
+// an async trait method's future `Send` again under that method's own bounds, a walk through
+// every type the door holds (the engine, DataFusion's session) that took about 12 s of
+// bright-dashboards' compile for this impl alone; made in a function without bounds, it is
+// proven once for the whole crate.
 #[async_trait]
 impl QueryHook for Sandboxed {
-    async fn handle_simple_query(
-        &self,
-        statement: &Statement,
-        _session_context: &SessionContext,
-        client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        Some(self.simple(statement, client).await)
+    fn handle_simple_query<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        statement: &'life1 Statement,
+        _session_context: &'life2 SessionContext,
+        client: &'life3 mut dyn HookClient,
+    ) -> BoxFuture<'async_trait, Option<PgWireResult<Response>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        let answer = self.simple(statement, client);
+        Box::pin(async move { Some(answer.await) })
     }
 
-    async fn handle_extended_parse_query(
-        &self,
-        statement: &Statement,
-        _session_context: &SessionContext,
-        client: &(dyn ClientInfo + Send + Sync),
-    ) -> Option<PgWireResult<LogicalPlan>> {
-        Some(self.plan(statement, client).await)
+    fn handle_extended_parse_query<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        statement: &'life1 Statement,
+        _session_context: &'life2 SessionContext,
+        client: &'life3 (dyn ClientInfo + Send + Sync),
+    ) -> BoxFuture<'async_trait, Option<PgWireResult<LogicalPlan>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        let plan = self.plan(statement, client);
+        Box::pin(async move { Some(plan.await) })
     }
 
-    async fn handle_extended_query(
-        &self,
-        _statement: &Statement,
-        _logical_plan: &LogicalPlan,
-        _params: &ParamValues,
-        _session_context: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
+    fn handle_extended_query<'life0, 'life1, 'life2, 'life3, 'life4, 'life5, 'async_trait>(
+        &'life0 self,
+        _statement: &'life1 Statement,
+        _logical_plan: &'life2 LogicalPlan,
+        _params: &'life3 ParamValues,
+        _session_context: &'life4 SessionContext,
+        _client: &'life5 mut dyn HookClient,
+    ) -> BoxFuture<'async_trait, Option<PgWireResult<Response>>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        'life4: 'async_trait,
+        'life5: 'async_trait,
+        Self: 'async_trait,
+    {
         // `Queries::do_query` runs prepared statements itself (it knows the formats the
         // client asked for); a statement reaching the library's own path is never run.
-        Some(Err(user_error(
+        Box::pin(std::future::ready(Some(Err(user_error(
             "ERROR",
             "XX000",
             "this statement cannot run here".into(),
-        )))
+        )))))
     }
 }
 
 impl Sandboxed {
-    async fn simple(
-        &self,
-        statement: &Statement,
-        client: &dyn HookClient,
-    ) -> PgWireResult<Response> {
-        let who = signed_in(client)?;
-        let engine = engine(&self.state)?;
-        let limits = tool_limits(&self.state, &who);
-        let sql = statement.to_string();
-        let answer = run_with(
-            &self.state,
-            &who,
-            &sql,
-            DOOR,
-            engine.analyst_sql(&sql, &limits),
-        )
-        .await
-        .map_err(ran_error)?;
-        Ok(Response::Query(rows(answer, &Format::UnifiedText, client)?))
-    }
-
-    async fn plan(
-        &self,
-        statement: &Statement,
-        client: &(dyn ClientInfo + Send + Sync),
-    ) -> PgWireResult<LogicalPlan> {
-        let who = signed_in(client)?;
-        let engine = engine(&self.state)?;
-        let limits = tool_limits(&self.state, &who);
-        let sql = statement.to_string();
-        let started = Instant::now();
-        let planned = engine.analyst_plan(&sql, &limits).await;
-        // A prepared statement is in the audit log when it runs; one refused here never runs.
-        if let Err(e) = &planned {
-            record(
+    fn simple<'a>(
+        &'a self,
+        statement: &'a Statement,
+        client: &'a dyn HookClient,
+    ) -> BoxFuture<'a, PgWireResult<Response>> {
+        Box::pin(async move {
+            let who = signed_in(client)?;
+            let engine = engine(&self.state)?;
+            let limits = tool_limits(&self.state, &who);
+            let sql = statement.to_string();
+            let answer = run_with(
                 &self.state,
                 &who,
                 &sql,
                 DOOR,
-                None,
-                started,
-                outcome(Some(e)),
-            );
-        }
-        planned.map_err(statement_error)
+                engine.analyst_sql(&sql, &limits),
+            )
+            .await
+            .map_err(ran_error)?;
+            Ok(Response::Query(rows(answer, &Format::UnifiedText, client)?))
+        })
+    }
+
+    fn plan<'a>(
+        &'a self,
+        statement: &'a Statement,
+        client: &'a (dyn ClientInfo + Send + Sync),
+    ) -> BoxFuture<'a, PgWireResult<LogicalPlan>> {
+        Box::pin(async move {
+            let who = signed_in(client)?;
+            let engine = engine(&self.state)?;
+            let limits = tool_limits(&self.state, &who);
+            let sql = statement.to_string();
+            let started = Instant::now();
+            let planned = engine.analyst_plan(&sql, &limits).await;
+            // A prepared statement is in the audit log when it runs; one refused here never runs.
+            if let Err(e) = &planned {
+                record(
+                    &self.state,
+                    &who,
+                    &sql,
+                    DOOR,
+                    None,
+                    started,
+                    outcome(Some(e)),
+                );
+            }
+            planned.map_err(statement_error)
+        })
     }
 }
 
@@ -406,18 +442,26 @@ type Prepared = <Parser as QueryParser>::Statement;
 impl QueryParser for Checked {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(
-        &self,
-        client: &C,
-        sql: &str,
-        types: &[Option<Type>],
-    ) -> PgWireResult<Option<Self::Statement>>
+    fn parse_sql<'life0, 'life1, 'life2, 'life3, 'async_trait, C>(
+        &'life0 self,
+        client: &'life1 C,
+        sql: &'life2 str,
+        types: &'life3 [Option<Type>],
+    ) -> BoxFuture<'async_trait, PgWireResult<Option<Self::Statement>>>
     where
-        C: ClientInfo + Unpin + Send + Sync,
+        C: ClientInfo + Unpin + Send + Sync + 'async_trait,
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
     {
-        precheck(sql, &Limits::default()).map_err(statement_error)?;
-        one_statement(sql).map_err(statement_error)?;
-        self.inner.parse_sql(client, sql, types).await
+        // The library's parse is a boxed future already; awaiting it in an `async fn` here
+        // would have rustc prove the parser's whole type `Sync` under this method's bounds.
+        if let Err(e) = precheck(sql, &Limits::default()).and_then(|()| one_statement(sql)) {
+            return Box::pin(std::future::ready(Err(statement_error(e))));
+        }
+        self.inner.parse_sql(client, sql, types)
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
@@ -440,18 +484,38 @@ struct Queries {
     state: AppState,
 }
 
+// The handlers return the library's boxed futures, or one `Queries::execute` made, instead
+// of awaiting them in `async fn`s of their own (see `Sandboxed`): under these methods'
+// generic bounds rustc would prove the whole door `Sync` again, about 30 s of
+// bright-dashboards' compile.
 #[async_trait]
 impl SimpleQueryHandler for Queries {
-    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    fn do_query<'life0, 'life1, 'life2, 'async_trait, C>(
+        &'life0 self,
+        client: &'life1 mut C,
+        query: &'life2 str,
+    ) -> BoxFuture<'async_trait, PgWireResult<Vec<Response>>>
     where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C: ClientInfo
+            + ClientPortalStore
+            + Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync
+            + 'async_trait,
         C::PortalStore: PortalStore,
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
     {
         // Before the library parses it: a statement too big to parse safely is refused.
-        precheck(query, &Limits::default()).map_err(statement_error)?;
-        SimpleQueryHandler::do_query(self.service.as_ref(), client, query).await
+        if let Err(e) = precheck(query, &Limits::default()) {
+            return Box::pin(std::future::ready(Err(statement_error(e))));
+        }
+        SimpleQueryHandler::do_query(self.service.as_ref(), client, query)
     }
 }
 
@@ -464,43 +528,67 @@ impl ExtendedQueryHandler for Queries {
         self.parser.clone()
     }
 
-    async fn do_query<C>(
-        &self,
-        client: &mut C,
-        portal: &Portal<Self::Statement>,
+    fn do_query<'life0, 'life1, 'life2, 'async_trait, C>(
+        &'life0 self,
+        client: &'life1 mut C,
+        portal: &'life2 Portal<Self::Statement>,
         max_rows: usize,
-    ) -> PgWireResult<Response>
+    ) -> BoxFuture<'async_trait, PgWireResult<Response>>
     where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C: ClientInfo
+            + ClientPortalStore
+            + Sink<PgWireBackendMessage>
+            + Unpin
+            + Send
+            + Sync
+            + 'async_trait,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
     {
         let (sql, Some((statement, plan))) = &portal.statement.statement else {
-            return Ok(Response::EmptyQuery);
+            return Box::pin(std::future::ready(Ok(Response::EmptyQuery)));
         };
         if session_statement(statement) {
-            return ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows)
-                .await;
+            return ExtendedQueryHandler::do_query(self.service.as_ref(), client, portal, max_rows);
         }
-        let who = signed_in(client)?;
-        let engine = engine(&self.state)?;
-        let limits = tool_limits(&self.state, &who);
-        let params = parameters(portal, plan)?;
-        let answer = run_with(
-            &self.state,
-            &who,
-            sql,
-            DOOR,
-            engine.analyst_execute(plan.clone(), params, &limits),
-        )
-        .await
-        .map_err(ran_error)?;
-        Ok(Response::Query(rows(
-            answer,
-            &portal.result_column_format,
-            client,
-        )?))
+        let who = match signed_in(client) {
+            Ok(who) => who,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let answer = self.execute(who, sql, plan, portal);
+        let format = &portal.result_column_format;
+        Box::pin(async move { Ok(Response::Query(rows(answer.await?, format, client)?)) })
+    }
+}
+
+impl Queries {
+    /// Runs a prepared statement's plan in the engine's sandbox.
+    fn execute<'a>(
+        &'a self,
+        who: Arc<Client>,
+        sql: &'a str,
+        plan: &'a LogicalPlan,
+        portal: &'a Portal<Prepared>,
+    ) -> BoxFuture<'a, PgWireResult<Answer>> {
+        Box::pin(async move {
+            let engine = engine(&self.state)?;
+            let limits = tool_limits(&self.state, &who);
+            let params = parameters(portal, plan)?;
+            run_with(
+                &self.state,
+                &who,
+                sql,
+                DOOR,
+                engine.analyst_execute(plan.clone(), params, &limits),
+            )
+            .await
+            .map_err(ran_error)
+        })
     }
 }
 
