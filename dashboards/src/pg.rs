@@ -486,7 +486,7 @@ struct Queries {
 
 // The handlers return the library's boxed futures, or one `Queries::execute` made, instead
 // of awaiting them in `async fn`s of their own (see `Sandboxed`): under these methods'
-// generic bounds rustc would prove the whole door `Sync` again, about 30 s of
+// generic bounds rustc would prove the whole door `Sync` again, the largest share of
 // bright-dashboards' compile.
 #[async_trait]
 impl SimpleQueryHandler for Queries {
