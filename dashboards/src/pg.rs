@@ -48,6 +48,7 @@ use datafusion_postgres::pgwire::messages::startup::Authentication;
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use datafusion_postgres::{DfSessionService, Parser, QueryHook};
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use futures_util::{Sink, SinkExt};
 
@@ -329,8 +330,7 @@ impl QueryHook for Sandboxed {
         'life3: 'async_trait,
         Self: 'async_trait,
     {
-        let answer = self.simple(statement, client);
-        Box::pin(async move { Some(answer.await) })
+        self.simple(statement, client).map(Some).boxed()
     }
 
     fn handle_extended_parse_query<'life0, 'life1, 'life2, 'life3, 'async_trait>(
@@ -346,8 +346,7 @@ impl QueryHook for Sandboxed {
         'life3: 'async_trait,
         Self: 'async_trait,
     {
-        let plan = self.plan(statement, client);
-        Box::pin(async move { Some(plan.await) })
+        self.plan(statement, client).map(Some).boxed()
     }
 
     fn handle_extended_query<'life0, 'life1, 'life2, 'life3, 'life4, 'life5, 'async_trait>(
